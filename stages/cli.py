@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("stages.report", "the results table reports/results.md from every evaluation (the `report` stage)"),
     "predict": ("stages.predict", "segment one image among class names given on the command line"),
     "mine": ("stages.mine", "mine (mask, noun) pairs with the proposer and CLIP, an Apache Beam job (the `mine` stage)"),
+    "params-apply": ("stages.params_apply", "merge a params override (e.g. configs/real-coco-vit-b16.yaml) into params.yaml"),
     "mine-quality": ("stages.mine_quality", "precision and class recall of mined pairs against the demo world's truth"),
 }
 

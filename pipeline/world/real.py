@@ -47,7 +47,11 @@ def real_paths(real: Mapping[str, Any]) -> RealPaths:
 
 
 def find_problems(paths: RealPaths, wanted_benchmarks: list[str]) -> list[str]:
-    """Every missing file or folder, unknown benchmark, or benchmark asked for but not configured."""
+    """Every missing file or folder, unknown benchmark, or benchmark asked for but not configured.
+
+    Only the benchmarks in ``wanted_benchmarks`` (``data.benchmarks``) must exist: the
+    params may keep the roots of all five while a run evaluates on some.
+    """
     problems = []
     if not paths.captions.is_file():
         problems.append(f"COCO captions file {paths.captions}")
@@ -59,7 +63,8 @@ def find_problems(paths: RealPaths, wanted_benchmarks: list[str]) -> list[str]:
         if name not in benchmark_names():
             problems.append(f"benchmark {name!r} is unknown (known: {', '.join(benchmark_names())})")
             continue
-        problems.extend(f"benchmark {name}: {path}" for path in missing_paths(name, root))
+        if name in wanted_benchmarks:
+            problems.extend(f"benchmark {name}: {path}" for path in missing_paths(name, root))
     for name in wanted_benchmarks:
         if name not in paths.benchmarks:
             problems.append(f"benchmark {name!r} is listed in data.benchmarks but has no root in data.real.benchmarks")
@@ -89,10 +94,11 @@ def describe_real_world(real: Mapping[str, Any], wanted_benchmarks: list[str]) -
     first = next(iter(captions.images.values()))
     if not first.path.is_file():
         raise MissingDataError(f"{paths.captions}: image {first.file_name} is not in {paths.images}")
+    benchmarks = {name: root for name, root in paths.benchmarks.items() if name in wanted_benchmarks}
     label_files = sum(1 for p in paths.labels.iterdir() if p.suffix == ".png")
     if label_files == 0:
         raise MissingDataError(f"{paths.labels}: holds no COCO-Stuff label PNGs")
-    benchmark_counts = {name: len(open_benchmark(name, root)) for name, root in paths.benchmarks.items()}
+    benchmark_counts = {name: len(open_benchmark(name, root)) for name, root in benchmarks.items()}
     manifest = {
         "source": "coco",
         "train": {
@@ -102,7 +108,7 @@ def describe_real_world(real: Mapping[str, Any], wanted_benchmarks: list[str]) -
             "classes": "classes.json",
             "label_format": "coco-stuff",
         },
-        "benchmarks": {name: {"root": str(root)} for name, root in paths.benchmarks.items()},
+        "benchmarks": {name: {"root": str(root)} for name, root in benchmarks.items()},
     }
     classes = coco_classes()
     statistics = {

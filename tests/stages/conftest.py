@@ -41,6 +41,13 @@ EVALUATE_PARAMS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _run_in_tmp_path(tmp_path, monkeypatch):
+    """Stages write relative to the working directory (metrics/timings/ among others):
+    every stage test runs from its own folder so that none writes into the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def eval_inputs(tmp_path_factory) -> SimpleNamespace:
     """``root`` with ``data/world`` (4 benchmark images of 64 px), ``artifacts/clip_base``,
@@ -49,7 +56,9 @@ def eval_inputs(tmp_path_factory) -> SimpleNamespace:
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("eval_inputs")
     (root / "world_params.yaml").write_text(yaml.safe_dump({"data": TINY_WORLD}))
-    assert world_main(["--params", str(root / "world_params.yaml"), "--out", str(root / "data/world")]) == 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)  # the stage's timing goes to ./metrics/timings/
+        assert world_main(["--params", "world_params.yaml", "--out", "data/world"]) == 0
     artifacts = root / "artifacts"
     clip = build_clip("ovseg-tiny-vit", device="cpu", seed=0)
     save_clip_folder(clip, artifacts / "clip_base")

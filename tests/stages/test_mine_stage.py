@@ -42,10 +42,12 @@ def project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("project")
     params = root / "params.yaml"
     params.write_text(yaml.safe_dump(PARAMS), encoding="utf-8")
-    assert world_stage.main(["--params", str(params), "--out", str(root / "data/world")]) == 0
-    assert nouns_stage.main(["--params", str(params), "--manifest", str(root / "data/world/manifest.json"),
-                             "--out", str(root / "data/nouns"), "--rejects", str(root / "data/rejects/nouns"),
-                             "--metrics", str(root / "metrics/nouns.json")]) == 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)  # the stages' timings go to ./metrics/timings/
+        assert world_stage.main(["--params", str(params), "--out", "data/world"]) == 0
+        assert nouns_stage.main(["--params", str(params), "--manifest", "data/world/manifest.json",
+                                 "--out", "data/nouns", "--rejects", "data/rejects/nouns",
+                                 "--metrics", "metrics/nouns.json"]) == 0
     clip = build_clip("ovseg-tiny-vit", device="cpu", seed=0)
     save_clip_folder(clip, root / "artifacts/clip_base")
     config = config_to_dict(load_proposer_config("proposer-tiny"))

@@ -96,13 +96,14 @@ def _coco_tree(root: Path) -> dict:
 
 def test_coco_source_writes_a_manifest_of_validated_paths(tmp_path: Path) -> None:
     data = _coco_tree(tmp_path / "datasets")
+    data["real"]["benchmarks"]["voc20"] = str(tmp_path / "not_evaluated")  # configured, not in data.benchmarks
     out = tmp_path / "world"
     statistics = build_world(data, out)
     assert sorted(p.name for p in out.iterdir()) == ["classes.json", "manifest.json", "world.json"]
     manifest = read_json(out / "manifest.json")
     assert manifest["source"] == "coco" and "truth" not in manifest
     assert manifest["train"]["images"] == str(tmp_path / "datasets/coco/train2017")
-    assert Path(manifest["benchmarks"]["ade150"]["root"]).is_absolute()
+    assert list(manifest["benchmarks"]) == ["ade150"] and Path(manifest["benchmarks"]["ade150"]["root"]).is_absolute()
     assert statistics["train"] == {"images": 2, "captioned_images": 2, "captions": 2, "orphan_captions": 1,
                                    "label_files": 2}
     assert statistics["benchmarks"] == {"ade150": {"images": 2}}

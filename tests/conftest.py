@@ -1,0 +1,48 @@
+"""Helpers of the tests that run DVC on a copy of the repository."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTPUTS = ("metrics/", "plots/", "reports/", "dvc.lock")  # what a copy must produce itself
+
+
+def run_dvc(*args: str, cwd: Path) -> str:
+    """``dvc ARGS`` in ``cwd`` (this interpreter's DVC); its stdout, or a failed assertion with its output."""
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True,
+                            env={"OVSEG_PROGRESS": "0", "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"})
+    assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result.stdout
+
+
+@pytest.fixture
+def dvc() -> Callable[..., str]:
+    """:func:`run_dvc`: ``dvc("repro", cwd=repo)``."""
+    return run_dvc
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Callable[[], Path]:
+    """A function making ``tmp_path/repo``: the repository's files (tracked and untracked, not ignored)
+    without the pipeline's outputs, a DVC project without git (``core.no_scm``)."""
+
+    def make() -> Path:
+        files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                               text=True, check=True).stdout.split()
+        repo = tmp_path / "repo"
+        for name in files:
+            if name.startswith(OUTPUTS) or not (ROOT / name).is_file():
+                continue
+            target = repo / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, target)
+        run_dvc("config", "core.no_scm", "true", cwd=repo)
+        return repo
+
+    return make

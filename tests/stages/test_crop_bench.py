@@ -1,0 +1,41 @@
+"""Stage `crops` (`ovseg crop-bench`): several CLIP folders in one process, one JSON each."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stages.crop_bench import main, result_name
+
+
+def test_several_folders_write_one_json_each(eval_inputs, capsys) -> None:
+    clips = [str(eval_inputs.artifacts / "clip_base"), str(eval_inputs.artifacts / "clip_mpt")]
+    assert main([*clips, "--world", str(eval_inputs.manifest), "--json-dir", "out"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 2 and printed[0].startswith(f"{clips[0]} on demo: mean ")
+    base, mpt = (json.loads(Path(f"out/{name}.json").read_text()) for name in ("base", "mpt"))
+    assert set(base) == set(mpt) == {"demo"}
+    assert base["demo"]["mask_prompts"] is False and mpt["demo"]["mask_prompts"] is True
+    assert base["demo"]["segments"] == mpt["demo"]["segments"] > 0
+    assert 0 <= base["demo"]["mean"] <= 100 and set(base["demo"]) >= {"seen", "unseen", "things", "stuff"}
+    timing = json.loads(Path("metrics/timings/crops.json").read_text())
+    assert timing["stage"] == "crops" and timing["clips"] == 2
+
+
+def test_single_json_and_errors(eval_inputs, capsys) -> None:
+    clip = str(eval_inputs.artifacts / "clip_base")
+    assert main([clip, "--world", str(eval_inputs.manifest), "--json", "one.json", "--no-prompts"]) == 0
+    assert set(json.loads(Path("one.json").read_text())) == {"demo"}
+    assert not Path("metrics/timings/crops.json").exists()  # only the stage (--json-dir) records its time
+    with pytest.raises(SystemExit):
+        main([clip, clip, "--json", "two.json"])
+    assert "--json takes one CLIP folder" in capsys.readouterr().err
+    assert main([clip, "nowhere/clip_x", "--world", str(eval_inputs.manifest), "--json-dir", "out"]) == 2
+    assert "nowhere/clip_x: CLIP folder not found" in capsys.readouterr().err
+    assert not Path("out").exists()
+
+
+def test_result_name() -> None:
+    assert result_name(Path("artifacts/clip_ft_mpt")) == "ft_mpt"
+    assert result_name(Path("models/my_clip")) == "my_clip"
