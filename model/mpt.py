@@ -199,12 +199,9 @@ def freeze_clip_for_prompt_tuning(clip_model: nn.Module, prompts: MaskPrompts) -
 def save_mask_prompts(prompts: MaskPrompts, path: str | os.PathLike) -> None:
     """Write ``prompts`` as a safetensors file (atomically) with its format in the metadata."""
     tensor = prompts.prompts.detach().to(device="cpu", dtype=torch.float32).contiguous()
-    metadata = {
-        "format": PROMPTS_FORMAT,
-        "depth": str(prompts.depth),
-        "num_patches": str(prompts.num_patches),
-        "width": str(prompts.width),
-    }
+    # One metadata key only: safetensors writes metadata in hash-map order, so several keys
+    # would make the bytes (and DVC's hash) differ from run to run. The sizes are the tensor's shape.
+    metadata = {"format": PROMPTS_FORMAT}
     atomic_write_bytes(path, safetensors_bytes({_TENSOR_KEY: tensor}, metadata=metadata))
 
 

@@ -1,6 +1,6 @@
 """Reproduction check: rerun the whole DAG from scratch in a clean clone and compare with what is committed.
 
-    python -m stages.reproduce [--params params.yaml] [--keep DIR]
+    python -m stages.reproduce [--params params.yaml] [--keep DIR] [--json result.json]
 
 1. ``git clone`` the repository (HEAD, committed files only) into a temporary folder and
    run ``dvc repro`` there: no DVC cache, so every stage runs.
@@ -11,7 +11,11 @@
    and the ``per_class`` breakdowns) must be reproduced within
    ``abs_tolerance + rel_tolerance × |committed|``.
 
-Prints a table of expected vs reproduced values and exits 1 on any breach.
+Prints a table of expected vs reproduced values and exits 1 on any breach. Also prints,
+for information, the wall time of every stage of the reproduction (DVC's own work included)
+and which stages' outputs are bitwise identical to the committed ones (the determinism
+finding: training on CPU threads is not guaranteed bitwise stable across runs), and with
+``--json`` writes all of it to a file.
 """
 from __future__ import annotations
 
@@ -19,14 +23,17 @@ import argparse
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
 
+from pipeline.io import write_json
 from stages.common import load_params
 
 SKIPPED_KEYS = ("per_class",)
@@ -97,18 +104,63 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def reproduce(repo: Path, workdir: Path) -> Path:
+STAGE_LINE = re.compile(r"^Running stage '([^']+)':")
+
+
+def timed_repro(cwd: Path, env: dict[str, str]) -> list[tuple[str, float]]:
+    """Run ``dvc repro`` in ``cwd``, echoing its output; ``(stage, seconds)`` for every stage it ran,
+    from its "Running stage" line to the next one (or the end), so DVC's hashing and caching count."""
+    timings: list[tuple[str, float]] = []
+    current, since = None, time.perf_counter()
+    with subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, bufsize=1) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            match = STAGE_LINE.match(line)
+            if match:
+                now = time.perf_counter()
+                if current is not None:
+                    timings.append((current, now - since))
+                current, since = match.group(1), now
+    if current is not None:
+        timings.append((current, time.perf_counter() - since))
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, "dvc repro")
+    return timings
+
+
+def reproduce(repo: Path, workdir: Path) -> tuple[Path, list[tuple[str, float]]]:
     clone = workdir / "clone"
     subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(repo), str(clone)], check=True)
     env = {**os.environ, "OVSEG_PROGRESS": "0"}
-    subprocess.run(["dvc", "repro"], cwd=clone, check=True, env=env)
-    return clone
+    return clone, timed_repro(clone, env)
+
+
+def format_timings(timings: list[tuple[str, float]]) -> str:
+    width = max([len(stage) for stage, _ in timings] + [5])
+    lines = [f"{'stage':<{width}}  seconds"] + [f"{stage:<{width}}  {seconds:7.1f}" for stage, seconds in timings]
+    lines.append(f"{'total':<{width}}  {sum(seconds for _, seconds in timings):7.1f}")
+    return "\n".join(lines)
+
+
+def determinism(expected_lock: dict, actual_lock: dict) -> list[dict]:
+    """For every stage with outputs: are they bitwise identical to the committed ones?"""
+    rows = []
+    for stage in sorted(actual_lock.get("stages", {})):
+        if stage not in expected_lock.get("stages", {}) or not lock_outs(actual_lock, stage):
+            continue
+        expected, actual = lock_outs(expected_lock, stage), lock_outs(actual_lock, stage)
+        rows.append({"stage": stage, "identical": expected == actual,
+                     "differ": sorted(path for path in actual if expected.get(path) != actual[path])})
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.reproduce", description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", type=Path, default=None)
     parser.add_argument("--keep", type=Path, help="reproduce in this folder and keep it (default: a temp folder)")
+    parser.add_argument("--json", type=Path, help="also write the timings, determinism and checks here")
     args = parser.parse_args(argv)
     cfg = load_params("reproduce", args.params)
     repo = Path.cwd()
@@ -117,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ovseg-reproduce-") as tmp:
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        clone = reproduce(repo, workdir)
+        start = time.perf_counter()
+        clone, timings = reproduce(repo, workdir)
+        wall = time.perf_counter() - start
         new_lock = yaml.safe_load((clone / "dvc.lock").read_text())
         # The committed metrics are those of the clone's checkout, before dvc repro rewrote them.
         expected_root = workdir / "expected"
@@ -125,10 +179,20 @@ def main(argv: list[str] | None = None) -> int:
                        check=True)
         rows = compare_hashes(committed_lock, new_lock, list(cfg["exact_stages"]))
         rows += compare_metrics(expected_root, clone, float(cfg["abs_tolerance"]), float(cfg["rel_tolerance"]))
+    same = determinism(committed_lock, new_lock)
+    print(f"\nWall time of each stage (clone, git clone to last stage: {wall:.0f} s):\n{format_timings(timings)}")
+    print("\nBitwise identical to the committed outputs: "
+          + (", ".join(r["stage"] for r in same if r["identical"]) or "none"))
+    print("Different: " + (", ".join(r["stage"] for r in same if not r["identical"]) or "none"))
+    print()
     print(format_table(rows))
     failed = [r for r in rows if not r["ok"]]
     print(f"\nreproduction check: {len(rows) - len(failed)} of {len(rows)} within tolerance "
           f"(abs {cfg['abs_tolerance']}, rel {cfg['rel_tolerance']}; exact hashes for {', '.join(cfg['exact_stages'])})")
+    if args.json:
+        write_json(args.json, {"passed": not failed, "wall_seconds": round(wall, 1),
+                               "stage_seconds": {stage: round(sec, 1) for stage, sec in timings},
+                               "determinism": same, "checks": rows})
     return 1 if failed else 0
 
 

@@ -191,6 +191,10 @@ def test_prompts_save_load_and_validation(tiny, tmp_path):
     save_mask_prompts(prompts, path)
     loaded = load_mask_prompts(path)
     assert torch.equal(loaded.prompts, prompts.prompts) and loaded.depth == 2
+    first = path.read_bytes()
+    for _ in range(5):  # same prompts, same bytes (DVC hashes them)
+        save_mask_prompts(prompts, path)
+        assert path.read_bytes() == first
 
     with pytest.raises(FileNotFoundError):
         load_mask_prompts(tmp_path / "missing.safetensors")
