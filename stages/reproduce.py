@@ -3,7 +3,9 @@
     python -m stages.reproduce [--params params.yaml] [--keep DIR] [--json result.json]
 
 1. ``git clone`` the repository (HEAD, committed files only) into a temporary folder and
-   run ``dvc repro`` there: no DVC cache, so every stage runs.
+   run ``dvc repro --force`` there: every stage runs, including those whose outputs are
+   committed to git (metrics, reports), which a plain ``dvc repro`` would skip when their
+   inputs come out identical.
 2. The outputs of the stages without floating-point training (``reproduce.exact_stages``,
    by default world and nouns) must have the same hashes in the new ``dvc.lock`` as in
    the committed one.
@@ -108,11 +110,11 @@ STAGE_LINE = re.compile(r"^Running stage '([^']+)':")
 
 
 def timed_repro(cwd: Path, env: dict[str, str]) -> list[tuple[str, float]]:
-    """Run ``dvc repro`` in ``cwd``, echoing its output; ``(stage, seconds)`` for every stage it ran,
+    """Run ``dvc repro --force`` in ``cwd``, echoing its output; ``(stage, seconds)`` for every stage it ran,
     from its "Running stage" line to the next one (or the end), so DVC's hashing and caching count."""
     timings: list[tuple[str, float]] = []
     current, since = None, time.perf_counter()
-    with subprocess.Popen([sys.executable, "-m", "dvc", "repro"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    with subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--force"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, bufsize=1) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -126,7 +128,7 @@ def timed_repro(cwd: Path, env: dict[str, str]) -> list[tuple[str, float]]:
     if current is not None:
         timings.append((current, time.perf_counter() - since))
     if proc.returncode != 0:
-        raise subprocess.CalledProcessError(proc.returncode, "dvc repro")
+        raise subprocess.CalledProcessError(proc.returncode, "dvc repro --force")
     return timings
 
 

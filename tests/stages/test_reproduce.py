@@ -17,6 +17,9 @@ DVC_YAML = {
                         "echo '{\"a\": 1.0, \"per_class\": {\"cat\": 3.0}, \"n\": [2, 4]}' > metrics/m.json",
                  "outs": ["data/x.txt"], "metrics": [{"metrics/m.json": {"cache": False}}]},
         "stamp": {"cmd": "date +%s%N > stamp.txt", "deps": ["data/x.txt"], "outs": ["stamp.txt"]},
+        # only git-tracked outputs and an unchanged input: a plain `dvc repro` would skip it
+        "score": {"cmd": "echo '{\"s\": 3}' > metrics/s.json", "deps": ["data/x.txt"],
+                  "metrics": [{"metrics/s.json": {"cache": False}}]},
     }
 }
 PARAMS = {"reproduce": {"exact_stages": ["make"], "abs_tolerance": 0.5, "rel_tolerance": 0.0}}
@@ -45,10 +48,11 @@ def test_a_faithful_reproduction_passes(project: Path, monkeypatch, capsys) -> N
     monkeypatch.chdir(project)
     assert main(["--json", str(project.parent / "result.json")]) == 0
     printed = capsys.readouterr().out
-    assert "reproduction check: 5 of 5 within tolerance" in printed
+    assert "reproduction check: 6 of 6 within tolerance" in printed
     result = json.loads((project.parent / "result.json").read_text())
-    assert result["passed"] and set(result["stage_seconds"]) == {"make", "stamp"}
-    assert {r["stage"]: r["identical"] for r in result["determinism"]} == {"make": True, "stamp": False}
+    assert result["passed"] and set(result["stage_seconds"]) == {"make", "stamp", "score"}  # every stage ran
+    assert {r["stage"]: r["identical"] for r in result["determinism"]} == {"make": True, "stamp": False,
+                                                                          "score": True}
     assert "Different: stamp" in printed
 
 
@@ -59,7 +63,7 @@ def test_a_changed_metric_fails_and_is_named(project: Path, monkeypatch, capsys)
     assert main([]) == 1
     printed = capsys.readouterr().out
     assert "metrics/m.json:a" in printed and "NO" in printed
-    assert "reproduction check: 4 of 5 within tolerance" in printed
+    assert "reproduction check: 5 of 6 within tolerance" in printed
 
 
 def test_helpers() -> None:
