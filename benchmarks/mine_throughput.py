@@ -7,7 +7,8 @@ Measures, on the same images and settings:
   regions, masked crops, CLIP, matching) in batches of ``images_per_batch``;
 * **job**: :func:`pipeline.mine_job.run_mine_job` end to end (pipeline start,
   worker processes, model loading, shards, read-back and reconciliation) on the
-  DirectRunner with 1 and 2 workers, and on a local Dask cluster of 2 workers.
+  DirectRunner with 1 and 2 worker processes (``direct``) or threads (``threads``), and on a
+  local Dask cluster of 2 workers.
 
 Per core = images/s ÷ workers (the bare loop uses one core). The job's fixed
 cost (start-up, model loading, writing) is measured by a run over
@@ -19,7 +20,7 @@ other load, the CPU split between the workers does not.
 
     python benchmarks/mine_throughput.py [--params params.yaml] [--manifest data/world/manifest.json]
         [--nouns data/nouns] [--clip artifacts/clip_base] [--proposer artifacts/proposer] [--images 400]
-        [--runners direct-1,direct-2,dask-2]
+        [--runners direct-1,direct-2,dask-2,threads-1,threads-2]
 
 The mining settings are the ``mine`` section of the params file, on the CPU
 (``--images-per-batch`` and ``--threads`` override theirs).
@@ -172,6 +173,9 @@ RUNNERS = {
     "direct-2": {"runner": "direct", "workers": 2},
     "dask-2": {"runner": "dask", "workers": 2},
     "inmemory-1": {"runner": "direct-inmemory"},
+    # DirectRunner with worker threads in this process: no per-worker imports or model loads
+    "threads-1": {"runner": "direct-threads", "workers": 1},
+    "threads-2": {"runner": "direct-threads", "workers": 2},
 }
 
 
@@ -231,9 +235,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{per_core:>9.1f}{per_core / bare_rate:>8.2f}{(fixed if fixed is not None else 0.0):>8.1f}"
               f"{steady:>12.1f}{steady / bare_rate:>8.2f}{result.peak_rss_mb:>12.0f}  "
               + " ".join(f"{cpu:.1f}" for cpu in result.cpu_seconds))
-    if "direct-1" in by_name and "direct-2" in by_name:
-        speedup = by_name["direct-1"].seconds / by_name["direct-2"].seconds
-        print(f"direct: 2 workers / 1 worker = {speedup:.2f}x (target ≥ 1.6)")
+    for kind in ("direct", "threads"):
+        if f"{kind}-1" in by_name and f"{kind}-2" in by_name:
+            speedup = by_name[f"{kind}-1"].seconds / by_name[f"{kind}-2"].seconds
+            print(f"{kind}: 2 workers / 1 worker = {speedup:.2f}x (target ≥ 1.6)")
     return 0
 
 

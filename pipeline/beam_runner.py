@@ -4,6 +4,8 @@ The ``runner`` mapping of a stage's params::
 
     runner: direct           # DirectRunner, multi_processing, `workers` SDK worker processes (default)
     runner: direct-inmemory  # DirectRunner in this process (fast to start, single core)
+    runner: direct-threads   # DirectRunner, multi_threading: `workers` threads in this process (no
+                             # per-worker start-up; the parallel work must release the GIL, as torch does)
     runner: dask             # DaskRunner on `dask_address`, or on a local cluster of `workers` processes
     runner: <AnyRunner>      # passed through as --runner=<AnyRunner>
     workers: 2               # default os.cpu_count()
@@ -106,6 +108,9 @@ def make_pipeline_options(runner_cfg: Mapping[str, Any] | None) -> PipelineOptio
             # SDK worker processes otherwise log every control-plane step at INFO.
             "--default_sdk_harness_log_level=WARNING",
         ]
+    elif runner == "direct-threads":
+        flags = ["--runner=DirectRunner", "--direct_running_mode=multi_threading",
+                 f"--direct_num_workers={_workers(cfg)}"]
     elif runner == "direct-inmemory":
         flags = ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
     elif runner == "dask":

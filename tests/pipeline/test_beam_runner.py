@@ -29,6 +29,11 @@ def test_direct_inmemory():
     assert options.view_as(DirectOptions).direct_running_mode == "in_memory"
 
 
+def test_direct_threads():
+    options = make_pipeline_options({"runner": "direct-threads", "workers": 3}).view_as(DirectOptions)
+    assert options.direct_running_mode == "multi_threading" and options.direct_num_workers == 3
+
+
 def test_dask_with_an_address():
     options = make_pipeline_options({"runner": "dask", "dask_address": "tcp://10.0.0.1:8786"})
     assert options.view_as(StandardOptions).runner == DASK_RUNNER

@@ -266,7 +266,8 @@ def test_caption_rejects_of_an_image_with_pairs():
 @pytest.mark.slow
 def test_identical_output_on_every_runner(inputs, mined, tmp_path):
     reference, _ = mined
-    for name, runner in (("direct", {"runner": "direct", "workers": 2}), ("dask", {"runner": "dask", "workers": 2})):
+    for name, runner in (("direct", {"runner": "direct", "workers": 2}), ("dask", {"runner": "dask", "workers": 2}),
+                         ("threads", {"runner": "direct-threads", "workers": 2})):
         mine(inputs, tmp_path / name, runner_cfg=runner)
         assert file_bytes(tmp_path / name / "pairs") == file_bytes(reference / "pairs"), name
         assert file_bytes(tmp_path / name / "rejects") == file_bytes(reference / "rejects"), name
