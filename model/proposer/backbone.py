@@ -26,7 +26,22 @@ class ResidualBlock(nn.Module):
         return torch.relu(x + self.norm2(self.conv2(self.conv1(x))))
 
 
-class ConvBackbone(nn.Module):
+class StagedBackbone(nn.Module):
+    """A ``stem`` then four ``stages``; ``forward`` returns each stage's output as ``res2..res5``."""
+
+    stem: nn.Module
+    stages: nn.ModuleList
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.stem(x)
+        features = {}
+        for level, stage in zip(LEVELS, self.stages):
+            x = stage(x)
+            features[level] = x
+        return features
+
+
+class ConvBackbone(StagedBackbone):
     """A small residual conv net: a stride-2 stem, then four stride-2 stages.
 
     Each stage is a strided 3×3 conv to the stage width followed by
@@ -47,16 +62,8 @@ class ConvBackbone(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.out_channels = dict(zip(LEVELS, config.channels))
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.stem(x)
-        features = {}
-        for level, stage in zip(LEVELS, self.stages):
-            x = stage(x)
-            features[level] = x
-        return features
 
-
-class ResNet50Backbone(nn.Module):
+class ResNet50Backbone(StagedBackbone):
     """torchvision's ResNet-50 trunk (no classifier), built without downloading weights.
 
     ``weights`` may name a local torchvision ResNet-50 state dict (``.pth``, read
@@ -75,14 +82,6 @@ class ResNet50Backbone(nn.Module):
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.stages = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
         self.out_channels = dict(zip(LEVELS, (256, 512, 1024, 2048)))
-
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.stem(x)
-        features = {}
-        for level, stage in zip(LEVELS, self.stages):
-            x = stage(x)
-            features[level] = x
-        return features
 
 
 def load_torchvision_weights(net: nn.Module, path: str | os.PathLike) -> None:
