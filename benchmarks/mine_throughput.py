@@ -5,7 +5,7 @@ Measures, on the same images and settings:
 * **bare**: one process, ``threads`` torch threads (default 1), a plain loop that
   decodes each image and runs :func:`pipeline.mining.miner.mine_images` (proposer,
   regions, masked crops, CLIP, matching) in batches of ``images_per_batch``;
-* **job**: :func:`pipeline.mine_job.run_mine_job` end to end (pipeline start,
+* **job**: :func:`pipeline.mining.job.run_mine_job` end to end (pipeline start,
   worker processes, model loading, shards, read-back and reconciliation) on the
   DirectRunner with 1 and 2 worker processes (``direct``) or threads (``threads``), and on a
   local Dask cluster of 2 workers.
@@ -42,18 +42,18 @@ from pathlib import Path
 import psutil
 import torch
 
+from core.params import load_params
+from pipeline.beam.schemas import NOUNS, NOUNS_SORT_BY
+from pipeline.beam.shards import read_shards, write_shard
 from pipeline.datasets.coco import CocoCaptions
-from pipeline.datasets.world import load_world
-from pipeline.mine_job import image_inputs, run_mine_job
+from pipeline.datasets.manifest import load_world
 from pipeline.mining.accounting import NounEntry
+from pipeline.mining.config import MiningConfig
 from pipeline.mining.image_io import ImageProblem, load_image
+from pipeline.mining.job import image_inputs, run_mine_job
 from pipeline.mining.miner import ImageToMine, mine_images
 from pipeline.mining.models import load_models
-from pipeline.mining.settings import MiningSettings
-from pipeline.parquet_shards import read_shards, write_shard
-from pipeline.schemas import NOUNS, NOUNS_SORT_BY
-from stages.common import load_params
-from stages.mine import MineParams
+from stages.mine import MineStageConfig
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ def subset(captions: CocoCaptions, nouns_dir: Path, count: int, out: Path) -> Co
     return chosen
 
 
-def bare_loop(captions: CocoCaptions, nouns_dir: Path, proposer: Path, clip: Path, settings: MiningSettings) -> Measurement:
+def bare_loop(captions: CocoCaptions, nouns_dir: Path, proposer: Path, clip: Path, settings: MiningConfig) -> Measurement:
     """Decode + mine every image of ``captions`` in one process, no Beam."""
     table = read_shards(nouns_dir, NOUNS).to_pylist()
     nouns: dict[int, list[NounEntry]] = {}
@@ -156,7 +156,7 @@ def bare_loop(captions: CocoCaptions, nouns_dir: Path, proposer: Path, clip: Pat
 
 
 def job_run(name: str, runner: dict, captions: CocoCaptions, nouns_dir: Path, proposer: Path, clip: Path,
-            settings: MiningSettings, work: Path) -> Measurement:
+            settings: MiningConfig, work: Path) -> Measurement:
     out = Path(tempfile.mkdtemp(dir=work))
     with PeakMemory() as memory:
         start = time.perf_counter()
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    settings = MineParams.from_params(load_params("mine", args.params), device="cpu").settings
+    settings = MineStageConfig.from_params(load_params("mine", args.params), device="cpu").settings
     overrides = {"images_per_batch": args.images_per_batch, "threads": args.threads}
     settings = dataclasses.replace(settings, **{key: value for key, value in overrides.items() if value is not None})
     captions = load_world(args.manifest).captions()

@@ -30,8 +30,8 @@ from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
 from open_clip.transform import PreprocessCfg, merge_preprocess_dict
 from safetensors.torch import save_file
 
+from core.io import atomic_dir, dumps_json, read_json
 from model.mpt import PROMPTS_FILE, MaskPrompts, encode_image_with_prompts, load_mask_prompts, save_mask_prompts
-from pipeline.io import atomic_dir, dumps_json, read_json
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 _REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from pipeline.io import atomic_write_bytes
+from core.io import atomic_write_bytes
 
 PROMPTS_FILE = "mask_prompts.safetensors"
 PROMPTS_FORMAT = "ovseg.mask_prompts/1"

@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from core.classnames import split_synonyms
 from model.clip import ClipBundle
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -39,14 +40,6 @@ def check_templates(templates: Sequence[str], source: str = "templates") -> list
         if not isinstance(template, str) or template.count("{}") != 1:
             raise ValueError(f"{source}: template {template!r} must contain exactly one '{{}}'")
     return list(templates)
-
-
-def split_synonyms(class_name: str) -> list[str]:
-    """``"building, edifice"`` -> ``["building", "edifice"]``; raises on a name with no words."""
-    synonyms = [part.strip() for part in class_name.split(",") if part.strip()]
-    if not synonyms:
-        raise ValueError(f"class name {class_name!r} has no words")
-    return synonyms
 
 
 class TextClassifier:

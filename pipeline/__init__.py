@@ -1,1 +1,1 @@
-"""Data that moves: dataset readers and writers, the demo world, the Beam jobs."""
+"""Data that moves, grouped by concern: beam, nouns, mining, training, evaluation, datasets, world, project."""

@@ -1,1 +1,1 @@
-"""One thin module per DVC stage: parse its params section, call pipeline/ and model/, write outs."""
+"""One thin script per DVC stage (``python -m stages.<name>``), and the ``ovseg`` command (:mod:`stages.cli`)."""

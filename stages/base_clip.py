@@ -8,17 +8,20 @@ loaded from local files and materialised into the same folder format.
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from pathlib import Path
 
+from core.cli import command, parser
+from core.device import pick_device
+from core.io import write_json
+from core.params import load_params
+from core.timing import StageTimer
 from model.clip import build_clip, save_clip_folder
-from pipeline.clip_pretrain import PretrainConfig, pretrain_clip
-from pipeline.datasets.world import load_world
-from pipeline.images import load_resized
-from pipeline.io import write_json
-from stages.common import StageTimer, load_params, pick_device, seed_everything
+from pipeline.datasets.images import load_resized
+from pipeline.datasets.manifest import load_world
+from pipeline.training.clip_pretrain import PretrainConfig, pretrain_clip
+from pipeline.training.rng import seed_everything
 
 WORLD = Path("data/world/manifest.json")
 DEFAULT_OUT = Path("artifacts/clip_base")
@@ -55,16 +58,13 @@ def run(clip: dict, out: Path, manifest: Path = WORLD) -> dict:
     return summary
 
 
+@command("base_clip")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ovseg base-clip", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output CLIP folder")
-    args = parser.parse_args(argv)
-    try:
-        summary = run(load_params("clip", args.params), args.out)
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"base_clip: {exc}", file=sys.stderr)
-        return 2
+    cli = parser("ovseg base-clip", __doc__)
+    cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
+    cli.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output CLIP folder")
+    args = cli.parse_args(argv)
+    summary = run(load_params("clip", args.params), args.out)
     print(f"base_clip: wrote {args.out} in {summary['seconds']} s")
     return 0
 

@@ -8,18 +8,22 @@ import importlib
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
+    # the DVC stages
     "world": ("stages.world", "generate the demo world or validate real data (the `world` stage)"),
     "base-clip": ("stages.base_clip", "pretrain (demo) or materialise (real) the base CLIP (the `base_clip` stage)"),
-    "crop-bench": ("stages.crop_bench", "zero-shot accuracy of a CLIP folder on masked crops of ground-truth segments"),
     "proposer": ("stages.proposer", "train the mask proposer on the seen classes and benchmark it (the `proposer` stage)"),
-    "proposer-bench": ("stages.proposer_bench", "proposal recall (seen/unseen, things/stuff) and oracle mIoU of a proposer"),
-    "propose": ("stages.propose", "mask proposals for a folder of images, as one Parquet file"),
+    "mine": ("stages.mine", "mine (mask, noun) pairs with the proposer and CLIP, an Apache Beam job (the `mine` stage)"),
+    "crop-bench": ("stages.crops", "zero-shot accuracy of CLIP folders on masked crops of ground-truth segments (the `crops` stage)"),
     "evaluate": ("stages.evaluate", "mIoU (all/seen/unseen) and pictures of variants on a benchmark (the `evaluate` stage)"),
     "report": ("stages.report", "the results table reports/results.md from every evaluation (the `report` stage)"),
-    "predict": ("stages.predict", "segment one image among class names given on the command line"),
-    "mine": ("stages.mine", "mine (mask, noun) pairs with the proposer and CLIP, an Apache Beam job (the `mine` stage)"),
-    "params-apply": ("stages.params_apply", "merge a params override (e.g. configs/real-coco-vit-b16.yaml) into params.yaml"),
-    "mine-quality": ("stages.mine_quality", "precision and class recall of mined pairs against the demo world's truth"),
+    # tools, each beside its concern
+    "proposer-bench": ("pipeline.evaluation.proposal_quality",
+                       "proposal recall (seen/unseen, things/stuff) and oracle mIoU of a proposer"),
+    "propose": ("pipeline.mining.proposal_export", "mask proposals for a folder of images, as one Parquet file"),
+    "mine-quality": ("pipeline.mining.quality", "precision and class recall of mined pairs against the demo world's truth"),
+    "predict": ("pipeline.evaluation.prediction", "segment one image among class names given on the command line"),
+    "params-apply": ("pipeline.project.params_apply",
+                     "merge a params override (e.g. configs/real-coco-vit-b16.yaml) into params.yaml"),
 }
 
 USAGE = """usage: ovseg COMMAND [options]

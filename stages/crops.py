@@ -1,7 +1,7 @@
 """Zero-shot crop benchmark: how well CLIP folders classify masked crops of ground-truth segments.
 
     ovseg crop-bench artifacts/clip_base [--benchmark demo ...] [--json out.json]
-    python -m stages.crop_bench artifacts/clip_base artifacts/clip_ft ... --json-dir metrics/crops
+    python -m stages.crops artifacts/clip_base artifacts/clip_ft ... --json-dir metrics/crops
 
 Prints, for each CLIP folder and benchmark, the mean of per-class top-1 accuracies over
 all classes and over the seen, unseen, thing and stuff classes (from the world's class
@@ -12,15 +12,16 @@ name without its ``clip_`` prefix, and (as the DVC stage ``crops``) the wall tim
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from core.cli import command, parser
+from core.device import pick_device
+from core.io import write_json
+from core.timing import StageTimer
 from model.clip import load_clip_folder
-from pipeline.crop_benchmark import class_subsets, crop_accuracy
-from pipeline.datasets.world import load_world
-from pipeline.io import write_json
-from stages.common import StageTimer, pick_device
+from pipeline.datasets.manifest import load_world
+from pipeline.evaluation.crops import class_subsets, crop_accuracy
 
 SUMMARY_KEYS = ("mean", "seen", "unseen", "things", "stuff")
 
@@ -36,49 +37,46 @@ def result_name(folder: Path) -> str:
     return name.removeprefix("clip_") or name
 
 
+@command("crop-bench")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ovseg crop-bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("clips", type=Path, nargs="+", metavar="CLIP",
+    cli = parser("ovseg crop-bench", __doc__)
+    cli.add_argument("clips", type=Path, nargs="+", metavar="CLIP",
                         help="open_clip local folders (with mask_prompts.safetensors for MPT)")
-    parser.add_argument("--world", type=Path, default=Path("data/world/manifest.json"), help="world manifest")
-    parser.add_argument("--benchmark", action="append", dest="benchmarks",
+    cli.add_argument("--world", type=Path, default=Path("data/world/manifest.json"), help="world manifest")
+    cli.add_argument("--benchmark", action="append", dest="benchmarks",
                         help="benchmark name in the world; repeatable (default: every benchmark of the world)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--no-prompts", action="store_true", help="ignore mask prompts in the folders")
-    parser.add_argument("--per-class", action="store_true", help="also print every class's accuracy")
-    output = parser.add_mutually_exclusive_group()
+    cli.add_argument("--device", default="auto")
+    cli.add_argument("--no-prompts", action="store_true", help="ignore mask prompts in the folders")
+    cli.add_argument("--per-class", action="store_true", help="also print every class's accuracy")
+    output = cli.add_mutually_exclusive_group()
     output.add_argument("--json", type=Path, help="write the full result of the single CLIP folder here")
     output.add_argument("--json-dir", type=Path, help="write DIR/<name>.json for each folder (see above)")
-    args = parser.parse_args(argv)
+    args = cli.parse_args(argv)
     if args.json and len(args.clips) > 1:
-        parser.error("--json takes one CLIP folder; use --json-dir for several")
+        cli.error("--json takes one CLIP folder; use --json-dir for several")
     names = [result_name(folder) for folder in args.clips]
     if len(set(names)) != len(names):
-        parser.error(f"two CLIP folders share a result name: {', '.join(names)}")
+        cli.error(f"two CLIP folders share a result name: {', '.join(names)}")
     timer = StageTimer("crops")
-    try:
-        for folder in args.clips:
-            if not folder.is_dir():
-                raise FileNotFoundError(f"{folder}: CLIP folder not found")
-        world = load_world(args.world)
-        device = pick_device(args.device)
-        results: dict[str, dict] = {}
-        for folder, name in zip(args.clips, names):
-            bundle = load_clip_folder(folder, device)
-            if args.no_prompts:
-                bundle.prompts = None
-            results[name] = {}
-            for benchmark in args.benchmarks or world.benchmark_names:
-                dataset = world.benchmark(benchmark)
-                result = crop_accuracy(bundle, dataset, subsets=class_subsets(dataset.class_names, world.classes))
-                results[name][benchmark] = result
-                print(format_summary(f"{folder} on {benchmark}", result))
-                if args.per_class:
-                    for class_name, value in result["per_class"].items():
-                        print(f"  {class_name:<20} {'-' if value is None else f'{value:5.1f}'}")
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"crop-bench: {exc}", file=sys.stderr)
-        return 2
+    for folder in args.clips:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: CLIP folder not found")
+    world = load_world(args.world)
+    device = pick_device(args.device)
+    results: dict[str, dict] = {}
+    for folder, name in zip(args.clips, names):
+        bundle = load_clip_folder(folder, device)
+        if args.no_prompts:
+            bundle.prompts = None
+        results[name] = {}
+        for benchmark in args.benchmarks or world.benchmark_names:
+            dataset = world.benchmark(benchmark)
+            result = crop_accuracy(bundle, dataset, subsets=class_subsets(dataset.class_names, world.classes))
+            results[name][benchmark] = result
+            print(format_summary(f"{folder} on {benchmark}", result))
+            if args.per_class:
+                for class_name, value in result["per_class"].items():
+                    print(f"  {class_name:<20} {'-' if value is None else f'{value:5.1f}'}")
     if args.json:
         write_json(args.json, results[names[0]])
     if args.json_dir:

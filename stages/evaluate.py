@@ -3,7 +3,7 @@
     python -m stages.evaluate --variant ft_mpt --benchmark demo
     python -m stages.evaluate --variant base mpt oracle --benchmark demo   # several, one process
 
-Variants (see :mod:`pipeline.eval_variants`): ``base``, ``mpt``, ``ft``, ``ft_mpt``,
+Variants (see :mod:`pipeline.evaluation.variants`): ``base``, ``mpt``, ``ft``, ``ft_mpt``,
 ``ft_gt`` (the two-stage segmenter with ``artifacts/clip_<variant>``), ``oracle``
 (proposals labelled by the ground truth) and ``gt_masks_<clip>`` (ground-truth
 segments classified by that CLIP). Reads the ``evaluate`` params section, the world
@@ -18,7 +18,6 @@ for each variant,
 """
 from __future__ import annotations
 
-import argparse
 import io
 import sys
 from collections.abc import Sequence
@@ -28,23 +27,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.classnames import display_names
+from core.cli import command, parser
+from core.device import pick_device, set_threads
+from core.io import atomic_write_bytes, write_json
+from core.params import load_params
+from core.timing import StageTimer
 from model.clip import load_clip_folder
 from model.proposer import load_proposer
 from model.two_stage import TwoStageSegmenter
-from pipeline.datasets.world import load_world
-from pipeline.eval_variants import Variant, variant, variant_names
-from pipeline.evaluation import (
-    EvalSettings,
-    EvaluationRun,
-    display_names,
-    evaluate_benchmark,
-    metrics_record,
-    seen_mask,
-)
-from pipeline.io import atomic_write_bytes, write_json
-from pipeline.iou_chart import per_class_iou_chart
-from pipeline.label_overlay import comparison_sheet
-from stages.common import StageTimer, load_params, pick_device
+from pipeline.datasets.manifest import load_world
+from pipeline.evaluation.iou_chart import per_class_iou_chart
+from pipeline.evaluation.label_overlay import comparison_sheet
+from pipeline.evaluation.segmentation import EvalConfig, EvaluationRun, evaluate_benchmark, metrics_record, seen_mask
+from pipeline.evaluation.variants import Variant, variant, variant_names
 
 WORLD = Path("data/world/manifest.json")
 ARTIFACTS = Path("artifacts")
@@ -89,15 +85,6 @@ def write_pictures(
         atomic_write_bytes(paths["overlays"], buffer.getvalue())
 
 
-def set_threads(threads: int | None) -> None:
-    """Use ``threads`` CPU threads in torch (``None``: torch's default, one per core)."""
-    if threads is None:
-        return
-    if int(threads) < 1:
-        raise ValueError(f"evaluate.threads must be null or >= 1, got {threads}")
-    torch.set_num_threads(int(threads))
-
-
 def run(
     variant_names: Sequence[str],
     benchmark: str,
@@ -116,8 +103,8 @@ def run(
         raise ValueError(f"a variant is listed twice: {', '.join(variant_names)}")
     params = dict(params)
     device = pick_device(params.pop("device", "auto"))
-    set_threads(params.pop("threads", None))
-    settings = EvalSettings.from_params(params)
+    set_threads(params.pop("threads", None), "evaluate.threads")
+    settings = EvalConfig.from_params(params)
     world = load_world(world_path)
     dataset = world.benchmark(benchmark)
     seen = seen_mask(dataset.class_names, world.classes)
@@ -167,23 +154,19 @@ def format_figures(record: dict[str, Any]) -> str:
     return f"mIoU {fmt('mIoU')} (seen {fmt('mIoU_seen')}, unseen {fmt('mIoU_unseen')}, hIoU {fmt('hIoU')})"
 
 
+@command("evaluate")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ovseg evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variant", required=True, nargs="+", choices=variant_names(), metavar="VARIANT",
+    cli = parser("ovseg evaluate", __doc__)
+    cli.add_argument("--variant", required=True, nargs="+", choices=variant_names(), metavar="VARIANT",
                         help=f"one or more of: {', '.join(variant_names())} (several run in one process)")
-    parser.add_argument("--benchmark", required=True, help="a benchmark of the world manifest (e.g. demo)")
-    parser.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
-    parser.add_argument("--world", type=Path, default=WORLD, help=f"world manifest (default: {WORLD})")
-    parser.add_argument("--artifacts", type=Path, default=ARTIFACTS,
+    cli.add_argument("--benchmark", required=True, help="a benchmark of the world manifest (e.g. demo)")
+    cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
+    cli.add_argument("--world", type=Path, default=WORLD, help=f"world manifest (default: {WORLD})")
+    cli.add_argument("--artifacts", type=Path, default=ARTIFACTS,
                         help="folder holding clip_<name>/ and proposer/ (default: artifacts)")
-    args = parser.parse_args(argv)
-    try:
-        run(args.variant, args.benchmark, load_params("evaluate", args.params),
-            world_path=args.world, artifacts=args.artifacts)
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"evaluate: {message}", file=sys.stderr)
-        return 2
+    args = cli.parse_args(argv)
+    run(args.variant, args.benchmark, load_params("evaluate", args.params),
+        world_path=args.world, artifacts=args.artifacts)
     return 0
 
 

@@ -10,17 +10,20 @@ only with one recipe); ``prompt_tune`` reads ``prompt_tune``.
 """
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from pathlib import Path
 
+from core.cli import parser, run_command
+from core.device import pick_device
+from core.io import write_json
+from core.params import load_params
+from core.timing import StageTimer
 from model.clip import load_clip_folder, save_clip_folder
-from pipeline.datasets.world import load_world
-from pipeline.io import write_json
-from pipeline.mask_adapt import AdaptConfig, adapt_clip
-from pipeline.mask_pairs import MaskPair, pairs_from_label, read_pairs
-from stages.common import StageTimer, load_params, pick_device, seed_everything
+from pipeline.datasets.manifest import load_world
+from pipeline.training.mask_adapt import AdaptConfig, adapt_clip
+from pipeline.training.mask_pairs import MaskPair, pairs_from_label, read_pairs
+from pipeline.training.rng import seed_everything
 
 WORLD = Path("data/world/manifest.json")
 PAIRS = Path("data/pairs")
@@ -77,19 +80,18 @@ def run(stage: str, variant: str | None, params_file: Path | None = None) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.mask_adapt", description=__doc__.split("\n\n")[0])
-    parser.add_argument("stage", choices=["finetune", "finetune_gt", "prompt_tune"])
-    parser.add_argument("variant", nargs="?", choices=sorted(CLIP_FOLDERS), help="prompt_tune only: which CLIP")
-    parser.add_argument("--params", type=Path, default=None)
-    args = parser.parse_args(argv)
+    cli = parser("python -m stages.mask_adapt", __doc__)
+    cli.add_argument("stage", choices=["finetune", "finetune_gt", "prompt_tune"])
+    cli.add_argument("variant", nargs="?", choices=sorted(CLIP_FOLDERS), help="prompt_tune only: which CLIP")
+    cli.add_argument("--params", type=Path, default=None)
+    args = cli.parse_args(argv)
     if (args.stage == "prompt_tune") != (args.variant is not None):
-        parser.error("prompt_tune needs a variant (base or ft); the other stages take none")
-    try:
+        cli.error("prompt_tune needs a variant (base or ft); the other stages take none")
+
+    def body() -> None:
         run(args.stage, args.variant, args.params)
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"{args.stage}: {exc}", file=sys.stderr)
-        return 2
-    return 0
+
+    return run_command(args.stage, body)
 
 
 if __name__ == "__main__":

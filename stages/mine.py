@@ -3,13 +3,13 @@
 Reads params ``mine``, the world (``data/world/manifest.json``: captions file,
 images, and in the demo world the truth), the caption nouns (``data/nouns/``),
 the base CLIP (``artifacts/clip_base``) and the proposer (``artifacts/proposer``).
-Writes ``data/pairs/`` (``pipeline.schemas.PAIRS`` shards) and
-``data/rejects/mine/`` (``pipeline.schemas.REJECTS`` shards), replaced
+Writes ``data/pairs/`` (``pipeline.beam.schemas.PAIRS`` shards) and
+``data/rejects/mine/`` (``pipeline.beam.schemas.REJECTS`` shards), replaced
 together once every input is accounted for, then ``metrics/mine.json``
 (counts, rejects by reason, score distributions and, in the demo world, the
-mining quality of :mod:`pipeline.mining_quality`), ``plots/mine/nouns.csv``
+mining quality of :mod:`pipeline.mining.quality`), ``plots/mine/nouns.csv``
 (the most mined nouns) and ``metrics/timings/mine.json`` (wall time, images/s).
-The job is :mod:`pipeline.mine_job`.
+The job is :mod:`pipeline.mining.job`.
 
     python -m stages.mine [--params params.yaml] [--manifest data/world/manifest.json] [--nouns data/nouns]
                           [--clip artifacts/clip_base] [--proposer artifacts/proposer] [--out data/pairs]
@@ -26,9 +26,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from pipeline.io import atomic_write_text, write_json
-from pipeline.mining.settings import MiningSettings
-from stages.common import StageTimer, load_params, pick_device
+from core.cli import parser
+from core.device import pick_device
+from core.io import atomic_write_text, write_json
+from core.params import check_keys, load_params
+from core.timing import StageTimer
+from pipeline.mining.config import MiningConfig
 
 DEFAULT_MANIFEST = Path("data/world/manifest.json")
 DEFAULT_NOUNS = Path("data/nouns")
@@ -42,31 +45,28 @@ PLOT_NOUNS = 50
 
 LOG = logging.getLogger("stages.mine")
 
-# Settings keys of the params section (every MiningSettings field but the resolved device).
-_SETTINGS_KEYS = tuple(f.name for f in fields(MiningSettings) if f.name != "device")
+# Settings keys of the params section (every MiningConfig field but the resolved device).
+_SETTINGS_KEYS = tuple(f.name for f in fields(MiningConfig) if f.name != "device")
 
 
 @dataclass(frozen=True)
-class MineParams:
+class MineStageConfig:
     """The ``mine`` params section, validated: the mining settings plus shards, runner and device."""
 
-    settings: MiningSettings
+    settings: MiningConfig
     num_shards: int = 4
     device: str = "auto"
     runner: dict[str, Any] = field(default_factory=lambda: {"runner": "direct"})
 
     @classmethod
-    def from_params(cls, section: Mapping[str, Any], device: str | None = None) -> "MineParams":
+    def from_params(cls, section: Mapping[str, Any], device: str | None = None) -> "MineStageConfig":
         """Build from the params mapping; unknown keys and bad values raise ``ValueError`` naming the key.
 
         ``device`` (resolved, e.g. ``"cuda"``) goes into the settings; None resolves ``section.device``.
         """
         if not isinstance(section, Mapping):
             raise ValueError("params 'mine' must be a mapping")
-        known = set(_SETTINGS_KEYS) | {"num_shards", "device", "runner"}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ValueError(f"params 'mine': unknown keys {unknown}; known: {sorted(known)}")
+        check_keys(section, set(_SETTINGS_KEYS) | {"num_shards", "device", "runner"}, "params 'mine'")
         num_shards = section.get("num_shards", 4)
         if not isinstance(num_shards, int) or isinstance(num_shards, bool) or num_shards < 1:
             raise ValueError(f"params 'mine.num_shards' must be a positive integer, got {num_shards!r}")
@@ -77,7 +77,7 @@ class MineParams:
         if device is None:
             device = str(pick_device(requested))
         try:
-            settings = MiningSettings(**{key: section[key] for key in _SETTINGS_KEYS if key in section}, device=device)
+            settings = MiningConfig(**{key: section[key] for key in _SETTINGS_KEYS if key in section}, device=device)
         except ValueError as exc:
             raise ValueError(f"params 'mine': {exc}") from None
         return cls(settings=settings, num_shards=num_shards, device=str(requested), runner=dict(runner))
@@ -92,13 +92,13 @@ def noun_plot_csv(frequencies: list[tuple[str, int]], limit: int = PLOT_NOUNS) -
     return buffer.getvalue()
 
 
-def build_pairs(params: MineParams, args: argparse.Namespace) -> dict[str, Any]:
+def build_pairs(params: MineStageConfig, args: argparse.Namespace) -> dict[str, Any]:
     """Run the job and evaluate it; return the metrics (deterministic values only)."""
-    from pipeline.datasets.world import load_world
-    from pipeline.mine_job import noun_frequencies, run_mine_job
-    from pipeline.mining_quality import evaluate_mining
-    from pipeline.parquet_shards import read_shards
-    from pipeline.schemas import NOUNS
+    from pipeline.beam.schemas import NOUNS
+    from pipeline.beam.shards import read_shards
+    from pipeline.datasets.manifest import load_world
+    from pipeline.mining.job import noun_frequencies, run_mine_job
+    from pipeline.mining.quality import evaluate_mining
 
     timer = StageTimer("mine")
     world = load_world(args.manifest)
@@ -141,7 +141,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.nouns_job import ReconciliationError
+    from pipeline.beam.reconcile import ReconciliationError
 
     # force: importing Beam has already given the root logger a WARNING-level handler.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
     try:
-        params = MineParams.from_params(load_params("mine", args.params))
+        params = MineStageConfig.from_params(load_params("mine", args.params))
         metrics = build_pairs(params, args)
     except (FileNotFoundError, KeyError, ValueError) as exc:
         print(f"mine: error: {exc}", file=sys.stderr)
@@ -174,9 +174,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.mine", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    cli = parser("python -m stages.mine", __doc__)
+    add_arguments(cli)
+    return run(cli.parse_args(argv))
 
 
 if __name__ == "__main__":

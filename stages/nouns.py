@@ -1,11 +1,11 @@
 """Stage ``nouns``: the nouns of every training caption, by an Apache Beam job with spaCy.
 
 Reads params ``nouns`` and the world's captions (``data/world/manifest.json``);
-writes, each atomically, ``data/nouns/`` (``pipeline.schemas.NOUNS`` shards),
-``data/rejects/nouns/`` (``pipeline.schemas.REJECTS`` shards) and
+writes, each atomically, ``data/nouns/`` (``pipeline.beam.schemas.NOUNS`` shards),
+``data/rejects/nouns/`` (``pipeline.beam.schemas.REJECTS`` shards) and
 ``metrics/nouns.json`` (counts, rejects by reason, most common nouns, time).
-The extraction rules are those of :mod:`pipeline.nouns`; the job and its
-reconciliation are :mod:`pipeline.nouns_job`.
+The extraction rules are those of :mod:`pipeline.nouns.extract`; the job and its
+reconciliation are :mod:`pipeline.nouns.job`.
 
     python -m stages.nouns [--params params.yaml] [--manifest data/world/manifest.json]
                            [--out data/nouns] [--rejects data/rejects/nouns] [--metrics metrics/nouns.json]
@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from pipeline.io import write_json
-from pipeline.nouns import DEFAULT_MAX_COMPOUND_WORDS, SpacyModelError
-from pipeline.nouns_job import ReconciliationError, run_nouns_job
-from stages.common import StageTimer, load_params
+from core.cli import parser
+from core.io import write_json
+from core.params import load_params
+from core.timing import StageTimer
+from pipeline.beam.reconcile import ReconciliationError
+from pipeline.nouns.extract import DEFAULT_MAX_COMPOUND_WORDS, SpacyModelError
+from pipeline.nouns.job import run_nouns_job
 
 DEFAULT_MANIFEST = Path("data/world/manifest.json")
 DEFAULT_OUT = Path("data/nouns")
@@ -33,7 +36,7 @@ LOG = logging.getLogger("stages.nouns")
 
 
 @dataclass(frozen=True)
-class NounsParams:
+class NounsConfig:
     """The ``nouns`` params section, validated."""
 
     spacy_model: str
@@ -45,7 +48,7 @@ class NounsParams:
     runner: dict[str, Any] = field(default_factory=lambda: {"runner": "direct"})
 
     @classmethod
-    def from_params(cls, section: Mapping[str, Any]) -> "NounsParams":
+    def from_params(cls, section: Mapping[str, Any]) -> "NounsConfig":
         """Build from the params mapping; unknown keys and wrong types raise ``ValueError`` naming the key."""
         if not isinstance(section, Mapping):
             raise ValueError("params 'nouns' must be a mapping")
@@ -87,9 +90,9 @@ class NounsParams:
         )
 
 
-def build_nouns(params: NounsParams, manifest: Path, out: Path, rejects: Path) -> dict[str, Any]:
+def build_nouns(params: NounsConfig, manifest: Path, out: Path, rejects: Path) -> dict[str, Any]:
     """Run the job on the world's captions; return the metrics (counts; timing goes to metrics/timings/)."""
-    from pipeline.datasets.world import load_world
+    from pipeline.datasets.manifest import load_world
 
     timer = StageTimer("nouns")
     captions = load_world(manifest).captions()
@@ -127,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     # Relays the SDK worker processes' start-up warnings about options Beam itself passes.
     logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
     try:
-        params = NounsParams.from_params(load_params("nouns", args.params))
+        params = NounsConfig.from_params(load_params("nouns", args.params))
         metrics = build_nouns(params, args.manifest, args.out, args.rejects)
     except (FileNotFoundError, KeyError, ValueError, SpacyModelError) as exc:
         print(f"nouns: error: {exc}", file=sys.stderr)
@@ -146,9 +149,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.nouns", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    cli = parser("python -m stages.nouns", __doc__)
+    add_arguments(cli)
+    return run(cli.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ deleted after success.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import shutil
 import sys
@@ -24,15 +23,19 @@ from typing import Any
 
 import torch
 
+from core.cli import command, parser
+from core.device import pick_device, set_threads
+from core.io import write_json
+from core.params import check_keys, load_params
+from core.timing import StageTimer
 from model.clip import load_clip_folder
 from model.proposer import Vocabulary, build_proposer, load_proposer_config, save_proposer
 from model.text import TextClassifier
-from pipeline.crop_benchmark import class_subsets
-from pipeline.datasets.world import load_world
-from pipeline.io import write_json
-from pipeline.proposal_quality import QualitySettings, evaluate_proposals, format_report
-from pipeline.train_proposer import ProposerTrainConfig, StreamingTrainingSet, load_training_set, train_proposer
-from stages.common import StageTimer, load_params, pick_device, seed_everything
+from pipeline.datasets.manifest import load_world
+from pipeline.evaluation.crops import class_subsets
+from pipeline.evaluation.proposal_quality import QualityConfig, evaluate_proposals, format_report
+from pipeline.training.proposer import ProposerTrainConfig, StreamingTrainingSet, load_training_set, train_proposer
+from pipeline.training.rng import seed_everything
 
 WORLD = Path("data/world/manifest.json")
 DEFAULT_CLIP = Path("artifacts/clip_base")
@@ -51,12 +54,12 @@ METRIC_KEYS = ("recall", "recall_scored", "mean_best_iou", "oracle", "oracle_sco
 
 
 @dataclasses.dataclass(frozen=True)
-class StageSettings:
+class ProposerStageConfig:
     """The ``proposer`` params section, checked."""
 
     config: str
     train: ProposerTrainConfig
-    quality: QualitySettings
+    quality: QualityConfig
     benchmark: str
     bench_limit: int | None
     backbone_weights: str | None
@@ -66,11 +69,10 @@ class StageSettings:
     device: str
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], source: str = "params.yaml:proposer") -> "StageSettings":
+    def from_params(cls, params: dict[str, Any], source: str = "params.yaml:proposer") -> "ProposerStageConfig":
         bench = params.get("bench") or {}
-        unknown = sorted(set(params) - TRAIN_KEYS - STAGE_KEYS) + [f"bench.{k}" for k in sorted(set(bench) - BENCH_KEYS)]
-        if unknown:
-            raise ValueError(f"{source}: unknown keys {unknown}")
+        check_keys({**params, **{f"bench.{k}": v for k, v in bench.items()}},
+                   TRAIN_KEYS | STAGE_KEYS | {f"bench.{k}" for k in BENCH_KEYS}, source)
         if "config" not in params:
             raise ValueError(f"{source}: missing 'config' (a proposer config name such as proposer-demo, or a path)")
         if params.get("streaming") and not params.get("image_size"):
@@ -79,8 +81,8 @@ class StageSettings:
         if threads is not None and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"{source}: num_threads must be a positive integer or null, got {threads!r}")
         try:
-            train = ProposerTrainConfig.from_params(params)
-            quality = QualitySettings(
+            train = ProposerTrainConfig.from_params({k: v for k, v in params.items() if k not in STAGE_KEYS})
+            quality = QualityConfig(
                 mask_threshold=float(params.get("mask_threshold", 0.4)),
                 iou_threshold=float(bench.get("iou_threshold", 0.5)),
                 score_threshold=float(bench.get("score_threshold", 0.5)),
@@ -107,11 +109,10 @@ def class_vocabulary_names(world_classes: list[dict[str, Any]]) -> list[str]:
     return [", ".join([c["name"], *c.get("synonyms", [])]) for c in world_classes]
 
 
-def run(settings: StageSettings, clip_dir: Path, out: Path, manifest: Path = WORLD) -> dict[str, Any]:
+def run(settings: ProposerStageConfig, clip_dir: Path, out: Path, manifest: Path = WORLD) -> dict[str, Any]:
     """Train, benchmark, save; returns the metrics written to ``metrics/proposer.json``."""
     timer = StageTimer("proposer")
-    if settings.num_threads is not None:
-        torch.set_num_threads(settings.num_threads)
+    set_threads(settings.num_threads, "proposer.num_threads")
     device = pick_device(settings.device)
     seed_everything(settings.train.seed)
     world = load_world(manifest)
@@ -168,20 +169,17 @@ def run(settings: StageSettings, clip_dir: Path, out: Path, manifest: Path = WOR
     return metrics
 
 
+@command("proposer")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.proposer", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
-    parser.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="CLIP folder giving the text embeddings")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output proposer folder")
-    parser.add_argument("--world", type=Path, default=WORLD, help="world manifest")
-    args = parser.parse_args(argv)
+    cli = parser("python -m stages.proposer", __doc__)
+    cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
+    cli.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="CLIP folder giving the text embeddings")
+    cli.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output proposer folder")
+    cli.add_argument("--world", type=Path, default=WORLD, help="world manifest")
+    args = cli.parse_args(argv)
     timer = StageTimer("proposer")
-    try:
-        settings = StageSettings.from_params(load_params("proposer", args.params))
-        run(settings, args.clip, args.out, args.world)
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"proposer: {exc}", file=sys.stderr)
-        return 2
+    settings = ProposerStageConfig.from_params(load_params("proposer", args.params))
+    run(settings, args.clip, args.out, args.world)
     print(f"proposer: wrote {args.out} in {timer.seconds():.0f} s")
     return 0
 

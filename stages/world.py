@@ -4,23 +4,24 @@
 ``data.source: coco`` validates the real COCO and benchmark folders and writes
 ``manifest.json``, ``classes.json`` and ``world.json`` only. Either way the
 output replaces ``data/world`` atomically and downstream stages read
-``data/world/manifest.json`` (``pipeline.datasets.world.load_world``).
+``data/world/manifest.json`` (``pipeline.datasets.manifest.load_world``).
 
     python -m stages.world [--params params.yaml] [--out data/world]
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from pipeline.datasets.world import MANIFEST_NAME, write_manifest
-from pipeline.io import atomic_dir, write_json
+from core.cli import command, parser
+from core.io import atomic_dir, write_json
+from core.params import load_params
+from core.timing import StageTimer
+from pipeline.datasets.manifest import MANIFEST_NAME, write_manifest
 from pipeline.world.config import WorldConfig
 from pipeline.world.generate import generate_world
 from pipeline.world.real import coco_classes, describe_real_world
-from stages.common import StageTimer, load_params
 
 DEFAULT_OUT = Path("data/world")
 TIME_BUDGET_S = 60.0
@@ -54,17 +55,14 @@ def build_world(data: Mapping[str, Any], out: Path) -> dict[str, Any]:
     raise ValueError(f"data.source must be 'demo' or 'coco', got {source!r}")
 
 
+@command("world")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.world", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: data/world)")
-    args = parser.parse_args(argv)
+    cli = parser("python -m stages.world", __doc__)
+    cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
+    cli.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: data/world)")
+    args = cli.parse_args(argv)
     timer = StageTimer("world")
-    try:
-        statistics = build_world(load_params("data", args.params), args.out)
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"world: {exc}", file=sys.stderr)
-        return 2
+    statistics = build_world(load_params("data", args.params), args.out)
     seconds = timer.write()["seconds"]
     classes = statistics["classes"]
     print(f"world: source {statistics['source']}, {statistics['train']['images']} training images, "

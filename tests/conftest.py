@@ -1,4 +1,4 @@
-"""Helpers of the tests that run DVC on a copy of the repository."""
+"""What every test shares: one torch thread, the tiny CLIP, and running DVC on a copy of the repository."""
 from __future__ import annotations
 
 import shutil
@@ -8,9 +8,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
+
+from model.clip import ClipBundle, build_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("metrics/", "plots/", "reports/", "dvc.lock")  # what a copy must produce itself
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """CPU float sums depend on the thread count: every test, and every fixture it sets up, starts with
+    one torch thread, so expected values hold on any machine (a stage under test may set its own)."""
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def tiny_clip() -> ClipBundle:
+    """The demo's tiny CLIP (``model/configs/ovseg-tiny-vit.json``) with random weights, seed 0, on the CPU;
+    one per test module."""
+    return build_clip("ovseg-tiny-vit", device=torch.device("cpu"), seed=0)
 
 
 def run_dvc(*args: str, cwd: Path) -> str:

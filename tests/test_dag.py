@@ -6,7 +6,7 @@ metric exist, and that a second `dvc repro` has nothing to do.
 import pytest
 import yaml
 
-from stages.params_apply import apply_override
+from pipeline.project.params_apply import apply_override
 
 TINY = {
     "data": {"demo": {"train_images": 64, "benchmark_images": 16, "image_size": 96, "workers": 1}},

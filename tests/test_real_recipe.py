@@ -12,7 +12,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from stages.params_apply import apply_override
+from pipeline.project.params_apply import apply_override
 
 BENCHMARKS = ["ade847", "pc459", "ade150", "pc59", "voc20"]
 VARIANTS = ["base", "mpt", "ft", "ft_mpt", "ft_gt"]

@@ -17,7 +17,7 @@ Properties of Beam 2.77's DaskRunner (checked against its source and by
 running it) that shape every job of this project:
 
 * it drops whatever a DoFn emits from ``finish_bundle`` (batch inside
-  ``process()``, write shards after a GroupByKey: :mod:`pipeline.parquet_shards`);
+  ``process()``, write shards after a GroupByKey: :mod:`pipeline.beam.shards`);
 * it computes only the *last* transform applied to the pipeline, so a branch
   that does not feed it never runs, silently. End every pipeline with
   :func:`join_branches` over all of its sinks;
@@ -25,7 +25,7 @@ running it) that shape every job of this project:
   output, of all tags, to each consumer of any one tag. Emit ``(tag, value)``
   pairs on the main output and split them with filters instead;
 * it calls ``setup()`` once per Dask partition rather than once per worker:
-  cache expensive resources per process (see :func:`pipeline.nouns_job.shared_nlp`);
+  cache expensive resources per process (see :func:`pipeline.nouns.job.shared_nlp`);
 * it is not among Beam's short runner names: ``--runner`` takes its qualified name;
 * it offers no metrics (``result.metrics()`` raises): count from the outputs.
 """
@@ -39,6 +39,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
+
+from core.params import check_keys
 
 LOG = logging.getLogger(__name__)
 
@@ -77,9 +79,7 @@ def _flags(options: Mapping[str, Any]) -> list[str]:
 
 def _check(runner_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     cfg = dict(runner_cfg or {})
-    unknown = sorted(set(cfg) - RUNNER_KEYS)
-    if unknown:
-        raise ValueError(f"unknown runner settings {unknown}; allowed: {sorted(RUNNER_KEYS)}")
+    check_keys(cfg, RUNNER_KEYS, "runner")
     if not isinstance(cfg.get("options", {}), Mapping):
         raise ValueError("runner 'options' must be a mapping of flag names to values")
     runner = cfg.get("runner", DEFAULT_RUNNER)
@@ -139,6 +139,7 @@ def local_dask_cluster(workers: int, log_level: int = logging.WARNING) -> Iterat
     ``DASK_LOGGING__DISTRIBUTED`` set in this process's environment.
     """
     import dask
+
     # Imported before dask.config.set: importing distributed inside it registers its config
     # defaults under "distributed", a key the set() then removes whole on exit, and the next
     # cluster of this process fails (KeyError 'comm').

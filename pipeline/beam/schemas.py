@@ -1,6 +1,6 @@
 """Parquet schemas of the mining data (``data/nouns/``, ``data/pairs/``, ``data/rejects/``) and their row orders.
 
-Every table is written by :class:`pipeline.parquet_shards.WriteParquetShards`
+Every table is written by :class:`pipeline.beam.shards.WriteParquetShards`
 with one of these fixed schemas: a shard of a table always has the same
 columns and types, even when it is empty. ``*_SORT_BY`` are the columns a
 shard's rows are sorted by; ``*_SHARD_BY`` the columns that choose the shard.
@@ -11,7 +11,7 @@ from typing import Any
 
 import pyarrow as pa
 
-#: One row per (image, noun): the noun lemma of :mod:`pipeline.nouns`, the ids of
+#: One row per (image, noun): the noun lemma of :mod:`pipeline.nouns.extract`, the ids of
 #: the image's captions that mention it (sorted, unique) and its number of
 #: mentions over those captions (at least ``len(caption_ids)``).
 NOUNS = pa.schema(
@@ -28,7 +28,7 @@ NOUNS_SORT_BY = ("image_id", "noun")
 NOUNS_SHARD_BY = ("image_id",)
 
 #: One row per mined (image, noun, mask): the image's best region for a noun of
-#: its captions (:mod:`pipeline.mine_job`). ``file_name`` is relative to the
+#: its captions (:mod:`pipeline.mining.job`). ``file_name`` is relative to the
 #: world's images folder; ``mask_rle`` holds the COCO RLE ``counts`` string of an
 #: ``height`` × ``width`` mask; ``bbox`` is COCO's ``[x, y, w, h]`` of the mask and
 #: ``area`` its pixel count; ``proposal_id`` the proposer query and

@@ -12,7 +12,7 @@ not on the runner, the number of workers or the arrival order.
 The transform writes into a staging directory that must be reachable by every
 worker (a local path for local runners, a shared filesystem for a remote Dask
 cluster). Replacing the final directory by the staging one is the driver's
-job once the pipeline has finished (:func:`pipeline.io.atomic_dir`), followed
+job once the pipeline has finished (:func:`core.io.atomic_dir`), followed
 by :func:`read_shards`, which refuses an incomplete shard set.
 """
 from __future__ import annotations

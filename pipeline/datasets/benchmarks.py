@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core.io import read_json, safe_join
 from pipeline.datasets.files import check_same_size, read_label, read_rgb
 from pipeline.datasets.segmentation import IGNORE, Sample, SegmentationDataset, apply_table, lookup_table
 from pipeline.datasets.vocab import class_names as vocab_class_names
-from pipeline.io import read_json, safe_join
 
 __all__ = ["Sample", "SegmentationDataset", "BenchmarkLayout", "FolderBenchmark", "LAYOUTS",
            "open_benchmark", "missing_paths", "benchmark_names", "read_class_list", "label_counts"]

@@ -11,9 +11,9 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from core.io import UnsafePathError, read_json, safe_join
 from pipeline.datasets.files import check_same_size, read_label, read_rgb
 from pipeline.datasets.segmentation import IGNORE, Sample, apply_table, lookup_table
-from pipeline.io import UnsafePathError, read_json, safe_join
 
 COCO_STUFF_IGNORE = 255
 
@@ -63,9 +63,9 @@ def _require(entry: Any, keys: dict[str, type | tuple[type, ...]], where: str, p
 def read_coco_captions(captions_json: Path, images_dir: Path) -> CocoCaptions:
     """Read a COCO captions file (``images`` + ``annotations`` with ``caption``).
 
-    Image files are resolved under ``images_dir`` with :func:`pipeline.io.safe_join`;
+    Image files are resolved under ``images_dir`` with :func:`core.io.safe_join`;
     an absolute ``file_name`` or one escaping ``images_dir`` raises
-    :class:`pipeline.io.UnsafePathError` naming the JSON file and the entry.
+    :class:`core.io.UnsafePathError` naming the JSON file and the entry.
     Malformed JSON, missing keys, wrong types or duplicate ids raise ``ValueError``
     naming the file. Image files are not opened here.
     """

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.io import read_json, safe_join, write_json
 from pipeline.datasets.benchmarks import open_benchmark
 from pipeline.datasets.coco import CocoCaptions, CocoStuffLabels, read_coco_captions
 from pipeline.datasets.segmentation import SegmentationDataset
-from pipeline.io import read_json, safe_join, write_json
 
 MANIFEST_NAME = "manifest.json"
 SOURCES = ("demo", "coco")

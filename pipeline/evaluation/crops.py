@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from core.progress import progress
 from model.clip import ClipBundle
 from model.crops import masked_crops
 from model.oracle import gt_segments
 from model.text import TextClassifier
 from pipeline.datasets.segmentation import SegmentationDataset
-from pipeline.training import progress
 
 
 def class_subsets(class_names: list[str], world_classes: list[dict] | None) -> dict[str, np.ndarray]:

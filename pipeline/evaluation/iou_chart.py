@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 from matplotlib.patches import Patch  # noqa: E402
 
-from pipeline.io import atomic_write_bytes  # noqa: E402
+from core.io import atomic_write_bytes  # noqa: E402
 
 SEEN_COLOUR = "#3b7dd8"
 UNSEEN_COLOUR = "#e07b39"

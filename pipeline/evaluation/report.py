@@ -3,7 +3,7 @@
 Inputs are the files the ``evaluate`` stage writes (``<eval root>/<variant>/<benchmark>.json``)
 and, when present, the crop benchmark's (``<crops root>/<variant>.json``, as written by
 ``ovseg crop-bench --json``). The output depends only on their contents: rows follow
-:func:`pipeline.eval_variants.variant_names`, benchmark columns the paper's order (others
+:func:`pipeline.evaluation.variants.variant_names`, benchmark columns the paper's order (others
 after them, sorted), figures have one decimal and ``–`` marks a missing or undefined figure.
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.eval_variants import CLIPS, variant, variant_names
-from pipeline.io import read_json
+from core.io import read_json
+from pipeline.evaluation.variants import CLIPS, variant, variant_names
 
 MISSING = "–"
 #: Benchmarks in the column order of the paper's tables; any others follow, sorted.

@@ -20,13 +20,15 @@ import numpy as np
 import torch
 from PIL import Image
 
+from core.classnames import display_names
+from core.params import check_keys
+from core.progress import progress
 from model.metrics import ConfusionMatrix
 from model.segmenter import resize_labels
 from model.two_stage import TwoStageSegmenter
-from pipeline.crop_benchmark import class_subsets
 from pipeline.datasets.segmentation import IGNORE, SegmentationDataset
-from pipeline.eval_variants import Variant
-from pipeline.training import progress
+from pipeline.evaluation.crops import class_subsets
+from pipeline.evaluation.variants import Variant
 
 #: The figures of a metrics record, all in percent.
 FIGURES = ("mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "fwIoU", "mACC", "pACC")
@@ -35,7 +37,7 @@ RUNTIME_KEYS = ("device", "threads")
 
 
 @dataclass(frozen=True)
-class EvalSettings:
+class EvalConfig:
     """The ``evaluate`` params section, less :data:`RUNTIME_KEYS` (read by the stage itself).
 
     ``lam``: CLIP's exponent in the ensemble; ``lam_seen``/``lam_unseen``: per-class
@@ -80,12 +82,10 @@ class EvalSettings:
             raise ValueError(f"evaluate.overlay_images must be >= 0, got {self.overlay_images}")
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "EvalSettings":
+    def from_params(cls, params: dict[str, Any]) -> "EvalConfig":
         """Build from the params section; unknown keys (other than :data:`RUNTIME_KEYS`) are an error."""
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known - set(RUNTIME_KEYS))
-        if unknown:
-            raise ValueError(f"evaluate: unknown keys {unknown} (known: {sorted(known | set(RUNTIME_KEYS))})")
+        check_keys(params, known | set(RUNTIME_KEYS), "evaluate")
         return cls(**{k: v for k, v in params.items() if k in known})
 
     def provenance(self) -> dict[str, Any]:
@@ -151,7 +151,7 @@ def evaluate_benchmark(
     segmenter: TwoStageSegmenter,
     dataset: SegmentationDataset,
     variant: Variant,
-    settings: EvalSettings,
+    settings: EvalConfig,
     seen: np.ndarray | None = None,
 ) -> EvaluationRun:
     """Run ``variant`` over ``dataset`` and accumulate its confusion matrix.
@@ -189,15 +189,6 @@ def evaluate_benchmark(
     return run
 
 
-def display_names(class_names: Sequence[str]) -> list[str]:
-    """Each class's first synonym; a repeated one gets ``#<index>`` appended so that keys stay unique."""
-    firsts = [name.split(",")[0].strip() for name in class_names]
-    counts: dict[str, int] = {}
-    for name in firsts:
-        counts[name] = counts.get(name, 0) + 1
-    return [name if counts[name] == 1 else f"{name} #{i}" for i, name in enumerate(firsts)]
-
-
 def _figure(value: float) -> float | None:
     """Rounded to 2 decimals, NaN (undefined) as ``None`` (JSON has no NaN)."""
     return None if value is None or math.isnan(value) else round(float(value), 2)
@@ -210,7 +201,7 @@ def metrics_record(
     *,
     variant: Variant,
     benchmark: str,
-    settings: EvalSettings,
+    settings: EvalConfig,
 ) -> dict[str, Any]:
     """The JSON written to ``metrics/eval/<variant>/<benchmark>.json``: deterministic values only.
 

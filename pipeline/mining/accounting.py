@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
-from pipeline.schemas import reject_row
+from pipeline.beam.schemas import reject_row
 
 STAGE = "mine"
 REASON_NO_CAPTION = "no_caption"

@@ -11,7 +11,7 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class MiningSettings:
+class MiningConfig:
     """How proposals become regions and which (noun, region) matches become pairs.
 
     Regions (:mod:`pipeline.mining.regions`): a proposal's mask is its mask

@@ -5,7 +5,7 @@ and runners), so one ``process()`` call mines a fixed set of images: about
 ``images_per_batch`` of them, which share proposer batches. Everything is done
 inside ``process()``, nothing in ``finish_bundle`` (Beam's DaskRunner drops
 what it emits), and the DoFn emits ``(tag, row)`` pairs on its one main output
-(see :mod:`pipeline.beam_runner` for why not tagged outputs).
+(see :mod:`pipeline.beam.runner` for why not tagged outputs).
 """
 from __future__ import annotations
 
@@ -15,17 +15,17 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from core.device import set_threads
+from pipeline.beam.schemas import NOUNS
+from pipeline.beam.shards import shard_of
 from pipeline.mining.accounting import ImageInput, NounEntry, caption_rejects, image_reject, precheck
+from pipeline.mining.config import MiningConfig
 from pipeline.mining.image_io import ImageProblem, load_image
 from pipeline.mining.miner import ImageToMine, mine_images
 from pipeline.mining.models import MiningModels, shared_models
-from pipeline.mining.settings import MiningSettings
-from pipeline.parquet_shards import shard_of
-from pipeline.schemas import NOUNS
 
 PAIR = "pair"
 REJECT = "reject"
@@ -89,7 +89,7 @@ def mine_group(
     models: MiningModels | None,
     images: Mapping[int, ImageInput],
     nouns: Mapping[int, Sequence[NounEntry]],
-    settings: MiningSettings,
+    settings: MiningConfig,
 ) -> list[tuple[str, dict[str, Any]]]:
     """``(tag, row)`` outputs of a group of images: pairs and rejects (see :mod:`pipeline.mining.accounting`).
 
@@ -129,18 +129,18 @@ class MineImages(beam.DoFn):
     takes the models from the per-process cache (:func:`pipeline.mining.models.shared_models`).
     """
 
-    def __init__(self, proposer_dir: str, clip_dir: str, settings: MiningSettings):
+    def __init__(self, proposer_dir: str, clip_dir: str, settings: MiningConfig):
         self._proposer_dir = str(proposer_dir)
         self._clip_dir = str(clip_dir)
         self._settings = settings
         self._models: MiningModels | None = None
 
     @property
-    def settings(self) -> MiningSettings:
+    def settings(self) -> MiningConfig:
         return self._settings
 
     def setup(self) -> None:
-        torch.set_num_threads(self._settings.threads)
+        set_threads(self._settings.threads, "mine.threads")
         self._models = shared_models(self._proposer_dir, self._clip_dir, self._settings.device)
 
     def process(self, element: tuple[int, Iterable[tuple]]) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -13,10 +13,10 @@ Pipeline::
 on batches of same-size images, crops every usable region of an image and
 encodes the crops with CLIP in one batch, and keeps for every noun of the
 image's captions its best region (:mod:`pipeline.mining.matching`), subject
-to the filters of :class:`pipeline.mining.settings.MiningSettings`.
+to the filters of :class:`pipeline.mining.config.MiningConfig`.
 
-Outputs: :data:`pipeline.schemas.PAIRS` shards sorted by (image id, noun) and
-sharded by image id, and :data:`pipeline.schemas.REJECTS` shards of stage
+Outputs: :data:`pipeline.beam.schemas.PAIRS` shards sorted by (image id, noun) and
+sharded by image id, and :data:`pipeline.beam.schemas.REJECTS` shards of stage
 ``mine`` (reasons: :mod:`pipeline.mining.accounting`). After the pipeline the
 driver reads both back and reconciles (:func:`summarise`): every image of the
 captions file is in the pairs or rejected, every caption is used by a pair,
@@ -39,23 +39,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.beam_runner import join_branches, run_pipeline
+from core.io import atomic_dir
+from pipeline.beam.reconcile import ReconciliationError, reconcile
+from pipeline.beam.runner import join_branches, run_pipeline
+from pipeline.beam.schemas import PAIRS, PAIRS_SHARD_BY, PAIRS_SORT_BY, REJECTS, REJECTS_SHARD_BY, REJECTS_SORT_BY
+from pipeline.beam.shards import WriteParquetShards, read_shards, shard_paths
 from pipeline.datasets.coco import CocoCaptions
-from pipeline.io import atomic_dir
 from pipeline.mining.accounting import ImageInput, orphan_rejects
+from pipeline.mining.config import MiningConfig
 from pipeline.mining.dofn import PAIR, REJECT, MineImages, image_groups, key_image, read_noun_shard
 from pipeline.mining.models import shared_models
-from pipeline.mining.settings import MiningSettings
-from pipeline.nouns_job import ReconciliationError, reconcile
-from pipeline.parquet_shards import WriteParquetShards, read_shards, shard_paths
-from pipeline.schemas import (
-    PAIRS,
-    PAIRS_SHARD_BY,
-    PAIRS_SORT_BY,
-    REJECTS,
-    REJECTS_SHARD_BY,
-    REJECTS_SORT_BY,
-)
 
 LOG = logging.getLogger(__name__)
 
@@ -188,7 +181,7 @@ def summarise(captions: CocoCaptions, pairs: pa.Table, rejects: pa.Table) -> dic
 
     Images: in = with pairs + rejected. Captions: in = used by a pair + rejected
     as captions + captions of rejected images, each exactly once. Raises
-    :class:`pipeline.nouns_job.ReconciliationError` otherwise.
+    :class:`pipeline.nouns.job.ReconciliationError` otherwise.
     """
     images = image_inputs(captions)
     captions_of = {image.image_id: image.caption_ids for image in images}
@@ -233,7 +226,7 @@ def run_mine_job(
     *,
     proposer_dir: str | os.PathLike,
     clip_dir: str | os.PathLike,
-    settings: MiningSettings,
+    settings: MiningConfig,
     num_shards: int,
     runner_cfg: Mapping[str, Any] | None,
 ) -> MineOutputs:
@@ -241,7 +234,7 @@ def run_mine_job(
 
     Raises ``FileNotFoundError``/``ValueError`` naming the input for missing or
     stale nouns and unusable model folders (before any work),
-    :class:`pipeline.nouns_job.ReconciliationError` (outputs untouched) when
+    :class:`pipeline.nouns.job.ReconciliationError` (outputs untouched) when
     the outputs do not account for every input, ``RuntimeError`` when the
     pipeline fails.
     """

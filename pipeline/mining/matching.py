@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.mining.settings import MiningSettings
+from pipeline.mining.config import MiningConfig
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def match_nouns_to_regions(similarity: torch.Tensor, logit_scale: float) -> Regi
     return RegionMatch(region=region, similarity=best, softmax=softmax, margin=margin)
 
 
-def pair_filter(match: RegionMatch, settings: MiningSettings) -> dict[str, torch.Tensor]:
+def pair_filter(match: RegionMatch, settings: MiningConfig) -> dict[str, torch.Tensor]:
     """Bool ``[N]`` masks of the nouns each filter drops, by reason (only the filters that are set).
 
     Reasons: ``similarity`` (below ``min_similarity``), ``softmax`` (below
@@ -71,7 +71,7 @@ def pair_filter(match: RegionMatch, settings: MiningSettings) -> dict[str, torch
     return dropped
 
 
-def kept_nouns(match: RegionMatch, settings: MiningSettings) -> torch.Tensor:
+def kept_nouns(match: RegionMatch, settings: MiningConfig) -> torch.Tensor:
     """Bool ``[N]``: the nouns that pass every filter of :func:`pair_filter`."""
     keep = torch.ones_like(match.region, dtype=torch.bool)
     for dropped in pair_filter(match, settings).values():

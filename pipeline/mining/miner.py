@@ -5,7 +5,7 @@ Per batch of images: the proposer runs on images of the same size together
 (:func:`pipeline.mining.regions.usable_regions`) are cropped and encoded by CLIP
 in one batch, compared with the text embeddings of the image's nouns, and
 each noun's best region (:mod:`pipeline.mining.matching`) becomes a
-:data:`pipeline.schemas.PAIRS` row unless a filter drops it.
+:data:`pipeline.beam.schemas.PAIRS` row unless a filter drops it.
 
 The results depend on the images, their nouns, the models, the settings and
 the composition of each proposer batch (batched convolutions round differently
@@ -20,15 +20,15 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from core.rle import encode_rle
 from model.crops import mask_boxes, masked_crops
 from model.proposer import propose
-from pipeline.mask_pairs import encode_rle
 from pipeline.mining.accounting import REASON_NO_PAIR, REASON_NO_PROPOSAL, ImageInput, NounEntry
+from pipeline.mining.config import MiningConfig
 from pipeline.mining.image_io import ImageProblem
 from pipeline.mining.matching import RegionMatch, kept_nouns, match_nouns_to_regions, pair_filter
 from pipeline.mining.models import MiningModels
 from pipeline.mining.regions import Regions, usable_regions
-from pipeline.mining.settings import MiningSettings
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def proposer_batches(items: Sequence[ImageToMine], batch_size: int) -> Iterator[
 
 
 @torch.no_grad()
-def mine_images(models: MiningModels, items: Sequence[ImageToMine], settings: MiningSettings) -> list[MinedImage]:
+def mine_images(models: MiningModels, items: Sequence[ImageToMine], settings: MiningConfig) -> list[MinedImage]:
     """Mine every item (module docstring); results in item order."""
     results: list[MinedImage | None] = [None] * len(items)
     device = models.device
@@ -75,7 +75,7 @@ def mine_images(models: MiningModels, items: Sequence[ImageToMine], settings: Mi
 
 
 def mine_regions(
-    models: MiningModels, item: ImageToMine, image: torch.Tensor, regions: Regions, settings: MiningSettings
+    models: MiningModels, item: ImageToMine, image: torch.Tensor, regions: Regions, settings: MiningConfig
 ) -> MinedImage:
     """The pairs of one image (``image``: ``[3, H, W]`` uint8 on the models' device) from its regions."""
     height, width = image.shape[1:]
@@ -98,7 +98,7 @@ def mine_regions(
 
 
 def pair_rows(item: ImageToMine, regions: Regions, match: RegionMatch, keep: torch.Tensor) -> list[dict[str, Any]]:
-    """:data:`pipeline.schemas.PAIRS` rows of the kept nouns, in noun order."""
+    """:data:`pipeline.beam.schemas.PAIRS` rows of the kept nouns, in noun order."""
     masks = regions.masks.cpu()
     boxes = mask_boxes(masks).tolist()
     region_ids = match.region.cpu().tolist()

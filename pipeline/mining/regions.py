@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.mining.settings import MiningSettings
+from pipeline.mining.config import MiningConfig
 
 
 @dataclass(frozen=True)
@@ -67,11 +67,11 @@ def mask_nms(masks: torch.Tensor, scores: torch.Tensor, iou_threshold: float) ->
     return torch.tensor(sorted(kept), dtype=torch.long, device=masks.device)
 
 
-def usable_regions(mask_probs: torch.Tensor, scores: torch.Tensor, settings: MiningSettings) -> Regions:
+def usable_regions(mask_probs: torch.Tensor, scores: torch.Tensor, settings: MiningConfig) -> Regions:
     """The regions of one image's proposals ``mask_probs [Q, H, W]`` with objectness ``scores [Q]``.
 
     Thresholds at ``settings.mask_threshold``, keeps proposals with score ≥
-    ``min_proposal_score`` and area ≥ :meth:`MiningSettings.min_area`, then
+    ``min_proposal_score`` and area ≥ :meth:`MiningConfig.min_area`, then
     applies :func:`mask_nms` when ``settings.nms_iou`` is set.
     """
     if mask_probs.dim() != 3 or scores.shape != mask_probs.shape[:1]:

@@ -7,12 +7,12 @@ Pipeline::
     captions (id, image_id, text)─┘  (crc32(image id) % groups of      (spaCy once   └─ rejects ─ WriteParquetShards
                                       ~batch_size captions)             per process, one nlp.pipe per group)
 
-One :data:`pipeline.schemas.NOUNS` row per (image, noun) with the ids of the
+One :data:`pipeline.beam.schemas.NOUNS` row per (image, noun) with the ids of the
 captions mentioning it and its number of mentions; rejects
-(:data:`pipeline.schemas.REJECTS`, stage ``nouns``):
+(:data:`pipeline.beam.schemas.REJECTS`, stage ``nouns``):
 
 * caption ``unknown_image``: its image id is not among the file's images;
-* caption ``no_noun``: :func:`pipeline.nouns.extract_nouns` found nothing;
+* caption ``no_noun``: :func:`pipeline.nouns.extract.extract_nouns` found nothing;
 * image ``no_caption``: no caption refers to it;
 * image ``no_noun``: none of its captions has a noun.
 
@@ -29,21 +29,18 @@ import functools
 import logging
 import math
 import os
-from collections import Counter
 from pathlib import Path
-from typing import Any, Collection, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
 from spacy.language import Language
 
-from pipeline.beam_runner import join_branches, run_pipeline
-from pipeline.datasets.coco import CocoCaptions
-from pipeline.io import atomic_dir
-from pipeline.nouns import DEFAULT_MAX_COMPOUND_WORDS, load_nlp, make_stoplist, nouns_of_texts
-from pipeline.parquet_shards import WriteParquetShards, read_shards, shard_of
-from pipeline.schemas import (
+from core.io import atomic_dir
+from pipeline.beam.reconcile import reconcile
+from pipeline.beam.runner import join_branches, run_pipeline
+from pipeline.beam.schemas import (
     NOUNS,
     NOUNS_SHARD_BY,
     NOUNS_SORT_BY,
@@ -52,6 +49,9 @@ from pipeline.schemas import (
     REJECTS_SORT_BY,
     reject_row,
 )
+from pipeline.beam.shards import WriteParquetShards, read_shards, shard_of
+from pipeline.datasets.coco import CocoCaptions
+from pipeline.nouns.extract import DEFAULT_MAX_COMPOUND_WORDS, load_nlp, make_stoplist, nouns_of_texts
 
 LOG = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ REASON_UNKNOWN_IMAGE = "unknown_image"
 REASON_NO_CAPTION = "no_caption"
 REASON_NO_NOUN = "no_noun"
 
-# Tags of the grouped inputs and of the DoFn's outputs (one main output: see pipeline.beam_runner).
+# Tags of the grouped inputs and of the DoFn's outputs (one main output: see pipeline.beam.runner).
 _IMAGE = "image"
 _CAPTION = "caption"
 _NOUN_ROW = "noun"
@@ -69,13 +69,9 @@ _DETAIL_TEXT_CHARS = 200
 _TOP_NOUNS = 20
 
 
-class ReconciliationError(RuntimeError):
-    """The job's outputs do not account for every input exactly once."""
-
-
 @functools.lru_cache(maxsize=4)
 def shared_nlp(model_name: str) -> Language:
-    """:func:`pipeline.nouns.load_nlp`, once per process (DoFn ``setup()`` runs per Dask partition)."""
+    """:func:`pipeline.nouns.extract.load_nlp`, once per process (DoFn ``setup()`` runs per Dask partition)."""
     return load_nlp(model_name)
 
 
@@ -294,34 +290,6 @@ def build_nouns_pipeline(
         | "WriteRejects" >> WriteParquetShards(rejects_dir, REJECTS, num_shards, REJECTS_SORT_BY, REJECTS_SHARD_BY)
     )
     join_branches([written_nouns, written_rejects])
-
-
-def reconcile(what: str, ids_in: Collection[int], ids_used: Collection[int], ids_rejected: Sequence[int]) -> None:
-    """Check that every input id is used or rejected, exactly once, and nothing else is.
-
-    ``ids_used`` may repeat ids (a caption feeds several noun rows); ``ids_rejected``
-    may not. Raises :class:`ReconciliationError` with the counts and examples.
-    """
-    ids_in = set(ids_in)
-    used = set(ids_used)
-    rejected = set(ids_rejected)
-    problems = []
-    repeated = sorted(i for i, n in Counter(ids_rejected).items() if n > 1)
-    if repeated:
-        problems.append(f"rejected more than once: {repeated[:5]}")
-    both = sorted(used & rejected)
-    if both:
-        problems.append(f"both used and rejected: {both[:5]}")
-    lost = sorted(ids_in - used - rejected)
-    if lost:
-        problems.append(f"neither used nor rejected: {lost[:5]}")
-    unknown = sorted((used | rejected) - ids_in)
-    if unknown:
-        problems.append(f"in the outputs but not among the inputs: {unknown[:5]}")
-    if problems:
-        raise ReconciliationError(
-            f"{what}: {len(ids_in)} in, {len(used)} used + {len(ids_rejected)} rejected; " + "; ".join(problems)
-        )
 
 
 def _column(table: pa.Table, name: str) -> list:

@@ -12,7 +12,6 @@ spans several lines in params.yaml cannot be replaced this way and is refused.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import YAMLError
 
-from pipeline.io import atomic_write_text
+from core.cli import parser
+from core.io import atomic_write_text
 
 PARAMS = Path("params.yaml")
 
@@ -132,11 +132,11 @@ def apply_override(params_text: str, override_text: str) -> tuple[str, list[str]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ovseg params-apply", description=__doc__.split("\n\n")[0])
-    parser.add_argument("override", type=Path, help="YAML file of the keys to change")
-    parser.add_argument("--params", type=Path, default=PARAMS, help=f"params file to rewrite (default: {PARAMS})")
-    parser.add_argument("--dry", action="store_true", help="print the changes, write nothing")
-    args = parser.parse_args(argv)
+    cli = parser("ovseg params-apply", __doc__)
+    cli.add_argument("override", type=Path, help="YAML file of the keys to change")
+    cli.add_argument("--params", type=Path, default=PARAMS, help=f"params file to rewrite (default: {PARAMS})")
+    cli.add_argument("--dry", action="store_true", help="print the changes, write nothing")
+    args = cli.parse_args(argv)
     try:
         for path in (args.override, args.params):
             if not path.is_file():

@@ -1,6 +1,6 @@
 """Reproduction check: rerun the whole DAG from scratch in a clean clone and compare with what is committed.
 
-    python -m stages.reproduce [--params params.yaml] [--keep DIR] [--json result.json]
+    python -m pipeline.project.reproduce [--params params.yaml] [--keep DIR] [--json result.json]
 
 1. ``git clone`` the repository (HEAD, committed files only) into a temporary folder and
    run ``dvc repro --force`` there: every stage runs, including those whose outputs are
@@ -21,7 +21,6 @@ finding: training on CPU threads is not guaranteed bitwise stable across runs), 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -35,8 +34,9 @@ from typing import Any, Iterator
 
 import yaml
 
-from pipeline.io import write_json
-from stages.common import load_params
+from core.cli import parser
+from core.io import write_json
+from core.params import load_params
 
 SKIPPED_KEYS = ("per_class",)
 
@@ -159,11 +159,11 @@ def determinism(expected_lock: dict, actual_lock: dict) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.reproduce", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", type=Path, default=None)
-    parser.add_argument("--keep", type=Path, help="reproduce in this folder and keep it (default: a temp folder)")
-    parser.add_argument("--json", type=Path, help="also write the timings, determinism and checks here")
-    args = parser.parse_args(argv)
+    cli = parser("python -m pipeline.project.reproduce", __doc__)
+    cli.add_argument("--params", type=Path, default=None)
+    cli.add_argument("--keep", type=Path, help="reproduce in this folder and keep it (default: a temp folder)")
+    cli.add_argument("--json", type=Path, help="also write the timings, determinism and checks here")
+    args = cli.parse_args(argv)
     cfg = load_params("reproduce", args.params)
     repo = Path.cwd()
     committed_lock = yaml.safe_load(subprocess.run(["git", "show", "HEAD:dvc.lock"], capture_output=True,

@@ -1,8 +1,18 @@
-"""Batched image augmentation on tensors (one ``grid_sample`` call per batch)."""
+"""Batched image augmentation on tensors: one ``grid_sample`` call per batch, with masks or labels warped alike."""
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+
+
+def warp(x: torch.Tensor, theta: torch.Tensor, size: tuple[int, int], *, mode: str, padding: str) -> torch.Tensor:
+    """``x [B,C,H,W]`` resampled on the ``size`` grid of the affine maps ``theta [B,2,3]`` (``[-1, 1]``
+    coordinates, ``align_corners=False``), in one ``grid_sample`` call. ``mode``: bilinear or nearest;
+    ``padding``: what lies outside the input (zeros or border)."""
+    grid = F.affine_grid(theta.to(x.device), [theta.shape[0], 1, *size], align_corners=False)
+    return F.grid_sample(x, grid.to(x.dtype), mode=mode, padding_mode=padding, align_corners=False)
 
 
 def random_resized_crops(
@@ -32,9 +42,54 @@ def random_resized_crops(
     theta[:, 1, 1] = side
     theta[:, 0, 2] = cx * 2 - 1
     theta[:, 1, 2] = cy * 2 - 1
-    grid = F.affine_grid(theta.to(images.device), [b, 1, out_size, out_size], align_corners=False)
-    out = F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+    size = (out_size, out_size)
+    out = warp(images, theta, size, mode="bilinear", padding="border")
     if masks is None:
         return out
-    warped = F.grid_sample(masks[:, None].float(), grid, mode="nearest", padding_mode="border", align_corners=False)
-    return out, warped[:, 0] > 0.5
+    return out, warp(masks[:, None].float(), theta, size, mode="nearest", padding="border")[:, 0] > 0.5
+
+
+def augment_batch(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    scale_range: tuple[float, float] = (1.0, 1.0),
+    hflip: bool = False,
+    crop_size: int | None = None,
+    fill: Sequence[float] = (0.0, 0.0, 0.0),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random zoom + crop + horizontal flip of a batch: ``crop_size²`` outputs (default: the input size).
+
+    ``images [B,3,H,W]`` (uint8 or float 0..1), ``labels [B,H,W]`` (int, -1 ignore).
+    Each image is zoomed by ``s ~ U(scale_range)`` and a ``crop_size`` window is
+    placed at random, inside the zoomed image when it is larger than the window and
+    around it when it is smaller; images are resampled bilinearly, labels by nearest
+    neighbour. Pixels from outside the image get colour ``fill`` (0..1 RGB) and
+    label -1. All randomness comes from ``generator``, drawn on the CPU. Returns
+    float images in 0..1 and int64 labels on the input's device.
+    """
+    if images.ndim != 4 or labels.shape != (images.shape[0], *images.shape[-2:]):
+        raise ValueError(f"images [B,3,H,W] and labels [B,H,W] disagree: {list(images.shape)}, {list(labels.shape)}")
+    batch, _, height, width = images.shape
+    out = crop_size or None
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    low, high = scale_range
+    scale = low + (high - low) * torch.rand(batch, generator=generator)
+    # Window sides in units of the image's sides (x, y).
+    side = torch.stack(((out or width) / width / scale, (out or height) / height / scale), dim=1)
+    # Window centre in [-1, 1] coordinates: |c| <= |1 - side| keeps window and image nested.
+    centre = (torch.rand(batch, 2, generator=generator) * 2 - 1) * (1 - side).abs()
+    flip = torch.rand(batch, generator=generator) < 0.5 if hflip else torch.zeros(batch, dtype=torch.bool)
+    if out is None and bool((scale == 1).all()) and not bool(flip.any()):
+        return x, labels.long()
+    theta = torch.zeros(batch, 2, 3)
+    theta[:, 0, 0] = torch.where(flip, -side[:, 0], side[:, 0])
+    theta[:, 1, 1] = side[:, 1]
+    theta[:, :, 2] = centre
+    size = (out or height, out or width)
+    mean = torch.tensor(fill, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    x = warp(x - mean, theta, size, mode="bilinear", padding="zeros") + mean
+    shifted = (labels.to(x.device).float() + 1.0)[:, None]  # 0 = ignore, also for out-of-image pixels
+    y = warp(shifted, theta, size, mode="nearest", padding="zeros")[:, 0]
+    return x.clamp(0, 1), y.round().long() - 1

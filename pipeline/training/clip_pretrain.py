@@ -8,8 +8,6 @@ run sees exactly the batches an uninterrupted one would.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -18,12 +16,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.params import config_from_params
+from core.progress import progress
 from model.clip import ClipBundle
 from model.contrastive import contrastive_loss
-from pipeline.augment import random_resized_crops
-from pipeline.training import (
-    Checkpointer, LossLog, config_from_params, epoch_batches, epoch_seed, progress, warmup_cosine_schedule,
-)
+from pipeline.training.augment import random_resized_crops
+from pipeline.training.checkpoint import Checkpointer, resume_run, run_key
+from pipeline.training.data_order import epoch_batches, epoch_seed
+from pipeline.training.loss_log import LossLog
+from pipeline.training.optim import weight_decay_groups
+from pipeline.training.schedule import warmup_cosine_schedule
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class PretrainConfig:
         return config_from_params(cls, params, what="pretraining", seed=seed)
 
     def run_key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        return run_key(asdict(self))
 
 
 def pretrain_clip(
@@ -65,21 +67,14 @@ def pretrain_clip(
     pixels = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # uint8 [N,3,H,W], kept on CPU
     mean, std = bundle.mean.view(1, 3, 1, 1), bundle.std.view(1, 3, 1, 1)
 
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
-    )
+    optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay, no_decay=("embedding",)),
+                                  lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
     steps_per_epoch = len(images) // cfg.batch_size
     scheduler = warmup_cosine_schedule(optimizer, cfg.warmup_steps, cfg.epochs * steps_per_epoch)
     log = LossLog()
     checkpointer = Checkpointer(checkpoint_dir, run_key=cfg.run_key())
-    resumed = checkpointer.resume(model=model, optimizer=optimizer, scheduler=scheduler)
-    start_epoch, step = (0, 0) if resumed is None else (resumed.epoch, resumed.step)
-    if resumed is not None:
-        log.load_state_dict(resumed.extra["log"])
-        print(f"{desc}: resumed from {resumed.path} after epoch {resumed.epoch}")
+    start_epoch, step, _ = resume_run(checkpointer, log, desc=desc, model=model, optimizer=optimizer,
+                                      scheduler=scheduler)
 
     model.train()
     bar = progress(range(start_epoch, cfg.epochs), desc=desc, total=cfg.epochs - start_epoch)

@@ -17,7 +17,6 @@ resized crop drawn from (seed, epoch).
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -25,15 +24,18 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from core.params import config_from_params
+from core.progress import progress
 from model.clip import ClipBundle
 from model.contrastive import contrastive_loss
 from model.mpt import MaskPrompts, freeze_clip_for_prompt_tuning
 from model.text import load_templates
-from pipeline.augment import random_resized_crops
-from pipeline.mask_pairs import MaskedCropDataset, MaskPair, collate
-from pipeline.training import (
-    Checkpointer, LossLog, config_from_params, epoch_batches, epoch_seed, progress, warmup_cosine_schedule,
-)
+from pipeline.training.augment import random_resized_crops
+from pipeline.training.checkpoint import Checkpointer, resume_run, run_key
+from pipeline.training.data_order import epoch_batches, epoch_seed
+from pipeline.training.loss_log import LossLog
+from pipeline.training.mask_pairs import MaskedCropDataset, MaskPair, collate
+from pipeline.training.schedule import warmup_cosine_schedule
 
 MODES = ("image", "prompts")
 
@@ -56,14 +58,13 @@ class AdaptConfig:
 
     @classmethod
     def from_params(cls, params: dict, **overrides) -> "AdaptConfig":
-        cfg = config_from_params(cls, params, **overrides)
+        cfg = config_from_params(cls, params, what="mask adaptation", **overrides)
         if cfg.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {cfg.mode!r}")
         return cfg
 
     def run_key(self, data_digest: str) -> str:
-        payload = json.dumps({**asdict(self), "num_workers": None, "data": data_digest}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return run_key({**asdict(self), "num_workers": None, "data": data_digest})
 
 
 def pairs_digest(pairs: Sequence[MaskPair]) -> str:
@@ -125,11 +126,8 @@ def adapt_clip(
     scheduler = warmup_cosine_schedule(optimizer, cfg.warmup_steps, cfg.epochs * steps_per_epoch)
     checkpointer = Checkpointer(checkpoint_dir, run_key=cfg.run_key(pairs_digest(pairs)))
     log = LossLog()
-    resumed = checkpointer.resume(model=trained, optimizer=optimizer, scheduler=scheduler)
-    start_epoch, step = (0, 0) if resumed is None else (resumed.epoch, resumed.step)
-    if resumed is not None:
-        log.load_state_dict(resumed.extra["log"])
-        print(f"{desc}: resumed from {resumed.path} after epoch {resumed.epoch}")
+    start_epoch, step, _ = resume_run(checkpointer, log, desc=desc, model=trained, optimizer=optimizer,
+                                      scheduler=scheduler)
 
     dataset = MaskedCropDataset(pairs, nouns, size=bundle.image_size, mean=bundle.mean.cpu(), std=bundle.std.cpu(),
                                 expand_ratio=cfg.expand_ratio)

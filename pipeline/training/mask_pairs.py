@@ -15,8 +15,9 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from pycocotools import mask as mask_utils
 
+from core.classnames import display_name
+from core.rle import decode_rle, encode_rle
 from model.crops import masked_crops
 from pipeline.datasets.files import read_rgb
 
@@ -28,24 +29,11 @@ class MaskPair:
     noun: str
 
 
-def decode_rle(rle: dict) -> np.ndarray:
-    """A COCO RLE (``counts`` as an ASCII string) to a bool ``[h, w]`` mask."""
-    counts = rle["counts"]
-    coded = {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-    return mask_utils.decode(coded).astype(bool)
-
-
-def encode_rle(mask: np.ndarray) -> dict:
-    """A bool ``[h, w]`` mask to a COCO RLE with ``counts`` as an ASCII string."""
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": rle["counts"].decode("ascii")}
-
-
 def pairs_from_label(image_path: str, label: np.ndarray, class_names: Sequence[str]) -> list[MaskPair]:
     """One pair per class present in a label map (0-based indices, -1 ignore): the ground-truth route."""
     pairs = []
     for index in np.unique(label[label >= 0]):
-        name = class_names[int(index)].split(",")[0].strip()
+        name = display_name(class_names[int(index)])
         pairs.append(MaskPair(image_path, encode_rle(label == index), name))
     return pairs
 
@@ -92,7 +80,7 @@ def read_pairs(pairs_dir: str | Path, images_dir: str | Path, *, limit: int | No
     """
     import pyarrow.parquet as pq
 
-    from pipeline.io import safe_join
+    from core.io import safe_join
 
     files = sorted(Path(pairs_dir).glob("*.parquet"))
     if not files:

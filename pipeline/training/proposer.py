@@ -15,8 +15,6 @@ checkpoint produces the same weights as an uninterrupted one.
 """
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import hashlib
 import json
 import os
@@ -28,11 +26,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.params import config_from_params
+from core.progress import progress
 from model.proposer import MaskProposer, SetCriterion, config_to_dict, semantic_targets
 from pipeline.datasets.segmentation import SegmentationDataset
-from pipeline.training import Checkpointer, LossLog, epoch_batches, epoch_seed, progress, warmup_cosine_schedule
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from pipeline.training.augment import augment_batch
+from pipeline.training.checkpoint import Checkpointer, resume_run, run_key
+from pipeline.training.data_order import epoch_batches, epoch_seed
+from pipeline.training.loss_log import LossLog
+from pipeline.training.optim import weight_decay_groups
+from pipeline.training.precision import PRECISIONS, autocast_context, resolve_precision
+from pipeline.training.schedule import warmup_cosine_schedule
 
 
 # ----------------------------------------------------------------------------- settings
@@ -84,39 +88,7 @@ class ProposerTrainConfig:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> "ProposerTrainConfig":
-        """Build from a params mapping holding these fields (other keys are the caller's)."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in params.items() if k in fields})
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device``; ``None`` means plain fp32."""
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "fp16":
-        if device.type != "cuda":
-            raise ValueError("precision fp16 needs a CUDA device (use bf16 or fp32 on the CPU)")
-        return torch.float16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and _cpu_has_native_bf16():
-        return torch.bfloat16
-    return None
-
-
-def _cpu_has_native_bf16() -> bool:
-    # Private helpers (stable since torch 2.1); without them, assume no native bf16.
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(probe is not None and probe() for probe in probes)
-
-
-def autocast_context(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    """``torch.autocast`` for ``dtype`` on ``device``, or a no-op for fp32."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+        return config_from_params(cls, params, what="proposer.train")
 
 
 # ----------------------------------------------------------------------------- data
@@ -241,74 +213,16 @@ def _resize_pair(image: np.ndarray, label: np.ndarray, size: int) -> tuple[np.nd
     return image, lab[0, 0].round().to(torch.int64).numpy()
 
 
-def augment_batch(
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    generator: torch.Generator,
-    *,
-    scale_range: tuple[float, float] = (1.0, 1.0),
-    hflip: bool = False,
-    crop_size: int | None = None,
-    fill: Sequence[float] = (0.0, 0.0, 0.0),
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random zoom + crop + horizontal flip of a batch: ``crop_size²`` outputs (default: the input size).
-
-    ``images [B,3,H,W]`` (uint8 or float 0..1), ``labels [B,H,W]`` (int, -1 ignore).
-    Each image is zoomed by ``s ~ U(scale_range)`` and a ``crop_size`` window is
-    placed at random, inside the zoomed image when it is larger than the window and
-    around it when it is smaller; images are resampled bilinearly, labels by nearest
-    neighbour. Pixels from outside the image get colour ``fill`` (0..1 RGB) and
-    label -1. All randomness comes from ``generator``, drawn on the CPU. Returns
-    float images in 0..1 and int64 labels on the input's device.
-    """
-    if images.ndim != 4 or labels.shape != (images.shape[0], *images.shape[-2:]):
-        raise ValueError(f"images [B,3,H,W] and labels [B,H,W] disagree: {list(images.shape)}, {list(labels.shape)}")
-    batch, _, height, width = images.shape
-    out = crop_size or None
-    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-    low, high = scale_range
-    scale = low + (high - low) * torch.rand(batch, generator=generator)
-    # Window sides in units of the image's sides (x, y).
-    side = torch.stack(((out or width) / width / scale, (out or height) / height / scale), dim=1)
-    # Window centre in [-1, 1] coordinates: |c| <= |1 - side| keeps window and image nested.
-    centre = (torch.rand(batch, 2, generator=generator) * 2 - 1) * (1 - side).abs()
-    flip = torch.rand(batch, generator=generator) < 0.5 if hflip else torch.zeros(batch, dtype=torch.bool)
-    if out is None and bool((scale == 1).all()) and not bool(flip.any()):
-        return x, labels.long()
-    theta = torch.zeros(batch, 2, 3)
-    theta[:, 0, 0] = torch.where(flip, -side[:, 0], side[:, 0])
-    theta[:, 1, 1] = side[:, 1]
-    theta[:, :, 2] = centre
-    theta = theta.to(x.device)
-    grid = F.affine_grid(theta, [batch, 3, out or height, out or width], align_corners=False)
-    mean = torch.tensor(fill, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    x = F.grid_sample(x - mean, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + mean
-    shifted = (labels.to(x.device).float() + 1.0)[:, None]  # 0 = ignore, also for out-of-image pixels
-    y = F.grid_sample(shifted, grid, mode="nearest", padding_mode="zeros", align_corners=False)[:, 0]
-    return x.clamp(0, 1), y.round().long() - 1
-
-
 # ----------------------------------------------------------------------------- training
-def run_key(cfg: ProposerTrainConfig, model: MaskProposer, data_fingerprint: str, text: torch.Tensor) -> str:
+PROPOSER_NO_DECAY = ("query_feat", "query_pos", "no_object", "log_scale")  # queries and scales are not decayed
+
+
+def proposer_run_key(cfg: ProposerTrainConfig, model: MaskProposer, data_fingerprint: str, text: torch.Tensor) -> str:
     """Identity of a training run: recipe, architecture, data and text embeddings."""
     text_digest = hashlib.sha256(text.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()
     payload = {"train": asdict(cfg), "model": config_to_dict(model.config), "data": data_fingerprint,
                "text": text_digest[:16]}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on conv and linear weights only (not norms, biases, queries or embeddings)."""
-    no_decay_names = ("query_feat", "query_pos", "no_object", "log_scale")
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        if param.ndim >= 2 and not any(n in name for n in no_decay_names):
-            decay.append(param)
-        else:
-            no_decay.append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return run_key(payload)
 
 
 def train_proposer(
@@ -338,21 +252,18 @@ def train_proposer(
     text = text_embeddings.detach().to(device, torch.float32)
     criterion = SetCriterion(model.config.loss)
     dtype = resolve_precision(cfg.precision, device)
-    optimizer = torch.optim.AdamW(parameter_groups(model, cfg.weight_decay), lr=cfg.lr)
+    optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay, PROPOSER_NO_DECAY), lr=cfg.lr)
     steps_per_epoch = len(data) // cfg.batch_size
     scheduler = warmup_cosine_schedule(optimizer, cfg.warmup_steps, cfg.epochs * steps_per_epoch, cfg.min_lr_ratio)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     fill = tuple(float(v) for v in model.config.pixel_mean)
 
     log = LossLog()
-    checkpointer = Checkpointer(checkpoint_dir, run_key=run_key(cfg, model, data.fingerprint(), text))
-    resumed = checkpointer.resume(model=model, optimizer=optimizer, scheduler=scheduler)
-    start_epoch, step = (0, 0) if resumed is None else (resumed.epoch, resumed.step)
-    if resumed is not None:
-        log.load_state_dict(resumed.extra["log"])
-        if resumed.extra.get("scaler") and scaler.is_enabled():
-            scaler.load_state_dict(resumed.extra["scaler"])
-        print(f"{desc}: resumed from {resumed.path} after epoch {resumed.epoch}")
+    checkpointer = Checkpointer(checkpoint_dir, run_key=proposer_run_key(cfg, model, data.fingerprint(), text))
+    start_epoch, step, resumed = resume_run(checkpointer, log, desc=desc, model=model, optimizer=optimizer,
+                                            scheduler=scheduler)
+    if resumed is not None and resumed.extra.get("scaler") and scaler.is_enabled():
+        scaler.load_state_dict(resumed.extra["scaler"])
 
     remaining = (cfg.epochs - start_epoch) * steps_per_epoch
     bar = progress(range(remaining), desc=desc, total=remaining)  # advanced by hand, once per step

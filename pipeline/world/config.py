@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
+from core.params import check_keys
+
 
 @dataclass(frozen=True)
 class WorldConfig:
@@ -52,10 +54,7 @@ class WorldConfig:
     def from_params(cls, data: Mapping[str, Any]) -> "WorldConfig":
         """Build from the ``data`` params section: ``seed`` and the ``demo`` subsection."""
         demo = dict(data.get("demo") or {})
-        known = {f.name for f in fields(cls)} - {"seed"}
-        unknown = sorted(set(demo) - known)
-        if unknown:
-            raise ValueError(f"data.demo: unknown keys {unknown}; known: {sorted(known)}")
+        check_keys(demo, {f.name for f in fields(cls)} - {"seed"}, "data.demo")
         for key in ("stuff_per_image", "things_per_image", "thing_scale"):
             if key in demo:
                 value = demo[key]

@@ -18,10 +18,10 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from core.io import write_json
 from pipeline.datasets.coco import COCO_STUFF_IGNORE
 from pipeline.datasets.files import read_label, read_rgb
-from pipeline.datasets.world import MANIFEST_NAME, demo_manifest, write_manifest
-from pipeline.io import write_json
+from pipeline.datasets.manifest import MANIFEST_NAME, demo_manifest, write_manifest
 from pipeline.world.captions import CaptionText, write_captions
 from pipeline.world.catalogue import CATALOGUE, ClassSpec, choose_unseen, classes_json
 from pipeline.world.config import WorldConfig

@@ -10,6 +10,8 @@ All randomness comes from the generator passed in; outputs are float RGB in
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -103,6 +105,136 @@ def _origin(outline: Outline) -> tuple[float, float]:
     return (0.0, 0.35) if outline.family == "sector" else (0.0, 0.0)
 
 
+@dataclass(frozen=True)
+class _ThingFrame:
+    """What every thing painter gets: the texture, outline, jittered palette, local grid and shared draws."""
+
+    texture: Texture
+    outline: Outline
+    palette: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    level: np.ndarray
+    period: float
+    size: float
+    phase: float
+
+
+def _stripes(f: _ThingFrame, rng: np.random.Generator) -> np.ndarray:
+    a, b = _rotate(f.u, f.v, f.texture.angle + rng.uniform(-10, 10))
+    a = a + f.texture.wobble * np.sin(2 * np.pi * b / (2 * f.period) + rng.uniform(0, 2 * np.pi))
+    return _pick(f.palette, (np.mod(a / f.period + f.phase, 1.0) < f.texture.duty).astype(np.int8))
+
+
+def _dots(f: _ThingFrame, rng: np.random.Generator) -> np.ndarray:
+    """Jittered dots on a lattice: ``dots`` (optionally ringed), ``eyes`` (ringed) and ``sprinkles`` (many colours)."""
+    family, palette, period = f.texture.family, f.palette, f.period
+    a, b = _rotate(f.u, f.v, rng.uniform(0, 180))
+    a, b = a / period + f.phase, b / period + rng.random()
+    ca, cb = np.floor(a).astype(np.int64), np.floor(b).astype(np.int64)
+    extra = _lattice(rng, ca, cb, 4)
+    d = np.hypot(a - ca - 0.5 - (extra[..., 0] - 0.5) * 0.35, b - cb - 0.5 - (extra[..., 1] - 0.5) * 0.35)
+    radius = f.size / period * (0.8 + 0.4 * extra[..., 2])
+    index = np.zeros(f.u.shape, dtype=np.int8)
+    if family == "eyes":
+        index[d < radius * 1.9] = 2
+        index[d < radius] = 1
+    elif family == "sprinkles":
+        colour = 1 + np.floor(extra[..., 3] * (len(palette) - 1)).astype(np.int8)
+        index = np.where(d < radius, colour, 0)
+    else:
+        index[d < radius] = 1
+        if len(palette) > 2:
+            index[(d >= radius) & (d < radius * 1.3)] = 2
+    return _pick(palette, index)
+
+
+def _checks(f: _ThingFrame, rng: np.random.Generator) -> np.ndarray:
+    """A square grid: ``checker`` alternates two colours, ``gingham`` overlays two sets of bands."""
+    a, b = _rotate(f.u, f.v, f.texture.angle + rng.uniform(-8, 8))
+    a, b = a / f.period + f.phase, b / f.period + rng.random()
+    if f.texture.family == "checker":
+        index = np.mod(np.floor(a) + np.floor(b), 2)
+    else:
+        index = (np.mod(a, 1.0) < 0.5).astype(np.int8) + (np.mod(b, 1.0) < 0.5).astype(np.int8)
+    return _pick(f.palette, index)
+
+
+def _rings(f: _ThingFrame, rng: np.random.Generator) -> np.ndarray:
+    ox, oy = rng.uniform(-0.15, 0.15, size=2)
+    r = np.hypot(f.u - ox, f.v - oy)
+    if f.texture.wobble:
+        r = r + f.texture.wobble * (value_noise(rng, f.u * 3, f.v * 3) - 0.5)
+    return _pick(f.palette, (np.mod(r / f.period + f.phase, 1.0) < f.texture.duty).astype(np.int8))
+
+
+def _speckle(f: _ThingFrame, rng: np.random.Generator) -> np.ndarray:
+    period = f.period
+    a, b = _rotate(f.u, f.v, rng.uniform(0, 180))
+    noise = 0.65 * value_noise(rng, a / period, b / period) + 0.35 * value_noise(rng, a / (period / 2.5), b / (period / 2.5))
+    index = (noise > 1 - f.texture.duty * 0.9 - 0.05).astype(np.int8)
+    if len(f.palette) > 2:
+        index = np.where(noise < 0.3, 1, np.where(noise > 0.68, 2, 0))
+    return _pick(f.palette, index)
+
+
+def _gradient(f: _ThingFrame, rng: np.random.Generator) -> np.ndarray:
+    hx, hy = rng.uniform(-0.45, -0.25, size=2)
+    return _blend(f.palette, np.clip(np.hypot(f.u - hx, f.v - hy) / 1.5, 0, 1) * (len(f.palette) - 1))
+
+
+def _rim(f: _ThingFrame, rng: np.random.Generator) -> np.ndarray:
+    palette, level = f.palette, f.level
+    rgb = palette[0] * (1.0 - 0.12 * np.clip(level, 0, 1))[..., None]
+    rgb = np.where((level > 1 - f.size)[..., None], palette[1], rgb)
+    highlight = np.clip(1 - np.hypot(f.u + 0.35, f.v + 0.35) / 0.3, 0, 1)[..., None]
+    return rgb * (1 - highlight * 0.8) + palette[2] * highlight * 0.8
+
+
+def _zigzag(f: _ThingFrame, rng: np.random.Generator) -> np.ndarray:
+    a, b = _rotate(f.u, f.v, f.texture.angle + rng.uniform(-8, 8))
+    wavelength = 2 * f.period
+    tri = np.abs(np.mod(b / wavelength + rng.random(), 1.0) - 0.5) * 4 - 1
+    index = np.mod(np.floor((a + f.texture.wobble * tri) / f.period + f.phase * len(f.palette)), len(f.palette))
+    return _pick(f.palette, index)
+
+
+def _wedges(f: _ThingFrame, rng: np.random.Generator) -> np.ndarray:
+    ox, oy = _origin(f.outline)
+    theta = np.arctan2(f.v - oy, f.u - ox)
+    count = int(f.texture.period)
+    index = np.mod(np.floor((theta + np.pi) / (2 * np.pi / count) + f.phase), len(f.palette))
+    return _pick(f.palette, index)
+
+
+def _voronoi_cells(f: _ThingFrame, rng: np.random.Generator) -> np.ndarray:
+    """Voronoi cells: ``patches`` draws their borders, ``cells`` darkens a share of them."""
+    a, b = _rotate(f.u, f.v, rng.uniform(0, 180))
+    d1, d2, cell = _voronoi(rng, a / f.period, b / f.period)
+    if f.texture.family == "patches":
+        return _pick(f.palette, (d2 - d1 < f.size / f.period).astype(np.int8))
+    dark = _lattice(rng, cell[..., 0], cell[..., 1])[..., 0] < f.texture.duty
+    return _pick(f.palette, dark.astype(np.int8))
+
+
+_THING_PAINTERS: dict[str, Callable[[_ThingFrame, np.random.Generator], np.ndarray]] = {
+    "stripes": _stripes,
+    "dots": _dots,
+    "eyes": _dots,
+    "sprinkles": _dots,
+    "checker": _checks,
+    "gingham": _checks,
+    "rings": _rings,
+    "speckle": _speckle,
+    "gradient": _gradient,
+    "rim": _rim,
+    "zigzag": _zigzag,
+    "wedges": _wedges,
+    "patches": _voronoi_cells,
+    "cells": _voronoi_cells,
+}
+
+
 def paint_thing(texture: Texture, outline: Outline, u: np.ndarray, v: np.ndarray, level: np.ndarray,
                 radius_px: float, rng: np.random.Generator) -> np.ndarray:
     """Paint one thing instance over its local coordinates."""
@@ -111,141 +243,104 @@ def paint_thing(texture: Texture, outline: Outline, u: np.ndarray, v: np.ndarray
     scale = max(1.0, MIN_PERIOD_PX / (texture.period * radius_px)) if texture.family not in ("wedges", "gradient", "rim") else 1.0
     period, size = texture.period * scale, texture.size * scale
     phase = rng.random()
-    family = texture.family
-    if family == "stripes":
-        a, b = _rotate(u, v, texture.angle + rng.uniform(-10, 10))
-        a = a + texture.wobble * np.sin(2 * np.pi * b / (2 * period) + rng.uniform(0, 2 * np.pi))
-        rgb = _pick(palette, (np.mod(a / period + phase, 1.0) < texture.duty).astype(np.int8))
-    elif family in ("dots", "eyes", "sprinkles"):
-        a, b = _rotate(u, v, rng.uniform(0, 180))
-        a, b = a / period + phase, b / period + rng.random()
-        ca, cb = np.floor(a).astype(np.int64), np.floor(b).astype(np.int64)
-        extra = _lattice(rng, ca, cb, 4)
-        d = np.hypot(a - ca - 0.5 - (extra[..., 0] - 0.5) * 0.35, b - cb - 0.5 - (extra[..., 1] - 0.5) * 0.35)
-        radius = size / period * (0.8 + 0.4 * extra[..., 2])
-        index = np.zeros(u.shape, dtype=np.int8)
-        if family == "eyes":
-            index[d < radius * 1.9] = 2
-            index[d < radius] = 1
-        elif family == "sprinkles":
-            colour = 1 + np.floor(extra[..., 3] * (len(palette) - 1)).astype(np.int8)
-            index = np.where(d < radius, colour, 0)
-        else:
-            index[d < radius] = 1
-            if len(palette) > 2:
-                index[(d >= radius) & (d < radius * 1.3)] = 2
-        rgb = _pick(palette, index)
-    elif family in ("checker", "gingham"):
-        a, b = _rotate(u, v, texture.angle + rng.uniform(-8, 8))
-        a, b = a / period + phase, b / period + rng.random()
-        if family == "checker":
-            index = np.mod(np.floor(a) + np.floor(b), 2)
-        else:
-            index = (np.mod(a, 1.0) < 0.5).astype(np.int8) + (np.mod(b, 1.0) < 0.5).astype(np.int8)
-        rgb = _pick(palette, index)
-    elif family == "rings":
-        ox, oy = rng.uniform(-0.15, 0.15, size=2)
-        r = np.hypot(u - ox, v - oy)
-        if texture.wobble:
-            r = r + texture.wobble * (value_noise(rng, u * 3, v * 3) - 0.5)
-        rgb = _pick(palette, (np.mod(r / period + phase, 1.0) < texture.duty).astype(np.int8))
-    elif family == "speckle":
-        a, b = _rotate(u, v, rng.uniform(0, 180))
-        noise = 0.65 * value_noise(rng, a / period, b / period) + 0.35 * value_noise(rng, a / (period / 2.5), b / (period / 2.5))
-        index = (noise > 1 - texture.duty * 0.9 - 0.05).astype(np.int8)
-        if len(palette) > 2:
-            index = np.where(noise < 0.3, 1, np.where(noise > 0.68, 2, 0))
-        rgb = _pick(palette, index)
-    elif family == "gradient":
-        hx, hy = rng.uniform(-0.45, -0.25, size=2)
-        rgb = _blend(palette, np.clip(np.hypot(u - hx, v - hy) / 1.5, 0, 1) * (len(palette) - 1))
-    elif family == "rim":
-        rgb = palette[0] * (1.0 - 0.12 * np.clip(level, 0, 1))[..., None]
-        rgb = np.where((level > 1 - size)[..., None], palette[1], rgb)
-        highlight = np.clip(1 - np.hypot(u + 0.35, v + 0.35) / 0.3, 0, 1)[..., None]
-        rgb = rgb * (1 - highlight * 0.8) + palette[2] * highlight * 0.8
-    elif family == "zigzag":
-        a, b = _rotate(u, v, texture.angle + rng.uniform(-8, 8))
-        wavelength = 2 * period
-        tri = np.abs(np.mod(b / wavelength + rng.random(), 1.0) - 0.5) * 4 - 1
-        index = np.mod(np.floor((a + texture.wobble * tri) / period + phase * len(palette)), len(palette))
-        rgb = _pick(palette, index)
-    elif family == "wedges":
-        ox, oy = _origin(outline)
-        theta = np.arctan2(v - oy, u - ox)
-        count = int(texture.period)
-        index = np.mod(np.floor((theta + np.pi) / (2 * np.pi / count) + phase), len(palette))
-        rgb = _pick(palette, index)
-    elif family in ("patches", "cells"):
-        a, b = _rotate(u, v, rng.uniform(0, 180))
-        d1, d2, cell = _voronoi(rng, a / period, b / period)
-        if family == "patches":
-            rgb = _pick(palette, (d2 - d1 < size / period).astype(np.int8))
-        else:
-            dark = _lattice(rng, cell[..., 0], cell[..., 1])[..., 0] < texture.duty
-            rgb = _pick(palette, dark.astype(np.int8))
-    else:
-        raise ValueError(f"unknown thing texture family {family!r}")
+    painter = _THING_PAINTERS.get(texture.family)
+    if painter is None:
+        raise ValueError(f"unknown thing texture family {texture.family!r}")
+    rgb = painter(_ThingFrame(texture, outline, palette, u, v, level, period, size, phase), rng)
     return rgb.astype(np.float32)
+
+
+def _sky(palette: np.ndarray, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    t = np.clip(y * 1.2 + rng.uniform(-0.1, 0.1), 0, 1)
+    rgb = _blend(palette[:2], t)
+    clouds = value_noise(rng, x / 0.22 + rng.random() * 50, y / 0.08)
+    amount = np.clip((clouds - 0.55) / 0.2, 0, 1)[..., None]
+    return rgb * (1 - amount) + palette[2] * amount
+
+
+def _blades(palette: np.ndarray, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    noise = value_noise(rng, x / 0.012, y / 0.07) * 0.7 + value_noise(rng, x / 0.05, y / 0.05) * 0.3
+    return _pick(palette, np.where(noise < 0.38, 1, np.where(noise > 0.66, 2, 0)))
+
+
+def _ripples(palette: np.ndarray, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    wave = np.sin(2 * np.pi * (y / 0.045 + 0.3 * np.sin(2 * np.pi * x / 0.35 + rng.uniform(0, 6.3)) + rng.random()))
+    rgb = _blend(palette[:2], (wave + 1) / 2)
+    return np.where((wave > 0.9)[..., None], palette[2], rgb)
+
+
+def _grain(palette: np.ndarray, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    ripple = 0.5 + 0.5 * np.sin(2 * np.pi * (x + 0.5 * y) / 0.07 + rng.uniform(0, 6.3))
+    rgb = palette[0] * (1 - 0.5 * ripple[..., None]) + palette[2] * 0.5 * ripple[..., None]
+    return np.where((rng.random(x.shape) < 0.18)[..., None], palette[1], rgb)
+
+
+def _snow(palette: np.ndarray, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    amount = 0.45 * value_noise(rng, x / 0.15, y / 0.15)[..., None]
+    rgb = palette[0] * (1 - amount) + palette[1] * amount
+    return np.where((rng.random(x.shape) < 0.03)[..., None], palette[2], rgb)
+
+
+def _road(palette: np.ndarray, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    rgb = np.where((rng.random(x.shape) < 0.35)[..., None], palette[1], palette[0])
+    rows = np.mod(y - rng.random() * 0.3, 0.3)
+    dashes = (rows < 0.022) & (np.mod(x / 0.14 + rng.random(), 1.0) < 0.55)
+    return np.where(dashes[..., None], palette[2], rgb)
+
+
+def _bricks(palette: np.ndarray, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    rows = y / 0.075 + rng.random()
+    row = np.floor(rows).astype(np.int64)
+    cols = x / 0.17 + 0.5 * np.mod(row, 2) + rng.random()
+    shade = _lattice(rng, row, np.floor(cols).astype(np.int64))
+    rgb = palette[0] * (1 - shade * 0.6) + palette[1] * shade * 0.6
+    mortar = (np.mod(rows, 1.0) < 0.16) | (np.mod(cols, 1.0) < 0.07)
+    return np.where(mortar[..., None], palette[2], rgb)
+
+
+def _planks(palette: np.ndarray, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    rows = y / 0.1 + rng.random()
+    row = np.floor(rows).astype(np.int64)
+    shade = _lattice(rng, row, np.zeros_like(row), 2)
+    rgb = palette[0] * (1 - shade[..., :1] * 0.7) + palette[2] * shade[..., :1] * 0.7
+    grain = np.sin(2 * np.pi * (y / 0.014 + 0.6 * np.sin(2 * np.pi * x / 0.45 + shade[..., 1] * 6.3)))
+    rgb = rgb * (1 - 0.08 * (grain[..., None] > 0.6))
+    seams = (np.mod(rows, 1.0) < 0.07) | (np.mod(x / 0.55 + shade[..., 1], 1.0) < 0.02)
+    return np.where(seams[..., None], palette[1], rgb)
+
+
+def _pebbles(palette: np.ndarray, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    d1, d2, cell = _voronoi(rng, x / 0.065, y / 0.065)
+    shade = _lattice(rng, cell[..., 0], cell[..., 1])[..., 0] * 2
+    rgb = _blend(palette[:3], shade)
+    return np.where((d2 - d1 < 0.14)[..., None], palette[3], rgb)
+
+
+def _diamond_lattice(palette: np.ndarray, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    a, b = (x + y) / 0.075 + rng.random(), (x - y) / 0.075 + rng.random()
+    rgb = _pick(palette, np.mod(np.floor(a) + np.floor(b), 2))
+    lines = (np.mod(a, 1.0) < 0.12) | (np.mod(b, 1.0) < 0.12)
+    return np.where(lines[..., None], palette[2], rgb)
+
+
+_STUFF_PAINTERS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, np.random.Generator], np.ndarray]] = {
+    "sky": _sky,
+    "blades": _blades,
+    "ripples": _ripples,
+    "grain": _grain,
+    "snow": _snow,
+    "road": _road,
+    "bricks": _bricks,
+    "planks": _planks,
+    "pebbles": _pebbles,
+    "lattice": _diamond_lattice,
+}
 
 
 def paint_stuff(texture: Texture, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Paint a stuff texture over the whole image grid (``x``, ``y`` in image sides)."""
     palette = jitter_palette(texture.palette, rng, hue=0.015, value=0.06)
-    family = texture.family
-    if family == "sky":
-        t = np.clip(y * 1.2 + rng.uniform(-0.1, 0.1), 0, 1)
-        rgb = _blend(palette[:2], t)
-        clouds = value_noise(rng, x / 0.22 + rng.random() * 50, y / 0.08)
-        amount = np.clip((clouds - 0.55) / 0.2, 0, 1)[..., None]
-        rgb = rgb * (1 - amount) + palette[2] * amount
-    elif family == "blades":
-        noise = value_noise(rng, x / 0.012, y / 0.07) * 0.7 + value_noise(rng, x / 0.05, y / 0.05) * 0.3
-        rgb = _pick(palette, np.where(noise < 0.38, 1, np.where(noise > 0.66, 2, 0)))
-    elif family == "ripples":
-        wave = np.sin(2 * np.pi * (y / 0.045 + 0.3 * np.sin(2 * np.pi * x / 0.35 + rng.uniform(0, 6.3)) + rng.random()))
-        rgb = _blend(palette[:2], (wave + 1) / 2)
-        rgb = np.where((wave > 0.9)[..., None], palette[2], rgb)
-    elif family == "grain":
-        ripple = 0.5 + 0.5 * np.sin(2 * np.pi * (x + 0.5 * y) / 0.07 + rng.uniform(0, 6.3))
-        rgb = palette[0] * (1 - 0.5 * ripple[..., None]) + palette[2] * 0.5 * ripple[..., None]
-        rgb = np.where((rng.random(x.shape) < 0.18)[..., None], palette[1], rgb)
-    elif family == "snow":
-        amount = 0.45 * value_noise(rng, x / 0.15, y / 0.15)[..., None]
-        rgb = palette[0] * (1 - amount) + palette[1] * amount
-        rgb = np.where((rng.random(x.shape) < 0.03)[..., None], palette[2], rgb)
-    elif family == "road":
-        rgb = np.where((rng.random(x.shape) < 0.35)[..., None], palette[1], palette[0])
-        rows = np.mod(y - rng.random() * 0.3, 0.3)
-        dashes = (rows < 0.022) & (np.mod(x / 0.14 + rng.random(), 1.0) < 0.55)
-        rgb = np.where(dashes[..., None], palette[2], rgb)
-    elif family == "bricks":
-        rows = y / 0.075 + rng.random()
-        row = np.floor(rows).astype(np.int64)
-        cols = x / 0.17 + 0.5 * np.mod(row, 2) + rng.random()
-        shade = _lattice(rng, row, np.floor(cols).astype(np.int64))
-        rgb = palette[0] * (1 - shade * 0.6) + palette[1] * shade * 0.6
-        mortar = (np.mod(rows, 1.0) < 0.16) | (np.mod(cols, 1.0) < 0.07)
-        rgb = np.where(mortar[..., None], palette[2], rgb)
-    elif family == "planks":
-        rows = y / 0.1 + rng.random()
-        row = np.floor(rows).astype(np.int64)
-        shade = _lattice(rng, row, np.zeros_like(row), 2)
-        rgb = palette[0] * (1 - shade[..., :1] * 0.7) + palette[2] * shade[..., :1] * 0.7
-        grain = np.sin(2 * np.pi * (y / 0.014 + 0.6 * np.sin(2 * np.pi * x / 0.45 + shade[..., 1] * 6.3)))
-        rgb = rgb * (1 - 0.08 * (grain[..., None] > 0.6))
-        seams = (np.mod(rows, 1.0) < 0.07) | (np.mod(x / 0.55 + shade[..., 1], 1.0) < 0.02)
-        rgb = np.where(seams[..., None], palette[1], rgb)
-    elif family == "pebbles":
-        d1, d2, cell = _voronoi(rng, x / 0.065, y / 0.065)
-        shade = _lattice(rng, cell[..., 0], cell[..., 1])[..., 0] * 2
-        rgb = _blend(palette[:3], shade)
-        rgb = np.where((d2 - d1 < 0.14)[..., None], palette[3], rgb)
-    elif family == "lattice":
-        a, b = (x + y) / 0.075 + rng.random(), (x - y) / 0.075 + rng.random()
-        rgb = _pick(palette, np.mod(np.floor(a) + np.floor(b), 2))
-        lines = (np.mod(a, 1.0) < 0.12) | (np.mod(b, 1.0) < 0.12)
-        rgb = np.where(lines[..., None], palette[2], rgb)
-    else:
-        raise ValueError(f"unknown stuff texture family {family!r}")
-    return rgb.astype(np.float32)
+    painter = _STUFF_PAINTERS.get(texture.family)
+    if painter is None:
+        raise ValueError(f"unknown stuff texture family {texture.family!r}")
+    return painter(palette, x, y, rng).astype(np.float32)

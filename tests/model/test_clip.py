@@ -11,7 +11,6 @@ from safetensors.torch import save_file
 from model.clip import CONFIG_DIR, build_clip, load_clip_folder, save_clip_folder
 from model.mpt import MaskPrompts
 
-torch.set_num_threads(1)
 CPU = torch.device("cpu")
 TINY = "ovseg-tiny-vit"
 
@@ -32,79 +31,74 @@ class Payload:
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    return build_clip(TINY, device=CPU, seed=0)
-
-
-@pytest.fixture(scope="module")
 def images():
     return torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
 
 
-def test_tiny_config_builds_the_demo_architecture(tiny):
-    visual = tiny.model.visual
-    assert tiny.embed_dim == 128 and tiny.image_size == 64
+def test_tiny_config_builds_the_demo_architecture(tiny_clip):
+    visual = tiny_clip.model.visual
+    assert tiny_clip.embed_dim == 128 and tiny_clip.image_size == 64
     assert visual.grid_size == (8, 8) and visual.conv1.out_channels == 128
     assert len(visual.transformer.resblocks) == 4
     assert visual.transformer.resblocks[0].attn.num_heads == 4
     assert visual.transformer.resblocks[0].mlp.c_fc.out_features == 512
-    assert tiny.model.context_length == 32 and len(tiny.model.transformer.resblocks) == 4
-    assert tiny.tokenizer(["a dog"]).shape == (1, 32)
-    assert not tiny.model.training
-    assert tiny.mean.shape == (3,) and tiny.std.dtype == torch.float32
+    assert tiny_clip.model.context_length == 32 and len(tiny_clip.model.transformer.resblocks) == 4
+    assert tiny_clip.tokenizer(["a dog"]).shape == (1, 32)
+    assert not tiny_clip.model.training
+    assert tiny_clip.mean.shape == (3,) and tiny_clip.std.dtype == torch.float32
 
 
-def test_config_name_path_and_seed_resolve_to_the_same_model(tiny):
+def test_config_name_path_and_seed_resolve_to_the_same_model(tiny_clip):
     by_path = build_clip("model/configs/ovseg-tiny-vit.json", device=CPU, seed=0)
     by_abs_path = build_clip(str(CONFIG_DIR / "ovseg-tiny-vit.json"), device=CPU, seed=0)
-    _assert_same_weights(tiny.model, by_path.model)
-    _assert_same_weights(tiny.model, by_abs_path.model)
+    _assert_same_weights(tiny_clip.model, by_path.model)
+    _assert_same_weights(tiny_clip.model, by_abs_path.model)
     other_seed = build_clip(TINY, device=CPU, seed=1)
-    assert not torch.equal(other_seed.model.visual.conv1.weight, tiny.model.visual.conv1.weight)
+    assert not torch.equal(other_seed.model.visual.conv1.weight, tiny_clip.model.visual.conv1.weight)
 
 
-def test_embeddings_are_normalised(tiny, images):
+def test_embeddings_are_normalised(tiny_clip, images):
     with torch.no_grad():
-        text = tiny.encode_text(["a photo of a dog.", "a cat"])
-        image = tiny.encode_image(images)
+        text = tiny_clip.encode_text(["a photo of a dog.", "a cat"])
+        image = tiny_clip.encode_image(images)
     assert text.shape == (2, 128) and image.shape == (3, 128)
     assert torch.allclose(text.norm(dim=-1), torch.ones(2), atol=1e-5)
     assert torch.allclose(image.norm(dim=-1), torch.ones(3), atol=1e-5)
-    assert tiny.encode_text([]).shape == (0, 128)
+    assert tiny_clip.encode_text([]).shape == (0, 128)
 
 
-def test_save_load_round_trip_and_open_clip_alone_loads_the_folder(tiny, images, tmp_path):
-    folder = save_clip_folder(tiny, tmp_path / "clip")
+def test_save_load_round_trip_and_open_clip_alone_loads_the_folder(tiny_clip, images, tmp_path):
+    folder = save_clip_folder(tiny_clip, tmp_path / "clip")
     assert sorted(p.name for p in folder.iterdir()) == ["open_clip_config.json", "open_clip_model.safetensors"]
     config = json.loads((folder / "open_clip_config.json").read_text())
-    assert config["model_cfg"] == tiny.model_cfg and config["preprocess_cfg"]["size"] == 64
+    assert config["model_cfg"] == tiny_clip.model_cfg and config["preprocess_cfg"]["size"] == 64
 
     loaded = load_clip_folder(folder, CPU)
-    _assert_same_weights(tiny.model, loaded.model)
-    assert loaded.preprocess_cfg == json.loads(json.dumps(tiny.preprocess_cfg))
+    _assert_same_weights(tiny_clip.model, loaded.model)
+    assert loaded.preprocess_cfg == json.loads(json.dumps(tiny_clip.preprocess_cfg))
     assert loaded.prompts is None
     texts = ["a photo of a dog.", "grass"]
     with torch.no_grad():
-        assert torch.equal(loaded.encode_image(images), tiny.encode_image(images))
-        assert torch.equal(loaded.encode_text(texts), tiny.encode_text(texts))
+        assert torch.equal(loaded.encode_image(images), tiny_clip.encode_image(images))
+        assert torch.equal(loaded.encode_text(texts), tiny_clip.encode_text(texts))
 
     model, _, preprocess = open_clip.create_model_and_transforms(f"local-dir:{folder}")
     tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
     model.eval()
     with torch.no_grad():
-        assert torch.equal(model.encode_image(images), tiny.model.encode_image(images))
-        assert torch.equal(model.encode_text(tokenizer(texts)), tiny.model.encode_text(tiny.tokenize(texts)))
-    assert list(model.visual.preprocess_cfg["mean"]) == list(tiny.preprocess_cfg["mean"])
+        assert torch.equal(model.encode_image(images), tiny_clip.model.encode_image(images))
+        assert torch.equal(model.encode_text(tokenizer(texts)), tiny_clip.model.encode_text(tiny_clip.tokenize(texts)))
+    assert list(model.visual.preprocess_cfg["mean"]) == list(tiny_clip.preprocess_cfg["mean"])
     assert tuple(model.visual.preprocess_cfg["size"]) == (64, 64) and preprocess is not None
 
 
-def test_saving_again_replaces_the_folder_whole(tiny, tmp_path):
+def test_saving_again_replaces_the_folder_whole(tiny_clip, tmp_path):
     folder = tmp_path / "clip"
     with_prompts = build_clip(TINY, device=CPU, seed=0)
     with_prompts.prompts = MaskPrompts.for_visual(with_prompts.model, depth=2)
     save_clip_folder(with_prompts, folder)
     assert (folder / "mask_prompts.safetensors").is_file()
-    save_clip_folder(tiny, folder)
+    save_clip_folder(tiny_clip, folder)
     assert not (folder / "mask_prompts.safetensors").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip"]  # no temp or old folders left
 
@@ -122,7 +116,7 @@ def test_prompts_round_trip_through_the_folder(tmp_path, images):
         assert not torch.allclose(loaded.encode_image(images, masks), loaded.encode_image(images), atol=1e-3)
 
 
-def test_incompatible_prompts_in_a_folder_are_refused(tiny, tmp_path):
+def test_incompatible_prompts_in_a_folder_are_refused(tiny_clip, tmp_path):
     bundle = build_clip(TINY, device=CPU, seed=0)
     bundle.prompts = MaskPrompts(depth=2, num_patches=49, width=128)
     save_clip_folder(bundle, tmp_path / "bad")
@@ -140,18 +134,18 @@ def test_vit_b16_checkpoint_file_loads_the_same_weights(tmp_path):
     assert bundle.image_size == 224 and bundle.embed_dim == 512
 
 
-def test_torch_checkpoints_load_with_weights_only(tiny, tmp_path):
-    plain = tmp_path / "tiny.pt"
-    torch.save({"state_dict": tiny.model.state_dict()}, plain)
-    _assert_same_weights(tiny.model, build_clip(TINY, str(plain), device=CPU).model)
+def test_torch_checkpoints_load_with_weights_only(tiny_clip, tmp_path):
+    plain = tmp_path / "tiny_clip.pt"
+    torch.save({"state_dict": tiny_clip.model.state_dict()}, plain)
+    _assert_same_weights(tiny_clip.model, build_clip(TINY, str(plain), device=CPU).model)
     unsafe = tmp_path / "unsafe.pt"
-    torch.save({"state_dict": tiny.model.state_dict(), "extra": Payload()}, unsafe)
+    torch.save({"state_dict": tiny_clip.model.state_dict(), "extra": Payload()}, unsafe)
     with pytest.raises(ValueError, match="unsafe.pt"):
         build_clip(TINY, str(unsafe), device=CPU)
 
 
-def test_image_size_override_interpolates_loaded_positions(tiny, tmp_path):
-    folder = save_clip_folder(tiny, tmp_path / "clip")
+def test_image_size_override_interpolates_loaded_positions(tiny_clip, tmp_path):
+    folder = save_clip_folder(tiny_clip, tmp_path / "clip")
     bundle = build_clip(TINY, str(folder / "open_clip_model.safetensors"), device=CPU, image_size=32)
     assert bundle.image_size == 32 and bundle.preprocess_cfg["size"] == 32
     assert bundle.model.visual.positional_embedding.shape == (4 * 4 + 1, 128)
@@ -187,8 +181,8 @@ def test_bad_model_or_weights_names(model, pretrained, error, pattern):
         build_clip(model, pretrained, device=CPU)
 
 
-def test_bad_folders_configs_and_options(tiny, tmp_path):
-    folder = save_clip_folder(tiny, tmp_path / "clip")
+def test_bad_folders_configs_and_options(tiny_clip, tmp_path):
+    folder = save_clip_folder(tiny_clip, tmp_path / "clip")
     with pytest.raises(ValueError, match="cannot be combined"):
         build_clip(f"local-dir:{folder}", "x.safetensors", device=CPU)
     (folder / "open_clip_model.safetensors").unlink()
@@ -203,9 +197,9 @@ def test_bad_folders_configs_and_options(tiny, tmp_path):
     config["embed_dim"] = 64
     other = tmp_path / "other.json"
     other.write_text(json.dumps(config))
-    weights = tmp_path / "tiny.safetensors"
-    save_file({k: v.contiguous() for k, v in tiny.model.state_dict().items()}, str(weights))
-    with pytest.raises(ValueError, match="tiny.safetensors"):
+    weights = tmp_path / "tiny_clip.safetensors"
+    save_file({k: v.contiguous() for k, v in tiny_clip.model.state_dict().items()}, str(weights))
+    with pytest.raises(ValueError, match="tiny_clip.safetensors"):
         build_clip(str(other), str(weights), device=CPU)
 
     config["text_cfg"]["hf_model_name"] = "bert-base-uncased"
@@ -218,7 +212,7 @@ def test_bad_folders_configs_and_options(tiny, tmp_path):
         build_clip(str(broken), device=CPU)
 
 
-def test_bundle_moves_between_devices(tiny):
+def test_bundle_moves_between_devices(tiny_clip):
     bundle = build_clip(TINY, device=CPU, seed=0)
     bundle.prompts = MaskPrompts.for_visual(bundle.model, depth=1)
     assert bundle.to(torch.device("cpu")) is bundle
@@ -226,8 +220,8 @@ def test_bundle_moves_between_devices(tiny):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_build_matches_cpu(tiny, images):
+def test_cuda_build_matches_cpu(tiny_clip, images):
     bundle = build_clip(TINY, device="cuda", seed=0)
-    _assert_same_weights(tiny.model, bundle.model)
+    _assert_same_weights(tiny_clip.model, bundle.model)
     with torch.no_grad():
-        assert torch.allclose(bundle.encode_image(images).cpu(), tiny.encode_image(images), atol=1e-4)
+        assert torch.allclose(bundle.encode_image(images).cpu(), tiny_clip.encode_image(images), atol=1e-4)

@@ -10,8 +10,6 @@ from open_clip import ClipLoss
 
 from model.contrastive import contrastive_loss
 
-torch.set_num_threads(1)
-
 
 def test_without_groups_it_is_open_clips_loss():
     generator = torch.Generator().manual_seed(0)

@@ -6,7 +6,6 @@ import torch
 
 from model.crops import expand_boxes, mask_boxes, masked_crops
 
-torch.set_num_threads(1)
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
 MEAN_T = torch.tensor(MEAN).view(3, 1, 1)

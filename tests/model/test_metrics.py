@@ -10,8 +10,6 @@ import torch
 
 from model.metrics import ConfusionMatrix, harmonic_mean
 
-torch.set_num_threads(1)
-
 K = 7
 IGNORE = -1
 

@@ -17,13 +17,7 @@ from model.mpt import (
     save_mask_prompts,
 )
 
-torch.set_num_threads(1)
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return build_clip("ovseg-tiny-vit", device=CPU, seed=0)
 
 
 def _images(n: int, size: int, seed: int = 0) -> torch.Tensor:
@@ -39,11 +33,11 @@ def _prompts(bundle, depth: int, seed: int = 0) -> MaskPrompts:
 
 
 @pytest.mark.parametrize("depth", [1, 3, 5])
-def test_all_foreground_equals_plain_clip_exactly_tiny(tiny, depth):
+def test_all_foreground_equals_plain_clip_exactly_tiny(tiny_clip, depth):
     images = _images(4, 64)
     with torch.no_grad():
-        plain = tiny.model.encode_image(images)
-        prompted = encode_image_with_prompts(tiny.model, images, _full(4, 64), _prompts(tiny, depth))
+        plain = tiny_clip.model.encode_image(images)
+        prompted = encode_image_with_prompts(tiny_clip.model, images, _full(4, 64), _prompts(tiny_clip, depth))
     assert torch.equal(prompted, plain)
 
 
@@ -80,39 +74,39 @@ def test_all_foreground_equals_plain_clip_exactly_vit_l14():
     _assert_mpt_exact_on(build_clip("ViT-L-14", device=CPU, seed=0), 224)
 
 
-def test_background_patches_are_replaced_at_every_depth(tiny):
+def test_background_patches_are_replaced_at_every_depth(tiny_clip):
     """Only the foreground patch (1, 2) is seen: the rest of the image cannot matter."""
     mask = torch.zeros(1, 64, 64, dtype=torch.bool)
     mask[0, 9, 17] = True  # one pixel inside patch row 1, column 2 (8 px patches)
     a, b = _images(1, 64, seed=1), _images(1, 64, seed=2)
     b_same_patch = b.clone()
     b_same_patch[:, :, 8:16, 16:24] = a[:, :, 8:16, 16:24]
-    prompts = _prompts(tiny, 3)
+    prompts = _prompts(tiny_clip, 3)
     with torch.no_grad():
-        out_a = encode_image_with_prompts(tiny.model, a, mask, prompts)
-        out_b = encode_image_with_prompts(tiny.model, b, mask, prompts)
-        out_b_same = encode_image_with_prompts(tiny.model, b_same_patch, mask, prompts)
+        out_a = encode_image_with_prompts(tiny_clip.model, a, mask, prompts)
+        out_b = encode_image_with_prompts(tiny_clip.model, b, mask, prompts)
+        out_b_same = encode_image_with_prompts(tiny_clip.model, b_same_patch, mask, prompts)
         assert torch.allclose(out_a, out_b_same, atol=1e-6)
         assert not torch.allclose(out_a, out_b, atol=1e-3)
         # All background: the output no longer depends on the image at all.
         empty = torch.zeros_like(mask)
         assert torch.allclose(
-            encode_image_with_prompts(tiny.model, a, empty, prompts),
-            encode_image_with_prompts(tiny.model, b, empty, prompts),
+            encode_image_with_prompts(tiny_clip.model, a, empty, prompts),
+            encode_image_with_prompts(tiny_clip.model, b, empty, prompts),
             atol=1e-6,
         )
 
 
-def test_deeper_prompts_change_the_output(tiny):
+def test_deeper_prompts_change_the_output(tiny_clip):
     mask = torch.zeros(2, 64, 64, dtype=torch.bool)
     mask[:, 20:40, 20:40] = True
     images = _images(2, 64)
-    shallow = _prompts(tiny, 1)
+    shallow = _prompts(tiny_clip, 1)
     deep = MaskPrompts(3, 64, 128, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         deep.prompts[0] = shallow.prompts[0]
-        same_first = encode_image_with_prompts(tiny.model, images, mask, shallow)
-        deeper = encode_image_with_prompts(tiny.model, images, mask, deep)
+        same_first = encode_image_with_prompts(tiny_clip.model, images, mask, shallow)
+        deeper = encode_image_with_prompts(tiny_clip.model, images, mask, deep)
     assert not torch.allclose(same_first, deeper, atol=1e-4)
 
 
@@ -128,34 +122,34 @@ def test_patch_foreground_is_any_pixel_per_patch():
     assert torch.equal(patch_foreground(mask[:, None], (8, 8)), fg)
 
 
-def test_legacy_sequence_first_layout_gives_the_same_result(tiny):
+def test_legacy_sequence_first_layout_gives_the_same_result(tiny_clip):
     """open_clip's transformers may run (L, N, D); the replacement must follow the layout."""
     images = _images(2, 64)
     mask = torch.zeros(2, 64, 64, dtype=torch.bool)
     mask[0, :30, :40] = True
     mask[1, 33:, 5:] = True
-    prompts = _prompts(tiny, 3)
+    prompts = _prompts(tiny_clip, 3)
     bundle = build_clip("ovseg-tiny-vit", device=CPU, seed=0)
     transformer = bundle.model.visual.transformer
     transformer.batch_first = False
     for block in transformer.resblocks:
         block.attn.batch_first = False
     with torch.no_grad():
-        expected = encode_image_with_prompts(tiny.model, images, mask, prompts)
+        expected = encode_image_with_prompts(tiny_clip.model, images, mask, prompts)
         got = encode_image_with_prompts(bundle.model, images, mask, prompts)
         plain = bundle.model.encode_image(images)
         assert torch.allclose(got, expected, atol=1e-5)
         assert torch.equal(encode_image_with_prompts(bundle.model, images, _full(2, 64), prompts), plain)
 
 
-def test_grad_checkpointing_path_matches(tiny):
+def test_grad_checkpointing_path_matches(tiny_clip):
     bundle = build_clip("ovseg-tiny-vit", device=CPU, seed=0)
     bundle.model.set_grad_checkpointing(True)
     images = _images(2, 64)
     mask = torch.zeros(2, 64, 64, dtype=torch.bool)
     mask[:, 8:40, 16:56] = True
-    prompts = _prompts(tiny, 2)
-    expected = encode_image_with_prompts(tiny.model, images, mask, prompts)
+    prompts = _prompts(tiny_clip, 2)
+    expected = encode_image_with_prompts(tiny_clip.model, images, mask, prompts)
     got = encode_image_with_prompts(bundle.model, images, mask, prompts)
     assert torch.allclose(got, expected, atol=1e-6)
     got.sum().backward()
@@ -185,8 +179,8 @@ def test_prompt_tuning_step_trains_only_the_prompts():
     assert not torch.equal(prompts.prompts.detach(), prompts_before)
 
 
-def test_prompts_save_load_and_validation(tiny, tmp_path):
-    prompts = _prompts(tiny, 2, seed=9)
+def test_prompts_save_load_and_validation(tiny_clip, tmp_path):
+    prompts = _prompts(tiny_clip, 2, seed=9)
     path = tmp_path / "mask_prompts.safetensors"
     save_mask_prompts(prompts, path)
     loaded = load_mask_prompts(path)
@@ -210,13 +204,13 @@ def test_prompts_save_load_and_validation(tiny, tmp_path):
         load_mask_prompts(foreign)
 
 
-def test_invalid_uses_are_refused(tiny):
+def test_invalid_uses_are_refused(tiny_clip):
     with pytest.raises(ValueError, match="depth"):
-        MaskPrompts.for_visual(tiny.model, 6)
+        MaskPrompts.for_visual(tiny_clip.model, 6)
     with pytest.raises(ValueError, match="do not fit"):
-        encode_image_with_prompts(tiny.model, _images(1, 64), _full(1, 64), MaskPrompts(1, 49, 128))
+        encode_image_with_prompts(tiny_clip.model, _images(1, 64), _full(1, 64), MaskPrompts(1, 49, 128))
     with pytest.raises(ValueError, match="crop masks"):
-        encode_image_with_prompts(tiny.model, _images(2, 64), _full(1, 64), _prompts(tiny, 1))
+        encode_image_with_prompts(tiny_clip.model, _images(2, 64), _full(1, 64), _prompts(tiny_clip, 1))
     rn = build_clip("RN50", device=CPU, seed=0)
     with pytest.raises(TypeError, match="VisionTransformer"):
         MaskPrompts.for_visual(rn.model, 1)

@@ -5,16 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from model.oracle import (
-    gt_segments,
-    one_hot_class_probs,
-    oracle_proposal_labels,
-    oracle_semantic_map,
-    paint_segments,
-)
+from model.oracle import gt_segments, one_hot_class_probs, oracle_proposal_labels, oracle_semantic_map, paint_segments
 from model.segmenter import scores_to_labels
-
-torch.set_num_threads(1)
 
 
 def two_squares() -> np.ndarray:

@@ -16,8 +16,6 @@ from model.segmenter import (
     semantic_map,
 )
 
-torch.set_num_threads(1)
-
 P_PROP = torch.tensor([[0.9, 0.1], [0.4, 0.6]])
 P_CLIP = torch.tensor([[0.1, 0.9], [0.9, 0.1]])
 

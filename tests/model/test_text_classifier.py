@@ -5,16 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.clip import build_clip
-from model.text import TextClassifier, check_templates, load_templates, split_synonyms
+from core.classnames import split_synonyms
+from model.text import TextClassifier, check_templates, load_templates
 
-torch.set_num_threads(1)
 TEMPLATES = ["a photo of a {}.", "There is a {} in the scene"]
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return build_clip("ovseg-tiny-vit", device=torch.device("cpu"), seed=0)
 
 
 def _manual(bundle, class_name: str, templates: list[str]) -> torch.Tensor:
@@ -27,40 +21,40 @@ def _manual(bundle, class_name: str, templates: list[str]) -> torch.Tensor:
     return F.normalize(torch.stack(rows).mean(dim=0), dim=0)
 
 
-def test_synonym_and_template_average_matches_manual(tiny):
+def test_synonym_and_template_average_matches_manual(tiny_clip):
     names = ["building, edifice", "dog", "traffic light"]
-    embeddings = TextClassifier(tiny, TEMPLATES)(names)
+    embeddings = TextClassifier(tiny_clip, TEMPLATES)(names)
     assert embeddings.shape == (3, 128) and embeddings.dtype == torch.float32
     for row, name in zip(embeddings, names):
-        assert torch.allclose(row, _manual(tiny, name, TEMPLATES), atol=1e-5)
+        assert torch.allclose(row, _manual(tiny_clip, name, TEMPLATES), atol=1e-5)
     assert torch.allclose(embeddings.norm(dim=-1), torch.ones(3), atol=1e-6)
-    building = _manual(tiny, "building", TEMPLATES)
+    building = _manual(tiny_clip, "building", TEMPLATES)
     assert not torch.allclose(embeddings[0], building, atol=1e-3)  # the synonym counts
 
 
-def test_default_templates_are_the_vild_set(tiny):
+def test_default_templates_are_the_vild_set(tiny_clip):
     templates = load_templates()
     assert len(templates) == 14 and len(set(templates)) == 14
     assert templates[0] == "a photo of a {}." and templates[-1] == "There is a large {} in the scene."
-    classifier = TextClassifier(tiny)
+    classifier = TextClassifier(tiny_clip)
     assert classifier.templates == templates
-    assert torch.allclose(classifier(["grass"])[0], _manual(tiny, "grass", templates), atol=1e-5)
+    assert torch.allclose(classifier(["grass"])[0], _manual(tiny_clip, "grass", templates), atol=1e-5)
 
 
-def test_each_synonym_is_encoded_once_in_batches(tiny):
+def test_each_synonym_is_encoded_once_in_batches(tiny_clip):
     calls: list[int] = []
 
     class CountingBundle:
-        embed_dim, device = tiny.embed_dim, tiny.device
+        embed_dim, device = tiny_clip.embed_dim, tiny_clip.device
 
         def encode_text(self, texts):
             calls.append(len(texts))
-            return tiny.encode_text(texts)
+            return tiny_clip.encode_text(texts)
 
     classifier = TextClassifier(CountingBundle(), TEMPLATES, batch_size=3)
     first = classifier(["building, edifice", "dog", "edifice"])
     assert sum(calls) == 3 * len(TEMPLATES) and max(calls) <= 3  # building, dog, edifice once each
-    assert torch.allclose(first[2], _manual(tiny, "edifice", TEMPLATES), atol=1e-5)
+    assert torch.allclose(first[2], _manual(tiny_clip, "edifice", TEMPLATES), atol=1e-5)
     calls.clear()
     again = classifier(["dog", "cat, dog"])
     assert calls == [2]  # only "cat" is new
@@ -68,7 +62,7 @@ def test_each_synonym_is_encoded_once_in_batches(tiny):
     classifier.clear()
     classifier(["dog"])
     assert calls == [2, 2]
-    assert classifier([]).shape == (0, tiny.embed_dim)
+    assert classifier([]).shape == (0, tiny_clip.embed_dim)
 
 
 def test_bad_names_and_templates():

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from model.clip import build_clip
 from model.crops import masked_crops
 from model.mpt import MaskPrompts
 from model.oracle import gt_segments, oracle_semantic_map
@@ -15,20 +14,13 @@ from model.proposer import build_proposer, load_proposer_config
 from model.segmenter import ensemble, predict_labels, scores_to_labels
 from model.two_stage import TwoStageSegmenter, image_to_tensor
 
-torch.set_num_threads(1)
-
 NAMES = ["cat", "dog, puppy", "sky", "grass"]
 CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
-def clip():
-    return build_clip("ovseg-tiny-vit", device=CPU, seed=0)
-
-
-@pytest.fixture(scope="module")
-def proposer(clip):
-    config = dataclasses.replace(load_proposer_config("proposer-tiny"), text_dim=clip.embed_dim)
+def proposer(tiny_clip):
+    config = dataclasses.replace(load_proposer_config("proposer-tiny"), text_dim=tiny_clip.embed_dim)
     torch.manual_seed(0)
     return build_proposer(config).eval()
 
@@ -46,8 +38,8 @@ def label_map() -> np.ndarray:
     return gt
 
 
-def test_segment_gives_a_label_map_of_the_image_size(proposer, clip, image):
-    seg = TwoStageSegmenter(proposer, clip, lam=0.7, mask_threshold=0.5)
+def test_segment_gives_a_label_map_of_the_image_size(proposer, tiny_clip, image):
+    seg = TwoStageSegmenter(proposer, tiny_clip, lam=0.7, mask_threshold=0.5)
     labels = seg.segment(image, NAMES)
     assert labels.shape == (40, 56) and labels.dtype == np.int32
     assert labels.min() >= 0 and labels.max() < len(NAMES)
@@ -56,8 +48,8 @@ def test_segment_gives_a_label_map_of_the_image_size(proposer, clip, image):
     assert np.array_equal(seg.segment(as_tensor, NAMES, text_emb=seg.text_embeddings(NAMES)), labels)
 
 
-def test_batch_equals_single_images(proposer, clip, image):
-    seg = TwoStageSegmenter(proposer, clip)
+def test_batch_equals_single_images(proposer, tiny_clip, image):
+    seg = TwoStageSegmenter(proposer, tiny_clip)
     other = np.ascontiguousarray(image[:32, :48])
     batch = seg.segment_batch([image, image[::-1], other], NAMES)
     assert [b.shape for b in batch] == [(40, 56), (40, 56), (32, 48)]
@@ -65,16 +57,16 @@ def test_batch_equals_single_images(proposer, clip, image):
         assert np.array_equal(got, seg.segment(single, NAMES))
 
 
-def test_lambda_zero_is_the_proposer_alone(proposer, clip, image):
-    seg = TwoStageSegmenter(proposer, clip, lam=0.0)
+def test_lambda_zero_is_the_proposer_alone(proposer, tiny_clip, image):
+    seg = TwoStageSegmenter(proposer, tiny_clip, lam=0.0)
     text = seg.text_embeddings(NAMES)
     props = seg.propose(image_to_tensor(image, CPU)[None], text)
     expected = predict_labels(props.class_probs[0], props.mask_probs[0]).numpy()
     assert np.array_equal(seg.segment(image, NAMES), expected)
 
 
-def test_segment_composes_crops_of_binary_masks_with_soft_mask_map(proposer, clip, image):
-    seg = TwoStageSegmenter(proposer, clip, lam=0.7, lam_seen=0.2, mask_threshold=0.5)
+def test_segment_composes_crops_of_binary_masks_with_soft_mask_map(proposer, tiny_clip, image):
+    seg = TwoStageSegmenter(proposer, tiny_clip, lam=0.7, lam_seen=0.2, mask_threshold=0.5)
     text = seg.text_embeddings(NAMES)
     tensor = image_to_tensor(image, CPU)
     props = seg.propose(tensor[None], text)
@@ -86,16 +78,16 @@ def test_segment_composes_crops_of_binary_masks_with_soft_mask_map(proposer, cli
     assert np.array_equal(seg.segment(image, NAMES, seen=seen), expected)
 
 
-def test_clip_probs_use_mask_prompts_when_present(proposer, clip, image):
-    plain = TwoStageSegmenter(proposer, clip, mask_threshold=0.5)
+def test_clip_probs_use_mask_prompts_when_present(proposer, tiny_clip, image):
+    plain = TwoStageSegmenter(proposer, tiny_clip, mask_threshold=0.5)
     text = plain.text_embeddings(NAMES)
     tensor = image_to_tensor(image, CPU)
     masks = torch.from_numpy(gt_segments(label_map())[1].numpy())
     base = plain.clip_probs([tensor], [masks], text)[0]
     assert base.shape == (masks.shape[0], len(NAMES))
     torch.testing.assert_close(base.sum(-1), torch.ones(masks.shape[0]))
-    prompted_clip = dataclasses.replace(clip)
-    prompted_clip.prompts = MaskPrompts.for_visual(clip.model.visual, 2, generator=torch.Generator().manual_seed(0))
+    prompted_clip = dataclasses.replace(tiny_clip)
+    prompted_clip.prompts = MaskPrompts.for_visual(tiny_clip.model.visual, 2, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         prompted_clip.prompts.prompts.mul_(50)  # make the prompts' effect unmistakable
     prompted = TwoStageSegmenter(proposer, prompted_clip).clip_probs([tensor], [masks], text)[0]
@@ -110,16 +102,16 @@ def test_clip_probs_use_mask_prompts_when_present(proposer, clip, image):
     assert torch.equal(uniform, torch.full((len(NAMES),), 1 / len(NAMES)))
 
 
-def test_classify_gt_segments_recovers_labels_with_matching_text(proposer, clip, image):
+def test_classify_gt_segments_recovers_labels_with_matching_text(proposer, tiny_clip, image):
     """Text embeddings equal to each segment's own crop embedding make CLIP's answer known."""
-    seg = TwoStageSegmenter(proposer, clip, expand_ratio=0.1)
+    seg = TwoStageSegmenter(proposer, tiny_clip, expand_ratio=0.1)
     gt = label_map()
     classes, segments = gt_segments(gt)
     crops = masked_crops(
-        image_to_tensor(image, CPU), segments, size=clip.image_size, mean=clip.mean, std=clip.std, expand_ratio=0.1
+        image_to_tensor(image, CPU), segments, size=tiny_clip.image_size, mean=tiny_clip.mean, std=tiny_clip.std, expand_ratio=0.1
     )
     with torch.no_grad():
-        own = clip.encode_image(crops.crops)
+        own = tiny_clip.encode_image(crops.crops)
     noise = torch.randn(len(NAMES), own.shape[1], generator=torch.Generator().manual_seed(1))
     text = torch.nn.functional.normalize(noise, dim=-1)
     text[classes] = own
@@ -131,8 +123,8 @@ def test_classify_gt_segments_recovers_labels_with_matching_text(proposer, clip,
     assert np.array_equal(shuffled, np.where(gt >= 0, inverse[np.maximum(gt, 0)], -1))
 
 
-def test_segment_oracle_labels_come_from_the_ground_truth(proposer, clip, image):
-    seg = TwoStageSegmenter(proposer, clip, mask_threshold=0.5)
+def test_segment_oracle_labels_come_from_the_ground_truth(proposer, tiny_clip, image):
+    seg = TwoStageSegmenter(proposer, tiny_clip, mask_threshold=0.5)
     gt = label_map()
     labels = seg.segment_oracle(image, gt, NAMES)
     assert labels.shape == gt.shape and labels.dtype == np.int32
@@ -147,20 +139,20 @@ def test_segment_oracle_labels_come_from_the_ground_truth(proposer, clip, image)
         seg.segment_oracle(image, gt[:10], NAMES)
 
 
-def test_bad_inputs_are_refused(proposer, clip, image):
+def test_bad_inputs_are_refused(proposer, tiny_clip, image):
     with pytest.raises(ValueError, match="mask_threshold"):
-        TwoStageSegmenter(proposer, clip, mask_threshold=1.5)
-    seg = TwoStageSegmenter(proposer, clip)
+        TwoStageSegmenter(proposer, tiny_clip, mask_threshold=1.5)
+    seg = TwoStageSegmenter(proposer, tiny_clip)
     with pytest.raises(ValueError, match="text_emb must be"):
-        seg.segment(image, NAMES, text_emb=torch.zeros(2, clip.embed_dim))
+        seg.segment(image, NAMES, text_emb=torch.zeros(2, tiny_clip.embed_dim))
     with pytest.raises(ValueError, match="H×W×3"):
         image_to_tensor(np.zeros((4, 4)), CPU)
     with pytest.raises(ValueError, match="uint8 or float"):
         image_to_tensor(torch.zeros(3, 4, 4, dtype=torch.int64), CPU)
 
 
-def test_batched_diagnostics_equal_single_images(proposer, clip, image):
-    seg = TwoStageSegmenter(proposer, clip, mask_threshold=0.5)
+def test_batched_diagnostics_equal_single_images(proposer, tiny_clip, image):
+    seg = TwoStageSegmenter(proposer, tiny_clip, mask_threshold=0.5)
     gt = label_map()
     other, other_gt = np.ascontiguousarray(image[:32, :48]), np.ascontiguousarray(gt[:32, :48])
     images, gts = [image, other, image], [gt, other_gt, np.full_like(gt, -1)]
@@ -175,17 +167,17 @@ def test_batched_diagnostics_equal_single_images(proposer, clip, image):
         seg.segment_oracle_batch([image, image], [gt], NAMES)
 
 
-def test_a_clip_only_segmenter_classifies_ground_truth_segments(proposer, clip, image):
-    clip_only = TwoStageSegmenter(None, clip)
-    assert clip_only.device == clip.device
+def test_a_clip_only_segmenter_classifies_ground_truth_segments(proposer, tiny_clip, image):
+    clip_only = TwoStageSegmenter(None, tiny_clip)
+    assert clip_only.device == tiny_clip.device
     gt = label_map()
     assert np.array_equal(clip_only.classify_gt_segments(image, gt, NAMES),
-                          TwoStageSegmenter(proposer, clip).classify_gt_segments(image, gt, NAMES))
+                          TwoStageSegmenter(proposer, tiny_clip).classify_gt_segments(image, gt, NAMES))
     with pytest.raises(ValueError, match="has no proposer"):
         clip_only.segment(image, NAMES)
 
 
-def test_proposer_and_clip_must_share_the_text_size(clip):
+def test_proposer_and_clip_must_share_the_text_size(tiny_clip):
     narrow = build_proposer(load_proposer_config("proposer-tiny")).eval()  # text_dim 16
     with pytest.raises(ValueError, match=r"expects text embeddings of size 16, the CLIP gives 128"):
-        TwoStageSegmenter(narrow, clip)
+        TwoStageSegmenter(narrow, tiny_clip)

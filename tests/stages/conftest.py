@@ -53,7 +53,6 @@ def eval_inputs(tmp_path_factory) -> SimpleNamespace:
     """``root`` with ``data/world`` (4 benchmark images of 64 px), ``artifacts/clip_base``,
     ``artifacts/clip_mpt`` (random mask prompts), ``artifacts/proposer`` (proposer-tiny) and
     ``params.yaml`` (the ``evaluate`` section above)."""
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("eval_inputs")
     (root / "world_params.yaml").write_text(yaml.safe_dump({"data": TINY_WORLD}))
     with pytest.MonkeyPatch.context() as mp:

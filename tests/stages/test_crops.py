@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stages.crop_bench import main, result_name
+from stages.crops import main, result_name
 
 
 def test_several_folders_write_one_json_each(eval_inputs, capsys) -> None:

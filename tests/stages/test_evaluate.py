@@ -5,13 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from stages.evaluate import main as evaluate_main
 from stages.report import main as report_main
-
-torch.set_num_threads(1)
 
 FIGURES = {"mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "fwIoU", "mACC", "pACC", "per_class"}
 

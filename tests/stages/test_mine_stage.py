@@ -15,16 +15,22 @@ import torch
 import yaml
 
 from model.clip import build_clip, save_clip_folder
-from model.proposer import Vocabulary, build_proposer, config_from_dict, config_to_dict, load_proposer_config, save_proposer
-from pipeline.parquet_shards import read_shards
-from pipeline.schemas import PAIRS, REJECTS
+from model.proposer import (
+    Vocabulary,
+    build_proposer,
+    config_from_dict,
+    config_to_dict,
+    load_proposer_config,
+    save_proposer,
+)
+from pipeline.beam.schemas import PAIRS, REJECTS
+from pipeline.beam.shards import read_shards
 from stages import mine as mine_stage
 from stages import nouns as nouns_stage
 from stages import world as world_stage
 from stages.cli import main as main_cli
-from stages.mine import MineParams
+from stages.mine import MineStageConfig
 
-torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[2]
 
 PARAMS = {
@@ -143,13 +149,13 @@ def test_mine_quality_needs_a_world_with_truth(project, tmp_path, capsys):
 )
 def test_bad_params_are_named(change, message):
     with pytest.raises(ValueError, match=message):
-        MineParams.from_params({**PARAMS["mine"], **change})
+        MineStageConfig.from_params({**PARAMS["mine"], **change})
 
 
 def test_repository_params_are_valid():
-    from stages.common import load_params
+    from core.params import load_params
 
-    params = MineParams.from_params(load_params("mine", REPO / "params.yaml"), device="cpu")
+    params = MineStageConfig.from_params(load_params("mine", REPO / "params.yaml"), device="cpu")
     assert params.settings.device == "cpu" and params.settings.mask_threshold == 0.4
     assert params.runner["runner"] == "direct"
 

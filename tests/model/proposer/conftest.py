@@ -4,11 +4,6 @@ import torch
 from model.proposer import build_proposer, load_proposer_config
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 @pytest.fixture
 def tiny_model():
     torch.manual_seed(0)

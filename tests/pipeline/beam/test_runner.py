@@ -1,4 +1,4 @@
-"""pipeline.beam_runner: options per runner name, the local Dask cluster, and the Dask traps it guards."""
+"""pipeline.beam.runner: options per runner name, the local Dask cluster, and the Dask traps it guards."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ import pytest
 from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
 from apache_beam.runners.dask.dask_runner import DaskOptions
 
-from pipeline.beam_runner import DASK_RUNNER, join_branches, make_pipeline_options, pipeline_options, run_pipeline
+from pipeline.beam.runner import DASK_RUNNER, join_branches, make_pipeline_options, pipeline_options, run_pipeline
 
 
 def test_direct_is_multi_processing_with_the_configured_workers():
@@ -66,7 +66,7 @@ def test_other_runner_and_extra_options_pass_through():
 @pytest.mark.parametrize(
     "cfg, message",
     [
-        ({"runner": "direct", "threads": 2}, "unknown runner settings"),
+        ({"runner": "direct", "threads": 2}, r"runner: unknown keys \[.threads.\]"),
         ({"runner": "direct", "workers": 0}, "positive integer"),
         ({"runner": "direct", "dask_address": "tcp://x:1"}, "only meaningful"),
         ({"runner": ""}, "non-empty string"),

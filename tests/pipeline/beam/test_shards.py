@@ -1,4 +1,4 @@
-"""pipeline.parquet_shards: stable sharding, sorted deterministic files, complete shard sets."""
+"""pipeline.beam.shards: stable sharding, sorted deterministic files, complete shard sets."""
 from __future__ import annotations
 
 import random
@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.beam_runner import run_pipeline
-from pipeline.parquet_shards import (
+from pipeline.beam.runner import run_pipeline
+from pipeline.beam.shards import (
     WriteParquetShards,
     read_shards,
     row_sort_key,

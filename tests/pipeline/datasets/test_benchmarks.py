@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.io import UnsafePathError
 from pipeline.datasets.benchmarks import (
     LAYOUTS,
     SegmentationDataset,
@@ -18,7 +19,6 @@ from pipeline.datasets.benchmarks import (
     read_class_list,
 )
 from pipeline.datasets.vocab import class_names
-from pipeline.io import UnsafePathError
 
 H, W = 6, 8
 

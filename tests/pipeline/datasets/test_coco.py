@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.io import UnsafePathError
 from pipeline.datasets.coco import (
     Caption,
     CocoStuffLabels,
@@ -17,7 +18,6 @@ from pipeline.datasets.coco import (
     read_coco_stuff_label,
 )
 from pipeline.datasets.segmentation import SegmentationDataset
-from pipeline.io import UnsafePathError
 
 
 def _captions_file(tmp_path: Path, images: list[dict], annotations: list[dict]) -> Path:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.datasets.world import check_classes, check_manifest, demo_manifest, load_world, write_manifest
-from pipeline.io import UnsafePathError
+from core.io import UnsafePathError
+from pipeline.datasets.manifest import check_classes, check_manifest, demo_manifest, load_world, write_manifest
 
 
 def _write(tmp_path: Path, manifest: dict, classes: list | None = None) -> Path:

@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
-import torch
 
 from model.clip import build_clip
-from pipeline.crop_benchmark import class_subsets, crop_accuracy
 from pipeline.datasets.segmentation import Sample
+from pipeline.evaluation.crops import class_subsets, crop_accuracy
 
 WORLD = [
     {"id": 1, "name": "sky", "synonyms": [], "isthing": 0, "seen": 1},
@@ -52,7 +51,6 @@ class TinyBenchmark:
 
 
 def test_accuracy_is_the_mean_of_per_class_accuracies():
-    torch.set_num_threads(1)
     bundle = build_clip("ovseg-tiny-vit", device="cpu", seed=0, image_size=32)
     result = crop_accuracy(bundle, TinyBenchmark(), subsets=class_subsets(TinyBenchmark.class_names, WORLD),
                            batch_size=2)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from pipeline.iou_chart import per_class_iou_chart, select_bars
+from pipeline.evaluation.iou_chart import per_class_iou_chart, select_bars
 
 
 def test_select_bars_skips_undefined_and_keeps_the_extremes():

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.label_overlay import (
+from pipeline.evaluation.label_overlay import (
     IGNORE_COLOUR,
     LEGEND_WIDTH,
     PADDING,

@@ -2,25 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from pipeline.label_overlay import LEGEND_WIDTH, ROW_HEIGHT, class_colour, legend_height
-from pipeline.prediction import parse_class_list, percentages, pixel_shares, prediction_picture
-
-
-def test_parse_class_list():
-    assert parse_class_list("cat, dog|puppy ,grass") == ["cat", "dog, puppy", "grass"]
-    assert parse_class_list(" traffic light |stoplight,, sky ") == ["traffic light, stoplight", "sky"]
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [("", "no class names"), (" , ,", "no class names"), ("cat, |dog", "empty synonym"),
-     ("cat, dog||puppy", "empty synonym"), ("Cat, dog, cat|kitty", "'cat' is listed twice")],
-)
-def test_parse_class_list_errors(text, message):
-    with pytest.raises(ValueError, match=message):
-        parse_class_list(text)
+from pipeline.evaluation.label_overlay import LEGEND_WIDTH, ROW_HEIGHT, class_colour, legend_height
+from pipeline.evaluation.prediction import percentages, pixel_shares, prediction_picture
 
 
 def test_percentages_add_up_to_exactly_100():

@@ -10,20 +10,15 @@ import torch.nn.functional as F
 
 from model.proposer import Vocabulary, build_proposer, load_proposer_config
 from pipeline.datasets.segmentation import Sample
-from pipeline.proposal_quality import (
+from pipeline.evaluation.proposal_quality import (
     QualityAccumulator,
-    QualitySettings,
+    QualityConfig,
     RecallCounter,
     best_ious,
     evaluate_proposals,
     format_report,
     segment_ious,
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
 
 
 def scene() -> np.ndarray:
@@ -81,7 +76,7 @@ def test_recall_counter_pools_segments_over_subsets() -> None:
 
 
 def test_accumulator_recall_and_oracle_all_versus_scored() -> None:
-    settings = QualitySettings(mask_threshold=0.4, iou_threshold=0.5, score_threshold=0.5)
+    settings = QualityConfig(mask_threshold=0.4, iou_threshold=0.5, score_threshold=0.5)
     acc = QualityAccumulator(3, settings)
     masks = masks_from((0, 4, 0, 8), (4, 8, 0, 4), (0, 0, 0, 0))
     scores = torch.tensor([0.9, 0.1, 0.8])  # the class-2 segment's proposal has a low objectness
@@ -101,7 +96,7 @@ def test_accumulator_recall_and_oracle_all_versus_scored() -> None:
 
 
 def test_oracle_uses_the_soft_masks_to_split_overlaps() -> None:
-    acc = QualityAccumulator(3, QualitySettings())
+    acc = QualityAccumulator(3, QualityConfig())
     big = masks_from((0, 8, 0, 8))[0]
     probs = torch.stack([big.float() * 0.6, masks_from((4, 8, 0, 4))[0].float() * 0.9])
     masks = probs > 0.4
@@ -151,7 +146,7 @@ def test_evaluate_proposals_reports_every_figure_and_is_deterministic() -> None:
     model, data = tiny_proposer(), TinyBenchmark()
     subsets = {"seen": np.array([True, True, False]), "unseen": np.array([False, False, True]),
                "things": np.array([False, False, True]), "stuff": np.array([True, True, False])}
-    report = evaluate_proposals(model, data, QualitySettings(batch_size=1), subsets=subsets)
+    report = evaluate_proposals(model, data, QualityConfig(batch_size=1), subsets=subsets)
     m = report.metrics
     assert m["benchmark"] == "tiny" and m["images"] == 2 and m["queries"] == 6
     assert m["segments"] == {"all": 6, "seen": 4, "unseen": 2, "things": 2, "stuff": 4}
@@ -159,7 +154,7 @@ def test_evaluate_proposals_reports_every_figure_and_is_deterministic() -> None:
     assert set(m["oracle"]) == {"mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "pACC"}
     assert set(m["per_class"]) == {"sky, air", "grass", "dog"}
     assert report.images == 2 and report.inference_seconds > 0
-    again = evaluate_proposals(model, data, QualitySettings(batch_size=2), subsets=subsets)
+    again = evaluate_proposals(model, data, QualityConfig(batch_size=2), subsets=subsets)
     assert again.metrics == m  # batching does not change any figure
     assert "recall (all queries)" in format_report(report)
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from pipeline.results_table import crop_table, miou_table, read_crop_metrics, read_eval_metrics
+from pipeline.evaluation.report import crop_table, miou_table, read_crop_metrics, read_eval_metrics
 
 
 def test_missing_folders_read_as_empty(tmp_path):

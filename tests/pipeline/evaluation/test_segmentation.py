@@ -8,25 +8,24 @@ import numpy as np
 import pytest
 import torch
 
+from core.classnames import display_names
 from model.clip import build_clip
 from model.metrics import ConfusionMatrix
 from model.proposer import build_proposer, load_proposer_config
 from model.two_stage import TwoStageSegmenter
 from pipeline.datasets.segmentation import Sample
-from pipeline.eval_variants import variant
-from pipeline.evaluation import (
+from pipeline.evaluation.segmentation import (
     FIGURES,
-    EvalSettings,
+    EvalConfig,
     EvaluationRun,
-    display_names,
     evaluate_benchmark,
     example_keys,
     metrics_record,
     resize_short_side,
     seen_mask,
 )
+from pipeline.evaluation.variants import variant
 
-torch.set_num_threads(1)
 NAMES = ["sky", "grass, lawn", "zebra"]
 
 
@@ -77,7 +76,7 @@ def scored_pixels(dataset: MemoryDataset, limit: int | None = None) -> int:
 
 @pytest.mark.parametrize("mode_variant", ["base", "oracle", "gt_masks_base"])
 def test_every_scored_pixel_is_counted_once(dataset, segmenter, mode_variant):
-    settings = EvalSettings(batch_size=2, overlay_images=2)
+    settings = EvalConfig(batch_size=2, overlay_images=2)
     run = evaluate_benchmark(segmenter, dataset, variant(mode_variant), settings, np.array([True, True, False]))
     assert run.images == 5 and run.confusion.total == scored_pixels(dataset)
     assert [e.key for e in run.examples] == ["img0", "img4"]
@@ -85,7 +84,7 @@ def test_every_scored_pixel_is_counted_once(dataset, segmenter, mode_variant):
 
 
 def test_ground_truth_segments_are_painted_whole(dataset, segmenter):
-    run = evaluate_benchmark(segmenter, dataset, variant("gt_masks_base"), EvalSettings(overlay_images=5), None)
+    run = evaluate_benchmark(segmenter, dataset, variant("gt_masks_base"), EvalConfig(overlay_images=5), None)
     for example in run.examples:
         for c in range(len(NAMES)):  # each ground-truth segment gets a single predicted class
             assert len(np.unique(example.prediction[example.label == c])) == 1
@@ -93,27 +92,27 @@ def test_ground_truth_segments_are_painted_whole(dataset, segmenter):
 
 
 def test_batch_size_does_not_change_the_counts(dataset, segmenter):
-    one = evaluate_benchmark(segmenter, dataset, variant("base"), EvalSettings(batch_size=1), None)
-    many = evaluate_benchmark(segmenter, dataset, variant("base"), EvalSettings(batch_size=4), None)
+    one = evaluate_benchmark(segmenter, dataset, variant("base"), EvalConfig(batch_size=1), None)
+    many = evaluate_benchmark(segmenter, dataset, variant("base"), EvalConfig(batch_size=4), None)
     assert one.confusion == many.confusion
 
 
 def test_short_side_and_max_images(dataset, segmenter):
-    settings = EvalSettings(short_side=24, max_images=3, overlay_images=1)
+    settings = EvalConfig(short_side=24, max_images=3, overlay_images=1)
     run = evaluate_benchmark(segmenter, dataset, variant("oracle"), settings, None)
     assert run.images == 3 and run.confusion.total == scored_pixels(dataset, 3)
     assert run.examples[0].prediction.shape == (40, 48)
 
 
 def test_settings_validate_and_refuse_unknown_keys():
-    assert EvalSettings.from_params({"lam": 0.5, "device": "cpu"}).lam == 0.5
+    assert EvalConfig.from_params({"lam": 0.5, "device": "cpu"}).lam == 0.5
     with pytest.raises(ValueError, match=r"unknown keys \['lamda'\]"):
-        EvalSettings.from_params({"lamda": 0.5})
+        EvalConfig.from_params({"lamda": 0.5})
     for bad, message in [({"lam_unseen": 2.0}, "lam_unseen must lie"), ({"mask_threshold": 1.0}, "mask_threshold"),
                          ({"batch_size": 0}, "batch_size must be >= 1"), ({"short_side": 0}, "short_side"),
                          ({"expand_ratio": -0.1}, "expand_ratio")]:
         with pytest.raises(ValueError, match=message):
-            EvalSettings.from_params(bad)
+            EvalConfig.from_params(bad)
 
 
 def test_example_keys_are_spread_evenly():
@@ -147,7 +146,7 @@ def test_metrics_record_rounds_and_turns_nan_into_null():
     confusion.update(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 0]))  # class 2 never appears
     run = EvaluationRun(confusion, images=1)
     record = metrics_record(run, NAMES, np.array([True, False, False]), variant=variant("base"),
-                            benchmark="memory", settings=EvalSettings())
+                            benchmark="memory", settings=EvalConfig())
     assert set(FIGURES) <= set(record)
     assert record["per_class"] == {"sky": 66.67, "grass": 50.0, "zebra": None}
     assert record["mIoU"] == 58.33 and record["mIoU_seen"] == 66.67 and record["mIoU_unseen"] == 50.0
@@ -156,6 +155,6 @@ def test_metrics_record_rounds_and_turns_nan_into_null():
     assert [record[key] for key in counts] == [3, 1, 2, 2]
     assert record["settings"]["mask_threshold"] == 0.4
     empty = metrics_record(EvaluationRun(ConfusionMatrix(3), 0), NAMES, None, variant=variant("oracle"),
-                           benchmark="memory", settings=EvalSettings())
+                           benchmark="memory", settings=EvalConfig())
     assert empty["mIoU"] is None and empty["mIoU_seen"] is None and empty["classes_seen"] is None
     assert not any(isinstance(v, float) and math.isnan(v) for v in empty.values())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.eval_variants import variant, variant_names
+from pipeline.evaluation.variants import variant, variant_names
 
 
 def test_names_in_report_order():

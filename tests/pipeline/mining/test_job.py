@@ -12,23 +12,29 @@ import pytest
 import torch
 from PIL import Image
 
+from core.rle import decode_rle
 from model.clip import build_clip, save_clip_folder
-from model.proposer import Vocabulary, build_proposer, config_from_dict, config_to_dict, load_proposer_config, save_proposer
-from pipeline.datasets.world import load_world
-from pipeline.mask_pairs import decode_rle
-from pipeline.mine_job import image_inputs, run_mine_job, summarise
+from model.proposer import (
+    Vocabulary,
+    build_proposer,
+    config_from_dict,
+    config_to_dict,
+    load_proposer_config,
+    save_proposer,
+)
+from pipeline.beam.reconcile import ReconciliationError
+from pipeline.beam.schemas import NOUNS, PAIRS, REJECTS
+from pipeline.beam.shards import read_shards, shard_of
+from pipeline.datasets.manifest import load_world
 from pipeline.mining import dofn
 from pipeline.mining.accounting import ImageInput, NounEntry, caption_rejects
+from pipeline.mining.config import MiningConfig
 from pipeline.mining.dofn import mine_group
+from pipeline.mining.job import image_inputs, run_mine_job, summarise
 from pipeline.mining.models import load_models
-from pipeline.mining.settings import MiningSettings
-from pipeline.nouns_job import ReconciliationError, run_nouns_job
-from pipeline.parquet_shards import read_shards, shard_of
-from pipeline.schemas import NOUNS, PAIRS, REJECTS
+from pipeline.nouns.job import run_nouns_job
 from pipeline.world.config import WorldConfig
 from pipeline.world.generate import generate_world
-
-torch.set_num_threads(1)
 
 SIZE = 64
 STOPLIST = ["photo", "picture", "image", "scene", "view"]
@@ -67,12 +73,12 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
             "proposer": proposer_dir}
 
 
-def mine(inputs: dict[str, Path], out: Path, runner_cfg=IN_MEMORY, settings: MiningSettings | None = None,
+def mine(inputs: dict[str, Path], out: Path, runner_cfg=IN_MEMORY, settings: MiningConfig | None = None,
          manifest: Path | None = None, nouns: Path | None = None):
     return run_mine_job(
         load_world(manifest or inputs["manifest"]).captions(), nouns or inputs["nouns"], out / "pairs",
         out / "rejects", proposer_dir=inputs["proposer"], clip_dir=inputs["clip"],
-        settings=settings or MiningSettings(images_per_batch=4), num_shards=3, runner_cfg=runner_cfg,
+        settings=settings or MiningConfig(images_per_batch=4), num_shards=3, runner_cfg=runner_cfg,
     )
 
 
@@ -167,7 +173,7 @@ def corrupt_world(source: Path, root: Path) -> Path:
 def test_bad_inputs_are_each_accounted_for_once(inputs, tmp_path):
     manifest = corrupt_world(inputs["manifest"], tmp_path)
     nouns = make_nouns(manifest, tmp_path)
-    settings = MiningSettings(images_per_batch=4, max_pixels=SIZE * SIZE + 1)
+    settings = MiningConfig(images_per_batch=4, max_pixels=SIZE * SIZE + 1)
     outputs = mine(inputs, tmp_path / "out", settings=settings, manifest=manifest, nouns=nouns)
     rejects = outputs.rejects.to_pylist()
     images = {r["image_id"]: r["reason"] for r in rejects if r["kind"] == "image"}
@@ -241,17 +247,17 @@ def test_filters_reject_images_without_usable_regions_or_pairs(inputs):
         image_id: tuple(NounEntry(r["noun"], tuple(r["caption_ids"]), r["count"]) for r in table if r["image_id"] == image_id)
         for image_id in images
     }
-    outputs = mine_group(models, images, nouns, MiningSettings(min_proposal_score=1.0))
+    outputs = mine_group(models, images, nouns, MiningConfig(min_proposal_score=1.0))
     assert [(tag, row["reason"]) for tag, row in outputs] == [("reject", "no_proposal")] * 3
-    outputs = mine_group(models, images, nouns, MiningSettings(min_similarity=1.0))
+    outputs = mine_group(models, images, nouns, MiningConfig(min_similarity=1.0))
     assert [(tag, row["reason"]) for tag, row in outputs] == [("reject", "no_pair")] * 3
     assert "similarity" in outputs[0][1]["detail"]
-    kept = mine_group(models, images, nouns, MiningSettings())
+    kept = mine_group(models, images, nouns, MiningConfig())
     assert {tag for tag, _ in kept} <= {"pair", "reject"} and sum(tag == "pair" for tag, _ in kept) == sum(
         len(entries) for entries in nouns.values())
     # One process() input in any order gives the same outputs.
     reordered = dict(reversed(list(images.items())))
-    assert mine_group(models, reordered, nouns, MiningSettings()) == kept
+    assert mine_group(models, reordered, nouns, MiningConfig()) == kept
 
 
 def test_caption_rejects_of_an_image_with_pairs():

@@ -6,11 +6,9 @@ import math
 import pytest
 import torch
 
+from pipeline.mining.config import MiningConfig
 from pipeline.mining.matching import kept_nouns, match_nouns_to_regions, pair_filter
 from pipeline.mining.regions import mask_iou, mask_nms, usable_regions
-from pipeline.mining.settings import MiningSettings
-
-torch.set_num_threads(1)
 
 # 3 nouns × 4 regions, cosine similarities.
 SIMILARITY = torch.tensor(
@@ -57,9 +55,9 @@ def test_match_refuses_bad_inputs():
 
 def test_filters_drop_by_reason():
     match = match_nouns_to_regions(SIMILARITY, logit_scale=10.0)
-    assert pair_filter(match, MiningSettings()) == {}
-    assert kept_nouns(match, MiningSettings()).tolist() == [True, True, True]
-    settings = MiningSettings(min_similarity=0.25, min_margin=0.01, min_softmax=0.0)
+    assert pair_filter(match, MiningConfig()) == {}
+    assert kept_nouns(match, MiningConfig()).tolist() == [True, True, True]
+    settings = MiningConfig(min_similarity=0.25, min_margin=0.01, min_softmax=0.0)
     dropped = pair_filter(match, settings)
     assert sorted(dropped) == ["margin", "similarity", "softmax"]
     assert dropped["similarity"].tolist() == [False, True, False]
@@ -68,21 +66,21 @@ def test_filters_drop_by_reason():
     assert kept_nouns(match, settings).tolist() == [True, False, True]
     # Without a runner-up region a margin filter drops the noun.
     single = match_nouns_to_regions(torch.tensor([[0.9]]), logit_scale=10.0)
-    assert kept_nouns(single, MiningSettings(min_margin=0.0)).tolist() == [False]
-    assert kept_nouns(single, MiningSettings(min_softmax=0.5)).tolist() == [True]
+    assert kept_nouns(single, MiningConfig(min_margin=0.0)).tolist() == [False]
+    assert kept_nouns(single, MiningConfig(min_softmax=0.5)).tolist() == [True]
 
 
 def test_settings_validation_names_the_problem():
     with pytest.raises(ValueError, match="mask_threshold"):
-        MiningSettings(mask_threshold=1.5)
+        MiningConfig(mask_threshold=1.5)
     with pytest.raises(ValueError, match="min_area_pixels"):
-        MiningSettings(min_area_pixels=0)
+        MiningConfig(min_area_pixels=0)
     with pytest.raises(ValueError, match="nms_iou"):
-        MiningSettings(nms_iou=0.0)
+        MiningConfig(nms_iou=0.0)
     with pytest.raises(ValueError, match="images_per_batch"):
-        MiningSettings(images_per_batch=True)
-    assert MiningSettings(min_area_pixels=10, min_area_fraction=0.01).min_area(100, 100) == 100
-    assert MiningSettings(min_area_pixels=10, min_area_fraction=0.0).min_area(100, 100) == 10
+        MiningConfig(images_per_batch=True)
+    assert MiningConfig(min_area_pixels=10, min_area_fraction=0.01).min_area(100, 100) == 100
+    assert MiningConfig(min_area_pixels=10, min_area_fraction=0.0).min_area(100, 100) == 10
 
 
 def _box(height: int, width: int, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
@@ -114,14 +112,14 @@ def test_usable_regions_threshold_area_score_and_nms():
     probs[2, :2, 5:] = 0.45               # 10 px: below min_area_pixels 16
     probs[3, :, 5:] = 0.3                 # below the mask threshold: empty
     scores = torch.tensor([0.7, 0.6, 0.9, 0.9])
-    regions = usable_regions(probs, scores, MiningSettings(mask_threshold=0.4, min_area_pixels=16, nms_iou=0.75))
+    regions = usable_regions(probs, scores, MiningConfig(mask_threshold=0.4, min_area_pixels=16, nms_iou=0.75))
     assert regions.proposal_ids.tolist() == [0]
     assert regions.areas.tolist() == [50] and regions.scores.tolist() == pytest.approx([0.7])
     assert regions.masks.shape == (1, 10, 10) and regions.masks.dtype == torch.bool
-    no_nms = usable_regions(probs, scores, MiningSettings(min_area_pixels=16, nms_iou=None))
+    no_nms = usable_regions(probs, scores, MiningConfig(min_area_pixels=16, nms_iou=None))
     assert no_nms.proposal_ids.tolist() == [0, 1]
-    by_score = usable_regions(probs, scores, MiningSettings(min_area_pixels=1, min_proposal_score=0.65, nms_iou=None))
+    by_score = usable_regions(probs, scores, MiningConfig(min_area_pixels=1, min_proposal_score=0.65, nms_iou=None))
     assert by_score.proposal_ids.tolist() == [0, 2]
-    by_fraction = usable_regions(probs, scores, MiningSettings(min_area_pixels=1, min_area_fraction=0.45, nms_iou=None))
+    by_fraction = usable_regions(probs, scores, MiningConfig(min_area_pixels=1, min_area_fraction=0.45, nms_iou=None))
     assert by_fraction.proposal_ids.tolist() == [0]
-    assert len(usable_regions(probs, scores, MiningSettings(min_proposal_score=1.0))) == 0
+    assert len(usable_regions(probs, scores, MiningConfig(min_proposal_score=1.0))) == 0

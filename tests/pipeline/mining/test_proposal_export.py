@@ -6,8 +6,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pipeline.mask_pairs import decode_rle
-from pipeline.proposal_export import PROPOSALS, list_images, mask_bbox, proposal_rows, write_table
+from core.rle import decode_rle
+from pipeline.mining.proposal_export import PROPOSALS, list_images, mask_bbox, proposal_rows, write_table
 
 
 def test_rows_skip_empty_and_low_scoring_proposals() -> None:

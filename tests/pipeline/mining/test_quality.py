@@ -7,10 +7,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.datasets.world import load_world
-from pipeline.mask_pairs import encode_rle
-from pipeline.mining_quality import TruthLabels, class_lookup, evaluate_mining, mask_iou, normalise_name
-from pipeline.schemas import NOUNS, PAIRS
+from core.rle import encode_rle
+from pipeline.beam.schemas import NOUNS, PAIRS
+from pipeline.datasets.manifest import load_world
+from pipeline.mining.quality import TruthLabels, class_lookup, evaluate_mining, mask_iou, normalise_name
 from pipeline.world.config import WorldConfig
 from pipeline.world.generate import generate_world
 

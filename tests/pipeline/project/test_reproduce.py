@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.reproduce import compare_metrics, determinism, main, numeric_leaves
+from pipeline.project.reproduce import compare_metrics, determinism, main, numeric_leaves
 
 DVC_YAML = {
     "stages": {

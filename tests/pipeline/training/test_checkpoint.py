@@ -1,5 +1,4 @@
 import dataclasses
-import math
 import random
 
 import numpy as np
@@ -8,62 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from model.proposer import SetCriterion, build_proposer, load_proposer_config, semantic_targets
-from pipeline.training import (
-    Checkpointer,
-    LossLog,
-    WarmupCosine,
-    capture_rng_state,
-    epoch_batches,
-    progress,
-    restore_rng_state,
-    warmup_cosine_schedule,
-)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
-def test_warmup_cosine_values():
-    f = WarmupCosine(warmup_steps=4, total_steps=14, min_ratio=0.1)
-    assert [f(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
-    assert f(9) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
-    assert f(14) == pytest.approx(0.1) and f(100) == pytest.approx(0.1)
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2.0)
-    scheduler = warmup_cosine_schedule(optimizer, 2, 6)
-    lrs = []
-    for _ in range(6):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
-    assert lrs == pytest.approx([1.0, 2.0, 2.0, 2 * 0.5 * (1 + math.cos(math.pi / 4)), 1.0, 2 * 0.5 * (1 + math.cos(3 * math.pi / 4))])
-    with pytest.raises(ValueError):
-        WarmupCosine(1, 0)
-
-
-def test_epoch_batches_depend_only_on_seed_and_epoch():
-    a = epoch_batches(10, 3, seed=5, epoch=2)
-    torch.manual_seed(123)
-    random.seed(4)
-    assert epoch_batches(10, 3, seed=5, epoch=2) == a
-    assert [len(b) for b in a] == [3, 3, 3]
-    assert epoch_batches(10, 3, seed=5, epoch=3) != a and epoch_batches(10, 3, seed=6, epoch=2) != a
-    full = epoch_batches(10, 3, seed=5, epoch=2, drop_last=False)
-    assert sorted(i for b in full for i in b) == list(range(10)) and full[:3] == a
-
-
-def test_rng_state_round_trips_through_a_checkpoint(tmp_path):
-    random.seed(1), np.random.seed(2), torch.manual_seed(3)
-    np.random.standard_normal()  # leaves a cached gaussian in numpy's legacy state
-    state = capture_rng_state()
-    expected = (random.random(), np.random.standard_normal(), np.random.rand(), torch.rand(2))
-    path = tmp_path / "rng.pt"
-    torch.save(state, path)
-    random.seed(9), np.random.seed(9), torch.manual_seed(9)
-    restore_rng_state(torch.load(path, weights_only=True))
-    got = (random.random(), np.random.standard_normal(), np.random.rand(), torch.rand(2))
-    assert got[:3] == expected[:3] and torch.equal(got[3], expected[3])
+from pipeline.training.checkpoint import Checkpointer
+from pipeline.training.data_order import epoch_batches
+from pipeline.training.loss_log import LossLog
+from pipeline.training.schedule import warmup_cosine_schedule
 
 
 def test_checkpointer_keeps_last_complete_and_ignores_other_runs(tmp_path):
@@ -96,30 +43,8 @@ def test_checkpointer_keeps_last_complete_and_ignores_other_runs(tmp_path):
     assert not (tmp_path / "ckpt").exists() and other.resume(model=fresh) is None
 
 
-def test_loss_log_writes_csv_and_tsv(tmp_path):
-    log = LossLog()
-    log.append(step=1, epoch=0, lr=0.001, loss=torch.tensor(2.5), loss_ce=1.0)
-    log.append(step=2, epoch=0, lr=0.002, loss=1.5, loss_ce=0.5)
-    log.append(step=3, epoch=1, lr=0.003, loss=1.0, loss_ce=0.25)
-    assert log.columns == ["step", "epoch", "lr", "loss", "loss_ce"]
-    assert log.write(tmp_path / "loss.csv").read_text().splitlines() == [
-        "step,epoch,lr,loss,loss_ce",
-        "1,0,0.001,2.5,1",
-        "2,0,0.002,1.5,0.5",
-        "3,1,0.003,1,0.25",
-    ]
-    assert log.write(tmp_path / "loss.tsv").read_text().splitlines()[0] == "step\tepoch\tlr\tloss\tloss_ce"
-    assert log.epoch_means(0) == pytest.approx({"lr": 0.0015, "loss": 2.0, "loss_ce": 0.75})
-    with pytest.raises(ValueError, match="columns"):
-        log.append(step=4, epoch=1, lr=0.0, loss=1.0)
-    copy = LossLog()
-    copy.load_state_dict(log.state_dict())
-    assert copy.rows == log.rows
 
 
-def test_progress_is_silent_when_disabled(capsys):
-    assert list(progress(range(3), desc="x", enabled=False)) == [0, 1, 2]
-    assert capsys.readouterr().err == ""
 
 
 # ----------------------------------------------------------------------------- resume

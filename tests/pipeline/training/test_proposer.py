@@ -10,24 +10,17 @@ import torch.nn.functional as F
 
 from model.proposer import build_proposer, load_proposer_config
 from pipeline.datasets.segmentation import Sample
-from pipeline.train_proposer import (
+from pipeline.training.augment import augment_batch
+from pipeline.training.checkpoint import Checkpointer
+from pipeline.training.proposer import (
     ProposerTrainConfig,
     StreamingTrainingSet,
     TrainingSet,
-    augment_batch,
     load_training_set,
-    parameter_groups,
-    resolve_precision,
     train_proposer,
 )
-from pipeline.training import Checkpointer
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
 
 
 class Shapes:
@@ -65,7 +58,9 @@ class Shapes:
 
 
 def test_config_validation_names_the_problem() -> None:
-    assert ProposerTrainConfig.from_params({"epochs": 2, "config": "ignored"}).epochs == 2
+    assert ProposerTrainConfig.from_params({"epochs": 2}).epochs == 2
+    with pytest.raises(ValueError, match=r"proposer.train: unknown keys \['config'\]"):
+        ProposerTrainConfig.from_params({"epochs": 2, "config": "proposer-demo"})  # refused, never dropped
     for bad, message in (({"epochs": 0}, "epochs"), ({"scale_range": [1.2, 0.8]}, "scale_range"),
                          ({"precision": "fp8"}, "precision"), ({"crop_size": 0}, "crop_size"),
                          ({"grad_clip": -1}, "grad_clip")):
@@ -73,12 +68,6 @@ def test_config_validation_names_the_problem() -> None:
             ProposerTrainConfig(**bad)
 
 
-def test_precision_resolution() -> None:
-    assert resolve_precision("fp32", CPU) is None
-    assert resolve_precision("bf16", CPU) is torch.bfloat16
-    with pytest.raises(ValueError, match="CUDA"):
-        resolve_precision("fp16", CPU)
-    assert resolve_precision("auto", CPU) in (None, torch.bfloat16)
 
 
 def test_load_training_set_checks_sizes_and_resizes() -> None:
@@ -109,42 +98,6 @@ def test_streaming_set_decodes_the_same_batches() -> None:
     assert images.shape == (2, 3, 16, 16) and labels.shape == (2, 16, 16)
 
 
-def test_augment_identity_flip_and_crop() -> None:
-    data = load_training_set(Shapes(4), threads=1)
-    images, labels = data.batch(range(4))
-    gen = torch.Generator().manual_seed(0)
-    x, y = augment_batch(images, labels, gen, crop_size=32)  # no zoom, no flip, full-size window
-    assert torch.allclose(x, images.float() / 255, atol=1e-5) and torch.equal(y, labels)
-    x, y = augment_batch(images, labels, gen, hflip=True)
-    for i in range(4):
-        flipped = torch.equal(y[i], labels[i].flip(-1))
-        assert flipped or torch.equal(y[i], labels[i])
-        expected = (images[i].flip(-1) if flipped else images[i]).float() / 255
-        assert torch.allclose(x[i], expected, atol=1e-5)
-    # zooming out pads with the fill colour and ignore labels
-    plain = torch.full((2, 3, 32, 32), 200, dtype=torch.uint8)
-    zeros = torch.zeros(2, 32, 32, dtype=torch.long)
-    args = dict(scale_range=(0.5, 0.5), crop_size=24, fill=(0.25, 0.5, 0.75))
-    x, y = augment_batch(plain, zeros, torch.Generator().manual_seed(1), **args)
-    assert x.shape == (2, 3, 24, 24) and set(y.unique().tolist()) == {-1, 0}
-    near_image = F.max_pool2d((y == 0).float()[:, None], 3, stride=1, padding=1)[:, 0] > 0
-    outside = (~near_image)[:, None].expand_as(x)  # boundary pixels blend image and fill bilinearly
-    fill = torch.tensor([0.25, 0.5, 0.75]).view(1, 3, 1, 1).expand_as(x)
-    assert torch.allclose(x[outside], fill[outside], atol=1e-5)
-    assert int((y == 0).sum()) == 2 * 16 * 16  # the whole image, shrunk to 16 px, lies inside the window
-    again = augment_batch(plain, zeros, torch.Generator().manual_seed(1), **args)
-    assert torch.equal(again[0], x) and torch.equal(again[1], y)
-
-
-def test_parameter_groups_exclude_norms_biases_and_queries() -> None:
-    model = build_proposer(load_proposer_config("proposer-tiny"))
-    decay, no_decay = parameter_groups(model, 0.05)
-    decayed = {id(p) for p in decay["params"]}
-    names = {n for n, p in model.named_parameters() if id(p) in decayed}
-    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
-    assert "backbone.stem.0.weight" in names
-    assert not any("query" in n or "norm" in n or n.endswith(".bias") or "no_object" in n for n in names)
-    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
 
 
 def _train(data: TrainingSet, text: torch.Tensor, checkpoint_dir, cfg: ProposerTrainConfig):
@@ -200,3 +153,30 @@ def test_training_refuses_labels_beyond_the_text_embeddings(tmp_path) -> None:
         _train(data, text, tmp_path, ProposerTrainConfig(epochs=1, batch_size=2))
     with pytest.raises(ValueError, match="batch_size=8"):
         _train(data, F.normalize(torch.randn(3, 16), dim=-1), tmp_path, ProposerTrainConfig(epochs=1, batch_size=8))
+
+
+def test_augment_identity_flip_and_crop() -> None:
+    data = load_training_set(Shapes(4), threads=1)
+    images, labels = data.batch(range(4))
+    gen = torch.Generator().manual_seed(0)
+    x, y = augment_batch(images, labels, gen, crop_size=32)  # no zoom, no flip, full-size window
+    assert torch.allclose(x, images.float() / 255, atol=1e-5) and torch.equal(y, labels)
+    x, y = augment_batch(images, labels, gen, hflip=True)
+    for i in range(4):
+        flipped = torch.equal(y[i], labels[i].flip(-1))
+        assert flipped or torch.equal(y[i], labels[i])
+        expected = (images[i].flip(-1) if flipped else images[i]).float() / 255
+        assert torch.allclose(x[i], expected, atol=1e-5)
+    # zooming out pads with the fill colour and ignore labels
+    plain = torch.full((2, 3, 32, 32), 200, dtype=torch.uint8)
+    zeros = torch.zeros(2, 32, 32, dtype=torch.long)
+    args = dict(scale_range=(0.5, 0.5), crop_size=24, fill=(0.25, 0.5, 0.75))
+    x, y = augment_batch(plain, zeros, torch.Generator().manual_seed(1), **args)
+    assert x.shape == (2, 3, 24, 24) and set(y.unique().tolist()) == {-1, 0}
+    near_image = F.max_pool2d((y == 0).float()[:, None], 3, stride=1, padding=1)[:, 0] > 0
+    outside = (~near_image)[:, None].expand_as(x)  # boundary pixels blend image and fill bilinearly
+    fill = torch.tensor([0.25, 0.5, 0.75]).view(1, 3, 1, 1).expand_as(x)
+    assert torch.allclose(x[outside], fill[outside], atol=1e-5)
+    assert int((y == 0).sum()) == 2 * 16 * 16  # the whole image, shrunk to 16 px, lies inside the window
+    again = augment_batch(plain, zeros, torch.Generator().manual_seed(1), **args)
+    assert torch.equal(again[0], x) and torch.equal(again[1], y)

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from core.io import read_json
 from pipeline.datasets.files import read_label
-from pipeline.datasets.world import load_world
-from pipeline.io import read_json
+from pipeline.datasets.manifest import load_world
 from pipeline.world.catalogue import CATALOGUE
 from pipeline.world.config import WorldConfig
 from pipeline.world.generate import generate_world

@@ -1,0 +1,33 @@
+"""Where torch runs: the device and the number of CPU threads (torch is imported only when asked)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+
+def pick_device(requested: str | None = "auto") -> "torch.device":
+    """'auto' → CUDA when available, else CPU; anything else is passed to torch.device."""
+    import torch
+
+    if requested in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device '{requested}' requested but CUDA is not available")
+    return device
+
+
+def set_threads(threads: int | None, what: str = "threads") -> None:
+    """Use ``threads`` CPU threads for torch's intra-op work; None keeps torch's default (one per core).
+
+    CPU float sums depend on the thread count, so a stage that must reproduce bitwise fixes it.
+    """
+    if threads is None:
+        return
+    if int(threads) < 1:
+        raise ValueError(f"{what} must be null or >= 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(int(threads))

@@ -1,0 +1,1 @@
+"""The Beam jobs' shared parts: runners, Parquet schemas and shards, input accounting."""

@@ -1,0 +1,1 @@
+"""Nouns of captions: spaCy extraction and the Beam job that writes them."""

@@ -1,0 +1,1 @@
+"""The project's own tools: params overrides and the CI reproduction check."""

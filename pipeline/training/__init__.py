@@ -1,0 +1,1 @@
+"""The trainers (one loop per recipe) and their building blocks: checkpoints, schedules, RNG, loss logs."""

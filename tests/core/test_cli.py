@@ -1,0 +1,31 @@
+import pytest
+
+from core.cli import command, parser, run_command
+
+
+def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    def missing() -> None:
+        raise FileNotFoundError("data/world/manifest.json: file not found")
+
+    assert run_command("world", missing) == 2
+    assert capsys.readouterr().err == "world: data/world/manifest.json: file not found\n"
+
+
+def test_a_key_error_is_printed_without_quotes(capsys: pytest.CaptureFixture[str]) -> None:
+    @command("evaluate")
+    def main(argv: list[str] | None = None) -> int:
+        raise KeyError("unknown benchmark 'ade999'")
+
+    assert main([]) == 2
+    assert capsys.readouterr().err == "evaluate: unknown benchmark 'ade999'\n"
+
+
+def test_success_and_bugs_pass_through() -> None:
+    assert run_command("x", lambda: None) == 0
+    assert run_command("x", lambda: 3) == 3
+    with pytest.raises(ZeroDivisionError):  # a bug is not bad input: its traceback is kept
+        run_command("x", lambda: 1 // 0)
+
+
+def test_parser_describes_with_the_first_paragraph() -> None:
+    assert parser("ovseg x", "First paragraph.\n\nDetails.").description == "First paragraph."
