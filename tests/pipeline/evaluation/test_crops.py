@@ -4,6 +4,7 @@ import pytest
 from model.clip import build_clip
 from pipeline.datasets.segmentation import Sample
 from pipeline.evaluation.crops import class_subsets, crop_accuracy
+from tests.doubles import MemoryDataset
 
 WORLD = [
     {"id": 1, "name": "sky", "synonyms": [], "isthing": 0, "seen": 1},
@@ -26,33 +27,23 @@ def test_subsets_without_kinds_for_unknown_classes():
     assert class_subsets(["sky"], None) == {}
 
 
-class TinyBenchmark:
-    name = "tiny"
-    class_names = ["sky", "hoop, ring", "lemon"]
+CLASS_NAMES = ["sky", "hoop, ring", "lemon"]
 
-    def __init__(self):
-        label = np.full((32, 32), -1, np.int32)
-        label[:16] = 0
-        label[16:, :16] = 1
-        label[16:, 16:] = 2
-        other = np.zeros((32, 32), np.int32)
-        rng = np.random.default_rng(0)
-        self.samples = {"a": Sample("a", rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), label),
-                        "b": Sample("b", rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), other)}
 
-    def keys(self):
-        return sorted(self.samples)
-
-    def __len__(self):
-        return len(self.samples)
-
-    def load(self, key):
-        return self.samples[key]
+def tiny_benchmark() -> MemoryDataset:
+    label = np.full((32, 32), -1, np.int32)
+    label[:16] = 0
+    label[16:, :16] = 1
+    label[16:, 16:] = 2
+    other = np.zeros((32, 32), np.int32)
+    rng = np.random.default_rng(0)
+    return MemoryDataset("tiny", CLASS_NAMES, [Sample("a", rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), label),
+                                               Sample("b", rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), other)])
 
 
 def test_accuracy_is_the_mean_of_per_class_accuracies():
     bundle = build_clip("ovseg-tiny-vit", device="cpu", seed=0, image_size=32)
-    result = crop_accuracy(bundle, TinyBenchmark(), subsets=class_subsets(TinyBenchmark.class_names, WORLD),
+    result = crop_accuracy(bundle, tiny_benchmark(), subsets=class_subsets(CLASS_NAMES, WORLD),
                            batch_size=2)
     assert result["segments"] == 4 and result["classes_present"] == 3
     values = [v for v in result["per_class"].values()]

@@ -19,6 +19,7 @@ from pipeline.evaluation.proposal_quality import (
     format_report,
     segment_ious,
 )
+from tests.doubles import MemoryDataset
 
 
 def scene() -> np.ndarray:
@@ -109,29 +110,16 @@ def test_oracle_uses_the_soft_masks_to_split_overlaps() -> None:
     assert m["mean_best_iou"]["all"] == pytest.approx(100 * (32 / 48 + 1) / 2, abs=0.01)
 
 
-class TinyBenchmark:
-    """A two-image in-memory SegmentationDataset."""
-
-    name = "tiny"
-    class_names = ["sky, air", "grass", "dog"]
-
-    def __init__(self) -> None:
-        rng = np.random.default_rng(0)
-        self._samples = {}
-        for key in ("b", "a"):
-            label = np.zeros((32, 32), np.int32)
-            label[16:] = 1
-            label[4:12, 4:12] = 2
-            self._samples[key] = Sample(key, rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), label)
-
-    def keys(self) -> list[str]:
-        return sorted(self._samples)
-
-    def __len__(self) -> int:
-        return len(self._samples)
-
-    def load(self, key: str) -> Sample:
-        return self._samples[key]
+def tiny_benchmark() -> MemoryDataset:
+    """Two 32-px images: sky above grass, a dog square."""
+    rng = np.random.default_rng(0)
+    samples = []
+    for key in ("b", "a"):
+        label = np.zeros((32, 32), np.int32)
+        label[16:] = 1
+        label[4:12, 4:12] = 2
+        samples.append(Sample(key, rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), label))
+    return MemoryDataset("tiny", ["sky, air", "grass", "dog"], samples)
 
 
 def tiny_proposer():
@@ -143,7 +131,7 @@ def tiny_proposer():
 
 
 def test_evaluate_proposals_reports_every_figure_and_is_deterministic() -> None:
-    model, data = tiny_proposer(), TinyBenchmark()
+    model, data = tiny_proposer(), tiny_benchmark()
     subsets = {"seen": np.array([True, True, False]), "unseen": np.array([False, False, True]),
                "things": np.array([False, False, True]), "stuff": np.array([True, True, False])}
     report = evaluate_proposals(model, data, QualityConfig(batch_size=1), subsets=subsets)
@@ -162,7 +150,7 @@ def test_evaluate_proposals_reports_every_figure_and_is_deterministic() -> None:
 def test_evaluate_proposals_needs_a_vocabulary_and_matching_subsets() -> None:
     model = tiny_proposer()
     with pytest.raises(ValueError, match="3 classes"):
-        evaluate_proposals(model, TinyBenchmark(), subsets={"seen": np.array([True, False])})
+        evaluate_proposals(model, tiny_benchmark(), subsets={"seen": np.array([True, False])})
     model.vocabulary = None
     with pytest.raises(ValueError, match="no vocabulary"):
-        evaluate_proposals(model, TinyBenchmark())
+        evaluate_proposals(model, tiny_benchmark())

@@ -25,27 +25,9 @@ from pipeline.evaluation.segmentation import (
     seen_mask,
 )
 from pipeline.evaluation.variants import variant
+from tests.doubles import MemoryDataset
 
 NAMES = ["sky", "grass, lawn", "zebra"]
-
-
-class MemoryDataset:
-    """A SegmentationDataset over arrays held in memory."""
-
-    name = "memory"
-
-    def __init__(self, samples: list[Sample]):
-        self.class_names = list(NAMES)
-        self._samples = {s.key: s for s in samples}
-
-    def keys(self) -> list[str]:
-        return sorted(self._samples)
-
-    def __len__(self) -> int:
-        return len(self._samples)
-
-    def load(self, key: str) -> Sample:
-        return self._samples[key]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +40,7 @@ def dataset() -> MemoryDataset:
         label[5:15, 10:25] = 2
         label[:, :2] = -1
         samples.append(Sample(f"img{i}", rng.integers(0, 256, (h, w, 3), dtype=np.uint8), label))
-    return MemoryDataset(samples)
+    return MemoryDataset("memory", NAMES, samples)
 
 
 @pytest.fixture(scope="module")

@@ -19,42 +19,30 @@ from pipeline.training.proposer import (
     load_training_set,
     train_proposer,
 )
+from tests.doubles import MemoryDataset
 
 CPU = torch.device("cpu")
 
 
-class Shapes:
-    """An in-memory SegmentationDataset of 32-px scenes: a background class, a square, a disc."""
-
-    name = "shapes"
-    class_names = ["ground", "square", "disc"]
-
-    def __init__(self, n: int = 8, size: int = 32, odd_one: str | None = None):
-        rng = np.random.default_rng(0)
-        palette = np.array([[60, 160, 70], [220, 40, 30], [30, 50, 220]], np.uint8)
-        yy, xx = np.mgrid[:size, :size]
-        self._samples = {}
-        for i in range(n):
-            label = np.zeros((size, size), np.int32)
-            r, c = rng.integers(2, size // 2, 2)
-            label[r:r + size // 3, c:c + size // 3] = 1
-            cy, cx = rng.integers(size // 4, 3 * size // 4, 2)
-            label[(yy - cy) ** 2 + (xx - cx) ** 2 < (size // 6) ** 2] = 2
-            label[:, -2:] = -1
-            image = palette[label.clip(0)] + rng.integers(0, 30, (size, size, 3), dtype=np.uint8)
-            key = f"img{i:02d}"
-            if key == odd_one:
-                image, label = image[:-4], label[:-4]
-            self._samples[key] = Sample(key, image, label)
-
-    def keys(self) -> list[str]:
-        return sorted(self._samples)
-
-    def __len__(self) -> int:
-        return len(self._samples)
-
-    def load(self, key: str) -> Sample:
-        return self._samples[key]
+def shapes(n: int = 8, size: int = 32, odd_one: str | None = None) -> MemoryDataset:
+    """``n`` in-memory 32-px scenes: a background class, a square, a disc (``odd_one`` is cut shorter)."""
+    rng = np.random.default_rng(0)
+    palette = np.array([[60, 160, 70], [220, 40, 30], [30, 50, 220]], np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    samples = []
+    for i in range(n):
+        label = np.zeros((size, size), np.int32)
+        r, c = rng.integers(2, size // 2, 2)
+        label[r:r + size // 3, c:c + size // 3] = 1
+        cy, cx = rng.integers(size // 4, 3 * size // 4, 2)
+        label[(yy - cy) ** 2 + (xx - cx) ** 2 < (size // 6) ** 2] = 2
+        label[:, -2:] = -1
+        image = palette[label.clip(0)] + rng.integers(0, 30, (size, size, 3), dtype=np.uint8)
+        key = f"img{i:02d}"
+        if key == odd_one:
+            image, label = image[:-4], label[:-4]
+        samples.append(Sample(key, image, label))
+    return MemoryDataset("shapes", ["ground", "square", "disc"], samples)
 
 
 def test_config_validation_names_the_problem() -> None:
@@ -71,30 +59,30 @@ def test_config_validation_names_the_problem() -> None:
 
 
 def test_load_training_set_checks_sizes_and_resizes() -> None:
-    data = load_training_set(Shapes(4), threads=1)
+    data = load_training_set(shapes(4), threads=1)
     assert data.images.shape == (4, 32, 32, 3) and data.labels.dtype == np.int16
     assert data.keys == ("img00", "img01", "img02", "img03")
-    assert data.fingerprint() == load_training_set(Shapes(4), threads=1).fingerprint()
+    assert data.fingerprint() == load_training_set(shapes(4), threads=1).fingerprint()
     images, labels = data.batch([2, 0])
     assert images.shape == (2, 3, 32, 32) and images.dtype == torch.uint8
-    assert torch.equal(labels[1], torch.from_numpy(Shapes(4).load("img00").label).long())
+    assert torch.equal(labels[1], torch.from_numpy(shapes(4).load("img00").label).long())
     with pytest.raises(ValueError, match="img02: image size 32x28 differs"):
-        load_training_set(Shapes(4, odd_one="img02"), threads=1)
-    resized = load_training_set(Shapes(4, odd_one="img02"), image_size=16, threads=1)
+        load_training_set(shapes(4, odd_one="img02"), threads=1)
+    resized = load_training_set(shapes(4, odd_one="img02"), image_size=16, threads=1)
     assert resized.images.shape == (4, 16, 16, 3)
     assert set(np.unique(resized.labels)) <= {-1, 0, 1, 2}
-    assert load_training_set(Shapes(4), limit=2, threads=1).keys == ("img00", "img01")
+    assert load_training_set(shapes(4), limit=2, threads=1).keys == ("img00", "img01")
 
 
 def test_streaming_set_decodes_the_same_batches() -> None:
-    memory = load_training_set(Shapes(4), threads=1)
-    streaming = StreamingTrainingSet(Shapes(4), 32, threads=2)
+    memory = load_training_set(shapes(4), threads=1)
+    streaming = StreamingTrainingSet(shapes(4), 32, threads=2)
     assert len(streaming) == 4 and streaming.keys == memory.keys and streaming.max_label() is None
     for got, want in zip(streaming.batch([3, 1]), memory.batch([3, 1])):
         assert torch.equal(got, want)
-    assert streaming.fingerprint() == StreamingTrainingSet(Shapes(4), 32).fingerprint()
-    assert streaming.fingerprint() != StreamingTrainingSet(Shapes(4), 16).fingerprint()
-    images, labels = StreamingTrainingSet(Shapes(4, odd_one="img01"), 16).batch([0, 1])
+    assert streaming.fingerprint() == StreamingTrainingSet(shapes(4), 32).fingerprint()
+    assert streaming.fingerprint() != StreamingTrainingSet(shapes(4), 16).fingerprint()
+    images, labels = StreamingTrainingSet(shapes(4, odd_one="img01"), 16).batch([0, 1])
     assert images.shape == (2, 3, 16, 16) and labels.shape == (2, 16, 16)
 
 
@@ -114,7 +102,7 @@ class Killed(Exception):
 
 
 def test_training_learns_and_resumes_to_identical_weights(tmp_path, monkeypatch) -> None:
-    data = load_training_set(Shapes(8), threads=1)
+    data = load_training_set(shapes(8), threads=1)
     text = F.normalize(torch.randn(3, 16, generator=torch.Generator().manual_seed(0)), dim=-1)
     cfg = ProposerTrainConfig(epochs=3, batch_size=4, lr=3e-3, warmup_steps=2, crop_size=28,
                               scale_range=(0.8, 1.2), precision="fp32", seed=3)
@@ -147,7 +135,7 @@ def test_training_learns_and_resumes_to_identical_weights(tmp_path, monkeypatch)
 
 
 def test_training_refuses_labels_beyond_the_text_embeddings(tmp_path) -> None:
-    data = load_training_set(Shapes(4), threads=1)
+    data = load_training_set(shapes(4), threads=1)
     text = F.normalize(torch.randn(2, 16), dim=-1)
     with pytest.raises(ValueError, match="only 2 text embeddings"):
         _train(data, text, tmp_path, ProposerTrainConfig(epochs=1, batch_size=2))
@@ -156,7 +144,7 @@ def test_training_refuses_labels_beyond_the_text_embeddings(tmp_path) -> None:
 
 
 def test_augment_identity_flip_and_crop() -> None:
-    data = load_training_set(Shapes(4), threads=1)
+    data = load_training_set(shapes(4), threads=1)
     images, labels = data.batch(range(4))
     gen = torch.Generator().manual_seed(0)
     x, y = augment_batch(images, labels, gen, crop_size=32)  # no zoom, no flip, full-size window
