@@ -11,8 +11,9 @@
 
 :func:`save_clip_folder` writes exactly what ``open_clip.create_model_and_transforms(
 "local-dir:FOLDER")`` loads with open_clip alone, plus ``mask_prompts.safetensors``
-when the bundle carries mask prompts. Only open_clip's native CLIP (its own vision
-and text transformers or ModifiedResNet) is supported; timm/HF towers are refused.
+when the bundle carries mask prompts. Supported: open_clip's native CLIP (its own vision
+and text transformers or ModifiedResNet) and its timm ConvNeXt image towers (the
+Mask-Adapter's CLIPs, e.g. ``convnext_large_d_320``); other timm and HF towers are refused.
 """
 from __future__ import annotations
 
@@ -84,8 +85,10 @@ class ClipBundle:
 
     @property
     def input_dtype(self) -> torch.dtype:
-        """The dtype the image tower's first layer expects."""
-        return self.model.visual.conv1.weight.dtype
+        """The dtype the image tower's first layer expects (a ViT's ``conv1``, a timm trunk's stem)."""
+        visual = self.model.visual
+        first = visual.conv1 if hasattr(visual, "conv1") else visual.trunk.stem
+        return next(first.parameters()).dtype
 
     @property
     def embed_dim(self) -> int:
@@ -294,7 +297,8 @@ def _check_native_clip(model_cfg: dict[str, Any], source: str) -> None:
     foreign = [
         reason
         for reason, present in (
-            ("a timm image tower", bool(vision.get("timm_model_name"))),
+            ("a timm image tower other than ConvNeXt",
+             bool(vision.get("timm_model_name")) and not str(vision["timm_model_name"]).startswith("convnext")),
             ("a Hugging Face text tower", bool(text.get("hf_model_name"))),
             ("a Hugging Face tokenizer", bool(text.get("hf_tokenizer_name"))),
             ("a custom text tower", bool(model_cfg.get("custom_text"))),

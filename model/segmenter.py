@@ -122,6 +122,36 @@ def ensemble(
     return torch.pow(p_prop, 1.0 - lam_c) * torch.pow(p_clip, lam_c)
 
 
+def adapter_ensemble(
+    p_prop: torch.Tensor,
+    p_out: torch.Tensor,
+    alpha: float,
+    beta: float,
+    seen: torch.Tensor | Sequence[bool] | None = None,
+) -> torch.Tensor:
+    """Mask-Adapter's (FC-CLIP's) ensemble, ``[..., Q, C]``.
+
+    ``p_prop`` are the proposer's class probabilities with "no object" dropped (rows sum
+    to the objectness ``s = 1 − p_void``); ``p_in = p_prop / s`` renormalises them over the
+    C classes. Seen classes take ``p_in^(1−α) · p_out^α``, unseen ones ``p_in^(1−β) · p_out^β``
+    (every class is unseen without a ``seen`` mask); the products are renormalised over the
+    classes and scaled by ``s``. ``α = β = 1`` keeps only ``p_out`` (scaled by ``s``).
+    """
+    if p_prop.shape != p_out.shape:
+        raise ValueError(f"p_prop {tuple(p_prop.shape)} and p_out {tuple(p_out.shape)} must have the same shape")
+    p_prop = p_prop.float()
+    p_out = p_out.float().to(p_prop.device)
+    num_classes = p_prop.shape[-1]
+    if seen is None:
+        exponents = ensemble_exponents(num_classes, beta, device=p_prop.device)
+    else:
+        exponents = ensemble_exponents(num_classes, beta, seen, alpha, beta, device=p_prop.device)
+    objectness = p_prop.sum(-1, keepdim=True)
+    p_in = p_prop / objectness.clamp_min(1e-12)
+    logits = (1.0 - exponents) * p_in.clamp_min(1e-12).log() + exponents * p_out.clamp_min(1e-12).log()
+    return logits.softmax(-1) * objectness
+
+
 def semantic_map(class_probs: torch.Tensor, mask_probs: torch.Tensor) -> torch.Tensor:
     """``Σ_q p(c|q) · mask_q``: ``[..., Q, C]`` × ``[..., Q, H, W]`` → ``[..., C, H, W]``."""
     if class_probs.shape[:-1] != mask_probs.shape[:-2]:

@@ -11,6 +11,10 @@
    seen/unseen classes when a ``seen`` mask is given);
 4. the semantic map ``Σ_q p(c|q) · mask_q`` with the *soft* masks, argmax.
 
+``segment_with_masks`` classifies masks another generator made (SAM, ...) the same
+way, without a proposer: CLIP's probabilities times each mask's score, then step 4
+with the binary masks.
+
 Two diagnostics of the paper's analysis share the same parts:
 ``segment_oracle`` (each proposal gets the ground-truth class it overlaps most:
 how good are the proposals) and ``classify_gt_segments`` (CLIP classifies the
@@ -78,6 +82,9 @@ class TwoStageSegmenter:
     ``proposer`` may be ``None`` for a CLIP-only segmenter that can only
     :meth:`classify_gt_segments`; otherwise its ``text_dim`` must equal the CLIP's
     embedding size (the proposer scores proposals against the CLIP's text embeddings).
+    ``proposer_clip``: when the classifying CLIP is not the one whose text tower the
+    proposer was trained against (a Mask-Adapter's own ConvNeXt), that CLIP embeds the
+    class names for the proposer.
 
     ``lam`` is CLIP's exponent in the ensemble; with a ``seen`` mask at call time,
     seen classes use ``lam_seen`` and unseen classes ``lam_unseen`` when those are
@@ -102,6 +109,7 @@ class TwoStageSegmenter:
         use_mask_prompts: bool = True,
         clip_batch_size: int = 256,
         templates: Sequence[str] | None = None,
+        proposer_clip: ClipBundle | None = None,
     ):
         if not 0.0 <= mask_threshold < 1.0:
             raise ValueError(f"mask_threshold must lie in [0, 1), got {mask_threshold}")
@@ -111,10 +119,11 @@ class TwoStageSegmenter:
         for name, value in (("lam_seen", lam_seen), ("lam_unseen", lam_unseen)):
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
-        if proposer is not None and proposer.config.text_dim != clip.embed_dim:
+        text_clip = proposer_clip if proposer_clip is not None else clip
+        if proposer is not None and proposer.config.text_dim != text_clip.embed_dim:
             raise ValueError(
                 f"the proposer '{proposer.config.name}' expects text embeddings of size "
-                f"{proposer.config.text_dim}, the CLIP gives {clip.embed_dim}"
+                f"{proposer.config.text_dim}, the CLIP gives {text_clip.embed_dim}"
             )
         self.proposer = proposer.eval() if proposer is not None else None
         self.clip = clip
@@ -126,6 +135,7 @@ class TwoStageSegmenter:
         self.use_mask_prompts = use_mask_prompts
         self.clip_batch_size = int(clip_batch_size)
         self.text = TextClassifier(clip, templates)
+        self.proposer_text = TextClassifier(proposer_clip, templates) if proposer_clip is not None else None
 
     @property
     def device(self) -> torch.device:
@@ -140,6 +150,12 @@ class TwoStageSegmenter:
         if len(class_names) == 0:
             raise ValueError("class_names is empty")
         return self.text(class_names)
+
+    def _proposer_embeddings(self, class_names: Sequence[str], text_emb: torch.Tensor) -> torch.Tensor:
+        """What the proposer scores against: ``text_emb``, or the names embedded by ``proposer_clip`` when set."""
+        if self.proposer_text is None:
+            return text_emb
+        return self.proposer_text(class_names).to(self.device)
 
     def _resolve_text(self, class_names: Sequence[str], text_emb: torch.Tensor | None) -> torch.Tensor:
         if text_emb is None:
@@ -237,17 +253,26 @@ class TwoStageSegmenter:
             return []
         text_emb = self._resolve_text(class_names, text_emb).to(self.device)
         tensors = [image_to_tensor(image, self.device) for image in images]
-        proposals = self._propose_grouped(tensors, text_emb)
-        exponents = ensemble_exponents(len(class_names), self.lam, seen, self.lam_seen, self.lam_unseen)
-        if bool((exponents == 0).all()):  # proposer only: CLIP has no say, skip it
-            clip_probs = [p.class_probs[0] for p in proposals]
-        else:
+        proposals = self._propose_grouped(tensors, self._proposer_embeddings(class_names, text_emb))
+        if self.clip_has_say(len(class_names), seen):
             clip_probs = self.clip_probs(tensors, [p.masks[0] for p in proposals], text_emb)
+        else:  # proposer only: skip CLIP
+            clip_probs = [p.class_probs[0] for p in proposals]
         labels = []
         for props, p_clip in zip(proposals, clip_probs):
-            probs = ensemble(props.class_probs[0], p_clip, self.lam, seen, self.lam_seen, self.lam_unseen)
+            probs = self.combine(props, p_clip, seen)
             labels.append(_to_numpy(predict_labels(probs, props.mask_probs[0])))
         return labels
+
+    def clip_has_say(self, num_classes: int, seen: Sequence[bool] | torch.Tensor | None) -> bool:
+        """False when every class's CLIP exponent is 0 (the proposer decides alone)."""
+        exponents = ensemble_exponents(num_classes, self.lam, seen, self.lam_seen, self.lam_unseen)
+        return not bool((exponents == 0).all())
+
+    def combine(self, props: Proposals, p_clip: torch.Tensor, seen: Sequence[bool] | torch.Tensor | None
+                ) -> torch.Tensor:
+        """The class scores ``[Q, C]`` of one image's proposals: OVSeg's geometric ensemble."""
+        return ensemble(props.class_probs[0], p_clip, self.lam, seen, self.lam_seen, self.lam_unseen)
 
     def _propose_grouped(self, tensors: list[torch.Tensor], text_emb: torch.Tensor) -> list[Proposals]:
         """Per-image proposals (batch dimension 1), batching runs of equally sized images."""
@@ -269,6 +294,50 @@ class TwoStageSegmenter:
                 )
             start = stop
         return out
+
+    # ------------------------------------------------------------------ masks from elsewhere
+    @torch.no_grad()
+    def segment_with_masks(
+        self,
+        image: ImageLike,
+        masks: torch.Tensor,
+        scores: torch.Tensor,
+        class_names: Sequence[str],
+        text_emb: torch.Tensor | None = None,
+    ) -> np.ndarray:
+        """Label map ``[H, W]`` (np.int32) of one image from given masks; no proposer needed.
+
+        ``masks``: bool ``[Q, H, W]`` at the image's size (from any generator);
+        ``scores``: ``[Q]``, each mask's objectness. A mask's class scores are CLIP's
+        probabilities (:meth:`clip_probs`) times its score; the semantic map is
+        ``Σ_q p(c|q) · mask_q``, argmax; pixels no mask covers are -1.
+        """
+        return self.segment_with_masks_batch([image], [masks], [scores], class_names, text_emb)[0]
+
+    @torch.no_grad()
+    def segment_with_masks_batch(
+        self,
+        images: Sequence[ImageLike],
+        masks: Sequence[torch.Tensor],
+        scores: Sequence[torch.Tensor],
+        class_names: Sequence[str],
+        text_emb: torch.Tensor | None = None,
+    ) -> list[np.ndarray]:
+        """:meth:`segment_with_masks` for several images, all their masks in one :meth:`clip_probs` call."""
+        if not len(images) == len(masks) == len(scores):
+            raise ValueError(f"{len(images)} images, {len(masks)} mask sets and {len(scores)} score sets")
+        if len(images) == 0:
+            return []
+        text_emb = self._resolve_text(class_names, text_emb).to(self.device)
+        tensors = [image_to_tensor(image, self.device) for image in images]
+        for tensor, image_masks, image_scores in zip(tensors, masks, scores):
+            _check_masks(image_masks, image_scores, tuple(tensor.shape[1:]))
+        binary = [image_masks.to(self.device) for image_masks in masks]
+        probs = self.clip_probs(tensors, binary, text_emb)
+        return [
+            _to_numpy(predict_labels(p * s.to(p.device, torch.float32)[:, None], m.float()))
+            for p, s, m in zip(probs, scores, binary)
+        ]
 
     # ------------------------------------------------------------------ diagnostics
     @torch.no_grad()
@@ -304,7 +373,8 @@ class TwoStageSegmenter:
             return []
         text_emb = self._resolve_text(class_names, text_emb).to(self.device)
         out = []
-        for props, gt_t in zip(self._propose_grouped(tensors, text_emb), gt_tensors):
+        proposals = self._propose_grouped(tensors, self._proposer_embeddings(class_names, text_emb))
+        for props, gt_t in zip(proposals, gt_tensors):
             scores = oracle_semantic_map(
                 props.masks[0], gt_t, len(class_names), ignore_index, mask_probs=props.mask_probs[0]
             )
@@ -359,6 +429,15 @@ class TwoStageSegmenter:
                     f"gt of shape {tuple(gt_t.shape)} does not match the image {tuple(tensor.shape[1:])}"
                 )
         return tensors, gt_tensors
+
+
+def _check_masks(masks: torch.Tensor, scores: torch.Tensor, size: tuple[int, int]) -> None:
+    """``masks`` bool ``[Q, H, W]`` at the image's ``size`` and ``scores`` ``[Q]``, else ``ValueError``."""
+    if masks.dtype != torch.bool or masks.ndim != 3 or tuple(masks.shape[1:]) != size:
+        raise ValueError(f"masks must be bool [Q, {size[0]}, {size[1]}] (the image's size), "
+                         f"got {masks.dtype} {tuple(masks.shape)}")
+    if tuple(scores.shape) != (masks.shape[0],):
+        raise ValueError(f"scores must be [Q={masks.shape[0]}], got {tuple(scores.shape)}")
 
 
 def _to_numpy(labels: torch.Tensor) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Zero-shot crop benchmark: how well CLIP folders classify masked crops of ground-truth segments.
 
     ovseg crop-bench artifacts/clip_base [--benchmark demo ...] [--json out.json]
+    ovseg crop-bench --maskpool artifacts/clip_base --adapter artifacts/adapter_base [--pooling attention]
     python -m stages.crops artifacts/clip_base artifacts/clip_ft ... --json-dir metrics/crops
 
 Prints, for each CLIP folder and benchmark, the mean of per-class top-1 accuracies over
@@ -9,19 +10,30 @@ list), then per class with ``--per-class``. ``--json`` writes one folder's resul
 ``--json-dir`` writes ``DIR/<name>.json`` for each folder, ``<name>`` being the folder's
 name without its ``clip_`` prefix, and (as the DVC stage ``crops``) the wall time to
 ``metrics/timings/crops.json``. Several folders share one process: one import, one world.
+
+The same gauge for Mask-Adapter's one-pass classifiers: ``--maskpool CLIP`` pools the
+segments from one pass of that CLIP over each image (``--pooling``, ``--attention-depth``),
+``--adapter FOLDER`` classifies them with a trained Mask-Adapter (on the CLIP folder it
+records, or its own). Their results are named ``maskpool`` for ``artifacts/clip_base``
+(``<clip>_maskpool`` otherwise) and, from the adapter folder's name, ``adapter`` for
+``adapter_base`` and ``<clip>_adapter`` for ``adapter_<clip>``.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Callable
 
 from core.cli import command, parser
 from core.device import pick_device
 from core.io import write_json
 from core.timing import StageTimer
 from model.clip import load_clip_folder
+from model.dense_clip import POOLINGS
+from model.mask_adapter import adapter_clip_folder, load_mask_adapter
+from model.one_pass import OnePassSegmenter
 from pipeline.datasets.manifest import load_world
-from pipeline.evaluation.crops import class_subsets, crop_accuracy
+from pipeline.evaluation.crops import class_subsets, crop_accuracy, one_pass_accuracy
 
 SUMMARY_KEYS = ("mean", "seen", "unseen", "things", "stuff")
 
@@ -37,11 +49,56 @@ def result_name(folder: Path) -> str:
     return name.removeprefix("clip_") or name
 
 
+def optional_int(text: str) -> int | None:
+    """An integer, or ``None`` for ``None``/``null`` (as DVC writes a null param into a command)."""
+    return None if text in ("None", "null") else int(text)
+
+
+def maskpool_result_name(clip_folder: Path) -> str:
+    """``maskpool`` on the base CLIP (``artifacts/clip_base``), ``<clip>_maskpool`` on another."""
+    clip = result_name(clip_folder)
+    return "maskpool" if clip == "base" else f"{clip}_maskpool"
+
+
+def adapter_result_name(folder: Path) -> str:
+    """``artifacts/adapter_base`` → ``adapter``, ``artifacts/adapter_ft`` → ``ft_adapter``."""
+    clip = folder.resolve().name.removeprefix("adapter_")
+    return "adapter" if clip in ("base", "") else f"{clip}_adapter"
+
+
+def one_pass_segmenters(args, device) -> dict[str, Callable[[], OnePassSegmenter]]:
+    """Builders of the requested one-pass classifiers, by result name (each folder checked first)."""
+    builders: dict[str, Callable[[], OnePassSegmenter]] = {}
+    for folder in args.maskpool:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: CLIP folder not found")
+        builders[maskpool_result_name(folder)] = lambda folder=folder: OnePassSegmenter(
+            None, load_clip_folder(folder, device), pooling=args.pooling, attention_depth=args.attention_depth)
+    for folder in args.adapter:
+        clip_folder = adapter_clip_folder(folder)
+        if not clip_folder.is_dir():
+            raise FileNotFoundError(f"{folder}: the CLIP folder it records, {clip_folder}, is not found")
+
+        def build(folder=folder, clip_folder=clip_folder) -> OnePassSegmenter:
+            bundle = load_clip_folder(clip_folder, device)
+            return OnePassSegmenter(None, bundle, adapter=load_mask_adapter(folder, bundle.model, device))
+
+        builders[adapter_result_name(folder)] = build
+    return builders
+
+
 @command("crop-bench")
 def main(argv: list[str] | None = None) -> int:
     cli = parser("ovseg crop-bench", __doc__)
-    cli.add_argument("clips", type=Path, nargs="+", metavar="CLIP",
+    cli.add_argument("clips", type=Path, nargs="*", metavar="CLIP",
                         help="open_clip local folders (with mask_prompts.safetensors for MPT)")
+    cli.add_argument("--maskpool", type=Path, action="append", default=[], metavar="CLIP",
+                     help="also pool the segments from one pass of this CLIP over each image; repeatable")
+    cli.add_argument("--adapter", type=Path, action="append", default=[], metavar="FOLDER",
+                     help="also classify the segments with this Mask-Adapter folder; repeatable")
+    cli.add_argument("--pooling", choices=POOLINGS, default="attention", help="maskpool's pooling (ViT)")
+    cli.add_argument("--attention-depth", type=optional_int, default=None,
+                     help="maskpool: the last N blocks the queries pass through (None: all)")
     cli.add_argument("--world", type=Path, default=Path("data/world/manifest.json"), help="world manifest")
     cli.add_argument("--benchmark", action="append", dest="benchmarks",
                         help="benchmark name in the world; repeatable (default: every benchmark of the world)")
@@ -52,17 +109,21 @@ def main(argv: list[str] | None = None) -> int:
     output.add_argument("--json", type=Path, help="write the full result of the single CLIP folder here")
     output.add_argument("--json-dir", type=Path, help="write DIR/<name>.json for each folder (see above)")
     args = cli.parse_args(argv)
-    if args.json and len(args.clips) > 1:
+    if args.json and len(args.clips) + len(args.maskpool) + len(args.adapter) != 1:
         cli.error("--json takes one CLIP folder; use --json-dir for several")
+    if not (args.clips or args.maskpool or args.adapter):
+        cli.error("give at least one CLIP folder, --maskpool or --adapter")
     names = [result_name(folder) for folder in args.clips]
-    if len(set(names)) != len(names):
-        cli.error(f"two CLIP folders share a result name: {', '.join(names)}")
     timer = StageTimer("crops")
     for folder in args.clips:
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: CLIP folder not found")
     world = load_world(args.world)
     device = pick_device(args.device)
+    one_pass = one_pass_segmenters(args, device)
+    all_names = names + list(one_pass)
+    if len(set(all_names)) != len(all_names):
+        cli.error(f"two classifiers share a result name: {', '.join(all_names)}")
     results: dict[str, dict] = {}
     for folder, name in zip(args.clips, names):
         bundle = load_clip_folder(folder, device)
@@ -77,8 +138,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.per_class:
                 for class_name, value in result["per_class"].items():
                     print(f"  {class_name:<20} {'-' if value is None else f'{value:5.1f}'}")
+    for name, build in one_pass.items():
+        segmenter = build()
+        results[name] = {}
+        for benchmark in args.benchmarks or world.benchmark_names:
+            dataset = world.benchmark(benchmark)
+            result = one_pass_accuracy(segmenter, dataset, subsets=class_subsets(dataset.class_names, world.classes))
+            results[name][benchmark] = result
+            print(format_summary(f"{name} on {benchmark}", result))
     if args.json:
-        write_json(args.json, results[names[0]])
+        write_json(args.json, next(iter(results.values())))
     if args.json_dir:
         for name, by_benchmark in results.items():
             write_json(args.json_dir / f"{name}.json", by_benchmark)

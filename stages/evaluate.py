@@ -4,17 +4,33 @@
     python -m stages.evaluate --variant base mpt oracle --benchmark demo   # several, one process
 
 Variants (see :mod:`pipeline.evaluation.variants`): ``base``, ``mpt``, ``ft``, ``ft_mpt``,
-``ft_gt`` (the two-stage segmenter with ``artifacts/clip_<variant>``), ``oracle``
-(proposals labelled by the ground truth) and ``gt_masks_<clip>`` (ground-truth
-segments classified by that CLIP). Reads the ``evaluate`` params section, the world
-manifest, ``artifacts/proposer`` (except ``gt_masks_*``) and the CLIP folders; writes,
-for each variant,
+``ft_gt`` (the two-stage segmenter with ``artifacts/clip_<variant>``), Mask-Adapter's
+family ``maskpool``, ``adapter``, ``adapter_ens``, ``ft_adapter_ens`` (one CLIP pass per
+image, with ``artifacts/adapter_<clip>``), ``oracle`` (proposals labelled by the ground
+truth) and ``gt_masks_<name>`` (ground-truth segments classified by that classifier).
+Reads the ``evaluate`` params section, the world manifest, ``artifacts/proposer``
+(except ``gt_masks_*``), the CLIP and adapter folders; writes, for each variant,
 
 * ``metrics/eval/<variant>/<benchmark>.json`` — figures in percent, deterministic;
 * ``plots/eval/<variant>/<benchmark>_per_class.png`` — per-class IoU bars;
 * ``plots/eval/<variant>/<benchmark>_overlays.png`` — image | ground truth | prediction;
 * ``metrics/timings/evaluate_<variant>_<benchmark>.json`` — wall time and images/s
   (from loading the variant's CLIP to its last output; imports not included).
+
+Masks from any generator (SAM, ``ovseg propose``, ...) instead of the proposer:
+
+    python -m stages.evaluate --variant base maskpool --benchmark demo --proposals sam.parquet
+
+``--proposals`` is a Parquet file in the ``ovseg propose`` format (see
+:mod:`pipeline.evaluation.external_proposals`) whose ``file_name`` is each image's path
+relative to the benchmark's image folder (``<key>.jpg`` for the demo and ADE layouts), as
+``ovseg propose --images <that folder>`` writes it. Every variant must be a two-stage one
+(crops or one pass; no ``oracle``, no ``gt_masks_*``); each image's masks are classified
+(CLIP's probabilities times the mask's score), an image without rows is predicted all
+unlabelled and counted. Nothing goes to the DVC-owned folders: the outputs go to
+``outputs/proposals-<file stem>/`` (``--out DIR`` to choose), as ``metrics/<variant>/<benchmark>.json``
+and ``plots/<variant>/...``; the record adds ``proposals`` (the file) and
+``images_without_proposals``; no timing file is written.
 """
 from __future__ import annotations
 
@@ -34,9 +50,12 @@ from core.io import atomic_write_bytes, write_json
 from core.params import load_params
 from core.timing import StageTimer
 from model.clip import load_clip_folder
-from model.proposer import load_proposer
+from model.mask_adapter import load_adapter_and_clip
+from model.one_pass import OnePassSegmenter
+from model.proposer import MaskProposer, load_proposer
 from model.two_stage import TwoStageSegmenter
 from pipeline.datasets.manifest import load_world
+from pipeline.evaluation.external_proposals import benchmark_proposals, images_folder, read_proposals
 from pipeline.evaluation.iou_chart import per_class_iou_chart
 from pipeline.evaluation.label_overlay import comparison_sheet
 from pipeline.evaluation.segmentation import EvalConfig, EvaluationRun, evaluate_benchmark, metrics_record, seen_mask
@@ -46,15 +65,23 @@ WORLD = Path("data/world/manifest.json")
 ARTIFACTS = Path("artifacts")
 METRICS_DIR = Path("metrics/eval")
 PLOTS_DIR = Path("plots/eval")
+PROPOSALS_OUT = Path("outputs")
 
 
-def output_paths(variant_name: str, benchmark: str) -> dict[str, Path]:
-    """Where one evaluation writes: ``metrics``, ``per_class`` and ``overlays``."""
+def output_paths(variant_name: str, benchmark: str, root: Path | None = None) -> dict[str, Path]:
+    """Where one evaluation writes: ``metrics``, ``per_class`` and ``overlays``; under ``root``
+    (``root/metrics``, ``root/plots``) when given, else in the DVC-owned ``metrics/eval``, ``plots/eval``."""
+    metrics, plots = (METRICS_DIR, PLOTS_DIR) if root is None else (root / "metrics", root / "plots")
     return {
-        "metrics": METRICS_DIR / variant_name / f"{benchmark}.json",
-        "per_class": PLOTS_DIR / variant_name / f"{benchmark}_per_class.png",
-        "overlays": PLOTS_DIR / variant_name / f"{benchmark}_overlays.png",
+        "metrics": metrics / variant_name / f"{benchmark}.json",
+        "per_class": plots / variant_name / f"{benchmark}_per_class.png",
+        "overlays": plots / variant_name / f"{benchmark}_overlays.png",
     }
+
+
+def proposals_out(proposals: Path) -> Path:
+    """The default output root of an evaluation with external proposals: ``outputs/proposals-<file stem>``."""
+    return PROPOSALS_OUT / f"proposals-{proposals.stem}"
 
 
 def clip_folder(spec: Variant, artifacts: Path) -> Path:
@@ -63,6 +90,34 @@ def clip_folder(spec: Variant, artifacts: Path) -> Path:
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: CLIP folder of variant {spec.name!r} not found")
     return folder
+
+
+def adapter_folder(spec: Variant, artifacts: Path) -> Path:
+    """``artifacts/adapter_<adapter>`` of the variant; ``FileNotFoundError`` when it is missing."""
+    folder = artifacts / f"adapter_{spec.adapter}"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: Mask-Adapter folder of variant {spec.name!r} not found")
+    return folder
+
+
+def build_segmenter(spec: Variant, proposer: MaskProposer | None, settings: EvalConfig, artifacts: Path,
+                    device: torch.device) -> TwoStageSegmenter:
+    """The segmenter of one variant: crops (OVSeg) or one CLIP pass per image (maskpool, Mask-Adapter)."""
+    clip = load_clip_folder(clip_folder(spec, artifacts), device)
+    if spec.classifier == "crops":
+        return TwoStageSegmenter(
+            proposer, clip, lam=settings.lam, lam_seen=settings.lam_seen, lam_unseen=settings.lam_unseen,
+            mask_threshold=settings.mask_threshold, expand_ratio=settings.expand_ratio,
+            clip_batch_size=settings.clip_batch_size,
+        )
+    adapter, proposer_clip = None, None
+    if spec.adapter:
+        adapter, clip, proposer_clip = load_adapter_and_clip(adapter_folder(spec, artifacts), clip, device)
+    alpha, beta = (settings.alpha, settings.beta) if spec.ensembled else (1.0, 1.0)
+    return OnePassSegmenter(proposer, clip, adapter=adapter, pooling=settings.pooling,
+                            attention_depth=settings.attention_depth, alpha=alpha, beta=beta,
+                            mask_threshold=settings.mask_threshold, image_batch_size=settings.batch_size,
+                            proposer_clip=proposer_clip)
 
 
 def write_pictures(
@@ -92,15 +147,25 @@ def run(
     *,
     world_path: Path = WORLD,
     artifacts: Path = ARTIFACTS,
+    proposals: Path | None = None,
+    out: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate each variant in turn (one process: one import, one world, one proposer); write
     the outputs listed in the module docstring for each; return their metrics records.
 
-    Every input folder is checked before any work starts.
+    ``proposals``: a Parquet file of masks replacing the proposer (two-stage variants only);
+    ``out``: the output root (default with ``proposals``: :func:`proposals_out`, else the
+    DVC-owned folders). Every input is checked before any work starts.
     """
     specs = [variant(name) for name in variant_names]
     if len({spec.name for spec in specs}) != len(specs):
         raise ValueError(f"a variant is listed twice: {', '.join(variant_names)}")
+    if proposals is not None:
+        diagnostics = [spec.name for spec in specs if spec.mode != "two_stage"]
+        if diagnostics:
+            raise ValueError(f"--proposals classifies given masks; the diagnostics {', '.join(diagnostics)} "
+                             "make their own (evaluate them without --proposals)")
+        out = proposals_out(proposals) if out is None else out
     params = dict(params)
     device = pick_device(params.pop("device", "auto"))
     set_threads(params.pop("threads", None), "evaluate.threads")
@@ -110,8 +175,13 @@ def run(
     seen = seen_mask(dataset.class_names, world.classes)
     for spec in specs:
         clip_folder(spec, artifacts)
+        if spec.adapter is not None:
+            adapter_folder(spec, artifacts)
+    lookup = None
+    if proposals is not None:
+        lookup = benchmark_proposals(read_proposals(proposals, images_folder(dataset)), dataset)
     proposer = None
-    if any(spec.needs_proposer for spec in specs):
+    if proposals is None and any(spec.needs_proposer for spec in specs):
         folder = artifacts / "proposer"
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: proposer folder not found")
@@ -119,28 +189,26 @@ def run(
     records = []
     for spec in specs:
         timer = StageTimer(f"evaluate_{spec.name}_{benchmark}")
-        segmenter = TwoStageSegmenter(
-            proposer if spec.needs_proposer else None,
-            load_clip_folder(clip_folder(spec, artifacts), device),
-            lam=settings.lam,
-            lam_seen=settings.lam_seen,
-            lam_unseen=settings.lam_unseen,
-            mask_threshold=settings.mask_threshold,
-            expand_ratio=settings.expand_ratio,
-            clip_batch_size=settings.clip_batch_size,
-        )
+        segmenter = build_segmenter(spec, proposer if spec.needs_proposer else None, settings, artifacts, device)
         print(f"evaluate {spec.name}/{benchmark}: {spec.description}; {len(dataset)} images, "
               f"{len(dataset.class_names)} classes, on {device} ({torch.get_num_threads()} CPU threads)")
-        result = evaluate_benchmark(segmenter, dataset, spec, settings, seen)
+        result = evaluate_benchmark(segmenter, dataset, spec, settings, seen, lookup)
         record = metrics_record(result, dataset.class_names, seen, variant=spec, benchmark=benchmark,
                                 settings=settings)
-        paths = output_paths(spec.name, benchmark)
+        if proposals is not None:
+            record.update(proposals=str(proposals), images_without_proposals=result.images_without_proposals)
+        paths = output_paths(spec.name, benchmark, out)
         write_json(paths["metrics"], record)
         write_pictures(result, record, list(dataset.class_names), seen, paths)
-        rate = result.images / max(timer.seconds(), 1e-9)
-        timing = timer.write(images_per_s=rate, images=result.images)
+        seconds = timer.seconds()
+        rate = result.images / max(seconds, 1e-9)
+        if proposals is None:  # timings of the DVC runs only
+            seconds = timer.write(images_per_s=rate, images=result.images)["seconds"]
         print(f"evaluate {spec.name}/{benchmark}: {format_figures(record)}; "
-              f"{result.images} images in {timing['seconds']} s ({rate:.1f} images/s)")
+              f"{result.images} images in {seconds:.1f} s ({rate:.1f} images/s)")
+        if proposals is not None:
+            print(f"evaluate {spec.name}/{benchmark}: masks from {proposals}, "
+                  f"{result.images_without_proposals} image(s) without any; wrote {paths['metrics']}")
         records.append(record)
     return records
 
@@ -164,9 +232,15 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--world", type=Path, default=WORLD, help=f"world manifest (default: {WORLD})")
     cli.add_argument("--artifacts", type=Path, default=ARTIFACTS,
                         help="folder holding clip_<name>/ and proposer/ (default: artifacts)")
+    cli.add_argument("--proposals", type=Path, default=None, metavar="FILE.parquet",
+                        help="classify these masks (the `ovseg propose` format, file names relative to the "
+                             "benchmark's image folder) instead of running the proposer")
+    cli.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help=f"output root holding metrics/ and plots/ (default with --proposals: "
+                             f"{PROPOSALS_OUT}/proposals-<file stem>; else metrics/eval and plots/eval)")
     args = cli.parse_args(argv)
     run(args.variant, args.benchmark, load_params("evaluate", args.params),
-        world_path=args.world, artifacts=args.artifacts)
+        world_path=args.world, artifacts=args.artifacts, proposals=args.proposals, out=args.out)
     return 0
 
 

@@ -16,6 +16,7 @@ TINY = {
     "mine": {"runner": {"runner": "direct-inmemory"}, "num_shards": 2, "min_proposal_score": 0.0},
     "finetune": {"epochs": 1, "batch_size": 16, "warmup_steps": 1},
     "prompt_tune": {"epochs": 1, "batch_size": 16, "warmup_steps": 1},
+    "mask_adapter": {"warmup_epochs": 1, "mixed_epochs": 1, "batch_size": 16, "warmup_steps": 1, "hidden": 8},
     "evaluate": {"max_images": 4, "overlay_images": 2},
 }
 
@@ -30,9 +31,12 @@ def test_the_whole_dag_runs_and_a_second_repro_is_a_no_op(repo_copy, dvc):
 
     report = (repo / "reports" / "results.md").read_text()
     assert "| `base` |" in report and "| `ft_mpt` |" in report and "| `oracle` |" in report
-    for variant in ("base", "mpt", "ft", "ft_mpt", "ft_gt", "oracle", "gt_masks_base"):
+    assert "| `adapter_ens` |" in report and "| `ft_adapter` |" in report
+    for variant in ("base", "mpt", "ft", "ft_mpt", "ft_gt", "oracle", "gt_masks_base", "maskpool", "adapter",
+                    "adapter_ens", "ft_adapter_ens", "gt_masks_adapter"):
         assert (repo / "metrics" / "eval" / variant / "demo.json").is_file(), variant
-    for name in ("proposer", "nouns", "mine", "base_clip", "finetune", "finetune_gt"):
+    for name in ("proposer", "nouns", "mine", "base_clip", "finetune", "finetune_gt", "mask_adapter_base",
+                 "mask_adapter_ft"):
         assert (repo / "metrics" / f"{name}.json").is_file(), name
     assert list((repo / "data" / "pairs").glob("*.parquet"))
 

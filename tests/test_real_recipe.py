@@ -71,9 +71,10 @@ def test_real_recipe_validates_the_folders_and_plans_every_stage(repo_copy, dvc,
     planned = dvc("repro", "--dry", "--force", cwd=repo)
     stages = re.findall(r"Running stage '([^']+)'", planned)
     expected = {"world", "base_clip", "proposer", "nouns", "mine", "finetune", "finetune_gt", "prompt_tune@base",
-                "prompt_tune@ft", "crops", "report",
+                "prompt_tune@ft", "mask_adapter@base", "mask_adapter@ft", "crops", "report",
                 *(f"evaluate@{v}-{b}" for v in VARIANTS for b in BENCHMARKS),
-                *(f"evaluate_references@{b}" for b in BENCHMARKS)}
-    assert set(stages) == expected and len(stages) == len(expected) == 41
+                *(f"evaluate_references@{b}" for b in BENCHMARKS),
+                *(f"evaluate_one_pass@{b}" for b in BENCHMARKS)}
+    assert set(stages) == expected and len(stages) == len(expected) == 48
     assert "python -m stages.evaluate --variant ft_mpt --benchmark ade847" in planned
     assert stages[0] == "world" and stages.index("mine") > stages.index("nouns") and stages[-1] == "report"

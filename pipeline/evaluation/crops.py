@@ -13,8 +13,10 @@ import torch
 from core.progress import progress
 from model.clip import ClipBundle
 from model.crops import masked_crops
+from model.one_pass import OnePassSegmenter
 from model.oracle import gt_segments
 from model.text import TextClassifier
+from model.two_stage import image_to_tensor
 from pipeline.datasets.segmentation import SegmentationDataset
 
 
@@ -94,6 +96,40 @@ def crop_accuracy(
             flush()
     flush()
 
+    return accuracy_summary(names, correct, total, subsets, mask_prompts=use_prompts)
+
+
+@torch.no_grad()
+def one_pass_accuracy(
+    segmenter: OnePassSegmenter,
+    dataset: SegmentationDataset,
+    *,
+    subsets: dict[str, np.ndarray] | None = None,
+    limit: int | None = None,
+) -> dict:
+    """:func:`crop_accuracy` for a one-pass classifier (maskpool or a Mask-Adapter): each image's
+    ground-truth segments are classified from one CLIP pass over the image."""
+    names = dataset.class_names
+    text = segmenter.text_embeddings(names)
+    correct = np.zeros(len(names), np.int64)
+    total = np.zeros(len(names), np.int64)
+    keys = dataset.keys()[:limit] if limit else dataset.keys()
+    for key in progress(keys, desc="mask classification"):
+        sample = dataset.load(key)
+        classes, masks = gt_segments(sample.label)
+        if len(classes) == 0:
+            continue
+        image = image_to_tensor(sample.image, segmenter.clip.device)
+        probs = segmenter.clip_probs([image], [masks.to(image.device)], text)[0]
+        labels = classes.cpu().numpy()
+        np.add.at(total, labels, 1)
+        np.add.at(correct, labels, (probs.argmax(1).cpu().numpy() == labels).astype(np.int64))
+    return accuracy_summary(names, correct, total, subsets)
+
+
+def accuracy_summary(names: list[str], correct: np.ndarray, total: np.ndarray,
+                     subsets: dict[str, np.ndarray] | None, **extra) -> dict:
+    """Per-class and mean top-1 accuracy (percent) from per-class counts, over all classes and each subset."""
     present = total > 0
     per_class = np.where(present, 100.0 * correct / np.maximum(total, 1), np.nan)
     result = {
@@ -103,7 +139,7 @@ def crop_accuracy(
         "mean": _mean(per_class, present),
         "per_class": {name.split(",")[0].strip(): (None if np.isnan(v) else round(float(v), 2))
                       for name, v in zip(names, per_class)},
-        "mask_prompts": use_prompts,
+        **extra,
     }
     for subset, member in sorted((subsets or {}).items()):
         result[subset] = _mean(per_class, present & member)

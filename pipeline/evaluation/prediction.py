@@ -12,10 +12,21 @@ Commas separate classes, ``|`` separates synonyms of one class. The picture is t
 image with each pixel's class colour blended in and a legend (220 px wide) listing
 every class with its share of the image; ``--json`` also writes the shares (percent,
 adding up to 100 with ``unlabelled``), next to the picture unless a path is given.
+
+``--classifier`` chooses how masks are classified: ``crops`` (OVSeg, default, with
+``artifacts/clip_ft_mpt``), ``maskpool`` or ``adapter`` (one CLIP pass per image, with
+``artifacts/clip_base`` and, for ``adapter``, the Mask-Adapter of ``--adapter``).
+``--proposals FILE.parquet`` classifies the masks another generator wrote for this image
+(the ``ovseg propose`` format, see :mod:`pipeline.evaluation.external_proposals`; the
+image's ``file_name`` is its path relative to ``--proposals-root``, by default its own
+folder) instead of running the proposer:
+
+    ovseg predict photo.jpg --classes "cat, dog" -o out.png --proposals sam.parquet --classifier maskpool
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,9 +40,13 @@ from core.cli import command
 from core.device import pick_device
 from core.io import write_json
 from model.clip import load_clip_folder
+from model.mask_adapter import load_adapter_and_clip
+from model.one_pass import OnePassSegmenter
 from model.proposer import load_proposer
+from model.segmenter import resize_labels
 from model.two_stage import TwoStageSegmenter
 from pipeline.datasets.files import read_rgb
+from pipeline.evaluation.external_proposals import read_proposals
 from pipeline.evaluation.label_overlay import LEGEND_WIDTH, blend, with_legend
 from pipeline.evaluation.segmentation import resize_label, resize_short_side
 
@@ -75,27 +90,92 @@ def prediction_picture(image: np.ndarray, labels: np.ndarray, class_names: Seque
 
 # ----------------------------------------------------------------------------- `ovseg predict`
 DEFAULT_CLIP = Path("artifacts/clip_ft_mpt")
-
-
+#: The one-pass classifiers' CLIP: the Mask-Adapter is trained on the base CLIP.
+DEFAULT_ONE_PASS_CLIP = Path("artifacts/clip_base")
 DEFAULT_PROPOSER = Path("artifacts/proposer")
+DEFAULT_ADAPTER = Path("artifacts/adapter_base")
+CLASSIFIERS = ("crops", "maskpool", "adapter")
+
+
+def image_name(image: Path, root: Path) -> str:
+    """``image``'s path relative to ``root`` with POSIX separators (its ``file_name`` in a proposals file)."""
+    absolute, absolute_root = Path(os.path.abspath(image)), Path(os.path.abspath(root))
+    if absolute_root not in absolute.parents:
+        raise ValueError(f"{image}: the image is not inside --proposals-root {root}")
+    return absolute.relative_to(absolute_root).as_posix()
+
+
+def build_segmenter(args: argparse.Namespace) -> TwoStageSegmenter:
+    """The segmenter the arguments ask for; without ``--proposals``, with the proposer. Folders are checked first."""
+    folders = [(args.clip, "CLIP", "clip")]
+    if args.proposals is None:
+        folders.append((args.proposer, "proposer", "proposer"))
+    if args.classifier == "adapter":
+        folders.append((args.adapter, "Mask-Adapter", "adapter"))
+    for folder, what, flag in folders:
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: {what} folder not found (give one with --{flag})")
+    device = pick_device(args.device)
+    proposer = load_proposer(args.proposer, device) if args.proposals is None else None
+    clip = load_clip_folder(args.clip, device)
+    if args.classifier == "crops":
+        return TwoStageSegmenter(proposer, clip, lam=args.lam, mask_threshold=args.mask_threshold)
+    adapter, proposer_clip = None, None
+    if args.classifier == "adapter":
+        adapter, clip, proposer_clip = load_adapter_and_clip(args.adapter, clip, device)
+    return OnePassSegmenter(proposer, clip, adapter=adapter, alpha=args.alpha, beta=args.beta,
+                            mask_threshold=args.mask_threshold, proposer_clip=proposer_clip)
+
+
+def segment_with_proposals(segmenter: TwoStageSegmenter, image: np.ndarray, resized: np.ndarray,
+                           classes: list[str], args: argparse.Namespace) -> tuple[np.ndarray, int]:
+    """Labels of ``resized`` from the image's masks in ``--proposals`` (at ``image``'s size), and their count.
+
+    An image the file has no row for is all unlabelled (a warning says so).
+    """
+    root = args.image.parent if args.proposals_root is None else args.proposals_root
+    name = image_name(args.image, root)
+    entry = read_proposals(args.proposals, root).masks(name)
+    if entry is None:
+        print(f"predict: warning: {args.proposals} has no masks for {name!r}; nothing is labelled", file=sys.stderr)
+        return np.full(resized.shape[:2], -1, np.int32), 0
+    masks, scores = entry
+    if tuple(masks.shape[1:]) != image.shape[:2]:
+        raise ValueError(f"{args.proposals}: the masks of {name!r} are {masks.shape[1]}×{masks.shape[2]}, "
+                         f"the image is {image.shape[0]}×{image.shape[1]}")
+    masks = resize_labels(masks, resized.shape[:2])
+    return segmenter.segment_with_masks(resized, masks, scores, classes), int(masks.shape[0])
+
+
+def settings_record(args: argparse.Namespace, masks: int | None) -> dict[str, Any]:
+    """The settings part of the JSON record; what it was before the one-pass classifiers and
+    ``--proposals`` when neither is used."""
+    record: dict[str, Any] = {"clip": str(args.clip)}
+    if args.proposals is None:
+        record.update(proposer=str(args.proposer), mask_threshold=args.mask_threshold)
+        record.update({"lam": args.lam} if args.classifier == "crops" else {"alpha": args.alpha, "beta": args.beta})
+    else:
+        record.update(proposals=str(args.proposals), masks=masks)
+    if args.classifier != "crops":
+        record["classifier"] = args.classifier
+    if args.classifier == "adapter":
+        record["adapter"] = str(args.adapter)
+    return record
 
 
 def predict(args: argparse.Namespace) -> dict[str, Any]:
     """Run the segmenter as the parsed arguments say, write the picture (and JSON); return the JSON record."""
     classes = parse_class_list(args.classes)
     image = read_rgb(args.image)
-    for folder, what in ((args.clip, "CLIP"), (args.proposer, "proposer")):
-        if not folder.is_dir():
-            raise FileNotFoundError(f"{folder}: {what} folder not found (give one with --{what.lower()})")
-    device = pick_device(args.device)
-    segmenter = TwoStageSegmenter(
-        load_proposer(args.proposer, device),
-        load_clip_folder(args.clip, device),
-        lam=args.lam,
-        mask_threshold=args.mask_threshold,
-    )
+    if args.clip is None:
+        args.clip = DEFAULT_CLIP if args.classifier == "crops" else DEFAULT_ONE_PASS_CLIP
+    segmenter = build_segmenter(args)
     resized = resize_short_side(image, args.short_side)
-    labels = segmenter.segment(resized, classes)
+    masks = None
+    if args.proposals is None:
+        labels = segmenter.segment(resized, classes)
+    else:
+        labels, masks = segment_with_proposals(segmenter, image, resized, classes, args)
     if resized.shape != image.shape:
         labels = resize_label(labels, image.shape[:2])
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -107,10 +187,7 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
         "classes": classes,
         "shares": shares,
         "unlabelled": unlabelled,
-        "clip": str(args.clip),
-        "proposer": str(args.proposer),
-        "lam": args.lam,
-        "mask_threshold": args.mask_threshold,
+        **settings_record(args, masks),
     }
     if args.json is not None:
         write_json(args.json, record)
@@ -130,10 +207,26 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("-o", "--out", type=Path, required=True, help="output picture (PNG)")
     cli.add_argument("--json", type=Path, nargs="?", const=Path(""), default=None, metavar="PATH",
                         help="also write the per-class pixel shares (default path: the picture's, with .json)")
-    cli.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help=f"CLIP folder (default: {DEFAULT_CLIP})")
+    cli.add_argument("--clip", type=Path, default=None,
+                        help=f"CLIP folder (default: {DEFAULT_CLIP} for crops, {DEFAULT_ONE_PASS_CLIP} for "
+                             "maskpool and adapter)")
     cli.add_argument("--proposer", type=Path, default=DEFAULT_PROPOSER,
-                        help=f"proposer folder (default: {DEFAULT_PROPOSER})")
+                        help=f"proposer folder (default: {DEFAULT_PROPOSER}; not used with --proposals)")
+    cli.add_argument("--classifier", choices=CLASSIFIERS, default="crops",
+                        help="crops: CLIP on each masked crop (OVSeg, default); maskpool, adapter: one CLIP pass "
+                             "per image, masks pooled from it plainly or by the Mask-Adapter")
+    cli.add_argument("--adapter", type=Path, default=DEFAULT_ADAPTER,
+                        help=f"Mask-Adapter folder for --classifier adapter (default: {DEFAULT_ADAPTER})")
+    cli.add_argument("--proposals", type=Path, default=None, metavar="FILE.parquet",
+                        help="classify this image's masks from this file (the `ovseg propose` format, e.g. SAM's "
+                             "masks) instead of running the proposer")
+    cli.add_argument("--proposals-root", type=Path, default=None, metavar="DIR",
+                        help="folder the file_name column is relative to (default: the image's folder)")
     cli.add_argument("--lam", type=float, default=0.7, help="CLIP's weight in the ensemble, 0..1 (default: 0.7)")
+    cli.add_argument("--alpha", type=float, default=0.7,
+                        help="maskpool/adapter: CLIP's weight for seen classes in the ensemble (default: 0.7)")
+    cli.add_argument("--beta", type=float, default=0.9,
+                        help="maskpool/adapter: CLIP's weight for unseen classes in the ensemble (default: 0.9)")
     cli.add_argument("--mask-threshold", type=float, default=0.4, help="proposal binarisation (default: 0.4)")
     cli.add_argument("--short-side", type=int, default=None,
                         help="resize the image's shorter side to this many pixels before segmenting")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.io import read_json
-from pipeline.evaluation.variants import CLIPS, variant, variant_names
+from pipeline.evaluation.variants import CLIPS, ONE_PASS, variant, variant_names
 
 MISSING = "–"
 #: Benchmarks in the column order of the paper's tables; any others follow, sorted.
@@ -109,7 +109,7 @@ def miou_table(records: EvalRecords, variants: list[str], benchmarks: list[str],
 
 
 def crop_table(crops: CropRecords) -> list[str]:
-    header = ["CLIP", "all", "seen", "unseen", "chance"]
+    header = ["classifier", "all", "seen", "unseen", "chance"]
     rows = [[f"`{name}`", *(_fmt(crops[name].get(key)) for key in CROP_KEYS)] for name in _ordered(set(crops))]
     return _table(header, rows)
 
@@ -134,7 +134,8 @@ def render_results(records: EvalRecords, crops: CropRecords | None = None) -> st
     benchmarks = _benchmarks(records)
     present = {v for v, _ in records}
     two_stage = [name for name in _ordered(present) if name in CLIPS]
-    diagnostics = [name for name in _ordered(present) if name not in CLIPS]
+    one_pass = [name for name in _ordered(present) if name in ONE_PASS]
+    diagnostics = [name for name in _ordered(present) if name not in CLIPS and name not in ONE_PASS]
     out = [
         "# Results",
         "",
@@ -147,19 +148,23 @@ def render_results(records: EvalRecords, crops: CropRecords | None = None) -> st
         out += ["No evaluation results yet: run `dvc repro` (or `python -m stages.evaluate`).", ""]
     if two_stage:
         out += ["## Two-stage variants", "", *miou_table(records, two_stage, benchmarks, "variant"), ""]
+    if one_pass:
+        out += ["## One CLIP pass per image (Mask-Adapter's family)", "",
+                *miou_table(records, one_pass, benchmarks, "variant"), ""]
     if diagnostics:
         out += ["## Diagnostics", "", *miou_table(records, diagnostics, benchmarks, "diagnostic"), ""]
     if crops:
         out += [
-            "## Masked-crop classification",
+            "## Ground-truth mask classification",
             "",
-            "Top-1 accuracy (%) of each CLIP on masked crops of ground-truth segments, averaged over classes "
-            "(`ovseg crop-bench`).",
+            "Top-1 accuracy (%) of classifying ground-truth segments, averaged over classes (`ovseg crop-bench`): "
+            "each CLIP on masked crops, and the one-pass classifiers (`maskpool`, `adapter`: base CLIP; "
+            "`ft_adapter`: finetuned CLIP) from one CLIP pass per image.",
             "",
             *crop_table(crops),
             "",
         ]
-    legend = [f"- `{name}`: {_describe(name)}." for name in [*two_stage, *diagnostics]]
+    legend = [f"- `{name}`: {_describe(name)}." for name in [*two_stage, *one_pass, *diagnostics]]
     out += ["## Legend", "", *legend]
     out += [
         "- `seen`: a benchmark class whose name or a synonym names a training class with labels "

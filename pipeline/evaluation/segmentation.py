@@ -12,7 +12,7 @@ proposer and the adaptation stages saw labelled (the world's seen classes).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -23,10 +23,11 @@ from PIL import Image
 from core.classnames import display_names
 from core.params import check_keys
 from core.progress import progress
+from model.dense_clip import POOLINGS
 from model.metrics import ConfusionMatrix
 from model.segmenter import resize_labels
 from model.two_stage import TwoStageSegmenter
-from pipeline.datasets.segmentation import IGNORE, SegmentationDataset
+from pipeline.datasets.segmentation import IGNORE, Sample, SegmentationDataset
 from pipeline.evaluation.crops import class_subsets
 from pipeline.evaluation.variants import Variant
 
@@ -48,12 +49,19 @@ class EvalConfig:
     that their shorter side has this length before segmenting (predictions are
     resized back to the label's size, nearest); ``None`` keeps the native size.
     ``max_images``: evaluate the first N images only. ``overlay_images``: how many
-    fixed images the overlay picture shows.
+    fixed images the overlay picture shows. Mask-Adapter's family (one CLIP pass per
+    image): ``alpha``/``beta`` are CLIP's exponents for seen/unseen classes in its
+    ensemble; ``pooling``/``attention_depth`` configure ``maskpool`` (see
+    :class:`model.dense_clip.DenseClip`).
     """
 
     lam: float = 0.7
     lam_seen: float | None = None
     lam_unseen: float | None = None
+    alpha: float = 0.7
+    beta: float = 0.9
+    pooling: str = "attention"
+    attention_depth: int | None = None
     mask_threshold: float = 0.4
     expand_ratio: float = 0.0
     batch_size: int = 16
@@ -63,7 +71,11 @@ class EvalConfig:
     overlay_images: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("lam", "lam_seen", "lam_unseen"):
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"evaluate.pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.attention_depth is not None and int(self.attention_depth) < 1:
+            raise ValueError(f"evaluate.attention_depth must be null or >= 1, got {self.attention_depth}")
+        for name in ("lam", "lam_seen", "lam_unseen", "alpha", "beta"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"evaluate.{name} must lie in [0, 1], got {value}")
@@ -93,6 +105,11 @@ class EvalConfig:
         keys = ("lam", "lam_seen", "lam_unseen", "mask_threshold", "expand_ratio", "short_side", "max_images")
         return {key: getattr(self, key) for key in keys}
 
+    def one_pass_provenance(self) -> dict[str, Any]:
+        """:meth:`provenance` for Mask-Adapter's family, whose ensemble and pooling differ."""
+        keys = ("alpha", "beta", "pooling", "attention_depth", "mask_threshold", "short_side", "max_images")
+        return {key: getattr(self, key) for key in keys}
+
 
 @dataclass(frozen=True)
 class Example:
@@ -111,6 +128,7 @@ class EvaluationRun:
     confusion: ConfusionMatrix
     images: int
     examples: list[Example] = field(default_factory=list)
+    images_without_proposals: int = 0  # with external proposals: images the file has no mask for
 
 
 def seen_mask(class_names: Sequence[str], world_classes: list[dict] | None) -> np.ndarray | None:
@@ -146,6 +164,10 @@ def resize_label(label: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return resize_labels(torch.from_numpy(label), shape).numpy()
 
 
+#: External proposals by dataset key: bool masks ``[Q, H, W]`` at the image's size and scores ``[Q]``, or ``None``.
+ProposalLookup = Callable[[str], tuple[torch.Tensor, torch.Tensor] | None]
+
+
 @torch.no_grad()
 def evaluate_benchmark(
     segmenter: TwoStageSegmenter,
@@ -153,6 +175,7 @@ def evaluate_benchmark(
     variant: Variant,
     settings: EvalConfig,
     seen: np.ndarray | None = None,
+    proposals: ProposalLookup | None = None,
 ) -> EvaluationRun:
     """Run ``variant`` over ``dataset`` and accumulate its confusion matrix.
 
@@ -160,7 +183,14 @@ def evaluate_benchmark(
     two-stage variants. Text embeddings are computed once. Images are segmented
     ``settings.batch_size`` at a time; predictions are compared with the label
     at the label's own size.
+
+    ``proposals`` replaces the proposer of a two-stage variant by given masks
+    (:meth:`TwoStageSegmenter.segment_with_masks`); an image without masks is
+    predicted all -1 and counted in ``images_without_proposals``.
     """
+    if proposals is not None and variant.mode != "two_stage":
+        raise ValueError(f"variant {variant.name!r} ({variant.mode}) does not classify proposals: "
+                         "external proposals go with the two-stage variants only")
     names = list(dataset.class_names)
     keys = dataset.keys()[: settings.max_images] if settings.max_images else dataset.keys()
     keep = set(example_keys(keys, settings.overlay_images))
@@ -172,7 +202,12 @@ def evaluate_benchmark(
         samples = [dataset.load(key) for key in keys[start : start + settings.batch_size]]
         images = [resize_short_side(s.image, settings.short_side) for s in samples]
         labels = [resize_label(s.label, im.shape[:2]) for s, im in zip(samples, images)]
-        if variant.mode == "two_stage":
+        if proposals is not None:
+            predictions = segment_with_proposals(segmenter, samples, images, proposals, names, text)
+            run.images_without_proposals += sum(p is None for p in predictions)
+            predictions = [np.full(im.shape[:2], IGNORE, np.int32) if p is None else p
+                           for p, im in zip(predictions, images)]
+        elif variant.mode == "two_stage":
             predictions = segmenter.segment_batch(images, names, text, seen)
         elif variant.mode == "oracle":
             predictions = segmenter.segment_oracle_batch(images, labels, names, text, IGNORE)
@@ -187,6 +222,35 @@ def evaluate_benchmark(
             if sample.key in keep:
                 run.examples.append(Example(sample.key, sample.image, sample.label, prediction))
     return run
+
+
+def segment_with_proposals(
+    segmenter: TwoStageSegmenter,
+    samples: Sequence[Sample],
+    images: Sequence[np.ndarray],
+    proposals: ProposalLookup,
+    names: Sequence[str],
+    text: torch.Tensor,
+) -> list[np.ndarray | None]:
+    """Each image's labels from its external masks (resized, nearest, to the segmented ``images``);
+    ``None`` for an image without masks. The masks must have the size of the sample's image."""
+    found: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+    for i, (sample, image) in enumerate(zip(samples, images)):
+        entry = proposals(sample.key)
+        if entry is None:
+            continue
+        masks, scores = entry
+        if tuple(masks.shape[1:]) != sample.image.shape[:2]:
+            raise ValueError(f"the proposals of image {sample.key!r} are {masks.shape[1]}×{masks.shape[2]}, "
+                             f"the image is {sample.image.shape[0]}×{sample.image.shape[1]}")
+        found.append((i, resize_labels(masks, image.shape[:2]), scores))
+    labels = segmenter.segment_with_masks_batch(
+        [images[i] for i, _, _ in found], [m for _, m, _ in found], [s for _, _, s in found], names, text
+    )
+    predictions: list[np.ndarray | None] = [None] * len(samples)
+    for (i, _, _), label in zip(found, labels):
+        predictions[i] = label
+    return predictions
 
 
 def _figure(value: float) -> float | None:
@@ -225,6 +289,6 @@ def metrics_record(
         classes_unseen=None if seen is None else int(len(names) - np.sum(seen)),
         classes_scored=summary["valid_classes"],
         per_class={name: _figure(iou) for name, iou in zip(names, summary["per_class_iou"])},
-        settings=settings.provenance(),
+        settings=settings.provenance() if variant.classifier == "crops" else settings.one_pass_provenance(),
     )
     return record

@@ -8,9 +8,13 @@ Variant names are what ``python -m stages.evaluate --variant`` takes and what
   ``artifacts/clip_<variant>`` (mask prompts used when the folder has them);
 * ``oracle`` — the proposals labelled by the ground truth (each takes the class it
   overlaps most): how good the *masks* are with a perfect classifier;
+* ``maskpool``, ``adapter``, ``adapter_ens``, ``ft_adapter_ens`` — Mask-Adapter's family:
+  one CLIP pass per image, proposals pooled from it (plainly or by the Mask-Adapter of
+  ``artifacts/adapter_<clip>``);
 * ``gt_masks_<clip>`` (``gt_masks_base``, ``gt_masks_ft_mpt``, ...) — the
-  ground-truth segments classified by that CLIP: how good the *classifier* is
-  with perfect masks.
+  ground-truth segments classified by that CLIP's crops: how good the *classifier* is
+  with perfect masks; ``gt_masks_maskpool``, ``gt_masks_adapter`` and
+  ``gt_masks_ft_adapter`` do the same for the one-pass classifiers.
 
 This module is pure Python (no torch), so the report can order its rows cheaply.
 """
@@ -26,7 +30,18 @@ CLIPS: dict[str, str] = {
     "ft_mpt": "finetuned CLIP + mask prompt tuning",
     "ft_gt": "CLIP finetuned on the seen classes' ground-truth masks (fixed vocabulary)",
 }
+#: Mask-Adapter's family (one CLIP pass per image): name -> (CLIP, adapter or None, ensembled, description).
+ONE_PASS: dict[str, tuple[str, str | None, bool, str]] = {
+    "maskpool": ("base", None, True, "proposals pooled from one base-CLIP pass per image, Mask-Adapter's ensemble"),
+    "adapter": ("base", "base", False, "proposals classified by the Mask-Adapter on the base CLIP alone"),
+    "adapter_ens": ("base", "base", True, "the Mask-Adapter on the base CLIP, ensembled with the proposer"),
+    "ft_adapter_ens": ("ft", "ft", True, "the Mask-Adapter on the finetuned CLIP, ensembled with the proposer"),
+}
+#: Ground-truth-mask rows of the one-pass classifiers: name -> (CLIP, adapter or None).
+ONE_PASS_GT: dict[str, tuple[str, str | None]] = {"maskpool": ("base", None), "adapter": ("base", "base"),
+                                                  "ft_adapter": ("ft", "ft")}
 MODES = ("two_stage", "oracle", "gt_masks")
+CLASSIFIERS = ("crops", "maskpool", "adapter")
 ORACLE = "oracle"
 GT_MASKS_PREFIX = "gt_masks_"
 
@@ -35,14 +50,21 @@ GT_MASKS_PREFIX = "gt_masks_"
 class Variant:
     """One row of the results: ``mode`` says what runs, ``clip`` which CLIP folder it uses.
 
-    The oracle uses the CLIP only for the proposer's text embeddings (the
-    proposer was trained against the base CLIP's text tower).
+    ``classifier`` says how proposals are classified: ``crops`` (a CLIP pass per masked
+    crop, OVSeg's ensemble), ``maskpool`` or ``adapter`` (one CLIP pass per image; the
+    adapter folder ``artifacts/adapter_<adapter>``). ``ensembled``: whether the one-pass
+    family ensembles with the proposer's classes (else CLIP's classes alone). The oracle
+    uses the CLIP only for the proposer's text embeddings (the proposer was trained
+    against the base CLIP's text tower).
     """
 
     name: str
     mode: str
     clip: str
     description: str
+    classifier: str = "crops"
+    adapter: str | None = None
+    ensembled: bool = True
 
     @property
     def needs_proposer(self) -> bool:
@@ -57,14 +79,23 @@ def variant(name: str) -> Variant:
     """The :class:`Variant` called ``name``; ``ValueError`` listing the valid names otherwise."""
     if name in CLIPS:
         return Variant(name, "two_stage", name, f"proposals + {CLIPS[name]}")
+    if name in ONE_PASS:
+        clip, adapter, ensembled, description = ONE_PASS[name]
+        return Variant(name, "two_stage", clip, description, "adapter" if adapter else "maskpool", adapter, ensembled)
     if name == ORACLE:
         return Variant(name, "oracle", "base", "proposals labelled by the ground truth (a perfect classifier)")
-    if name.startswith(GT_MASKS_PREFIX) and name[len(GT_MASKS_PREFIX):] in CLIPS:
-        clip = name[len(GT_MASKS_PREFIX):]
-        return Variant(name, "gt_masks", clip, f"ground-truth masks classified by the {clip} CLIP")
+    rest = name[len(GT_MASKS_PREFIX):] if name.startswith(GT_MASKS_PREFIX) else None
+    if rest in CLIPS:
+        return Variant(name, "gt_masks", rest, f"ground-truth masks classified by the {rest} CLIP (crops)")
+    if rest in ONE_PASS_GT:
+        clip, adapter = ONE_PASS_GT[rest]
+        how = f"the Mask-Adapter on the {clip} CLIP" if adapter else f"pooling one {clip}-CLIP pass per image"
+        return Variant(name, "gt_masks", clip, f"ground-truth masks classified by {how}",
+                       "adapter" if adapter else "maskpool", adapter)
     raise ValueError(f"unknown variant {name!r}; choose from {', '.join(variant_names())}")
 
 
 def variant_names() -> list[str]:
-    """Every valid name in report order: the two-stage variants, the oracle, the ground-truth-mask rows."""
-    return [*CLIPS, ORACLE, *(GT_MASKS_PREFIX + clip for clip in CLIPS)]
+    """Every valid name in report order: the two-stage variants (crops, then one pass), the oracle, the
+    ground-truth-mask rows."""
+    return [*CLIPS, *ONE_PASS, ORACLE, *(GT_MASKS_PREFIX + name for name in [*CLIPS, *ONE_PASS_GT])]

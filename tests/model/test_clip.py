@@ -225,3 +225,27 @@ def test_cuda_build_matches_cpu(tiny_clip, images):
     _assert_same_weights(tiny_clip.model, bundle.model)
     with torch.no_grad():
         assert torch.allclose(bundle.encode_image(images).cpu(), tiny_clip.encode_image(images), atol=1e-4)
+
+
+def _timm_config(tmp_path, timm_name: str):
+    config = {"embed_dim": 48,
+              "vision_cfg": {"timm_model_name": timm_name, "timm_model_pretrained": False, "timm_pool": "",
+                             "timm_proj": "mlp", "image_size": 64},
+              "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    path = tmp_path / f"{timm_name}.json"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def test_timm_convnext_towers_build_save_and_load(tmp_path):
+    bundle = build_clip(_timm_config(tmp_path, "convnext_atto"), device="cpu", seed=0)
+    assert bundle.input_dtype == torch.float32
+    image = torch.randn(1, 3, 64, 64)
+    folder = save_clip_folder(bundle, tmp_path / "clip")
+    again = load_clip_folder(folder, "cpu")
+    assert torch.equal(again.encode_image(image), bundle.encode_image(image))
+
+
+def test_other_timm_towers_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="timm image tower other than ConvNeXt"):
+        build_clip(_timm_config(tmp_path, "resnet18"), device="cpu")

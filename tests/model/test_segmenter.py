@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from model.segmenter import (
+    adapter_ensemble,
     clip_class_probs,
     ensemble,
     ensemble_exponents,
@@ -135,3 +136,23 @@ def test_predict_labels_in_row_bands_equals_one_shot():
     banded = predict_labels(cp, mp, max_elements=4 * 9 * 2)  # two rows per band
     assert torch.equal(banded, one_shot)
     assert (one_shot[4:6] == -1).all()
+
+
+def test_adapter_ensemble_follows_mask_adapter():
+    generator = torch.Generator().manual_seed(0)
+    full = torch.rand(3, 5, generator=generator).softmax(-1)  # proposer softmax over C + void
+    p_prop, objectness = full[:, :4], 1 - full[:, 4:]
+    p_out = torch.rand(3, 4, generator=generator).softmax(-1)
+    seen = torch.tensor([True, True, False, False])
+    got = adapter_ensemble(p_prop, p_out, 0.7, 0.9, seen)
+    p_in = p_prop / p_prop.sum(-1, keepdim=True)
+    exponents = torch.tensor([0.7, 0.7, 0.9, 0.9])
+    product = p_in ** (1 - exponents) * p_out ** exponents
+    assert torch.allclose(got, product / product.sum(-1, keepdim=True) * objectness, atol=1e-6)
+    # alpha = beta = 1: CLIP's classes, the proposer's objectness; 0: the proposer alone.
+    assert torch.allclose(adapter_ensemble(p_prop, p_out, 1.0, 1.0, seen), p_out * objectness, atol=1e-6)
+    assert torch.allclose(adapter_ensemble(p_prop, p_out, 0.0, 0.0), p_prop, atol=1e-6)
+    # Without a seen mask every class is unseen (beta).
+    assert torch.allclose(adapter_ensemble(p_prop, p_out, 0.2, 0.9), adapter_ensemble(p_prop, p_out, 0.9, 0.9, seen))
+    with pytest.raises(ValueError, match="same shape"):
+        adapter_ensemble(p_prop, p_out[:2], 0.7, 0.9)

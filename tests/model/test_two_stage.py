@@ -9,6 +9,7 @@ import torch
 
 from model.crops import masked_crops
 from model.mpt import MaskPrompts
+from model.one_pass import OnePassSegmenter
 from model.oracle import gt_segments, oracle_semantic_map
 from model.proposer import build_proposer, load_proposer_config
 from model.segmenter import ensemble, predict_labels, scores_to_labels
@@ -181,3 +182,63 @@ def test_proposer_and_clip_must_share_the_text_size(tiny_clip):
     narrow = build_proposer(load_proposer_config("proposer-tiny")).eval()  # text_dim 16
     with pytest.raises(ValueError, match=r"expects text embeddings of size 16, the CLIP gives 128"):
         TwoStageSegmenter(narrow, tiny_clip)
+
+
+def box_masks(height: int = 40, width: int = 56) -> torch.Tensor:
+    """Three masks from another generator: two overlapping boxes and a strip, ``[3, H, W]`` bool."""
+    masks = torch.zeros(3, height, width, dtype=torch.bool)
+    masks[0, 2:20, 4:30] = True
+    masks[1, 10:38, 20:50] = True
+    masks[2, :, 52:] = True
+    return masks
+
+
+@pytest.mark.parametrize("segmenter_class", [TwoStageSegmenter, OnePassSegmenter])
+def test_segment_with_masks_is_clip_times_score_without_a_proposer(tiny_clip, image, segmenter_class):
+    seg = segmenter_class(None, tiny_clip)
+    masks, scores = box_masks(), torch.tensor([0.9, 0.5, 1.0])
+    labels = seg.segment_with_masks(image, masks, scores, NAMES)
+    assert labels.shape == (40, 56) and labels.dtype == np.int32
+    text = seg.text_embeddings(NAMES)
+    p_clip = seg.clip_probs([image_to_tensor(image, CPU)], [masks], text)[0]
+    expected = predict_labels(p_clip * scores[:, None], masks.float()).numpy()
+    assert np.array_equal(labels, expected)
+    assert (labels[~masks.any(0).numpy()] == -1).all() and (labels[masks.any(0).numpy()] >= 0).all()
+    # A mask scored 0 gives no evidence: only the pixels the others cover get labels.
+    zeroed = seg.segment_with_masks(image, masks, torch.tensor([0.9, 0.5, 0.0]), NAMES, text_emb=text)
+    assert (zeroed[:, 52:] == -1).all()
+
+
+def test_segment_with_ground_truth_masks_is_classify_gt_segments(tiny_clip, image):
+    """Disjoint masks scored 1: each is painted with CLIP's top class, as the ground-truth diagnostic does."""
+    seg = TwoStageSegmenter(None, tiny_clip)
+    gt = label_map()
+    _, segments = gt_segments(gt)
+    labels = seg.segment_with_masks(image, segments, torch.ones(len(segments)), NAMES)
+    assert np.array_equal(labels, seg.classify_gt_segments(image, gt, NAMES))
+
+
+def test_segment_with_masks_batch_equals_single_images_and_takes_no_masks(tiny_clip, image):
+    seg = TwoStageSegmenter(None, tiny_clip)
+    small = np.ascontiguousarray(image[:32, :48])
+    none = torch.zeros(0, 40, 56, dtype=torch.bool)
+    images = [image, small, image]
+    masks = [box_masks(), box_masks(32, 48), none]
+    scores = [torch.ones(3), torch.tensor([0.2, 0.7, 1.0]), torch.ones(0)]
+    batch = seg.segment_with_masks_batch(images, masks, scores, NAMES)
+    for i in range(3):
+        assert np.array_equal(batch[i], seg.segment_with_masks(images[i], masks[i], scores[i], NAMES))
+    assert (batch[2] == -1).all()  # no mask, no label
+    assert seg.segment_with_masks_batch([], [], [], NAMES) == []
+
+
+def test_segment_with_masks_refuses_masks_that_do_not_fit(tiny_clip, image):
+    seg = TwoStageSegmenter(None, tiny_clip)
+    with pytest.raises(ValueError, match=r"masks must be bool \[Q, 40, 56\]"):
+        seg.segment_with_masks(image, box_masks(32, 48), torch.ones(3), NAMES)
+    with pytest.raises(ValueError, match="masks must be bool"):
+        seg.segment_with_masks(image, box_masks().float(), torch.ones(3), NAMES)
+    with pytest.raises(ValueError, match=r"scores must be \[Q=3\]"):
+        seg.segment_with_masks(image, box_masks(), torch.ones(2), NAMES)
+    with pytest.raises(ValueError, match="2 images, 1 mask sets and 2 score sets"):
+        seg.segment_with_masks_batch([image, image], [box_masks()], [torch.ones(3)] * 2, NAMES)

@@ -4,20 +4,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+import torch
 from PIL import Image
 
+from model.oracle import gt_segments
+from pipeline.datasets.manifest import load_world
+from pipeline.mining.proposal_export import PROPOSALS, proposal_rows, write_table
 from stages.evaluate import main as evaluate_main
 from stages.report import main as report_main
 
 FIGURES = {"mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "fwIoU", "mACC", "pACC", "per_class"}
 
 
-def evaluate(inputs, variant: str, params: Path | None = None) -> int:
+def evaluate(inputs, variant: str, params: Path | None = None, *extra: str) -> int:
     return evaluate_main([
         "--variant", *variant.split(), "--benchmark", "demo",
         "--world", str(inputs.manifest), "--artifacts", str(inputs.artifacts),
-        "--params", str(params or inputs.params),
+        "--params", str(params or inputs.params), *extra,
     ])
 
 
@@ -97,3 +102,52 @@ def test_clear_errors(eval_inputs, tmp_path, monkeypatch, capsys, make_params):
     with pytest.raises(SystemExit):
         evaluate(eval_inputs, "gt_masks")  # diagnostics name their CLIP: gt_masks_base, gt_masks_ft_mpt, ...
     assert not Path("metrics/eval").exists()
+
+
+def ground_truth_proposals(inputs, path: Path, skip: int = 0) -> Path:
+    """A stand-in generator: the ground-truth segments of the benchmark's images (all but the first ``skip``)
+    as an `ovseg propose` file, named relative to the benchmark's image folder, scores 1, no classes."""
+    dataset = load_world(inputs.manifest).benchmark("demo")
+    rows = []
+    for key in dataset.keys()[skip:]:
+        _, masks = gt_segments(dataset.load(key).label)
+        rows += proposal_rows(f"{key}.jpg", masks, torch.ones(len(masks)), torch.ones(len(masks), 1), ["object"])
+    return write_table(pa.Table.from_pylist(rows, schema=PROPOSALS), path)
+
+
+def test_ground_truth_proposals_give_the_ground_truth_diagnostic(eval_inputs, tmp_path, monkeypatch, capsys):
+    """Crops of ground-truth segments scored 1 are painted with CLIP's top class, as `gt_masks_base` paints them:
+    the same confusion, so the same figures; the outputs stay out of the DVC-owned folders."""
+    monkeypatch.chdir(tmp_path)
+    assert evaluate(eval_inputs, "gt_masks_base") == 0
+    diagnostic = record("gt_masks_base")
+    assert "proposals" not in diagnostic and "images_without_proposals" not in diagnostic
+    proposals = ground_truth_proposals(eval_inputs, tmp_path / "gt_segments.parquet")
+    timings = sorted(Path("metrics/timings").iterdir())
+    assert evaluate(eval_inputs, "base maskpool", None, "--proposals", str(proposals)) == 0
+    assert "0 image(s) without any" in capsys.readouterr().out
+    out = Path("outputs/proposals-gt_segments")
+    external = json.loads((out / "metrics/base/demo.json").read_text())
+    for key in (*FIGURES, "pixels", "images", "classes_scored"):
+        assert external[key] == diagnostic[key], key
+    assert external["proposals"] == str(proposals) and external["images_without_proposals"] == 0
+    assert json.loads((out / "metrics/maskpool/demo.json").read_text())["images"] == 4
+    for picture in ("base/demo_per_class.png", "base/demo_overlays.png", "maskpool/demo_per_class.png"):
+        assert (out / "plots" / picture).is_file()
+    assert sorted(Path("metrics/eval").iterdir()) == [Path("metrics/eval/gt_masks_base")]
+    assert not Path("plots/eval/base").exists() and sorted(Path("metrics/timings").iterdir()) == timings
+
+
+def test_proposals_output_root_missing_images_and_errors(eval_inputs, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    proposals = ground_truth_proposals(eval_inputs, tmp_path / "three.parquet", skip=1)
+    assert evaluate(eval_inputs, "mpt", None, "--proposals", str(proposals), "--out", "mine") == 0
+    result = json.loads(Path("mine/metrics/mpt/demo.json").read_text())
+    assert result["images"] == 4 and result["images_without_proposals"] == 1
+    assert not Path("outputs").exists() and not Path("metrics/eval").exists()
+    capsys.readouterr()
+    assert evaluate(eval_inputs, "base oracle gt_masks_base", None, "--proposals", str(proposals)) == 2
+    assert "the diagnostics oracle, gt_masks_base make their own" in capsys.readouterr().err
+    assert evaluate(eval_inputs, "base", None, "--proposals", "nowhere.parquet") == 2
+    assert "nowhere.parquet: proposals file not found" in capsys.readouterr().err
+    assert not Path("outputs").exists()

@@ -67,3 +67,16 @@ def test_predict_without_a_clip_folder(eval_inputs, tmp_path, capsys):
                      str(tmp_path / "out.png"), "--clip", str(tmp_path / "nowhere")])
     assert code == 2
     assert "nowhere: CLIP folder not found (give one with --clip)" in capsys.readouterr().err
+
+
+def test_predict_record_is_unchanged_without_proposals_and_one_pass_classifiers_use_the_proposer(eval_inputs,
+                                                                                                 tmp_path):
+    image, out = eval_inputs.benchmark_images[0], tmp_path / "out.png"
+    assert predict(eval_inputs, image, "sky, grass", out, "--json") == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert set(record) == {"image", "size", "classes", "shares", "unlabelled", "clip", "proposer", "lam",
+                           "mask_threshold"}
+    assert predict(eval_inputs, image, "sky, grass", out, "--json", "--classifier", "maskpool", "--beta", "1") == 0
+    record = json.loads(out.with_suffix(".json").read_text())
+    assert record["classifier"] == "maskpool" and record["alpha"] == 0.7 and record["beta"] == 1.0
+    assert record["proposer"] == str(eval_inputs.artifacts / "proposer") and "lam" not in record

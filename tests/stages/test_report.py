@@ -37,11 +37,11 @@ Open-vocabulary semantic segmentation, mIoU in percent (`all` classes of the ben
 | `oracle` | – | – | – | 80.0 | 81.0 | 77.8 |
 | `gt_masks_base` | – | – | – | 30.0 | 35.0 | – |
 
-## Masked-crop classification
+## Ground-truth mask classification
 
-Top-1 accuracy (%) of each CLIP on masked crops of ground-truth segments, averaged over classes (`ovseg crop-bench`).
+Top-1 accuracy (%) of classifying ground-truth segments, averaged over classes (`ovseg crop-bench`): each CLIP on masked crops, and the one-pass classifiers (`maskpool`, `adapter`: base CLIP; `ft_adapter`: finetuned CLIP) from one CLIP pass per image.
 
-| CLIP | all | seen | unseen | chance |
+| classifier | all | seen | unseen | chance |
 | --- | ---: | ---: | ---: | ---: |
 | `base` | 33.3 | 40.0 | 20.0 | 2.3 |
 
@@ -50,7 +50,7 @@ Top-1 accuracy (%) of each CLIP on masked crops of ground-truth segments, averag
 - `base`: proposals + base CLIP, not adapted to masked crops.
 - `ft_mpt`: proposals + finetuned CLIP + mask prompt tuning.
 - `oracle`: proposals labelled by the ground truth (a perfect classifier).
-- `gt_masks_base`: ground-truth masks classified by the base CLIP.
+- `gt_masks_base`: ground-truth masks classified by the base CLIP (crops).
 - `seen`: a benchmark class whose name or a synonym names a training class with labels (the proposer and the adaptation stages saw it); `unseen`: every other class.
 - mIoU: per-class IoU = TP / (TP + FP + FN) accumulated over the whole benchmark, averaged over the classes present in the ground truth or the predictions.
 - The oracle bounds what the proposals allow; the ground-truth-mask rows bound what the classifier allows. A large gap between a variant and its ground-truth-mask row points at the masks, a large gap to the oracle at the classifier.

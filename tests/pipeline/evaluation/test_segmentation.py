@@ -5,15 +5,19 @@ import dataclasses
 import math
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import torch
 
 from core.classnames import display_names
 from model.clip import build_clip
 from model.metrics import ConfusionMatrix
+from model.one_pass import OnePassSegmenter
+from model.oracle import gt_segments
 from model.proposer import build_proposer, load_proposer_config
 from model.two_stage import TwoStageSegmenter
 from pipeline.datasets.segmentation import Sample
+from pipeline.evaluation.external_proposals import read_proposals
 from pipeline.evaluation.segmentation import (
     FIGURES,
     EvalConfig,
@@ -25,6 +29,7 @@ from pipeline.evaluation.segmentation import (
     seen_mask,
 )
 from pipeline.evaluation.variants import variant
+from pipeline.mining.proposal_export import PROPOSALS, proposal_rows, write_table
 from tests.doubles import MemoryDataset
 
 NAMES = ["sky", "grass, lawn", "zebra"]
@@ -140,3 +145,53 @@ def test_metrics_record_rounds_and_turns_nan_into_null():
                            benchmark="memory", settings=EvalConfig())
     assert empty["mIoU"] is None and empty["mIoU_seen"] is None and empty["classes_seen"] is None
     assert not any(isinstance(v, float) and math.isnan(v) for v in empty.values())
+
+
+def ground_truth_file(dataset: MemoryDataset, path, keys=None):
+    """A stand-in generator: each image's ground-truth segments as ``ovseg propose`` rows (``<key>.png``, score 1)."""
+    rows = []
+    for key in dataset.keys() if keys is None else keys:
+        _, masks = gt_segments(dataset.load(key).label)
+        rows += proposal_rows(f"{key}.png", masks, torch.ones(len(masks)), torch.ones(len(masks), 1), ["object"])
+    write_table(pa.Table.from_pylist(rows, schema=PROPOSALS), path)
+    proposals = read_proposals(path, path.parent)
+    return lambda key: proposals.masks(f"{key}.png")
+
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_ground_truth_proposals_give_the_figures_of_the_ground_truth_diagnostic(dataset, segmenter, tmp_path,
+                                                                                batch_size):
+    """Disjoint masks scored 1 are each painted with CLIP's top class: exactly what ``gt_masks_base`` does."""
+    settings = EvalConfig(batch_size=batch_size, overlay_images=5)
+    lookup = ground_truth_file(dataset, tmp_path / "gt.parquet")
+    external = evaluate_benchmark(segmenter, dataset, variant("base"), settings, None, lookup)
+    diagnostic = evaluate_benchmark(segmenter, dataset, variant("gt_masks_base"), settings, None)
+    assert external.confusion == diagnostic.confusion and external.images == diagnostic.images == 5
+    assert external.images_without_proposals == 0
+    for ours, theirs in zip(external.examples, diagnostic.examples):
+        assert np.array_equal(ours.prediction, theirs.prediction)
+    figures = [metrics_record(run, NAMES, None, variant=variant("base"), benchmark="memory", settings=settings)
+               for run in (external, diagnostic)]
+    assert {k: figures[0][k] for k in FIGURES} == {k: figures[1][k] for k in FIGURES}
+
+
+def test_images_without_proposals_are_unlabelled_and_counted(dataset, tmp_path):
+    clip_only = OnePassSegmenter(None, build_clip("ovseg-tiny-vit", device="cpu", seed=0))
+    lookup = ground_truth_file(dataset, tmp_path / "some.parquet", keys=["img1", "img3"])
+    run = evaluate_benchmark(clip_only, dataset, variant("maskpool"), EvalConfig(overlay_images=5, short_side=24),
+                             None, lookup)
+    assert run.images == 5 and run.images_without_proposals == 3
+    assert run.confusion.total == scored_pixels(dataset)  # unlabelled images still count, as misses
+    for example in run.examples:
+        labelled = example.prediction >= 0
+        assert labelled.any() == (example.key in ("img1", "img3"))
+
+
+def test_external_proposals_go_with_two_stage_variants_only(dataset, segmenter, tmp_path):
+    lookup = ground_truth_file(dataset, tmp_path / "gt.parquet")
+    for name in ("oracle", "gt_masks_base"):
+        with pytest.raises(ValueError, match=f"variant '{name}' .* does not classify proposals"):
+            evaluate_benchmark(segmenter, dataset, variant(name), EvalConfig(), None, lookup)
+    wrong_size = {"img0": (torch.ones(1, 10, 10, dtype=torch.bool), torch.ones(1))}.get
+    with pytest.raises(ValueError, match="the proposals of image 'img0' are 10×10, the image is 40×48"):
+        evaluate_benchmark(segmenter, dataset, variant("base"), EvalConfig(), None, wrong_size)

@@ -8,8 +8,10 @@ from pipeline.evaluation.variants import variant, variant_names
 
 def test_names_in_report_order():
     names = variant_names()
-    assert names[:6] == ["base", "mpt", "ft", "ft_mpt", "ft_gt", "oracle"]
-    assert names[6:] == ["gt_masks_base", "gt_masks_mpt", "gt_masks_ft", "gt_masks_ft_mpt", "gt_masks_ft_gt"]
+    assert names[:10] == ["base", "mpt", "ft", "ft_mpt", "ft_gt", "maskpool", "adapter", "adapter_ens",
+                          "ft_adapter_ens", "oracle"]
+    assert names[10:] == ["gt_masks_base", "gt_masks_mpt", "gt_masks_ft", "gt_masks_ft_mpt", "gt_masks_ft_gt",
+                          "gt_masks_maskpool", "gt_masks_adapter", "gt_masks_ft_adapter"]
     assert [variant(name).name for name in names] == names
 
 
@@ -21,6 +23,19 @@ def test_modes_and_clips():
     gt = variant("gt_masks_ft_mpt")
     assert (gt.mode, gt.clip, gt.needs_proposer) == ("gt_masks", "ft_mpt", False)
     assert "ft_mpt CLIP" in gt.description
+
+
+def test_the_one_pass_family_names_its_clip_adapter_and_ensemble():
+    assert (variant("base").classifier, variant("base").adapter) == ("crops", None)
+    maskpool = variant("maskpool")
+    assert (maskpool.classifier, maskpool.clip, maskpool.adapter, maskpool.ensembled) == ("maskpool", "base", None, True)
+    alone = variant("adapter")
+    assert (alone.classifier, alone.clip, alone.adapter, alone.ensembled) == ("adapter", "base", "base", False)
+    ft = variant("ft_adapter_ens")
+    assert (ft.mode, ft.clip, ft.adapter, ft.ensembled) == ("two_stage", "ft", "ft", True)
+    gt = variant("gt_masks_ft_adapter")
+    assert (gt.mode, gt.classifier, gt.clip, gt.adapter, gt.needs_proposer) == ("gt_masks", "adapter", "ft", "ft", False)
+    assert variant("gt_masks_maskpool").classifier == "maskpool"
 
 
 @pytest.mark.parametrize("name", ["gt_masks", "gt_masks_", "gt_masks_large", "finetuned", ""])

@@ -1,0 +1,352 @@
+"""Training the Mask-Adapter on the seen classes, CLIP and proposer frozen (the paper's two phases, one run).
+
+* **Ground-truth warm-up** (``warmup_epochs``): each image contributes at most
+  ``max_gt_masks`` of its ground-truth segments (one per seen class present, drawn at
+  random), cross-entropy over the seen class names plus the learned void.
+* **Mixed masks** (``mixed_epochs``): per image, ``mixed_gt_masks`` ground-truth
+  segments, plus up to ``matched_masks`` proposals of the frozen proposer that match a
+  ground-truth segment at IoU > ``match_iou`` (binarised at ``mask_threshold``; one of a
+  segment's matches drawn at random), plus those segments again. Loss:
+  ``ce_weight · CE + consistency_weight · (1 − cos(e_proposal, e_segment))`` with the
+  segment's embedding detached — the mask consistency loss, which pulls a proposal's
+  embedding toward that of the segment it approximates.
+
+The frozen CLIP's pass over every training image and the proposer's matches are
+computed once before the first epoch (:func:`prepare_data`; no augmentation, so they
+never change) and each step runs only the adapter and the pooling. A set too large to
+keep prepared (COCO) is prepared batch by batch instead (:class:`StreamingData`), the
+same computation on the fly. Mask draws come from ``(seed, epoch)``,
+the batch order from :func:`epoch_batches`: a resumed run ends with the same weights.
+One AdamW run with warm-up and cosine spans both phases; gradients are clipped. The
+adapter and the pooling run under autocast (``precision``, as the proposer's trainer).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.params import config_from_params
+from core.progress import progress
+from model.dense_clip import DenseClip, DenseImage
+from model.mask_adapter import MaskAdapter
+from model.oracle import gt_segments
+from model.proposer import MaskProposer, propose
+from pipeline.training.checkpoint import Checkpointer, resume_run, run_key
+from pipeline.training.data_order import epoch_batches, epoch_seed
+from pipeline.training.loss_log import LossLog
+from pipeline.training.optim import weight_decay_groups
+from pipeline.training.precision import PRECISIONS, autocast_context, resolve_precision
+from pipeline.training.schedule import warmup_cosine_schedule
+
+
+@dataclass(frozen=True)
+class AdapterTrainConfig:
+    warmup_epochs: int = 4
+    mixed_epochs: int = 4
+    batch_size: int = 16
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 20
+    grad_clip: float = 1.0
+    max_gt_masks: int = 32
+    mixed_gt_masks: int = 16
+    matched_masks: int = 8
+    match_iou: float = 0.7
+    mask_threshold: float = 0.4
+    ce_weight: float = 2.0
+    consistency_weight: float = 5.0
+    precision: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.warmup_epochs >= 0 and self.mixed_epochs >= 0 and self.warmup_epochs + self.mixed_epochs >= 1,
+             "warmup_epochs and mixed_epochs must be >= 0, and train at least one epoch together"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.lr > 0, f"lr must be positive, got {self.lr}"),
+            (min(self.max_gt_masks, self.mixed_gt_masks) >= 1, "max_gt_masks and mixed_gt_masks must be >= 1"),
+            (self.matched_masks >= 0, f"matched_masks must be >= 0, got {self.matched_masks}"),
+            (0 <= self.match_iou < 1 and 0 <= self.mask_threshold < 1, "match_iou and mask_threshold lie in [0, 1)"),
+            (self.ce_weight >= 0 and self.consistency_weight >= 0, "loss weights must be >= 0"),
+            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"mask_adapter: {message}")
+
+    @classmethod
+    def from_params(cls, params: dict) -> "AdapterTrainConfig":
+        return config_from_params(cls, params, what="mask_adapter")
+
+    @property
+    def epochs(self) -> int:
+        return self.warmup_epochs + self.mixed_epochs
+
+
+@dataclass
+class AdapterData:
+    """What training reads of some images: the CLIP pass, the segments and the proposals matched to them.
+
+    Masks are kept at 4× the grid (the adapter's mask input size). ``candidates[i][g]``:
+    the binarised proposals ``[P, 4h, 4w]`` of image ``i`` matching its segment ``g``.
+    """
+
+    dense: DenseImage
+    projected: torch.Tensor
+    segment_masks: list[torch.Tensor]
+    segment_labels: list[torch.Tensor]
+    candidates: list[list[torch.Tensor]]
+
+    def __len__(self) -> int:
+        return len(self.segment_masks)
+
+    def batch(self, indices: Sequence[int]) -> "AdapterData":
+        """The rows at ``indices``, in that order."""
+        index = torch.as_tensor(list(indices), dtype=torch.long)
+        pick = [int(i) for i in indices]
+        return AdapterData(self.dense.select(index), self.projected[index], [self.segment_masks[i] for i in pick],
+                           [self.segment_labels[i] for i in pick], [self.candidates[i] for i in pick])
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for masks, labels in zip(self.segment_masks, self.segment_labels):
+            digest.update(masks.numpy().tobytes())
+            digest.update(labels.numpy().tobytes())
+        digest.update(str([[len(c) for c in per] for per in self.candidates]).encode())
+        return digest.hexdigest()[:16]
+
+
+class TrainingImages(Protocol):
+    """What :class:`pipeline.training.proposer.TrainingSet` and ``StreamingTrainingSet`` both give."""
+
+    def __len__(self) -> int: ...
+
+    def fingerprint(self) -> str: ...
+
+    def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@dataclass
+class BatchPreparer:
+    """Turns a batch of decoded training images into :class:`AdapterData` with the frozen models.
+
+    ``text_emb``: the seen class names as the proposer's text tower embeds them (the
+    proposer runs only when the mixed phase does).
+    """
+
+    dense_clip: DenseClip
+    mean: torch.Tensor
+    std: torch.Tensor
+    proposer: MaskProposer | None
+    text_emb: torch.Tensor
+    cfg: AdapterTrainConfig
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> AdapterData:
+        """``images [B, 3, H, W]`` uint8 and ``labels [B, H, W]`` (-1 ignore) → their :class:`AdapterData` (CPU)."""
+        device = self.mean.device
+        batch = images.to(device).float() / 255
+        height, width = batch.shape[-2:]
+        size = self.dense_clip.input_size(height, width)
+        x = F.interpolate(batch, size=size, mode="bilinear", align_corners=False) if size != (height, width) else batch
+        dense = self.dense_clip.encode((x - self.mean[:, None, None]) / self.std[:, None, None])
+        projected = self.dense_clip.projected(dense)
+        grid = dense.grid
+        proposals = None
+        if self.proposer is not None and self.cfg.mixed_epochs > 0:
+            proposals = propose(self.proposer, batch, self.text_emb, mask_threshold=self.cfg.mask_threshold).masks
+        segment_masks, segment_labels, candidates = [], [], []
+        for i in range(batch.shape[0]):
+            classes, masks = gt_segments(labels[i].to(device))
+            segment_labels.append(classes.cpu())
+            segment_masks.append(adapter_masks(masks, grid).cpu())
+            per_segment = [torch.empty(0, 4 * grid[0], 4 * grid[1]) for _ in range(len(classes))]
+            if proposals is not None and len(classes):
+                iou = mask_iou(proposals[i], masks)
+                for g in range(len(classes)):
+                    hits = torch.nonzero(iou[:, g] > self.cfg.match_iou).flatten()
+                    per_segment[g] = adapter_masks(proposals[i][hits], grid).cpu()
+            candidates.append(per_segment)
+        cpu = DenseImage(dense.features.cpu(), [state.cpu() for state in dense.states])
+        return AdapterData(cpu, projected.cpu(), segment_masks, segment_labels, candidates)
+
+
+def prepare_data(images: TrainingImages, prepare: BatchPreparer, batch_size: int = 32) -> AdapterData:
+    """Every training image prepared once, in order (for sets that fit in memory)."""
+    parts = [prepare(*images.batch(range(start, min(start + batch_size, len(images)))))
+             for start in progress(range(0, len(images), batch_size), desc="mask_adapter: CLIP pass and matches")]
+    dense = DenseImage(torch.cat([p.dense.features for p in parts]),
+                       [torch.cat(column) for column in zip(*(p.dense.states for p in parts))])
+    return AdapterData(dense, torch.cat([p.projected for p in parts]),
+                       [m for p in parts for m in p.segment_masks], [c for p in parts for c in p.segment_labels],
+                       [c for p in parts for c in p.candidates])
+
+
+@dataclass
+class StreamingData:
+    """Training images prepared batch by batch, on the fly (for sets too large to keep prepared)."""
+
+    images: TrainingImages
+    prepare: BatchPreparer
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, indices: Sequence[int]) -> AdapterData:
+        return self.prepare(*self.images.batch(indices))
+
+    def fingerprint(self) -> str:
+        return self.images.fingerprint()
+
+
+def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """IoU ``[P, G]`` of bool masks ``a [P, H, W]`` and ``b [G, H, W]``."""
+    a, b = a.flatten(1).float(), b.flatten(1).float()
+    inter = a @ b.T
+    union = a.sum(1, keepdim=True) + b.sum(1)[None] - inter
+    return inter / union.clamp_min(1)
+
+
+def adapter_masks(masks: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Masks ``[M, H, W]`` resized (bilinear) to 4× the grid, as the adapter resizes them."""
+    if masks.shape[0] == 0:
+        return torch.empty(0, 4 * grid[0], 4 * grid[1])
+    return F.interpolate(masks[:, None].float(), size=(4 * grid[0], 4 * grid[1]), mode="bilinear",
+                         align_corners=False)[:, 0]
+
+
+@dataclass
+class MaskBatch:
+    """A step's masks, padded per image: ``masks [B, M, 4h, 4w]``, ``labels [B, M]`` (-1 padding) and the
+    consistency pairs as flat indices into ``B·M`` (``proposal`` and ``segment``)."""
+
+    masks: torch.Tensor
+    labels: torch.Tensor
+    proposal: torch.Tensor
+    segment: torch.Tensor
+
+
+def draw_masks(data: AdapterData, mixed: bool, cfg: AdapterTrainConfig, rng: np.random.Generator) -> MaskBatch:
+    """The masks of one step over the images of ``data`` (see the module docstring), drawn with ``rng``."""
+    per_image: list[tuple[list[torch.Tensor], list[int], list[tuple[int, int]]]] = []
+    for i in range(len(data)):
+        segments, labels = data.segment_masks[i], data.segment_labels[i].tolist()
+        count = len(labels)
+        take = rng.permutation(count)[: cfg.mixed_gt_masks if mixed else cfg.max_gt_masks]
+        masks = [segments[g] for g in take]
+        mask_labels = [labels[g] for g in take]
+        pairs = []
+        if mixed and cfg.matched_masks > 0:
+            matched = [g for g in range(count) if len(data.candidates[i][g])]
+            if len(matched) > cfg.matched_masks:
+                matched = sorted(rng.choice(matched, size=cfg.matched_masks, replace=False).tolist())
+            picks = [data.candidates[i][g][rng.integers(len(data.candidates[i][g]))] for g in matched]
+            first = len(masks)
+            masks += picks + [segments[g] for g in matched]
+            mask_labels += [labels[g] for g in matched] * 2
+            pairs = [(first + j, first + len(matched) + j) for j in range(len(matched))]
+        per_image.append((masks, mask_labels, pairs))
+    width = max(1, max(len(m) for m, _, _ in per_image))
+    shape = data.segment_masks[0].shape[-2:]
+    masks = torch.zeros(len(data), width, *shape)
+    labels = torch.full((len(data), width), -1, dtype=torch.long)
+    proposal, segment = [], []
+    for b, (image_masks, image_labels, pairs) in enumerate(per_image):
+        if image_masks:
+            masks[b, : len(image_masks)] = torch.stack(image_masks)
+            labels[b, : len(image_labels)] = torch.tensor(image_labels)
+        proposal += [b * width + p for p, _ in pairs]
+        segment += [b * width + s for _, s in pairs]
+    return MaskBatch(masks, labels, torch.tensor(proposal, dtype=torch.long), torch.tensor(segment, dtype=torch.long))
+
+
+def adapter_losses(embeddings: torch.Tensor, step: MaskBatch, classifier: torch.Tensor, scale: torch.Tensor,
+                   cfg: AdapterTrainConfig) -> dict[str, torch.Tensor]:
+    """``ce``, ``consistency`` and their weighted ``loss`` for embeddings ``[B, M, D]``; ``classifier [C+1, D]``."""
+    flat = F.normalize(embeddings.flatten(0, 1), dim=-1)
+    labels = step.labels.flatten().to(flat.device)
+    logits = scale * flat @ F.normalize(classifier, dim=-1).T
+    valid = labels >= 0
+    ce = F.cross_entropy(logits[valid], labels[valid]) if bool(valid.any()) else flat.sum() * 0
+    if step.proposal.numel():
+        cos = (flat[step.proposal.to(flat.device)] * flat[step.segment.to(flat.device)].detach()).sum(-1)
+        consistency = (1 - cos).mean()
+    else:
+        consistency = flat.sum() * 0
+    loss = cfg.ce_weight * ce + cfg.consistency_weight * consistency
+    return {"loss": loss, "ce": ce, "consistency": consistency}
+
+
+def train_adapter(
+    adapter: MaskAdapter,
+    dense_clip: DenseClip,
+    data: AdapterData | StreamingData,
+    text_emb: torch.Tensor,
+    logit_scale: float,
+    cfg: AdapterTrainConfig,
+    *,
+    checkpoint_dir: str | Path,
+    identity: str,
+    desc: str = "mask_adapter",
+) -> LossLog:
+    """Train ``adapter`` in place on ``data`` (classes: the rows of ``text_emb``, as the CLIP embeds them);
+    returns the loss log.
+
+    ``identity`` names what the run depends on besides ``cfg`` and the data (the CLIP,
+    the adapter's architecture): checkpoints of another identity are not resumed.
+    """
+    if len(data) < cfg.batch_size:
+        raise ValueError(f"{desc}: {len(data)} training images, fewer than one batch of {cfg.batch_size}")
+    device = text_emb.device
+    adapter.to(device).train()
+    for p in dense_clip.parameters():
+        p.requires_grad_(False)
+    optimizer = torch.optim.AdamW(weight_decay_groups(adapter, cfg.weight_decay, no_decay=("void", "gamma")),
+                                  lr=cfg.lr)
+    steps_per_epoch = len(data) // cfg.batch_size
+    scheduler = warmup_cosine_schedule(optimizer, cfg.warmup_steps, cfg.epochs * steps_per_epoch)
+    key = run_key({**asdict(cfg), "data": data.fingerprint(), "identity": identity})
+    checkpointer = Checkpointer(checkpoint_dir, run_key=key)
+    log = LossLog()
+    start_epoch, step, resumed = resume_run(checkpointer, log, desc=desc, model=adapter, optimizer=optimizer,
+                                            scheduler=scheduler)
+    scale = torch.tensor(float(logit_scale), device=device)
+    dtype = resolve_precision(cfg.precision, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    if resumed is not None and resumed.extra.get("scaler") and scaler.is_enabled():
+        scaler.load_state_dict(resumed.extra["scaler"])
+    bar = progress(range(start_epoch, cfg.epochs), desc=desc, total=cfg.epochs - start_epoch)
+    for epoch in bar:
+        mixed = epoch >= cfg.warmup_epochs
+        rng = np.random.default_rng(epoch_seed(cfg.seed + 1, epoch))
+        for batch in epoch_batches(len(data), cfg.batch_size, cfg.seed, epoch):
+            rows = data.batch(batch)
+            masks = draw_masks(rows, mixed, cfg, rng)
+            dense = DenseImage(rows.dense.features.to(device), [s.to(device) for s in rows.dense.states])
+            classifier = torch.cat([text_emb, adapter.void[None]])
+            with autocast_context(device, dtype):
+                embeddings = adapter.embed(dense_clip, dense, masks.masks.to(device), rows.projected.to(device))
+            losses = adapter_losses(embeddings.float(), masks, classifier, scale, cfg)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(losses["loss"]).backward()
+            if cfg.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(adapter.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            log.append(step=step, epoch=epoch, lr=scheduler.get_last_lr()[0],
+                       **{name: value.detach() for name, value in losses.items()})
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{log.epoch_means(epoch)['loss']:.3f}", phase="mixed" if mixed else "gt")
+        checkpointer.save(epoch=epoch + 1, step=step, model=adapter, optimizer=optimizer, scheduler=scheduler,
+                          extra={"log": log.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else {}})
+    adapter.eval()
+    return log

@@ -1,0 +1,140 @@
+"""Stage ``mask_adapter``: train a Mask-Adapter on a frozen CLIP and the frozen proposer.
+
+    python -m stages.mask_adapter base     # on artifacts/clip_base -> artifacts/adapter_base
+    python -m stages.mask_adapter ft       # on artifacts/clip_ft   -> artifacts/adapter_ft
+
+Reads the ``mask_adapter`` params section (the architecture keys of
+:class:`model.mask_adapter.MaskAdapterConfig`, the recipe keys of
+:class:`pipeline.training.mask_adapter.AdapterTrainConfig`, ``threads`` and ``device``),
+the world's training labels (seen classes; resized to ``image_size`` when set, and decoded
+and prepared batch by batch with ``streaming``, as the proposer's), the CLIP and
+``artifacts/proposer``. With
+``clip_model`` (an open_clip name such as ``convnext_large_d_320``, weights from
+``clip_pretrained``) the ``base`` adapter reads that CLIP instead of the pipeline's base CLIP,
+as in the paper, and keeps it in its folder. Writes
+``artifacts/adapter_<clip>/``, ``plots/mask_adapter_<clip>/loss.csv``,
+``metrics/mask_adapter_<clip>.json`` and ``metrics/timings/mask_adapter_<clip>.json``.
+Checkpoints go to ``.checkpoints/mask_adapter_<clip>/`` after every epoch (a killed run
+resumes) and are deleted after success.
+"""
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.cli import parser, run_command
+from core.device import pick_device, set_threads
+from core.io import write_json
+from core.params import check_keys, load_params
+from core.timing import StageTimer
+from model.clip import build_clip, load_clip_folder
+from model.mask_adapter import OWN_CLIP_DIR, MaskAdapter, MaskAdapterConfig, clip_fingerprint, save_mask_adapter
+from model.proposer import load_proposer
+from model.text import TextClassifier
+from pipeline.datasets.manifest import load_world
+from pipeline.training.mask_adapter import (
+    AdapterData,
+    AdapterTrainConfig,
+    BatchPreparer,
+    StreamingData,
+    prepare_data,
+    train_adapter,
+)
+from pipeline.training.proposer import StreamingTrainingSet, load_training_set
+from pipeline.training.rng import seed_everything
+
+WORLD = Path("data/world/manifest.json")
+PROPOSER = Path("artifacts/proposer")
+CLIPS = {"base": Path("artifacts/clip_base"), "ft": Path("artifacts/clip_ft")}
+ARCHITECTURE_KEYS = {f.name for f in dataclasses.fields(MaskAdapterConfig)} - {"clip_dim"}
+RECIPE_KEYS = {f.name for f in dataclasses.fields(AdapterTrainConfig)}
+RUNTIME_KEYS = {"threads", "device"}
+OWN_CLIP_KEYS = {"clip_model", "clip_pretrained"}
+DATA_KEYS = {"image_size", "streaming"}
+KNOWN_KEYS = ARCHITECTURE_KEYS | RECIPE_KEYS | RUNTIME_KEYS | OWN_CLIP_KEYS | DATA_KEYS
+
+
+def split_params(params: dict[str, Any], clip_dim: int) -> tuple[MaskAdapterConfig, AdapterTrainConfig]:
+    """The section's architecture and recipe, checked (unknown keys are an error)."""
+    check_keys(params, KNOWN_KEYS, "params.yaml:mask_adapter")
+    architecture = MaskAdapterConfig(clip_dim=clip_dim, **{k: v for k, v in params.items() if k in ARCHITECTURE_KEYS})
+    return architecture, AdapterTrainConfig.from_params({k: v for k, v in params.items() if k in RECIPE_KEYS})
+
+
+def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
+    params = dict(load_params("mask_adapter", params_file))
+    check_keys(params, KNOWN_KEYS, "params.yaml:mask_adapter")
+    device = pick_device(params.get("device", "auto"))
+    set_threads(params.get("threads"), "mask_adapter.threads")
+    name = f"mask_adapter_{clip_name}"
+    out = Path("artifacts") / f"adapter_{clip_name}"
+    timer = StageTimer(name)
+    for folder in (CLIPS[clip_name], PROPOSER):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: not found (run the stage that writes it first)")
+    own_clip = clip_name == "base" and bool(params.get("clip_model"))
+    if own_clip:  # the paper's road: a CLIP of the adapter's own (ConvNeXt), not the pipeline's base CLIP
+        bundle = build_clip(params["clip_model"], params.get("clip_pretrained") or "", device=device)
+    else:
+        bundle = load_clip_folder(CLIPS[clip_name], device)
+    architecture, cfg = split_params(params, bundle.embed_dim)
+    seed_everything(cfg.seed)
+    train = load_world(WORLD).train_labels()
+    image_size = params.get("image_size")
+    if params.get("streaming"):
+        if not image_size:
+            raise ValueError("params.yaml:mask_adapter: streaming needs an image_size (every batch is resized to it)")
+        training_set = StreamingTrainingSet(train, int(image_size))
+    else:
+        training_set = load_training_set(train, image_size=image_size)
+    text_emb = TextClassifier(bundle)(train.class_names)
+    adapter = MaskAdapter(architecture).to(device)
+    dense_clip = adapter.dense_clip(bundle.model)
+    proposer = load_proposer(PROPOSER, device)
+    # The proposer scores against the text tower it was trained with: the pipeline's base CLIP.
+    proposer_text = text_emb if not own_clip else TextClassifier(load_clip_folder(CLIPS["base"], device))(
+        train.class_names)
+    print(f"{name}: {len(training_set)} images, {len(train.class_names)} seen classes, "
+          f"{sum(p.numel() for p in adapter.parameters()):,} adapter parameters, on {device}")
+    prepare = BatchPreparer(dense_clip, bundle.mean, bundle.std, proposer, proposer_text, cfg)
+    data = StreamingData(training_set, prepare) if params.get("streaming") else prepare_data(training_set, prepare)
+    scale = float(bundle.model.logit_scale.detach().exp().clamp(max=100))
+    identity = f"{clip_fingerprint(bundle.model)}:{dataclasses.asdict(architecture)}"
+    checkpoints = Path(".checkpoints") / name
+    log = train_adapter(adapter, dense_clip, data, text_emb, scale, cfg, checkpoint_dir=checkpoints,
+                        identity=identity, desc=name)
+    save_mask_adapter(adapter, out, clip_model=bundle.model, own_clip=bundle if own_clip else None,
+                      extra={"clip": OWN_CLIP_DIR if own_clip else str(CLIPS[clip_name])})
+    log.write(Path("plots") / name / "loss.csv")
+    last = log.epoch_means(cfg.epochs - 1)
+    summary = {"images": len(data), "epochs": cfg.epochs, "steps": len(log.rows),
+               **{f"final_{key}": round(last[key], 4) for key in ("loss", "ce", "consistency")}}
+    if isinstance(data, AdapterData):
+        summary["segments"] = sum(len(labels) for labels in data.segment_labels)
+        summary["segments_with_match"] = sum(sum(len(c) > 0 for c in image) for image in data.candidates)
+    write_json(Path("metrics") / f"{name}.json", summary)
+    summary.update(timer.write(images_per_s=len(data) * cfg.epochs / max(timer.seconds(), 1e-9)))
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    matched = (f" ({summary['segments_with_match']} of {summary['segments']} segments have a matching proposal)"
+               if "segments" in summary else "")
+    print(f"{name}: wrote {out} in {summary['seconds']} s{matched}")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    cli = parser("python -m stages.mask_adapter", __doc__)
+    cli.add_argument("clip", choices=sorted(CLIPS), help="which CLIP the adapter reads")
+    cli.add_argument("--params", type=Path, default=None)
+    args = cli.parse_args(argv)
+
+    def body() -> None:
+        run(args.clip, args.params)
+
+    return run_command("mask_adapter", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""The Mask-Adapter trainer: the data it prepares, the masks it draws, its losses, and resume equivalence."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from model.mask_adapter import MaskAdapter, MaskAdapterConfig
+from model.proposer import build_proposer, load_proposer_config
+from pipeline.training.checkpoint import Checkpointer
+from pipeline.training.mask_adapter import (
+    AdapterData,
+    AdapterTrainConfig,
+    BatchPreparer,
+    StreamingData,
+    adapter_losses,
+    draw_masks,
+    mask_iou,
+    prepare_data,
+    train_adapter,
+)
+from pipeline.training.proposer import TrainingSet
+
+SIZE = 32
+
+
+def scenes(count: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels with 2–3 seen classes each (-1 ignore): a band of stuff, one or two boxes."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(count, SIZE, SIZE, 3), dtype=np.uint8)
+    labels = np.full((count, SIZE, SIZE), -1, np.int16)
+    for i in range(count):
+        labels[i, SIZE // 2:] = i % 3
+        labels[i, 2:12, 2:12] = 3 + i % 2
+        if i % 2:
+            labels[i, 4:14, 18:30] = 5
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def data(tiny_clip) -> tuple[AdapterData, torch.Tensor]:
+    torch.manual_seed(0)
+    proposer = build_proposer(dataclasses.replace(load_proposer_config("proposer-tiny"), text_dim=128)).eval()
+    text = torch.nn.functional.normalize(torch.randn(6, 128, generator=torch.Generator().manual_seed(1)), dim=-1)
+    dense_clip = MaskAdapter(adapter_config()).dense_clip(tiny_clip.model)
+    # match_iou 0 and threshold 0: every proposal that touches a segment matches it, so phase (b) has work.
+    prepare = BatchPreparer(dense_clip, tiny_clip.mean, tiny_clip.std, proposer, text,
+                            recipe(match_iou=0.0, mask_threshold=0.0))
+    return prepare_data(TrainingSet(tuple(map(str, range(6))), *scenes()), prepare, batch_size=4), text
+
+
+def adapter_config() -> MaskAdapterConfig:
+    return MaskAdapterConfig(clip_dim=128, num_maps=2, hidden=8, blocks=1, mask_prior=4.0)
+
+
+def recipe(**overrides) -> AdapterTrainConfig:
+    return AdapterTrainConfig(**{"warmup_epochs": 1, "mixed_epochs": 1, "batch_size": 3, "lr": 1e-2,
+                                 "warmup_steps": 0, **overrides})
+
+
+def train(adapter: MaskAdapter, clip, data, cfg: AdapterTrainConfig, directory):
+    prepared, text = data
+    return train_adapter(adapter, adapter.dense_clip(clip.model), prepared, text, 10.0, cfg, checkpoint_dir=directory,
+                         identity="t")
+
+
+def test_mask_iou():
+    a = torch.zeros(2, 4, 4, dtype=torch.bool)
+    a[0, :2] = True
+    a[1] = True
+    b = torch.zeros(1, 4, 4, dtype=torch.bool)
+    b[0, :, :2] = True
+    assert torch.allclose(mask_iou(a, b), torch.tensor([[4 / 12], [8 / 16]]))
+
+
+def test_prepared_data_holds_the_segments_and_their_matches(data):
+    prepared, _ = data
+    _, labels = scenes()
+    assert len(prepared) == 6 and prepared.dense.grid == (4, 4) and prepared.projected.shape == (6, 128, 4, 4)
+    for i, (masks, classes) in enumerate(zip(prepared.segment_masks, prepared.segment_labels)):
+        assert classes.tolist() == sorted(set(labels[i][labels[i] >= 0].tolist()))
+        assert masks.shape == (len(classes), 16, 16)  # 4x the grid
+        assert len(prepared.candidates[i]) == len(classes)
+    assert sum(len(c) for per in prepared.candidates for c in per) > 0
+
+
+def test_warm_up_draws_ground_truth_only_and_caps_it(data):
+    prepared, _ = data
+    step = draw_masks(prepared.batch([0, 1]), mixed=False, cfg=recipe(max_gt_masks=2), rng=np.random.default_rng(0))
+    assert step.masks.shape == (2, 2, 16, 16) and step.proposal.numel() == 0
+    for b, i in enumerate([0, 1]):
+        assert set(step.labels[b].tolist()) <= set(prepared.segment_labels[i].tolist())
+
+
+def test_mixed_masks_pair_each_proposal_with_its_segment(data):
+    prepared, _ = data
+    cfg = recipe(mixed_gt_masks=1, matched_masks=2, match_iou=0.0)
+    step = draw_masks(prepared.batch([1, 3]), mixed=True, cfg=cfg, rng=np.random.default_rng(0))
+    labels = step.labels.flatten()
+    assert step.proposal.numel() == step.segment.numel() > 0
+    assert torch.equal(labels[step.proposal], labels[step.segment])
+    width = step.labels.shape[1]
+    for p, s in zip(step.proposal.tolist(), step.segment.tolist()):
+        assert p // width == s // width  # same image
+    per_image = (step.proposal // width).bincount(minlength=2)
+    assert int(per_image.max()) <= 2
+    assert (labels[labels < 0].numel() + (labels >= 0).sum()) == labels.numel()
+
+
+def test_losses_weigh_cross_entropy_and_consistency(data):
+    prepared, text = data
+    step = draw_masks(prepared.batch([1, 3]), mixed=True, cfg=recipe(match_iou=0.0), rng=np.random.default_rng(0))
+    embeddings = torch.randn(*step.labels.shape, 128, generator=torch.Generator().manual_seed(3))
+    classifier = torch.cat([text, torch.randn(1, 128)])
+    losses = adapter_losses(embeddings, step, classifier, torch.tensor(10.0), recipe(ce_weight=2, consistency_weight=5))
+    assert torch.isclose(losses["loss"], 2 * losses["ce"] + 5 * losses["consistency"])
+    assert losses["consistency"] > 0
+    off = adapter_losses(embeddings, step, classifier, torch.tensor(10.0), recipe(consistency_weight=0))
+    assert torch.isclose(off["loss"], 2 * off["ce"])
+
+
+def test_training_changes_the_adapter_and_lowers_the_loss(data, tiny_clip, tmp_path):
+    prepared, text = data
+    torch.manual_seed(0)
+    adapter = MaskAdapter(adapter_config())
+    before = {k: v.clone() for k, v in adapter.state_dict().items()}
+    log = train(adapter, tiny_clip, data, recipe(warmup_epochs=4, mixed_epochs=4), tmp_path)
+    assert any(not torch.equal(before[k], v) for k, v in adapter.state_dict().items())
+    assert log.epoch_means(7)["ce"] < log.epoch_means(0)["ce"]
+    assert {"loss", "ce", "consistency"} <= set(log.columns)
+
+
+@pytest.mark.slow
+def test_killed_then_resumed_run_ends_with_the_same_weights(data, tiny_clip, tmp_path, monkeypatch):
+    prepared, text = data
+    cfg = recipe(warmup_epochs=1, mixed_epochs=2)
+
+    def fresh() -> MaskAdapter:
+        torch.manual_seed(0)
+        return MaskAdapter(adapter_config())
+
+    uninterrupted = fresh()
+    train(uninterrupted, tiny_clip, data, cfg, tmp_path / "a")
+    original_save = Checkpointer.save
+
+    def save_then_die(self, **kw):
+        path = original_save(self, **kw)
+        if kw["epoch"] == 2:
+            raise KeyboardInterrupt("killed after epoch 2")
+        return path
+
+    monkeypatch.setattr(Checkpointer, "save", save_then_die)
+    killed = fresh()
+    with pytest.raises(KeyboardInterrupt):
+        train(killed, tiny_clip, data, cfg, tmp_path / "b")
+    monkeypatch.setattr(Checkpointer, "save", original_save)
+    resumed = fresh()
+    log = train(resumed, tiny_clip, data, cfg, tmp_path / "b")
+    assert len(log.rows) == 3 * 2
+    a, b = uninterrupted.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_bad_recipes_are_named(data, tiny_clip, tmp_path):
+    with pytest.raises(ValueError, match="unknown keys"):
+        AdapterTrainConfig.from_params({"lr_typo": 1})
+    with pytest.raises(ValueError, match="train at least one epoch"):
+        recipe(warmup_epochs=0, mixed_epochs=0)
+    prepared, text = data
+    adapter = MaskAdapter(adapter_config())
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        train(adapter, tiny_clip, data, recipe(batch_size=64), tmp_path)
+
+
+
+def test_streaming_prepares_each_batch_as_the_cached_set_does(data, tiny_clip):
+    prepared, text = data
+    dense_clip = MaskAdapter(adapter_config()).dense_clip(tiny_clip.model)
+    prepare = BatchPreparer(dense_clip, tiny_clip.mean, tiny_clip.std, None, text, recipe(mixed_epochs=0))
+    images = TrainingSet(tuple(map(str, range(6))), *scenes())
+    streamed = StreamingData(images, prepare).batch([4, 1])
+    cached = prepared.batch([4, 1])
+    assert torch.allclose(streamed.dense.features, cached.dense.features, atol=1e-5)
+    assert all(torch.equal(a, b) for a, b in zip(streamed.segment_masks, cached.segment_masks))
+    assert all(len(c) == 0 for image in streamed.candidates for c in image)  # no mixed phase: no proposer pass
+    assert StreamingData(images, prepare).fingerprint() == images.fingerprint()
