@@ -17,6 +17,7 @@ ALLOWED = {
     "pipeline/training": {"core", "model", "pipeline/datasets"},
     "pipeline/evaluation": {"core", "model", "pipeline/datasets"},
     "pipeline/world": {"core", "pipeline/datasets"},
+    "pipeline/prepare": {"core", "pipeline/beam", "pipeline/datasets"},
     "pipeline/project": {"core"},
     "stages": {"core", "model", "pipeline"},
 }

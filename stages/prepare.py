@@ -1,0 +1,94 @@
+"""Stage ``prepare``: the benchmarks from their official downloads, in the layouts the readers take, verified.
+
+Reads params ``prepare`` and ``data.source``, ``data.benchmarks``, ``data.real.coco_root``,
+``data.real.images``, ``data.real.labels``. With ``data.source: coco`` an Apache Beam job
+(:mod:`pipeline.prepare.job`) builds ADE20K-847, PASCAL-Context-59/459 and VOC-20 from the raw
+downloads named in ``prepare.raw`` into ``data/prepared/``, validates ADE20K-150 and the
+COCO-Stuff training labels where they lie, accounts for every input image (prepared or
+rejected with a reason) and writes ``metrics/prepare/<benchmark>.json``. A count that differs
+from the expected one or label values out of range fail the stage, listing the problems, and
+nothing is replaced. With ``data.source: demo`` it only writes that it skipped (the same bytes
+every time), so the demo DAG is unchanged.
+
+    python -m stages.prepare [--params params.yaml] [--out data/prepared] [--metrics metrics/prepare]
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.cli import command, parser
+from core.params import load_params
+from core.timing import StageTimer
+from pipeline.prepare.config import COCO_STUFF, PrepareConfig
+from pipeline.prepare.outputs import PREPARED_ROOTS, write_skipped
+
+DEFAULT_OUT = Path("data/prepared")
+DEFAULT_METRICS = Path("metrics/prepare")
+SKIPPED = "data.source is 'demo': the world stage generates the demo benchmark, there is nothing to prepare"
+
+
+def build_prepared(config: PrepareConfig, out: Path, metrics_dir: Path) -> dict[str, dict[str, Any]]:
+    """Prepare (or, in the demo, skip) into ``out`` and ``metrics_dir``; the metrics per benchmark."""
+    if not config.active:
+        write_skipped(out, metrics_dir, list(config.benchmarks), SKIPPED)
+        return {}
+    from pipeline.prepare.inputs import list_inputs
+    from pipeline.prepare.job import run_prepare_job
+
+    items = list_inputs(config)
+    sources = {name: str(config.coco_images.parent) if name == COCO_STUFF else str(config.raw_root(name))
+               for name in config.prepared_sets()}
+    return run_prepare_job(items, config.prepared_sets(), out, metrics_dir, options=config.options,
+                           num_shards=config.num_shards, runner_cfg=config.runner,
+                           allow_partial=config.allow_partial, sources=sources)
+
+
+def _describe(name: str, metrics: dict[str, Any], out: Path) -> str:
+    rejects = ", ".join(f"{reason} {count}" for reason, count in metrics["rejects"].items()) or "no rejects"
+    where = out / PREPARED_ROOTS[name] if name in PREPARED_ROOTS else "validated in place"
+    share = metrics["ignore_share"]
+    partial = f" (partial: {metrics['missing_images']} missing, accepted)" if metrics["partial"] else ""
+    return (f"prepare: {name}: {metrics['images']}/{metrics['expected_images']} images{partial}, {rejects}; "
+            f"{metrics['classes_present']} of {metrics['classes']} classes present, ignore "
+            f"{'-' if share is None else f'{100 * share:.1f}%'} -> {where}")
+
+
+@command("prepare")
+def main(argv: list[str] | None = None) -> int:
+    cli = parser("python -m stages.prepare", __doc__)
+    cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
+    cli.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"prepared layouts (default: {DEFAULT_OUT})")
+    cli.add_argument("--metrics", type=Path, default=DEFAULT_METRICS,
+                     help=f"metrics folder, one file per benchmark (default: {DEFAULT_METRICS})")
+    args = cli.parse_args(argv)
+    config = PrepareConfig.from_params(load_params("prepare", args.params), load_params("data", args.params))
+    timer = StageTimer("prepare")
+    if not config.active:
+        build_prepared(config, args.out, args.metrics)
+        timer.write()
+        print(f"prepare: skipped ({SKIPPED}) -> {args.out}")
+        return 0
+    # force: importing Beam has already given the root logger a WARNING-level handler.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
+    for noisy in ("apache_beam", "bokeh", "tornado"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from pipeline.beam.reconcile import ReconciliationError
+    from pipeline.prepare.job import PreparationError
+
+    try:
+        metrics = build_prepared(config, args.out, args.metrics)
+    except (ReconciliationError, PreparationError) as exc:
+        print(exc if isinstance(exc, PreparationError) else f"prepare: outputs do not account for the inputs, "
+              f"nothing written: {exc}", file=sys.stderr)
+        return 1
+    timer.write()
+    for name, values in metrics.items():
+        print(_describe(name, values, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
