@@ -14,7 +14,7 @@ from pathlib import Path
 
 from core.cli import command, parser
 from core.device import pick_device
-from core.io import write_json
+from core.io import atomic_write_text, write_json
 from core.params import load_params
 from core.timing import StageTimer
 from model.clip import build_clip, save_clip_folder
@@ -51,6 +51,8 @@ def run(clip: dict, out: Path, manifest: Path = WORLD) -> dict:
         log.write(LOSS_PLOT)
         last = log.epoch_means(cfg.epochs - 1)
         summary.update(images=len(ids), epochs=cfg.epochs, steps=len(log.rows), final_loss=round(last["loss"], 4))
+    else:  # no training, but dvc.yaml declares the loss plot either way: its header only
+        atomic_write_text(LOSS_PLOT, "step,epoch,lr,loss\n")
     save_clip_folder(bundle, out)
     write_json(METRICS, summary)
     summary.update(timer.write())

@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "propose": ("pipeline.mining.proposal_export", "mask proposals for a folder of images, as one Parquet file"),
     "mine-quality": ("pipeline.mining.quality", "precision and class recall of mined pairs against the demo world's truth"),
     "predict": ("pipeline.evaluation.prediction", "segment one image among class names given on the command line"),
+    "demo": ("pipeline.demo.app", "a local web app: segment your images with your words, variants side by side; "
+                                  "browse the mined pairs"),
     "params-apply": ("pipeline.project.params_apply",
                      "merge a params override (e.g. configs/real-coco-vit-b16.yaml) into params.yaml"),
 }

@@ -8,7 +8,9 @@ Writes ``data/pairs/`` (``pipeline.beam.schemas.PAIRS`` shards) and
 together once every input is accounted for, then ``metrics/mine.json``
 (counts, rejects by reason, score distributions and, in the demo world, the
 mining quality of :mod:`pipeline.mining.quality`), ``plots/mine/nouns.csv``
-(the most mined nouns) and ``metrics/timings/mine.json`` (wall time, images/s).
+(the most mined nouns), ``plots/mine/pairs.png`` (a contact sheet: a few crops of each of
+the most frequent nouns, in the demo world marked right or wrong against the truth, see
+:mod:`pipeline.mining.pair_pictures`) and ``metrics/timings/mine.json`` (wall time, images/s).
 The job is :mod:`pipeline.mining.job`.
 
     python -m stages.mine [--params params.yaml] [--manifest data/world/manifest.json] [--nouns data/nouns]
@@ -28,7 +30,7 @@ from typing import Any, Mapping
 
 from core.cli import parser
 from core.device import pick_device
-from core.io import atomic_write_text, write_json
+from core.io import atomic_write_bytes, atomic_write_text, write_json
 from core.params import check_keys, load_params
 from core.timing import StageTimer
 from pipeline.mining.config import MiningConfig
@@ -98,6 +100,7 @@ def build_pairs(params: MineStageConfig, args: argparse.Namespace) -> dict[str, 
     from pipeline.beam.shards import read_shards
     from pipeline.datasets.manifest import load_world
     from pipeline.mining.job import noun_frequencies, run_mine_job
+    from pipeline.mining.pair_pictures import contact_sheet, sheet_judge
     from pipeline.mining.quality import evaluate_mining
 
     timer = StageTimer("mine")
@@ -119,6 +122,9 @@ def build_pairs(params: MineStageConfig, args: argparse.Namespace) -> dict[str, 
         evaluate_mining(outputs.pairs, read_shards(args.nouns, NOUNS), world) if world.truth_paths else None
     )
     atomic_write_text(args.plots / "nouns.csv", noun_plot_csv(noun_frequencies(outputs.pairs)))
+    buffer = io.BytesIO()
+    contact_sheet(outputs.pairs, world.images_dir, sheet_judge(world)).save(buffer, format="PNG")
+    atomic_write_bytes(args.plots / "pairs.png", buffer.getvalue())
     seconds = timer.seconds()
     timer.write(images_per_s=metrics["images"] / seconds if seconds > 0 else 0.0,
                 pairs_per_s=metrics["pairs"] / seconds if seconds > 0 else 0.0)

@@ -18,6 +18,7 @@ ALLOWED = {
     "pipeline/evaluation": {"core", "model", "pipeline/datasets"},
     "pipeline/world": {"core", "pipeline/datasets"},
     "pipeline/prepare": {"core", "pipeline/beam", "pipeline/datasets"},
+    "pipeline/demo": {"core", "model", "pipeline/beam", "pipeline/datasets", "pipeline/evaluation", "pipeline/mining"},
     "pipeline/project": {"core"},
     "stages": {"core", "model", "pipeline"},
 }

@@ -39,16 +39,14 @@ from core.classnames import parse_class_list
 from core.cli import command
 from core.device import pick_device
 from core.io import write_json
-from model.clip import load_clip_folder
-from model.mask_adapter import load_adapter_and_clip
-from model.one_pass import OnePassSegmenter
 from model.proposer import load_proposer
 from model.segmenter import resize_labels
 from model.two_stage import TwoStageSegmenter
 from pipeline.datasets.files import read_rgb
+from pipeline.evaluation import segmenters
 from pipeline.evaluation.external_proposals import read_proposals
 from pipeline.evaluation.label_overlay import LEGEND_WIDTH, blend, with_legend
-from pipeline.evaluation.segmentation import resize_label, resize_short_side
+from pipeline.evaluation.segmentation import EvalConfig, resize_label, resize_short_side
 
 
 def percentages(counts: Sequence[int]) -> list[float]:
@@ -115,16 +113,22 @@ def build_segmenter(args: argparse.Namespace) -> TwoStageSegmenter:
     for folder, what, flag in folders:
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: {what} folder not found (give one with --{flag})")
+    settings = prediction_settings(args)
     device = pick_device(args.device)
     proposer = load_proposer(args.proposer, device) if args.proposals is None else None
-    clip = load_clip_folder(args.clip, device)
-    if args.classifier == "crops":
-        return TwoStageSegmenter(proposer, clip, lam=args.lam, mask_threshold=args.mask_threshold)
-    adapter, proposer_clip = None, None
-    if args.classifier == "adapter":
-        adapter, clip, proposer_clip = load_adapter_and_clip(args.adapter, clip, device)
-    return OnePassSegmenter(proposer, clip, adapter=adapter, alpha=args.alpha, beta=args.beta,
-                            mask_threshold=args.mask_threshold, proposer_clip=proposer_clip)
+    adapter = args.adapter if args.classifier == "adapter" else None
+    return segmenters.build_segmenter(args.classifier, proposer, args.clip, adapter_folder=adapter, settings=settings,
+                                      device=device)
+
+
+def prediction_settings(args: argparse.Namespace) -> EvalConfig:
+    """The segmenter settings of the arguments (the rest as in the ``evaluate`` defaults); bad values name the flag."""
+    for flag, value in (("--lam", args.lam), ("--alpha", args.alpha), ("--beta", args.beta)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{flag} must lie in [0, 1], got {value}")
+    if not 0.0 <= args.mask_threshold < 1.0:
+        raise ValueError(f"--mask-threshold must lie in [0, 1), got {args.mask_threshold}")
+    return EvalConfig(lam=args.lam, alpha=args.alpha, beta=args.beta, mask_threshold=args.mask_threshold)
 
 
 def segment_with_proposals(segmenter: TwoStageSegmenter, image: np.ndarray, resized: np.ndarray,

@@ -5,8 +5,11 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
-from stages.crops import main, result_name
+from model.clip import load_clip_folder
+from model.mask_adapter import MaskAdapter, MaskAdapterConfig, save_mask_adapter
+from stages.crops import adapter_result_name, main, maskpool_result_name, result_name
 
 
 def test_several_folders_write_one_json_each(eval_inputs, capsys) -> None:
@@ -39,3 +42,20 @@ def test_single_json_and_errors(eval_inputs, capsys) -> None:
 def test_result_name() -> None:
     assert result_name(Path("artifacts/clip_ft_mpt")) == "ft_mpt"
     assert result_name(Path("models/my_clip")) == "my_clip"
+
+
+def test_one_pass_gauges_are_named_after_their_classifier(eval_inputs, tmp_path, capsys) -> None:
+    clip_folder = eval_inputs.artifacts / "clip_base"
+    torch.manual_seed(0)
+    adapter = MaskAdapter(MaskAdapterConfig(clip_dim=128, num_maps=2, hidden=8, blocks=1, mask_prior=4.0))
+    folder = save_mask_adapter(adapter, tmp_path / "adapter_ft", clip_model=load_clip_folder(clip_folder, "cpu").model,
+                               extra={"clip": str(clip_folder)})
+    assert main(["--maskpool", str(clip_folder), "--adapter", str(folder), "--pooling", "mean",
+                 "--attention-depth", "None", "--world", str(eval_inputs.manifest), "--json-dir", "out"]) == 0
+    printed = capsys.readouterr().out
+    assert "maskpool on demo: mean " in printed and "ft_adapter on demo: mean " in printed
+    maskpool, ft_adapter = (json.loads(Path(f"out/{name}.json").read_text())["demo"] for name in ("maskpool",
+                                                                                                  "ft_adapter"))
+    assert maskpool["segments"] == ft_adapter["segments"] > 0 and 0 <= ft_adapter["mean"] <= 100
+    assert adapter_result_name(Path("artifacts/adapter_base")) == "adapter"
+    assert maskpool_result_name(Path("artifacts/clip_ft")) == "ft_maskpool"

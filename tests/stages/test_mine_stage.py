@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from model.clip import build_clip, save_clip_folder
 from model.proposer import (
@@ -98,6 +99,8 @@ def test_stage_writes_pairs_rejects_metrics_plot_and_timing(project, monkeypatch
     plot = (project / "data/plots/mine/nouns.csv").read_text().splitlines()
     assert plot[0] == "noun,pairs" and len(plot) == 1 + min(50, metrics["unique_nouns"])
     assert plot[1] == f"{metrics['top_nouns'][0]['noun']},{metrics['top_nouns'][0]['pairs']}"
+    with Image.open(project / "data/plots/mine/pairs.png") as sheet:  # the contact sheet, one row per top noun
+        assert sheet.format == "PNG" and sheet.width > 130 and sheet.height > 2 * 14 + 6
     timing = json.loads((project / "metrics/timings/mine.json").read_text())
     assert timing["stage"] == "mine" and timing["images_per_s"] > 0
 
@@ -111,7 +114,9 @@ def test_stage_writes_pairs_rejects_metrics_plot_and_timing(project, monkeypatch
     # A second run writes the same bytes (metrics included).
     first = {name: file_bytes(project / "data" / name) for name in ("pairs", "rejects/mine")}
     first_metrics = (project / "data/metrics/mine.json").read_bytes()
+    first_sheet = (project / "data/plots/mine/pairs.png").read_bytes()
     assert run_stage(project) == 0
+    assert (project / "data/plots/mine/pairs.png").read_bytes() == first_sheet
     assert {name: file_bytes(project / "data" / name) for name in ("pairs", "rejects/mine")} == first
     assert (project / "data/metrics/mine.json").read_bytes() == first_metrics
 

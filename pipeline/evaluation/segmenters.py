@@ -1,0 +1,76 @@
+"""Building the segmenter of a variant from its folders: the one place that turns settings into a segmenter.
+
+``ovseg predict``, ``ovseg demo`` and the ``evaluate`` stage all segment through
+:func:`build_segmenter`: ``crops`` is OVSeg's two-stage segmenter (a CLIP pass per
+masked crop, ``lam``), ``maskpool`` and ``adapter`` classify from one CLIP pass per image
+(Mask-Adapter's ensemble, ``alpha``/``beta``; ``ensembled=False`` keeps CLIP's classes
+alone). Every other setting comes from :class:`~pipeline.evaluation.segmentation.EvalConfig`.
+
+:func:`variant_folders` finds a named variant's folders under ``artifacts/``
+(``clip_<clip>``, ``adapter_<adapter>``) with errors naming the missing one.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from model.clip import load_clip_folder
+from model.mask_adapter import load_adapter_and_clip
+from model.one_pass import OnePassSegmenter
+from model.proposer import MaskProposer
+from model.two_stage import TwoStageSegmenter
+from pipeline.evaluation.segmentation import EvalConfig
+from pipeline.evaluation.variants import CLASSIFIERS, Variant
+
+
+def variant_folders(spec: Variant, artifacts: Path) -> tuple[Path, Path | None]:
+    """``(artifacts/clip_<clip>, artifacts/adapter_<adapter> or None)``; ``FileNotFoundError`` naming a missing one."""
+    clip = artifacts / f"clip_{spec.clip}"
+    if not clip.is_dir():
+        raise FileNotFoundError(f"{clip}: CLIP folder of variant {spec.name!r} not found")
+    if spec.adapter is None:
+        return clip, None
+    adapter = artifacts / f"adapter_{spec.adapter}"
+    if not adapter.is_dir():
+        raise FileNotFoundError(f"{adapter}: Mask-Adapter folder of variant {spec.name!r} not found")
+    return clip, adapter
+
+
+def build_segmenter(classifier: str, proposer: MaskProposer | None, clip_folder: Path, *,
+                    adapter_folder: Path | None = None, settings: EvalConfig = EvalConfig(),
+                    ensembled: bool = True, device: torch.device) -> TwoStageSegmenter:
+    """The segmenter of one classifier (``crops``, ``maskpool``, ``adapter``) on the CLIP of ``clip_folder``.
+
+    ``adapter_folder`` is required for ``adapter`` and refused otherwise; ``ensembled=False``
+    (one-pass classifiers only) sets α = β = 1: CLIP's classes alone, the proposer's objectness kept.
+    """
+    if classifier not in CLASSIFIERS:
+        raise ValueError(f"unknown classifier {classifier!r}; choose from {', '.join(CLASSIFIERS)}")
+    if (classifier == "adapter") != (adapter_folder is not None):
+        raise ValueError(f"classifier {classifier!r}: a Mask-Adapter folder is needed for 'adapter' and only there, "
+                         f"got {adapter_folder}")
+    clip = load_clip_folder(clip_folder, device)
+    if classifier == "crops":
+        return TwoStageSegmenter(
+            proposer, clip, lam=settings.lam, lam_seen=settings.lam_seen, lam_unseen=settings.lam_unseen,
+            mask_threshold=settings.mask_threshold, expand_ratio=settings.expand_ratio,
+            clip_batch_size=settings.clip_batch_size,
+        )
+    adapter, proposer_clip = None, None
+    if adapter_folder is not None:
+        adapter, clip, proposer_clip = load_adapter_and_clip(adapter_folder, clip, device)
+    alpha, beta = (settings.alpha, settings.beta) if ensembled else (1.0, 1.0)
+    return OnePassSegmenter(proposer, clip, adapter=adapter, pooling=settings.pooling,
+                            attention_depth=settings.attention_depth, alpha=alpha, beta=beta,
+                            mask_threshold=settings.mask_threshold, image_batch_size=settings.batch_size,
+                            proposer_clip=proposer_clip)
+
+
+def build_variant_segmenter(spec: Variant, proposer: MaskProposer | None, artifacts: Path, settings: EvalConfig,
+                            device: torch.device) -> TwoStageSegmenter:
+    """:func:`build_segmenter` for a named variant (``base``, ``ft_mpt``, ``adapter_ens``, ``maskpool`` ...)
+    with its folders under ``artifacts``."""
+    clip, adapter = variant_folders(spec, artifacts)
+    return build_segmenter(spec.classifier, proposer, clip, adapter_folder=adapter, settings=settings,
+                           ensembled=spec.ensembled, device=device)

@@ -1,0 +1,72 @@
+"""The one builder of segmenters: each classifier from its folders, with the settings it is given."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from model.clip import save_clip_folder
+from model.mask_adapter import MaskAdapter, MaskAdapterConfig, save_mask_adapter
+from model.one_pass import OnePassSegmenter
+from model.proposer import build_proposer, load_proposer_config
+from model.two_stage import TwoStageSegmenter
+from pipeline.evaluation.segmentation import EvalConfig
+from pipeline.evaluation.segmenters import build_segmenter, build_variant_segmenter, variant_folders
+from pipeline.evaluation.variants import variant
+
+CPU = torch.device("cpu")
+NAMES = ["sky", "grass, lawn", "zebra"]
+
+
+@pytest.fixture(scope="module")
+def artifacts(tiny_clip, tmp_path_factory):
+    root = tmp_path_factory.mktemp("artifacts")
+    save_clip_folder(tiny_clip, root / "clip_base")
+    torch.manual_seed(0)
+    adapter = MaskAdapter(MaskAdapterConfig(clip_dim=tiny_clip.embed_dim, num_maps=2, hidden=8, blocks=1))
+    save_mask_adapter(adapter, root / "adapter_base", clip_model=tiny_clip.model)
+    return root
+
+
+@pytest.fixture(scope="module")
+def proposer(tiny_clip):
+    config = dataclasses.replace(load_proposer_config("proposer-tiny"), text_dim=tiny_clip.embed_dim)
+    torch.manual_seed(0)
+    return build_proposer(config).eval()
+
+
+def test_each_classifier_gets_its_segmenter_and_settings(artifacts, proposer):
+    settings = EvalConfig(lam=0.6, alpha=0.2, beta=0.8, mask_threshold=0.3, expand_ratio=0.1, clip_batch_size=7)
+    crops = build_segmenter("crops", proposer, artifacts / "clip_base", settings=settings, device=CPU)
+    assert type(crops) is TwoStageSegmenter
+    assert (crops.lam, crops.mask_threshold, crops.expand_ratio, crops.clip_batch_size) == (0.6, 0.3, 0.1, 7)
+    pooled = build_segmenter("maskpool", proposer, artifacts / "clip_base", settings=settings, device=CPU)
+    assert isinstance(pooled, OnePassSegmenter) and pooled.adapter is None
+    assert (pooled.alpha, pooled.beta, pooled.mask_threshold) == (0.2, 0.8, 0.3)
+    alone = build_segmenter("adapter", proposer, artifacts / "clip_base", adapter_folder=artifacts / "adapter_base",
+                            settings=settings, ensembled=False, device=CPU)
+    assert isinstance(alone.adapter, MaskAdapter) and (alone.alpha, alone.beta) == (1.0, 1.0)
+
+
+def test_a_variant_is_built_as_the_classifier_with_its_folders(artifacts, proposer):
+    image = np.random.default_rng(0).integers(0, 256, (32, 40, 3), dtype=np.uint8)
+    by_name = build_variant_segmenter(variant("adapter_ens"), proposer, artifacts, EvalConfig(), CPU)
+    direct = build_segmenter("adapter", proposer, artifacts / "clip_base", adapter_folder=artifacts / "adapter_base",
+                             device=CPU)
+    assert np.array_equal(by_name.segment(image, NAMES), direct.segment(image, NAMES))
+    assert (by_name.alpha, by_name.beta) == (0.7, 0.9)
+
+
+def test_missing_folders_and_mismatched_arguments_are_named(artifacts, proposer, tmp_path):
+    with pytest.raises(FileNotFoundError, match="clip_ft_mpt: CLIP folder of variant 'ft_mpt' not found"):
+        variant_folders(variant("ft_mpt"), artifacts)
+    (tmp_path / "clip_ft").mkdir()
+    with pytest.raises(FileNotFoundError, match="adapter_ft: Mask-Adapter folder of variant 'ft_adapter_ens'"):
+        variant_folders(variant("ft_adapter_ens"), tmp_path)
+    assert variant_folders(variant("maskpool"), artifacts) == (artifacts / "clip_base", None)
+    with pytest.raises(ValueError, match="unknown classifier 'pixels'"):
+        build_segmenter("pixels", proposer, artifacts / "clip_base", device=CPU)
+    with pytest.raises(ValueError, match="a Mask-Adapter folder is needed for 'adapter' and only there"):
+        build_segmenter("adapter", proposer, artifacts / "clip_base", device=CPU)

@@ -1,0 +1,25 @@
+"""Stage base_clip with pretrained weights: the folder, the metrics and the loss plot DVC declares."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from model.clip import build_clip, load_clip_folder
+from stages.base_clip import LOSS_PLOT, METRICS, run
+
+
+def test_pretrained_weights_are_materialised_and_the_declared_loss_plot_exists(tmp_path, monkeypatch):
+    source = build_clip("ovseg-tiny-vit", device="cpu", seed=3)
+    weights = tmp_path / "weights.safetensors"
+    save_file({k: v.contiguous() for k, v in source.model.state_dict().items()}, str(weights))
+    monkeypatch.chdir(tmp_path)
+    summary = run({"model": "ovseg-tiny-vit", "pretrained": str(weights), "device": "cpu"}, Path("clip"))
+    loaded = load_clip_folder("clip", "cpu")
+    image = torch.randn(1, 3, 64, 64)
+    assert torch.equal(loaded.encode_image(image), source.encode_image(image))
+    assert LOSS_PLOT.read_text() == "step,epoch,lr,loss\n"  # no training: the header only
+    assert json.loads(METRICS.read_text())["pretrained"] == str(weights)
+    assert summary["parameters"] == sum(p.numel() for p in source.model.parameters())
