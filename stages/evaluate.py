@@ -49,17 +49,14 @@ from core.device import pick_device, set_threads
 from core.io import atomic_write_bytes, write_json
 from core.params import load_params
 from core.timing import StageTimer
-from model.clip import load_clip_folder
-from model.mask_adapter import load_adapter_and_clip
-from model.one_pass import OnePassSegmenter
-from model.proposer import MaskProposer, load_proposer
-from model.two_stage import TwoStageSegmenter
+from model.proposer import load_proposer
 from pipeline.datasets.manifest import load_world
 from pipeline.evaluation.external_proposals import benchmark_proposals, images_folder, read_proposals
 from pipeline.evaluation.iou_chart import per_class_iou_chart
 from pipeline.evaluation.label_overlay import comparison_sheet
 from pipeline.evaluation.segmentation import EvalConfig, EvaluationRun, evaluate_benchmark, metrics_record, seen_mask
-from pipeline.evaluation.variants import Variant, variant, variant_names
+from pipeline.evaluation.segmenters import build_variant_segmenter, variant_folders
+from pipeline.evaluation.variants import variant, variant_names
 
 WORLD = Path("data/world/manifest.json")
 ARTIFACTS = Path("artifacts")
@@ -82,42 +79,6 @@ def output_paths(variant_name: str, benchmark: str, root: Path | None = None) ->
 def proposals_out(proposals: Path) -> Path:
     """The default output root of an evaluation with external proposals: ``outputs/proposals-<file stem>``."""
     return PROPOSALS_OUT / f"proposals-{proposals.stem}"
-
-
-def clip_folder(spec: Variant, artifacts: Path) -> Path:
-    """``artifacts/clip_<clip>`` of the variant; ``FileNotFoundError`` when it is missing."""
-    folder = artifacts / f"clip_{spec.clip}"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: CLIP folder of variant {spec.name!r} not found")
-    return folder
-
-
-def adapter_folder(spec: Variant, artifacts: Path) -> Path:
-    """``artifacts/adapter_<adapter>`` of the variant; ``FileNotFoundError`` when it is missing."""
-    folder = artifacts / f"adapter_{spec.adapter}"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: Mask-Adapter folder of variant {spec.name!r} not found")
-    return folder
-
-
-def build_segmenter(spec: Variant, proposer: MaskProposer | None, settings: EvalConfig, artifacts: Path,
-                    device: torch.device) -> TwoStageSegmenter:
-    """The segmenter of one variant: crops (OVSeg) or one CLIP pass per image (maskpool, Mask-Adapter)."""
-    clip = load_clip_folder(clip_folder(spec, artifacts), device)
-    if spec.classifier == "crops":
-        return TwoStageSegmenter(
-            proposer, clip, lam=settings.lam, lam_seen=settings.lam_seen, lam_unseen=settings.lam_unseen,
-            mask_threshold=settings.mask_threshold, expand_ratio=settings.expand_ratio,
-            clip_batch_size=settings.clip_batch_size,
-        )
-    adapter, proposer_clip = None, None
-    if spec.adapter:
-        adapter, clip, proposer_clip = load_adapter_and_clip(adapter_folder(spec, artifacts), clip, device)
-    alpha, beta = (settings.alpha, settings.beta) if spec.ensembled else (1.0, 1.0)
-    return OnePassSegmenter(proposer, clip, adapter=adapter, pooling=settings.pooling,
-                            attention_depth=settings.attention_depth, alpha=alpha, beta=beta,
-                            mask_threshold=settings.mask_threshold, image_batch_size=settings.batch_size,
-                            proposer_clip=proposer_clip)
 
 
 def write_pictures(
@@ -174,9 +135,7 @@ def run(
     dataset = world.benchmark(benchmark)
     seen = seen_mask(dataset.class_names, world.classes)
     for spec in specs:
-        clip_folder(spec, artifacts)
-        if spec.adapter is not None:
-            adapter_folder(spec, artifacts)
+        variant_folders(spec, artifacts)
     lookup = None
     if proposals is not None:
         lookup = benchmark_proposals(read_proposals(proposals, images_folder(dataset)), dataset)
@@ -189,7 +148,8 @@ def run(
     records = []
     for spec in specs:
         timer = StageTimer(f"evaluate_{spec.name}_{benchmark}")
-        segmenter = build_segmenter(spec, proposer if spec.needs_proposer else None, settings, artifacts, device)
+        segmenter = build_variant_segmenter(spec, proposer if spec.needs_proposer else None, artifacts, settings,
+                                            device)
         print(f"evaluate {spec.name}/{benchmark}: {spec.description}; {len(dataset)} images, "
               f"{len(dataset.class_names)} classes, on {device} ({torch.get_num_threads()} CPU threads)")
         result = evaluate_benchmark(segmenter, dataset, spec, settings, seen, lookup)
