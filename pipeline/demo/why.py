@@ -24,6 +24,7 @@ from model.segmenter import predict_labels
 from model.two_stage import TwoStageSegmenter, image_to_tensor
 from pipeline.evaluation.label_overlay import class_colour, font
 from pipeline.evaluation.segmentation import resize_label
+from pipeline.mining.pair_pictures import eroded
 
 TOP_CLASSES = 3
 MAX_PROPOSALS = 8
@@ -150,14 +151,4 @@ def outline_picture(picture: Image.Image, explanation: Explanation, class_names:
                        fill=class_colour(names.index(view.winner)), outline=(0, 0, 0))
         draw.text((x - half_width + 3, y - 7), label, fill=(255, 255, 255), font=face, stroke_width=1,
                   stroke_fill=(0, 0, 0))
-    return out
-
-
-def eroded(mask: np.ndarray) -> np.ndarray:
-    """``mask`` eroded by one pixel (4-neighbourhood; pixels on the border of the image stay as they are)."""
-    out = mask.copy()
-    out[1:, :] &= mask[:-1, :]
-    out[:-1, :] &= mask[1:, :]
-    out[:, 1:] &= mask[:, :-1]
-    out[:, :-1] &= mask[:, 1:]
     return out

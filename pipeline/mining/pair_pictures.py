@@ -98,7 +98,7 @@ def pair_crop(image: np.ndarray, mask: np.ndarray, *, size: int = CROP_SIZE, con
         top = _place(int(round((rows.min() + rows.max() + 1) / 2 - side / 2)), side, image_height)
         left = _place(int(round((cols.min() + cols.max() + 1) / 2 - side / 2)), side, image_width)
     shown = np.where(mask[..., None], image.astype(np.float32), image.astype(np.float32) * DIM).round().astype(np.uint8)
-    edge = mask & ~_eroded(mask)
+    edge = mask & ~eroded(mask)
     shown[edge] = 255
     canvas = np.full((side, side, 3), PAD_GREY, np.uint8)
     src_top, src_left = max(top, 0), max(left, 0)
@@ -115,7 +115,8 @@ def _place(start: int, side: int, extent: int) -> int:
     return (extent - side) // 2
 
 
-def _eroded(mask: np.ndarray) -> np.ndarray:
+def eroded(mask: np.ndarray) -> np.ndarray:
+    """``mask`` eroded by one pixel (4-neighbourhood; pixels on the border of the image stay as they are)."""
     out = mask.copy()
     out[1:, :] &= mask[:-1, :]
     out[:-1, :] &= mask[1:, :]

@@ -218,7 +218,7 @@ def read_label_map(path: str) -> np.ndarray:
     """``LabelMap`` of a PASCAL-Context ``.mat`` file as integers."""
     try:
         content = scipy.io.loadmat(path)
-    except Exception as exc:  # scipy raises MatReadError, ValueError, NotImplementedError (v7.3) ...
+    except Exception as exc:  # scipy raises MatReadError, ValueError, NotImplementedError (v7.3 files) and more: one reject
         raise Rejected(REASON_UNREADABLE, f"{path}: unreadable .mat file ({exc})") from None
     label = content.get("LabelMap")
     if not isinstance(label, np.ndarray) or label.ndim != 2 or label.dtype.kind not in "uif":
