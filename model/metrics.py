@@ -16,7 +16,9 @@ Conventions (the same as the usual mIoU tables, with two additions spelled out):
 * fwIoU weights each class's IoU by its share of ground-truth pixels, so classes
   without ground truth do not contribute to it.
 * hIoU is the harmonic mean of the mIoU over seen and over unseen classes (0 when
-  either is 0, NaN when either is undefined).
+  either is 0, NaN when either is undefined). The unseen classes are those not seen
+  unless an ``unseen`` mask says otherwise: a class in neither mask (a distractor name
+  of a wide vocabulary that names no class of the world) counts in the mIoU only.
 """
 from __future__ import annotations
 
@@ -160,15 +162,16 @@ class ConfusionMatrix:
         return cm
 
     # ------------------------------------------------------------------ figures
-    def summary(self, seen: ArrayLike | None = None) -> dict[str, Any]:
+    def summary(self, seen: ArrayLike | None = None, unseen: ArrayLike | None = None) -> dict[str, Any]:
         """Per-class and mean figures, all in percent (see the module docstring).
 
         Returns a dict with ``per_class_iou`` and ``per_class_acc`` (lists of length
         C, ``NaN`` where undefined), ``mIoU``, ``fwIoU``, ``mACC``, ``pACC``,
         ``pixels`` (scored pixels) and ``valid_classes`` (classes in the mIoU).
         When ``seen`` (bool array of length C) is given it also has ``mIoU_seen``,
-        ``mIoU_unseen`` and their harmonic mean ``hIoU``. Undefined means (no class
-        to average, no pixel scored) are ``NaN``.
+        ``mIoU_unseen`` and their harmonic mean ``hIoU``; ``unseen`` (bool, length C,
+        disjoint from ``seen``; default: not ``seen``) chooses the classes of
+        ``mIoU_unseen``. Undefined means (no class to average, no pixel scored) are ``NaN``.
         """
         k = self.num_classes
         tp = np.diag(self._counts[:, :k]).astype(np.float64)
@@ -192,8 +195,11 @@ class ConfusionMatrix:
         }
         if seen is not None:
             seen_mask = _as_bool_vector(seen, k)
+            unseen_mask = ~seen_mask if unseen is None else _as_bool_vector(unseen, k)
+            if (seen_mask & unseen_mask).any():
+                raise ValueError("a class cannot be both seen and unseen")
             m_seen = _nanmean(iou[seen_mask])
-            m_unseen = _nanmean(iou[~seen_mask])
+            m_unseen = _nanmean(iou[unseen_mask])
             out["mIoU_seen"] = m_seen
             out["mIoU_unseen"] = m_unseen
             out["hIoU"] = harmonic_mean(m_seen, m_unseen)

@@ -54,7 +54,14 @@ from pipeline.datasets.manifest import load_world
 from pipeline.evaluation.external_proposals import benchmark_proposals, images_folder, read_proposals
 from pipeline.evaluation.iou_chart import per_class_iou_chart
 from pipeline.evaluation.label_overlay import comparison_sheet
-from pipeline.evaluation.segmentation import EvalConfig, EvaluationRun, evaluate_benchmark, metrics_record, seen_mask
+from pipeline.evaluation.segmentation import (
+    EvalConfig,
+    EvaluationRun,
+    evaluate_benchmark,
+    metrics_record,
+    seen_mask,
+    unseen_mask,
+)
 from pipeline.evaluation.segmenters import build_variant_segmenter, variant_folders
 from pipeline.evaluation.variants import variant, variant_names
 
@@ -134,6 +141,7 @@ def run(
     world = load_world(world_path)
     dataset = world.benchmark(benchmark)
     seen = seen_mask(dataset.class_names, world.classes)
+    unseen = unseen_mask(dataset.class_names, world.classes, closed=world.closed_vocabulary)
     for spec in specs:
         variant_folders(spec, artifacts)
     lookup = None
@@ -154,7 +162,7 @@ def run(
               f"{len(dataset.class_names)} classes, on {device} ({torch.get_num_threads()} CPU threads)")
         result = evaluate_benchmark(segmenter, dataset, spec, settings, seen, lookup)
         record = metrics_record(result, dataset.class_names, seen, variant=spec, benchmark=benchmark,
-                                settings=settings)
+                                settings=settings, unseen=unseen)
         if proposals is not None:
             record.update(proposals=str(proposals), images_without_proposals=result.images_without_proposals)
         paths = output_paths(spec.name, benchmark, out)

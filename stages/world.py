@@ -1,6 +1,7 @@
 """Stage ``world``: make ``data/world/`` from params ``data``.
 
-``data.source: demo`` generates the synthetic world (docs/architecture.md);
+``data.source: demo`` generates the synthetic world with the benchmarks of
+``data.benchmarks`` (``demo`` always; see :mod:`pipeline.world.benchmarks`; docs/architecture.md);
 ``data.source: coco`` validates the real COCO and benchmark folders and writes
 ``manifest.json``, ``classes.json`` and ``world.json`` only. Either way the
 output replaces ``data/world`` atomically and downstream stages read
@@ -19,6 +20,7 @@ from core.io import atomic_dir, write_json
 from core.params import load_params
 from core.timing import StageTimer
 from pipeline.datasets.manifest import MANIFEST_NAME, write_manifest
+from pipeline.world.benchmarks import WORLD_BENCHMARKS
 from pipeline.world.config import WorldConfig
 from pipeline.world.generate import generate_world
 from pipeline.world.real import coco_classes, describe_real_world
@@ -40,11 +42,12 @@ def build_world(data: Mapping[str, Any], out: Path) -> dict[str, Any]:
     wanted = _wanted_benchmarks(data)
     if source == "demo":
         config = WorldConfig.from_params(data)
-        unknown = [name for name in wanted if name != "demo"]
+        unknown = [name for name in wanted if name not in WORLD_BENCHMARKS]
         if unknown:
-            raise ValueError(f"data.benchmarks: {unknown} need data.source 'coco'; the demo world has only 'demo'")
+            raise ValueError(f"data.benchmarks: {unknown} need data.source 'coco'; the demo world has "
+                             f"{list(WORLD_BENCHMARKS)}")
         with atomic_dir(out) as tmp:
-            return generate_world(config, tmp)
+            return generate_world(config, tmp, wanted)
     if source == "coco":
         manifest, statistics = describe_real_world(data.get("real") or {}, wanted)
         with atomic_dir(out) as tmp:
@@ -70,8 +73,14 @@ def main(argv: list[str] | None = None) -> int:
           f"{classes['unseen']} unseen) -> {args.out}")
     if statistics["source"] == "demo":
         benchmark = statistics["benchmark"]
-        print(f"world: {benchmark['images']} benchmark images, at least {benchmark['min_segments_per_class']} "
+        print(f"world: {benchmark['images']} demo benchmark images, at least {benchmark['min_segments_per_class']} "
               f"segments per class; {statistics['train']['captions']} captions")
+        for name in (n for n in WORLD_BENCHMARKS if n in statistics["benchmarks"]):
+            entry = statistics["benchmarks"][name]
+            print(f"world: benchmark {name}: {entry['images']} images, {entry['vocabulary']} class names "
+                  f"({entry['world_classes']} of the world, {entry['distractors']} distractors), "
+                  f"{entry['classes_present']} present ({entry['seen_present']} seen, "
+                  f"{entry['unseen_present']} unseen)")
         print(f"world: generated in {seconds:.1f} s (budget {TIME_BUDGET_S:.0f} s)")
     else:
         print(f"world: validated in {seconds:.1f} s")

@@ -9,7 +9,9 @@ import yaml
 from pipeline.project.params_apply import apply_override
 
 TINY = {
-    "data": {"demo": {"train_images": 64, "benchmark_images": 16, "image_size": 96, "workers": 1}},
+    "data": {"demo": {"train_images": 64, "benchmark_images": 16, "extra_benchmark_images": 8, "image_size": 96,
+                      "workers": 1},
+             "benchmarks": ["demo", "voc20"]},  # two of the five: the matrices and the report's columns
     "clip": {"pretrain": {"epochs": 1, "batch_size": 32, "warmup_steps": 1}},
     "proposer": {"epochs": 1, "batch_size": 16, "warmup_steps": 1, "bench": {"limit": 4}},
     "nouns": {"runner": {"runner": "direct-inmemory"}, "num_shards": 2},
@@ -34,7 +36,9 @@ def test_the_whole_dag_runs_and_a_second_repro_is_a_no_op(repo_copy, dvc):
     assert "| `adapter_ens` |" in report and "| `ft_adapter` |" in report
     for variant in ("base", "mpt", "ft", "ft_mpt", "ft_gt", "oracle", "gt_masks_base", "maskpool", "adapter",
                     "adapter_ens", "ft_adapter_ens", "gt_masks_adapter"):
-        assert (repo / "metrics" / "eval" / variant / "demo.json").is_file(), variant
+        for benchmark in ("demo", "voc20"):
+            assert (repo / "metrics" / "eval" / variant / f"{benchmark}.json").is_file(), (variant, benchmark)
+    assert "| variant | A-150 | PAS-20 | mean |" in report
     for name in ("proposer", "nouns", "mine", "base_clip", "finetune", "finetune_gt", "mask_adapter_base",
                  "mask_adapter_ft"):
         assert (repo / "metrics" / f"{name}.json").is_file(), name

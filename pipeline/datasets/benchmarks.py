@@ -155,9 +155,12 @@ class FolderBenchmark:
         return Sample(key, image, apply_table(raw, self._table, label_path))
 
 
-def open_benchmark(name: str, root: str | Path) -> SegmentationDataset:
-    """Open benchmark ``name`` (see :data:`LAYOUTS`) in its prepared layout under ``root``."""
-    return FolderBenchmark(_layout(name), root)
+def open_benchmark(name: str, root: str | Path, class_names: list[str] | None = None) -> SegmentationDataset:
+    """Open benchmark ``name`` (see :data:`LAYOUTS`) in its prepared layout under ``root``.
+
+    ``class_names`` replaces the layout's vocabulary (the demo world's benchmarks name their own).
+    """
+    return FolderBenchmark(_layout(name), root, class_names)
 
 
 def label_counts(dataset: SegmentationDataset) -> np.ndarray:

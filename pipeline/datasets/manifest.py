@@ -5,22 +5,26 @@
     {"source": "demo" | "coco",
      "train": {"captions": ..., "images": ..., "labels": ..., "classes": ..., "label_format": "coco-stuff"},
      "truth": {"instances": ..., "labels": ...},            # demo only
-     "benchmarks": {"<name>": {"root": ...}, ...}}
+     "benchmarks": {"<name>": {"root": ..., "classes": ...}, ...}}    # "classes" optional
 
 Relative paths are relative to the manifest's folder and may not leave it;
 absolute paths (the validated real folders of ``source: coco``) are taken as they are.
 ``classes`` is a JSON list of ``{id, name, synonyms, isthing, seen}``; training
 labels are COCO-Stuff style (value ``id - 1``, 255 ignore, unseen classes 255).
+A benchmark's ``classes`` names a ``classes.json`` list of ``"name, synonym"`` strings
+in label order that replaces the reader's shipped vocabulary (the demo world's
+benchmarks have the world's classes, not the real ones); without it the reader's own
+vocabulary applies.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from core.io import read_json, safe_join, write_json
-from pipeline.datasets.benchmarks import open_benchmark
+from pipeline.datasets.benchmarks import open_benchmark, read_class_list
 from pipeline.datasets.coco import CocoCaptions, CocoStuffLabels, read_coco_captions
 from pipeline.datasets.segmentation import SegmentationDataset
 
@@ -31,8 +35,12 @@ _TRAIN_KEYS = ("captions", "images", "labels", "classes", "label_format")
 _TRUTH_KEYS = ("instances", "labels")
 
 
-def demo_manifest() -> dict[str, Any]:
-    """The manifest of a generated demo world (paths as laid out by :mod:`pipeline.world.generate`)."""
+_BENCHMARK_KEYS = ("root", "classes")
+
+
+def demo_manifest(benchmarks: Sequence[str] = ("demo",)) -> dict[str, Any]:
+    """The manifest of a generated demo world with ``benchmarks`` (paths as laid out by
+    :mod:`pipeline.world.generate`: ``benchmarks/<name>/`` with its ``classes.json``)."""
     return {
         "source": "demo",
         "train": {
@@ -43,7 +51,8 @@ def demo_manifest() -> dict[str, Any]:
             "label_format": "coco-stuff",
         },
         "truth": {"instances": "truth/instances_train.json", "labels": "truth/labels/train"},
-        "benchmarks": {"demo": {"root": "benchmarks/demo"}},
+        "benchmarks": {name: {"root": f"benchmarks/{name}", "classes": f"benchmarks/{name}/classes.json"}
+                       for name in sorted(benchmarks)},
     }
 
 
@@ -68,9 +77,11 @@ def check_manifest(manifest: Any, where: str | os.PathLike) -> None:
         fail(f"'truth' must hold the strings {list(_TRUTH_KEYS)}")
     benchmarks = manifest.get("benchmarks")
     if not isinstance(benchmarks, dict) or any(
-        not isinstance(v, dict) or not isinstance(v.get("root"), str) for v in benchmarks.values()
+        not isinstance(v, dict) or not isinstance(v.get("root"), str) or not set(v) <= set(_BENCHMARK_KEYS)
+        or not isinstance(v.get("classes", ""), str)
+        for v in benchmarks.values()
     ):
-        fail("'benchmarks' must map names to {'root': path}")
+        fail("'benchmarks' must map names to {'root': path} or {'root': path, 'classes': path}")
 
 
 def write_manifest(path: str | os.PathLike, manifest: dict[str, Any]) -> None:
@@ -126,6 +137,14 @@ class World:
     labels_dir: Path
     truth_paths: tuple[Path, Path] | None
     benchmark_roots: dict[str, Path]
+    benchmark_classes: dict[str, Path]  # the class-list files of the benchmarks that name one
+
+    @property
+    def closed_vocabulary(self) -> bool:
+        """Whether ``classes`` names every class that occurs in the world (the demo world, unseen ones
+        included) rather than only the training classes (real data): a benchmark class naming no world
+        class is then a distractor, neither seen nor unseen."""
+        return self.source == "demo"
 
     @property
     def seen_classes(self) -> list[dict[str, Any]]:
@@ -156,7 +175,8 @@ class World:
     def benchmark(self, name: str) -> SegmentationDataset:
         if name not in self.benchmark_roots:
             raise KeyError(f"{self.manifest_path}: no benchmark {name!r}; available: {', '.join(self.benchmark_names)}")
-        return open_benchmark(name, self.benchmark_roots[name])
+        classes = self.benchmark_classes.get(name)
+        return open_benchmark(name, self.benchmark_roots[name], None if classes is None else read_class_list(classes))
 
 
 def load_world(manifest_path: str | os.PathLike) -> World:
@@ -186,4 +206,6 @@ def load_world(manifest_path: str | os.PathLike) -> World:
         labels_dir=resolve(train["labels"]),
         truth_paths=None if truth is None else (resolve(truth["instances"]), resolve(truth["labels"])),
         benchmark_roots={name: resolve(entry["root"]) for name, entry in sorted(manifest["benchmarks"].items())},
+        benchmark_classes={name: resolve(entry["classes"]) for name, entry in sorted(manifest["benchmarks"].items())
+                           if "classes" in entry},
     )

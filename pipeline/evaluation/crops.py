@@ -20,6 +20,20 @@ from model.two_stage import image_to_tensor
 from pipeline.datasets.segmentation import SegmentationDataset
 
 
+def world_entries(class_names: list[str], world_classes: list[dict]) -> list[dict | None]:
+    """The world class each benchmark class names (its first name or synonym that is a world class's
+    name or synonym, case-insensitive), ``None`` for a class naming none."""
+    by_name: dict[str, dict] = {}
+    for entry in world_classes:
+        for name in [entry["name"], *entry.get("synonyms", [])]:
+            by_name.setdefault(name.strip().lower(), entry)
+    found: list[dict | None] = []
+    for names in class_names:
+        matches = (by_name.get(name.strip().lower()) for name in names.split(","))
+        found.append(next((entry for entry in matches if entry is not None), None))
+    return found
+
+
 def class_subsets(class_names: list[str], world_classes: list[dict] | None) -> dict[str, np.ndarray]:
     """Boolean masks over the benchmark's classes: seen/unseen (and things/stuff) from the world's class list.
 
@@ -28,21 +42,14 @@ def class_subsets(class_names: list[str], world_classes: list[dict] | None) -> d
     """
     if not world_classes:
         return {}
-    by_name: dict[str, dict] = {}
-    for entry in world_classes:
-        for name in [entry["name"], *entry.get("synonyms", [])]:
-            by_name.setdefault(name.strip().lower(), entry)
     seen = np.zeros(len(class_names), bool)
     thing = np.zeros(len(class_names), bool)
     known_kind = np.zeros(len(class_names), bool)
-    for i, names in enumerate(class_names):
-        for name in (n.strip().lower() for n in names.split(",")):
-            entry = by_name.get(name)
-            if entry is not None:
-                seen[i] |= bool(entry["seen"])
-                thing[i] = bool(entry["isthing"])
-                known_kind[i] = True
-                break
+    for i, entry in enumerate(world_entries(class_names, world_classes)):
+        if entry is not None:
+            seen[i] = bool(entry["seen"])
+            thing[i] = bool(entry["isthing"])
+            known_kind[i] = True
     subsets = {"seen": seen, "unseen": ~seen}
     if known_kind.all():
         subsets.update(things=thing, stuff=~thing)

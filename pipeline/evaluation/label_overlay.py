@@ -1,8 +1,10 @@
 """Pictures of label maps: a fixed palette, colour overlays and legends (PIL only).
 
 Used by ``ovseg predict`` (one image with its overlay and a legend) and by the
-``evaluate`` stage (image | ground truth | prediction sheets). Colours depend only
-on the class index, so the same class has the same colour in every picture.
+``evaluate`` stage (image | ground truth | prediction sheets). In ``ovseg predict``'s
+pictures colours depend only on the class index; a sheet numbers the classes it shows
+and colours them by that rank, so that a few classes of a large vocabulary never get
+near-identical colours.
 Pixels labelled -1 (ignore / no prediction) are left uncoloured.
 """
 from __future__ import annotations
@@ -122,6 +124,29 @@ def with_legend(picture: np.ndarray, entries: Sequence[tuple[int, str]], width: 
     return canvas
 
 
+def sheet_classes(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> list[int]:
+    """The classes shown anywhere on a sheet (in a ground truth or a prediction), sorted by index."""
+    shown: set[int] = set()
+    for _, _, gt, pred in rows:
+        shown |= set(np.unique(gt).tolist()) | set(np.unique(pred).tolist())
+    return sorted(shown - {-1})
+
+
+def row_legend(gt: np.ndarray, pred: np.ndarray, class_names: Sequence[str],
+               colour_of: dict[int, int]) -> list[tuple[int, str]]:
+    """Legend entries ``(colour index, text)`` of one sheet row: every class in its ground truth or its
+    prediction, sorted by name; a class only in the prediction is marked ``(pred. only)``, one only in the
+    ground truth ``(missed)``."""
+    in_gt = set(np.unique(gt).tolist()) - {-1}
+    in_pred = set(np.unique(pred).tolist()) - {-1}
+    entries = []
+    for c in in_gt | in_pred:
+        name = class_names[c].split(",")[0].strip()
+        mark = "" if c in in_gt and c in in_pred else (" (pred. only)" if c in in_pred else " (missed)")
+        entries.append((name.lower(), name + mark, colour_of[c]))
+    return [(colour, text) for _, text, colour in sorted(entries)]
+
+
 def comparison_sheet(
     rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
     class_names: Sequence[str],
@@ -132,37 +157,46 @@ def comparison_sheet(
     """One row per ``(caption, image, ground truth, prediction)``: image | ground truth | prediction | legend.
 
     Panels are scaled (nearest) to ``panel_height`` keeping their aspect ratio; each
-    row's legend lists the classes in its ground truth or prediction. Labels are
-    indices into ``class_names`` (the legend shows each class's first synonym).
+    row's legend lists every class in its ground truth or prediction (:func:`row_legend`),
+    and the row grows to fit it. Labels are indices into ``class_names``. Colours are
+    the sheet's own: the classes shown on the sheet, in index order, take the first
+    colours of :func:`class_colour`, so they stay distinct in an 847-class vocabulary.
     """
     if not rows:
         raise ValueError("comparison_sheet needs at least one row")
     face = font()
     header = ROW_HEIGHT + PADDING
     top_title = ROW_HEIGHT if title else 0
-    panels, widths = [], []
+    shown = sheet_classes(rows)
+    colour_of = {c: rank for rank, c in enumerate(shown)}
+    local = np.full(len(class_names) + 1, -1, dtype=np.int64)  # class index (-1 last) -> sheet colour
+    local[shown] = np.arange(len(shown))
+    panels, widths, legends = [], [], []
     for caption, image, gt, pred in rows:
+        _check_labels(gt, len(class_names))
+        _check_labels(pred, len(class_names))
         h, w = image.shape[:2]
         size = (max(1, round(w * panel_height / h)), panel_height)
-        trio = [image, blend(image, gt, len(class_names)), blend(image, pred, len(class_names))]
+        trio = [image, blend(image, local[gt], max(len(shown), 1)), blend(image, local[pred], max(len(shown), 1))]
         panels.append([Image.fromarray(p).resize(size, Image.NEAREST) for p in trio])
         widths.append(size[0])
+        legends.append(row_legend(gt, pred, class_names, colour_of))
     column = max(widths)
+    heights = [max(panel_height, legend_height(len(entries))) for entries in legends]
     sheet_width = 3 * (column + PADDING) + LEGEND_WIDTH
-    sheet = Image.new("RGB", (sheet_width, top_title + header + len(rows) * (panel_height + header)), BACKGROUND)
+    sheet = Image.new("RGB", (sheet_width, top_title + header + sum(h + header for h in heights)), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     if title:
         draw.text((PADDING, 2), fit_text(title, sheet_width - 2 * PADDING, face), fill=TEXT, font=face)
     for col, heading in enumerate(("image", "ground truth", "prediction")):
         draw.text((col * (column + PADDING) + PADDING, top_title + 2), heading, fill=TEXT, font=face)
-    for r, ((caption, _, gt, pred), trio) in enumerate(zip(rows, panels)):
-        top = top_title + header + r * (panel_height + header)
+    top = top_title + header
+    for (caption, *_), trio, entries, height in zip(rows, panels, legends, heights):
         draw.text((PADDING, top), fit_text(caption, sheet_width - 2 * PADDING, face), fill=TEXT, font=face)
         for col, panel in enumerate(trio):
             sheet.paste(panel, (col * (column + PADDING), top + ROW_HEIGHT))
-        present = sorted((set(np.unique(gt).tolist()) | set(np.unique(pred).tolist())) - {-1})
-        entries = [(c, class_names[c].split(",")[0].strip()) for c in present]
-        sheet.paste(legend(entries, LEGEND_WIDTH, panel_height), (3 * (column + PADDING), top + ROW_HEIGHT))
+        sheet.paste(legend(entries, LEGEND_WIDTH, height), (3 * (column + PADDING), top + ROW_HEIGHT))
+        top += height + header
     return sheet
 
 

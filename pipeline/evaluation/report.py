@@ -2,9 +2,12 @@
 
 Inputs are the files the ``evaluate`` stage writes (``<eval root>/<variant>/<benchmark>.json``)
 and, when present, the crop benchmark's (``<crops root>/<variant>.json``, as written by
-``ovseg crop-bench --json``). The output depends only on their contents: rows follow
-:func:`pipeline.evaluation.variants.variant_names`, benchmark columns the paper's order (others
-after them, sorted), figures have one decimal and ``–`` marks a missing or undefined figure.
+``ovseg crop-bench --json``). The output depends only on their contents: the papers' table
+(one row per variant, one mIoU column per benchmark headed A-847, PC-459, A-150, PC-59,
+PAS-20, and their mean), the diagnostics in the same shape, and seen / unseen / hIoU per
+benchmark. Rows follow :func:`pipeline.evaluation.variants.variant_names` (any variant with
+records appears, with its description; unregistered names last), columns the papers' order
+(others after them, sorted); figures have one decimal and ``–`` marks a missing or undefined figure.
 """
 from __future__ import annotations
 
@@ -15,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from core.io import read_json
-from pipeline.evaluation.variants import CLIPS, ONE_PASS, variant, variant_names
+from pipeline.evaluation.variants import variant, variant_names
 
 MISSING = "–"
-#: Benchmarks in the column order of the paper's tables; any others follow, sorted.
-BENCHMARK_ORDER = ("ade847", "pc459", "ade150", "pc59", "voc20")
+#: Benchmarks in the column order of the papers' tables (``demo``: the demo world's A-150); others follow, sorted.
+BENCHMARK_ORDER = ("ade847", "pc459", "ade150", "demo", "pc59", "voc20")
+#: Column headings: the papers' names of the benchmarks.
+PAPER_NAMES = {"ade847": "A-847", "pc459": "PC-459", "ade150": "A-150", "demo": "A-150", "pc59": "PC-59",
+               "voc20": "PAS-20"}
 EVAL_KEYS = ("mIoU", "mIoU_seen", "mIoU_unseen", "images", "classes")
 CROP_KEYS = ("mean", "seen", "unseen", "chance")
 
@@ -77,10 +83,25 @@ def _benchmarks(records: EvalRecords) -> list[str]:
     return known + sorted(names - set(known))
 
 
+def heading(benchmark: str, benchmarks: list[str]) -> str:
+    """The column heading of ``benchmark``: the papers' name (``demo`` is the demo world's A-150, named
+    so unless a real ``ade150`` column is there too), else the name itself."""
+    if benchmark == "demo" and "ade150" in benchmarks:
+        return "A-150 (demo)"
+    return PAPER_NAMES.get(benchmark, f"`{benchmark}`")
+
+
 def _ordered(names: set[str]) -> list[str]:
     """Registered variants in report order, then any others sorted."""
     known = [name for name in variant_names() if name in names]
     return known + sorted(names - set(known))
+
+
+def _is_diagnostic(name: str) -> bool:
+    try:
+        return variant(name).is_diagnostic
+    except ValueError:
+        return False
 
 
 def _describe(name: str) -> str:
@@ -95,17 +116,40 @@ def _table(header: list[str], rows: list[list[str]], numeric_from: int = 1) -> l
     return ["| " + " | ".join(cells) + " |" for cells in (header, align, *rows)]
 
 
-def miou_table(records: EvalRecords, variants: list[str], benchmarks: list[str], first: str) -> list[str]:
-    """Markdown lines: one row per variant, ``all``/``seen``/``unseen`` mIoU per benchmark."""
-    header = [first] + [f"{b} {part}" for b in benchmarks for part in ("all", "seen", "unseen")]
-    rows = []
-    for name in variants:
+def row_mean(records: EvalRecords, name: str, benchmarks: list[str]) -> float | None:
+    """The mean mIoU of row ``name`` over ``benchmarks``; ``None`` unless it has a figure for each."""
+    figures = [records.get((name, b), {}).get("mIoU") for b in benchmarks]
+    if not figures or any(f is None for f in figures):
+        return None
+    return sum(float(f) for f in figures) / len(figures)
+
+
+def miou_table(records: EvalRecords, rows: list[str], benchmarks: list[str], first: str) -> list[str]:
+    """Markdown lines of the papers' table: one row per name, its mIoU on each benchmark (a column headed
+    by the papers' name) and, with several benchmarks, their mean."""
+    with_mean = len(benchmarks) > 1
+    header = [first] + [heading(b, benchmarks) for b in benchmarks] + (["mean"] if with_mean else [])
+    lines = []
+    for name in rows:
+        cells = [f"`{name}`"] + [_fmt(records.get((name, b), {}).get("mIoU")) for b in benchmarks]
+        if with_mean:
+            cells.append(_fmt(row_mean(records, name, benchmarks)))
+        lines.append(cells)
+    return _table(header, lines)
+
+
+def split_table(records: EvalRecords, rows: list[str], benchmarks: list[str]) -> list[str]:
+    """Markdown lines: per benchmark, ``seen / unseen / hIoU`` mIoU of each row."""
+    header = ["row"] + [heading(b, benchmarks) for b in benchmarks]
+    lines = []
+    for name in rows:
         cells = [f"`{name}`"]
         for benchmark in benchmarks:
-            record = records.get((name, benchmark), {})
-            cells += [_fmt(record.get(key)) for key in ("mIoU", "mIoU_seen", "mIoU_unseen")]
-        rows.append(cells)
-    return _table(header, rows)
+            record = records.get((name, benchmark))
+            cells.append(MISSING if record is None else
+                         " / ".join(_fmt(record.get(key)) for key in ("mIoU_seen", "mIoU_unseen", "hIoU")))
+        lines.append(cells)
+    return _table(header, lines)
 
 
 def crop_table(crops: CropRecords) -> list[str]:
@@ -123,8 +167,13 @@ def benchmark_lines(records: EvalRecords, benchmarks: list[str]) -> list[str]:
         first = group[0]
         split = ""
         if first.get("classes_seen") is not None:
-            split = f" ({first['classes_seen']} seen, {first['classes_unseen']} unseen)"
-        lines.append(f"- `{benchmark}`: {images} images, {first['classes']} classes{split}.")
+            parts = [f"{first['classes_seen']} seen", f"{first['classes_unseen']} unseen"]
+            if first.get("classes_outside_world"):
+                parts.append(f"{first['classes_outside_world']} outside the world")
+            split = f" ({', '.join(parts)})"
+        name = heading(benchmark, benchmarks)
+        label = f"`{benchmark}`" if name == f"`{benchmark}`" else f"{name} (`{benchmark}`)"
+        lines.append(f"- {label}: {images} images, {first['classes']} classes{split}.")
     return lines
 
 
@@ -132,27 +181,34 @@ def render_results(records: EvalRecords, crops: CropRecords | None = None) -> st
     """The whole ``reports/results.md`` text (ends with a newline)."""
     crops = crops or {}
     benchmarks = _benchmarks(records)
-    present = {v for v, _ in records}
-    two_stage = [name for name in _ordered(present) if name in CLIPS]
-    one_pass = [name for name in _ordered(present) if name in ONE_PASS]
-    diagnostics = [name for name in _ordered(present) if name not in CLIPS and name not in ONE_PASS]
+    ordered = _ordered({v for v, _ in records})
+    variants = [name for name in ordered if not _is_diagnostic(name)]
+    diagnostics = [name for name in ordered if _is_diagnostic(name)]
     out = [
         "# Results",
         "",
-        "Open-vocabulary semantic segmentation, mIoU in percent (`all` classes of the benchmark, "
-        "its `seen` and `unseen` classes). Written by `python -m stages.report` from `metrics/eval/`; "
-        f"`{MISSING}` = not evaluated or undefined.",
+        "Open-vocabulary semantic segmentation, mIoU in percent on the papers' benchmarks (A-847, PC-459, "
+        "A-150, PC-59, PAS-20; the demo world's `demo` benchmark stands for A-150), all classes of each "
+        "benchmark's vocabulary; `mean` is over the benchmark columns, for a row that has them all. Written by "
+        f"`python -m stages.report` from `metrics/eval/`; `{MISSING}` = not evaluated or undefined.",
         "",
     ]
     if not records:
         out += ["No evaluation results yet: run `dvc repro` (or `python -m stages.evaluate`).", ""]
-    if two_stage:
-        out += ["## Two-stage variants", "", *miou_table(records, two_stage, benchmarks, "variant"), ""]
-    if one_pass:
-        out += ["## One CLIP pass per image (Mask-Adapter's family)", "",
-                *miou_table(records, one_pass, benchmarks, "variant"), ""]
+    if variants:
+        out += ["## Variants", "", *miou_table(records, variants, benchmarks, "variant"), ""]
     if diagnostics:
         out += ["## Diagnostics", "", *miou_table(records, diagnostics, benchmarks, "diagnostic"), ""]
+    if records:
+        out += [
+            "## Seen and unseen classes",
+            "",
+            "`seen / unseen / hIoU`: the mIoU over the benchmark's seen classes, over its unseen classes, and "
+            "their harmonic mean.",
+            "",
+            *split_table(records, [*variants, *diagnostics], benchmarks),
+            "",
+        ]
     if crops:
         out += [
             "## Ground-truth mask classification",
@@ -164,11 +220,13 @@ def render_results(records: EvalRecords, crops: CropRecords | None = None) -> st
             *crop_table(crops),
             "",
         ]
-    legend = [f"- `{name}`: {_describe(name)}." for name in [*two_stage, *one_pass, *diagnostics]]
+    legend = [f"- `{name}`: {_describe(name)}." for name in [*variants, *diagnostics]]
     out += ["## Legend", "", *legend]
     out += [
         "- `seen`: a benchmark class whose name or a synonym names a training class with labels "
-        "(the proposer and the adaptation stages saw it); `unseen`: every other class.",
+        "(the proposer and the adaptation stages saw it); `unseen`: a class of the world without labels "
+        "(with real data: every other class). In the demo world, a name of a wide vocabulary that is no class "
+        "of the world (a distractor) is neither: it counts in the mIoU only, when predicted.",
         "- mIoU: per-class IoU = TP / (TP + FP + FN) accumulated over the whole benchmark, averaged "
         "over the classes present in the ground truth or the predictions.",
         "- The oracle bounds what the proposals allow; the ground-truth-mask rows bound what the "

@@ -7,7 +7,12 @@ ground truth are accumulated in one confusion matrix over the whole benchmark;
 per-class IoU is TP / (TP + FP + FN) over the benchmark, classes absent from both
 the ground truth and the predictions are left out of the means. A benchmark
 class is *seen* when one of its names is a name or synonym of a class the
-proposer and the adaptation stages saw labelled (the world's seen classes).
+proposer and the adaptation stages saw labelled (the world's seen classes). It is
+*unseen*, for ``mIoU_unseen``, when it names a world class without labels; a class
+naming no world class is unseen in a real world (whose class list holds only the
+training classes) and neither seen nor unseen in the demo world (whose list holds
+every class of its images: such a name is a distractor of a wide vocabulary, which
+counts in the mIoU when predicted, as any class absent from the ground truth).
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ from model.metrics import ConfusionMatrix
 from model.segmenter import resize_labels
 from model.two_stage import TwoStageSegmenter
 from pipeline.datasets.segmentation import IGNORE, Sample, SegmentationDataset
-from pipeline.evaluation.crops import class_subsets
+from pipeline.evaluation.crops import class_subsets, world_entries
 from pipeline.evaluation.variants import Variant
 
 #: The figures of a metrics record, all in percent.
@@ -135,6 +140,19 @@ def seen_mask(class_names: Sequence[str], world_classes: list[dict] | None) -> n
     """``[C]`` bool: which benchmark classes are seen (see the module docstring); ``None`` without a class list."""
     subsets = class_subsets(list(class_names), world_classes)
     return subsets.get("seen")
+
+
+def unseen_mask(class_names: Sequence[str], world_classes: list[dict] | None, *,
+                closed: bool) -> np.ndarray | None:
+    """``[C]`` bool: the classes ``mIoU_unseen`` averages (see the module docstring); ``closed``: the world's
+    class list names every class of its images (:attr:`pipeline.datasets.manifest.World.closed_vocabulary`)."""
+    seen = seen_mask(class_names, world_classes)
+    if seen is None:
+        return None
+    if not closed:
+        return ~seen
+    in_world = np.array([entry is not None for entry in world_entries(list(class_names), world_classes)], bool)
+    return in_world & ~seen
 
 
 def example_keys(keys: Sequence[str], count: int) -> list[str]:
@@ -266,15 +284,19 @@ def metrics_record(
     variant: Variant,
     benchmark: str,
     settings: EvalConfig,
+    unseen: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The JSON written to ``metrics/eval/<variant>/<benchmark>.json``: deterministic values only.
 
     Keys: the figures in :data:`FIGURES` (percent, ``None`` when undefined),
     ``per_class`` (display name → IoU), counts (``images``, ``pixels``,
-    ``classes``, ``classes_seen``, ``classes_unseen``, ``classes_scored``), the
-    variant's ``mode`` and ``clip`` and the ``settings`` that change the figures.
+    ``classes``, ``classes_seen``, ``classes_unseen``, ``classes_outside_world``,
+    ``classes_scored``), the variant's ``mode`` and ``clip`` and the ``settings`` that
+    change the figures. ``unseen``: see :func:`unseen_mask` (default: not ``seen``).
     """
-    summary = run.confusion.summary(seen)
+    if seen is not None and unseen is None:
+        unseen = ~np.asarray(seen, bool)
+    summary = run.confusion.summary(seen, unseen)
     record: dict[str, Any] = {key: _figure(summary.get(key, math.nan)) for key in FIGURES}
     names = display_names(class_names)
     record.update(
@@ -286,7 +308,8 @@ def metrics_record(
         pixels=summary["pixels"],
         classes=len(names),
         classes_seen=None if seen is None else int(np.sum(seen)),
-        classes_unseen=None if seen is None else int(len(names) - np.sum(seen)),
+        classes_unseen=None if seen is None else int(np.sum(unseen)),
+        classes_outside_world=None if seen is None else int(len(names) - np.sum(seen) - np.sum(unseen)),
         classes_scored=summary["valid_classes"],
         per_class={name: _figure(iou) for name, iou in zip(names, summary["per_class_iou"])},
         settings=settings.provenance() if variant.classifier == "crops" else settings.one_pass_provenance(),

@@ -14,6 +14,7 @@ class WorldConfig:
     seed: int = 0
     train_images: int = 2000
     benchmark_images: int = 200
+    extra_benchmark_images: int = 100  # each of ade847, pc459, pc59, voc20 (demo has benchmark_images)
     image_size: int = 128
     captions_per_image: int = 5
     unseen_fraction: float = 0.3
@@ -27,8 +28,8 @@ class WorldConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if self.train_images < 1 or self.benchmark_images < 1:
-            problems.append("train_images and benchmark_images must be at least 1")
+        if self.train_images < 1 or self.benchmark_images < 1 or self.extra_benchmark_images < 1:
+            problems.append("train_images, benchmark_images and extra_benchmark_images must be at least 1")
         if not 64 <= self.image_size <= 1024:
             problems.append(f"image_size must lie in 64..1024, got {self.image_size}")
         if self.captions_per_image < 1:

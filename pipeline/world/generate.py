@@ -22,6 +22,8 @@ from core.io import write_json
 from pipeline.datasets.coco import COCO_STUFF_IGNORE
 from pipeline.datasets.files import read_label, read_rgb
 from pipeline.datasets.manifest import MANIFEST_NAME, demo_manifest, write_manifest
+from pipeline.world.benchmark_files import prepare_folders, write_key_list, write_pair
+from pipeline.world.benchmarks import DemoBenchmark, world_benchmarks
 from pipeline.world.captions import CaptionText, write_captions
 from pipeline.world.catalogue import CATALOGUE, ClassSpec, choose_unseen, classes_json
 from pipeline.world.config import WorldConfig
@@ -62,10 +64,6 @@ def train_file_stem(index: int) -> str:
     return f"{index + 1:012d}"
 
 
-def benchmark_file_stem(index: int) -> str:
-    return f"demo_val_{index + 1:08d}"
-
-
 def _encode(mask: np.ndarray) -> tuple[dict[str, Any], tuple[float, float, float, float]]:
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
     bbox = tuple(float(x) for x in mask_utils.toBbox(rle))
@@ -80,12 +78,13 @@ def _save_png(array: np.ndarray, path: Path) -> None:
     Image.fromarray(array.astype(np.uint8)).save(path, format="PNG", optimize=False, compress_level=1)
 
 
-def make_image(out: Path, config: WorldConfig, unseen: frozenset[int], split: str,
+def make_image(out: Path, config: WorldConfig, unseen: frozenset[int], benchmark: DemoBenchmark | None,
                item: tuple[int, ScenePlan]) -> ImageResult:
-    """Compose, paint, caption and write one image of ``split`` (train or benchmark)."""
+    """Compose, paint, caption and write one image of the training split (``benchmark`` None) or of a benchmark."""
     index, plan = item
+    split = "train" if benchmark is None else benchmark.split
     rng = rng_for(config.seed, STREAM_IMAGE, split, index)
-    scene = compose(plan, CATALOGUE, config, rng)
+    scene = compose(plan, CATALOGUE, config if benchmark is None else benchmark.scene_config(config), rng)
     image = render(scene, CATALOGUE, rng)
     classes = scene.class_map()
     segments = []
@@ -94,7 +93,7 @@ def make_image(out: Path, config: WorldConfig, unseen: frozenset[int], split: st
         rle, bbox = _encode(visible)
         spec = CATALOGUE[layer.class_index]
         segments.append(Segment(layer.class_index, spec.isthing, rle, int(visible.sum()), bbox))
-    if split == "train":
+    if benchmark is None:
         stem = train_file_stem(index)
         truth = classes.astype(np.uint8)  # class index = id - 1: the COCO-Stuff value
         seen = truth.copy()
@@ -104,9 +103,8 @@ def make_image(out: Path, config: WorldConfig, unseen: frozenset[int], split: st
         _save_png(truth, out / "truth/labels/train" / f"{stem}.png")
         captions = write_captions(scene.facts(), CATALOGUE, config.captions_per_image, rng)
     else:
-        stem = benchmark_file_stem(index)
-        _save_jpeg(image, out / "benchmarks/demo/images/validation" / f"{stem}.jpg", config.jpeg_quality)
-        _save_png(classes + 1, out / "benchmarks/demo/annotations/validation" / f"{stem}.png")
+        stem = benchmark.file_stem(index)
+        write_pair(out / "benchmarks" / benchmark.name, benchmark, stem, image, classes, config.jpeg_quality)
         captions = []
     return ImageResult(split, index, f"{stem}.jpg", tuple(segments), tuple(captions), scene.dropped)
 
@@ -161,9 +159,30 @@ def _per_class(counts: np.ndarray, catalogue: tuple[ClassSpec, ...]) -> dict[str
     return {spec.name: int(counts[i]) for i, spec in enumerate(catalogue)}
 
 
+def benchmark_statistics(benchmark: DemoBenchmark, results: list[ImageResult], unseen: frozenset[int]) -> dict[str, Any]:
+    """One benchmark's entry of ``world.json``: its vocabulary and the classes its images show."""
+    label_of = benchmark.label_of
+    listed = [c for c in range(len(CATALOGUE)) if label_of[c] >= 0]
+    shown = sorted({s.class_index for r in results for s in r.segments if label_of[s.class_index] >= 0})
+    return {
+        "images": len(results),
+        "vocabulary": len(benchmark.class_names),
+        "world_classes": len(listed),
+        "seen_classes": sum(c not in unseen for c in listed),
+        "unseen_classes": sum(c in unseen for c in listed),
+        "distractors": benchmark.distractors,
+        "classes_present": len(shown),
+        "seen_present": sum(c not in unseen for c in shown),
+        "unseen_present": sum(c in unseen for c in shown),
+        "world_classes_ignored": sorted(CATALOGUE[c].name for c in range(len(CATALOGUE)) if label_of[c] < 0),
+    }
+
+
 def world_statistics(config: WorldConfig, unseen: frozenset[int], train: list[ImageResult],
-                     benchmark: list[ImageResult]) -> dict[str, Any]:
-    """The numbers of ``world.json``: classes, images, captions, segments per class, mention rates."""
+                     benchmark: list[ImageResult],
+                     benchmarks: dict[str, tuple[DemoBenchmark, list[ImageResult]]] | None = None) -> dict[str, Any]:
+    """The numbers of ``world.json``: classes, images, captions, segments per class, mention rates, and
+    (``benchmarks``: name -> its spec and images) each benchmark's vocabulary and classes present."""
     k = len(CATALOGUE)
     n_things = sum(spec.isthing for spec in CATALOGUE)
     segments = np.zeros(k, dtype=np.int64)
@@ -226,6 +245,8 @@ def world_statistics(config: WorldConfig, unseen: frozenset[int], train: list[Im
             "images_per_class": _per_class(bench_images, CATALOGUE),
             "min_segments_per_class": int(bench_segments.min()),
         },
+        "benchmarks": {name: benchmark_statistics(spec, results, unseen)
+                       for name, (spec, results) in sorted((benchmarks or {}).items())},
     }
 
 
@@ -241,31 +262,34 @@ def _preview_items(out: Path, train: list[ImageResult], count: int) -> list[Prev
     return items
 
 
-def generate_world(config: WorldConfig, out: Path) -> dict[str, Any]:
-    """Write the whole demo world into the (empty) folder ``out``; return the ``world.json`` statistics."""
+def generate_world(config: WorldConfig, out: Path, benchmarks: Sequence[str] = ("demo",)) -> dict[str, Any]:
+    """Write the demo world with ``benchmarks`` (``demo`` always among them; see
+    :mod:`pipeline.world.benchmarks`) into the (empty) folder ``out``; return the ``world.json`` statistics."""
     out = Path(out)
-    for folder in ("coco/images/train", "coco/labels/train", "coco/annotations", "truth/labels/train",
-                   "benchmarks/demo/images/validation", "benchmarks/demo/annotations/validation"):
+    for folder in ("coco/images/train", "coco/labels/train", "coco/annotations", "truth/labels/train"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     unseen_names = choose_unseen(CATALOGUE, config.unseen_fraction, config.seed)
     unseen = frozenset(i for i, spec in enumerate(CATALOGUE) if spec.name in unseen_names)
     classes = classes_json(CATALOGUE, unseen_names)
     write_json(out / "coco/classes.json", classes)
-    write_json(out / "benchmarks/demo/classes.json", [", ".join(spec.nouns) for spec in CATALOGUE])
+    specs = world_benchmarks(sorted({"demo", *benchmarks}), config, unseen)
 
-    results = {}
-    for split, count in (("train", config.train_images), ("benchmark", config.benchmark_images)):
-        plans = plan_split(CATALOGUE, count, config, split)
-        worker = functools.partial(make_image, out, config, unseen, split)
-        results[split] = _run(worker, list(enumerate(plans)), config.workers)
-    train, benchmark = results["train"], results["benchmark"]
+    plans = plan_split(CATALOGUE, config.train_images, config, "train")
+    train = _run(functools.partial(make_image, out, config, unseen, None), list(enumerate(plans)), config.workers)
+    made: dict[str, tuple[DemoBenchmark, list[ImageResult]]] = {}
+    for spec in specs:
+        root = prepare_folders(out, spec)
+        plans = plan_split(CATALOGUE, spec.images, spec.scene_config(config), spec.split, spec.things)
+        worker = functools.partial(make_image, out, config, unseen, spec)
+        made[spec.name] = (spec, _run(worker, list(enumerate(plans)), config.workers))
+        write_key_list(root, spec)
 
     write_json(out / "coco/annotations/captions_train.json", _captions_json(train, config.image_size))
     write_json(out / "truth/instances_train.json", _instances_json(train, config.image_size, classes))
-    statistics = world_statistics(config, unseen, train, benchmark)
+    statistics = world_statistics(config, unseen, train, made["demo"][1], made)
     write_json(out / "world.json", statistics)
     overlay_names = [spec.name + ("*" if i in unseen else "") for i, spec in enumerate(CATALOGUE)]
     preview = make_preview(_preview_items(out, train, config.preview_images), overlay_names)
     preview.save(out / "preview.png", format="PNG", optimize=False)
-    write_manifest(out / MANIFEST_NAME, demo_manifest())
+    write_manifest(out / MANIFEST_NAME, demo_manifest(sorted(made)))
     return statistics

@@ -14,6 +14,7 @@ smaller than ``min_visible`` except, rarely, a lone stuff band.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,11 +64,13 @@ def _weighted_count(rng: np.random.Generator, weights: tuple[float, ...], lo: in
     return int(rng.choice(options, p=p / p.sum()))
 
 
-def plan_split(catalogue: tuple[ClassSpec, ...], count: int, config: WorldConfig, split: str) -> list[ScenePlan]:
-    """The plans of the ``count`` images of ``split``, from the split's planning stream."""
+def plan_split(catalogue: tuple[ClassSpec, ...], count: int, config: WorldConfig, split: str,
+               things: Sequence[int] | None = None) -> list[ScenePlan]:
+    """The plans of the ``count`` images of ``split``, from the split's planning stream; the things are
+    dealt from ``things`` (catalogue indices; default every thing)."""
     rng = rng_for(config.seed, STREAM_PLAN, split)
     stuff = [i for i, spec in enumerate(catalogue) if not spec.isthing]
-    things = [i for i, spec in enumerate(catalogue) if spec.isthing]
+    things = [i for i, spec in enumerate(catalogue) if spec.isthing] if things is None else list(things)
     stuff_deck, thing_deck = _Deck(stuff, rng), _Deck(things, rng)
     plans = []
     for _ in range(count):

@@ -139,6 +139,19 @@ def test_seen_split_with_an_empty_side_is_nan():
     assert harmonic_mean(50.0, 100.0) == pytest.approx(200 / 3)
 
 
+def test_a_distractor_counts_in_the_miou_but_in_neither_split():
+    # class 2 names nothing of the world: predicted once, absent from the ground truth
+    cm = ConfusionMatrix(3).update(np.array([0, 1, 1, 2]), np.array([0, 1, 1, 1]))
+    s = cm.summary(np.array([True, False, False]), unseen=np.array([False, True, False]))
+    assert s["per_class_iou"] == pytest.approx([100.0, 200 / 3, 0.0])
+    assert s["mIoU"] == pytest.approx((100 + 200 / 3) / 3)  # the standard mIoU: a predicted class counts
+    assert s["mIoU_seen"] == 100.0 and s["mIoU_unseen"] == pytest.approx(200 / 3)  # the distractor in neither
+    assert s["hIoU"] == pytest.approx(harmonic_mean(100.0, 200 / 3))
+    assert cm.summary(np.array([True, False, False]))["mIoU_unseen"] == pytest.approx(100 / 3)  # default: not seen
+    with pytest.raises(ValueError, match="both seen and unseen"):
+        cm.summary(np.array([True, False, False]), unseen=np.array([True, True, False]))
+
+
 def test_empty_matrix_gives_nan_means():
     s = ConfusionMatrix(3).summary()
     assert math.isnan(s["mIoU"]) and math.isnan(s["pACC"]) and s["pixels"] == 0

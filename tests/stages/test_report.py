@@ -1,4 +1,4 @@
-"""Stage `report`: fixture evaluation and crop-benchmark JSONs → the exact Markdown table."""
+"""Stage `report`: fixture evaluation and crop-benchmark JSONs → the papers' table, gaps as '–'."""
 from __future__ import annotations
 
 import json
@@ -8,90 +8,107 @@ from stages.report import main
 
 
 def write_eval(variant: str, benchmark: str, m: float | None, seen: float | None, unseen: float | None,
-               images: int = 200, classes: int = 44, classes_seen: int = 31) -> None:
+               images: int = 200, classes: int = 44, classes_seen: int = 31, classes_unseen: int = 13,
+               hiou: float | None = None) -> None:
     path = Path(f"metrics/eval/{variant}/{benchmark}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({
         "variant": variant, "benchmark": benchmark, "mIoU": m, "mIoU_seen": seen, "mIoU_unseen": unseen,
-        "images": images, "classes": classes, "classes_seen": classes_seen,
-        "classes_unseen": classes - classes_seen, "per_class": {},
+        "hIoU": hiou, "images": images, "classes": classes, "classes_seen": classes_seen,
+        "classes_unseen": classes_unseen, "classes_outside_world": classes - classes_seen - classes_unseen,
+        "per_class": {},
     }))
 
 
-EXPECTED = """\
-# Results
-
-Open-vocabulary semantic segmentation, mIoU in percent (`all` classes of the benchmark, its `seen` and `unseen` classes). Written by `python -m stages.report` from `metrics/eval/`; `–` = not evaluated or undefined.
-
-## Two-stage variants
-
-| variant | ade150 all | ade150 seen | ade150 unseen | demo all | demo seen | demo unseen |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: |
-| `base` | 9.0 | 10.0 | 8.0 | 12.0 | 15.6 | 4.4 |
-| `ft_mpt` | – | – | – | 41.2 | 50.0 | 20.0 |
-
-## Diagnostics
-
-| diagnostic | ade150 all | ade150 seen | ade150 unseen | demo all | demo seen | demo unseen |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: |
-| `oracle` | – | – | – | 80.0 | 81.0 | 77.8 |
-| `gt_masks_base` | – | – | – | 30.0 | 35.0 | – |
-
-## Ground-truth mask classification
-
-Top-1 accuracy (%) of classifying ground-truth segments, averaged over classes (`ovseg crop-bench`): each CLIP on masked crops, and the one-pass classifiers (`maskpool`, `adapter`: base CLIP; `ft_adapter`: finetuned CLIP) from one CLIP pass per image.
-
-| classifier | all | seen | unseen | chance |
-| --- | ---: | ---: | ---: | ---: |
-| `base` | 33.3 | 40.0 | 20.0 | 2.3 |
-
-## Legend
-
-- `base`: proposals + base CLIP, not adapted to masked crops.
-- `ft_mpt`: proposals + finetuned CLIP + mask prompt tuning.
-- `oracle`: proposals labelled by the ground truth (a perfect classifier).
-- `gt_masks_base`: ground-truth masks classified by the base CLIP (crops).
-- `seen`: a benchmark class whose name or a synonym names a training class with labels (the proposer and the adaptation stages saw it); `unseen`: every other class.
-- mIoU: per-class IoU = TP / (TP + FP + FN) accumulated over the whole benchmark, averaged over the classes present in the ground truth or the predictions.
-- The oracle bounds what the proposals allow; the ground-truth-mask rows bound what the classifier allows. A large gap between a variant and its ground-truth-mask row points at the masks, a large gap to the oracle at the classifier.
-
-Benchmarks:
-
-- `ade150`: 2000 images, 150 classes (120 seen, 30 unseen).
-- `demo`: 100/200 images, 44 classes (31 seen, 13 unseen).
-"""
-
-EXPECTED_CSV = """\
-run,variant,benchmark,mIoU,mIoU_seen,mIoU_unseen
-base / ade150,base,ade150,9.00,10.00,8.00
-base / demo,base,demo,12.00,15.55,4.44
-ft_mpt / demo,ft_mpt,demo,41.25,50.00,20.04
-oracle / demo,oracle,demo,80.00,81.00,77.75
-gt_masks_base / demo,gt_masks_base,demo,30.00,35.00,
-"""
-
-
-def test_report_renders_the_ablation_table(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    write_eval("ft_mpt", "demo", 41.25, 50.0, 20.04)
-    write_eval("base", "demo", 12.0, 15.55, 4.44)
-    write_eval("oracle", "demo", 80.0, 81.0, 77.75, images=100)
-    write_eval("gt_masks_base", "demo", 30.0, 35.0, None)
-    write_eval("base", "ade150", 9.0, 10.0, 8.0, images=2000, classes=150, classes_seen=120)
+def write_crops() -> None:
     Path("metrics/crops").mkdir(parents=True)
     Path("metrics/crops/base.json").write_text(json.dumps({"demo": {"mean": 33.333, "seen": 40.0,
                                                                     "unseen": 20.0, "chance": 2.27}}))
+
+
+#: base on the five benchmarks of the demo world, ft_mpt on two, the references on the demo one.
+FIVE = [("base", "ade847", 5.0, 6.0, 4.0, 847), ("base", "pc459", 8.0, 9.0, 7.0, 459),
+        ("base", "demo", 12.0, 15.55, 4.44, 44), ("base", "pc59", 20.0, 22.0, 16.0, 59),
+        ("base", "voc20", 40.0, 44.0, 30.0, 20), ("ft_mpt", "demo", 41.25, 50.0, 20.04, 44),
+        ("ft_mpt", "voc20", 50.0, 55.0, 40.0, 20)]
+
+EXPECTED_FIVE = """\
+## Variants
+
+| variant | A-847 | PC-459 | A-150 | PC-59 | PAS-20 | mean |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+| `base` | 5.0 | 8.0 | 12.0 | 20.0 | 40.0 | 17.0 |
+| `ft_mpt` | – | – | 41.2 | – | 50.0 | – |
+
+## Diagnostics
+
+| diagnostic | A-847 | PC-459 | A-150 | PC-59 | PAS-20 | mean |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+| `oracle` | – | – | 80.0 | – | – | – |
+
+## Seen and unseen classes
+
+`seen / unseen / hIoU`: the mIoU over the benchmark's seen classes, over its unseen classes, and their harmonic mean.
+
+| row | A-847 | PC-459 | A-150 | PC-59 | PAS-20 |
+| --- | ---: | ---: | ---: | ---: | ---: |
+| `base` | 6.0 / 4.0 / 4.8 | 9.0 / 7.0 / 7.9 | 15.6 / 4.4 / 6.9 | 22.0 / 16.0 / 18.5 | 44.0 / 30.0 / 35.7 |
+| `ft_mpt` | – | – | 50.0 / 20.0 / 28.6 | – | 55.0 / 40.0 / 46.3 |
+| `oracle` | – | – | 81.0 / 77.8 / 79.3 | – | – |
+"""
+
+EXPECTED_BENCHMARKS = """\
+Benchmarks:
+
+- A-847 (`ade847`): 100 images, 847 classes (31 seen, 13 unseen, 803 outside the world).
+- PC-459 (`pc459`): 100 images, 459 classes (31 seen, 13 unseen, 415 outside the world).
+- A-150 (`demo`): 100/200 images, 44 classes (31 seen, 13 unseen).
+- PC-59 (`pc59`): 100 images, 59 classes (31 seen, 13 unseen, 15 outside the world).
+- PAS-20 (`voc20`): 100 images, 20 classes (14 seen, 6 unseen).
+"""
+
+
+def _hiou(seen: float, unseen: float) -> float:
+    return 2 * seen * unseen / (seen + unseen)
+
+
+def test_report_renders_the_papers_table_with_gaps(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for name, benchmark, m, seen, unseen, classes in FIVE:
+        split = (14, 6) if benchmark == "voc20" else (31, 13)
+        write_eval(name, benchmark, m, seen, unseen, images=200 if benchmark == "demo" else 100, classes=classes,
+                   classes_seen=split[0], classes_unseen=split[1], hiou=_hiou(seen, unseen))
+    write_eval("oracle", "demo", 80.0, 81.0, 77.75, images=100, hiou=_hiou(81.0, 77.75))
+    write_crops()
     assert main([]) == 0
-    assert "5 evaluations, 1 crop benchmarks" in capsys.readouterr().out
-    assert Path("reports/results.md").read_text(encoding="utf-8") == EXPECTED
-    assert Path("reports/miou.csv").read_text() == EXPECTED_CSV
+    assert "8 evaluations, 1 crop benchmarks" in capsys.readouterr().out
+    text = Path("reports/results.md").read_text(encoding="utf-8")
+    assert EXPECTED_FIVE in text
+    assert text.endswith(EXPECTED_BENCHMARKS)
+    assert "## Ground-truth mask classification" in text and "| `base` | 33.3 | 40.0 | 20.0 | 2.3 |" in text
+    assert "- `ft_mpt`: proposals + finetuned CLIP + mask prompt tuning." in text
+    csv_rows = Path("reports/miou.csv").read_text().splitlines()
+    assert csv_rows[0] == "run,variant,benchmark,mIoU,mIoU_seen,mIoU_unseen" and len(csv_rows) == 9
+    assert csv_rows[1] == "base / ade847,base,ade847,5.00,6.00,4.00"
+
+
+def test_report_renders_a_single_benchmark_and_its_missing_figures(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_eval("base", "demo", 12.0, 15.55, 4.44)
+    write_eval("gt_masks_base", "demo", 30.0, 35.0, None)
+    write_eval("zzz", "demo", 1.0, None, None)
+    assert main([]) == 0
+    text = Path("reports/results.md").read_text(encoding="utf-8")
+    assert "| variant | A-150 |\n| --- | ---: |\n| `base` | 12.0 |\n| `zzz` | 1.0 |\n" in text  # no mean of one
+    assert "| `gt_masks_base` | 35.0 / – / – |" in text and "| `zzz` | – / – / – |" in text
+    assert "- `zzz`: not a registered variant" in text
 
 
 def test_report_without_results_says_so(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["--out", "out/results.md"]) == 0
     text = Path("out/results.md").read_text(encoding="utf-8")
-    assert "No evaluation results yet" in text and "## Two-stage variants" not in text
+    assert "No evaluation results yet" in text and "## Variants" not in text
 
 
 def test_report_refuses_a_misplaced_record(tmp_path, monkeypatch, capsys):

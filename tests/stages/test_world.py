@@ -42,6 +42,19 @@ def test_demo_world_from_params(tmp_path: Path, capsys) -> None:
     assert not list(tmp_path.glob("data/.world.tmp-*"))  # the temporary folder was renamed away
 
 
+def test_demo_world_writes_the_benchmarks_of_the_params(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "data/world"
+    data = {**TINY_DEMO, "benchmarks": ["voc20", "ade847"],
+            "demo": {**TINY_DEMO["demo"], "extra_benchmark_images": 3}}
+    assert main(["--params", str(_params(tmp_path, data)), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "benchmark ade847: 3 images, 847 class names (44 of the world, 803 distractors)" in printed
+    assert "benchmark voc20: 3 images, 20 class names" in printed
+    world = load_world(out / "manifest.json")
+    assert world.benchmark_names == ["ade847", "demo", "voc20"]  # demo always: the gauges use it
+    assert len(world.benchmark("ade847")) == 3 and len(world.benchmark("demo")) == 4
+
+
 def test_demo_refuses_real_benchmarks_and_bad_keys(tmp_path: Path, capsys) -> None:
     data = {**TINY_DEMO, "benchmarks": ["demo", "ade150"]}
     assert main(["--params", str(_params(tmp_path, data)), "--out", str(tmp_path / "w")]) == 2
@@ -154,3 +167,6 @@ def test_default_world_generation_time(tmp_path: Path, capsys) -> None:
     stats = read_json(out / "world.json")
     assert stats["train"]["images"] == 2000 and stats["benchmark"]["images"] == 200
     assert stats["benchmark"]["min_segments_per_class"] >= 10
+    vocabularies = {name: entry["vocabulary"] for name, entry in stats["benchmarks"].items()}
+    assert vocabularies == {"ade847": 847, "pc459": 459, "demo": 44, "pc59": 59, "voc20": 20}
+    assert all(entry["classes_present"] == entry["world_classes"] for entry in stats["benchmarks"].values())

@@ -50,6 +50,8 @@ def test_escaping_and_absolute_paths_refused_in_a_demo_world(tmp_path: Path) -> 
         (lambda m: m["train"].update(label_format="ade"), "unsupported label_format"),
         (lambda m: m.pop("truth"), "a demo world needs 'truth'"),
         (lambda m: m.update(benchmarks={"demo": "benchmarks/demo"}), "'benchmarks' must map"),
+        (lambda m: m["benchmarks"]["demo"].update(classes=3), "'benchmarks' must map"),
+        (lambda m: m["benchmarks"]["demo"].update(vocabulary="x.json"), "'benchmarks' must map"),
     ],
 )
 def test_bad_manifests_name_the_file(tmp_path: Path, change, message: str) -> None:
@@ -71,3 +73,24 @@ def test_bad_classes(tmp_path: Path) -> None:
         check_classes(twice, "c.json")
     with pytest.raises(ValueError, match="not an object"):
         check_manifest([], "m.json")
+
+
+def test_a_benchmark_reads_the_class_list_its_entry_names(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "benchmarks/ade847"
+    (root / "images_detectron2/validation").mkdir(parents=True)
+    (root / "annotations_detectron2/validation").mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(root / "images_detectron2/validation/a.jpg")
+    Image.fromarray(np.array([[0, 1, 2, 65535, 1]] * 4, np.uint16)).save(root / "annotations_detectron2/validation/a.tif")
+    (root / "classes.json").write_text(json.dumps(["sky", "ring, hoop", "volcano"]))
+    manifest = demo_manifest(["ade847", "demo"])
+    assert manifest["benchmarks"]["ade847"] == {"root": "benchmarks/ade847", "classes": "benchmarks/ade847/classes.json"}
+    world = load_world(_write(tmp_path, manifest))
+    bench = world.benchmark("ade847")
+    assert bench.class_names == ["sky", "ring, hoop", "volcano"]  # the world's list, not the shipped 847
+    assert bench.load("a").label[0].tolist() == [0, 1, 2, -1, 1]
+    assert world.closed_vocabulary
+    manifest["benchmarks"]["ade847"] = {"root": "benchmarks/ade847"}
+    assert len(load_world(_write(tmp_path, manifest)).benchmark("ade847").class_names) == 847  # shipped list

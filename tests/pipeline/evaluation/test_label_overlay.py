@@ -19,6 +19,8 @@ from pipeline.evaluation.label_overlay import (
     legend,
     legend_height,
     palette,
+    row_legend,
+    sheet_classes,
     with_legend,
 )
 
@@ -94,3 +96,24 @@ def test_comparison_sheet_has_a_row_per_example():
     assert sheet.height - one.height == 64 + ROW_HEIGHT + PADDING
     with pytest.raises(ValueError, match="at least one row"):
         comparison_sheet([], ["sky"])
+
+
+def test_the_legend_lists_a_predicted_only_class_and_the_missed_ones():
+    gt = np.array([[0, 0], [2, 2]])
+    pred = np.array([[0, 5], [-1, 0]])
+    names = ["sky", "grass", "ring, hoop", "x", "y", "lemon"]
+    colour_of = {c: rank for rank, c in enumerate(sheet_classes([("a", None, gt, pred)]))}
+    assert colour_of == {0: 0, 2: 1, 5: 2}
+    assert row_legend(gt, pred, names, colour_of) == [(2, "lemon (pred. only)"), (1, "ring (missed)"), (0, "sky")]
+
+
+def test_a_large_vocabulary_sheet_has_distinct_colours_and_a_legend_that_fits():
+    image = np.zeros((16, 16, 3), np.uint8)
+    gt = np.repeat(np.arange(400, 416).reshape(1, 16), 16, axis=0)  # 16 classes of 847 in one image
+    pred = np.roll(gt, 1, axis=1) + 400  # 16 other classes predicted
+    names = [f"class {i}" for i in range(847)]
+    sheet = comparison_sheet([("a", image, gt, pred)], names, panel_height=64)
+    assert sheet.height >= legend_height(32)  # the row grew: no "… more" line
+    column = 16 * 64 // 16
+    gt_panel = np.asarray(sheet)[2 * ROW_HEIGHT + PADDING + 2, column + PADDING:2 * column + PADDING:4]
+    assert len({tuple(c) for c in gt_panel}) == 16  # 16 classes, 16 colours

@@ -27,6 +27,7 @@ from pipeline.evaluation.segmentation import (
     metrics_record,
     resize_short_side,
     seen_mask,
+    unseen_mask,
 )
 from pipeline.evaluation.variants import variant
 from pipeline.mining.proposal_export import PROPOSALS, proposal_rows, write_table
@@ -121,6 +122,25 @@ def test_seen_mask_matches_names_and_synonyms():
              {"name": "sky", "synonyms": ["heaven"], "seen": 0, "isthing": 0}]
     assert seen_mask(NAMES, world).tolist() == [False, True, False]
     assert seen_mask(NAMES, None) is None
+
+
+def test_unseen_mask_leaves_distractors_out_in_a_closed_world_only():
+    world = [{"name": "lawn", "synonyms": [], "seen": 1, "isthing": 0},
+             {"name": "sky", "synonyms": ["heaven"], "seen": 0, "isthing": 0}]
+    names = ["heaven", "grass, lawn", "volcano"]
+    assert unseen_mask(names, world, closed=True).tolist() == [True, False, False]  # volcano: a distractor
+    assert unseen_mask(names, world, closed=False).tolist() == [True, False, True]  # real data: unseen
+    assert unseen_mask(names, None, closed=True) is None
+
+
+def test_metrics_record_counts_classes_outside_the_world():
+    confusion = ConfusionMatrix(3)
+    confusion.update(np.array([0, 1, 2]), np.array([0, 1, 1]))
+    record = metrics_record(EvaluationRun(confusion, images=1), NAMES, np.array([True, False, False]),
+                            variant=variant("base"), benchmark="memory", settings=EvalConfig(),
+                            unseen=np.array([False, True, False]))
+    assert (record["classes_seen"], record["classes_unseen"], record["classes_outside_world"]) == (1, 1, 1)
+    assert record["mIoU_unseen"] == 50.0 and record["mIoU"] == 50.0
 
 
 def test_display_names_stay_unique():
