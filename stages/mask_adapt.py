@@ -6,7 +6,9 @@
     python -m stages.mask_adapt prompt_tune ft      # mask prompts on the finetuned CLIP -> artifacts/clip_ft_mpt
 
 ``finetune`` and ``finetune_gt`` read the ``finetune`` params (the comparison is fair
-only with one recipe); ``prompt_tune`` reads ``prompt_tune``.
+only with one recipe); ``prompt_tune`` reads ``prompt_tune``. With
+``distributed.nproc_per_node: N > 1`` the stage relaunches itself under
+``torchrun --standalone`` as N processes; only rank 0 writes outputs.
 """
 from __future__ import annotations
 
@@ -17,10 +19,12 @@ from pathlib import Path
 from core.cli import parser, run_command
 from core.device import pick_device
 from core.io import write_json
+from core.launch import relaunch_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
 from model.clip import load_clip_folder, save_clip_folder
 from pipeline.datasets.manifest import load_world
+from pipeline.training.distributed import DistributedConfig, process_group
 from pipeline.training.mask_adapt import AdaptConfig, adapt_clip
 from pipeline.training.mask_pairs import MaskPair, pairs_from_label, read_pairs
 from pipeline.training.rng import seed_everything
@@ -47,9 +51,22 @@ def ground_truth_pairs(manifest: Path) -> list[MaskPair]:
     return pairs
 
 
+def params_section(stage: str) -> str:
+    return "prompt_tune" if stage == "prompt_tune" else "finetune"
+
+
+def distributed_settings(stage: str, params_file: Path | None = None) -> DistributedConfig:
+    section = params_section(stage)
+    return DistributedConfig.from_params(load_params(section, params_file).get("distributed"),
+                                         f"params.yaml:{section}.distributed")
+
+
 def run(stage: str, variant: str | None, params_file: Path | None = None) -> dict:
-    section = "prompt_tune" if stage == "prompt_tune" else "finetune"
+    """Train and write the stage's outputs; under torchrun every process trains, rank 0 writes (the others
+    return an empty summary)."""
+    section = params_section(stage)
     params = dict(load_params(section, params_file))
+    distributed = DistributedConfig.from_params(params.pop("distributed", None), f"params.yaml:{section}.distributed")
     device = pick_device(params.pop("device", "auto"))
     limit = params.pop("max_pairs", None)
     mode = "prompts" if stage == "prompt_tune" else "image"
@@ -64,10 +81,16 @@ def run(stage: str, variant: str | None, params_file: Path | None = None) -> dic
     out = OUTPUTS[(stage, variant)] if stage == "prompt_tune" else OUTPUTS[stage]
     name = f"{stage}_{variant}" if variant else stage
     timer = StageTimer(name)
-    bundle = load_clip_folder(source, device)
-    print(f"{name}: {len(pairs)} pairs, {len({p.noun for p in pairs})} nouns, {cfg.epochs} epochs, "
-          f"mode {cfg.mode}, from {source} on {device}")
-    log = adapt_clip(bundle, pairs, cfg, checkpoint_dir=Path(".checkpoints") / name, desc=name)
+    with process_group(distributed, device) as ranks:
+        device = ranks.device(device)
+        bundle = load_clip_folder(source, device)
+        if ranks.is_main:
+            print(f"{name}: {len(pairs)} pairs, {len({p.noun for p in pairs})} nouns, {cfg.epochs} epochs, "
+                  f"mode {cfg.mode}, from {source} on {device}"
+                  + (f", {ranks.world_size} processes" if ranks.active else ""))
+        log = adapt_clip(bundle, pairs, cfg, checkpoint_dir=Path(".checkpoints") / name, desc=name)
+    if not ranks.is_main:
+        return {}
     save_clip_folder(bundle, out)
     log.write(Path("plots") / name / "loss.csv")
     summary = {"pairs": len(pairs), "nouns": len({p.noun for p in pairs}), "epochs": cfg.epochs,
@@ -88,8 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     if (args.stage == "prompt_tune") != (args.variant is not None):
         cli.error("prompt_tune needs a variant (base or ft); the other stages take none")
 
-    def body() -> None:
+    def body() -> int | None:
+        nproc = distributed_settings(args.stage, args.params).nproc_per_node
+        status = relaunch_under_torchrun("stages.mask_adapt", sys.argv[1:] if argv is None else argv, nproc)
+        if status is not None:  # the processes torchrun started did the work
+            return status
         run(args.stage, args.variant, args.params)
+        return None
 
     return run_command(args.stage, body)
 

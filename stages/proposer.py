@@ -10,7 +10,9 @@ names are the fixed class weights of the proposer's class head. Writes
 oracle mIoU on the benchmark named in ``proposer.bench``, deterministic values
 only) and ``metrics/timings/proposer.json``. Checkpoints go to
 ``.checkpoints/proposer/`` after every epoch (a killed run resumes) and are
-deleted after success.
+deleted after success. With ``distributed.nproc_per_node: N > 1`` the stage
+relaunches itself under ``torchrun --standalone``: N processes train, rank 0
+benchmarks and writes.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ import torch
 from core.cli import command, parser
 from core.device import pick_device, set_threads
 from core.io import write_json
+from core.launch import relaunch_under_torchrun
 from core.params import check_keys, load_params
 from core.timing import StageTimer
 from model.clip import load_clip_folder
@@ -34,6 +37,7 @@ from model.text import TextClassifier
 from pipeline.datasets.manifest import load_world
 from pipeline.evaluation.crops import class_subsets
 from pipeline.evaluation.proposal_quality import QualityConfig, evaluate_proposals, format_report
+from pipeline.training.distributed import DistributedConfig, process_group
 from pipeline.training.proposer import ProposerTrainConfig, StreamingTrainingSet, load_training_set, train_proposer
 from pipeline.training.rng import seed_everything
 
@@ -46,7 +50,7 @@ METRICS = Path("metrics/proposer.json")
 
 TRAIN_KEYS = {f.name for f in dataclasses.fields(ProposerTrainConfig)}
 STAGE_KEYS = {"config", "backbone_weights", "image_size", "streaming", "mask_threshold", "num_threads", "device",
-              "bench"}
+              "bench", "distributed"}
 BENCH_KEYS = {"benchmark", "iou_threshold", "score_threshold", "batch_size", "limit"}
 #: Quality figures copied into metrics/proposer.json (the per-class table stays in the bench's JSON).
 METRIC_KEYS = ("recall", "recall_scored", "mean_best_iou", "oracle", "oracle_scored", "segments",
@@ -67,6 +71,7 @@ class ProposerStageConfig:
     streaming: bool
     num_threads: int | None
     device: str
+    distributed: DistributedConfig = DistributedConfig()
 
     @classmethod
     def from_params(cls, params: dict[str, Any], source: str = "params.yaml:proposer") -> "ProposerStageConfig":
@@ -101,6 +106,7 @@ class ProposerStageConfig:
             streaming=bool(params.get("streaming", False)),
             num_threads=threads,
             device=str(params.get("device", "auto")),
+            distributed=DistributedConfig.from_params(params.get("distributed"), f"{source}.distributed"),
         )
 
 
@@ -110,35 +116,42 @@ def class_vocabulary_names(world_classes: list[dict[str, Any]]) -> list[str]:
 
 
 def run(settings: ProposerStageConfig, clip_dir: Path, out: Path, manifest: Path = WORLD) -> dict[str, Any]:
-    """Train, benchmark, save; returns the metrics written to ``metrics/proposer.json``."""
+    """Train, benchmark, save; returns the metrics written to ``metrics/proposer.json``. Under torchrun
+    every process trains and rank 0 benchmarks and writes (the others return an empty dict)."""
     timer = StageTimer("proposer")
     set_threads(settings.num_threads, "proposer.num_threads")
     device = pick_device(settings.device)
-    seed_everything(settings.train.seed)
-    world = load_world(manifest)
-    labels = world.train_labels()
-    threads = max(1, torch.get_num_threads())
-    if settings.streaming:
-        data = StreamingTrainingSet(labels, settings.image_size, threads=max(4, threads))
-    else:
-        data = load_training_set(labels, image_size=settings.image_size, threads=threads)
-    names = class_vocabulary_names(world.seen_classes)
-    clip = load_clip_folder(clip_dir, device)
-    text = TextClassifier(clip)(names).float()
-    del clip
+    with process_group(settings.distributed, device) as ranks:
+        device = ranks.device(device)
+        seed_everything(settings.train.seed)
+        world = load_world(manifest)
+        labels = world.train_labels()
+        threads = max(1, torch.get_num_threads())
+        if settings.streaming:
+            data = StreamingTrainingSet(labels, settings.image_size, threads=max(4, threads))
+        else:
+            data = load_training_set(labels, image_size=settings.image_size, threads=threads)
+        names = class_vocabulary_names(world.seen_classes)
+        clip = load_clip_folder(clip_dir, device)
+        text = TextClassifier(clip)(names).float()
+        del clip
 
-    config = load_proposer_config(settings.config)
-    if config.text_dim != text.shape[1]:
-        print(f"proposer: text_dim {config.text_dim} of '{config.name}' set to the CLIP's {text.shape[1]}")
-        config = dataclasses.replace(config, text_dim=int(text.shape[1]))
-    torch.manual_seed(settings.train.seed)
-    model = build_proposer(config, settings.backbone_weights)
-    cfg = settings.train
-    print(f"proposer: {config.name} on {len(data)} images ({len(names)} seen classes), {cfg.epochs} epochs of "
-          f"batch {cfg.batch_size} on {device}, {torch.get_num_threads()} threads")
-    train_started = timer.seconds()
-    log = train_proposer(model, data, text, cfg, device=device, checkpoint_dir=CHECKPOINTS)
-    train_seconds = timer.seconds() - train_started
+        config = load_proposer_config(settings.config)
+        if config.text_dim != text.shape[1]:
+            print(f"proposer: text_dim {config.text_dim} of '{config.name}' set to the CLIP's {text.shape[1]}")
+            config = dataclasses.replace(config, text_dim=int(text.shape[1]))
+        torch.manual_seed(settings.train.seed)
+        model = build_proposer(config, settings.backbone_weights)
+        cfg = settings.train
+        if ranks.is_main:
+            print(f"proposer: {config.name} on {len(data)} images ({len(names)} seen classes), {cfg.epochs} epochs "
+                  f"of batch {cfg.batch_size} on {device}, {torch.get_num_threads()} threads"
+                  + (f", {ranks.world_size} processes" if ranks.active else ""))
+        train_started = timer.seconds()
+        log = train_proposer(model, data, text, cfg, device=device, checkpoint_dir=CHECKPOINTS)
+        train_seconds = timer.seconds() - train_started
+    if not ranks.is_main:
+        return {}
     log.write(LOSS_PLOT)
     model.vocabulary = Vocabulary(tuple(names), text.detach().cpu())
 
@@ -179,8 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(argv)
     timer = StageTimer("proposer")
     settings = ProposerStageConfig.from_params(load_params("proposer", args.params))
-    run(settings, args.clip, args.out, args.world)
-    print(f"proposer: wrote {args.out} in {timer.seconds():.0f} s")
+    status = relaunch_under_torchrun("stages.proposer", sys.argv[1:] if argv is None else argv,
+                                     settings.distributed.nproc_per_node)
+    if status is not None:  # the processes torchrun started did the work
+        return status
+    if run(settings, args.clip, args.out, args.world):
+        print(f"proposer: wrote {args.out} in {timer.seconds():.0f} s")
     return 0
 
 

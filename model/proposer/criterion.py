@@ -1,7 +1,7 @@
 """MaskFormer's set-prediction loss for the proposer."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,11 @@ class SetCriterion(nn.Module):
     weighted total over all supervised layers, for ``backward``), the last
     layer's unweighted ``loss_ce``, ``loss_mask``, ``loss_dice``, and the weighted
     ``loss_aux`` total of the auxiliary layers (0 without deep supervision).
+
+    A batch split across processes passes ``sum_across`` (a tensor's sum over the
+    processes): the number of target masks and the cross-entropy's weight sum are then
+    those of the whole batch, and each process's terms are its share of the whole
+    batch's terms (the shares sum to them).
     """
 
     def __init__(self, loss: LossConfig):
@@ -37,7 +42,12 @@ class SetCriterion(nn.Module):
         self.config = loss
         self.matcher = HungarianMatcher(loss)
 
-    def forward(self, outputs: dict, targets: Sequence[SemanticTargets]) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        outputs: dict,
+        targets: Sequence[SemanticTargets],
+        sum_across: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
         logits, masks = outputs["pred_logits"], outputs["pred_masks"]
         if len(targets) != len(logits):
             raise ValueError(f"{len(targets)} targets for a batch of {len(logits)} images")
@@ -49,13 +59,16 @@ class SetCriterion(nn.Module):
                     f"{num_classes} text embeddings were given"
                 )
         grids = [grid_targets(t.to(masks.device), tuple(masks.shape[-2:])) for t in targets]
-        num_masks = max(sum(len(g.classes) for g in grids), 1)
-        final = self.layer_losses(logits, masks, grids, num_masks)
+        num_masks = sum(len(g.classes) for g in grids)
+        if sum_across is not None:
+            num_masks = int(sum_across(torch.tensor([num_masks], device=masks.device)).item())
+        num_masks = max(num_masks, 1)
+        final = self.layer_losses(logits, masks, grids, num_masks, sum_across)
         cfg = self.config
         aux_total = logits.new_zeros((), dtype=torch.float32)
         if cfg.deep_supervision:
             for aux in outputs.get("aux_outputs", []):
-                terms = self.layer_losses(aux["pred_logits"], aux["pred_masks"], grids, num_masks)
+                terms = self.layer_losses(aux["pred_logits"], aux["pred_masks"], grids, num_masks, sum_across)
                 aux_total = aux_total + self.weighted(terms)
         return {
             "loss": self.weighted(final) + aux_total,
@@ -70,7 +83,12 @@ class SetCriterion(nn.Module):
         return cfg.class_weight * terms["ce"] + cfg.mask_weight * terms["mask"] + cfg.dice_weight * terms["dice"]
 
     def layer_losses(
-        self, logits: torch.Tensor, masks: torch.Tensor, grids: Sequence[GridTargets], num_masks: int
+        self,
+        logits: torch.Tensor,
+        masks: torch.Tensor,
+        grids: Sequence[GridTargets],
+        num_masks: int,
+        sum_across: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
         """Unweighted ``ce``, ``mask`` and ``dice`` for one layer's predictions."""
         cfg = self.config
@@ -82,7 +100,11 @@ class SetCriterion(nn.Module):
             target_classes[b, q] = grid.classes[t]
         class_weight = torch.ones(num_logits, device=device)
         class_weight[-1] = cfg.no_object_weight
-        ce = F.cross_entropy(logits.float().transpose(1, 2), target_classes, weight=class_weight)
+        if sum_across is None:
+            ce = F.cross_entropy(logits.float().transpose(1, 2), target_classes, weight=class_weight)
+        else:  # the weighted mean over the whole batch: local weighted sum / the batch's weight sum
+            ce = F.cross_entropy(logits.float().transpose(1, 2), target_classes, weight=class_weight,
+                                 reduction="sum") / sum_across(class_weight[target_classes].sum())
 
         pred = torch.cat([masks[b, q] for b, (q, _) in enumerate(indices)]).float().flatten(1)
         soft = torch.cat([g.soft[t] for (_, t), g in zip(indices, grids)]).flatten(1)

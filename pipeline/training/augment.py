@@ -23,15 +23,19 @@ def random_resized_crops(
     *,
     flip: bool = True,
     masks: torch.Tensor | None = None,
+    part_of: tuple[int, int] | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Random square crops covering an area fraction in ``scale``, resized to ``out_size``.
 
     ``images`` is ``[B,C,H,W]`` float. With ``flip`` each crop is mirrored with
     probability ½. ``masks`` (``[B,H,W]`` bool), when given, get the same crops
     (nearest sampling) and ``(images, masks)`` is returned. The random draws come
-    from ``generator`` alone.
+    from ``generator`` alone; with ``part_of=(start, total)`` the images are rows
+    ``start:start+B`` of a batch of ``total`` split across processes, the draws are made
+    for all ``total`` rows and these rows take theirs (:func:`_rows`).
     """
-    b = images.shape[0]
+    rows = _rows(images.shape[0], part_of)
+    b = rows.stop if part_of is None else part_of[1]
     side = torch.empty(b).uniform_(scale[0], scale[1], generator=generator).sqrt()  # fraction of the side
     cx = (1 - side) * torch.rand(b, generator=generator) + side / 2
     cy = (1 - side) * torch.rand(b, generator=generator) + side / 2
@@ -42,6 +46,7 @@ def random_resized_crops(
     theta[:, 1, 1] = side
     theta[:, 0, 2] = cx * 2 - 1
     theta[:, 1, 2] = cy * 2 - 1
+    theta = theta[rows]
     size = (out_size, out_size)
     out = warp(images, theta, size, mode="bilinear", padding="border")
     if masks is None:
@@ -58,6 +63,7 @@ def augment_batch(
     hflip: bool = False,
     crop_size: int | None = None,
     fill: Sequence[float] = (0.0, 0.0, 0.0),
+    part_of: tuple[int, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random zoom + crop + horizontal flip of a batch: ``crop_size²`` outputs (default: the input size).
 
@@ -66,21 +72,24 @@ def augment_batch(
     placed at random, inside the zoomed image when it is larger than the window and
     around it when it is smaller; images are resampled bilinearly, labels by nearest
     neighbour. Pixels from outside the image get colour ``fill`` (0..1 RGB) and
-    label -1. All randomness comes from ``generator``, drawn on the CPU. Returns
-    float images in 0..1 and int64 labels on the input's device.
+    label -1. All randomness comes from ``generator``, drawn on the CPU (``part_of``: as in
+    :func:`random_resized_crops`). Returns float images in 0..1 and int64 labels on the input's device.
     """
     if images.ndim != 4 or labels.shape != (images.shape[0], *images.shape[-2:]):
         raise ValueError(f"images [B,3,H,W] and labels [B,H,W] disagree: {list(images.shape)}, {list(labels.shape)}")
     batch, _, height, width = images.shape
+    rows = _rows(batch, part_of)
+    draws = batch if part_of is None else part_of[1]
     out = crop_size or None
     x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
     low, high = scale_range
-    scale = low + (high - low) * torch.rand(batch, generator=generator)
+    scale = low + (high - low) * torch.rand(draws, generator=generator)
     # Window sides in units of the image's sides (x, y).
     side = torch.stack(((out or width) / width / scale, (out or height) / height / scale), dim=1)
     # Window centre in [-1, 1] coordinates: |c| <= |1 - side| keeps window and image nested.
-    centre = (torch.rand(batch, 2, generator=generator) * 2 - 1) * (1 - side).abs()
-    flip = torch.rand(batch, generator=generator) < 0.5 if hflip else torch.zeros(batch, dtype=torch.bool)
+    centre = (torch.rand(draws, 2, generator=generator) * 2 - 1) * (1 - side).abs()
+    flip = torch.rand(draws, generator=generator) < 0.5 if hflip else torch.zeros(draws, dtype=torch.bool)
+    scale, side, centre, flip = scale[rows], side[rows], centre[rows], flip[rows]
     if out is None and bool((scale == 1).all()) and not bool(flip.any()):
         return x, labels.long()
     theta = torch.zeros(batch, 2, 3)
@@ -93,3 +102,14 @@ def augment_batch(
     shifted = (labels.to(x.device).float() + 1.0)[:, None]  # 0 = ignore, also for out-of-image pixels
     y = warp(shifted, theta, size, mode="nearest", padding="zeros")[:, 0]
     return x.clamp(0, 1), y.round().long() - 1
+
+
+def _rows(batch: int, part_of: tuple[int, int] | None) -> slice:
+    """The rows of the drawn batch that ``batch`` images take: all of them, or ``start:start+batch`` of
+    ``part_of=(start, total)`` (so that a batch split across processes sees the draws of the whole batch)."""
+    if part_of is None:
+        return slice(0, batch)
+    start, total = part_of
+    if start < 0 or start + batch > total:
+        raise ValueError(f"part_of {tuple(part_of)}: rows {start}..{start + batch} do not lie in a batch of {total}")
+    return slice(start, start + batch)

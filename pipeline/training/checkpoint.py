@@ -22,6 +22,7 @@ from typing import Any, Mapping
 
 import torch
 
+from pipeline.training.distributed import barrier, current
 from pipeline.training.loss_log import LossLog
 from pipeline.training.rng import capture_rng_state, restore_rng_state
 
@@ -51,7 +52,9 @@ class Checkpointer:
     completed epochs and steps, all RNG states and the caller's ``extra`` (tensors
     and plain Python values only), saved with ``torch.save`` and read back with
     ``weights_only=True``. A file is written under a temporary name, fsynced and
-    renamed, so a kill mid-save leaves the previous checkpoint intact. ``run_key``
+    renamed, so a kill mid-save leaves the previous checkpoint intact. Under several
+    processes (:mod:`pipeline.training.distributed`) only rank 0 writes, every process
+    waits for it, and every process resumes from the same file. ``run_key``
     identifies the run's settings (e.g. a hash of its params): checkpoints with
     another key are not resumed and are deleted by the next save. The newest
     ``keep`` checkpoints are kept.
@@ -86,6 +89,15 @@ class Checkpointer:
         extra: Mapping[str, Any] | None = None,
     ) -> Path:
         """Checkpoint the state after ``epoch`` completed epochs and ``step`` steps; returns its path."""
+        final = self.directory / f"epoch-{epoch:04d}.pt"
+        if current().is_main:
+            self._write(final, epoch=epoch, step=step, model=model, optimizer=optimizer, scheduler=scheduler,
+                        extra=extra)
+        barrier()
+        return final
+
+    def _write(self, final: Path, *, epoch: int, step: int, model: torch.nn.Module, optimizer: Any, scheduler: Any,
+               extra: Mapping[str, Any] | None) -> None:
         payload = {
             "format": CHECKPOINT_FORMAT,
             "run_key": self.run_key,
@@ -98,7 +110,6 @@ class Checkpointer:
             "extra": dict(extra or {}),
         }
         self.directory.mkdir(parents=True, exist_ok=True)
-        final = self.directory / f"epoch-{epoch:04d}.pt"
         fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=self.directory)
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -111,7 +122,6 @@ class Checkpointer:
                 os.unlink(tmp)
             raise
         self._prune(final)
-        return final
 
     def clear(self) -> None:
         """Delete every checkpoint (and leftover temporary file) in the directory, then the directory if empty."""

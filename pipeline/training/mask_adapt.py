@@ -13,6 +13,11 @@ resized crop drawn from (seed, epoch).
 
 ``mode: image`` trains the image tower (the text tower and the logit scale stay fixed);
 ``mode: prompts`` freezes CLIP entirely and trains mask prompts (MPT).
+
+Under torchrun (:mod:`pipeline.training.distributed`) each process encodes its part of
+every batch; the loss is over the whole batch, on image embeddings gathered from every
+process (the text side, template draws and augmentation draws are computed for the whole
+batch on each), and the gradients are summed, so P processes train like one.
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ from model.text import load_templates
 from pipeline.training.augment import random_resized_crops
 from pipeline.training.checkpoint import Checkpointer, resume_run, run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
+from pipeline.training.distributed import broadcast_module, current, gather_rows, shard_bounds, sync_gradients
 from pipeline.training.loss_log import LossLog
 from pipeline.training.mask_pairs import MaskedCropDataset, MaskPair, collate
 from pipeline.training.schedule import warmup_cosine_schedule
@@ -98,7 +104,11 @@ def adapt_clip(
     checkpoint_dir: str | Path,
     desc: str,
 ) -> LossLog:
-    """Train ``bundle`` in place on masked-crop pairs; in prompts mode ``bundle.prompts`` is created."""
+    """Train ``bundle`` in place on masked-crop pairs; in prompts mode ``bundle.prompts`` is created.
+
+    Under torchrun each process takes its part of every batch (batch_size / processes)."""
+    ranks = current()
+    shard_bounds(cfg.batch_size, ranks)  # refuses a batch that does not split evenly
     if len(pairs) < cfg.batch_size:
         raise ValueError(f"{desc}: {len(pairs)} pairs, fewer than one batch of {cfg.batch_size}")
     device = bundle.device
@@ -121,6 +131,7 @@ def adapt_clip(
             p.requires_grad_(True)
         params = list(model.visual.parameters())
         trained = model.visual
+    broadcast_module(trained)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
     steps_per_epoch = len(pairs) // cfg.batch_size
     scheduler = warmup_cosine_schedule(optimizer, cfg.warmup_steps, cfg.epochs * steps_per_epoch)
@@ -134,22 +145,30 @@ def adapt_clip(
     all_crops, all_masks, all_labels, all_valid = cut_crops(dataset, cfg.num_workers)
     if cfg.mode == "image":
         model.visual.train()
-    bar = progress(range(start_epoch, cfg.epochs), desc=desc, total=cfg.epochs - start_epoch)
+    bar = progress(range(start_epoch, cfg.epochs), desc=desc, total=cfg.epochs - start_epoch,
+                   enabled=None if ranks.is_main else False)
     for epoch in bar:
         template_rng = np.random.default_rng([cfg.seed, epoch, 7])
         generator = torch.Generator().manual_seed(epoch_seed(cfg.seed + 1, epoch))
         for batch in epoch_batches(len(pairs), cfg.batch_size, cfg.seed, epoch):
             index = torch.tensor(batch)
-            index = index[all_valid[index]]
+            valid = all_valid[index]
+            index = index[valid]
+            # this process's part of the valid rows: those of its share of the batch
+            lo, hi = shard_bounds(len(batch), ranks)
+            start, stop = int(valid[:lo].sum()), int(valid[:hi].sum())
+            local = index[start:stop]
             choice = torch.from_numpy(template_rng.integers(len(templates), size=len(index)))
-            crops, crop_masks = random_resized_crops(all_crops[index].float(), bundle.image_size, cfg.crop_scale,
-                                                     generator, flip=False, masks=all_masks[index])
+            crops, crop_masks = random_resized_crops(all_crops[local].float(), bundle.image_size, cfg.crop_scale,
+                                                     generator, flip=False, masks=all_masks[local],
+                                                     part_of=(start, len(index)))
             labels = all_labels[index]
             text = text_table[labels.to(device), choice.to(device)]
             image = bundle.encode_image(crops.to(device), crop_masks.to(device) if cfg.mode == "prompts" else None)
-            loss = contrastive_loss(image, text, scale, group_ids=labels.to(device))
+            loss = contrastive_loss(gather_rows(image), text, scale, group_ids=labels.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            sync_gradients(params)
             optimizer.step()
             scheduler.step()
             step += 1

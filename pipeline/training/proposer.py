@@ -12,6 +12,11 @@ under a per-step warm-up + cosine schedule, optionally in mixed precision.
 The augmentation of an epoch is drawn from ``(seed, epoch)`` alone and the batch
 order from :func:`epoch_batches`, so a run resumed from an end-of-epoch
 checkpoint produces the same weights as an uninterrupted one.
+
+Under torchrun (:mod:`pipeline.training.distributed`) each process takes its part of
+every batch, with the augmentation drawn for the whole batch; the criterion's
+normalisers (target masks, cross-entropy weights) are summed across processes and so are
+the gradients, so P processes train like one on the same global batch.
 """
 from __future__ import annotations
 
@@ -33,6 +38,8 @@ from pipeline.datasets.segmentation import SegmentationDataset
 from pipeline.training.augment import augment_batch
 from pipeline.training.checkpoint import Checkpointer, resume_run, run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
+from pipeline.training.distributed import (broadcast_module, current, local_batch_size, shard_bounds, sum_across,
+                                           sum_terms, sync_gradients)
 from pipeline.training.loss_log import LossLog
 from pipeline.training.optim import weight_decay_groups
 from pipeline.training.precision import PRECISIONS, autocast_context, resolve_precision
@@ -241,14 +248,17 @@ def train_proposer(
     :class:`StreamingTrainingSet` (decoded per batch). Label ``i`` of ``data`` is row ``i`` of ``text_embeddings``. Checkpoints after
     every epoch in ``checkpoint_dir`` and resumes from the newest one of the same
     run (see :func:`run_key`). Returns the per-step loss log; the model is left in
-    eval mode on ``device``.
+    eval mode on ``device``. Under torchrun each process trains on its part of every batch.
     """
+    ranks = current()
+    local_batch_size(cfg.batch_size, ranks.world_size)
     if len(data) < cfg.batch_size:
         raise ValueError(f"need at least batch_size={cfg.batch_size} training images, got {len(data)}")
     max_label = data.max_label()
     if max_label is not None and max_label >= text_embeddings.shape[0]:
         raise ValueError(f"labels reach class {max_label} but only {text_embeddings.shape[0]} text embeddings given")
     model.to(device)
+    broadcast_module(model)
     text = text_embeddings.detach().to(device, torch.float32)
     criterion = SetCriterion(model.config.loss)
     dtype = resolve_precision(cfg.precision, device)
@@ -266,21 +276,25 @@ def train_proposer(
         scaler.load_state_dict(resumed.extra["scaler"])
 
     remaining = (cfg.epochs - start_epoch) * steps_per_epoch
-    bar = progress(range(remaining), desc=desc, total=remaining)  # advanced by hand, once per step
+    bar = progress(range(remaining), desc=desc, total=remaining,  # advanced by hand, once per step
+                   enabled=None if ranks.is_main else False)
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         generator = torch.Generator().manual_seed(epoch_seed(cfg.seed + 1, epoch))
         for batch in epoch_batches(len(data), cfg.batch_size, cfg.seed, epoch):
-            images, labels = data.batch(batch)
+            start, stop = shard_bounds(len(batch), ranks)
+            images, labels = data.batch(batch[start:stop])
             images, labels = augment_batch(images.to(device), labels.to(device), generator,
                                            scale_range=cfg.scale_range, hflip=cfg.hflip,
-                                           crop_size=cfg.crop_size, fill=fill)
+                                           crop_size=cfg.crop_size, fill=fill, part_of=(start, len(batch)))
             targets = [semantic_targets(label) for label in labels]
             with autocast_context(device, dtype):
                 outputs = model(images, text)
-            terms = criterion(outputs, targets)  # the criterion works in float32
+            # the criterion works in float32; under several processes its terms are this one's share
+            terms = criterion(outputs, targets, sum_across if ranks.active else None)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(terms["loss"]).backward()
+            sync_gradients(model.parameters())
             if cfg.grad_clip > 0:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -289,7 +303,7 @@ def train_proposer(
             scheduler.step()
             step += 1
             log.append(step=step, epoch=epoch, lr=scheduler.get_last_lr()[0],
-                       **{k: v.detach() for k, v in terms.items()})
+                       **sum_terms({k: v.detach() for k, v in terms.items()}))
             bar.update(1)
             if step % 10 == 0:
                 bar.set_postfix(epoch=epoch, loss=f"{log.rows[-1]['loss']:.3f}")

@@ -1,0 +1,370 @@
+"""Data-parallel training: the building blocks, and P gloo processes against one at the same global batch.
+
+The slow tests start 2 gloo processes with ``torch.multiprocessing`` in torchrun's environment
+(RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) and compare them with one process
+without any process group: the finetune (``adapt_clip``) and proposer (``train_proposer``) loops
+must give the same loss curve (1e-3 relative) and the same accuracy (±1 point), and a 2-process
+run killed after epoch 1 and resumed must end with the weights of an uninterrupted one. One
+process must also give, bit for bit, the weights the loops gave before they knew of processes
+(hashes recorded with the code of f14270a, one torch thread).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+from PIL import Image
+
+from core.launch import relaunch_under_torchrun, torchrun_command
+from core.rle import encode_rle
+from model.clip import build_clip
+from model.proposer import SetCriterion, build_proposer, load_proposer_config, semantic_targets
+from model.text import load_templates
+from pipeline.datasets.segmentation import Sample
+from pipeline.training.augment import augment_batch, random_resized_crops
+from pipeline.training.checkpoint import Checkpointer
+from pipeline.training.distributed import (
+    DistributedConfig,
+    Ranks,
+    current,
+    gather_rows,
+    process_group,
+    shard_bounds,
+    sum_across,
+    sum_terms,
+    sync_gradients,
+)
+from pipeline.training.mask_adapt import AdaptConfig, adapt_clip, cut_crops, noun_template_embeddings
+from pipeline.training.mask_pairs import MaskedCropDataset, MaskPair
+from pipeline.training.proposer import ProposerTrainConfig, load_training_set, train_proposer
+from tests.doubles import MemoryDataset
+
+CPU = torch.device("cpu")
+NOUNS = ["zebra", "lemon", "ring", "sky"]
+FINETUNE = dict(epochs=4, batch_size=8, lr=1e-3, warmup_steps=2, crop_scale=[0.8, 1.0])  # 6 steps an epoch
+PROPOSER = ProposerTrainConfig(epochs=5, batch_size=4, lr=3e-3, warmup_steps=2, crop_size=28,  # 4 steps an epoch
+                               scale_range=(0.8, 1.2), precision="fp32", seed=3)
+
+
+# ----------------------------------------------------------------------------- tiny worlds
+def make_pairs(folder, images: int = 12) -> list[MaskPair]:
+    """``images`` random 24-px pictures, one mask per noun in each (a band per noun)."""
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(images):
+        path = folder / f"{i}.jpg"
+        Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(path)
+        for j, noun in enumerate(NOUNS):
+            mask = np.zeros((24, 24), bool)
+            mask[j * 6:(j + 1) * 6, (i % 3) * 4:(i % 3) * 4 + 12] = True
+            out.append(MaskPair(str(path), encode_rle(mask), noun))
+    return out
+
+
+def tiny_clip():
+    return build_clip("ovseg-tiny-vit", device="cpu", seed=0, image_size=32)
+
+
+def shapes(n: int = 16, size: int = 32) -> MemoryDataset:
+    """``n`` 32-px scenes: ground, a square, a disc."""
+    rng = np.random.default_rng(0)
+    palette = np.array([[60, 160, 70], [220, 40, 30], [30, 50, 220]], np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    samples = []
+    for i in range(n):
+        label = np.zeros((size, size), np.int32)
+        r, c = rng.integers(2, size // 2, 2)
+        label[r:r + size // 3, c:c + size // 3] = 1
+        cy, cx = rng.integers(size // 4, 3 * size // 4, 2)
+        label[(yy - cy) ** 2 + (xx - cx) ** 2 < (size // 6) ** 2] = 2
+        label[:, -2:] = -1
+        image = palette[label.clip(0)] + rng.integers(0, 30, (size, size, 3), dtype=np.uint8)
+        samples.append(Sample(f"img{i:02d}", image, label))
+    return MemoryDataset("shapes", ["ground", "square", "disc"], samples)
+
+
+def proposer_text() -> torch.Tensor:
+    return F.normalize(torch.randn(3, 16, generator=torch.Generator().manual_seed(0)), dim=-1)
+
+
+def tiny_proposer():
+    torch.manual_seed(0)
+    return build_proposer(load_proposer_config("proposer-tiny"))
+
+
+def digest(state: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for key in sorted(state):
+        h.update(key.encode())
+        h.update(state[key].detach().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- what each process runs
+def _join(rank: int, world_size: int, port: int) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+
+
+class Killed(Exception):
+    pass
+
+
+def _die_after_epoch(epoch: int) -> None:
+    save = Checkpointer.save
+
+    def save_then_die(self, **kwargs):
+        path = save(self, **kwargs)
+        if kwargs["epoch"] == epoch:
+            raise Killed(f"killed after epoch {epoch}")
+        return path
+
+    Checkpointer.save = save_then_die
+
+
+def finetune_worker(rank, world_size, port, pairs, checkpoint_dir, out, die_after=None):
+    _join(rank, world_size, port)
+    if die_after is not None:
+        _die_after_epoch(die_after)
+    with process_group(DistributedConfig(world_size, "gloo"), CPU) as ranks:
+        bundle = tiny_clip()
+        log = adapt_clip(bundle, pairs, AdaptConfig.from_params(FINETUNE), checkpoint_dir=checkpoint_dir, desc="t")
+    if ranks.is_main:
+        torch.save({"state": bundle.model.visual.state_dict(), "rows": log.rows}, out)
+
+
+def proposer_worker(rank, world_size, port, data, checkpoint_dir, out):
+    _join(rank, world_size, port)
+    with process_group(DistributedConfig(world_size, "gloo"), CPU) as ranks:
+        model = tiny_proposer()
+        log = train_proposer(model, data, proposer_text(), PROPOSER, device=CPU, checkpoint_dir=checkpoint_dir)
+    if ranks.is_main:
+        torch.save({"state": model.state_dict(), "rows": log.rows}, out)
+
+
+def collectives_worker(rank, world_size, port, out):
+    """gather_rows with uneven counts and its gradient, sum_across, sum_terms and sync_gradients."""
+    _join(rank, world_size, port)
+    with process_group(DistributedConfig(world_size, "gloo"), CPU) as ranks:
+        x = torch.full((rank + 1, 2), float(rank), requires_grad=True)  # rank r holds r + 1 rows of r
+        gathered = gather_rows(x)
+        (gathered.sum() * (rank + 1)).backward()
+        layer = torch.nn.Linear(2, 1)
+        torch.nn.init.constant_(layer.weight, 1.0)
+        layer(torch.full((1, 2), float(rank + 1))).sum().backward()
+        sync_gradients(layer.parameters())
+        result = {
+            "ranks": ranks,
+            "gathered": gathered.detach(),
+            "grad": x.grad,
+            "sum": sum_across(torch.tensor([rank + 1.0])),
+            "terms": sum_terms({"a": torch.tensor(1.0), "b": torch.tensor(float(rank))}),
+            "weight_grad": layer.weight.grad,
+        }
+    torch.save(result, out / f"rank{rank}.pt")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn(worker, world_size: int, *args) -> None:
+    mp.spawn(worker, args=(world_size, free_port(), *args), nprocs=world_size, join=True)
+
+
+# ----------------------------------------------------------------------------- fast: the pieces
+def test_without_torchrun_there_is_one_process_and_no_group(monkeypatch) -> None:
+    for name in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    with process_group(DistributedConfig(), CPU) as ranks:
+        assert ranks == Ranks(0, 1, 0) and ranks.is_main and not ranks.active
+        assert not torch.distributed.is_initialized() and current() == ranks
+        x = torch.ones(3, requires_grad=True)
+        assert gather_rows(x) is x and sum_across(x) is x
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")  # torchrun with one process: no group either
+    with process_group(DistributedConfig(backend="gloo"), CPU) as ranks:
+        assert ranks == Ranks() and not torch.distributed.is_initialized()
+
+
+def test_settings_and_shards_are_checked() -> None:
+    assert DistributedConfig.from_params(None, "p") == DistributedConfig(1, "auto")
+    assert DistributedConfig.from_params({"nproc_per_node": 2, "backend": "gloo"}, "p").nproc_per_node == 2
+    with pytest.raises(ValueError, match=r"params.yaml:finetune.distributed: unknown keys \['nodes'\]"):
+        DistributedConfig.from_params({"nodes": 2}, "params.yaml:finetune.distributed")
+    with pytest.raises(ValueError, match="p: backend must be one of"):
+        DistributedConfig.from_params({"backend": "mpi"}, "p")
+    with pytest.raises(ValueError, match="nproc_per_node"):
+        DistributedConfig(nproc_per_node=0)
+    assert [shard_bounds(12, Ranks(r, 3)) for r in range(3)] == [(0, 4), (4, 8), (8, 12)]
+    with pytest.raises(ValueError, match="batch_size 10 is not divisible by 3 processes"):
+        shard_bounds(10, Ranks(0, 3))
+    assert Ranks(1, 2, 1).device(torch.device("cuda")) == torch.device("cuda", 1)
+    assert Ranks().device(torch.device("cuda")) == torch.device("cuda")
+
+
+def test_a_split_batch_gets_the_draws_of_the_whole_batch() -> None:
+    images = torch.rand(6, 3, 16, 16)
+    masks = torch.rand(6, 16, 16) > 0.5
+    labels = torch.randint(-1, 3, (6, 16, 16))
+    whole = random_resized_crops(images, 12, (0.5, 1.0), torch.Generator().manual_seed(4), masks=masks)
+    aug = dict(scale_range=(0.7, 1.3), hflip=True, crop_size=12)
+    whole_aug = augment_batch(images, labels, torch.Generator().manual_seed(4), **aug)
+    for start, stop in ((0, 2), (2, 6)):
+        part = random_resized_crops(images[start:stop], 12, (0.5, 1.0), torch.Generator().manual_seed(4),
+                                    masks=masks[start:stop], part_of=(start, 6))
+        assert torch.equal(part[0], whole[0][start:stop]) and torch.equal(part[1], whole[1][start:stop])
+        part_aug = augment_batch(images[start:stop], labels[start:stop], torch.Generator().manual_seed(4),
+                                 part_of=(start, 6), **aug)
+        assert torch.equal(part_aug[0], whole_aug[0][start:stop])
+        assert torch.equal(part_aug[1], whole_aug[1][start:stop])
+    with pytest.raises(ValueError, match="do not lie in a batch of 6"):
+        random_resized_crops(images[:4], 12, (0.5, 1.0), torch.Generator(), part_of=(4, 6))
+
+
+def test_the_launcher_relaunches_only_when_asked(monkeypatch) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert relaunch_under_torchrun("stages.proposer", [], 1) is None
+    command = torchrun_command("stages.mask_adapt", ["finetune"], 2)
+    assert command[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "stages.mask_adapt", "finetune"]
+    monkeypatch.setenv("WORLD_SIZE", "2")  # already under torchrun: run here
+    assert relaunch_under_torchrun("stages.proposer", [], 2) is None
+
+
+def test_set_criterion_with_a_sum_across_one_process_is_the_plain_criterion() -> None:
+    """The split path (local weighted sums over the batch's normalisers) computes the same terms."""
+    data = load_training_set(shapes(4), threads=1)
+    model = tiny_proposer()
+    images, labels = data.batch(range(4))
+    outputs = model(images.float() / 255, proposer_text())
+    targets = [semantic_targets(label) for label in labels]
+    criterion = SetCriterion(model.config.loss)
+    plain = criterion(outputs, targets)
+    summed = []
+    split = criterion(outputs, targets, lambda t: summed.append(t) or t)
+    layers = 1 + (len(outputs["aux_outputs"]) if model.config.loss.deep_supervision else 0)
+    assert len(summed) == 1 + layers  # the number of masks, then each supervised layer's weight sum
+    for name, value in plain.items():
+        assert torch.allclose(split[name], value, rtol=1e-6), name
+
+
+# ----------------------------------------------------------------------------- slow: 2 gloo processes
+@pytest.mark.slow
+def test_collectives_across_two_processes(tmp_path) -> None:
+    spawn(collectives_worker, 2, tmp_path)
+    results = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    for rank, result in enumerate(results):
+        assert result["ranks"] == Ranks(rank, 2, rank)
+        assert torch.equal(result["gathered"], torch.tensor([[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]]))
+        assert torch.equal(result["grad"], torch.full((rank + 1, 2), float(rank + 1)))  # only the local rows
+        assert result["sum"].item() == 3.0
+        assert {k: v.item() for k, v in result["terms"].items()} == {"a": 2.0, "b": 1.0}
+        assert torch.equal(result["weight_grad"], torch.full((1, 2), 3.0))  # 1 + 2: summed
+
+
+@pytest.fixture(scope="module")
+def finetune_runs(tmp_path_factory):
+    """The finetune loop on 48 pairs, batch 8, 4 epochs (24 steps): one process, and two gloo processes."""
+    root = tmp_path_factory.mktemp("finetune")
+    pairs = make_pairs(root)
+    bundle = tiny_clip()
+    log = adapt_clip(bundle, pairs, AdaptConfig.from_params(FINETUNE), checkpoint_dir=root / "one", desc="t")
+    one = {"state": bundle.model.visual.state_dict(), "rows": log.rows, "bundle": bundle}
+    spawn(finetune_worker, 2, pairs, root / "two", root / "two.pt")
+    return pairs, one, torch.load(root / "two.pt", weights_only=True), root
+
+
+def crop_accuracy(bundle, pairs) -> float:
+    """Top-1 accuracy (%) of the pairs' masked crops against the template-averaged noun texts."""
+    nouns = sorted({p.noun for p in pairs})
+    text = F.normalize(noun_template_embeddings(bundle, nouns, load_templates()).mean(1), dim=-1)
+    dataset = MaskedCropDataset(pairs, nouns, size=bundle.image_size, mean=bundle.mean, std=bundle.std)
+    crops, _, labels, valid = cut_crops(dataset, 0)
+    with torch.no_grad():
+        predicted = (bundle.encode_image(crops[valid].float()) @ text.t()).argmax(1)
+    return 100.0 * float((predicted == labels[valid]).float().mean())
+
+
+def assert_same_curve(one_rows, two_rows, rtol=1e-3):
+    assert len(one_rows) == len(two_rows) >= 20
+    for a, b in zip(one_rows, two_rows):
+        assert a["step"] == b["step"] and a["lr"] == b["lr"]
+        for key in a:
+            assert b[key] == pytest.approx(a[key], rel=rtol, abs=1e-6), (a["step"], key)
+
+
+@pytest.mark.slow
+def test_two_processes_finetune_like_one(finetune_runs) -> None:
+    pairs, one, two, _ = finetune_runs
+    assert_same_curve(one["rows"], two["rows"])
+    assert one["rows"][-1]["loss"] < one["rows"][0]["loss"]
+    worst = max((one["state"][k] - two["state"][k]).abs().max().item() for k in one["state"])
+    assert worst < 1e-4  # float sums in another order (the gradient all-reduce), not another training
+    twin = tiny_clip()
+    twin.model.visual.load_state_dict(two["state"])
+    assert crop_accuracy(twin, pairs) == pytest.approx(crop_accuracy(one["bundle"], pairs), abs=1.0)
+
+
+@pytest.mark.slow
+def test_two_processes_killed_after_epoch_1_resume_to_the_same_weights(finetune_runs) -> None:
+    pairs, _, two, root = finetune_runs
+    with pytest.raises(Exception, match="killed after epoch 1"):
+        spawn(finetune_worker, 2, pairs, root / "killed", root / "killed.pt", 1)
+    assert [e for e, _ in Checkpointer(root / "killed").checkpoints()] == [1]
+    spawn(finetune_worker, 2, pairs, root / "killed", root / "resumed.pt")
+    resumed = torch.load(root / "resumed.pt", weights_only=True)
+    assert resumed["rows"] == two["rows"]
+    assert all(torch.equal(resumed["state"][k], two["state"][k]) for k in two["state"])
+
+
+def semantic_accuracy(model, data) -> float:
+    """Pixel accuracy (%) of the proposer's semantic maps (sum over queries of class prob x mask prob)."""
+    images, labels = data.batch(range(len(data)))
+    model.eval()
+    with torch.no_grad():
+        out = model(images.float() / 255, proposer_text())
+    probs = out["pred_logits"].softmax(-1)[..., :-1]
+    masks = F.interpolate(out["pred_masks"], size=labels.shape[-2:], mode="bilinear").sigmoid()
+    predicted = torch.einsum("bqc,bqhw->bchw", probs, masks).argmax(1)
+    known = labels >= 0
+    return 100.0 * float((predicted[known] == labels[known]).float().mean())
+
+
+@pytest.mark.slow
+def test_two_processes_train_the_proposer_like_one(tmp_path) -> None:
+    data = load_training_set(shapes(16), threads=1)
+    one = tiny_proposer()
+    log = train_proposer(one, data, proposer_text(), PROPOSER, device=CPU, checkpoint_dir=tmp_path / "one")
+    spawn(proposer_worker, 2, data, tmp_path / "two", tmp_path / "two.pt")
+    two = torch.load(tmp_path / "two.pt", weights_only=True)
+    assert_same_curve(log.rows, two["rows"])
+    assert log.rows[-1]["loss"] < log.rows[0]["loss"]
+    twin = tiny_proposer()
+    twin.load_state_dict(two["state"])
+    assert semantic_accuracy(twin, data) == pytest.approx(semantic_accuracy(one, data), abs=1.0)
+
+
+#: sha256[:16] of the trained weights, recorded with the loops of f14270a (before this module existed)
+#: on one torch thread: one process must still produce these bytes.
+BEFORE_DISTRIBUTED = {"finetune": "f8fb06c089ca1def", "proposer": "a93b0567d287d757"}
+
+
+@pytest.mark.slow
+def test_one_process_gives_the_bytes_of_the_loops_before_distributed(finetune_runs, tmp_path) -> None:
+    _, one, _, _ = finetune_runs
+    assert digest(one["state"]) == BEFORE_DISTRIBUTED["finetune"]
+    model = tiny_proposer()
+    train_proposer(model, load_training_set(shapes(16), threads=1), proposer_text(), PROPOSER, device=CPU,
+                   checkpoint_dir=tmp_path)
+    assert digest(model.state_dict()) == BEFORE_DISTRIBUTED["proposer"]
