@@ -8,7 +8,6 @@ run killed after epoch 1 and resumed must end with the weights of an uninterrupt
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 
