@@ -11,6 +11,10 @@
    seen/unseen classes when a ``seen`` mask is given);
 4. the semantic map ``Σ_q p(c|q) · mask_q`` with the *soft* masks, argmax.
 
+The proposer's outputs can also be given (stored once per benchmark, see
+:meth:`TwoStageSegmenter.propose_images`): ``segment_batch`` and ``segment_oracle_batch``
+take them as ``proposals`` and then run no proposer; the result is the same.
+
 ``segment_with_masks`` classifies masks another generator made (SAM, ...) the same
 way, without a proposer: CLIP's probabilities times each mask's score, then step 4
 with the binary masks.
@@ -151,6 +155,11 @@ class TwoStageSegmenter:
             raise ValueError("class_names is empty")
         return self.text(class_names)
 
+    def proposer_embeddings(self, class_names: Sequence[str]) -> torch.Tensor:
+        """What the proposer scores ``class_names`` against (``[C, D]`` on the device): the CLIP's
+        text embeddings, or ``proposer_clip``'s when set."""
+        return self._proposer_embeddings(class_names, self.text_embeddings(class_names).to(self.device))
+
     def _proposer_embeddings(self, class_names: Sequence[str], text_emb: torch.Tensor) -> torch.Tensor:
         """What the proposer scores against: ``text_emb``, or the names embedded by ``proposer_clip`` when set."""
         if self.proposer_text is None:
@@ -246,14 +255,18 @@ class TwoStageSegmenter:
         class_names: Sequence[str],
         text_emb: torch.Tensor | None = None,
         seen: Sequence[bool] | torch.Tensor | None = None,
+        proposals: Sequence[Proposals] | None = None,
     ) -> list[np.ndarray]:
         """:meth:`segment` for several images: one proposer batch per run of equal sizes,
-        one CLIP pass over all their crops."""
+        one CLIP pass over all their crops.
+
+        ``proposals``: each image's proposer outputs (batch dimension 1, with ``masks``,
+        as :meth:`propose_images` gives them) instead of running the proposer."""
         if len(images) == 0:
             return []
         text_emb = self._resolve_text(class_names, text_emb).to(self.device)
         tensors = [image_to_tensor(image, self.device) for image in images]
-        proposals = self._propose_grouped(tensors, self._proposer_embeddings(class_names, text_emb))
+        proposals = self._given_or_proposed(tensors, class_names, text_emb, proposals)
         if self.clip_has_say(len(class_names), seen):
             clip_probs = self.clip_probs(tensors, [p.masks[0] for p in proposals], text_emb)
         else:  # proposer only: skip CLIP
@@ -274,6 +287,38 @@ class TwoStageSegmenter:
         """The class scores ``[Q, C]`` of one image's proposals: OVSeg's geometric ensemble."""
         return ensemble(props.class_probs[0], p_clip, self.lam, seen, self.lam_seen, self.lam_unseen)
 
+    @torch.no_grad()
+    def propose_images(
+        self, images: Sequence[ImageLike], class_names: Sequence[str], text_emb: torch.Tensor | None = None
+    ) -> list[Proposals]:
+        """The proposer's outputs for each image (batch dimension 1, masks binarised, stride-4
+        logits kept), exactly as :meth:`segment_batch` computes them for the same images."""
+        text_emb = self._resolve_text(class_names, text_emb).to(self.device)
+        tensors = [image_to_tensor(image, self.device) for image in images]
+        return self._propose_grouped(tensors, self._proposer_embeddings(class_names, text_emb))
+
+    def _given_or_proposed(self, tensors: list[torch.Tensor], class_names: Sequence[str], text_emb: torch.Tensor,
+                           proposals: Sequence[Proposals] | None) -> list[Proposals]:
+        """``proposals`` checked against the images (moved to the device), or the proposer run on them."""
+        if proposals is None:
+            return self._propose_grouped(tensors, self._proposer_embeddings(class_names, text_emb))
+        if len(proposals) != len(tensors):
+            raise ValueError(f"{len(proposals)} proposal sets for {len(tensors)} images")
+        out = []
+        for i, (tensor, props) in enumerate(zip(tensors, proposals)):
+            if props.masks is None or props.mask_probs.shape[0] != 1:
+                raise ValueError(f"proposals of image {i}: one image's outputs with binarised masks are needed")
+            if tuple(props.mask_probs.shape[-2:]) != tuple(tensor.shape[1:]):
+                raise ValueError(f"proposals of image {i} are {tuple(props.mask_probs.shape[-2:])}, "
+                                 f"the image is {tuple(tensor.shape[1:])}")
+            if props.class_probs.shape[-1] != len(class_names):
+                raise ValueError(f"proposals of image {i} score {props.class_probs.shape[-1]} classes, "
+                                 f"not the {len(class_names)} given")
+            out.append(Proposals(mask_probs=props.mask_probs.to(self.device),
+                                 class_probs=props.class_probs.to(self.device),
+                                 scores=props.scores.to(self.device), masks=props.masks.to(self.device)))
+        return out
+
     def _propose_grouped(self, tensors: list[torch.Tensor], text_emb: torch.Tensor) -> list[Proposals]:
         """Per-image proposals (batch dimension 1), batching runs of equally sized images."""
         out: list[Proposals] = []
@@ -283,15 +328,7 @@ class TwoStageSegmenter:
             while stop < len(tensors) and tensors[stop].shape == tensors[start].shape:
                 stop += 1
             batch = self.propose(torch.stack(tensors[start:stop]), text_emb)
-            for i in range(stop - start):
-                out.append(
-                    Proposals(
-                        mask_probs=batch.mask_probs[i : i + 1],
-                        class_probs=batch.class_probs[i : i + 1],
-                        scores=batch.scores[i : i + 1],
-                        masks=batch.masks[i : i + 1],
-                    )
-                )
+            out.extend(batch.image(i) for i in range(stop - start))
             start = stop
         return out
 
@@ -366,14 +403,16 @@ class TwoStageSegmenter:
         class_names: Sequence[str],
         text_emb: torch.Tensor | None = None,
         ignore_index: int = -1,
+        proposals: Sequence[Proposals] | None = None,
     ) -> list[np.ndarray]:
-        """:meth:`segment_oracle` for several images, proposing runs of equal sizes in one batch."""
+        """:meth:`segment_oracle` for several images, proposing runs of equal sizes in one batch
+        (``proposals``: given instead, as for :meth:`segment_batch`)."""
         tensors, gt_tensors = self._images_with_gt(images, gts)
         if not tensors:
             return []
         text_emb = self._resolve_text(class_names, text_emb).to(self.device)
         out = []
-        proposals = self._propose_grouped(tensors, self._proposer_embeddings(class_names, text_emb))
+        proposals = self._given_or_proposed(tensors, class_names, text_emb, proposals)
         for props, gt_t in zip(proposals, gt_tensors):
             scores = oracle_semantic_map(
                 props.masks[0], gt_t, len(class_names), ignore_index, mask_probs=props.mask_probs[0]

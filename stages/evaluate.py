@@ -17,6 +17,14 @@ Reads the ``evaluate`` params section, the world manifest, ``artifacts/proposer`
 * ``metrics/timings/evaluate_<variant>_<benchmark>.json`` — wall time and images/s
   (from loading the variant's CLIP to its last output; imports not included).
 
+The proposer's outputs stored once per benchmark by the ``propose`` stage, instead of running
+the proposer (what the DVC stages do; same figures, see :mod:`pipeline.evaluation.stored_proposals`):
+
+    python -m stages.evaluate --variant base oracle --benchmark demo --stored-proposals data/proposals/demo.parquet
+
+The file must match the ``evaluate`` settings (``short_side``, ``mask_threshold``, the images)
+and each variant's proposer text embeddings, else the stage stops naming the difference.
+
 Masks from any generator (SAM, ``ovseg propose``, ...) instead of the proposer:
 
     python -m stages.evaluate --variant base maskpool --benchmark demo --proposals sam.parquet
@@ -57,12 +65,14 @@ from pipeline.evaluation.label_overlay import comparison_sheet
 from pipeline.evaluation.segmentation import (
     EvalConfig,
     EvaluationRun,
+    benchmark_keys,
     evaluate_benchmark,
     metrics_record,
     seen_mask,
     unseen_mask,
 )
 from pipeline.evaluation.segmenters import build_variant_segmenter, variant_folders
+from pipeline.evaluation.stored_proposals import read_stored_proposals
 from pipeline.evaluation.variants import variant, variant_names
 
 WORLD = Path("data/world/manifest.json")
@@ -117,14 +127,19 @@ def run(
     artifacts: Path = ARTIFACTS,
     proposals: Path | None = None,
     out: Path | None = None,
+    stored_proposals: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate each variant in turn (one process: one import, one world, one proposer); write
     the outputs listed in the module docstring for each; return their metrics records.
 
     ``proposals``: a Parquet file of masks replacing the proposer (two-stage variants only);
     ``out``: the output root (default with ``proposals``: :func:`proposals_out`, else the
-    DVC-owned folders). Every input is checked before any work starts.
+    DVC-owned folders). ``stored_proposals``: the ``propose`` stage's file, read instead of
+    running the proposer. Every input is checked before any work starts.
     """
+    if proposals is not None and stored_proposals is not None:
+        raise ValueError("--proposals (masks to classify) and --stored-proposals (the proposer's outputs) "
+                         "exclude each other")
     specs = [variant(name) for name in variant_names]
     if len({spec.name for spec in specs}) != len(specs):
         raise ValueError(f"a variant is listed twice: {', '.join(variant_names)}")
@@ -147,8 +162,12 @@ def run(
     lookup = None
     if proposals is not None:
         lookup = benchmark_proposals(read_proposals(proposals, images_folder(dataset)), dataset)
+    stored = None
+    if stored_proposals is not None:
+        stored = read_stored_proposals(stored_proposals, dataset)
+        stored.check_settings(settings, benchmark_keys(dataset, settings))
     proposer = None
-    if proposals is None and any(spec.needs_proposer for spec in specs):
+    if proposals is None and stored is None and any(spec.needs_proposer for spec in specs):
         folder = artifacts / "proposer"
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: proposer folder not found")
@@ -158,9 +177,12 @@ def run(
         timer = StageTimer(f"evaluate_{spec.name}_{benchmark}")
         segmenter = build_variant_segmenter(spec, proposer if spec.needs_proposer else None, artifacts, settings,
                                             device)
+        if stored is not None and spec.needs_proposer:
+            stored.check_text(segmenter.proposer_embeddings(list(dataset.class_names)), spec.name)
         print(f"evaluate {spec.name}/{benchmark}: {spec.description}; {len(dataset)} images, "
               f"{len(dataset.class_names)} classes, on {device} ({torch.get_num_threads()} CPU threads)")
-        result = evaluate_benchmark(segmenter, dataset, spec, settings, seen, lookup)
+        result = evaluate_benchmark(segmenter, dataset, spec, settings, seen, lookup,
+                                    stored.get if stored is not None else None)
         record = metrics_record(result, dataset.class_names, seen, variant=spec, benchmark=benchmark,
                                 settings=settings, unseen=unseen)
         if proposals is not None:
@@ -203,12 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--proposals", type=Path, default=None, metavar="FILE.parquet",
                         help="classify these masks (the `ovseg propose` format, file names relative to the "
                              "benchmark's image folder) instead of running the proposer")
+    cli.add_argument("--stored-proposals", type=Path, default=None, metavar="FILE.parquet",
+                        help="the proposer's outputs stored by the propose stage (data/proposals/<benchmark>.parquet), "
+                             "read instead of running the proposer")
     cli.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help=f"output root holding metrics/ and plots/ (default with --proposals: "
                              f"{PROPOSALS_OUT}/proposals-<file stem>; else metrics/eval and plots/eval)")
     args = cli.parse_args(argv)
     run(args.variant, args.benchmark, load_params("evaluate", args.params),
-        world_path=args.world, artifacts=args.artifacts, proposals=args.proposals, out=args.out)
+        world_path=args.world, artifacts=args.artifacts, proposals=args.proposals, out=args.out,
+        stored_proposals=args.stored_proposals)
     return 0
 
 

@@ -18,13 +18,25 @@ class Proposals:
     - ``class_probs [B,Q,C]``: softmax over the C classes and "no object", the
       latter dropped (rows sum to ``scores``);
     - ``scores [B,Q]``: ``1 − p(no object)``;
-    - ``masks [B,Q,H,W]`` bool: ``mask_probs > mask_threshold``, or ``None``.
+    - ``masks [B,Q,H,W]`` bool: ``mask_probs > mask_threshold``, or ``None``;
+    - ``mask_logits [B,Q,h,w]``: the stride-4 logits ``mask_probs`` come from
+      (:func:`soft_masks`), or ``None``. Stored as float32 they give back
+      ``mask_probs`` exactly, at a sixteenth of its size.
     """
 
     mask_probs: torch.Tensor
     class_probs: torch.Tensor
     scores: torch.Tensor
     masks: torch.Tensor | None = None
+    mask_logits: torch.Tensor | None = None
+
+    def image(self, i: int) -> Proposals:
+        """The proposals of image ``i`` alone (batch dimension 1)."""
+        def one(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t[i : i + 1]
+
+        return Proposals(mask_probs=self.mask_probs[i : i + 1], class_probs=self.class_probs[i : i + 1],
+                         scores=self.scores[i : i + 1], masks=one(self.masks), mask_logits=one(self.mask_logits))
 
 
 def upsample_mask_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -37,6 +49,11 @@ def upsample_mask_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.T
     h, w = logits.shape[-2:]
     up = F.interpolate(logits, size=(h * MASK_STRIDE, w * MASK_STRIDE), mode="bilinear", align_corners=False)
     return up[..., :height, :width]
+
+
+def soft_masks(mask_logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The soft masks ``[B,Q,H,W]`` of stride-4 logits ``[B,Q,h,w]``: upsampled, then sigmoid."""
+    return upsample_mask_logits(mask_logits.float(), size).sigmoid()
 
 
 @torch.no_grad()
@@ -61,6 +78,8 @@ def propose(
     images = images.to(device)
     outputs = model(images, text_embeddings.to(device))
     probs = outputs["pred_logits"].float().softmax(-1)
-    mask_probs = upsample_mask_logits(outputs["pred_masks"].float(), tuple(images.shape[-2:])).sigmoid()
+    mask_logits = outputs["pred_masks"].float()
+    mask_probs = soft_masks(mask_logits, tuple(images.shape[-2:]))
     masks = mask_probs > mask_threshold if mask_threshold is not None else None
-    return Proposals(mask_probs=mask_probs, class_probs=probs[..., :-1], scores=1.0 - probs[..., -1], masks=masks)
+    return Proposals(mask_probs=mask_probs, class_probs=probs[..., :-1], scores=1.0 - probs[..., -1], masks=masks,
+                     mask_logits=mask_logits)

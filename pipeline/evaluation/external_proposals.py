@@ -15,12 +15,16 @@ The others (``class_name``, ``class_prob``, ``bbox``, ``area``) are not read and
 missing: a generator without classes has nothing to put there. Wider integer and float
 types are accepted when their values fit. Every ``file_name`` must stay inside the images
 folder (:func:`core.io.safe_join`). Masks stay encoded until an image asks for them.
+
+The reading and decoding here also serve the proposer's full outputs that the ``propose``
+stage stores (:mod:`pipeline.evaluation.stored_proposals`): :func:`read_proposals` takes
+the columns to read and the row type to build.
 """
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,13 +74,22 @@ class ProposalFile:
         rows = self.images.get(file_name)
         if rows is None:
             return None
-        masks = np.stack([decode_mask(row, file_name, self.path) for row in rows])
         scores = torch.tensor([row.score for row in rows], dtype=torch.float32)
-        return torch.from_numpy(masks), scores
+        return decode_masks(rows, file_name, self.path), scores
 
 
-def read_proposals(path: str | os.PathLike, images_root: str | os.PathLike) -> ProposalFile:
+def decode_masks(rows: Sequence[EncodedMask], file_name: str, path: Path) -> torch.Tensor:
+    """The bool masks ``[Q, H, W]`` of one image's rows (see :func:`decode_mask`)."""
+    return torch.from_numpy(np.stack([decode_mask(row, file_name, path) for row in rows]))
+
+
+def read_proposals(path: str | os.PathLike, images_root: str | os.PathLike,
+                   columns: dict[str, pa.DataType] = COLUMNS, row_type: type[EncodedMask] = EncodedMask
+                   ) -> ProposalFile:
     """Read and check a proposals file whose ``file_name`` values are relative to ``images_root``.
+
+    ``columns`` (:data:`COLUMNS` first, then any more) are read and each row becomes
+    ``row_type(*values)`` (a subclass of :class:`EncodedMask` with the further columns as fields).
 
     ``FileNotFoundError`` for a missing file; ``ValueError`` naming the file and the problem
     for anything else (not Parquet, a missing column or one of the wrong type, nulls, a bad
@@ -86,27 +99,27 @@ def read_proposals(path: str | os.PathLike, images_root: str | os.PathLike) -> P
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: proposals file not found")
-    table = read_columns(path)
-    columns = {name: table.column(name).to_pylist() for name in COLUMNS}
-    check_values(columns, path)
+    table = read_columns(path, columns)
+    values = {name: table.column(name).to_pylist() for name in columns}
+    check_values(values, path)
     groups: dict[str, list[EncodedMask]] = {}
-    for name, pid, score, counts, height, width in zip(*(columns[c] for c in COLUMNS)):
-        groups.setdefault(name, []).append(EncodedMask(pid, score, counts, height, width))
+    for name, *fields in zip(*(values[c] for c in columns)):
+        groups.setdefault(name, []).append(row_type(*fields))
     return ProposalFile(path, {name: check_group(name, rows, images_root, path) for name, rows in groups.items()})
 
 
-def read_columns(path: Path) -> pa.Table:
-    """The :data:`COLUMNS` of a Parquet file, cast to their types; ``ValueError`` naming what is wrong."""
+def read_columns(path: Path, columns: dict[str, pa.DataType] = COLUMNS) -> pa.Table:
+    """The ``columns`` of a Parquet file, cast to their types; ``ValueError`` naming what is wrong."""
     try:
         schema = pq.read_schema(path)
     except (pa.ArrowException, OSError) as exc:
         raise ValueError(f"{path}: not a readable Parquet file ({exc})") from exc
-    missing = [name for name in COLUMNS if name not in schema.names]
+    missing = [name for name in columns if name not in schema.names]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; a proposals file needs {list(COLUMNS)} "
+        raise ValueError(f"{path}: missing column(s) {missing}; a proposals file needs {list(columns)} "
                          "(the `ovseg propose` format)")
-    table = pq.read_table(path, columns=list(COLUMNS))
-    for name, wanted in COLUMNS.items():
+    table = pq.read_table(path, columns=list(columns))
+    for name, wanted in columns.items():
         try:
             column = table.column(name).cast(wanted)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:

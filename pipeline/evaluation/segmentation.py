@@ -17,7 +17,7 @@ counts in the mIoU when predicted, as any class absent from the ground truth).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -30,6 +30,7 @@ from core.params import check_keys
 from core.progress import progress
 from model.dense_clip import POOLINGS
 from model.metrics import ConfusionMatrix
+from model.proposer.inference import Proposals
 from model.segmenter import resize_labels
 from model.two_stage import TwoStageSegmenter
 from pipeline.datasets.segmentation import IGNORE, Sample, SegmentationDataset
@@ -99,7 +100,7 @@ class EvalConfig:
             raise ValueError(f"evaluate.overlay_images must be >= 0, got {self.overlay_images}")
 
     @classmethod
-    def from_params(cls, params: dict[str, Any]) -> "EvalConfig":
+    def from_params(cls, params: dict[str, Any]) -> EvalConfig:
         """Build from the params section; unknown keys (other than :data:`RUNTIME_KEYS`) are an error."""
         known = {f.name for f in fields(cls)}
         check_keys(params, known | set(RUNTIME_KEYS), "evaluate")
@@ -184,6 +185,22 @@ def resize_label(label: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 #: External proposals by dataset key: bool masks ``[Q, H, W]`` at the image's size and scores ``[Q]``, or ``None``.
 ProposalLookup = Callable[[str], tuple[torch.Tensor, torch.Tensor] | None]
+#: The proposer's stored outputs by dataset key (one image's :class:`Proposals`, at the segmented size).
+StoredLookup = Callable[[str], Proposals]
+
+
+def benchmark_keys(dataset: SegmentationDataset, settings: EvalConfig) -> list[str]:
+    """The keys an evaluation covers: the dataset's sorted keys, the first ``max_images`` when set."""
+    return dataset.keys()[: settings.max_images] if settings.max_images else dataset.keys()
+
+
+def segmented_batches(dataset: SegmentationDataset, keys: Sequence[str], settings: EvalConfig, desc: str
+                      ) -> Iterator[tuple[list[Sample], list[np.ndarray]]]:
+    """``(samples, images as segmented)`` by ``settings.batch_size`` keys, with a progress bar: the batches
+    every evaluation and the ``propose`` stage segment (same batches, same proposer bits)."""
+    for start in progress(range(0, len(keys), settings.batch_size), desc=desc):
+        samples = [dataset.load(key) for key in keys[start : start + settings.batch_size]]
+        yield samples, [resize_short_side(s.image, settings.short_side) for s in samples]
 
 
 @torch.no_grad()
@@ -194,6 +211,7 @@ def evaluate_benchmark(
     settings: EvalConfig,
     seen: np.ndarray | None = None,
     proposals: ProposalLookup | None = None,
+    stored: StoredLookup | None = None,
 ) -> EvaluationRun:
     """Run ``variant`` over ``dataset`` and accumulate its confusion matrix.
 
@@ -205,30 +223,34 @@ def evaluate_benchmark(
     ``proposals`` replaces the proposer of a two-stage variant by given masks
     (:meth:`TwoStageSegmenter.segment_with_masks`); an image without masks is
     predicted all -1 and counted in ``images_without_proposals``.
+
+    ``stored`` gives each image's proposer outputs (the ``propose`` stage's file, see
+    :mod:`pipeline.evaluation.stored_proposals`) instead of running the proposer: the
+    two-stage variants and the oracle give the same labels as with the live proposer.
     """
+    if proposals is not None and stored is not None:
+        raise ValueError("external proposals and stored proposer outputs exclude each other")
     if proposals is not None and variant.mode != "two_stage":
         raise ValueError(f"variant {variant.name!r} ({variant.mode}) does not classify proposals: "
                          "external proposals go with the two-stage variants only")
     names = list(dataset.class_names)
-    keys = dataset.keys()[: settings.max_images] if settings.max_images else dataset.keys()
+    keys = benchmark_keys(dataset, settings)
     keep = set(example_keys(keys, settings.overlay_images))
     text = segmenter.text_embeddings(names)
     confusion = ConfusionMatrix(len(names), ignore_index=IGNORE)
     run = EvaluationRun(confusion, images=0)
-    bar = progress(range(0, len(keys), settings.batch_size), desc=f"evaluate {variant.name}/{dataset.name}")
-    for start in bar:
-        samples = [dataset.load(key) for key in keys[start : start + settings.batch_size]]
-        images = [resize_short_side(s.image, settings.short_side) for s in samples]
+    for samples, images in segmented_batches(dataset, keys, settings, f"evaluate {variant.name}/{dataset.name}"):
         labels = [resize_label(s.label, im.shape[:2]) for s, im in zip(samples, images)]
+        given = None if stored is None or variant.mode == "gt_masks" else [stored(s.key) for s in samples]
         if proposals is not None:
             predictions = segment_with_proposals(segmenter, samples, images, proposals, names, text)
             run.images_without_proposals += sum(p is None for p in predictions)
             predictions = [np.full(im.shape[:2], IGNORE, np.int32) if p is None else p
                            for p, im in zip(predictions, images)]
         elif variant.mode == "two_stage":
-            predictions = segmenter.segment_batch(images, names, text, seen)
+            predictions = segmenter.segment_batch(images, names, text, seen, given)
         elif variant.mode == "oracle":
-            predictions = segmenter.segment_oracle_batch(images, labels, names, text, IGNORE)
+            predictions = segmenter.segment_oracle_batch(images, labels, names, text, IGNORE, given)
         elif variant.mode == "gt_masks":
             predictions = segmenter.classify_gt_segments_batch(images, labels, names, text, IGNORE)
         else:

@@ -1,0 +1,50 @@
+"""Stage `propose` on a tiny world, and `evaluate --stored-proposals` giving the live proposer's figures."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from stages.evaluate import main as evaluate_main
+from stages.propose import main as propose_main
+
+VARIANTS = "base mpt oracle gt_masks_base"
+
+
+def inputs_args(inputs) -> list[str]:
+    return ["--benchmark", "demo", "--world", str(inputs.manifest), "--artifacts", str(inputs.artifacts),
+            "--params", str(inputs.params)]
+
+
+@pytest.mark.slow
+def test_stored_proposals_give_the_figures_of_the_live_proposer(eval_inputs, tmp_path, capsys):
+    assert propose_main(inputs_args(eval_inputs)) == 0
+    path = Path("data/proposals/demo.parquet")
+    assert "4 images × 6 queries = 24 rows" in capsys.readouterr().out
+    assert pq.read_table(path).num_rows == 24
+    timing = json.loads(Path("metrics/timings/propose_demo.json").read_text())
+    assert timing["bytes"] == path.stat().st_size and timing["rows"] == 24
+    assert evaluate_main(["--variant", *VARIANTS.split(), *inputs_args(eval_inputs)]) == 0
+    live = {v: Path(f"metrics/eval/{v}/demo.json").read_bytes() for v in VARIANTS.split()}
+    assert evaluate_main(["--variant", *VARIANTS.split(), *inputs_args(eval_inputs),
+                          "--stored-proposals", str(path)]) == 0
+    for name, before in live.items():
+        assert Path(f"metrics/eval/{name}/demo.json").read_bytes() == before, name
+    # the file doubles as an external proposals file (`--proposals`): its extra columns are not read
+    assert evaluate_main(["--variant", "base", *inputs_args(eval_inputs), "--proposals", str(path)]) == 0
+
+
+@pytest.mark.slow
+def test_a_file_of_other_settings_or_both_options_are_refused(eval_inputs, tmp_path, capsys, make_params):
+    assert propose_main(inputs_args(eval_inputs)) == 0
+    args = ["--variant", "base", "--benchmark", "demo", "--world", str(eval_inputs.manifest),
+            "--artifacts", str(eval_inputs.artifacts), "--stored-proposals", "data/proposals/demo.parquet"]
+    capsys.readouterr()
+    assert evaluate_main([*args, "--params", str(make_params(mask_threshold=0.5))]) == 2
+    assert "proposals made with mask_threshold 0.4, the evaluation uses 0.5" in capsys.readouterr().err
+    assert evaluate_main([*args, "--params", str(eval_inputs.params), "--proposals", "x.parquet"]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+    assert evaluate_main([*args[:-1], "missing.parquet", "--params", str(eval_inputs.params)]) == 2
+    assert "stored proposals not found" in capsys.readouterr().err
