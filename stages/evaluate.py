@@ -4,7 +4,7 @@
     python -m stages.evaluate --variant base mpt oracle --benchmark demo   # several, one process
 
 Variants (see :mod:`pipeline.evaluation.variants`): ``base``, ``mpt``, ``ft``, ``ft_mpt``,
-``ft_gt`` (the two-stage segmenter with ``artifacts/clip_<variant>``), Mask-Adapter's
+``ft_gt``, ``longer`` (the two-stage segmenter with ``artifacts/clip_<variant>``), Mask-Adapter's
 family ``maskpool``, ``adapter``, ``adapter_ens``, ``ft_adapter_ens`` (one CLIP pass per
 image, with ``artifacts/adapter_<clip>``), ``oracle`` (proposals labelled by the ground
 truth) and ``gt_masks_<name>`` (ground-truth segments classified by that classifier).

@@ -23,7 +23,7 @@ from pipeline.datasets.manifest import MANIFEST_NAME, write_manifest
 from pipeline.world.benchmarks import WORLD_BENCHMARKS
 from pipeline.world.config import WorldConfig
 from pipeline.world.generate import generate_world
-from pipeline.world.real import coco_classes, describe_real_world
+from pipeline.world.real import coco_classes, describe_real_world, real_split
 
 DEFAULT_OUT = Path("data/world")
 TIME_BUDGET_S = 60.0
@@ -49,9 +49,10 @@ def build_world(data: Mapping[str, Any], out: Path) -> dict[str, Any]:
         with atomic_dir(out) as tmp:
             return generate_world(config, tmp, wanted)
     if source == "coco":
-        manifest, statistics = describe_real_world(data.get("real") or {}, wanted)
+        real = data.get("real") or {}
+        manifest, statistics = describe_real_world(real, wanted)
         with atomic_dir(out) as tmp:
-            write_json(tmp / "classes.json", coco_classes())
+            write_json(tmp / "classes.json", coco_classes(real_split(real)))
             write_json(tmp / "world.json", statistics)
             write_manifest(tmp / MANIFEST_NAME, manifest)
         return statistics

@@ -34,12 +34,12 @@ def test_the_whole_dag_runs_and_a_second_repro_is_a_no_op(repo_copy, dvc):
     report = (repo / "reports" / "results.md").read_text()
     assert "| `base` |" in report and "| `ft_mpt` |" in report and "| `oracle` |" in report
     assert "| `adapter_ens` |" in report and "| `ft_adapter` |" in report
-    for variant in ("base", "mpt", "ft", "ft_mpt", "ft_gt", "oracle", "gt_masks_base", "maskpool", "adapter",
+    for variant in ("base", "mpt", "ft", "ft_mpt", "ft_gt", "longer", "oracle", "gt_masks_base", "maskpool", "adapter",
                     "adapter_ens", "ft_adapter_ens", "gt_masks_adapter"):
         for benchmark in ("demo", "voc20"):
             assert (repo / "metrics" / "eval" / variant / f"{benchmark}.json").is_file(), (variant, benchmark)
     assert "| variant | A-150 | PAS-20 | mean |" in report
-    for name in ("proposer", "nouns", "mine", "base_clip", "finetune", "finetune_gt", "mask_adapter_base",
+    for name in ("proposer", "nouns", "mine", "base_clip", "base_clip_longer", "finetune", "finetune_gt", "mask_adapter_base",
                  "mask_adapter_ft"):
         assert (repo / "metrics" / f"{name}.json").is_file(), name
     assert list((repo / "data" / "pairs").glob("*.parquet"))

@@ -114,12 +114,18 @@ def read_coco_captions(captions_json: Path, images_dir: Path) -> CocoCaptions:
     )
 
 
-def coco_stuff_table(category_ids: Iterable[int]) -> np.ndarray:
+def coco_stuff_table(category_ids: Iterable[int], ignored_ids: Iterable[int] = ()) -> np.ndarray:
     """Lookup table from COCO-Stuff label values (``id - 1``, 255 = ignore) to
-    contiguous indices in the order of ``category_ids``; ignore maps to -1."""
+    contiguous indices in the order of ``category_ids``; ignore, and the categories of
+    ``ignored_ids`` (a zero-shot split's unseen classes), map to -1."""
     mapping = {category_id - 1: index for index, category_id in enumerate(category_ids)}
-    if any(value < 0 or value >= COCO_STUFF_IGNORE for value in mapping):
+    ignored = {category_id - 1 for category_id in ignored_ids}
+    if any(value < 0 or value >= COCO_STUFF_IGNORE for value in [*mapping, *ignored]):
         raise ValueError(f"COCO-Stuff category ids must lie in 1..{COCO_STUFF_IGNORE}")
+    if ignored & set(mapping):
+        raise ValueError(f"COCO-Stuff category ids {sorted(v + 1 for v in ignored & set(mapping))} are both "
+                         "classes and ignored")
+    mapping.update({value: IGNORE for value in ignored})
     mapping[COCO_STUFF_IGNORE] = IGNORE
     return lookup_table(mapping, 256)
 
@@ -146,8 +152,8 @@ class CocoStuffLabels:
 
     Keys are the stems of ``labels_dir/*.png`` (sorted); each image is
     ``images_dir/<key><image_suffix>``. ``categories`` (``{id, name}`` dicts)
-    fix the class order: index i is ``categories[i]``; label values of other ids
-    are an error, 255 is ignore.
+    fix the class order: index i is ``categories[i]``; 255 and the values of
+    ``ignored_ids`` are ignore, label values of other ids are an error.
     """
 
     def __init__(
@@ -157,6 +163,7 @@ class CocoStuffLabels:
         categories: Iterable[Mapping[str, Any]],
         name: str = "coco_stuff",
         image_suffix: str = ".jpg",
+        ignored_ids: Iterable[int] = (),
     ):
         self.name = name
         self.images_dir = Path(images_dir)
@@ -164,7 +171,7 @@ class CocoStuffLabels:
         categories = list(categories)
         self.class_names = [str(category["name"]) for category in categories]
         self.category_ids = [int(category["id"]) for category in categories]
-        self._table = coco_stuff_table(self.category_ids)
+        self._table = coco_stuff_table(self.category_ids, ignored_ids)
         self._suffix = image_suffix
         if not self.labels_dir.is_dir():
             raise FileNotFoundError(f"{self.labels_dir}: COCO-Stuff labels folder not found")

@@ -158,8 +158,10 @@ class World:
         return read_coco_captions(self.captions_json, self.images_dir)
 
     def train_labels(self) -> CocoStuffLabels:
-        """Training labels over the *seen* classes: index i is ``seen_classes[i]``; unseen pixels are ignore."""
-        return CocoStuffLabels(self.images_dir, self.labels_dir, self.seen_classes, name=f"{self.source}_train")
+        """Training labels over the *seen* classes: index i is ``seen_classes[i]``; unseen pixels are ignore
+        (255 on disk in the demo world; a real COCO-Stuff world with a zero-shot split has their ids)."""
+        return CocoStuffLabels(self.images_dir, self.labels_dir, self.seen_classes, name=f"{self.source}_train",
+                               ignored_ids=[c["id"] for c in self.unseen_classes])
 
     def truth(self) -> Truth:
         """The demo world's full ground truth (index i is ``classes[i]``); a real world has none."""

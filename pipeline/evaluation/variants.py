@@ -3,7 +3,7 @@
 Variant names are what ``python -m stages.evaluate --variant`` takes and what
 ``metrics/eval/<variant>/`` is called:
 
-* ``base``, ``mpt``, ``ft``, ``ft_mpt``, ``ft_gt`` — the two-stage segmenter
+* ``base``, ``mpt``, ``ft``, ``ft_mpt``, ``ft_gt``, ``longer`` — the two-stage segmenter
   (proposals, CLIP on masked crops, ensemble) with the CLIP folder
   ``artifacts/clip_<variant>`` (mask prompts used when the folder has them);
 * ``oracle`` — the proposals labelled by the ground truth (each takes the class it
@@ -29,6 +29,7 @@ CLIPS: dict[str, str] = {
     "ft": "CLIP finetuned on the mined mask–noun pairs",
     "ft_mpt": "finetuned CLIP + mask prompt tuning",
     "ft_gt": "CLIP finetuned on the seen classes' ground-truth masks (fixed vocabulary)",
+    "longer": "base CLIP pretrained on for as many steps as finetuning (whole images and captions: the control)",
 }
 #: Mask-Adapter's family (one CLIP pass per image): name -> (CLIP, adapter or None, ensembled, description).
 ONE_PASS: dict[str, tuple[str, str | None, bool, str]] = {

@@ -1,6 +1,8 @@
-"""Contrastive pretraining of a CLIP from scratch on the world's image–caption pairs.
+"""Contrastive pretraining of a CLIP on the world's image–caption pairs.
 
-Used only by the demo (no pretrained weights can be downloaded here): both towers are
+Used by the demo's ``base_clip`` (from scratch: no pretrained weights can be downloaded
+here) and by ``base_clip_longer``, the equal-compute control, which continues it from
+``artifacts/clip_base`` for a given number of steps (``max_steps``). Both towers are
 trained with the symmetric CLIP loss, AdamW and a warm-up + cosine schedule. Each
 epoch pairs every image with one of its captions, chosen from (seed, epoch), and
 augments it with a random resized crop and a horizontal flip, so that a resumed
@@ -16,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.params import config_from_params
+from core.params import check_keys, config_from_params
 from core.progress import progress
 from model.clip import ClipBundle
 from model.contrastive import contrastive_loss
@@ -39,13 +41,40 @@ class PretrainConfig:
     warmup_steps: int = 50
     crop_scale: tuple[float, float] = (0.5, 1.0)
     seed: int = 0
+    max_steps: int | None = None  # stop after this many optimizer steps, the schedule's span (None: every epoch)
 
     @classmethod
     def from_params(cls, params: dict, seed: int) -> "PretrainConfig":
         return config_from_params(cls, params, what="pretraining", seed=seed)
 
+    def total_steps(self, num_images: int) -> int:
+        """The optimizer steps of a run on ``num_images`` images: full batches of every epoch, capped by ``max_steps``."""
+        steps = self.epochs * (num_images // self.batch_size)
+        return steps if self.max_steps is None else min(steps, self.max_steps)
+
     def run_key(self) -> str:
         return run_key(asdict(self))
+
+
+#: The keys of a continued run's section (``base_clip_longer``); its step budget and batch size come from the run it
+#: matches.
+CONTINUED_KEYS = ("lr", "weight_decay", "warmup_steps", "crop_scale", "seed")
+
+
+def continued_config(params: dict, *, steps: int, batch_size: int, num_images: int, what: str) -> PretrainConfig:
+    """The settings of a run continuing a pretraining for exactly ``steps`` steps of ``batch_size`` images.
+
+    ``params`` holds :data:`CONTINUED_KEYS` only; the epochs are as many as ``steps`` needs (the last one
+    stops at ``steps``).
+    """
+    check_keys(params, CONTINUED_KEYS, what)
+    if steps < 1:
+        raise ValueError(f"{what}: a budget of {steps} steps (the run to match takes none)")
+    if num_images < batch_size:
+        raise ValueError(f"{what}: {num_images} images, fewer than one batch of {batch_size}")
+    epochs = -(-steps // (num_images // batch_size))
+    return config_from_params(PretrainConfig, params, what=what, epochs=epochs, batch_size=batch_size,
+                              max_steps=steps)
 
 
 def pretrain_clip(
@@ -69,20 +98,23 @@ def pretrain_clip(
 
     optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay, no_decay=("embedding",)),
                                   lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
-    steps_per_epoch = len(images) // cfg.batch_size
-    scheduler = warmup_cosine_schedule(optimizer, cfg.warmup_steps, cfg.epochs * steps_per_epoch)
+    total_steps = cfg.total_steps(len(images))
+    epochs = -(-total_steps // (len(images) // cfg.batch_size))  # the last one may stop early (max_steps)
+    scheduler = warmup_cosine_schedule(optimizer, cfg.warmup_steps, total_steps)
     log = LossLog()
     checkpointer = Checkpointer(checkpoint_dir, run_key=cfg.run_key())
     start_epoch, step, _ = resume_run(checkpointer, log, desc=desc, model=model, optimizer=optimizer,
                                       scheduler=scheduler)
 
     model.train()
-    bar = progress(range(start_epoch, cfg.epochs), desc=desc, total=cfg.epochs - start_epoch)
+    bar = progress(range(start_epoch, epochs), desc=desc, total=epochs - start_epoch)
     for epoch in bar:
         rng = np.random.default_rng(epoch_seed(cfg.seed, epoch))
         choice = [int(rng.integers(len(c))) for c in captions]
         generator = torch.Generator().manual_seed(epoch_seed(cfg.seed + 1, epoch))
         for batch in epoch_batches(len(images), cfg.batch_size, cfg.seed, epoch):
+            if step == total_steps:
+                break
             index = torch.tensor(batch)
             x = pixels[index].float().div_(255)
             x = random_resized_crops(x, bundle.image_size, cfg.crop_scale, generator)

@@ -72,6 +72,13 @@ class AdaptConfig:
     def run_key(self, data_digest: str) -> str:
         return run_key({**asdict(self), "num_workers": None, "data": data_digest})
 
+    def total_steps(self, num_pairs: int) -> int:
+        """The optimizer steps of a run on ``num_pairs`` pairs: full batches only (``epoch_batches`` drops the rest).
+
+        ``base_clip_longer`` (the equal-compute control) trains for exactly this many steps.
+        """
+        return self.epochs * (num_pairs // self.batch_size)
+
 
 def pairs_digest(pairs: Sequence[MaskPair]) -> str:
     digest = hashlib.sha256()
@@ -133,8 +140,7 @@ def adapt_clip(
         trained = model.visual
     broadcast_module(trained)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
-    steps_per_epoch = len(pairs) // cfg.batch_size
-    scheduler = warmup_cosine_schedule(optimizer, cfg.warmup_steps, cfg.epochs * steps_per_epoch)
+    scheduler = warmup_cosine_schedule(optimizer, cfg.warmup_steps, cfg.total_steps(len(pairs)))
     checkpointer = Checkpointer(checkpoint_dir, run_key=cfg.run_key(pairs_digest(pairs)))
     log = LossLog()
     start_epoch, step, _ = resume_run(checkpointer, log, desc=desc, model=trained, optimizer=optimizer,

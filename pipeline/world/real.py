@@ -1,8 +1,8 @@
 """``data.source: coco``: check the real COCO and benchmark folders and describe them in a manifest.
 
 Nothing is copied: the manifest points at the validated absolute paths, and the
-only files written next to it are ``classes.json`` (COCO-Stuff-171, all seen)
-and ``world.json`` (counts).
+only files written next to it are ``classes.json`` (COCO-Stuff-171, seen or not as
+``data.real.split`` says, see :mod:`pipeline.world.splits`) and ``world.json`` (counts).
 """
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from core.params import check_keys
 from pipeline.datasets.benchmarks import benchmark_names, missing_paths, open_benchmark
 from pipeline.datasets.coco import read_coco_captions
 from pipeline.datasets.vocab import coco_stuff_categories
+from pipeline.world.splits import unseen_coco_names, voc_synonyms
 
 REAL_KEYS = ("coco_root", "captions", "images", "labels", "benchmarks")
+OPTIONAL_REAL_KEYS = ("split",)  # default "none": every class seen
 
 
 class MissingDataError(FileNotFoundError):
@@ -31,6 +34,7 @@ class RealPaths:
 
 def real_paths(real: Mapping[str, Any]) -> RealPaths:
     """Resolve the ``data.real`` params (paths under ``coco_root`` unless absolute)."""
+    check_keys(real, REAL_KEYS + OPTIONAL_REAL_KEYS, "data.real")
     missing_keys = [key for key in REAL_KEYS if key not in real]
     if missing_keys:
         raise ValueError(f"data.real: missing keys {missing_keys}")
@@ -71,12 +75,26 @@ def find_problems(paths: RealPaths, wanted_benchmarks: list[str]) -> list[str]:
     return problems
 
 
-def coco_classes() -> list[dict[str, Any]]:
-    """``classes.json`` of a real COCO world: the 171 COCO-Stuff categories, all seen."""
+def coco_classes(split: str = "none") -> list[dict[str, Any]]:
+    """``classes.json`` of a real COCO world: the 171 COCO-Stuff categories, unseen as ``split`` says.
+
+    The classes that carry a VOC class under another name list that name as a synonym
+    (``tv``: ``tvmonitor``), so that the evaluation tells VOC's seen classes from its unseen ones.
+    """
+    unseen = set(unseen_coco_names(split))
+    synonyms = voc_synonyms()
     return [
-        {"id": c["id"], "name": c["name"], "synonyms": [], "isthing": int(c["isthing"]), "seen": 1}
+        {"id": c["id"], "name": c["name"], "synonyms": synonyms.get(c["name"], []), "isthing": int(c["isthing"]),
+         "seen": int(c["name"] not in unseen)}
         for c in coco_stuff_categories()
     ]
+
+
+def real_split(real: Mapping[str, Any]) -> str:
+    """``data.real.split`` (``none`` when absent), checked."""
+    split = str(real.get("split") or "none")
+    unseen_coco_names(split)
+    return split
 
 
 def describe_real_world(real: Mapping[str, Any], wanted_benchmarks: list[str]) -> tuple[dict, dict]:
@@ -85,6 +103,7 @@ def describe_real_world(real: Mapping[str, Any], wanted_benchmarks: list[str]) -
     Raises :class:`MissingDataError` listing everything that is missing.
     """
     paths = real_paths(real)
+    split = real_split(real)
     problems = find_problems(paths, wanted_benchmarks)
     if problems:
         raise MissingDataError("data.source is 'coco' but these are missing:\n  - " + "\n  - ".join(problems))
@@ -110,11 +129,14 @@ def describe_real_world(real: Mapping[str, Any], wanted_benchmarks: list[str]) -
         },
         "benchmarks": {name: {"root": str(root)} for name, root in benchmarks.items()},
     }
-    classes = coco_classes()
+    classes = coco_classes(split)
+    seen = sum(c["seen"] for c in classes)
     statistics = {
         "source": "coco",
+        "split": split,
         "classes": {"total": len(classes), "stuff": sum(not c["isthing"] for c in classes),
-                    "things": sum(c["isthing"] for c in classes), "seen": len(classes), "unseen": 0},
+                    "things": sum(c["isthing"] for c in classes), "seen": seen, "unseen": len(classes) - seen,
+                    "unseen_names": sorted(c["name"] for c in classes if not c["seen"])},
         "train": {
             "images": len(captions.images),
             "captioned_images": len(captions.captions),

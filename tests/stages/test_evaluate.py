@@ -4,16 +4,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 import torch
 from PIL import Image
 
+from model.clip import build_clip, save_clip_folder
 from model.oracle import gt_segments
 from pipeline.datasets.manifest import load_world
 from pipeline.mining.proposal_export import PROPOSALS, proposal_rows, write_table
 from stages.evaluate import main as evaluate_main
 from stages.report import main as report_main
+from stages.world import build_world
+from tests.stages.test_world import _coco_tree  # the real-layout COCO fixture tree
 
 FIGURES = {"mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "fwIoU", "mACC", "pACC", "per_class"}
 
@@ -151,3 +155,41 @@ def test_proposals_output_root_missing_images_and_errors(eval_inputs, tmp_path, 
     assert evaluate(eval_inputs, "base", None, "--proposals", "nowhere.parquet") == 2
     assert "nowhere.parquet: proposals file not found" in capsys.readouterr().err
     assert not Path("outputs").exists()
+
+
+def _voc_tree(root: Path) -> Path:
+    """VOC2012's layout: JPEGImages, palette SegmentationClass PNGs (0 background, v = class v), val.txt."""
+    voc = root / "VOCdevkit/VOC2012"
+    (voc / "ImageSets/Segmentation").mkdir(parents=True)
+    (voc / "JPEGImages").mkdir()
+    (voc / "SegmentationClass").mkdir()
+    rng = np.random.default_rng(0)
+    for key in ("2007_000033", "2007_000042"):
+        Image.fromarray(rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)).save(voc / "JPEGImages" / f"{key}.jpg")
+        label = np.zeros((32, 40), np.uint8)
+        label[4:20, 4:20] = 15  # person: seen
+        label[16:30, 22:38] = 16  # pottedplant: unseen in voc_15_5
+        label[0, :] = 255  # border
+        image = Image.fromarray(label).convert("P")
+        image.putpalette([c for i in range(256) for c in (i, 255 - i, (7 * i) % 256)])
+        image.save(voc / "SegmentationClass" / f"{key}.png")
+    (voc / "ImageSets/Segmentation/val.txt").write_text("2007_000033\n2007_000042\n")
+    return voc
+
+
+@pytest.mark.slow
+def test_voc_15_5_records_seen_unseen_and_hiou(tmp_path, make_params):
+    data = _coco_tree(tmp_path / "datasets")
+    data["real"]["split"] = "voc_15_5"
+    data["real"]["benchmarks"] = {"voc20": str(_voc_tree(tmp_path / "datasets"))}
+    data["benchmarks"] = ["voc20"]
+    build_world(data, tmp_path / "world")
+    save_clip_folder(build_clip("ovseg-tiny-vit", device="cpu", seed=0), tmp_path / "artifacts/clip_base")
+    assert evaluate_main(["--variant", "gt_masks_base", "--benchmark", "voc20", "--world",
+                          str(tmp_path / "world/manifest.json"), "--artifacts", str(tmp_path / "artifacts"),
+                          "--params", str(make_params())]) == 0
+    result = json.loads(Path("metrics/eval/gt_masks_base/voc20.json").read_text())
+    assert (result["classes"], result["classes_seen"], result["classes_unseen"]) == (20, 15, 5)
+    seen, unseen, hiou = result["mIoU_seen"], result["mIoU_unseen"], result["hIoU"]
+    assert seen is not None and unseen is not None and hiou is not None
+    assert hiou == pytest.approx(0.0 if 0.0 in (seen, unseen) else 2 / (1 / seen + 1 / unseen), abs=0.02)

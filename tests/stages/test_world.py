@@ -170,3 +170,38 @@ def test_default_world_generation_time(tmp_path: Path, capsys) -> None:
     vocabularies = {name: entry["vocabulary"] for name, entry in stats["benchmarks"].items()}
     assert vocabularies == {"ade847": 847, "pc459": 459, "demo": 44, "pc59": 59, "voc20": 20}
     assert all(entry["classes_present"] == entry["world_classes"] for entry in stats["benchmarks"].values())
+
+
+def test_coco_stuff_156_15_marks_its_15_unseen_and_their_pixels_read_as_ignore(tmp_path: Path) -> None:
+    data = _coco_tree(tmp_path / "datasets")
+    labels_dir = Path(data["real"]["coco_root"]) / "stuffthingmaps/train2017"
+    label = np.full((10, 12), 255, np.uint8)
+    label[:3] = 181  # wood (id 182): seen
+    label[3:6] = 123  # grass (id 124): unseen in the split
+    label[6:, :6] = 0  # person (id 1): seen
+    label[6:, 6:] = 20  # cow (id 21): unseen in the split
+    Image.fromarray(label).save(labels_dir / "000000000009.png")
+    data["real"]["split"] = "coco_stuff_156_15"
+    statistics = build_world(data, tmp_path / "world")
+    world = load_world(tmp_path / "world/manifest.json")
+    unseen = sorted(c["name"] for c in world.unseen_classes)
+    assert unseen == sorted(["cow", "giraffe", "suitcase", "frisbee", "skateboard", "carrot", "scissors", "cardboard",
+                             "clouds", "grass", "playingfield", "river", "road", "tree", "wall-concrete"])
+    assert statistics["split"] == "coco_stuff_156_15" and statistics["classes"]["seen"] == 156
+    assert statistics["classes"]["unseen_names"] == unseen
+    labels = world.train_labels()
+    assert len(labels.class_names) == 156 and "cow" not in labels.class_names
+    read = labels.load("000000000009").label
+    assert (read[3:6] == -1).all() and (read[6:, 6:] == -1).all()  # unseen pixels: ignore
+    assert labels.class_names[read[0, 0]] == "wood" and labels.class_names[read[9, 0]] == "person"
+
+
+def test_an_unknown_split_or_real_key_is_refused(tmp_path: Path, capsys) -> None:
+    data = _coco_tree(tmp_path / "datasets")
+    data["real"]["split"] = "coco_20"
+    assert main(["--params", str(_params(tmp_path, data)), "--out", str(tmp_path / "w")]) == 2
+    assert "data.real.split: unknown split 'coco_20'" in capsys.readouterr().err
+    data["real"].pop("split")
+    data["real"]["splits"] = "voc_15_5"
+    assert main(["--params", str(_params(tmp_path, data)), "--out", str(tmp_path / "w")]) == 2
+    assert "data.real: unknown keys ['splits']" in capsys.readouterr().err

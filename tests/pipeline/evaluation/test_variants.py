@@ -8,10 +8,10 @@ from pipeline.evaluation.variants import variant, variant_names
 
 def test_names_in_report_order():
     names = variant_names()
-    assert names[:10] == ["base", "mpt", "ft", "ft_mpt", "ft_gt", "maskpool", "adapter", "adapter_ens",
+    assert names[:11] == ["base", "mpt", "ft", "ft_mpt", "ft_gt", "longer", "maskpool", "adapter", "adapter_ens",
                           "ft_adapter_ens", "oracle"]
-    assert names[10:] == ["gt_masks_base", "gt_masks_mpt", "gt_masks_ft", "gt_masks_ft_mpt", "gt_masks_ft_gt",
-                          "gt_masks_maskpool", "gt_masks_adapter", "gt_masks_ft_adapter"]
+    assert names[11:] == ["gt_masks_base", "gt_masks_mpt", "gt_masks_ft", "gt_masks_ft_mpt", "gt_masks_ft_gt",
+                          "gt_masks_longer", "gt_masks_maskpool", "gt_masks_adapter", "gt_masks_ft_adapter"]
     assert [variant(name).name for name in names] == names
 
 
@@ -23,6 +23,8 @@ def test_modes_and_clips():
     gt = variant("gt_masks_ft_mpt")
     assert (gt.mode, gt.clip, gt.needs_proposer) == ("gt_masks", "ft_mpt", False)
     assert "ft_mpt CLIP" in gt.description
+    control = variant("longer")  # the equal-compute control: artifacts/clip_longer on the crop path
+    assert (control.mode, control.clip, control.classifier) == ("two_stage", "longer", "crops")
 
 
 def test_the_one_pass_family_names_its_clip_adapter_and_ensemble():

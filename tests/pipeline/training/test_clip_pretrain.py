@@ -5,7 +5,7 @@ import torch
 from model.clip import build_clip
 from pipeline.training.augment import random_resized_crops
 from pipeline.training.checkpoint import Checkpointer
-from pipeline.training.clip_pretrain import PretrainConfig, pretrain_clip
+from pipeline.training.clip_pretrain import PretrainConfig, continued_config, pretrain_clip
 
 
 def test_full_scale_crop_without_flip_is_the_identity_resize():
@@ -83,3 +83,49 @@ def test_masks_follow_the_image_crops():
     out, out_masks = random_resized_crops(images, 10, (0.5, 0.9), torch.Generator().manual_seed(1), masks=masks)
     assert out_masks.dtype == torch.bool and out_masks.shape == (3, 10, 10)
     assert torch.equal(out_masks, out[:, 0] > 0.5)
+
+
+def test_a_continued_run_takes_its_step_budget_in_as_many_epochs_as_it_needs():
+    cfg = continued_config({"lr": 3e-4, "warmup_steps": 2, "seed": 4}, steps=5, batch_size=8, num_images=16,
+                           what="base_clip_longer")
+    assert (cfg.epochs, cfg.batch_size, cfg.max_steps, cfg.lr, cfg.seed) == (3, 8, 5, 3e-4, 4)
+    assert cfg.total_steps(16) == 5 and cfg.total_steps(17) == 5  # two full batches an epoch either way
+    assert PretrainConfig(epochs=3, batch_size=8).total_steps(20) == 6  # no budget: every full batch
+    with pytest.raises(ValueError, match=r"base_clip_longer: unknown keys \['epochs'\]"):
+        continued_config({"epochs": 2}, steps=5, batch_size=8, num_images=16, what="base_clip_longer")
+    with pytest.raises(ValueError, match="a budget of 0 steps"):
+        continued_config({}, steps=0, batch_size=8, num_images=16, what="base_clip_longer")
+    with pytest.raises(ValueError, match="6 images, fewer than one batch of 8"):
+        continued_config({}, steps=3, batch_size=8, num_images=6, what="base_clip_longer")
+
+
+@pytest.mark.slow
+def test_a_step_budget_ending_mid_epoch_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    images, captions = _data()
+    cfg = continued_config({"warmup_steps": 1, "lr": 1e-3}, steps=5, batch_size=8, num_images=len(images), what="t")
+
+    def clip():
+        return build_clip("ovseg-tiny-vit", device="cpu", seed=0, image_size=16)
+
+    uninterrupted = clip()
+    log = pretrain_clip(uninterrupted, images, captions, cfg, checkpoint_dir=tmp_path / "a")
+    assert [r["step"] for r in log.rows] == [1, 2, 3, 4, 5] and [r["epoch"] for r in log.rows] == [0, 0, 1, 1, 2]
+    assert log.rows[-1]["lr"] == pytest.approx(0.0, abs=1e-12)  # the cosine spans the budget exactly
+
+    original_save = Checkpointer.save
+
+    def save_then_die(self, **kw):
+        path = original_save(self, **kw)
+        if kw["epoch"] == 2:
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(Checkpointer, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_clip(clip(), images, captions, cfg, checkpoint_dir=tmp_path / "b")
+    monkeypatch.setattr(Checkpointer, "save", original_save)
+    resumed = clip()
+    log = pretrain_clip(resumed, images, captions, cfg, checkpoint_dir=tmp_path / "b")
+    assert [r["step"] for r in log.rows] == [1, 2, 3, 4, 5]
+    a, b = uninterrupted.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

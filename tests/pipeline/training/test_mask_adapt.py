@@ -47,7 +47,7 @@ def test_finetune_trains_the_image_tower_and_locks_the_rest(pairs, tmp_path):
     before = state(bundle.model)
     log = adapt_clip(bundle, pairs, cfg(mode="image"), checkpoint_dir=tmp_path / "ck", desc="t")
     after = state(bundle.model)
-    assert len(log.rows) == 2 * (len(pairs) // 8)
+    assert len(log.rows) == 2 * (len(pairs) // 8) == cfg(mode="image").total_steps(len(pairs))
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("visual.") for k in changed)
     assert torch.equal(before["logit_scale"], after["logit_scale"])

@@ -1,0 +1,93 @@
+"""Stage ``base_clip_longer``: the equal-compute control of ``finetune``.
+
+Continues ``base_clip``'s contrastive pretraining (whole images and their captions, both
+towers, the same augmentation) from ``artifacts/clip_base`` for exactly as many optimizer
+steps as ``finetune`` takes, with finetune's batch size: finetune's epochs × (its pairs //
+its batch size), the pairs read as finetune reads them (``finetune.max_pairs`` included).
+A CLIP that beats this one gains from the mined mask–noun pairs, not from more training.
+
+    python -m stages.base_clip_longer [--params params.yaml] [--out artifacts/clip_longer]
+
+Reads its own section ``base_clip_longer`` (schedule, augmentation, seed) and the
+``finetune`` section (the step budget).
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from core.cli import command, parser
+from core.device import pick_device
+from core.io import write_json
+from core.params import load_params
+from core.timing import StageTimer
+from model.clip import load_clip_folder, save_clip_folder
+from pipeline.datasets.images import load_resized
+from pipeline.datasets.manifest import load_world
+from pipeline.training.clip_pretrain import continued_config, pretrain_clip
+from pipeline.training.mask_adapt import AdaptConfig
+from pipeline.training.mask_pairs import read_pairs
+from pipeline.training.rng import seed_everything
+
+NAME = "base_clip_longer"
+WORLD = Path("data/world/manifest.json")
+PAIRS = Path("data/pairs")
+SOURCE = Path("artifacts/clip_base")
+DEFAULT_OUT = Path("artifacts/clip_longer")
+CHECKPOINTS = Path(".checkpoints") / NAME
+LOSS_PLOT = Path("plots") / NAME / "loss.csv"
+METRICS = Path("metrics") / f"{NAME}.json"
+
+
+def finetune_budget(finetune: dict, num_pairs: int) -> tuple[int, int]:
+    """``(steps, batch_size)`` of the ``finetune`` stage on ``num_pairs`` pairs, from its params section."""
+    params = {k: v for k, v in finetune.items() if k not in ("device", "max_pairs", "distributed")}  # read by its stage itself
+    cfg = AdaptConfig.from_params(params, mode="image")
+    return cfg.total_steps(num_pairs), cfg.batch_size
+
+
+def run(section: dict, finetune: dict, out: Path, *, manifest: Path = WORLD, pairs_dir: Path = PAIRS,
+        source: Path = SOURCE) -> dict:
+    timer = StageTimer(NAME)
+    params = dict(section)
+    device = pick_device(params.pop("device", "auto"))
+    image_side = params.pop("image_side", None)
+    world = load_world(manifest)
+    num_pairs = len(read_pairs(pairs_dir, world.images_dir, limit=finetune.get("max_pairs")))
+    steps, batch_size = finetune_budget(finetune, num_pairs)
+    captions = world.captions()
+    ids = sorted(captions.captions)
+    cfg = continued_config(params, steps=steps, batch_size=batch_size, num_images=len(ids), what=NAME)
+    seed_everything(cfg.seed)
+    bundle = load_clip_folder(source, device)
+    side = int(image_side) if image_side is not None else bundle.image_size * 2
+    print(f"{NAME}: {steps} steps of {batch_size} images (finetune: {num_pairs} pairs), continuing {source} "
+          f"on {len(ids)} images with their captions, on {device}")
+    images = load_resized([captions.images[i].path for i in ids], side)
+    texts = [[c.text for c in captions.captions[i]] for i in ids]
+    log = pretrain_clip(bundle, images, texts, cfg, checkpoint_dir=CHECKPOINTS, desc=NAME)
+    save_clip_folder(bundle, out)
+    log.write(LOSS_PLOT)
+    last_epoch = int(log.rows[-1]["epoch"])
+    summary = {"source": str(source), "images": len(ids), "finetune_pairs": num_pairs, "batch_size": batch_size,
+               "steps": len(log.rows), "epochs": cfg.epochs, "final_loss": round(log.epoch_means(last_epoch)["loss"], 4)}
+    write_json(METRICS, summary)
+    summary.update(timer.write())
+    shutil.rmtree(CHECKPOINTS, ignore_errors=True)
+    return summary
+
+
+@command(NAME)
+def main(argv: list[str] | None = None) -> int:
+    cli = parser(f"python -m stages.{NAME}", __doc__)
+    cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
+    cli.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output CLIP folder")
+    args = cli.parse_args(argv)
+    summary = run(load_params(NAME, args.params), load_params("finetune", args.params), args.out)
+    print(f"{NAME}: {summary['steps']} steps, wrote {args.out} in {summary['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
