@@ -1,7 +1,13 @@
-"""Stage ``evaluate``: variants on one benchmark → mIoU (all / seen / unseen) and pictures.
+"""Stage ``evaluate``: variants on benchmarks → mIoU (all / seen / unseen / hIoU) and pictures.
 
     python -m stages.evaluate --variant ft_mpt --benchmark demo
-    python -m stages.evaluate --variant base mpt oracle --benchmark demo   # several, one process
+    python -m stages.evaluate --variant base mpt oracle --benchmark demo voc20   # several, one process
+    python -m stages.evaluate --variant zsseg      # every benchmark of the params' data.benchmarks
+
+Several variants and benchmarks run in one process: each variant's segmenter is built once and
+its text embeddings serve every benchmark (the DVC stages run one variant, or one family, on
+all benchmarks: a process per variant and benchmark would pay the imports, the CLIP load and the
+vocabulary's text embeddings each time).
 
 Variants (see :mod:`pipeline.evaluation.variants`): ``base``, ``mpt``, ``ft``, ``ft_mpt``,
 ``ft_gt``, ``longer`` (the two-stage segmenter with ``artifacts/clip_<variant>``), Mask-Adapter's
@@ -20,9 +26,9 @@ Reads the ``evaluate`` params section, the world manifest, ``artifacts/proposer`
 The proposer's outputs stored once per benchmark by the ``propose`` stage, instead of running
 the proposer (what the DVC stages do; same figures, see :mod:`pipeline.evaluation.stored_proposals`):
 
-    python -m stages.evaluate --variant base oracle --benchmark demo --stored-proposals data/proposals/demo.parquet
+    python -m stages.evaluate --variant base oracle --benchmark demo --stored-proposals data/proposals
 
-The file must match the ``evaluate`` settings (``short_side``, ``mask_threshold``, the images)
+Each benchmark's ``<folder>/<benchmark>.parquet`` must match the ``evaluate`` settings (``short_side``, ``mask_threshold``, the images)
 and each variant's proposer text embeddings, else the stage stops naming the difference.
 
 Masks from any generator (SAM, ``ovseg propose``, ...) instead of the proposer:
@@ -45,6 +51,7 @@ from __future__ import annotations
 import io
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +65,16 @@ from core.io import atomic_write_bytes, write_json
 from core.params import load_params
 from core.timing import StageTimer
 from model.proposer import load_proposer
-from pipeline.datasets.manifest import load_world
+from model.two_stage import TwoStageSegmenter
+from pipeline.datasets.manifest import World, load_world
+from pipeline.datasets.segmentation import SegmentationDataset
 from pipeline.evaluation.external_proposals import benchmark_proposals, images_folder, read_proposals
 from pipeline.evaluation.iou_chart import per_class_iou_chart
 from pipeline.evaluation.label_overlay import comparison_sheet
 from pipeline.evaluation.segmentation import (
     EvalConfig,
     EvaluationRun,
+    ProposalLookup,
     benchmark_keys,
     evaluate_benchmark,
     metrics_record,
@@ -72,8 +82,8 @@ from pipeline.evaluation.segmentation import (
     unseen_mask,
 )
 from pipeline.evaluation.segmenters import build_variant_segmenter, variant_folders
-from pipeline.evaluation.stored_proposals import read_stored_proposals
-from pipeline.evaluation.variants import variant, variant_names
+from pipeline.evaluation.stored_proposals import StoredProposals, read_stored_proposals
+from pipeline.evaluation.variants import Variant, variant, variant_names
 
 WORLD = Path("data/world/manifest.json")
 ARTIFACTS = Path("artifacts")
@@ -120,7 +130,7 @@ def write_pictures(
 
 def run(
     variant_names: Sequence[str],
-    benchmark: str,
+    benchmarks: Sequence[str],
     params: dict[str, Any],
     *,
     world_path: Path = WORLD,
@@ -129,13 +139,15 @@ def run(
     out: Path | None = None,
     stored_proposals: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Evaluate each variant in turn (one process: one import, one world, one proposer); write
-    the outputs listed in the module docstring for each; return their metrics records.
+    """Evaluate each variant on each benchmark (one process: one import, one world; each variant's
+    segmenter built once, its text embeddings shared by the benchmarks); write the outputs listed in
+    the module docstring; return the metrics records, variant by variant, benchmarks in order.
 
-    ``proposals``: a Parquet file of masks replacing the proposer (two-stage variants only);
-    ``out``: the output root (default with ``proposals``: :func:`proposals_out`, else the
-    DVC-owned folders). ``stored_proposals``: the ``propose`` stage's file, read instead of
-    running the proposer. Every input is checked before any work starts.
+    ``proposals``: a Parquet file of masks replacing the proposer (two-stage variants, one
+    benchmark); ``out``: the output root (default with ``proposals``: :func:`proposals_out`, else
+    the DVC-owned folders). ``stored_proposals``: the ``propose`` stage's folder, whose
+    ``<benchmark>.parquet`` is read instead of running the proposer. Every input is checked
+    before any work starts.
     """
     if proposals is not None and stored_proposals is not None:
         raise ValueError("--proposals (masks to classify) and --stored-proposals (the proposer's outputs) "
@@ -143,64 +155,93 @@ def run(
     specs = [variant(name) for name in variant_names]
     if len({spec.name for spec in specs}) != len(specs):
         raise ValueError(f"a variant is listed twice: {', '.join(variant_names)}")
+    if not benchmarks or len(set(benchmarks)) != len(benchmarks):
+        raise ValueError(f"expected distinct benchmarks, got {list(benchmarks)}")
     if proposals is not None:
         diagnostics = [spec.name for spec in specs if spec.mode != "two_stage"]
         if diagnostics:
             raise ValueError(f"--proposals classifies given masks; the diagnostics {', '.join(diagnostics)} "
                              "make their own (evaluate them without --proposals)")
+        if len(benchmarks) != 1:
+            raise ValueError(f"--proposals holds the masks of one benchmark, got {len(benchmarks)} benchmarks")
         out = proposals_out(proposals) if out is None else out
     params = dict(params)
     device = pick_device(params.pop("device", "auto"))
     set_threads(params.pop("threads", None), "evaluate.threads")
     settings = EvalConfig.from_params(params)
     world = load_world(world_path)
-    dataset = world.benchmark(benchmark)
-    seen = seen_mask(dataset.class_names, world.classes)
-    unseen = unseen_mask(dataset.class_names, world.classes, closed=world.closed_vocabulary)
+    inputs = [benchmark_inputs(world, name, settings, proposals, stored_proposals) for name in benchmarks]
     for spec in specs:
         variant_folders(spec, artifacts)
-    lookup = None
-    if proposals is not None:
-        lookup = benchmark_proposals(read_proposals(proposals, images_folder(dataset)), dataset)
-    stored = None
-    if stored_proposals is not None:
-        stored = read_stored_proposals(stored_proposals, dataset)
-        stored.check_settings(settings, benchmark_keys(dataset, settings))
     proposer = None
-    if proposals is None and stored is None and any(spec.needs_proposer for spec in specs):
+    if proposals is None and stored_proposals is None and any(spec.needs_proposer for spec in specs):
         folder = artifacts / "proposer"
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: proposer folder not found")
         proposer = load_proposer(folder, device)
     records = []
     for spec in specs:
-        timer = StageTimer(f"evaluate_{spec.name}_{benchmark}")
         segmenter = build_variant_segmenter(spec, proposer if spec.needs_proposer else None, artifacts, settings,
                                             device)
-        if stored is not None and spec.needs_proposer:
-            stored.check_text(segmenter.proposer_embeddings(list(dataset.class_names)), spec.name)
-        print(f"evaluate {spec.name}/{benchmark}: {spec.description}; {len(dataset)} images, "
-              f"{len(dataset.class_names)} classes, on {device} ({torch.get_num_threads()} CPU threads)")
-        result = evaluate_benchmark(segmenter, dataset, spec, settings, seen, lookup,
-                                    stored.get if stored is not None else None)
-        record = metrics_record(result, dataset.class_names, seen, variant=spec, benchmark=benchmark,
-                                settings=settings, unseen=unseen)
-        if proposals is not None:
-            record.update(proposals=str(proposals), images_without_proposals=result.images_without_proposals)
-        paths = output_paths(spec.name, benchmark, out)
-        write_json(paths["metrics"], record)
-        write_pictures(result, record, list(dataset.class_names), seen, paths)
-        seconds = timer.seconds()
-        rate = result.images / max(seconds, 1e-9)
-        if proposals is None:  # timings of the DVC runs only
-            seconds = timer.write(images_per_s=rate, images=result.images)["seconds"]
-        print(f"evaluate {spec.name}/{benchmark}: {format_figures(record)}; "
-              f"{result.images} images in {seconds:.1f} s ({rate:.1f} images/s)")
-        if proposals is not None:
-            print(f"evaluate {spec.name}/{benchmark}: masks from {proposals}, "
-                  f"{result.images_without_proposals} image(s) without any; wrote {paths['metrics']}")
-        records.append(record)
+        for bench in inputs:
+            records.append(evaluate_one(spec, segmenter, bench, settings, device, proposals, out))
     return records
+
+
+@dataclass
+class BenchmarkInputs:
+    """What one benchmark's evaluations share: its dataset, seen/unseen masks and proposals."""
+
+    name: str
+    dataset: SegmentationDataset
+    seen: np.ndarray | None
+    unseen: np.ndarray | None
+    lookup: ProposalLookup | None = None
+    stored: StoredProposals | None = None
+
+
+def benchmark_inputs(world: World, name: str, settings: EvalConfig, proposals: Path | None,
+                     stored_proposals: Path | None) -> BenchmarkInputs:
+    """Open benchmark ``name`` and read (and check) its external or stored proposals."""
+    dataset = world.benchmark(name)
+    bench = BenchmarkInputs(name, dataset, seen_mask(dataset.class_names, world.classes),
+                            unseen_mask(dataset.class_names, world.classes, closed=world.closed_vocabulary))
+    if proposals is not None:
+        bench.lookup = benchmark_proposals(read_proposals(proposals, images_folder(dataset)), dataset)
+    if stored_proposals is not None:
+        bench.stored = read_stored_proposals(stored_proposals / f"{name}.parquet", dataset)
+        bench.stored.check_settings(settings, benchmark_keys(dataset, settings))
+    return bench
+
+
+def evaluate_one(spec: Variant, segmenter: TwoStageSegmenter, bench: BenchmarkInputs, settings: EvalConfig,
+                 device: torch.device, proposals: Path | None, out: Path | None) -> dict[str, Any]:
+    """One variant on one benchmark: evaluate, write its metrics, pictures and timing; its record."""
+    dataset, benchmark, stored = bench.dataset, bench.name, bench.stored
+    timer = StageTimer(f"evaluate_{spec.name}_{benchmark}")
+    if stored is not None and spec.needs_proposer:
+        stored.check_text(segmenter.proposer_embeddings(list(dataset.class_names)), spec.name)
+    print(f"evaluate {spec.name}/{benchmark}: {spec.description}; {len(dataset)} images, "
+          f"{len(dataset.class_names)} classes, on {device} ({torch.get_num_threads()} CPU threads)")
+    result = evaluate_benchmark(segmenter, dataset, spec, settings, bench.seen, bench.lookup,
+                                stored.get if stored is not None else None)
+    record = metrics_record(result, dataset.class_names, bench.seen, variant=spec, benchmark=benchmark,
+                            settings=settings, unseen=bench.unseen)
+    if proposals is not None:
+        record.update(proposals=str(proposals), images_without_proposals=result.images_without_proposals)
+    paths = output_paths(spec.name, benchmark, out)
+    write_json(paths["metrics"], record)
+    write_pictures(result, record, list(dataset.class_names), bench.seen, paths)
+    seconds = timer.seconds()
+    rate = result.images / max(seconds, 1e-9)
+    if proposals is None:  # timings of the DVC runs only
+        seconds = timer.write(images_per_s=rate, images=result.images)["seconds"]
+    print(f"evaluate {spec.name}/{benchmark}: {format_figures(record)}; "
+          f"{result.images} images in {seconds:.1f} s ({rate:.1f} images/s)")
+    if proposals is not None:
+        print(f"evaluate {spec.name}/{benchmark}: masks from {proposals}, "
+              f"{result.images_without_proposals} image(s) without any; wrote {paths['metrics']}")
+    return record
 
 
 def format_figures(record: dict[str, Any]) -> str:
@@ -217,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     cli = parser("ovseg evaluate", __doc__)
     cli.add_argument("--variant", required=True, nargs="+", choices=variant_names(), metavar="VARIANT",
                         help=f"one or more of: {', '.join(variant_names())} (several run in one process)")
-    cli.add_argument("--benchmark", required=True, help="a benchmark of the world manifest (e.g. demo)")
+    cli.add_argument("--benchmark", nargs="+", default=None, metavar="BENCHMARK",
+                     help="benchmarks of the world manifest (e.g. demo voc20; default: every one of the params' "
+                          "data.benchmarks)")
     cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
     cli.add_argument("--world", type=Path, default=WORLD, help=f"world manifest (default: {WORLD})")
     cli.add_argument("--artifacts", type=Path, default=ARTIFACTS,
@@ -225,14 +268,15 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--proposals", type=Path, default=None, metavar="FILE.parquet",
                         help="classify these masks (the `ovseg propose` format, file names relative to the "
                              "benchmark's image folder) instead of running the proposer")
-    cli.add_argument("--stored-proposals", type=Path, default=None, metavar="FILE.parquet",
-                        help="the proposer's outputs stored by the propose stage (data/proposals/<benchmark>.parquet), "
-                             "read instead of running the proposer")
+    cli.add_argument("--stored-proposals", type=Path, default=None, metavar="DIR",
+                        help="the propose stage's folder (data/proposals): its <benchmark>.parquet files are read "
+                             "instead of running the proposer")
     cli.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help=f"output root holding metrics/ and plots/ (default with --proposals: "
                              f"{PROPOSALS_OUT}/proposals-<file stem>; else metrics/eval and plots/eval)")
     args = cli.parse_args(argv)
-    run(args.variant, args.benchmark, load_params("evaluate", args.params),
+    benchmarks = args.benchmark or load_params("data", args.params)["benchmarks"]
+    run(args.variant, benchmarks, load_params("evaluate", args.params),
         world_path=args.world, artifacts=args.artifacts, proposals=args.proposals, out=args.out,
         stored_proposals=args.stored_proposals)
     return 0

@@ -1,18 +1,20 @@
-"""Stage ``propose``: the proposer's outputs on one benchmark, once, for every evaluation.
+"""Stage ``propose``: the proposer's outputs on each benchmark, once, for every evaluation.
 
-    python -m stages.propose --benchmark demo
+    python -m stages.propose                      # every benchmark of the params' data.benchmarks
+    python -m stages.propose --benchmark demo --out /tmp/proposals
 
 Runs ``artifacts/proposer`` over the images ``evaluate`` covers, in its batches and at its
 size (the ``evaluate`` settings ``short_side``, ``max_images``, ``mask_threshold``,
-``batch_size``, ``device``, ``threads``), scoring the benchmark's class names embedded by
+``batch_size``, ``device``, ``threads``), scoring each benchmark's class names embedded by
 ``artifacts/clip_base``'s text tower with the templates (what every variant's proposer gets),
-and writes ``data/proposals/<benchmark>.parquet`` atomically (format:
-:mod:`pipeline.evaluation.stored_proposals`), and its wall time, rows and bytes to
-``metrics/timings/propose_<benchmark>.json``. ``evaluate --stored-proposals FILE`` reads it.
+and writes the folder ``data/proposals/`` atomically, one ``<benchmark>.parquet`` each (format:
+:mod:`pipeline.evaluation.stored_proposals`), and the wall time, rows and bytes of each to
+``metrics/timings/propose_<benchmark>.json``. ``evaluate --stored-proposals data/proposals`` reads them.
 """
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import torch
 
 from core.cli import command, parser
 from core.device import pick_device, set_threads
+from core.io import atomic_dir
 from core.params import load_params
 from core.timing import StageTimer
 from model.proposer import load_proposer
@@ -34,44 +37,52 @@ ARTIFACTS = Path("artifacts")
 OUT_DIR = Path("data/proposals")
 
 
-def run(benchmark: str, params: dict[str, Any], *, world_path: Path = WORLD, artifacts: Path = ARTIFACTS,
-        out: Path | None = None) -> Path:
-    """Propose for ``benchmark`` and write the file (default ``data/proposals/<benchmark>.parquet``)."""
+def run(benchmarks: Sequence[str], params: dict[str, Any], *, world_path: Path = WORLD,
+        artifacts: Path = ARTIFACTS, out: Path = OUT_DIR) -> list[Path]:
+    """Propose for each benchmark and write the folder ``out`` (every file, or none); the files written."""
     params = dict(params)
     device = pick_device(params.pop("device", "auto"))
     set_threads(params.pop("threads", None), "evaluate.threads")
     settings = EvalConfig.from_params(params)
-    dataset = load_world(world_path).benchmark(benchmark)
-    out = OUT_DIR / f"{benchmark}.parquet" if out is None else out
+    world = load_world(world_path)
+    datasets = [world.benchmark(name) for name in benchmarks]
     for folder in (artifacts / "proposer", artifacts / "clip_base"):
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: folder not found")
-    timer = StageTimer(f"propose_{benchmark}")
     segmenter = build_segmenter("crops", load_proposer(artifacts / "proposer", device), artifacts / "clip_base",
                                 settings=settings, device=device)
-    print(f"propose {benchmark}: {len(dataset)} images, {len(dataset.class_names)} classes, on {device} "
-          f"({torch.get_num_threads()} CPU threads)")
-    table = propose_benchmark(segmenter, dataset, settings)
-    write_table(table, out)
-    stored = read_stored_proposals(out, dataset)  # the written file, read back and counted
-    size = out.stat().st_size
-    timing = timer.write(images=stored.info.images, rows=table.num_rows, bytes=size)
-    print(f"propose {benchmark}: {stored.info.images} images × {stored.info.queries} queries = {table.num_rows} rows, "
-          f"{size / 2**20:.1f} MiB -> {out} ({timing['seconds']:.1f} s)")
-    return out
+    written = []
+    with atomic_dir(out) as tmp:
+        for dataset in datasets:
+            timer = StageTimer(f"propose_{dataset.name}")
+            print(f"propose {dataset.name}: {len(dataset)} images, {len(dataset.class_names)} classes, on {device} "
+                  f"({torch.get_num_threads()} CPU threads)")
+            table = propose_benchmark(segmenter, dataset, settings)
+            path = tmp / f"{dataset.name}.parquet"
+            write_table(table, path)
+            stored = read_stored_proposals(path, dataset)  # the written file, read back and counted
+            size = path.stat().st_size
+            timing = timer.write(images=stored.info.images, rows=table.num_rows, bytes=size)
+            print(f"propose {dataset.name}: {stored.info.images} images × {stored.info.queries} queries = "
+                  f"{table.num_rows} rows, {size / 2**20:.1f} MiB ({timing['seconds']:.1f} s)")
+            written.append(out / path.name)
+    return written
 
 
 @command("propose-benchmark")
 def main(argv: list[str] | None = None) -> int:
     cli = parser("python -m stages.propose", __doc__)
-    cli.add_argument("--benchmark", required=True, help="a benchmark of the world manifest (e.g. demo)")
+    cli.add_argument("--benchmark", nargs="+", default=None, metavar="BENCHMARK",
+                     help="benchmarks of the world manifest (default: every one of the params' data.benchmarks)")
     cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
     cli.add_argument("--world", type=Path, default=WORLD, help=f"world manifest (default: {WORLD})")
     cli.add_argument("--artifacts", type=Path, default=ARTIFACTS,
                      help="folder holding proposer/ and clip_base/ (default: artifacts)")
-    cli.add_argument("--out", type=Path, default=None, help=f"file to write (default: {OUT_DIR}/<benchmark>.parquet)")
+    cli.add_argument("--out", type=Path, default=OUT_DIR,
+                     help=f"folder to write, one <benchmark>.parquet each (default: {OUT_DIR})")
     args = cli.parse_args(argv)
-    run(args.benchmark, load_params("evaluate", args.params), world_path=args.world, artifacts=args.artifacts,
+    benchmarks = args.benchmark or load_params("data", args.params)["benchmarks"]
+    run(benchmarks, load_params("evaluate", args.params), world_path=args.world, artifacts=args.artifacts,
         out=args.out)
     return 0
 

@@ -22,8 +22,9 @@ from stages.world import main as world_main
 TINY_WORLD = {
     "source": "demo",
     "seed": 3,
-    "benchmarks": ["demo"],
-    "demo": {"train_images": 4, "benchmark_images": 4, "image_size": 64, "preview_images": 1, "workers": 1},
+    "benchmarks": ["demo", "voc20"],
+    "demo": {"train_images": 4, "benchmark_images": 4, "extra_benchmark_images": 3, "image_size": 64,
+             "preview_images": 1, "workers": 1},
 }
 EVALUATE_PARAMS = {
     "lam": 0.7,

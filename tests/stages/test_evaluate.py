@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from model.clip import build_clip, save_clip_folder
@@ -53,6 +54,24 @@ def test_evaluate_writes_metrics_pictures_and_timing(eval_inputs, tmp_path, monk
             assert image.format == "PNG" and image.width > 300
     timing = json.loads(Path("metrics/timings/evaluate_base_demo.json").read_text())
     assert timing["images"] == 4 and timing["images_per_s"] > 0
+
+
+def test_one_process_evaluates_every_benchmark_of_the_params_as_separate_runs_do(eval_inputs, tmp_path,
+                                                                                  monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = tmp_path / "both.yaml"
+    params.write_text(yaml.safe_dump({"evaluate": yaml.safe_load(eval_inputs.params.read_text())["evaluate"],
+                                      "data": {"benchmarks": ["voc20", "demo"]}}))
+    args = ["--variant", "base", "oracle", "--world", str(eval_inputs.manifest), "--artifacts",
+            str(eval_inputs.artifacts), "--params", str(params)]
+    assert evaluate_main(args) == 0  # no --benchmark: data.benchmarks
+    together = {path: path.read_bytes() for path in sorted(Path("metrics/eval").glob("*/*.json"))}
+    assert sorted(str(path) for path in together) == [f"metrics/eval/{v}/{b}.json" for v in ("base", "oracle")
+                                                      for b in ("demo", "voc20")]
+    for benchmark in ("demo", "voc20"):
+        assert evaluate_main([*args, "--benchmark", benchmark]) == 0
+    assert {path: path.read_bytes() for path in together} == together
+    assert json.loads(Path("metrics/eval/base/voc20.json").read_text())["classes"] == 20
 
 
 def test_oracle_masks_beat_random_classifiers_and_report_lists_every_run(eval_inputs, tmp_path, monkeypatch):

@@ -29,7 +29,7 @@ def test_stored_proposals_give_the_figures_of_the_live_proposer(eval_inputs, tmp
     assert evaluate_main(["--variant", *VARIANTS.split(), *inputs_args(eval_inputs)]) == 0
     live = {v: Path(f"metrics/eval/{v}/demo.json").read_bytes() for v in VARIANTS.split()}
     assert evaluate_main(["--variant", *VARIANTS.split(), *inputs_args(eval_inputs),
-                          "--stored-proposals", str(path)]) == 0
+                          "--stored-proposals", "data/proposals"]) == 0
     for name, before in live.items():
         assert Path(f"metrics/eval/{name}/demo.json").read_bytes() == before, name
     # the file doubles as an external proposals file (`--proposals`): its extra columns are not read
@@ -40,11 +40,11 @@ def test_stored_proposals_give_the_figures_of_the_live_proposer(eval_inputs, tmp
 def test_a_file_of_other_settings_or_both_options_are_refused(eval_inputs, tmp_path, capsys, make_params):
     assert propose_main(inputs_args(eval_inputs)) == 0
     args = ["--variant", "base", "--benchmark", "demo", "--world", str(eval_inputs.manifest),
-            "--artifacts", str(eval_inputs.artifacts), "--stored-proposals", "data/proposals/demo.parquet"]
+            "--artifacts", str(eval_inputs.artifacts), "--stored-proposals", "data/proposals"]
     capsys.readouterr()
     assert evaluate_main([*args, "--params", str(make_params(mask_threshold=0.5))]) == 2
     assert "proposals made with mask_threshold 0.4, the evaluation uses 0.5" in capsys.readouterr().err
     assert evaluate_main([*args, "--params", str(eval_inputs.params), "--proposals", "x.parquet"]) == 2
     assert "exclude each other" in capsys.readouterr().err
-    assert evaluate_main([*args[:-1], "missing.parquet", "--params", str(eval_inputs.params)]) == 2
+    assert evaluate_main([*args[:-1], "missing", "--params", str(eval_inputs.params)]) == 2
     assert "stored proposals not found" in capsys.readouterr().err
