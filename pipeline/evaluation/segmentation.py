@@ -25,6 +25,8 @@ from core.params import check_keys
 from core.progress import progress
 from model.dense_clip import POOLINGS
 from model.metrics import ConfusionMatrix
+from model.precision import check_inference_precision, inference_autocast
+from model.proposer import check_max_proposals
 from model.segmenter import resize_labels
 from model.two_stage import TwoStageSegmenter
 from pipeline.datasets.segmentation import IGNORE, Sample, SegmentationDataset
@@ -52,7 +54,9 @@ class EvalConfig:
     fixed images the overlay picture shows. Mask-Adapter's family (one CLIP pass per
     image): ``alpha``/``beta`` are CLIP's exponents for seen/unseen classes in its
     ensemble; ``pooling``/``attention_depth`` configure ``maskpool`` (see
-    :class:`model.dense_clip.DenseClip`).
+    :class:`model.dense_clip.DenseClip`). ``precision``: ``fp32``, or ``bf16`` autocast around
+    every model call of the run (scores, ensembles and argmaxes stay float32).
+    ``max_proposals``: each image's that many best-scored proposals are classified (``None``: all).
     """
 
     lam: float = 0.7
@@ -69,8 +73,12 @@ class EvalConfig:
     short_side: int | None = None
     max_images: int | None = None
     overlay_images: int = 4
+    precision: str = "fp32"
+    max_proposals: int | None = None
 
     def __post_init__(self) -> None:
+        check_inference_precision(self.precision, "evaluate.precision")
+        check_max_proposals(self.max_proposals, "evaluate.max_proposals")
         if self.pooling not in POOLINGS:
             raise ValueError(f"evaluate.pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.attention_depth is not None and int(self.attention_depth) < 1:
@@ -102,12 +110,14 @@ class EvalConfig:
 
     def provenance(self) -> dict[str, Any]:
         """The settings that change the figures, for the metrics record."""
-        keys = ("lam", "lam_seen", "lam_unseen", "mask_threshold", "expand_ratio", "short_side", "max_images")
+        keys = ("lam", "lam_seen", "lam_unseen", "mask_threshold", "expand_ratio", "short_side", "max_images",
+                "precision", "max_proposals")
         return {key: getattr(self, key) for key in keys}
 
     def one_pass_provenance(self) -> dict[str, Any]:
         """:meth:`provenance` for Mask-Adapter's family, whose ensemble and pooling differ."""
-        keys = ("alpha", "beta", "pooling", "attention_depth", "mask_threshold", "short_side", "max_images")
+        keys = ("alpha", "beta", "pooling", "attention_depth", "mask_threshold", "short_side", "max_images",
+                "precision", "max_proposals")
         return {key: getattr(self, key) for key in keys}
 
 
@@ -187,10 +197,18 @@ def evaluate_benchmark(
     ``proposals`` replaces the proposer of a two-stage variant by given masks
     (:meth:`TwoStageSegmenter.segment_with_masks`); an image without masks is
     predicted all -1 and counted in ``images_without_proposals``.
+
+    Every model call (text embeddings included) runs under ``settings.precision``'s autocast.
     """
     if proposals is not None and variant.mode != "two_stage":
         raise ValueError(f"variant {variant.name!r} ({variant.mode}) does not classify proposals: "
                          "external proposals go with the two-stage variants only")
+    with inference_autocast(settings.precision, segmenter.device):
+        return _evaluate(segmenter, dataset, variant, settings, seen, proposals)
+
+
+def _evaluate(segmenter: TwoStageSegmenter, dataset: SegmentationDataset, variant: Variant, settings: EvalConfig,
+              seen: np.ndarray | None, proposals: ProposalLookup | None) -> EvaluationRun:
     names = list(dataset.class_names)
     keys = dataset.keys()[: settings.max_images] if settings.max_images else dataset.keys()
     keep = set(example_keys(keys, settings.overlay_images))
