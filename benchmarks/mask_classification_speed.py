@@ -17,10 +17,14 @@ Sizes:
 * ``convnext-b``: open_clip convnext_base_w_320 with random weights, 512 × 512 images, the
   paper's adapter widths, mean pooling.
 
-Random weights measure speed only.
+Random weights measure speed only. ``--precision fp32,bf16`` times both precisions in
+turns (fp32, bf16, fp32, ...: a shared machine slows both alike) and adds each path's
+bf16 ÷ fp32 images/s; bf16 is :func:`model.precision.inference_autocast`, as in the
+``evaluate`` and ``mine`` stages.
 
     python benchmarks/mask_classification_speed.py [--sizes demo,vit-b16,convnext-b] [--proposals 24,100]
-        [--images 32] [--real-images 1] [--repeats 2] [--threads 2] [--precision fp32|bf16]
+        [--paths crops,maskpool,adapter] [--images 32] [--real-images 1] [--repeats 2] [--threads 2]
+        [--precision fp32,bf16]
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ from core.params import load_params  # noqa: E402
 from model.clip import ClipBundle, build_clip, load_clip_folder  # noqa: E402
 from model.mask_adapter import MaskAdapter, MaskAdapterConfig, load_mask_adapter  # noqa: E402
 from model.one_pass import OnePassSegmenter  # noqa: E402
+from model.precision import INFERENCE_PRECISIONS, inference_autocast  # noqa: E402
 from model.two_stage import TwoStageSegmenter, image_to_tensor  # noqa: E402
 from pipeline.datasets.manifest import load_world  # noqa: E402
 
@@ -77,21 +82,26 @@ def demo_models(args) -> tuple[ClipBundle, MaskAdapter, str]:
     return clip, MaskAdapter(config).eval(), config.pooling
 
 
-def real_models(size: str, precision: str) -> tuple[ClipBundle, MaskAdapter, str]:
+def real_models(size: str) -> tuple[ClipBundle, MaskAdapter, str]:
     name, pooling = REAL[size]
     clip = build_clip(name, device="cpu", seed=0)
     adapter = MaskAdapter(MaskAdapterConfig(clip_dim=clip.embed_dim, pooling=pooling)).eval()
     return clip, adapter, pooling
 
 
-def time_path(classify, images, masks, text, repeats: int) -> float:
-    """Best seconds per image over ``repeats`` runs of ``classify(images, masks, text)`` (after a small warm-up)."""
-    classify(images[:1], [masks[0][:2]], text)
-    best = float("inf")
+def time_path(classify, images, masks, text, repeats: int, precisions: list[str]) -> dict[str, float]:
+    """Best seconds per image of each precision over ``repeats`` runs of ``classify(images, masks, text)``,
+    the precisions in turns, after a small warm-up in each."""
+    best = {precision: float("inf") for precision in precisions}
+    for precision in precisions:
+        with inference_autocast(precision, torch.device("cpu")), torch.no_grad():
+            classify(images[:1], [masks[0][:2]], text)
     for _ in range(repeats):
-        start = time.perf_counter()
-        classify(images, masks, text)
-        best = min(best, (time.perf_counter() - start) / len(images))
+        for precision in precisions:
+            with inference_autocast(precision, torch.device("cpu")), torch.no_grad():
+                start = time.perf_counter()
+                classify(images, masks, text)
+                best[precision] = min(best[precision], (time.perf_counter() - start) / len(images))
     return best
 
 
@@ -100,7 +110,7 @@ def run_size(size: str, args) -> list[tuple]:
         clip, adapter, pooling = demo_models(args)
         images = demo_images(args.images, args.manifest)
     else:
-        clip, adapter, pooling = real_models(size, args.precision)
+        clip, adapter, pooling = real_models(size)
         rng = np.random.default_rng(0)
         images = [image_to_tensor(rng.integers(0, 256, (512, 512, 3), dtype=np.uint8), torch.device("cpu"))
                   for _ in range(args.real_images)]
@@ -115,13 +125,15 @@ def run_size(size: str, args) -> list[tuple]:
         generator = torch.Generator().manual_seed(args.seed)
         masks = [random_boxes(count, *image.shape[1:], generator) for image in images]
         seconds = {}
-        for path in PATHS:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"), torch.no_grad():
-                seconds[path] = time_path(segmenters[path].clip_probs, images, masks, text, args.repeats)
-            rows.append((size, count, path, 1 / seconds[path], 1000 * seconds[path],
-                         seconds["crops"] / seconds[path]))
-            print(f"{size:<10} Q={count:<4} {path:<9} {1 / seconds[path]:9.2f} images/s "
-                  f"{1000 * seconds[path]:10.1f} ms/image {seconds['crops'] / seconds[path]:7.2f}x crops", flush=True)
+        for path in args.paths:
+            seconds[path] = time_path(segmenters[path].clip_probs, images, masks, text, args.repeats, args.precision)
+            for precision, per_image in seconds[path].items():
+                versus_crops = seconds["crops"][precision] / per_image if "crops" in seconds else float("nan")
+                versus_fp32 = seconds[path]["fp32"] / per_image if "fp32" in seconds[path] else float("nan")
+                rows.append((size, count, path, precision, 1 / per_image, 1000 * per_image, versus_crops, versus_fp32))
+                print(f"{size:<10} Q={count:<4} {path:<9} {precision:<5} {1 / per_image:9.3f} images/s "
+                      f"{1000 * per_image:10.1f} ms/image {versus_crops:7.2f}x crops {versus_fp32:6.2f}x fp32",
+                      flush=True)
     return rows
 
 
@@ -133,13 +145,19 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--real-images", type=int, default=1, help="512-px images at the real sizes")
     cli.add_argument("--repeats", type=int, default=2, help="timed runs per path (the best is kept)")
     cli.add_argument("--threads", type=int, default=2)
-    cli.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="autocast dtype on the CPU")
+    cli.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, from {', '.join(PATHS)}")
+    cli.add_argument("--precision", default="fp32",
+                     help=f"comma-separated, from {', '.join(INFERENCE_PRECISIONS)}; several are timed in turns")
     cli.add_argument("--seed", type=int, default=0)
     cli.add_argument("--clip", type=Path, default=Path("artifacts/clip_base"))
     cli.add_argument("--adapter", type=Path, default=Path("artifacts/adapter_base"))
     cli.add_argument("--manifest", type=Path, default=Path("data/world/manifest.json"))
     args = cli.parse_args(argv)
     args.proposals = [int(q) for q in args.proposals.split(",")]
+    args.paths = args.paths.split(",")
+    args.precision = args.precision.split(",")
+    if not set(args.paths) <= set(PATHS) or not set(args.precision) <= set(INFERENCE_PRECISIONS):
+        cli.error(f"--paths from {', '.join(PATHS)}; --precision from {', '.join(INFERENCE_PRECISIONS)}")
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads, {args.precision}")
     for size in args.sizes.split(","):

@@ -33,7 +33,7 @@ class OnePassSegmenter(TwoStageSegmenter):
     """A proposer and a CLIP run once per image; ``adapter`` (optional) classifies the masks, else plain pooling.
 
     ``pooling``/``attention_depth`` configure plain pooling (an adapter brings its own).
-    ``image_batch_size``: images per CLIP pass. ``proposer_clip``: see :class:`TwoStageSegmenter`.
+    ``image_batch_size``: images per CLIP pass. ``proposer_clip``, ``max_proposals``: see :class:`TwoStageSegmenter`.
     """
 
     def __init__(
@@ -50,12 +50,14 @@ class OnePassSegmenter(TwoStageSegmenter):
         image_batch_size: int = 16,
         templates: Sequence[str] | None = None,
         proposer_clip: ClipBundle | None = None,
+        max_proposals: int | None = None,
     ):
         for name, value in (("alpha", alpha), ("beta", beta)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
         super().__init__(proposer, clip, lam=beta, mask_threshold=mask_threshold, clip_logit_scale=None,
-                         use_mask_prompts=False, templates=templates, proposer_clip=proposer_clip)
+                         use_mask_prompts=False, templates=templates, proposer_clip=proposer_clip,
+                         max_proposals=max_proposals)
         self.adapter = adapter.eval() if adapter is not None else None
         if adapter is not None:
             self.dense = adapter.dense_clip(clip.model)

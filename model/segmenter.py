@@ -6,7 +6,8 @@ distributions are ensembled geometrically; the semantic map sums each proposal's
 class probabilities weighted by its soft mask; the label is the argmax.
 
 Shapes use ``Q`` proposals, ``C`` classes, ``D`` embedding size and allow
-leading batch dimensions (``...``) where noted.
+leading batch dimensions (``...``) where noted. Every function computes in float32, also
+under an enclosing autocast (:func:`model.precision.full_precision`).
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+
+from model.precision import full_precision
 
 #: Temperature applied to CLIP cosine similarities when classifying crops; the
 #: reference implementation uses CLIP's pretrained scale, fixed at 100.
@@ -33,6 +36,7 @@ def proposer_class_probs(pred_logits: torch.Tensor) -> torch.Tensor:
     return pred_logits.float().softmax(dim=-1)[..., :-1]
 
 
+@full_precision
 def clip_class_probs(
     image_emb: torch.Tensor,
     text_emb: torch.Tensor,
@@ -98,6 +102,7 @@ def ensemble_exponents(
     return exponents
 
 
+@full_precision
 def ensemble(
     p_prop: torch.Tensor,
     p_clip: torch.Tensor,
@@ -122,6 +127,7 @@ def ensemble(
     return torch.pow(p_prop, 1.0 - lam_c) * torch.pow(p_clip, lam_c)
 
 
+@full_precision
 def adapter_ensemble(
     p_prop: torch.Tensor,
     p_out: torch.Tensor,
@@ -152,6 +158,7 @@ def adapter_ensemble(
     return logits.softmax(-1) * objectness
 
 
+@full_precision
 def semantic_map(class_probs: torch.Tensor, mask_probs: torch.Tensor) -> torch.Tensor:
     """``Σ_q p(c|q) · mask_q``: ``[..., Q, C]`` × ``[..., Q, H, W]`` → ``[..., C, H, W]``."""
     if class_probs.shape[:-1] != mask_probs.shape[:-2]:
@@ -161,6 +168,7 @@ def semantic_map(class_probs: torch.Tensor, mask_probs: torch.Tensor) -> torch.T
     return torch.einsum("...qc,...qhw->...chw", class_probs.float(), mask_probs.float().to(class_probs.device))
 
 
+@full_precision
 def scores_to_labels(
     scores: torch.Tensor, size: tuple[int, int] | None = None, *, no_label: int = -1
 ) -> torch.Tensor:
@@ -184,6 +192,7 @@ def scores_to_labels(
     return torch.where(best > 0, labels, torch.full_like(labels, no_label))
 
 
+@full_precision
 def predict_labels(
     class_probs: torch.Tensor,
     mask_probs: torch.Tensor,

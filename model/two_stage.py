@@ -38,7 +38,7 @@ import torch
 from model.clip import ClipBundle
 from model.crops import masked_crops
 from model.oracle import as_label_tensor, gt_segments, oracle_semantic_map, paint_segments
-from model.proposer.inference import Proposals, propose
+from model.proposer.inference import Proposals, check_max_proposals, propose, top_proposals
 from model.proposer.network import MaskProposer
 from model.segmenter import (
     CLIP_LOGIT_SCALE,
@@ -96,7 +96,8 @@ class TwoStageSegmenter:
     the temperature of CLIP's softmax over class names (``None``: the CLIP's own
     learned ``logit_scale.exp()``). ``use_mask_prompts`` feeds the crop masks to the
     bundle's mask prompts when it has any. Crops are encoded in chunks of
-    ``clip_batch_size``.
+    ``clip_batch_size``. ``max_proposals``: each image keeps its that many best-scored
+    proposals (:func:`model.proposer.top_proposals`; ``None``: all).
     """
 
     def __init__(
@@ -114,6 +115,7 @@ class TwoStageSegmenter:
         clip_batch_size: int = 256,
         templates: Sequence[str] | None = None,
         proposer_clip: ClipBundle | None = None,
+        max_proposals: int | None = None,
     ):
         if not 0.0 <= mask_threshold < 1.0:
             raise ValueError(f"mask_threshold must lie in [0, 1), got {mask_threshold}")
@@ -138,6 +140,7 @@ class TwoStageSegmenter:
         self.clip_logit_scale = clip_logit_scale
         self.use_mask_prompts = use_mask_prompts
         self.clip_batch_size = int(clip_batch_size)
+        self.max_proposals = check_max_proposals(max_proposals)
         self.text = TextClassifier(clip, templates)
         self.proposer_text = TextClassifier(proposer_clip, templates) if proposer_clip is not None else None
 
@@ -178,10 +181,12 @@ class TwoStageSegmenter:
 
     @torch.no_grad()
     def propose(self, images: torch.Tensor, text_emb: torch.Tensor) -> Proposals:
-        """The proposer on float images ``[B, 3, H, W]`` (0..1), masks binarised at the threshold."""
+        """The proposer on float images ``[B, 3, H, W]`` (0..1), masks binarised at the threshold,
+        the ``max_proposals`` best-scored kept."""
         if self.proposer is None:
             raise ValueError("this segmenter has no proposer (it can only classify ground-truth segments)")
-        return propose(self.proposer, images.to(self.device), text_emb, mask_threshold=self.mask_threshold)
+        proposals = propose(self.proposer, images.to(self.device), text_emb, mask_threshold=self.mask_threshold)
+        return top_proposals(proposals, self.max_proposals)
 
     def _logit_scale(self) -> float | torch.Tensor:
         if self.clip_logit_scale is not None:

@@ -44,6 +44,8 @@ DEFAULT_REJECTS = Path("data/rejects/mine")
 DEFAULT_METRICS = Path("metrics/mine.json")
 DEFAULT_PLOTS = Path("plots/mine")
 PLOT_NOUNS = 50
+#: Without ``mine.runner``: worker threads in the stage's process (torch releases the GIL), see the README.
+DEFAULT_RUNNER = {"runner": "direct-threads"}
 
 LOG = logging.getLogger("stages.mine")
 
@@ -58,7 +60,7 @@ class MineStageConfig:
     settings: MiningConfig
     num_shards: int = 4
     device: str = "auto"
-    runner: dict[str, Any] = field(default_factory=lambda: {"runner": "direct"})
+    runner: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_RUNNER))
 
     @classmethod
     def from_params(cls, section: Mapping[str, Any], device: str | None = None) -> "MineStageConfig":
@@ -72,7 +74,7 @@ class MineStageConfig:
         num_shards = section.get("num_shards", 4)
         if not isinstance(num_shards, int) or isinstance(num_shards, bool) or num_shards < 1:
             raise ValueError(f"params 'mine.num_shards' must be a positive integer, got {num_shards!r}")
-        runner = section.get("runner", {"runner": "direct"})
+        runner = section.get("runner", DEFAULT_RUNNER)
         if not isinstance(runner, Mapping):
             raise ValueError("params 'mine.runner' must be a mapping (runner, workers, dask_address, options)")
         requested = section.get("device", "auto")

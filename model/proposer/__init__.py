@@ -7,7 +7,7 @@ load with ``save_proposer`` / ``load_proposer``, and turn outputs into masks wit
 """
 from .config import ProposerConfig, config_from_dict, config_to_dict, load_proposer_config
 from .criterion import SetCriterion
-from .inference import Proposals, propose
+from .inference import Proposals, check_max_proposals, propose, top_proposals
 from .io import load_proposer, read_proposer_manifest, save_proposer
 from .matcher import HungarianMatcher, hungarian_match
 from .network import MASK_STRIDE, MaskProposer, build_proposer
@@ -25,6 +25,7 @@ __all__ = [
     "SetCriterion",
     "Vocabulary",
     "build_proposer",
+    "check_max_proposals",
     "config_from_dict",
     "config_to_dict",
     "grid_targets",
@@ -35,4 +36,5 @@ __all__ = [
     "read_proposer_manifest",
     "save_proposer",
     "semantic_targets",
+    "top_proposals",
 ]

@@ -83,3 +83,29 @@ def propose(
     masks = mask_probs > mask_threshold if mask_threshold is not None else None
     return Proposals(mask_probs=mask_probs, class_probs=probs[..., :-1], scores=1.0 - probs[..., -1], masks=masks,
                      mask_logits=mask_logits)
+
+
+def check_max_proposals(max_proposals: object, where: str = "max_proposals") -> int | None:
+    """``max_proposals`` when it is ``None`` or an integer >= 1, else ``ValueError`` naming ``where``."""
+    if max_proposals is not None and (isinstance(max_proposals, bool) or not isinstance(max_proposals, int)
+                                      or max_proposals < 1):
+        raise ValueError(f"{where} must be null or an integer >= 1, got {max_proposals!r}")
+    return max_proposals
+
+
+def top_proposals(proposals: Proposals, max_proposals: int | None) -> Proposals:
+    """Each image's ``max_proposals`` best-scored queries (highest ``scores`` first, ties to the lower
+    query index), kept in query order; ``proposals`` itself when ``None`` or when there are no more."""
+    if check_max_proposals(max_proposals) is None or proposals.scores.shape[-1] <= max_proposals:
+        return proposals
+    # A stable sort on the negated scores keeps equal scores in query order.
+    best = torch.sort(-proposals.scores.float(), dim=-1, stable=True).indices[:, :max_proposals]
+    keep = best.sort(dim=-1).values
+    rows = torch.arange(keep.shape[0], device=keep.device)[:, None]
+
+    def pick(tensor: torch.Tensor | None) -> torch.Tensor | None:
+        return None if tensor is None else tensor[rows, keep]
+
+    return Proposals(mask_probs=pick(proposals.mask_probs), class_probs=pick(proposals.class_probs),
+                     scores=pick(proposals.scores), masks=pick(proposals.masks),
+                     mask_logits=pick(proposals.mask_logits))

@@ -31,6 +31,8 @@ from core.progress import progress
 from model.dense_clip import POOLINGS
 from model.metrics import ConfusionMatrix
 from model.proposer.inference import Proposals
+from model.precision import check_inference_precision, inference_autocast
+from model.proposer import check_max_proposals
 from model.segmenter import resize_labels
 from model.two_stage import TwoStageSegmenter
 from pipeline.datasets.segmentation import IGNORE, Sample, SegmentationDataset
@@ -58,7 +60,9 @@ class EvalConfig:
     fixed images the overlay picture shows. Mask-Adapter's family (one CLIP pass per
     image): ``alpha``/``beta`` are CLIP's exponents for seen/unseen classes in its
     ensemble; ``pooling``/``attention_depth`` configure ``maskpool`` (see
-    :class:`model.dense_clip.DenseClip`).
+    :class:`model.dense_clip.DenseClip`). ``precision``: ``fp32``, or ``bf16`` autocast around
+    every model call of the run (scores, ensembles and argmaxes stay float32).
+    ``max_proposals``: each image's that many best-scored proposals are classified (``None``: all).
     """
 
     lam: float = 0.7
@@ -75,8 +79,12 @@ class EvalConfig:
     short_side: int | None = None
     max_images: int | None = None
     overlay_images: int = 4
+    precision: str = "fp32"
+    max_proposals: int | None = None
 
     def __post_init__(self) -> None:
+        check_inference_precision(self.precision, "evaluate.precision")
+        check_max_proposals(self.max_proposals, "evaluate.max_proposals")
         if self.pooling not in POOLINGS:
             raise ValueError(f"evaluate.pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.attention_depth is not None and int(self.attention_depth) < 1:
@@ -108,12 +116,14 @@ class EvalConfig:
 
     def provenance(self) -> dict[str, Any]:
         """The settings that change the figures, for the metrics record."""
-        keys = ("lam", "lam_seen", "lam_unseen", "mask_threshold", "expand_ratio", "short_side", "max_images")
+        keys = ("lam", "lam_seen", "lam_unseen", "mask_threshold", "expand_ratio", "short_side", "max_images",
+                "precision", "max_proposals")
         return {key: getattr(self, key) for key in keys}
 
     def one_pass_provenance(self) -> dict[str, Any]:
         """:meth:`provenance` for Mask-Adapter's family, whose ensemble and pooling differ."""
-        keys = ("alpha", "beta", "pooling", "attention_depth", "mask_threshold", "short_side", "max_images")
+        keys = ("alpha", "beta", "pooling", "attention_depth", "mask_threshold", "short_side", "max_images",
+                "precision", "max_proposals")
         return {key: getattr(self, key) for key in keys}
 
 
@@ -227,12 +237,20 @@ def evaluate_benchmark(
     ``stored`` gives each image's proposer outputs (the ``propose`` stage's file, see
     :mod:`pipeline.evaluation.stored_proposals`) instead of running the proposer: the
     two-stage variants and the oracle give the same labels as with the live proposer.
+    Every model call (text embeddings included) runs under ``settings.precision``'s autocast.
     """
     if proposals is not None and stored is not None:
         raise ValueError("external proposals and stored proposer outputs exclude each other")
     if proposals is not None and variant.mode != "two_stage":
         raise ValueError(f"variant {variant.name!r} ({variant.mode}) does not classify proposals: "
                          "external proposals go with the two-stage variants only")
+    with inference_autocast(settings.precision, segmenter.device):
+        return _evaluate(segmenter, dataset, variant, settings, seen, proposals, stored)
+
+
+def _evaluate(segmenter: TwoStageSegmenter, dataset: SegmentationDataset, variant: Variant, settings: EvalConfig,
+              seen: np.ndarray | None, proposals: ProposalLookup | None, stored: StoredLookup | None
+              ) -> EvaluationRun:
     names = list(dataset.class_names)
     keys = benchmark_keys(dataset, settings)
     keep = set(example_keys(keys, settings.overlay_images))

@@ -4,7 +4,8 @@
 :func:`build_segmenter`: ``crops`` is OVSeg's two-stage segmenter (a CLIP pass per
 masked crop, ``lam``), ``maskpool`` and ``adapter`` classify from one CLIP pass per image
 (Mask-Adapter's ensemble, ``alpha``/``beta``; ``ensembled=False`` keeps CLIP's classes
-alone). Every other setting comes from :class:`~pipeline.evaluation.segmentation.EvalConfig`.
+alone). Every other setting comes from :class:`~pipeline.evaluation.segmentation.EvalConfig`
+(its ``precision`` is applied by the run that uses the segmenter, not here).
 
 :func:`variant_folders` finds a named variant's folders under ``artifacts/``
 (``clip_<clip>``, ``adapter_<adapter>``) with errors naming the missing one.
@@ -55,7 +56,7 @@ def build_segmenter(classifier: str, proposer: MaskProposer | None, clip_folder:
         return TwoStageSegmenter(
             proposer, clip, lam=settings.lam, lam_seen=settings.lam_seen, lam_unseen=settings.lam_unseen,
             mask_threshold=settings.mask_threshold, expand_ratio=settings.expand_ratio,
-            clip_batch_size=settings.clip_batch_size,
+            clip_batch_size=settings.clip_batch_size, max_proposals=settings.max_proposals,
         )
     adapter, proposer_clip = None, None
     if adapter_folder is not None:
@@ -64,7 +65,7 @@ def build_segmenter(classifier: str, proposer: MaskProposer | None, clip_folder:
     return OnePassSegmenter(proposer, clip, adapter=adapter, pooling=settings.pooling,
                             attention_depth=settings.attention_depth, alpha=alpha, beta=beta,
                             mask_threshold=settings.mask_threshold, image_batch_size=settings.batch_size,
-                            proposer_clip=proposer_clip)
+                            proposer_clip=proposer_clip, max_proposals=settings.max_proposals)
 
 
 def build_variant_segmenter(spec: Variant, proposer: MaskProposer | None, artifacts: Path, settings: EvalConfig,

@@ -4,7 +4,7 @@ The proposer is frozen and deterministic, so every variant of ``evaluate`` would
 the same images. The ``propose`` stage runs it once per benchmark (:func:`propose_benchmark`,
 the batches and image sizes of the evaluation) and writes ``data/proposals/<benchmark>.parquet``:
 the proposals table of ``ovseg propose`` (:mod:`pipeline.datasets.proposal_table`), one row per
-proposer *query* (empty masks included, so rows per image = queries), plus
+proposer *query* (empty masks included, so rows per image = queries, or ``max_proposals``), plus
 
 | column | type | meaning |
 | --- | --- | --- |
@@ -75,6 +75,7 @@ class ProposalsInfo:
     images: int
     queries: int
     text_sha256: str
+    max_proposals: int | None = None
 
 
 @dataclass(frozen=True)
@@ -119,13 +120,15 @@ def propose_benchmark(segmenter: TwoStageSegmenter, dataset: SegmentationDataset
     keys = benchmark_keys(dataset, settings)
     text = segmenter.proposer_embeddings(names)
     queries = segmenter.proposer.config.decoder.num_queries
+    if settings.max_proposals is not None:  # the cap keeps that many per image (see TwoStageSegmenter.propose)
+        queries = min(queries, settings.max_proposals)
     rows: list[dict[str, Any]] = []
     for samples, images in segmented_batches(dataset, keys, settings, f"propose {dataset.name}"):
         for sample, proposals in zip(samples, segmenter.propose_images(images, names, text)):
             rows.extend(image_rows(benchmark_image_name(dataset, sample.key), proposals, names))
     rows.sort(key=lambda row: tuple(row[c] for c in PROPOSALS_SORT_BY))
     info = ProposalsInfo(dataset.name, names, settings.short_side, settings.mask_threshold, settings.max_images,
-                         len(keys), queries, text_fingerprint(text))
+                         len(keys), queries, text_fingerprint(text), settings.max_proposals)
     table = pa.Table.from_pylist(rows, schema=SCHEMA.with_metadata({METADATA_KEY: json.dumps(asdict(info))}))
     check_counts(table, info, "the proposals table")
     return table
@@ -171,7 +174,7 @@ class StoredProposals:
     def check_settings(self, settings: EvalConfig, keys: Sequence[str]) -> None:
         """``ValueError`` unless the file was made with ``settings``' ``short_side`` and ``mask_threshold``
         and holds every one of ``keys``."""
-        for name in ("short_side", "mask_threshold"):
+        for name in ("short_side", "mask_threshold", "max_proposals"):
             if getattr(self.info, name) != getattr(settings, name):
                 raise ValueError(f"{self.path}: proposals made with {name} {getattr(self.info, name)}, the evaluation "
                                  f"uses {getattr(settings, name)}; rerun the propose stage")

@@ -9,6 +9,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from model.precision import INFERENCE_PRECISIONS
+
 
 @dataclass(frozen=True)
 class MiningConfig:
@@ -19,7 +21,8 @@ class MiningConfig:
     at least ``min_proposal_score`` and its area at least ``min_area_pixels``
     and at least ``min_area_fraction`` of the image; usable masks whose IoU with
     a better-scored usable mask is at least ``nms_iou`` are dropped as duplicates
-    (``None``: keep them all).
+    (``None``: keep them all); of the rest, the ``max_proposals`` best-scored are kept
+    (``None``: all).
 
     Pairs (:mod:`pipeline.mining.matching`): a noun's best region becomes a pair
     when its cosine similarity is at least ``min_similarity``, its softmax over
@@ -32,7 +35,8 @@ class MiningConfig:
     decoding). Crops: each region's box is enlarged by ``expand_ratio``
     (:func:`model.crops.expand_boxes`). Compute: ``images_per_batch`` images go
     through the proposer together, each worker uses ``threads`` torch threads
-    on ``device``.
+    on ``device``, with ``precision`` ``fp32`` or ``bf16`` (autocast around the proposer and
+    CLIP; similarities, softmaxes and mask IoUs stay float32).
     """
 
     mask_threshold: float = 0.4
@@ -47,6 +51,8 @@ class MiningConfig:
     max_pixels: int = 4_000_000
     images_per_batch: int = 8
     threads: int = 1
+    precision: str = "fp32"
+    max_proposals: int | None = None
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -80,6 +86,10 @@ class MiningConfig:
               f"images_per_batch must be a positive integer, got {self.images_per_batch!r}")
         check(_integer(self.threads) and self.threads >= 1,
               f"threads must be a positive integer, got {self.threads!r}")
+        check(self.precision in INFERENCE_PRECISIONS,
+              f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got {self.precision!r}")
+        check(self.max_proposals is None or (_integer(self.max_proposals) and self.max_proposals >= 1),
+              f"max_proposals must be null or an integer >= 1, got {self.max_proposals!r}")
         check(isinstance(self.device, str) and bool(self.device), f"device must be a name, got {self.device!r}")
         if problems:
             raise ValueError("mining settings: " + "; ".join(problems))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from model.precision import full_precision
 from pipeline.mining.config import MiningConfig
 
 
@@ -32,6 +33,13 @@ class RegionMatch:
     margin: torch.Tensor
 
 
+@full_precision
+def similarity_matrix(noun_embeddings: torch.Tensor, region_embeddings: torch.Tensor) -> torch.Tensor:
+    """``S [nouns × regions]``: float32 dot products of the (L2-normalised) embeddings ``[N, D]`` and ``[R, D]``."""
+    return noun_embeddings.float() @ region_embeddings.float().to(noun_embeddings.device).T
+
+
+@full_precision
 def match_nouns_to_regions(similarity: torch.Tensor, logit_scale: float) -> RegionMatch:
     """Best region of each noun from the ``[nouns × regions]`` cosine matrix (module docstring)."""
     if similarity.dim() != 2 or similarity.shape[0] < 1 or similarity.shape[1] < 1:

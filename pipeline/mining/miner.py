@@ -22,11 +22,12 @@ import torch
 
 from core.rle import encode_rle
 from model.crops import mask_boxes, masked_crops
+from model.precision import inference_autocast
 from model.proposer import propose
 from pipeline.mining.accounting import REASON_NO_PAIR, REASON_NO_PROPOSAL, ImageInput, NounEntry
 from pipeline.mining.config import MiningConfig
 from pipeline.mining.image_io import ImageProblem
-from pipeline.mining.matching import RegionMatch, kept_nouns, match_nouns_to_regions, pair_filter
+from pipeline.mining.matching import RegionMatch, kept_nouns, match_nouns_to_regions, pair_filter, similarity_matrix
 from pipeline.mining.models import MiningModels
 from pipeline.mining.regions import Regions, usable_regions
 
@@ -61,7 +62,12 @@ def proposer_batches(items: Sequence[ImageToMine], batch_size: int) -> Iterator[
 
 @torch.no_grad()
 def mine_images(models: MiningModels, items: Sequence[ImageToMine], settings: MiningConfig) -> list[MinedImage]:
-    """Mine every item (module docstring); results in item order."""
+    """Mine every item (module docstring), under ``settings.precision``'s autocast; results in item order."""
+    with inference_autocast(settings.precision, models.device):
+        return _mine(models, items, settings)
+
+
+def _mine(models: MiningModels, items: Sequence[ImageToMine], settings: MiningConfig) -> list[MinedImage]:
     results: list[MinedImage | None] = [None] * len(items)
     device = models.device
     for batch in proposer_batches(items, settings.images_per_batch):
@@ -88,7 +94,7 @@ def mine_regions(
                          std=models.clip.std, expand_ratio=settings.expand_ratio)
     region_embeddings = models.clip.encode_image(crops.crops, crops.crop_masks)
     noun_embeddings = models.noun_embeddings([entry.noun for entry in item.nouns]).to(region_embeddings.device)
-    match = match_nouns_to_regions(noun_embeddings @ region_embeddings.T, models.logit_scale)
+    match = match_nouns_to_regions(similarity_matrix(noun_embeddings, region_embeddings), models.logit_scale)
     keep = kept_nouns(match, settings)
     if not bool(keep.any()):
         counts = ", ".join(f"{reason} {int(mask.sum())}" for reason, mask in pair_filter(match, settings).items())

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from model.precision import full_precision
 from pipeline.mining.config import MiningConfig
 
 
@@ -33,6 +34,7 @@ class Regions:
         return int(self.proposal_ids.shape[0])
 
 
+@full_precision
 def mask_iou(masks: torch.Tensor) -> torch.Tensor:
     """Pairwise IoU ``[N, N]`` (float32) of bool masks ``[N, H, W]``; 0 between two empty masks.
 
@@ -72,7 +74,8 @@ def usable_regions(mask_probs: torch.Tensor, scores: torch.Tensor, settings: Min
 
     Thresholds at ``settings.mask_threshold``, keeps proposals with score ≥
     ``min_proposal_score`` and area ≥ :meth:`MiningConfig.min_area`, then
-    applies :func:`mask_nms` when ``settings.nms_iou`` is set.
+    applies :func:`mask_nms` when ``settings.nms_iou`` is set and keeps the
+    ``settings.max_proposals`` best-scored (ties: the lower proposal id).
     """
     if mask_probs.dim() != 3 or scores.shape != mask_probs.shape[:1]:
         raise ValueError(
@@ -85,4 +88,7 @@ def usable_regions(mask_probs: torch.Tensor, scores: torch.Tensor, settings: Min
     ids = torch.nonzero(keep).flatten()
     if settings.nms_iou is not None and ids.numel() > 1:
         ids = ids[mask_nms(masks[ids], scores[ids], settings.nms_iou)]
+    if settings.max_proposals is not None and ids.numel() > settings.max_proposals:
+        best = torch.sort(-scores[ids].float(), stable=True).indices[: settings.max_proposals]
+        ids = ids[best.sort().values]
     return Regions(proposal_ids=ids.long(), masks=masks[ids], scores=scores[ids].float(), areas=areas[ids].long())

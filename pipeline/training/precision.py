@@ -1,9 +1,11 @@
 """Mixed precision: which autocast dtype a device gets, and the autocast context."""
 from __future__ import annotations
 
-import contextlib
-
 import torch
+
+from model.precision import autocast_context
+
+__all__ = ["PRECISIONS", "autocast_context", "resolve_precision"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -29,10 +31,3 @@ def _cpu_has_native_bf16() -> bool:
     # Private helpers (stable since torch 2.1); without them, assume no native bf16.
     probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
     return any(probe is not None and probe() for probe in probes)
-
-
-def autocast_context(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    """``torch.autocast`` for ``dtype`` on ``device``, or a no-op for fp32."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)

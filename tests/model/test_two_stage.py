@@ -242,3 +242,38 @@ def test_segment_with_masks_refuses_masks_that_do_not_fit(tiny_clip, image):
         seg.segment_with_masks(image, box_masks(), torch.ones(2), NAMES)
     with pytest.raises(ValueError, match="2 images, 1 mask sets and 2 score sets"):
         seg.segment_with_masks_batch([image, image], [box_masks()], [torch.ones(3)] * 2, NAMES)
+
+
+@pytest.mark.parametrize("segmenter_class", [TwoStageSegmenter, OnePassSegmenter])
+def test_max_proposals_keeps_the_best_scored_and_none_changes_nothing(proposer, tiny_clip, image, segmenter_class):
+    images = torch.stack([image_to_tensor(image, CPU), image_to_tensor(np.ascontiguousarray(image[::-1]), CPU)])
+    default = segmenter_class(proposer, tiny_clip)
+    text = default.text_embeddings(NAMES)
+    uncapped = default.propose(images, text)
+    assert default.max_proposals is None
+    assert np.array_equal(segmenter_class(proposer, tiny_clip, max_proposals=None).segment(image, NAMES),
+                          default.segment(image, NAMES))
+    capped = segmenter_class(proposer, tiny_clip, max_proposals=5).propose(images, text)
+    assert capped.masks.shape[:2] == (2, 5) and capped.mask_probs.shape[:2] == (2, 5)
+    for i in range(2):
+        best = torch.sort(uncapped.scores[i], descending=True, stable=True).values[:5]
+        assert torch.equal(torch.sort(capped.scores[i], descending=True).values, best)
+    assert segmenter_class(proposer, tiny_clip, max_proposals=3).segment(image, NAMES).shape == image.shape[:2]
+    with pytest.raises(ValueError, match="max_proposals must be null or an integer >= 1"):
+        segmenter_class(proposer, tiny_clip, max_proposals=0)
+
+
+@pytest.mark.parametrize("segmenter_class", [TwoStageSegmenter, OnePassSegmenter])
+def test_bf16_autocast_runs_and_gives_float32_scores(proposer, tiny_clip, image, segmenter_class):
+    from model.precision import inference_autocast
+
+    seg = segmenter_class(proposer, tiny_clip)
+    tensor = image_to_tensor(image, CPU)
+    with inference_autocast("bf16", CPU):
+        text = seg.text_embeddings(["a", "b", "c"])
+        proposals = seg.propose(tensor[None], text)
+        probs = seg.clip_probs([tensor], [proposals.masks[0]], text)[0]
+        labels = seg.segment(image, ["a", "b", "c"], text_emb=text)
+    assert text.dtype == torch.float32 and proposals.mask_probs.dtype == torch.float32
+    assert probs.dtype == torch.float32 and torch.allclose(probs.sum(-1), torch.ones(probs.shape[0]))
+    assert labels.dtype == np.int32 and labels.shape == image.shape[:2]

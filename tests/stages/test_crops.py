@@ -14,7 +14,7 @@ from stages.crops import adapter_result_name, main, maskpool_result_name, result
 
 def test_several_folders_write_one_json_each(eval_inputs, capsys) -> None:
     clips = [str(eval_inputs.artifacts / "clip_base"), str(eval_inputs.artifacts / "clip_mpt")]
-    assert main([*clips, "--world", str(eval_inputs.manifest), "--json-dir", "out"]) == 0
+    assert main([*clips, "--world", str(eval_inputs.manifest), "--benchmark", "demo", "--json-dir", "out"]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == 2 and printed[0].startswith(f"{clips[0]} on demo: mean ")
     base, mpt = (json.loads(Path(f"out/{name}.json").read_text()) for name in ("base", "mpt"))
@@ -28,7 +28,8 @@ def test_several_folders_write_one_json_each(eval_inputs, capsys) -> None:
 
 def test_single_json_and_errors(eval_inputs, capsys) -> None:
     clip = str(eval_inputs.artifacts / "clip_base")
-    assert main([clip, "--world", str(eval_inputs.manifest), "--json", "one.json", "--no-prompts"]) == 0
+    assert main([clip, "--world", str(eval_inputs.manifest), "--benchmark", "demo", "--json", "one.json",
+                 "--no-prompts"]) == 0
     assert set(json.loads(Path("one.json").read_text())) == {"demo"}
     assert not Path("metrics/timings/crops.json").exists()  # only the stage (--json-dir) records its time
     with pytest.raises(SystemExit):

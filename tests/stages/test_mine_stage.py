@@ -162,7 +162,10 @@ def test_repository_params_are_valid():
 
     params = MineStageConfig.from_params(load_params("mine", REPO / "params.yaml"), device="cpu")
     assert params.settings.device == "cpu" and params.settings.mask_threshold == 0.4
-    assert params.runner["runner"] == "direct"
+    assert params.runner == {"runner": "direct-threads", "workers": 2}
+    assert params.settings.precision == "fp32" and params.settings.max_proposals is None
+    assert MineStageConfig.from_params({k: v for k, v in PARAMS["mine"].items() if k != "runner"}, device="cpu") \
+        .runner == {"runner": "direct-threads"}
 
 
 def _start(project: Path) -> subprocess.Popen:

@@ -215,3 +215,46 @@ def test_external_proposals_go_with_two_stage_variants_only(dataset, segmenter, 
     wrong_size = {"img0": (torch.ones(1, 10, 10, dtype=torch.bool), torch.ones(1))}.get
     with pytest.raises(ValueError, match="the proposals of image 'img0' are 10×10, the image is 40×48"):
         evaluate_benchmark(segmenter, dataset, variant("base"), EvalConfig(), None, wrong_size)
+
+
+def test_precision_and_max_proposals_are_checked_by_name():
+    settings = EvalConfig.from_params({"precision": "bf16", "max_proposals": 8})
+    assert settings.precision == "bf16" and settings.max_proposals == 8
+    assert EvalConfig().precision == "fp32" and EvalConfig().max_proposals is None
+    assert settings.provenance()["precision"] == "bf16" and settings.one_pass_provenance()["max_proposals"] == 8
+    with pytest.raises(ValueError, match=r"evaluate.precision must be one of fp32, bf16, got 'fp16'"):
+        EvalConfig.from_params({"precision": "fp16"})
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match=r"evaluate.max_proposals must be null or an integer >= 1"):
+            EvalConfig.from_params({"max_proposals": bad})
+
+
+def test_bf16_runs_every_model_call_under_autocast(dataset, segmenter, monkeypatch):
+    seen_autocast = []
+    encode_image = segmenter.clip.encode_image
+
+    def spy(*args, **kwargs):
+        seen_autocast.append(torch.is_autocast_enabled("cpu"))
+        return encode_image(*args, **kwargs)
+
+    monkeypatch.setattr(segmenter.clip, "encode_image", spy)
+    fp32 = evaluate_benchmark(segmenter, dataset, variant("base"), EvalConfig(batch_size=2), None)
+    assert seen_autocast and not any(seen_autocast)
+    seen_autocast.clear()
+    bf16 = evaluate_benchmark(segmenter, dataset, variant("base"), EvalConfig(batch_size=2, precision="bf16"), None)
+    assert seen_autocast and all(seen_autocast)
+    assert not torch.is_autocast_enabled("cpu")
+    assert bf16.images == fp32.images == 5 and bf16.confusion.total == fp32.confusion.total == scored_pixels(dataset)
+
+
+def test_max_proposals_null_changes_nothing(dataset, segmenter):
+    default = evaluate_benchmark(segmenter, dataset, variant("base"), EvalConfig(), None)
+    uncapped = TwoStageSegmenter(segmenter.proposer, segmenter.clip, clip_batch_size=32, max_proposals=None)
+    assert evaluate_benchmark(uncapped, dataset, variant("base"), EvalConfig(), None).confusion == default.confusion
+    capped = TwoStageSegmenter(segmenter.proposer, segmenter.clip, clip_batch_size=32, max_proposals=2)
+    crops_per_call = []
+    encode = capped._encode_crops
+    capped._encode_crops = lambda crops, masks: crops_per_call.append(len(crops)) or encode(crops, masks)
+    run = evaluate_benchmark(capped, dataset, variant("base"), EvalConfig(batch_size=1), None)
+    assert run.confusion.total == default.confusion.total
+    assert crops_per_call and max(crops_per_call) <= 2  # one image per call, at most 2 proposals classified

@@ -38,13 +38,15 @@ def proposer(tiny_clip):
 
 
 def test_each_classifier_gets_its_segmenter_and_settings(artifacts, proposer):
-    settings = EvalConfig(lam=0.6, alpha=0.2, beta=0.8, mask_threshold=0.3, expand_ratio=0.1, clip_batch_size=7)
+    settings = EvalConfig(lam=0.6, alpha=0.2, beta=0.8, mask_threshold=0.3, expand_ratio=0.1, clip_batch_size=7,
+                          max_proposals=9)
     crops = build_segmenter("crops", proposer, artifacts / "clip_base", settings=settings, device=CPU)
     assert type(crops) is TwoStageSegmenter
     assert (crops.lam, crops.mask_threshold, crops.expand_ratio, crops.clip_batch_size) == (0.6, 0.3, 0.1, 7)
+    assert crops.max_proposals == 9
     pooled = build_segmenter("maskpool", proposer, artifacts / "clip_base", settings=settings, device=CPU)
     assert isinstance(pooled, OnePassSegmenter) and pooled.adapter is None
-    assert (pooled.alpha, pooled.beta, pooled.mask_threshold) == (0.2, 0.8, 0.3)
+    assert (pooled.alpha, pooled.beta, pooled.mask_threshold, pooled.max_proposals) == (0.2, 0.8, 0.3, 9)
     alone = build_segmenter("adapter", proposer, artifacts / "clip_base", adapter_folder=artifacts / "adapter_base",
                             settings=settings, ensembled=False, device=CPU)
     assert isinstance(alone.adapter, MaskAdapter) and (alone.alpha, alone.beta) == (1.0, 1.0)

@@ -291,3 +291,18 @@ def test_noun_shards_are_read_through_filesystems_and_checked(inputs, tmp_path):
     pq.write_table(table.drop_columns(["count"]), wrong)
     with pytest.raises(ValueError, match="differs from the nouns schema"):
         list(dofn.read_noun_shard(str(wrong), 5))
+
+
+def test_bf16_mining_accounts_for_every_input_with_float32_scores(inputs, mined, tmp_path):
+    settings = MiningConfig(images_per_batch=4, precision="bf16", max_proposals=3)
+    outputs = mine(inputs, tmp_path, settings=settings)
+    fp32 = mined[1]
+    assert outputs.counts["images"] == fp32.counts["images"] and outputs.counts["captions"] == fp32.counts["captions"]
+    assert outputs.pairs.schema.field("similarity").type == pa.float32()
+    similarity = outputs.pairs.column("similarity").to_numpy()
+    assert np.isfinite(similarity).all() and (np.abs(similarity) <= 1.0 + 1e-6).all()
+    # The cap: at most 3 distinct regions per image become pairs.
+    per_image: dict[int, set[int]] = {}
+    for row in outputs.pairs.select(["image_id", "proposal_id"]).to_pylist():
+        per_image.setdefault(row["image_id"], set()).add(row["proposal_id"])
+    assert per_image and max(len(ids) for ids in per_image.values()) <= 3

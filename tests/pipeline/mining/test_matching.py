@@ -6,8 +6,9 @@ import math
 import pytest
 import torch
 
+from model.precision import inference_autocast
 from pipeline.mining.config import MiningConfig
-from pipeline.mining.matching import kept_nouns, match_nouns_to_regions, pair_filter
+from pipeline.mining.matching import kept_nouns, match_nouns_to_regions, pair_filter, similarity_matrix
 from pipeline.mining.regions import mask_iou, mask_nms, usable_regions
 
 # 3 nouns × 4 regions, cosine similarities.
@@ -79,6 +80,10 @@ def test_settings_validation_names_the_problem():
         MiningConfig(nms_iou=0.0)
     with pytest.raises(ValueError, match="images_per_batch"):
         MiningConfig(images_per_batch=True)
+    with pytest.raises(ValueError, match=r"precision must be one of fp32, bf16, got 'fp16'"):
+        MiningConfig(precision="fp16")
+    with pytest.raises(ValueError, match=r"max_proposals must be null or an integer >= 1, got 0"):
+        MiningConfig(max_proposals=0)
     assert MiningConfig(min_area_pixels=10, min_area_fraction=0.01).min_area(100, 100) == 100
     assert MiningConfig(min_area_pixels=10, min_area_fraction=0.0).min_area(100, 100) == 10
 
@@ -123,3 +128,37 @@ def test_usable_regions_threshold_area_score_and_nms():
     by_fraction = usable_regions(probs, scores, MiningConfig(min_area_pixels=1, min_area_fraction=0.45, nms_iou=None))
     assert by_fraction.proposal_ids.tolist() == [0]
     assert len(usable_regions(probs, scores, MiningConfig(min_proposal_score=1.0))) == 0
+
+
+def test_max_proposals_keeps_the_best_scored_regions_after_nms():
+    probs = torch.zeros(5, 10, 10)
+    probs[0, :, :5] = 0.9                 # 50 px
+    probs[1, :, :4] = 0.8                 # duplicate of 0 (IoU 0.8), dropped by NMS before the cap
+    probs[2, :3, 5:] = 0.9                # 15 px
+    probs[3, 3:6, 5:] = 0.9               # 15 px
+    probs[4, 6:, 5:] = 0.9                # 20 px
+    scores = torch.tensor([0.5, 0.95, 0.8, 0.6, 0.8])
+    settings = MiningConfig(min_area_pixels=1, nms_iou=0.75)
+    everything = usable_regions(probs, scores, settings)
+    assert everything.proposal_ids.tolist() == [1, 2, 3, 4]
+    assert usable_regions(probs, scores, MiningConfig(min_area_pixels=1, nms_iou=0.75, max_proposals=None)) \
+        .proposal_ids.tolist() == everything.proposal_ids.tolist()
+    capped = usable_regions(probs, scores, MiningConfig(min_area_pixels=1, nms_iou=0.75, max_proposals=2))
+    # After NMS: 1 (0.95), 2 (0.8), 3 (0.6), 4 (0.8); the best two: 1 and 2 (tie with 4: lower id), in id order.
+    assert capped.proposal_ids.tolist() == [1, 2]
+    assert capped.scores.tolist() == pytest.approx([0.95, 0.8]) and capped.masks.shape == (2, 10, 10)
+    assert torch.equal(capped.masks, everything.masks[[0, 1]])
+
+
+def test_iou_and_similarities_stay_float32_under_bf16_autocast():
+    masks = torch.zeros(2, 30, 30, dtype=torch.bool)
+    masks[0, :, :10] = True               # 300 px
+    masks[1, :, 1:10] = True              # 270 px inside: IoU 0.9 exactly in float32
+    generator = torch.Generator().manual_seed(0)
+    nouns = torch.nn.functional.normalize(torch.randn(3, 16, generator=generator), dim=-1)
+    regions = torch.nn.functional.normalize(torch.randn(4, 16, generator=generator), dim=-1)
+    with inference_autocast("bf16", torch.device("cpu")):
+        iou = mask_iou(masks)
+        similarity = similarity_matrix(nouns, regions)
+    assert iou.dtype == torch.float32 and torch.equal(iou, mask_iou(masks)) and iou[0, 1] == torch.tensor(270 / 300)
+    assert similarity.dtype == torch.float32 and torch.equal(similarity, nouns @ regions.T)

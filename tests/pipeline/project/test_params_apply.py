@@ -87,7 +87,7 @@ def test_the_real_data_recipe_applies_to_the_repository_params() -> None:
     MineStageConfig.from_params(params["mine"], device="cuda")
     assert ProposerStageConfig.from_params(params["proposer"]).num_threads is None
     for section, mode in (("finetune", "image"), ("prompt_tune", "prompts")):
-        adapt = {k: v for k, v in params[section].items() if k not in ("device", "max_pairs")}
+        adapt = {k: v for k, v in params[section].items() if k not in ("device", "max_pairs", "distributed")}
         assert AdaptConfig.from_params(adapt, mode=mode).epochs == 5
     evaluate = {k: v for k, v in params["evaluate"].items() if k not in ("device", "threads")}
     assert EvalConfig.from_params(evaluate).short_side == 640

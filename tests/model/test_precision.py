@@ -1,0 +1,53 @@
+"""Inference precision: the autocast of a run and the float32 scoring inside it."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model.precision import check_inference_precision, full_precision, inference_autocast
+from model.segmenter import clip_class_probs, predict_labels, semantic_map
+
+CPU = torch.device("cpu")
+
+
+def test_fp32_is_no_autocast_and_bf16_is_bf16_autocast():
+    with inference_autocast("fp32", CPU):
+        assert not torch.is_autocast_enabled("cpu")
+    with inference_autocast("bf16", CPU):
+        assert torch.is_autocast_enabled("cpu")
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+        assert torch.nn.Linear(4, 3)(torch.randn(2, 4)).dtype == torch.bfloat16
+
+
+def test_precision_is_checked_by_name():
+    assert check_inference_precision("bf16", "evaluate.precision") == "bf16"
+    for bad in ("fp16", "auto", "BF16", None, 16):
+        with pytest.raises(ValueError, match=r"evaluate.precision must be one of fp32, bf16, got"):
+            check_inference_precision(bad, "evaluate.precision")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        inference_autocast("fp16", CPU)
+
+
+def test_full_precision_turns_autocast_off_inside_only():
+    # 257 pixels: a count that bf16 (8 bits of mantissa) cannot hold.
+    a = torch.ones(2, 257)
+    product = full_precision(torch.matmul)
+    with inference_autocast("bf16", CPU):
+        assert torch.matmul(a, a.T).dtype == torch.bfloat16
+        exact = product(a, a.T)
+        assert torch.is_autocast_enabled("cpu")  # restored after the call
+    assert exact.dtype == torch.float32 and exact[0, 0].item() == 257.0
+    assert torch.equal(product(a, a.T), a @ a.T)  # a no-op outside autocast
+
+
+def test_scoring_is_the_same_float32_under_autocast():
+    generator = torch.Generator().manual_seed(0)
+    image_emb, text_emb = torch.randn(6, 32, generator=generator), torch.randn(5, 32, generator=generator)
+    class_probs, mask_probs = torch.rand(6, 5, generator=generator), torch.rand(6, 9, 11, generator=generator)
+    plain = (clip_class_probs(image_emb, text_emb), semantic_map(class_probs, mask_probs),
+             predict_labels(class_probs, mask_probs))
+    with inference_autocast("bf16", CPU):
+        cast = (clip_class_probs(image_emb, text_emb), semantic_map(class_probs, mask_probs),
+                predict_labels(class_probs, mask_probs))
+    for expected, got in zip(plain, cast):
+        assert got.dtype == expected.dtype and torch.equal(got, expected)
