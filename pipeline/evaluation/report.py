@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.io import read_json
-from pipeline.evaluation.variants import CLIPS, ONE_PASS, variant, variant_names
+from pipeline.evaluation.variants import CLIPS, ONE_PASS, ZSSEG, variant, variant_names
 
 MISSING = "–"
 #: Benchmarks in the column order of the paper's tables; any others follow, sorted.
@@ -133,9 +133,9 @@ def render_results(records: EvalRecords, crops: CropRecords | None = None) -> st
     crops = crops or {}
     benchmarks = _benchmarks(records)
     present = {v for v, _ in records}
-    two_stage = [name for name in _ordered(present) if name in CLIPS]
+    two_stage = [name for name in _ordered(present) if name in CLIPS or name in ZSSEG]
     one_pass = [name for name in _ordered(present) if name in ONE_PASS]
-    diagnostics = [name for name in _ordered(present) if name not in CLIPS and name not in ONE_PASS]
+    diagnostics = [name for name in _ordered(present) if name not in {*CLIPS, *ZSSEG, *ONE_PASS}]
     out = [
         "# Results",
         "",

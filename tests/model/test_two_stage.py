@@ -242,3 +242,23 @@ def test_segment_with_masks_refuses_masks_that_do_not_fit(tiny_clip, image):
         seg.segment_with_masks(image, box_masks(), torch.ones(2), NAMES)
     with pytest.raises(ValueError, match="2 images, 1 mask sets and 2 score sets"):
         seg.segment_with_masks_batch([image, image], [box_masks()], [torch.ones(3)] * 2, NAMES)
+
+
+def test_learned_text_prompts_change_only_clips_side(proposer, image):
+    from model.clip import build_clip
+    from model.text import TextClassifier
+    from model.text_prompts import TextPrompts
+
+    plain = build_clip("ovseg-tiny-vit", device="cpu", seed=0)
+    prompted = build_clip("ovseg-tiny-vit", device="cpu", seed=0)
+    prompted.text_prompts = TextPrompts.for_clip(prompted.model, 4, generator=torch.Generator().manual_seed(0))
+    seg = TwoStageSegmenter(proposer, prompted)
+    learned = seg.text_embeddings(NAMES)
+    templates = TextClassifier(plain)(NAMES)
+    assert not torch.allclose(learned, templates, atol=1e-3)
+    assert torch.equal(seg._proposer_embeddings(NAMES, learned), templates)
+    # The proposals (and their class probabilities) are the template segmenter's.
+    images = [image_to_tensor(image, CPU)]
+    ours = seg._propose_grouped(images, seg._proposer_embeddings(NAMES, learned))[0]
+    theirs = TwoStageSegmenter(proposer, plain)._propose_grouped(images, templates)[0]
+    assert torch.equal(ours.class_probs, theirs.class_probs) and torch.equal(ours.masks, theirs.masks)

@@ -59,6 +59,25 @@ def test_a_variant_is_built_as_the_classifier_with_its_folders(artifacts, propos
     assert (by_name.alpha, by_name.beta) == (0.7, 0.9)
 
 
+def test_zsseg_swaps_clips_exponents_for_seen_and_unseen_classes(artifacts, proposer, tiny_clip):
+    from model.clip import derive_clip_folder
+    from model.text_prompts import TextPrompts
+
+    prompts = TextPrompts.for_clip(tiny_clip.model, 4, generator=torch.Generator().manual_seed(0))
+    derive_clip_folder(artifacts / "clip_base", artifacts / "clip_prompts", text_prompts=prompts,
+                       clip_model=tiny_clip.model)
+    settings = EvalConfig(lam=0.6, lam_seen=0.1, zsseg_lam=0.75)
+    zsseg = build_variant_segmenter(variant("zsseg"), proposer, artifacts, settings, CPU)
+    assert zsseg.clip.text_prompts is not None
+    assert (zsseg.lam_seen, zsseg.lam_unseen) == pytest.approx((0.25, 0.75))
+    ovseg = build_variant_segmenter(variant("prompts"), proposer, artifacts, settings, CPU)
+    assert (ovseg.lam, ovseg.lam_seen, ovseg.lam_unseen) == (0.6, 0.1, None)
+    with pytest.raises(ValueError, match="ensemble 'zsseg'.*crops only"):
+        build_segmenter("maskpool", proposer, artifacts / "clip_base", ensemble="zsseg", device=CPU)
+    with pytest.raises(ValueError, match="evaluate.zsseg_lam must lie in"):
+        EvalConfig(zsseg_lam=1.5)
+
+
 def test_missing_folders_and_mismatched_arguments_are_named(artifacts, proposer, tmp_path):
     with pytest.raises(FileNotFoundError, match="clip_ft_mpt: CLIP folder of variant 'ft_mpt' not found"):
         variant_folders(variant("ft_mpt"), artifacts)
