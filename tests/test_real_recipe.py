@@ -38,10 +38,11 @@ def test_real_recipe_plans_every_stage_prepare_first(repo_copy, dvc, tmp_path) -
     stages = re.findall(r"Running stage '([^']+)'", planned)
     expected = {"prepare", "world", "base_clip", "proposer", "nouns", "mine", "finetune", "finetune_gt",
                 "prompt_tune@base", "prompt_tune@ft", "mask_adapter@base", "mask_adapter@ft", "crops", "report",
+                "text_prompts@base", "text_prompts@ft", *(f"evaluate_prompts@{b}" for b in BENCHMARKS),
                 *(f"evaluate@{v}-{b}" for v in VARIANTS for b in BENCHMARKS),
                 *(f"evaluate_references@{b}" for b in BENCHMARKS),
                 *(f"evaluate_one_pass@{b}" for b in BENCHMARKS)}
-    assert set(stages) == expected and len(stages) == len(expected) == 49
+    assert set(stages) == expected and len(stages) == len(expected) == 56
     assert "python -m stages.evaluate --variant ft_mpt --benchmark ade847" in planned
     assert stages[:2] == ["prepare", "world"]
     assert stages.index("mine") > stages.index("nouns") and stages[-1] == "report"
