@@ -11,7 +11,9 @@
 
 :func:`save_clip_folder` writes exactly what ``open_clip.create_model_and_transforms(
 "local-dir:FOLDER")`` loads with open_clip alone, plus ``mask_prompts.safetensors``
-when the bundle carries mask prompts. Supported: open_clip's native CLIP (its own vision
+when the bundle carries mask prompts and ``text_prompts.safetensors`` when it carries
+learned text prompts; :func:`derive_clip_folder` writes a new folder of another's files
+(hard-linked) plus learned text prompts. Supported: open_clip's native CLIP (its own vision
 and text transformers or ModifiedResNet) and its timm ConvNeXt image towers (the
 Mask-Adapter's CLIPs, e.g. ``convnext_large_d_320``); other timm and HF towers are refused.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,6 +36,7 @@ from safetensors.torch import save_file
 
 from core.io import atomic_dir, dumps_json, read_json
 from model.mpt import PROMPTS_FILE, MaskPrompts, encode_image_with_prompts, load_mask_prompts, save_mask_prompts
+from model.text_prompts import TEXT_PROMPTS_FILE, TextPrompts, load_text_prompts, save_text_prompts
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 _REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +66,9 @@ class ClipBundle:
     ``preprocess_cfg`` uses open_clip's PreprocessCfg keys (``size``, ``mean``,
     ``std``, ``interpolation``, ``resize_mode``, ``mode``, ``fill_color``).
     ``image_size`` (square side), ``mean`` and ``std`` (float32 ``[3]`` tensors on the
-    model's device) are derived from it. ``prompts`` are optional mask prompts (MPT).
+    model's device) are derived from it. ``prompts`` are optional mask prompts (MPT);
+    ``text_prompts`` optional learned text prompts (zsseg.baseline), which
+    :class:`model.text.TextClassifier` uses instead of templates.
     """
 
     model: open_clip.CLIP
@@ -70,6 +76,7 @@ class ClipBundle:
     model_cfg: dict[str, Any]
     preprocess_cfg: dict[str, Any]
     prompts: MaskPrompts | None = None
+    text_prompts: TextPrompts | None = None
     image_size: int = field(init=False)
     mean: torch.Tensor = field(init=False, repr=False)
     std: torch.Tensor = field(init=False, repr=False)
@@ -99,6 +106,8 @@ class ClipBundle:
         self.model.to(device)
         if self.prompts is not None:
             self.prompts.to(device)
+        if self.text_prompts is not None:
+            self.text_prompts.to(device)
         self.mean = self.mean.to(device)
         self.std = self.std.to(device)
         return self
@@ -183,8 +192,9 @@ def save_clip_folder(bundle: ClipBundle, folder: str | os.PathLike) -> Path:
     """Write ``bundle`` as an open_clip local folder, atomically; return the folder.
 
     Contents: ``open_clip_config.json`` (``{"model_cfg", "preprocess_cfg"}``),
-    ``open_clip_model.safetensors`` (the state dict) and, when the bundle has mask
-    prompts, ``mask_prompts.safetensors``. A previous folder is replaced whole.
+    ``open_clip_model.safetensors`` (the state dict) and, when the bundle has them,
+    ``mask_prompts.safetensors`` and ``text_prompts.safetensors``. A previous folder is
+    replaced whole.
     """
     folder = Path(folder)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in bundle.model.state_dict().items()}
@@ -194,11 +204,36 @@ def save_clip_folder(bundle: ClipBundle, folder: str | os.PathLike) -> Path:
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         if bundle.prompts is not None:
             save_mask_prompts(bundle.prompts, tmp / PROMPTS_FILE)
+        if bundle.text_prompts is not None:
+            save_text_prompts(bundle.text_prompts, tmp / TEXT_PROMPTS_FILE, bundle.model)
+    return folder
+
+
+def derive_clip_folder(source: str | os.PathLike, folder: str | os.PathLike, *, text_prompts: TextPrompts,
+                       clip_model: torch.nn.Module) -> Path:
+    """Write ``folder`` atomically: every file of the CLIP folder ``source`` (hard-linked where the file
+    system allows, else copied; a text prompts file of its own is left out) plus ``text_prompts``, learned
+    on ``clip_model`` (the CLIP loaded from ``source``). DVC outputs cannot be written into another
+    stage's output, so a CLIP with learned prompts is a new folder."""
+    source, folder = Path(source), Path(folder)
+    if not (source / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"{source}: not a CLIP folder (no {CONFIG_FILE})")
+    with atomic_dir(folder) as tmp:
+        for path in sorted(source.iterdir()):
+            if path.name == TEXT_PROMPTS_FILE:
+                continue
+            if not path.is_file():
+                raise ValueError(f"{path}: a CLIP folder holds files only")
+            try:
+                os.link(path, tmp / path.name)
+            except OSError:  # another file system, or links not allowed
+                shutil.copy2(path, tmp / path.name)
+        save_text_prompts(text_prompts, tmp / TEXT_PROMPTS_FILE, clip_model)
     return folder
 
 
 def load_clip_folder(folder: str | os.PathLike, device: torch.device | str, *, precision: str = "fp32") -> ClipBundle:
-    """Load a folder written by :func:`save_clip_folder` (mask prompts included when present)."""
+    """Load a folder written by :func:`save_clip_folder` (mask and text prompts included when present)."""
     folder = Path(folder)
     bundle = build_clip(f"{LOCAL_DIR_PREFIX}{folder}", device=device, precision=precision)
     prompts_path = folder / PROMPTS_FILE
@@ -209,6 +244,9 @@ def load_clip_folder(folder: str | os.PathLike, device: torch.device | str, *, p
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{prompts_path}: {exc}") from None
         bundle.prompts = prompts
+    text_prompts_path = folder / TEXT_PROMPTS_FILE
+    if text_prompts_path.is_file():
+        bundle.text_prompts = load_text_prompts(text_prompts_path, bundle.model, device=bundle.device)
     return bundle
 
 

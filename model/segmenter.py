@@ -102,6 +102,18 @@ def ensemble_exponents(
     return exponents
 
 
+def zsseg_exponents(lam: float) -> tuple[float, float]:
+    """zsseg.baseline's ensemble as CLIP exponents ``(lam_seen, lam_unseen)`` for :func:`ensemble_exponents`.
+
+    zsseg weights seen classes ``p_prop^λ · p_clip^(1−λ)`` (the proposer was trained on them) and
+    unseen classes ``p_prop^(1−λ) · p_clip^λ``, so CLIP's exponent is ``1 − λ`` for seen and ``λ``
+    for unseen classes (λ = 0.8 on COCO-Stuff).
+    """
+    if not 0.0 <= float(lam) <= 1.0:
+        raise ValueError(f"zsseg lam must lie in [0, 1], got {lam}")
+    return 1.0 - float(lam), float(lam)
+
+
 @full_precision
 def ensemble(
     p_prop: torch.Tensor,

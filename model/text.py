@@ -5,6 +5,10 @@ Each (synonym, template) prompt is encoded and L2-normalised; the class embeddin
 is the mean over all templates and synonyms, renormalised. Every synonym is
 encoded once per classifier (the cache holds its template mean), so evaluating
 many benchmarks that share names costs one pass per distinct synonym.
+
+When the CLIP carries learned text prompts (``bundle.text_prompts``, zsseg.baseline's
+context vectors), a synonym's embedding is its learned-prompt encoding instead of the
+template mean (no templates), unless ``learned_prompts=False``.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import torch.nn.functional as F
 
 from core.classnames import split_synonyms
 from model.clip import ClipBundle
+from model.text_prompts import encode_with_text_prompts
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -46,15 +51,19 @@ class TextClassifier:
     """Class-name embeddings ``[C, embed_dim]`` for one CLIP, with a per-synonym cache.
 
     The cache assumes the text tower does not change; call :meth:`clear` after
-    training it (or build a new classifier).
+    training it (or build a new classifier). ``learned_prompts``: use the bundle's learned
+    text prompts when it has them (``False``: templates always, e.g. for the proposer,
+    which was trained against template embeddings).
     """
 
-    def __init__(self, bundle: ClipBundle, templates: Sequence[str] | None = None, *, batch_size: int = 256):
+    def __init__(self, bundle: ClipBundle, templates: Sequence[str] | None = None, *, batch_size: int = 256,
+                 learned_prompts: bool = True):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.bundle = bundle
         self.templates = load_templates() if templates is None else check_templates(templates)
         self.batch_size = batch_size
+        self.learned_prompts = learned_prompts and getattr(bundle, "text_prompts", None) is not None
         self._cache: dict[str, torch.Tensor] = {}
 
     def clear(self) -> None:
@@ -72,7 +81,16 @@ class TextClassifier:
         return F.normalize(torch.stack(rows), dim=-1)
 
     def _encode_missing(self, synonyms: list[str]) -> None:
-        """Cache, per synonym, the mean of its normalised template embeddings."""
+        """Cache, per synonym, the mean of its normalised template embeddings (or its learned-prompt encoding)."""
+        if self.learned_prompts:
+            chunks = [
+                encode_with_text_prompts(self.bundle.model, self.bundle.tokenizer, self.bundle.text_prompts,
+                                         synonyms[start : start + self.batch_size])
+                for start in range(0, len(synonyms), self.batch_size)
+            ]
+            if chunks:
+                self._cache.update(zip(synonyms, F.normalize(torch.cat(chunks).float(), dim=-1)))
+            return
         prompts = [template.format(synonym) for synonym in synonyms for template in self.templates]
         if not prompts:
             return

@@ -88,7 +88,8 @@ class TwoStageSegmenter:
     embedding size (the proposer scores proposals against the CLIP's text embeddings).
     ``proposer_clip``: when the classifying CLIP is not the one whose text tower the
     proposer was trained against (a Mask-Adapter's own ConvNeXt), that CLIP embeds the
-    class names for the proposer.
+    class names for the proposer. The proposer always gets template embeddings: a CLIP
+    with learned text prompts (zsseg.baseline) uses them on CLIP's side only.
 
     ``lam`` is CLIP's exponent in the ensemble; with a ``seen`` mask at call time,
     seen classes use ``lam_seen`` and unseen classes ``lam_unseen`` when those are
@@ -142,7 +143,10 @@ class TwoStageSegmenter:
         self.clip_batch_size = int(clip_batch_size)
         self.max_proposals = check_max_proposals(max_proposals)
         self.text = TextClassifier(clip, templates)
-        self.proposer_text = TextClassifier(proposer_clip, templates) if proposer_clip is not None else None
+        if proposer_clip is not None or clip.text_prompts is not None:
+            self.proposer_text = TextClassifier(text_clip, templates, learned_prompts=False)
+        else:
+            self.proposer_text = None
 
     @property
     def device(self) -> torch.device:
@@ -164,7 +168,8 @@ class TwoStageSegmenter:
         return self._proposer_embeddings(class_names, self.text_embeddings(class_names).to(self.device))
 
     def _proposer_embeddings(self, class_names: Sequence[str], text_emb: torch.Tensor) -> torch.Tensor:
-        """What the proposer scores against: ``text_emb``, or the names embedded by ``proposer_clip`` when set."""
+        """What the proposer scores against: ``text_emb``, or the names embedded with templates by
+        ``proposer_clip`` (or by the CLIP when ``text_emb`` comes from learned text prompts)."""
         if self.proposer_text is None:
             return text_emb
         return self.proposer_text(class_names).to(self.device)

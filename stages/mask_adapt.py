@@ -26,7 +26,7 @@ from model.clip import load_clip_folder, save_clip_folder
 from pipeline.datasets.manifest import load_world
 from pipeline.training.distributed import DistributedConfig, process_group
 from pipeline.training.mask_adapt import AdaptConfig, adapt_clip
-from pipeline.training.mask_pairs import MaskPair, pairs_from_label, read_pairs
+from pipeline.training.mask_pairs import ground_truth_pairs, read_pairs
 from pipeline.training.rng import seed_everything
 
 WORLD = Path("data/world/manifest.json")
@@ -38,17 +38,6 @@ OUTPUTS = {
     ("prompt_tune", "base"): Path("artifacts/clip_mpt"),
     ("prompt_tune", "ft"): Path("artifacts/clip_ft_mpt"),
 }
-
-
-def ground_truth_pairs(manifest: Path) -> list[MaskPair]:
-    """One pair per seen class present in each training label map (what a fixed-vocabulary dataset gives)."""
-    world = load_world(manifest)
-    labels = world.train_labels()
-    pairs = []
-    for key in labels.keys():
-        sample = labels.load(key)
-        pairs.extend(pairs_from_label(str(labels.image_path(key)), sample.label, labels.class_names))
-    return pairs
 
 
 def params_section(stage: str) -> str:
@@ -74,7 +63,7 @@ def run(stage: str, variant: str | None, params_file: Path | None = None) -> dic
     seed_everything(cfg.seed)
     world = load_world(WORLD)
     if stage == "finetune_gt":
-        pairs = ground_truth_pairs(WORLD)
+        pairs = ground_truth_pairs(world.train_labels())
     else:
         pairs = read_pairs(PAIRS, world.images_dir, limit=limit)
     source = CLIP_FOLDERS[variant] if stage == "prompt_tune" else CLIP_FOLDERS["base"]

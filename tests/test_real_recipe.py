@@ -15,7 +15,7 @@ from pipeline.project.params_apply import apply_override
 from tests.pipeline.prepare.raw_formats import RawTree, write_raw_downloads
 
 BENCHMARKS = ["ade847", "pc459", "ade150", "pc59", "voc20"]
-VARIANTS = ["base", "mpt", "ft", "ft_mpt", "ft_gt", "longer"]
+VARIANTS = ["base", "mpt", "ft", "ft_mpt", "ft_gt", "prompts", "ft_prompts", "longer", "zsseg"]
 
 
 def apply_recipe(repo: Path, tree: RawTree) -> dict:
@@ -38,12 +38,10 @@ def test_real_recipe_plans_every_stage_prepare_first(repo_copy, dvc, tmp_path) -
     stages = re.findall(r"Running stage '([^']+)'", planned)
     expected = {"prepare", "world", "base_clip", "proposer", "nouns", "mine", "finetune", "finetune_gt",
                 "prompt_tune@base", "prompt_tune@ft", "mask_adapter@base", "mask_adapter@ft", "crops", "report",
-                "base_clip_longer",
-                *(f"evaluate@{v}-{b}" for v in VARIANTS for b in BENCHMARKS),
-                *(f"evaluate_references@{b}" for b in BENCHMARKS),
-                *(f"evaluate_one_pass@{b}" for b in BENCHMARKS)}
-    assert set(stages) == expected and len(stages) == len(expected) == 55
-    assert "python -m stages.evaluate --variant ft_mpt --benchmark ade847" in planned
+                "base_clip_longer", "text_prompts@base", "text_prompts@ft", "propose",
+                *(f"evaluate@{v}" for v in VARIANTS), "evaluate_references", "evaluate_one_pass"}
+    assert set(stages) == expected and len(stages) == len(expected) == 29
+    assert "python -m stages.evaluate --variant ft_mpt --stored-proposals data/proposals" in planned
     assert stages[:2] == ["prepare", "world"]
     assert stages.index("mine") > stages.index("nouns") and stages[-1] == "report"
 

@@ -404,13 +404,13 @@ def test_every_file_a_stage_runs_is_a_declared_dep(stage: str, real_missing: dic
 
 def test_stages_are_expanded_from_foreach_and_matrix() -> None:
     stages = expand_stages(DVC_YAML, load_params(DVC_YAML, ROOT))
-    benchmarks = load_params(DVC_YAML, ROOT)["data"]["benchmarks"]
     assert {"prompt_tune@base", "prompt_tune@ft"} <= stages.keys()
     assert stages["prompt_tune@ft"]["cmd"] == "python -m stages.mask_adapt prompt_tune ft"
     assert "artifacts/clip_ft" in stages["prompt_tune@ft"]["deps"]
-    for benchmark in benchmarks:
-        assert f"evaluate@ft_mpt-{benchmark}" in stages and f"evaluate_references@{benchmark}" in stages
-        assert "artifacts/clip_ft_mpt" in stages[f"evaluate@ft_mpt-{benchmark}"]["deps"]
+    assert {"evaluate@ft_mpt", "evaluate@zsseg", "evaluate_references", "propose"} <= stages.keys()
+    assert "artifacts/clip_ft_mpt" in stages["evaluate@ft_mpt"]["deps"]
+    assert "artifacts/clip_prompts" in stages["evaluate@zsseg"]["deps"]
+    assert "metrics/eval/zsseg" in str(stages["evaluate@zsseg"]["metrics"])
     assert not any("${" in str(stage) for stage in stages.values())
 
 
@@ -430,7 +430,7 @@ def _without_dep(tmp_path: Path, stage: str, dep: str) -> Path:
 
 @pytest.mark.parametrize(("stage", "dep", "expected_stage", "expected_files"), [
     ("world", "stages/world.py", "world", ["stages/world.py"]),
-    ("evaluate", "model", "evaluate@ft_mpt-{benchmark}", ["model/clip.py", "model/configs/ovseg-tiny-vit.json",
+    ("evaluate", "model", "evaluate@ft_mpt", ["model/clip.py", "model/configs/ovseg-tiny-vit.json",
                                                    "model/templates/vild.json", "model/proposer/config.py"]),
     ("world", "pipeline/datasets", "world", ["pipeline/datasets/vocab/ade150.json"]),
 ])

@@ -50,7 +50,9 @@ class EvalConfig:
     """The ``evaluate`` params section, less :data:`RUNTIME_KEYS` (read by the stage itself).
 
     ``lam``: CLIP's exponent in the ensemble; ``lam_seen``/``lam_unseen``: per-class
-    exponents for seen/unseen classes (``None``: ``lam``). ``mask_threshold``:
+    exponents for seen/unseen classes (``None``: ``lam``). ``zsseg_lam``: λ of
+    zsseg.baseline's ensemble (variant ``zsseg``: CLIP's exponent 1 − λ for seen classes,
+    λ for unseen ones; see :func:`model.segmenter.zsseg_exponents`). ``mask_threshold``:
     binarisation of the proposals for the crops (and the oracle). ``expand_ratio``:
     crop box enlargement. ``batch_size``: images per segmenter call;
     ``clip_batch_size``: crops per CLIP forward. ``short_side``: resize images so
@@ -68,6 +70,7 @@ class EvalConfig:
     lam: float = 0.7
     lam_seen: float | None = None
     lam_unseen: float | None = None
+    zsseg_lam: float = 0.8
     alpha: float = 0.7
     beta: float = 0.9
     pooling: str = "attention"
@@ -89,7 +92,7 @@ class EvalConfig:
             raise ValueError(f"evaluate.pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.attention_depth is not None and int(self.attention_depth) < 1:
             raise ValueError(f"evaluate.attention_depth must be null or >= 1, got {self.attention_depth}")
-        for name in ("lam", "lam_seen", "lam_unseen", "alpha", "beta"):
+        for name in ("lam", "lam_seen", "lam_unseen", "zsseg_lam", "alpha", "beta"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"evaluate.{name} must lie in [0, 1], got {value}")
@@ -114,10 +117,12 @@ class EvalConfig:
         check_keys(params, known | set(RUNTIME_KEYS), "evaluate")
         return cls(**{k: v for k, v in params.items() if k in known})
 
-    def provenance(self) -> dict[str, Any]:
-        """The settings that change the figures, for the metrics record."""
-        keys = ("lam", "lam_seen", "lam_unseen", "mask_threshold", "expand_ratio", "short_side", "max_images",
-                "precision", "max_proposals")
+    def provenance(self, ensemble: str = "ovseg") -> dict[str, Any]:
+        """The settings that change the figures of a crop-path variant with that ``ensemble``, for the
+        metrics record."""
+        lams = ("zsseg_lam",) if ensemble == "zsseg" else ("lam", "lam_seen", "lam_unseen")
+        keys = (*lams, "mask_threshold", "expand_ratio", "short_side", "max_images", "precision",
+                "max_proposals")
         return {key: getattr(self, key) for key in keys}
 
     def one_pass_provenance(self) -> dict[str, Any]:
@@ -352,6 +357,7 @@ def metrics_record(
         classes_outside_world=None if seen is None else int(len(names) - np.sum(seen) - np.sum(unseen)),
         classes_scored=summary["valid_classes"],
         per_class={name: _figure(iou) for name, iou in zip(names, summary["per_class_iou"])},
-        settings=settings.provenance() if variant.classifier == "crops" else settings.one_pass_provenance(),
+        settings=(settings.provenance(variant.ensemble) if variant.classifier == "crops"
+                  else settings.one_pass_provenance()),
     )
     return record

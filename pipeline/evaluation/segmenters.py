@@ -4,7 +4,8 @@
 :func:`build_segmenter`: ``crops`` is OVSeg's two-stage segmenter (a CLIP pass per
 masked crop, ``lam``), ``maskpool`` and ``adapter`` classify from one CLIP pass per image
 (Mask-Adapter's ensemble, ``alpha``/``beta``; ``ensembled=False`` keeps CLIP's classes
-alone). Every other setting comes from :class:`~pipeline.evaluation.segmentation.EvalConfig`
+alone); ``crops`` with ``ensemble="zsseg"`` is zsseg.baseline's seen/unseen ensemble
+(``zsseg_lam``). Every other setting comes from :class:`~pipeline.evaluation.segmentation.EvalConfig`
 (its ``precision`` is applied by the run that uses the segmenter, not here).
 
 :func:`variant_folders` finds a named variant's folders under ``artifacts/``
@@ -19,10 +20,12 @@ import torch
 from model.clip import load_clip_folder
 from model.mask_adapter import load_adapter_and_clip
 from model.one_pass import OnePassSegmenter
+from model.segmenter import zsseg_exponents
 from model.proposer import MaskProposer
+from model.text_prompts import text_tower_digest
 from model.two_stage import TwoStageSegmenter
 from pipeline.evaluation.segmentation import EvalConfig
-from pipeline.evaluation.variants import CLASSIFIERS, Variant
+from pipeline.evaluation.variants import CLASSIFIERS, ENSEMBLES, Variant
 
 
 def variant_folders(spec: Variant, artifacts: Path) -> tuple[Path, Path | None]:
@@ -40,21 +43,37 @@ def variant_folders(spec: Variant, artifacts: Path) -> tuple[Path, Path | None]:
 
 def build_segmenter(classifier: str, proposer: MaskProposer | None, clip_folder: Path, *,
                     adapter_folder: Path | None = None, settings: EvalConfig = EvalConfig(),
-                    ensembled: bool = True, device: torch.device) -> TwoStageSegmenter:
+                    ensembled: bool = True, ensemble: str = "ovseg", proposer_clip_folder: Path | None = None,
+                    device: torch.device) -> TwoStageSegmenter:
     """The segmenter of one classifier (``crops``, ``maskpool``, ``adapter``) on the CLIP of ``clip_folder``.
+
+    ``proposer_clip_folder`` (crops): the CLIP whose text tower the proposer was trained against
+    (``artifacts/clip_base``); when the classifying CLIP's text tower differs from it (a CLIP whose
+    pretraining went on, ``longer``), that CLIP embeds the class names for the proposer.
 
     ``adapter_folder`` is required for ``adapter`` and refused otherwise; ``ensembled=False``
     (one-pass classifiers only) sets α = β = 1: CLIP's classes alone, the proposer's objectness kept.
+    ``ensemble`` (crops only): ``ovseg`` (``lam``, ``lam_seen``, ``lam_unseen``) or ``zsseg`` (CLIP's
+    exponent ``1 − zsseg_lam`` for seen classes, ``zsseg_lam`` for unseen ones).
     """
     if classifier not in CLASSIFIERS:
         raise ValueError(f"unknown classifier {classifier!r}; choose from {', '.join(CLASSIFIERS)}")
+    if ensemble not in ENSEMBLES or (ensemble != "ovseg" and classifier != "crops"):
+        raise ValueError(f"ensemble {ensemble!r}: choose from {', '.join(ENSEMBLES)} (other than ovseg: crops only)")
     if (classifier == "adapter") != (adapter_folder is not None):
         raise ValueError(f"classifier {classifier!r}: a Mask-Adapter folder is needed for 'adapter' and only there, "
                          f"got {adapter_folder}")
     clip = load_clip_folder(clip_folder, device)
     if classifier == "crops":
+        lam_seen, lam_unseen = (zsseg_exponents(settings.zsseg_lam) if ensemble == "zsseg"
+                                else (settings.lam_seen, settings.lam_unseen))
+        proposer_clip = None
+        if proposer is not None and proposer_clip_folder is not None:
+            proposer_clip = load_clip_folder(proposer_clip_folder, device)
+            if text_tower_digest(proposer_clip.model) == text_tower_digest(clip.model):
+                proposer_clip = None
         return TwoStageSegmenter(
-            proposer, clip, lam=settings.lam, lam_seen=settings.lam_seen, lam_unseen=settings.lam_unseen,
+            proposer, clip, proposer_clip=proposer_clip, lam=settings.lam, lam_seen=lam_seen, lam_unseen=lam_unseen,
             mask_threshold=settings.mask_threshold, expand_ratio=settings.expand_ratio,
             clip_batch_size=settings.clip_batch_size, max_proposals=settings.max_proposals,
         )
@@ -73,5 +92,7 @@ def build_variant_segmenter(spec: Variant, proposer: MaskProposer | None, artifa
     """:func:`build_segmenter` for a named variant (``base``, ``ft_mpt``, ``adapter_ens``, ``maskpool`` ...)
     with its folders under ``artifacts``."""
     clip, adapter = variant_folders(spec, artifacts)
+    base = artifacts / "clip_base"
     return build_segmenter(spec.classifier, proposer, clip, adapter_folder=adapter, settings=settings,
-                           ensembled=spec.ensembled, device=device)
+                           ensembled=spec.ensembled, ensemble=spec.ensemble,
+                           proposer_clip_folder=base if spec.clip != "base" and base.is_dir() else None, device=device)

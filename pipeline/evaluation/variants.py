@@ -3,9 +3,11 @@
 Variant names are what ``python -m stages.evaluate --variant`` takes and what
 ``metrics/eval/<variant>/`` is called:
 
-* ``base``, ``mpt``, ``ft``, ``ft_mpt``, ``ft_gt``, ``longer`` — the two-stage segmenter
-  (proposals, CLIP on masked crops, ensemble) with the CLIP folder
-  ``artifacts/clip_<variant>`` (mask prompts used when the folder has them);
+* ``base``, ``mpt``, ``ft``, ``ft_mpt``, ``ft_gt``, ``prompts``, ``ft_prompts``, ``longer`` — the
+  two-stage segmenter (proposals, CLIP on masked crops, OVSeg's ensemble) with the CLIP folder
+  ``artifacts/clip_<variant>`` (mask prompts and learned text prompts used when the folder has them);
+* ``zsseg`` — zsseg.baseline: proposals, the base CLIP with learned text prompts
+  (``artifacts/clip_prompts``), zsseg's seen/unseen ensemble;
 * ``oracle`` — the proposals labelled by the ground truth (each takes the class it
   overlaps most): how good the *masks* are with a perfect classifier;
 * ``maskpool``, ``adapter``, ``adapter_ens``, ``ft_adapter_ens`` — Mask-Adapter's family:
@@ -29,8 +31,16 @@ CLIPS: dict[str, str] = {
     "ft": "CLIP finetuned on the mined mask–noun pairs",
     "ft_mpt": "finetuned CLIP + mask prompt tuning",
     "ft_gt": "CLIP finetuned on the seen classes' ground-truth masks (fixed vocabulary)",
+    "prompts": "base CLIP with text prompts learned on the seen classes' ground truth",
+    "ft_prompts": "finetuned CLIP with text prompts learned on the seen classes' ground truth",
     "longer": "base CLIP pretrained on for as many steps as finetuning (whole images and captions: the control)",
 }
+#: Crop-path variants with zsseg.baseline's ensemble (seen p_prop^λ·p_clip^(1−λ), unseen p_prop^(1−λ)·p_clip^λ):
+#: name -> (CLIP, description).
+ZSSEG: dict[str, tuple[str, str]] = {
+    "zsseg": ("prompts", "zsseg.baseline: proposals + base CLIP with learned text prompts, its seen/unseen ensemble"),
+}
+ENSEMBLES = ("ovseg", "zsseg")
 #: Mask-Adapter's family (one CLIP pass per image): name -> (CLIP, adapter or None, ensembled, description).
 ONE_PASS: dict[str, tuple[str, str | None, bool, str]] = {
     "maskpool": ("base", None, True, "proposals pooled from one base-CLIP pass per image, Mask-Adapter's ensemble"),
@@ -56,7 +66,8 @@ class Variant:
     adapter folder ``artifacts/adapter_<adapter>``). ``ensembled``: whether the one-pass
     family ensembles with the proposer's classes (else CLIP's classes alone). The oracle
     uses the CLIP only for the proposer's text embeddings (the proposer was trained
-    against the base CLIP's text tower).
+    against the base CLIP's text tower). ``ensemble`` (crops only): ``ovseg`` (``evaluate.lam``,
+    ``lam_seen``/``lam_unseen``) or ``zsseg`` (``evaluate.zsseg_lam``).
     """
 
     name: str
@@ -66,6 +77,7 @@ class Variant:
     classifier: str = "crops"
     adapter: str | None = None
     ensembled: bool = True
+    ensemble: str = "ovseg"
 
     @property
     def needs_proposer(self) -> bool:
@@ -80,6 +92,9 @@ def variant(name: str) -> Variant:
     """The :class:`Variant` called ``name``; ``ValueError`` listing the valid names otherwise."""
     if name in CLIPS:
         return Variant(name, "two_stage", name, f"proposals + {CLIPS[name]}")
+    if name in ZSSEG:
+        clip, description = ZSSEG[name]
+        return Variant(name, "two_stage", clip, description, ensemble="zsseg")
     if name in ONE_PASS:
         clip, adapter, ensembled, description = ONE_PASS[name]
         return Variant(name, "two_stage", clip, description, "adapter" if adapter else "maskpool", adapter, ensembled)
@@ -99,4 +114,4 @@ def variant(name: str) -> Variant:
 def variant_names() -> list[str]:
     """Every valid name in report order: the two-stage variants (crops, then one pass), the oracle, the
     ground-truth-mask rows."""
-    return [*CLIPS, *ONE_PASS, ORACLE, *(GT_MASKS_PREFIX + name for name in [*CLIPS, *ONE_PASS_GT])]
+    return [*CLIPS, *ZSSEG, *ONE_PASS, ORACLE, *(GT_MASKS_PREFIX + name for name in [*CLIPS, *ONE_PASS_GT])]

@@ -20,6 +20,7 @@ from core.classnames import display_name
 from core.rle import decode_rle, encode_rle
 from model.crops import masked_crops
 from pipeline.datasets.files import read_rgb
+from pipeline.datasets.coco import CocoStuffLabels
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,16 @@ def pairs_from_label(image_path: str, label: np.ndarray, class_names: Sequence[s
     for index in np.unique(label[label >= 0]):
         name = display_name(class_names[int(index)])
         pairs.append(MaskPair(image_path, encode_rle(label == index), name))
+    return pairs
+
+
+def ground_truth_pairs(labels: CocoStuffLabels) -> list[MaskPair]:
+    """One pair per class present in each training label map, in key order (what a fixed-vocabulary
+    dataset gives; the world's ``train_labels()`` hold the seen classes only)."""
+    pairs = []
+    for key in labels.keys():
+        sample = labels.load(key)
+        pairs.extend(pairs_from_label(str(labels.image_path(key)), sample.label, labels.class_names))
     return pairs
 
 

@@ -15,6 +15,7 @@ from model.segmenter import (
     resize_labels,
     scores_to_labels,
     semantic_map,
+    zsseg_exponents,
 )
 
 P_PROP = torch.tensor([[0.9, 0.1], [0.4, 0.6]])
@@ -83,6 +84,21 @@ def test_ensemble_seen_unseen_exponents():
         ensemble(P_PROP, P_CLIP, 0.5, lam_seen=0.2)
     with pytest.raises(ValueError, match="\\[0, 1\\]"):
         ensemble(P_PROP, P_CLIP, 1.5)
+
+
+def test_zsseg_ensemble_swaps_the_exponents_of_seen_and_unseen_classes():
+    assert zsseg_exponents(0.8) == pytest.approx((0.2, 0.8))
+    seen = torch.tensor([True, False])
+    lam_seen, lam_unseen = zsseg_exponents(0.8)
+    out = ensemble(P_PROP, P_CLIP, 0.7, seen=seen, lam_seen=lam_seen, lam_unseen=lam_unseen)
+    # seen: p_prop^0.8 * p_clip^0.2; unseen: p_prop^0.2 * p_clip^0.8
+    expected = torch.stack([P_PROP[:, 0] ** 0.8 * P_CLIP[:, 0] ** 0.2, P_PROP[:, 1] ** 0.2 * P_CLIP[:, 1] ** 0.8], 1)
+    torch.testing.assert_close(out, expected)
+    # Swapping which class is seen swaps the exponents.
+    swapped = ensemble(P_PROP, P_CLIP, 0.7, seen=~seen, lam_seen=lam_seen, lam_unseen=lam_unseen)
+    torch.testing.assert_close(swapped[:, 0], P_PROP[:, 0] ** 0.2 * P_CLIP[:, 0] ** 0.8)
+    with pytest.raises(ValueError, match="zsseg lam"):
+        zsseg_exponents(1.2)
 
 
 # Two proposals, three classes, 2x2 masks; pixel (1, 1) is covered by neither.

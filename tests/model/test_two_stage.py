@@ -277,3 +277,23 @@ def test_bf16_autocast_runs_and_gives_float32_scores(proposer, tiny_clip, image,
     assert text.dtype == torch.float32 and proposals.mask_probs.dtype == torch.float32
     assert probs.dtype == torch.float32 and torch.allclose(probs.sum(-1), torch.ones(probs.shape[0]))
     assert labels.dtype == np.int32 and labels.shape == image.shape[:2]
+
+
+def test_learned_text_prompts_change_only_clips_side(proposer, image):
+    from model.clip import build_clip
+    from model.text import TextClassifier
+    from model.text_prompts import TextPrompts
+
+    plain = build_clip("ovseg-tiny-vit", device="cpu", seed=0)
+    prompted = build_clip("ovseg-tiny-vit", device="cpu", seed=0)
+    prompted.text_prompts = TextPrompts.for_clip(prompted.model, 4, generator=torch.Generator().manual_seed(0))
+    seg = TwoStageSegmenter(proposer, prompted)
+    learned = seg.text_embeddings(NAMES)
+    templates = TextClassifier(plain)(NAMES)
+    assert not torch.allclose(learned, templates, atol=1e-3)
+    assert torch.equal(seg._proposer_embeddings(NAMES, learned), templates)
+    # The proposals (and their class probabilities) are the template segmenter's.
+    images = [image_to_tensor(image, CPU)]
+    ours = seg._propose_grouped(images, seg._proposer_embeddings(NAMES, learned))[0]
+    theirs = TwoStageSegmenter(proposer, plain)._propose_grouped(images, templates)[0]
+    assert torch.equal(ours.class_probs, theirs.class_probs) and torch.equal(ours.masks, theirs.masks)

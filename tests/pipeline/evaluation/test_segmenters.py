@@ -61,6 +61,25 @@ def test_a_variant_is_built_as_the_classifier_with_its_folders(artifacts, propos
     assert (by_name.alpha, by_name.beta) == (0.7, 0.9)
 
 
+def test_zsseg_swaps_clips_exponents_for_seen_and_unseen_classes(artifacts, proposer, tiny_clip):
+    from model.clip import derive_clip_folder
+    from model.text_prompts import TextPrompts
+
+    prompts = TextPrompts.for_clip(tiny_clip.model, 4, generator=torch.Generator().manual_seed(0))
+    derive_clip_folder(artifacts / "clip_base", artifacts / "clip_prompts", text_prompts=prompts,
+                       clip_model=tiny_clip.model)
+    settings = EvalConfig(lam=0.6, lam_seen=0.1, zsseg_lam=0.75)
+    zsseg = build_variant_segmenter(variant("zsseg"), proposer, artifacts, settings, CPU)
+    assert zsseg.clip.text_prompts is not None
+    assert (zsseg.lam_seen, zsseg.lam_unseen) == pytest.approx((0.25, 0.75))
+    ovseg = build_variant_segmenter(variant("prompts"), proposer, artifacts, settings, CPU)
+    assert (ovseg.lam, ovseg.lam_seen, ovseg.lam_unseen) == (0.6, 0.1, None)
+    with pytest.raises(ValueError, match="ensemble 'zsseg'.*crops only"):
+        build_segmenter("maskpool", proposer, artifacts / "clip_base", ensemble="zsseg", device=CPU)
+    with pytest.raises(ValueError, match="evaluate.zsseg_lam must lie in"):
+        EvalConfig(zsseg_lam=1.5)
+
+
 def test_missing_folders_and_mismatched_arguments_are_named(artifacts, proposer, tmp_path):
     with pytest.raises(FileNotFoundError, match="clip_ft_mpt: CLIP folder of variant 'ft_mpt' not found"):
         variant_folders(variant("ft_mpt"), artifacts)
@@ -72,3 +91,26 @@ def test_missing_folders_and_mismatched_arguments_are_named(artifacts, proposer,
         build_segmenter("pixels", proposer, artifacts / "clip_base", device=CPU)
     with pytest.raises(ValueError, match="a Mask-Adapter folder is needed for 'adapter' and only there"):
         build_segmenter("adapter", proposer, artifacts / "clip_base", device=CPU)
+
+
+def test_a_clip_with_its_own_text_tower_leaves_the_proposer_the_base_clips_embeddings(artifacts, proposer, tmp_path):
+    from model.clip import load_clip_folder
+    from model.text import TextClassifier
+
+    for name in ("clip_base", "adapter_base"):
+        (tmp_path / name).symlink_to(artifacts / name)
+    longer = load_clip_folder(artifacts / "clip_base", CPU)
+    with torch.no_grad():
+        longer.model.token_embedding.weight.add_(0.5)  # pretraining went on: the text tower moved
+    save_clip_folder(longer, tmp_path / "clip_longer")
+    segmenter = build_variant_segmenter(variant("longer"), proposer, tmp_path, EvalConfig(), CPU)
+    base_text = TextClassifier(load_clip_folder(artifacts / "clip_base", CPU))(NAMES)
+    assert not torch.allclose(segmenter.text_embeddings(NAMES), base_text)  # CLIP's side: its own tower
+    assert torch.equal(segmenter.proposer_embeddings(NAMES), base_text)  # the proposer's: the base CLIP's
+    same = build_variant_segmenter(variant("ft"), proposer, _with_ft(tmp_path, artifacts), EvalConfig(), CPU)
+    assert same.proposer_text is None  # a locked text tower: nothing to swap
+
+
+def _with_ft(root, artifacts):
+    (root / "clip_ft").symlink_to(artifacts / "clip_base")
+    return root

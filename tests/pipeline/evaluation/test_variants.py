@@ -8,10 +8,11 @@ from pipeline.evaluation.variants import variant, variant_names
 
 def test_names_in_report_order():
     names = variant_names()
-    assert names[:11] == ["base", "mpt", "ft", "ft_mpt", "ft_gt", "longer", "maskpool", "adapter", "adapter_ens",
-                          "ft_adapter_ens", "oracle"]
-    assert names[11:] == ["gt_masks_base", "gt_masks_mpt", "gt_masks_ft", "gt_masks_ft_mpt", "gt_masks_ft_gt",
-                          "gt_masks_longer", "gt_masks_maskpool", "gt_masks_adapter", "gt_masks_ft_adapter"]
+    assert names[:14] == ["base", "mpt", "ft", "ft_mpt", "ft_gt", "prompts", "ft_prompts", "longer", "zsseg",
+                          "maskpool", "adapter", "adapter_ens", "ft_adapter_ens", "oracle"]
+    assert names[14:] == ["gt_masks_base", "gt_masks_mpt", "gt_masks_ft", "gt_masks_ft_mpt", "gt_masks_ft_gt",
+                          "gt_masks_prompts", "gt_masks_ft_prompts", "gt_masks_longer", "gt_masks_maskpool",
+                          "gt_masks_adapter", "gt_masks_ft_adapter"]
     assert [variant(name).name for name in names] == names
 
 
@@ -38,6 +39,14 @@ def test_the_one_pass_family_names_its_clip_adapter_and_ensemble():
     gt = variant("gt_masks_ft_adapter")
     assert (gt.mode, gt.classifier, gt.clip, gt.adapter, gt.needs_proposer) == ("gt_masks", "adapter", "ft", "ft", False)
     assert variant("gt_masks_maskpool").classifier == "maskpool"
+
+
+def test_zsseg_is_the_prompted_base_clip_with_its_own_ensemble():
+    zsseg = variant("zsseg")
+    assert (zsseg.mode, zsseg.classifier, zsseg.clip, zsseg.ensemble) == ("two_stage", "crops", "prompts", "zsseg")
+    ft_prompts = variant("ft_prompts")
+    assert (ft_prompts.clip, ft_prompts.ensemble) == ("ft_prompts", "ovseg")
+    assert variant("base").ensemble == "ovseg"
 
 
 @pytest.mark.parametrize("name", ["gt_masks", "gt_masks_", "gt_masks_large", "finetuned", ""])

@@ -1,0 +1,162 @@
+"""Learning zsseg.baseline's text prompts: context vectors trained on seen-class crops, CLIP frozen.
+
+The data are masked crops of the seen classes' ground-truth segments (one per class
+present in a training label map; :func:`pipeline.training.mask_pairs.ground_truth_pairs`),
+cut once by ``finetune_gt``'s crop code and kept in memory; ``samples_per_class`` keeps a
+seeded random subset of each class (zsseg: 32). Each step augments its batch (a random
+resized crop and a flip drawn from (seed, epoch)), embeds it with the frozen image tower,
+embeds every seen class name behind the learned context with the frozen text tower
+(synonyms averaged, as at inference) and takes the cross-entropy of the cosine logits
+times CLIP's logit scale. SGD with momentum, warm-up then cosine, a checkpoint per epoch.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.classnames import display_name
+from core.params import config_from_params
+from core.progress import progress
+from model.clip import ClipBundle
+from model.mask_adapter import clip_fingerprint
+from model.text_prompts import TextPrompts, freeze_clip_for_text_prompts, prompted_class_embeddings, text_fingerprint
+from pipeline.training.augment import random_resized_crops
+from pipeline.training.checkpoint import Checkpointer, resume_run, run_key
+from pipeline.training.data_order import epoch_batches, epoch_seed
+from pipeline.training.loss_log import LossLog
+from pipeline.training.mask_adapt import cut_crops, pairs_digest
+from pipeline.training.mask_pairs import MaskedCropDataset, MaskPair
+from pipeline.training.schedule import warmup_cosine_schedule
+
+
+@dataclass(frozen=True)
+class TextPromptConfig:
+    """The ``text_prompts`` params section (less ``device``): see params.yaml for the values and why."""
+
+    n_ctx: int = 16
+    epochs: int = 10
+    batch_size: int = 32
+    samples_per_class: int | None = 32
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_steps: int = 100
+    crop_scale: tuple[float, float] = (0.9, 1.0)
+    flip: bool = True
+    expand_ratio: float = 0.0
+    num_workers: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("n_ctx", "epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"text_prompts.{name} must be >= 1, got {getattr(self, name)}")
+        if self.samples_per_class is not None and int(self.samples_per_class) < 1:
+            raise ValueError(f"text_prompts.samples_per_class must be null or >= 1, got {self.samples_per_class}")
+        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1 or self.warmup_steps < 0:
+            raise ValueError("text_prompts: need lr > 0, weight_decay >= 0, 0 <= momentum < 1, warmup_steps >= 0")
+        low, high = self.crop_scale
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"text_prompts.crop_scale must be [low, high] within (0, 1], got {list(self.crop_scale)}")
+        if self.expand_ratio < 0:
+            raise ValueError(f"text_prompts.expand_ratio must be >= 0, got {self.expand_ratio}")
+
+    @classmethod
+    def from_params(cls, params: dict) -> "TextPromptConfig":
+        return config_from_params(cls, params, what="text_prompts")
+
+    def run_key(self, data_digest: str) -> str:
+        return run_key({**asdict(self), "num_workers": None, "data": data_digest})
+
+
+def sample_per_class(pairs: Sequence[MaskPair], limit: int | None, seed: int) -> list[MaskPair]:
+    """At most ``limit`` pairs of each noun, drawn with ``seed``; the kept pairs stay in their input order."""
+    if limit is None:
+        return list(pairs)
+    by_noun: dict[str, list[int]] = {}
+    for row, pair in enumerate(pairs):
+        by_noun.setdefault(pair.noun, []).append(row)
+    rng = np.random.default_rng([seed, 11])
+    keep: list[int] = []
+    for noun in sorted(by_noun):
+        rows = by_noun[noun]
+        keep.extend(rows if len(rows) <= limit else rng.choice(rows, size=limit, replace=False).tolist())
+    return [pairs[row] for row in sorted(keep)]
+
+
+def learn_text_prompts(
+    bundle: ClipBundle,
+    pairs: Sequence[MaskPair],
+    class_names: Sequence[str],
+    cfg: TextPromptConfig,
+    *,
+    checkpoint_dir: str | Path,
+    desc: str,
+) -> LossLog:
+    """Learn ``bundle.text_prompts`` (created here) on masked-crop pairs of ``class_names``, CLIP frozen.
+
+    ``class_names`` are the classes of the cross-entropy (``"name, synonym, ..."``); each
+    pair's noun must be one of their display names. Returns the loss log (loss and batch accuracy per step).
+    """
+    nouns = [display_name(name) for name in class_names]
+    if len(set(nouns)) != len(nouns):
+        raise ValueError(f"{desc}: two classes share a display name in {list(class_names)}")
+    unknown = sorted({p.noun for p in pairs} - set(nouns))
+    if unknown:
+        raise ValueError(f"{desc}: pairs name classes outside the class list: {unknown}")
+    pairs = sample_per_class(pairs, cfg.samples_per_class, cfg.seed)
+    if len(pairs) < cfg.batch_size:
+        raise ValueError(f"{desc}: {len(pairs)} pairs, fewer than one batch of {cfg.batch_size}")
+    device, model = bundle.device, bundle.model
+    generator = torch.Generator().manual_seed(cfg.seed)
+    bundle.text_prompts = TextPrompts.for_clip(model, cfg.n_ctx, generator=generator)
+    params = freeze_clip_for_text_prompts(model, bundle.text_prompts)
+    scale = model.logit_scale.detach().float().exp().clamp(max=100)
+    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    steps_per_epoch = len(pairs) // cfg.batch_size
+    scheduler = warmup_cosine_schedule(optimizer, cfg.warmup_steps, cfg.epochs * steps_per_epoch)
+    digest = hashlib.sha256(
+        f"{pairs_digest(pairs)}\n{list(class_names)}\n{text_fingerprint(model)}\n{clip_fingerprint(model)}".encode()
+    ).hexdigest()[:16]
+    checkpointer = Checkpointer(checkpoint_dir, run_key=cfg.run_key(digest))
+    log = LossLog()
+    start_epoch, step, _ = resume_run(checkpointer, log, desc=desc, model=bundle.text_prompts, optimizer=optimizer,
+                                      scheduler=scheduler)
+
+    dataset = MaskedCropDataset(pairs, nouns, size=bundle.image_size, mean=bundle.mean.cpu(), std=bundle.std.cpu(),
+                                expand_ratio=cfg.expand_ratio)
+    all_crops, _, all_labels, all_valid = cut_crops(dataset, cfg.num_workers)
+    bar = progress(range(start_epoch, cfg.epochs), desc=desc, total=cfg.epochs - start_epoch)
+    for epoch in bar:
+        augment = torch.Generator().manual_seed(epoch_seed(cfg.seed + 1, epoch))
+        for batch in epoch_batches(len(pairs), cfg.batch_size, cfg.seed, epoch):
+            index = torch.tensor(batch)
+            index = index[all_valid[index]]
+            crops = random_resized_crops(all_crops[index].float(), bundle.image_size, cfg.crop_scale, augment,
+                                         flip=cfg.flip)
+            labels = all_labels[index].to(device)
+            with torch.no_grad():
+                image = bundle.encode_image(crops.to(device))
+            text = prompted_class_embeddings(model, bundle.tokenizer, bundle.text_prompts, class_names)
+            logits = scale * image @ text.T
+            loss = F.cross_entropy(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            accuracy = (logits.argmax(dim=1) == labels).float().mean()
+            log.append(step=step, epoch=epoch, lr=scheduler.get_last_lr()[0], loss=loss.detach(), accuracy=accuracy)
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{log.epoch_means(epoch)['loss']:.3f}")
+        checkpointer.save(epoch=epoch + 1, step=step, model=bundle.text_prompts, optimizer=optimizer,
+                          scheduler=scheduler, extra={"log": log.state_dict()})
+    bundle.text_prompts.requires_grad_(False)
+    model.requires_grad_(True)
+    return log

@@ -1,0 +1,94 @@
+"""Stage ``text_prompts``: zsseg.baseline's learned text prompts on a frozen CLIP.
+
+    python -m stages.text_prompts base    # artifacts/clip_base -> artifacts/clip_prompts
+    python -m stages.text_prompts ft      # artifacts/clip_ft   -> artifacts/clip_ft_prompts
+
+Reads the ``text_prompts`` params section, the world's training labels (seen classes only)
+and the CLIP folder; writes a new CLIP folder (the input's files hard-linked, plus
+``text_prompts.safetensors``), ``metrics/text_prompts_<clip>.json``,
+``plots/text_prompts_<clip>/loss.csv`` and the wall time to
+``metrics/timings/text_prompts_<clip>.json``.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from core.cli import parser, run_command
+from core.device import pick_device, set_threads
+from core.io import write_json
+from core.params import load_params
+from core.timing import StageTimer
+from model.clip import derive_clip_folder, load_clip_folder
+from pipeline.datasets.manifest import load_world
+from pipeline.training.checkpoint import Checkpointer
+from pipeline.training.mask_pairs import ground_truth_pairs
+from pipeline.training.rng import seed_everything
+from pipeline.training.text_prompts import TextPromptConfig, learn_text_prompts, sample_per_class
+
+WORLD = Path("data/world/manifest.json")
+#: clip -> (input CLIP folder, output CLIP folder)
+FOLDERS = {
+    "base": (Path("artifacts/clip_base"), Path("artifacts/clip_prompts")),
+    "ft": (Path("artifacts/clip_ft"), Path("artifacts/clip_ft_prompts")),
+}
+
+
+def seen_class_names(world) -> list[str]:
+    """The seen classes as ``"name, synonym, ..."``, in the training labels' order."""
+    return [", ".join([entry["name"], *entry.get("synonyms", [])]) for entry in world.seen_classes]
+
+
+def run(clip: str, params_file: Path | None = None, *, world_path: Path = WORLD,
+        folders: tuple[Path, Path] | None = None) -> dict:
+    params = dict(load_params("text_prompts", params_file))
+    device = pick_device(params.pop("device", "auto"))
+    set_threads(params.pop("threads", None), "text_prompts.threads")
+    cfg = TextPromptConfig.from_params(params)
+    source, out = folders or FOLDERS[clip]
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source}: CLIP folder not found")
+    name = f"text_prompts_{clip}"
+    timer = StageTimer(name)
+    seed_everything(cfg.seed)
+    world = load_world(world_path)
+    labels = world.train_labels()
+    class_names = seen_class_names(world)
+    if len(class_names) != len(labels.class_names):
+        raise ValueError(f"{world_path}: {len(class_names)} seen classes but the training labels have "
+                         f"{len(labels.class_names)}")
+    pairs = ground_truth_pairs(labels)
+    bundle = load_clip_folder(source, device)
+    print(f"{name}: {len(pairs)} ground-truth segments of {len(class_names)} seen classes, "
+          f"{cfg.samples_per_class or 'all'} per class, {cfg.epochs} epochs, from {source} on {device}")
+    checkpoints = Path(".checkpoints") / name
+    log = learn_text_prompts(bundle, pairs, class_names, cfg, checkpoint_dir=checkpoints, desc=name)
+    derive_clip_folder(source, out, text_prompts=bundle.text_prompts, clip_model=bundle.model)
+    log.write(Path("plots") / name / "loss.csv")
+    last = log.epoch_means(cfg.epochs - 1)
+    summary = {"segments": len(pairs), "classes": len(class_names),
+               "samples": len(sample_per_class(pairs, cfg.samples_per_class, cfg.seed)), "epochs": cfg.epochs,
+               "steps": len(log.rows), "final_loss": round(last["loss"], 4),
+               "final_accuracy": round(100 * last["accuracy"], 2)}
+    write_json(Path("metrics") / f"{name}.json", summary)
+    summary.update(timer.write(steps_per_s=len(log.rows) / max(timer.seconds(), 1e-9)))
+    Checkpointer(checkpoints).clear()
+    print(f"{name}: wrote {out} in {summary['seconds']} s (final loss {summary['final_loss']}, "
+          f"train accuracy {summary['final_accuracy']} %)")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    cli = parser("python -m stages.text_prompts", __doc__)
+    cli.add_argument("clip", choices=sorted(FOLDERS), help="which CLIP learns the prompts")
+    cli.add_argument("--params", type=Path, default=None)
+    args = cli.parse_args(argv)
+
+    def body() -> None:
+        run(args.clip, args.params)
+
+    return run_command("text_prompts", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
