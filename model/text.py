@@ -9,19 +9,36 @@ many benchmarks that share names costs one pass per distinct synonym.
 When the CLIP carries learned text prompts (``bundle.text_prompts``, zsseg.baseline's
 context vectors), a synonym's embedding is its learned-prompt encoding instead of the
 template mean (no templates), unless ``learned_prompts=False``.
+
+Embeddings are also kept **on disk** (:func:`cache_dir`), so that every CLIP sharing a text
+tower (finetuning locks it) and every process embeds a vocabulary once: a wide benchmark's
+~1,250 synonyms × 14 templates take the demo CLIP half a minute, a ViT-B/16 ten. An entry is
+keyed by everything the numbers depend on: a digest of the text tower's weights (and of the
+learned prompts), the templates, the synonyms of the request *in order* and its batch size,
+the torch version, thread count, device and autocast state. So a hit returns, bit for bit,
+what recomputing that request gives (a float sum may change with the batch around a row), and
+other weights can never be served.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 
 from core.classnames import split_synonyms
+from core.io import atomic_write_bytes
 from model.clip import ClipBundle
-from model.text_prompts import encode_with_text_prompts
+from model.text_prompts import encode_with_text_prompts, text_tower_digest
+
+#: Environment variable naming the on-disk cache folder; ``off`` disables the cache.
+CACHE_ENV = "OVSEG_TEXT_CACHE"
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -47,6 +64,17 @@ def check_templates(templates: Sequence[str], source: str = "templates") -> list
     return list(templates)
 
 
+def cache_dir() -> Path | None:
+    """The on-disk embedding cache: ``$OVSEG_TEXT_CACHE`` (``off``: none), else
+    ``$XDG_CACHE_HOME/ovseg/text_embeddings`` (``~/.cache/...``)."""
+    value = os.environ.get(CACHE_ENV, "")
+    if value.lower() == "off":
+        return None
+    if value:
+        return Path(value)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ovseg" / "text_embeddings"
+
+
 class TextClassifier:
     """Class-name embeddings ``[C, embed_dim]`` for one CLIP, with a per-synonym cache.
 
@@ -57,14 +85,16 @@ class TextClassifier:
     """
 
     def __init__(self, bundle: ClipBundle, templates: Sequence[str] | None = None, *, batch_size: int = 256,
-                 learned_prompts: bool = True):
+                 learned_prompts: bool = True, disk_cache: Path | None | str = "default"):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.bundle = bundle
         self.templates = load_templates() if templates is None else check_templates(templates)
         self.batch_size = batch_size
         self.learned_prompts = learned_prompts and getattr(bundle, "text_prompts", None) is not None
+        self.disk_cache = cache_dir() if disk_cache == "default" else disk_cache
         self._cache: dict[str, torch.Tensor] = {}
+        self._weights_digest: str | None = None
 
     def clear(self) -> None:
         """Forget every cached synonym embedding."""
@@ -81,22 +111,55 @@ class TextClassifier:
         return F.normalize(torch.stack(rows), dim=-1)
 
     def _encode_missing(self, synonyms: list[str]) -> None:
-        """Cache, per synonym, the mean of its normalised template embeddings (or its learned-prompt encoding)."""
+        """Cache, per synonym, the mean of its normalised template embeddings (or its learned-prompt
+        encoding), from the disk cache when it holds this very request."""
+        if not synonyms:
+            return
+        path = None if self.disk_cache is None else Path(self.disk_cache) / f"{self._request_key(synonyms)}.safetensors"
+        if path is not None and path.is_file():
+            embeddings = load_tensors(path.read_bytes())["embeddings"]
+            if embeddings.shape == (len(synonyms), self.bundle.embed_dim):
+                self._cache.update(zip(synonyms, embeddings.to(self.bundle.device)))
+                return
+        embeddings = self._encode(synonyms)
+        if path is not None:
+            atomic_write_bytes(path, save_tensors({"embeddings": embeddings.detach().cpu().contiguous()}))
+        self._cache.update(zip(synonyms, embeddings))
+
+    def _encode(self, synonyms: list[str]) -> torch.Tensor:
+        """``[N, embed_dim]``: each synonym's template mean, or its learned-prompt encoding, normalised."""
         if self.learned_prompts:
             chunks = [
                 encode_with_text_prompts(self.bundle.model, self.bundle.tokenizer, self.bundle.text_prompts,
                                          synonyms[start : start + self.batch_size])
                 for start in range(0, len(synonyms), self.batch_size)
             ]
-            if chunks:
-                self._cache.update(zip(synonyms, F.normalize(torch.cat(chunks).float(), dim=-1)))
-            return
+            return F.normalize(torch.cat(chunks).float(), dim=-1)
         prompts = [template.format(synonym) for synonym in synonyms for template in self.templates]
-        if not prompts:
-            return
         chunks = [
             self.bundle.encode_text(prompts[start : start + self.batch_size])
             for start in range(0, len(prompts), self.batch_size)
         ]
-        means = torch.cat(chunks).view(len(synonyms), len(self.templates), -1).mean(dim=1)
-        self._cache.update(zip(synonyms, means))
+        return torch.cat(chunks).view(len(synonyms), len(self.templates), -1).mean(dim=1)
+
+    def _request_key(self, synonyms: list[str]) -> str:
+        """SHA-256 of everything an encoding of ``synonyms`` depends on (see the module docstring)."""
+        if self._weights_digest is None:
+            parts = [text_tower_digest(self.bundle.model)]
+            if self.learned_prompts:
+                ctx = self.bundle.text_prompts.ctx.detach().cpu().contiguous().float()
+                parts.append(hashlib.sha256(ctx.numpy().tobytes()).hexdigest())
+            self._weights_digest = "/".join(parts)
+        device = self.bundle.device
+        autocast = torch.is_autocast_enabled(device.type) and str(torch.get_autocast_dtype(device.type))
+        request = {
+            "weights": self._weights_digest,
+            "mode": "learned_prompts" if self.learned_prompts else self.templates,
+            "synonyms": synonyms,
+            "batch_size": self.batch_size,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "device": str(device),
+            "autocast": autocast,
+        }
+        return hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()

@@ -1,6 +1,7 @@
 """What every test shares: one torch thread, the tiny CLIP, and running DVC on a copy of the repository."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from model.clip import ClipBundle, build_clip
+from model.text import CACHE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("metrics/", "plots/", "reports/", "dvc.lock")  # what a copy must produce itself
@@ -23,6 +25,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _text_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The on-disk text-embedding cache (:func:`model.text.cache_dir`) of the session: a temporary folder,
+    never the user's ``~/.cache``, shared by the tests and the DVC runs they start."""
+    folder = tmp_path_factory.mktemp("text_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="module")
 def tiny_clip() -> ClipBundle:
     """The demo's tiny CLIP (``model/configs/ovseg-tiny-vit.json``) with random weights, seed 0, on the CPU;
@@ -33,7 +45,8 @@ def tiny_clip() -> ClipBundle:
 def run_dvc(*args: str, cwd: Path) -> str:
     """``dvc ARGS`` in ``cwd`` (this interpreter's DVC); its stdout, or a failed assertion with its output."""
     result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True,
-                            env={"OVSEG_PROGRESS": "0", "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"})
+                            env={"OVSEG_PROGRESS": "0", CACHE_ENV: os.environ.get(CACHE_ENV, "off"),
+                                 "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"})
     assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result.stdout
 

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from core.classnames import split_synonyms
+from model.clip import build_clip
 from model.text import TextClassifier, check_templates, load_templates
 
 TEMPLATES = ["a photo of a {}.", "There is a {} in the scene"]
@@ -51,7 +52,7 @@ def test_each_synonym_is_encoded_once_in_batches(tiny_clip):
             calls.append(len(texts))
             return tiny_clip.encode_text(texts)
 
-    classifier = TextClassifier(CountingBundle(), TEMPLATES, batch_size=3)
+    classifier = TextClassifier(CountingBundle(), TEMPLATES, batch_size=3, disk_cache=None)
     first = classifier(["building, edifice", "dog", "edifice"])
     assert sum(calls) == 3 * len(TEMPLATES) and max(calls) <= 3  # building, dog, edifice once each
     assert torch.allclose(first[2], _manual(tiny_clip, "edifice", TEMPLATES), atol=1e-5)
@@ -75,3 +76,36 @@ def test_bad_names_and_templates():
         check_templates("a photo of a {}")
     with pytest.raises(FileNotFoundError, match="vild"):
         load_templates("no-such-set")
+def test_the_disk_cache_gives_back_exactly_what_encoding_gives_and_never_other_weights(tiny_clip, tmp_path):
+    names = ["sky", "grass, lawn", "zebra"]
+    cold = TextClassifier(tiny_clip, disk_cache=tmp_path)(names)
+    files = sorted(tmp_path.iterdir())
+    assert len(files) == 1  # one request, one entry
+    warm = TextClassifier(tiny_clip, disk_cache=tmp_path)
+    warm._encode = None  # a hit must not encode
+    assert torch.equal(warm(names), cold)
+    assert torch.equal(TextClassifier(tiny_clip, disk_cache=None)(names), cold)
+    other = build_clip("ovseg-tiny-vit", device="cpu", seed=0)
+    with torch.no_grad():
+        other.model.ln_final.bias.add_(0.05)  # one text weight differs: a miss, its own embeddings
+    moved = TextClassifier(other, disk_cache=tmp_path)(names)
+    assert not torch.allclose(moved, cold, atol=1e-4) and len(list(tmp_path.iterdir())) == 2
+    image_only = build_clip("ovseg-tiny-vit", device="cpu", seed=0)
+    with torch.no_grad():
+        image_only.model.visual.proj.mul_(2.0)  # the image tower is not part of the key: a finetuned CLIP hits
+    assert torch.equal(TextClassifier(image_only, disk_cache=tmp_path)(names), cold)
+    assert len(list(tmp_path.iterdir())) == 2
+    TextClassifier(tiny_clip, templates=["a {}."], disk_cache=tmp_path)(names)
+    assert len(list(tmp_path.iterdir())) == 3  # other templates, another entry
+
+
+def test_the_cache_folder_comes_from_the_environment(monkeypatch, tmp_path):
+    from model.text import CACHE_ENV, cache_dir
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "here"))
+    assert cache_dir() == tmp_path / "here"
+    monkeypatch.setenv(CACHE_ENV, "off")
+    assert cache_dir() is None
+    monkeypatch.delenv(CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache_dir() == tmp_path / "ovseg" / "text_embeddings"
