@@ -68,7 +68,7 @@ def build_segmenter(classifier: str, proposer: MaskProposer | None, clip_folder:
         lam_seen, lam_unseen = (zsseg_exponents(settings.zsseg_lam) if ensemble == "zsseg"
                                 else (settings.lam_seen, settings.lam_unseen))
         proposer_clip = None
-        if proposer is not None and proposer_clip_folder is not None:
+        if proposer_clip_folder is not None:  # also without a proposer: stored proposals are checked against it
             proposer_clip = load_clip_folder(proposer_clip_folder, device)
             if text_tower_digest(proposer_clip.model) == text_tower_digest(clip.model):
                 proposer_clip = None

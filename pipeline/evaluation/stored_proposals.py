@@ -223,7 +223,7 @@ def read_stored_proposals(path: str | os.PathLike, dataset: SegmentationDataset)
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: stored proposals not found (run `dvc repro propose@{dataset.name}`, "
+        raise FileNotFoundError(f"{path}: stored proposals not found (run `dvc repro propose`, "
                                 "or evaluate without --stored-proposals: the live proposer)")
     info = read_info(path)
     if info.benchmark != dataset.name or list(info.class_names) != list(dataset.class_names):

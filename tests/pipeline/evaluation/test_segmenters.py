@@ -107,6 +107,8 @@ def test_a_clip_with_its_own_text_tower_leaves_the_proposer_the_base_clips_embed
     base_text = TextClassifier(load_clip_folder(artifacts / "clip_base", CPU))(NAMES)
     assert not torch.allclose(segmenter.text_embeddings(NAMES), base_text)  # CLIP's side: its own tower
     assert torch.equal(segmenter.proposer_embeddings(NAMES), base_text)  # the proposer's: the base CLIP's
+    stored = build_variant_segmenter(variant("longer"), None, tmp_path, EvalConfig(), CPU)  # stored proposals
+    assert torch.equal(stored.proposer_embeddings(NAMES), base_text)
     same = build_variant_segmenter(variant("ft"), proposer, _with_ft(tmp_path, artifacts), EvalConfig(), CPU)
     assert same.proposer_text is None  # a locked text tower: nothing to swap
 
