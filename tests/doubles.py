@@ -1,9 +1,21 @@
 """Test doubles shared by several test modules (import as ``tests.doubles``)."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.rle import encode_rle
 from pipeline.datasets.segmentation import Sample
+from pipeline.training.checkpoint import Checkpointer
+from pipeline.training.mask_pairs import MaskPair
+
+#: The nouns of :func:`mask_pairs`, one band of each picture apiece.
+NOUNS = ["zebra", "lemon", "ring", "sky"]
 
 
 class MemoryDataset:
@@ -22,3 +34,64 @@ class MemoryDataset:
 
     def load(self, key: str) -> Sample:
         return self._samples[key]
+
+
+def save_then_die(epoch: int, error: type[BaseException] = KeyboardInterrupt):
+    """A :meth:`Checkpointer.save` that saves, then raises ``error`` once ``epoch`` is saved: a kill between
+    epochs (assign it to ``Checkpointer.save``; :func:`killed_after_epoch` does and undoes it)."""
+    save = Checkpointer.save
+
+    def patched(self, **kwargs):
+        path = save(self, **kwargs)
+        if kwargs["epoch"] == epoch:
+            raise error(f"killed after epoch {epoch}")
+        return path
+
+    return patched
+
+
+@contextmanager
+def killed_after_epoch(epoch: int) -> Iterator[None]:
+    """The block runs with :func:`save_then_die` in place and must be killed by it; the real save comes back."""
+    save = Checkpointer.save
+    Checkpointer.save = save_then_die(epoch)
+    try:
+        with pytest.raises(KeyboardInterrupt, match=f"killed after epoch {epoch}"):
+            yield
+    finally:
+        Checkpointer.save = save
+
+
+def shapes(n: int = 8, size: int = 32, odd_one: str | None = None) -> MemoryDataset:
+    """``n`` in-memory 32-px scenes: a background class, a square, a disc (``odd_one`` is cut shorter)."""
+    rng = np.random.default_rng(0)
+    palette = np.array([[60, 160, 70], [220, 40, 30], [30, 50, 220]], np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    samples = []
+    for i in range(n):
+        label = np.zeros((size, size), np.int32)
+        r, c = rng.integers(2, size // 2, 2)
+        label[r:r + size // 3, c:c + size // 3] = 1
+        cy, cx = rng.integers(size // 4, 3 * size // 4, 2)
+        label[(yy - cy) ** 2 + (xx - cx) ** 2 < (size // 6) ** 2] = 2
+        label[:, -2:] = -1
+        image = palette[label.clip(0)] + rng.integers(0, 30, (size, size, 3), dtype=np.uint8)
+        key = f"img{i:02d}"
+        if key == odd_one:
+            image, label = image[:-4], label[:-4]
+        samples.append(Sample(key, image, label))
+    return MemoryDataset("shapes", ["ground", "square", "disc"], samples)
+
+
+def mask_pairs(folder: Path, images: int) -> list[MaskPair]:
+    """``images`` random 24-px pictures written to ``folder``, one mask per noun of :data:`NOUNS` in each."""
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(images):
+        path = folder / f"{i}.jpg"
+        Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(path)
+        for j, noun in enumerate(NOUNS):
+            mask = np.zeros((24, 24), bool)
+            mask[j * 6:(j + 1) * 6, (i % 3) * 4:(i % 3) * 4 + 12] = True
+            out.append(MaskPair(str(path), encode_rle(mask), noun))
+    return out

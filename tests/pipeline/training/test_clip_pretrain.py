@@ -4,8 +4,8 @@ import torch
 
 from model.clip import build_clip
 from pipeline.training.augment import random_resized_crops
-from pipeline.training.checkpoint import Checkpointer
 from pipeline.training.clip_pretrain import PretrainConfig, continued_config, pretrain_clip
+from tests.doubles import killed_after_epoch
 
 
 def test_full_scale_crop_without_flip_is_the_identity_resize():
@@ -37,7 +37,7 @@ def _data(n=16):
 
 
 @pytest.mark.slow
-def test_pretraining_resumes_to_the_same_weights(tmp_path, monkeypatch):
+def test_pretraining_resumes_to_the_same_weights(tmp_path):
     images, captions = _data()
     cfg = PretrainConfig.from_params({"epochs": 3, "batch_size": 8, "warmup_steps": 1}, seed=0)
 
@@ -48,18 +48,8 @@ def test_pretraining_resumes_to_the_same_weights(tmp_path, monkeypatch):
     log = pretrain_clip(uninterrupted, images, captions, cfg, checkpoint_dir=tmp_path / "a")
     assert len(log.rows) == 6
 
-    original_save = Checkpointer.save
-
-    def save_then_die(self, **kw):
-        path = original_save(self, **kw)
-        if kw["epoch"] == 2:
-            raise KeyboardInterrupt
-        return path
-
-    monkeypatch.setattr(Checkpointer, "save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_epoch(2):
         pretrain_clip(clip(), images, captions, cfg, checkpoint_dir=tmp_path / "b")
-    monkeypatch.setattr(Checkpointer, "save", original_save)
     resumed = clip()
     log = pretrain_clip(resumed, images, captions, cfg, checkpoint_dir=tmp_path / "b")
     assert [r["step"] for r in log.rows] == list(range(1, 7))
@@ -100,7 +90,7 @@ def test_a_continued_run_takes_its_step_budget_in_as_many_epochs_as_it_needs():
 
 
 @pytest.mark.slow
-def test_a_step_budget_ending_mid_epoch_resumes_to_the_same_weights(tmp_path, monkeypatch):
+def test_a_step_budget_ending_mid_epoch_resumes_to_the_same_weights(tmp_path):
     images, captions = _data()
     cfg = continued_config({"warmup_steps": 1, "lr": 1e-3}, steps=5, batch_size=8, num_images=len(images), what="t")
 
@@ -112,18 +102,8 @@ def test_a_step_budget_ending_mid_epoch_resumes_to_the_same_weights(tmp_path, mo
     assert [r["step"] for r in log.rows] == [1, 2, 3, 4, 5] and [r["epoch"] for r in log.rows] == [0, 0, 1, 1, 2]
     assert log.rows[-1]["lr"] == pytest.approx(0.0, abs=1e-12)  # the cosine spans the budget exactly
 
-    original_save = Checkpointer.save
-
-    def save_then_die(self, **kw):
-        path = original_save(self, **kw)
-        if kw["epoch"] == 2:
-            raise KeyboardInterrupt
-        return path
-
-    monkeypatch.setattr(Checkpointer, "save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_epoch(2):
         pretrain_clip(clip(), images, captions, cfg, checkpoint_dir=tmp_path / "b")
-    monkeypatch.setattr(Checkpointer, "save", original_save)
     resumed = clip()
     log = pretrain_clip(resumed, images, captions, cfg, checkpoint_dir=tmp_path / "b")
     assert [r["step"] for r in log.rows] == [1, 2, 3, 4, 5]

@@ -11,19 +11,15 @@ from __future__ import annotations
 import os
 import socket
 
-import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-from PIL import Image
 
 from core.launch import relaunch_under_torchrun, torchrun_command
-from core.rle import encode_rle
 from model.clip import build_clip
 from model.proposer import SetCriterion, build_proposer, load_proposer_config, semantic_targets
 from model.text import load_templates
-from pipeline.datasets.segmentation import Sample
 from pipeline.training.augment import augment_batch, random_resized_crops
 from pipeline.training.checkpoint import Checkpointer
 from pipeline.training.distributed import (
@@ -38,52 +34,19 @@ from pipeline.training.distributed import (
     sync_gradients,
 )
 from pipeline.training.mask_adapt import AdaptConfig, adapt_clip, cut_crops, noun_template_embeddings
-from pipeline.training.mask_pairs import MaskedCropDataset, MaskPair
+from pipeline.training.mask_pairs import MaskedCropDataset
 from pipeline.training.proposer import ProposerTrainConfig, load_training_set, train_proposer
-from tests.doubles import MemoryDataset
+from tests.doubles import mask_pairs, save_then_die, shapes
 
 CPU = torch.device("cpu")
-NOUNS = ["zebra", "lemon", "ring", "sky"]
 FINETUNE = dict(epochs=4, batch_size=8, lr=1e-3, warmup_steps=2, crop_scale=[0.8, 1.0])  # 6 steps an epoch
 PROPOSER = ProposerTrainConfig(epochs=5, batch_size=4, lr=3e-3, warmup_steps=2, crop_size=28,  # 4 steps an epoch
                                scale_range=(0.8, 1.2), precision="fp32", seed=3)
 
 
 # ----------------------------------------------------------------------------- tiny worlds
-def make_pairs(folder, images: int = 12) -> list[MaskPair]:
-    """``images`` random 24-px pictures, one mask per noun in each (a band per noun)."""
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(images):
-        path = folder / f"{i}.jpg"
-        Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(path)
-        for j, noun in enumerate(NOUNS):
-            mask = np.zeros((24, 24), bool)
-            mask[j * 6:(j + 1) * 6, (i % 3) * 4:(i % 3) * 4 + 12] = True
-            out.append(MaskPair(str(path), encode_rle(mask), noun))
-    return out
-
-
 def tiny_clip():
     return build_clip("ovseg-tiny-vit", device="cpu", seed=0, image_size=32)
-
-
-def shapes(n: int = 16, size: int = 32) -> MemoryDataset:
-    """``n`` 32-px scenes: ground, a square, a disc."""
-    rng = np.random.default_rng(0)
-    palette = np.array([[60, 160, 70], [220, 40, 30], [30, 50, 220]], np.uint8)
-    yy, xx = np.mgrid[:size, :size]
-    samples = []
-    for i in range(n):
-        label = np.zeros((size, size), np.int32)
-        r, c = rng.integers(2, size // 2, 2)
-        label[r:r + size // 3, c:c + size // 3] = 1
-        cy, cx = rng.integers(size // 4, 3 * size // 4, 2)
-        label[(yy - cy) ** 2 + (xx - cx) ** 2 < (size // 6) ** 2] = 2
-        label[:, -2:] = -1
-        image = palette[label.clip(0)] + rng.integers(0, 30, (size, size, 3), dtype=np.uint8)
-        samples.append(Sample(f"img{i:02d}", image, label))
-    return MemoryDataset("shapes", ["ground", "square", "disc"], samples)
 
 
 def proposer_text() -> torch.Tensor:
@@ -106,22 +69,10 @@ class Killed(Exception):
     pass
 
 
-def _die_after_epoch(epoch: int) -> None:
-    save = Checkpointer.save
-
-    def save_then_die(self, **kwargs):
-        path = save(self, **kwargs)
-        if kwargs["epoch"] == epoch:
-            raise Killed(f"killed after epoch {epoch}")
-        return path
-
-    Checkpointer.save = save_then_die
-
-
 def finetune_worker(rank, world_size, port, pairs, checkpoint_dir, out, die_after=None):
     _join(rank, world_size, port)
     if die_after is not None:
-        _die_after_epoch(die_after)
+        Checkpointer.save = save_then_die(die_after, Killed)
     with process_group(DistributedConfig(world_size, "gloo"), CPU) as ranks:
         bundle = tiny_clip()
         log = adapt_clip(bundle, pairs, AdaptConfig.from_params(FINETUNE), checkpoint_dir=checkpoint_dir, desc="t")
@@ -265,7 +216,7 @@ def test_collectives_across_two_processes(tmp_path) -> None:
 def finetune_runs(tmp_path_factory):
     """The finetune loop on 48 pairs, batch 8, 4 epochs (24 steps): one process, and two gloo processes."""
     root = tmp_path_factory.mktemp("finetune")
-    pairs = make_pairs(root)
+    pairs = mask_pairs(root, 12)
     bundle = tiny_clip()
     log = adapt_clip(bundle, pairs, AdaptConfig.from_params(FINETUNE), checkpoint_dir=root / "one", desc="t")
     one = {"state": bundle.model.visual.state_dict(), "rows": log.rows, "bundle": bundle}

@@ -1,32 +1,16 @@
 """The mask-adaptation trainer: what it trains, what it locks, and resume equivalence."""
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from core.rle import encode_rle
 from model.clip import build_clip
 from model.mpt import MaskPrompts
-from pipeline.training.checkpoint import Checkpointer
 from pipeline.training.mask_adapt import AdaptConfig, adapt_clip
-from pipeline.training.mask_pairs import MaskPair
-
-NOUNS = ["zebra", "lemon", "ring", "sky"]
+from tests.doubles import killed_after_epoch, mask_pairs
 
 
 @pytest.fixture
 def pairs(tmp_path):
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(6):
-        image = rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)
-        path = tmp_path / f"{i}.jpg"
-        Image.fromarray(image).save(path)
-        for j, noun in enumerate(NOUNS):
-            mask = np.zeros((24, 24), bool)
-            mask[j * 6:(j + 1) * 6, (i % 3) * 4:(i % 3) * 4 + 12] = True
-            out.append(MaskPair(str(path), encode_rle(mask), noun))
-    return out
+    return mask_pairs(tmp_path, 6)
 
 
 def tiny_clip():
@@ -67,24 +51,13 @@ def test_prompt_tuning_changes_only_the_prompts(pairs, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["image", "prompts"])
-def test_killed_then_resumed_run_ends_with_the_same_weights(pairs, tmp_path, monkeypatch, mode):
+def test_killed_then_resumed_run_ends_with_the_same_weights(pairs, tmp_path, mode):
     config = cfg(mode=mode, epochs=3)
     uninterrupted = tiny_clip()
     adapt_clip(uninterrupted, pairs, config, checkpoint_dir=tmp_path / "a", desc="t")
 
-    killed = tiny_clip()
-    original_save = Checkpointer.save
-
-    def save_then_die(self, **kw):
-        path = original_save(self, **kw)
-        if kw["epoch"] == 1:
-            raise KeyboardInterrupt("killed after epoch 1")
-        return path
-
-    monkeypatch.setattr(Checkpointer, "save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        adapt_clip(killed, pairs, config, checkpoint_dir=tmp_path / "b", desc="t")
-    monkeypatch.setattr(Checkpointer, "save", original_save)
+    with killed_after_epoch(1):
+        adapt_clip(tiny_clip(), pairs, config, checkpoint_dir=tmp_path / "b", desc="t")
     resumed = tiny_clip()
     log = adapt_clip(resumed, pairs, config, checkpoint_dir=tmp_path / "b", desc="t")
     assert len(log.rows) == 3 * (len(pairs) // 8)

@@ -9,7 +9,6 @@ import torch
 
 from model.mask_adapter import MaskAdapter, MaskAdapterConfig
 from model.proposer import build_proposer, load_proposer_config
-from pipeline.training.checkpoint import Checkpointer
 from pipeline.training.mask_adapter import (
     AdapterData,
     AdapterTrainConfig,
@@ -22,6 +21,7 @@ from pipeline.training.mask_adapter import (
     train_adapter,
 )
 from pipeline.training.proposer import TrainingSet
+from tests.doubles import killed_after_epoch
 
 SIZE = 32
 
@@ -133,7 +133,7 @@ def test_training_changes_the_adapter_and_lowers_the_loss(data, tiny_clip, tmp_p
 
 
 @pytest.mark.slow
-def test_killed_then_resumed_run_ends_with_the_same_weights(data, tiny_clip, tmp_path, monkeypatch):
+def test_killed_then_resumed_run_ends_with_the_same_weights(data, tiny_clip, tmp_path):
     prepared, text = data
     cfg = recipe(warmup_epochs=1, mixed_epochs=2)
 
@@ -143,19 +143,8 @@ def test_killed_then_resumed_run_ends_with_the_same_weights(data, tiny_clip, tmp
 
     uninterrupted = fresh()
     train(uninterrupted, tiny_clip, data, cfg, tmp_path / "a")
-    original_save = Checkpointer.save
-
-    def save_then_die(self, **kw):
-        path = original_save(self, **kw)
-        if kw["epoch"] == 2:
-            raise KeyboardInterrupt("killed after epoch 2")
-        return path
-
-    monkeypatch.setattr(Checkpointer, "save", save_then_die)
-    killed = fresh()
-    with pytest.raises(KeyboardInterrupt):
-        train(killed, tiny_clip, data, cfg, tmp_path / "b")
-    monkeypatch.setattr(Checkpointer, "save", original_save)
+    with killed_after_epoch(2):
+        train(fresh(), tiny_clip, data, cfg, tmp_path / "b")
     resumed = fresh()
     log = train(resumed, tiny_clip, data, cfg, tmp_path / "b")
     assert len(log.rows) == 3 * 2

@@ -9,9 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from model.proposer import build_proposer, load_proposer_config
-from pipeline.datasets.segmentation import Sample
 from pipeline.training.augment import augment_batch
-from pipeline.training.checkpoint import Checkpointer
 from pipeline.training.proposer import (
     ProposerTrainConfig,
     StreamingTrainingSet,
@@ -19,30 +17,9 @@ from pipeline.training.proposer import (
     load_training_set,
     train_proposer,
 )
-from tests.doubles import MemoryDataset
+from tests.doubles import killed_after_epoch, shapes
 
 CPU = torch.device("cpu")
-
-
-def shapes(n: int = 8, size: int = 32, odd_one: str | None = None) -> MemoryDataset:
-    """``n`` in-memory 32-px scenes: a background class, a square, a disc (``odd_one`` is cut shorter)."""
-    rng = np.random.default_rng(0)
-    palette = np.array([[60, 160, 70], [220, 40, 30], [30, 50, 220]], np.uint8)
-    yy, xx = np.mgrid[:size, :size]
-    samples = []
-    for i in range(n):
-        label = np.zeros((size, size), np.int32)
-        r, c = rng.integers(2, size // 2, 2)
-        label[r:r + size // 3, c:c + size // 3] = 1
-        cy, cx = rng.integers(size // 4, 3 * size // 4, 2)
-        label[(yy - cy) ** 2 + (xx - cx) ** 2 < (size // 6) ** 2] = 2
-        label[:, -2:] = -1
-        image = palette[label.clip(0)] + rng.integers(0, 30, (size, size, 3), dtype=np.uint8)
-        key = f"img{i:02d}"
-        if key == odd_one:
-            image, label = image[:-4], label[:-4]
-        samples.append(Sample(key, image, label))
-    return MemoryDataset("shapes", ["ground", "square", "disc"], samples)
 
 
 def test_config_validation_names_the_problem() -> None:
@@ -97,11 +74,7 @@ def _train(data: TrainingSet, text: torch.Tensor, checkpoint_dir, cfg: ProposerT
     return model, log
 
 
-class Killed(Exception):
-    pass
-
-
-def test_training_learns_and_resumes_to_identical_weights(tmp_path, monkeypatch) -> None:
+def test_training_learns_and_resumes_to_identical_weights(tmp_path) -> None:
     data = load_training_set(shapes(8), threads=1)
     text = F.normalize(torch.randn(3, 16, generator=torch.Generator().manual_seed(0)), dim=-1)
     cfg = ProposerTrainConfig(epochs=3, batch_size=4, lr=3e-3, warmup_steps=2, crop_size=28,
@@ -111,18 +84,8 @@ def test_training_learns_and_resumes_to_identical_weights(tmp_path, monkeypatch)
     assert len(rows) == 6 and rows[-1]["loss"] < rows[0]["loss"]
     assert {"loss", "loss_ce", "loss_mask", "loss_dice", "loss_aux", "lr"} <= set(rows[0])
 
-    save = Checkpointer.save
-
-    def save_then_die(self, **kwargs):
-        path = save(self, **kwargs)
-        if kwargs["epoch"] == 1:
-            raise Killed
-        return path
-
-    monkeypatch.setattr(Checkpointer, "save", save_then_die)
-    with pytest.raises(Killed):
+    with killed_after_epoch(1):
         _train(data, text, tmp_path / "b", cfg)
-    monkeypatch.setattr(Checkpointer, "save", save)
     resumed, resumed_log = _train(data, text, tmp_path / "b", cfg)
     a, b = straight.state_dict(), resumed.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)

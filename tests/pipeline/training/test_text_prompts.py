@@ -7,9 +7,9 @@ from PIL import Image
 from core.rle import encode_rle
 from model.clip import build_clip
 from model.text_prompts import TextPrompts
-from pipeline.training.checkpoint import Checkpointer
 from pipeline.training.mask_pairs import MaskPair
 from pipeline.training.text_prompts import TextPromptConfig, learn_text_prompts, sample_per_class
+from tests.doubles import killed_after_epoch
 
 CLASSES = ["zebra, horse", "lemon", "ring, hoop", "sky"]
 COLOURS = [(250, 250, 250), (240, 220, 20), (200, 120, 30), (60, 120, 240)]
@@ -76,23 +76,13 @@ def test_training_lowers_the_loss_and_changes_only_the_context(pairs, tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_then_resumed_run_ends_with_the_same_context(pairs, tmp_path, monkeypatch):
+def test_killed_then_resumed_run_ends_with_the_same_context(pairs, tmp_path):
     config = cfg(epochs=3)
     uninterrupted = tiny_clip()
     learn_text_prompts(uninterrupted, pairs, CLASSES, config, checkpoint_dir=tmp_path / "a", desc="t")
 
-    original_save = Checkpointer.save
-
-    def save_then_die(self, **kw):
-        path = original_save(self, **kw)
-        if kw["epoch"] == 1:
-            raise KeyboardInterrupt("killed after epoch 1")
-        return path
-
-    monkeypatch.setattr(Checkpointer, "save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with killed_after_epoch(1):
         learn_text_prompts(tiny_clip(), pairs, CLASSES, config, checkpoint_dir=tmp_path / "b", desc="t")
-    monkeypatch.setattr(Checkpointer, "save", original_save)
     resumed = tiny_clip()
     log = learn_text_prompts(resumed, pairs, CLASSES, config, checkpoint_dir=tmp_path / "b", desc="t")
     assert len(log.rows) == 3 * (len(pairs) // 8)
