@@ -14,7 +14,7 @@ from PIL import Image
 from model.clip import build_clip, save_clip_folder
 from model.oracle import gt_segments
 from pipeline.datasets.manifest import load_world
-from pipeline.mining.proposal_export import PROPOSALS, proposal_rows, write_table
+from pipeline.datasets.proposal_table import PROPOSALS, proposal_rows, write_table
 from stages.evaluate import main as evaluate_main
 from stages.report import main as report_main
 from stages.world import build_world

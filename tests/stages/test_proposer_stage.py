@@ -13,7 +13,7 @@ import yaml
 from core.rle import decode_rle
 from model.clip import build_clip, save_clip_folder
 from model.proposer import load_proposer, read_proposer_manifest
-from pipeline.mining.proposal_export import PROPOSALS
+from pipeline.datasets.proposal_table import PROPOSALS
 from stages.cli import main as ovseg
 from stages.proposer import ProposerStageConfig
 from stages.proposer import main as proposer_main

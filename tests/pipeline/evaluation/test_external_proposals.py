@@ -12,6 +12,7 @@ from PIL import Image
 
 from core.rle import encode_rle
 from pipeline.datasets.benchmarks import open_benchmark
+from pipeline.datasets.proposal_table import PROPOSALS, proposal_rows, write_table
 from pipeline.evaluation.external_proposals import (
     COLUMNS,
     benchmark_image_name,
@@ -20,7 +21,6 @@ from pipeline.evaluation.external_proposals import (
     read_proposals,
     rle_run_lengths,
 )
-from pipeline.mining.proposal_export import PROPOSALS, proposal_rows, write_table
 from tests.doubles import MemoryDataset
 
 

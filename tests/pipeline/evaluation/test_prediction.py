@@ -12,9 +12,9 @@ from PIL import Image
 
 from model.clip import save_clip_folder
 from model.mask_adapter import MaskAdapter, MaskAdapterConfig, save_mask_adapter
+from pipeline.datasets.proposal_table import PROPOSALS, proposal_rows, write_table
 from pipeline.evaluation.label_overlay import LEGEND_WIDTH, ROW_HEIGHT, class_colour, legend_height
 from pipeline.evaluation.prediction import main, percentages, pixel_shares, prediction_picture
-from pipeline.mining.proposal_export import PROPOSALS, proposal_rows, write_table
 
 
 def test_percentages_add_up_to_exactly_100():

@@ -16,6 +16,7 @@ from model.one_pass import OnePassSegmenter
 from model.oracle import gt_segments
 from model.proposer import build_proposer, load_proposer_config
 from model.two_stage import TwoStageSegmenter
+from pipeline.datasets.proposal_table import PROPOSALS, proposal_rows, write_table
 from pipeline.datasets.segmentation import Sample
 from pipeline.evaluation.external_proposals import read_proposals
 from pipeline.evaluation.segmentation import (
@@ -30,7 +31,6 @@ from pipeline.evaluation.segmentation import (
     unseen_mask,
 )
 from pipeline.evaluation.variants import variant
-from pipeline.mining.proposal_export import PROPOSALS, proposal_rows, write_table
 from tests.doubles import MemoryDataset
 
 NAMES = ["sky", "grass, lawn", "zebra"]

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from core.rle import decode_rle
-from pipeline.mining.proposal_export import PROPOSALS, list_images, mask_bbox, proposal_rows, write_table
+from pipeline.datasets.proposal_table import PROPOSALS, mask_bbox, proposal_rows, write_table
+from pipeline.mining.proposal_export import list_images
 
 
 def test_rows_skip_empty_and_low_scoring_proposals() -> None:
