@@ -5,6 +5,9 @@ from scratch on the world's images and captions; otherwise the named pretrained 
 loaded from local files and materialised into the same folder format.
 
     python -m stages.base_clip [--params params.yaml] [--out artifacts/clip_base]
+
+With ``clip.pretrain.distributed.nproc_per_node: N > 1`` the pretraining runs as N
+processes: the stage relaunches itself under ``torchrun --standalone``, and rank 0 writes.
 """
 from __future__ import annotations
 
@@ -15,12 +18,14 @@ from pathlib import Path
 from core.cli import command, parser
 from core.device import pick_device
 from core.io import atomic_write_text, write_json
+from core.launch import relaunch_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
 from model.clip import build_clip, save_clip_folder
 from pipeline.datasets.images import load_resized
 from pipeline.datasets.manifest import load_world
 from pipeline.training.clip_pretrain import PretrainConfig, pretrain_clip
+from pipeline.training.distributed import DistributedConfig, process_group
 from pipeline.training.rng import seed_everything
 
 WORLD = Path("data/world/manifest.json")
@@ -30,24 +35,42 @@ LOSS_PLOT = Path("plots/base_clip/loss.csv")
 METRICS = Path("metrics/base_clip.json")
 
 
+def distributed_settings(clip: dict) -> DistributedConfig:
+    """``clip.pretrain.distributed``: the processes of the pretraining (one when there is none: ``pretrained``)."""
+    pretrain = clip.get("pretrain") or {}
+    settings = DistributedConfig.from_params(pretrain.get("distributed"), "params.yaml:clip.pretrain.distributed")
+    return DistributedConfig() if clip.get("pretrained") else settings
+
+
 def run(clip: dict, out: Path, manifest: Path = WORLD) -> dict:
+    """Pretrain (or load) and write the base CLIP; under torchrun every process pretrains, rank 0 writes (the
+    others return an empty summary)."""
     device = pick_device(clip.get("device", "auto"))
     seed = int(clip.get("seed", 0))
+    distributed = distributed_settings(clip)
     seed_everything(seed)
     timer = StageTimer("base_clip")
-    bundle = build_clip(clip["model"], clip.get("pretrained", "") or "", device=device,
-                        precision=clip.get("precision", "fp32"), seed=seed)
-    summary = {"model": clip["model"], "pretrained": clip.get("pretrained", "") or None,
-               "parameters": sum(p.numel() for p in bundle.model.parameters())}
+    with process_group(distributed, device) as ranks:
+        device = ranks.device(device)
+        bundle = build_clip(clip["model"], clip.get("pretrained", "") or "", device=device,
+                            precision=clip.get("precision", "fp32"), seed=seed)
+        summary = {"model": clip["model"], "pretrained": clip.get("pretrained", "") or None,
+                   "parameters": sum(p.numel() for p in bundle.model.parameters())}
+        if not clip.get("pretrained"):
+            pretrain = {k: v for k, v in (clip.get("pretrain") or {}).items() if k != "distributed"}
+            cfg = PretrainConfig.from_params(pretrain, seed)
+            world = load_world(manifest)
+            captions = world.captions()
+            ids = sorted(captions.captions)
+            if ranks.is_main:
+                print(f"base_clip: pretraining {clip['model']} on {len(ids)} images for {cfg.epochs} epochs on "
+                      f"{device}" + (f", {ranks.world_size} processes" if ranks.active else ""))
+            images = load_resized([captions.images[i].path for i in ids], bundle.image_size * 2)
+            texts = [[c.text for c in captions.captions[i]] for i in ids]
+            log = pretrain_clip(bundle, images, texts, cfg, checkpoint_dir=CHECKPOINTS)
+    if not ranks.is_main:
+        return {}
     if not clip.get("pretrained"):
-        cfg = PretrainConfig.from_params(clip.get("pretrain") or {}, seed)
-        world = load_world(manifest)
-        captions = world.captions()
-        ids = sorted(captions.captions)
-        print(f"base_clip: pretraining {clip['model']} on {len(ids)} images for {cfg.epochs} epochs on {device}")
-        images = load_resized([captions.images[i].path for i in ids], bundle.image_size * 2)
-        texts = [[c.text for c in captions.captions[i]] for i in ids]
-        log = pretrain_clip(bundle, images, texts, cfg, checkpoint_dir=CHECKPOINTS)
         log.write(LOSS_PLOT)
         last = log.epoch_means(cfg.epochs - 1)
         summary.update(images=len(ids), epochs=cfg.epochs, steps=len(log.rows), final_loss=round(last["loss"], 4))
@@ -66,8 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
     cli.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output CLIP folder")
     args = cli.parse_args(argv)
-    summary = run(load_params("clip", args.params), args.out)
-    print(f"base_clip: wrote {args.out} in {summary['seconds']} s")
+    clip = load_params("clip", args.params)
+    status = relaunch_under_torchrun("stages.base_clip", sys.argv[1:] if argv is None else argv,
+                                     distributed_settings(clip).nproc_per_node)
+    if status is not None:  # the processes torchrun started did the work
+        return status
+    summary = run(clip, args.out)
+    if summary:
+        print(f"base_clip: wrote {args.out} in {summary['seconds']} s")
     return 0
 
 

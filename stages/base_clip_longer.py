@@ -9,7 +9,9 @@ A CLIP that beats this one gains from the mined mask–noun pairs, not from more
     python -m stages.base_clip_longer [--params params.yaml] [--out artifacts/clip_longer]
 
 Reads its own section ``base_clip_longer`` (schedule, augmentation, seed) and the
-``finetune`` section (the step budget).
+``finetune`` section (the step budget). With ``base_clip_longer.distributed.nproc_per_node:
+N > 1`` the stage relaunches itself under ``torchrun --standalone`` as N processes (the
+batch stays finetune's, split across them); only rank 0 writes outputs.
 """
 from __future__ import annotations
 
@@ -20,12 +22,14 @@ from pathlib import Path
 from core.cli import command, parser
 from core.device import pick_device
 from core.io import write_json
+from core.launch import relaunch_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
 from model.clip import load_clip_folder, save_clip_folder
 from pipeline.datasets.images import load_resized
 from pipeline.datasets.manifest import load_world
 from pipeline.training.clip_pretrain import continued_config, pretrain_clip
+from pipeline.training.distributed import DistributedConfig, process_group
 from pipeline.training.mask_adapt import AdaptConfig
 from pipeline.training.mask_pairs import read_pairs
 from pipeline.training.rng import seed_everything
@@ -47,10 +51,18 @@ def finetune_budget(finetune: dict, num_pairs: int) -> tuple[int, int]:
     return cfg.total_steps(num_pairs), cfg.batch_size
 
 
+def distributed_settings(section: dict) -> DistributedConfig:
+    return DistributedConfig.from_params(section.get("distributed"), f"params.yaml:{NAME}.distributed")
+
+
 def run(section: dict, finetune: dict, out: Path, *, manifest: Path = WORLD, pairs_dir: Path = PAIRS,
         source: Path = SOURCE) -> dict:
+    """Train and write the stage's outputs; under torchrun every process trains, rank 0 writes (the others
+    return an empty summary)."""
     timer = StageTimer(NAME)
     params = dict(section)
+    distributed = distributed_settings(params)
+    params.pop("distributed", None)
     device = pick_device(params.pop("device", "auto"))
     image_side = params.pop("image_side", None)
     world = load_world(manifest)
@@ -60,13 +72,19 @@ def run(section: dict, finetune: dict, out: Path, *, manifest: Path = WORLD, pai
     ids = sorted(captions.captions)
     cfg = continued_config(params, steps=steps, batch_size=batch_size, num_images=len(ids), what=NAME)
     seed_everything(cfg.seed)
-    bundle = load_clip_folder(source, device)
-    side = int(image_side) if image_side is not None else bundle.image_size * 2
-    print(f"{NAME}: {steps} steps of {batch_size} images (finetune: {num_pairs} pairs), continuing {source} "
-          f"on {len(ids)} images with their captions, on {device}")
-    images = load_resized([captions.images[i].path for i in ids], side)
-    texts = [[c.text for c in captions.captions[i]] for i in ids]
-    log = pretrain_clip(bundle, images, texts, cfg, checkpoint_dir=CHECKPOINTS, desc=NAME)
+    with process_group(distributed, device) as ranks:
+        device = ranks.device(device)
+        bundle = load_clip_folder(source, device)
+        side = int(image_side) if image_side is not None else bundle.image_size * 2
+        if ranks.is_main:
+            print(f"{NAME}: {steps} steps of {batch_size} images (finetune: {num_pairs} pairs), continuing {source} "
+                  f"on {len(ids)} images with their captions, on {device}"
+                  + (f", {ranks.world_size} processes" if ranks.active else ""))
+        images = load_resized([captions.images[i].path for i in ids], side)
+        texts = [[c.text for c in captions.captions[i]] for i in ids]
+        log = pretrain_clip(bundle, images, texts, cfg, checkpoint_dir=CHECKPOINTS, desc=NAME)
+    if not ranks.is_main:
+        return {}
     save_clip_folder(bundle, out)
     log.write(LOSS_PLOT)
     last_epoch = int(log.rows[-1]["epoch"])
@@ -84,8 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
     cli.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output CLIP folder")
     args = cli.parse_args(argv)
-    summary = run(load_params(NAME, args.params), load_params("finetune", args.params), args.out)
-    print(f"{NAME}: {summary['steps']} steps, wrote {args.out} in {summary['seconds']} s")
+    section = load_params(NAME, args.params)
+    status = relaunch_under_torchrun(f"stages.{NAME}", sys.argv[1:] if argv is None else argv,
+                                     distributed_settings(section).nproc_per_node)
+    if status is not None:  # the processes torchrun started did the work
+        return status
+    summary = run(section, load_params("finetune", args.params), args.out)
+    if summary:
+        print(f"{NAME}: {summary['steps']} steps, wrote {args.out} in {summary['seconds']} s")
     return 0
 
 

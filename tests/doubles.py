@@ -83,15 +83,25 @@ def shapes(n: int = 8, size: int = 32, odd_one: str | None = None) -> MemoryData
     return MemoryDataset("shapes", ["ground", "square", "disc"], samples)
 
 
-def mask_pairs(folder: Path, images: int) -> list[MaskPair]:
-    """``images`` random 24-px pictures written to ``folder``, one mask per noun of :data:`NOUNS` in each."""
+#: The colours of :data:`NOUNS` in :func:`mask_pairs` ``painted``.
+COLOURS = [(250, 250, 250), (240, 220, 20), (200, 120, 30), (60, 120, 240)]
+
+
+def mask_pairs(folder: Path, images: int, painted: bool = False) -> list[MaskPair]:
+    """``images`` random 24-px pictures written to ``folder``, one mask per noun of :data:`NOUNS` in each;
+    ``painted``: each noun's mask filled with its colour (:data:`COLOURS`), so that a crop tells its noun."""
     rng = np.random.default_rng(0)
     out = []
     for i in range(images):
         path = folder / f"{i}.jpg"
-        Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(path)
+        image = rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)
+        masks = []
         for j, noun in enumerate(NOUNS):
             mask = np.zeros((24, 24), bool)
             mask[j * 6:(j + 1) * 6, (i % 3) * 4:(i % 3) * 4 + 12] = True
-            out.append(MaskPair(str(path), encode_rle(mask), noun))
+            if painted:
+                image[mask] = COLOURS[j]
+            masks.append(MaskPair(str(path), encode_rle(mask), noun))
+        Image.fromarray(image).save(path)
+        out += masks
     return out

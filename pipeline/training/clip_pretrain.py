@@ -7,6 +7,12 @@ trained with the symmetric CLIP loss, AdamW and a warm-up + cosine schedule. Eac
 epoch pairs every image with one of its captions, chosen from (seed, epoch), and
 augments it with a random resized crop and a horizontal flip, so that a resumed
 run sees exactly the batches an uninterrupted one would.
+
+Under torchrun (:mod:`pipeline.training.distributed`) each process encodes its part of
+every batch (images and captions; the crop and flip draws are made for the whole batch);
+the contrastive loss is over the whole batch, on image and text embeddings gathered from
+every process, the logit scale's own gradient is taken on rank 0 only, and the gradients
+are summed, so P processes train like one.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from model.contrastive import contrastive_loss
 from pipeline.training.augment import random_resized_crops
 from pipeline.training.checkpoint import Checkpointer, resume_run, run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
+from pipeline.training.distributed import broadcast_module, current, gather_rows, shard_bounds, sync_gradients
 from pipeline.training.loss_log import LossLog
 from pipeline.training.optim import weight_decay_groups
 from pipeline.training.schedule import warmup_cosine_schedule
@@ -86,7 +93,11 @@ def pretrain_clip(
     checkpoint_dir: str | Path,
     desc: str = "base_clip",
 ) -> LossLog:
-    """Train ``bundle.model`` in place on ``images`` ``[N,H,W,3]`` uint8 and their captions."""
+    """Train ``bundle.model`` in place on ``images`` ``[N,H,W,3]`` uint8 and their captions.
+
+    Under torchrun each process takes its part of every batch (batch_size / processes)."""
+    ranks = current()
+    shard_bounds(cfg.batch_size, ranks)  # refuses a batch that does not split evenly
     if len(images) != len(captions) or len(images) < cfg.batch_size:
         raise ValueError(f"need at least batch_size={cfg.batch_size} images with captions, got {len(images)}")
     if any(len(c) == 0 for c in captions):
@@ -96,6 +107,7 @@ def pretrain_clip(
     pixels = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # uint8 [N,3,H,W], kept on CPU
     mean, std = bundle.mean.view(1, 3, 1, 1), bundle.std.view(1, 3, 1, 1)
 
+    broadcast_module(model)
     optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay, no_decay=("embedding",)),
                                   lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
     total_steps = cfg.total_steps(len(images))
@@ -107,7 +119,8 @@ def pretrain_clip(
                                       scheduler=scheduler)
 
     model.train()
-    bar = progress(range(start_epoch, epochs), desc=desc, total=epochs - start_epoch)
+    bar = progress(range(start_epoch, epochs), desc=desc, total=epochs - start_epoch,
+                   enabled=None if ranks.is_main else False)
     for epoch in bar:
         rng = np.random.default_rng(epoch_seed(cfg.seed, epoch))
         choice = [int(rng.integers(len(c))) for c in captions]
@@ -115,17 +128,22 @@ def pretrain_clip(
         for batch in epoch_batches(len(images), cfg.batch_size, cfg.seed, epoch):
             if step == total_steps:
                 break
-            index = torch.tensor(batch)
-            x = pixels[index].float().div_(255)
-            x = random_resized_crops(x, bundle.image_size, cfg.crop_scale, generator)
+            start, stop = shard_bounds(len(batch), ranks)  # this process's part of the batch
+            local = batch[start:stop]
+            x = pixels[torch.tensor(local)].float().div_(255)
+            x = random_resized_crops(x, bundle.image_size, cfg.crop_scale, generator, part_of=(start, len(batch)))
             x = ((x.to(device) - mean) / std).to(bundle.input_dtype)
-            texts = [captions[i][choice[i]] for i in batch]
+            texts = [captions[i][choice[i]] for i in local]
             image_emb = F.normalize(model.encode_image(x).float(), dim=-1)
             text_emb = F.normalize(model.encode_text(bundle.tokenize(texts)).float(), dim=-1)
             scale = model.logit_scale.exp().clamp(max=100)
-            loss = contrastive_loss(image_emb, text_emb, scale)
+            # every process computes the whole batch's loss; the gradient reaches its own rows through
+            # gather_rows, and the scale's direct one is rank 0's alone (the sum then counts it once)
+            loss = contrastive_loss(gather_rows(image_emb), gather_rows(text_emb),
+                                    scale if ranks.is_main else scale.detach())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            sync_gradients(model.parameters())
             optimizer.step()
             scheduler.step()
             step += 1

@@ -2,15 +2,17 @@
 
 The slow tests start 2 gloo processes with ``torch.multiprocessing`` in torchrun's environment
 (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) and compare them with one process
-without any process group: the finetune (``adapt_clip``) and proposer (``train_proposer``) loops
-must give the same loss curve (1e-3 relative) and the same accuracy (±1 point), and a 2-process
-run killed after epoch 1 and resumed must end with the weights of an uninterrupted one.
+without any process group: the finetune (``adapt_clip``), proposer (``train_proposer``) and CLIP
+pretraining (``pretrain_clip``) loops must give the same loss curve (1e-3 relative) and the same
+accuracy (±1 point), and 2-process finetune and pretraining runs killed after an epoch and
+resumed must end with the weights of uninterrupted ones.
 """
 from __future__ import annotations
 
 import os
 import socket
 
+import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -22,6 +24,7 @@ from model.proposer import SetCriterion, build_proposer, load_proposer_config, s
 from model.text import load_templates
 from pipeline.training.augment import augment_batch, random_resized_crops
 from pipeline.training.checkpoint import Checkpointer
+from pipeline.training.clip_pretrain import PretrainConfig, pretrain_clip
 from pipeline.training.distributed import (
     DistributedConfig,
     Ranks,
@@ -36,12 +39,13 @@ from pipeline.training.distributed import (
 from pipeline.training.mask_adapt import AdaptConfig, adapt_clip, cut_crops, noun_template_embeddings
 from pipeline.training.mask_pairs import MaskedCropDataset
 from pipeline.training.proposer import ProposerTrainConfig, load_training_set, train_proposer
-from tests.doubles import mask_pairs, save_then_die, shapes
+from tests.doubles import COLOURS, NOUNS, mask_pairs, save_then_die, shapes
 
 CPU = torch.device("cpu")
 FINETUNE = dict(epochs=4, batch_size=8, lr=1e-3, warmup_steps=2, crop_scale=[0.8, 1.0])  # 6 steps an epoch
 PROPOSER = ProposerTrainConfig(epochs=5, batch_size=4, lr=3e-3, warmup_steps=2, crop_size=28,  # 4 steps an epoch
                                scale_range=(0.8, 1.2), precision="fp32", seed=3)
+PRETRAIN = PretrainConfig(epochs=5, batch_size=8, lr=2e-3, warmup_steps=2, crop_scale=(0.6, 1.0))  # 32 images: 4 steps
 
 
 # ----------------------------------------------------------------------------- tiny worlds
@@ -56,6 +60,17 @@ def proposer_text() -> torch.Tensor:
 def tiny_proposer():
     torch.manual_seed(0)
     return build_proposer(load_proposer_config("proposer-tiny"))
+
+
+def captioned_images(n: int = 32) -> tuple[np.ndarray, list[list[str]]]:
+    """``n`` noisy 32-px pictures, each in the colour of its noun (of :data:`NOUNS`), with two captions."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 60, (n, 32, 32, 3), dtype=np.uint8)
+    captions = []
+    for i in range(n):
+        images[i, 4:28, 4:28] = COLOURS[i % 4]
+        captions.append([f"a photo of a {NOUNS[i % 4]}", f"{NOUNS[i % 4]} on the grass"])
+    return images, captions
 
 
 # ----------------------------------------------------------------------------- what each process runs
@@ -87,6 +102,17 @@ def proposer_worker(rank, world_size, port, data, checkpoint_dir, out):
         log = train_proposer(model, data, proposer_text(), PROPOSER, device=CPU, checkpoint_dir=checkpoint_dir)
     if ranks.is_main:
         torch.save({"state": model.state_dict(), "rows": log.rows}, out)
+
+
+def pretrain_worker(rank, world_size, port, images, captions, checkpoint_dir, out, die_after=None):
+    _join(rank, world_size, port)
+    if die_after is not None:
+        Checkpointer.save = save_then_die(die_after, Killed)
+    with process_group(DistributedConfig(world_size, "gloo"), CPU) as ranks:
+        bundle = tiny_clip()
+        log = pretrain_clip(bundle, images, captions, PRETRAIN, checkpoint_dir=checkpoint_dir)
+    if ranks.is_main:
+        torch.save({"state": bundle.model.state_dict(), "rows": log.rows}, out)
 
 
 def collectives_worker(rank, world_size, port, out):
@@ -235,12 +261,14 @@ def crop_accuracy(bundle, pairs) -> float:
     return 100.0 * float((predicted == labels[valid]).float().mean())
 
 
-def assert_same_curve(one_rows, two_rows, rtol=1e-3):
+def assert_same_curve(one_rows, two_rows, rtol=1e-3) -> float:
+    """Same steps, learning rates and loss terms (``rtol`` relative); returns the largest relative difference."""
     assert len(one_rows) == len(two_rows) >= 20
     for a, b in zip(one_rows, two_rows):
         assert a["step"] == b["step"] and a["lr"] == b["lr"]
         for key in a:
             assert b[key] == pytest.approx(a[key], rel=rtol, abs=1e-6), (a["step"], key)
+    return max(abs(b[k] - a[k]) / max(abs(a[k]), 1e-12) for a, b in zip(one_rows, two_rows) for k in a)
 
 
 @pytest.mark.slow
@@ -292,3 +320,54 @@ def test_two_processes_train_the_proposer_like_one(tmp_path) -> None:
     twin = tiny_proposer()
     twin.load_state_dict(two["state"])
     assert semantic_accuracy(twin, data) == pytest.approx(semantic_accuracy(one, data), abs=1.0)
+
+
+# ----------------------------------------------------------------------------- CLIP pretraining
+@pytest.fixture(scope="module")
+def pretrain_runs(tmp_path_factory):
+    """CLIP pretraining on 32 captioned images, batch 8, 5 epochs (20 steps): one process, and two."""
+    root = tmp_path_factory.mktemp("pretrain")
+    images, captions = captioned_images()
+    bundle = tiny_clip()
+    log = pretrain_clip(bundle, images, captions, PRETRAIN, checkpoint_dir=root / "one")
+    one = {"state": bundle.model.state_dict(), "rows": log.rows, "bundle": bundle}
+    spawn(pretrain_worker, 2, images, captions, root / "two", root / "two.pt")
+    return images, captions, one, torch.load(root / "two.pt", weights_only=True), root
+
+
+def caption_accuracy(bundle, images) -> float:
+    """Top-1 accuracy (%) of the pictures against "a photo of a <noun>" for the nouns of :data:`NOUNS`."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        image = F.normalize(bundle.model.encode_image((x - bundle.mean.view(1, 3, 1, 1)) / bundle.std.view(1, 3, 1, 1)))
+        text = F.normalize(bundle.model.encode_text(bundle.tokenize([f"a photo of a {noun}" for noun in NOUNS])))
+    labels = torch.arange(len(images)) % len(NOUNS)
+    return 100.0 * float(((image @ text.t()).argmax(1) == labels).float().mean())
+
+
+@pytest.mark.slow
+def test_two_processes_pretrain_clip_like_one(pretrain_runs) -> None:
+    images, _, one, two, _ = pretrain_runs
+    worst = assert_same_curve(one["rows"], two["rows"])  # loss and logit_scale (the scale's gradient counted once)
+    assert one["rows"][-1]["loss"] < one["rows"][0]["loss"]
+    # float sums in another order, which Adam's normalisation lifts on the weights of tiny gradients (lr 2e-3)
+    assert max((one["state"][k] - two["state"][k]).abs().max().item() for k in one["state"]) < 1e-3
+    twin = tiny_clip()
+    twin.model.load_state_dict(two["state"])
+    accuracy = caption_accuracy(one["bundle"], images), caption_accuracy(twin, images)
+    print(f"pretraining, 1 vs 2 processes: loss curves within {worst:.1e} relative, "
+          f"accuracy {accuracy[0]:.1f} vs {accuracy[1]:.1f}")
+    assert accuracy[1] == pytest.approx(accuracy[0], abs=1.0)
+
+
+@pytest.mark.slow
+def test_two_processes_pretraining_killed_after_epoch_2_resume_to_the_same_weights(pretrain_runs) -> None:
+    images, captions, _, two, root = pretrain_runs
+    with pytest.raises(Exception, match="killed after epoch 2"):
+        spawn(pretrain_worker, 2, images, captions, root / "killed", root / "killed.pt", 2)
+    assert [e for e, _ in Checkpointer(root / "killed").checkpoints()] == [2]
+    spawn(pretrain_worker, 2, images, captions, root / "killed", root / "resumed.pt")
+    resumed = torch.load(root / "resumed.pt", weights_only=True)
+    assert resumed["rows"] == two["rows"]
+    assert all(torch.equal(resumed["state"][k], two["state"][k]) for k in two["state"])
+
