@@ -15,7 +15,8 @@ as in the paper, and keeps it in its folder. Writes
 ``artifacts/adapter_<clip>/``, ``plots/mask_adapter_<clip>/loss.csv``,
 ``metrics/mask_adapter_<clip>.json`` and ``metrics/timings/mask_adapter_<clip>.json``.
 Checkpoints go to ``.checkpoints/mask_adapter_<clip>/`` after every epoch (a killed run
-resumes) and are deleted after success.
+resumes) and are deleted after success. With ``distributed.nproc_per_node: N > 1`` the stage
+relaunches itself under ``torchrun --standalone`` as N processes; only rank 0 writes outputs.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from typing import Any
 from core.cli import parser, run_command
 from core.device import pick_device, set_threads
 from core.io import write_json
+from core.launch import relaunch_under_torchrun
 from core.params import check_keys, load_params
 from core.timing import StageTimer
 from model.clip import build_clip, load_clip_folder
@@ -35,6 +37,7 @@ from model.mask_adapter import OWN_CLIP_DIR, MaskAdapter, MaskAdapterConfig, cli
 from model.proposer import load_proposer
 from model.text import TextClassifier
 from pipeline.datasets.manifest import load_world
+from pipeline.training.distributed import DistributedConfig, process_group
 from pipeline.training.mask_adapter import (
     AdapterData,
     AdapterTrainConfig,
@@ -51,7 +54,7 @@ PROPOSER = Path("artifacts/proposer")
 CLIPS = {"base": Path("artifacts/clip_base"), "ft": Path("artifacts/clip_ft")}
 ARCHITECTURE_KEYS = {f.name for f in dataclasses.fields(MaskAdapterConfig)} - {"clip_dim"}
 RECIPE_KEYS = {f.name for f in dataclasses.fields(AdapterTrainConfig)}
-RUNTIME_KEYS = {"threads", "device"}
+RUNTIME_KEYS = {"threads", "device", "distributed"}
 OWN_CLIP_KEYS = {"clip_model", "clip_pretrained"}
 DATA_KEYS = {"image_size", "streaming"}
 KNOWN_KEYS = ARCHITECTURE_KEYS | RECIPE_KEYS | RUNTIME_KEYS | OWN_CLIP_KEYS | DATA_KEYS
@@ -64,9 +67,16 @@ def split_params(params: dict[str, Any], clip_dim: int) -> tuple[MaskAdapterConf
     return architecture, AdapterTrainConfig.from_params({k: v for k, v in params.items() if k in RECIPE_KEYS})
 
 
+def distributed_settings(params: dict[str, Any]) -> DistributedConfig:
+    return DistributedConfig.from_params(params.get("distributed"), "params.yaml:mask_adapter.distributed")
+
+
 def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
+    """Train the adapter and write the stage's outputs; under torchrun every process trains, rank 0 writes (the
+    others return an empty summary)."""
     params = dict(load_params("mask_adapter", params_file))
     check_keys(params, KNOWN_KEYS, "params.yaml:mask_adapter")
+    distributed = distributed_settings(params)
     device = pick_device(params.get("device", "auto"))
     set_threads(params.get("threads"), "mask_adapter.threads")
     name = f"mask_adapter_{clip_name}"
@@ -75,37 +85,44 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
     for folder in (CLIPS[clip_name], PROPOSER):
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: not found (run the stage that writes it first)")
-    own_clip = clip_name == "base" and bool(params.get("clip_model"))
-    if own_clip:  # the paper's road: a CLIP of the adapter's own (ConvNeXt), not the pipeline's base CLIP
-        bundle = build_clip(params["clip_model"], params.get("clip_pretrained") or "", device=device)
-    else:
-        bundle = load_clip_folder(CLIPS[clip_name], device)
-    architecture, cfg = split_params(params, bundle.embed_dim)
-    seed_everything(cfg.seed)
-    train = load_world(WORLD).train_labels()
-    image_size = params.get("image_size")
-    if params.get("streaming"):
-        if not image_size:
-            raise ValueError("params.yaml:mask_adapter: streaming needs an image_size (every batch is resized to it)")
-        training_set = StreamingTrainingSet(train, int(image_size))
-    else:
-        training_set = load_training_set(train, image_size=image_size)
-    text_emb = TextClassifier(bundle)(train.class_names)
-    adapter = MaskAdapter(architecture).to(device)
-    dense_clip = adapter.dense_clip(bundle.model)
-    proposer = load_proposer(PROPOSER, device)
-    # The proposer scores against the text tower it was trained with: the pipeline's base CLIP.
-    proposer_text = text_emb if not own_clip else TextClassifier(load_clip_folder(CLIPS["base"], device))(
-        train.class_names)
-    print(f"{name}: {len(training_set)} images, {len(train.class_names)} seen classes, "
-          f"{sum(p.numel() for p in adapter.parameters()):,} adapter parameters, on {device}")
-    prepare = BatchPreparer(dense_clip, bundle.mean, bundle.std, proposer, proposer_text, cfg)
-    data = StreamingData(training_set, prepare) if params.get("streaming") else prepare_data(training_set, prepare)
-    scale = float(bundle.model.logit_scale.detach().exp().clamp(max=100))
-    identity = f"{clip_fingerprint(bundle.model)}:{dataclasses.asdict(architecture)}"
-    checkpoints = Path(".checkpoints") / name
-    log = train_adapter(adapter, dense_clip, data, text_emb, scale, cfg, checkpoint_dir=checkpoints,
-                        identity=identity, desc=name)
+    with process_group(distributed, device) as ranks:
+        device = ranks.device(device)
+        own_clip = clip_name == "base" and bool(params.get("clip_model"))
+        if own_clip:  # the paper's road: a CLIP of the adapter's own (ConvNeXt), not the pipeline's base CLIP
+            bundle = build_clip(params["clip_model"], params.get("clip_pretrained") or "", device=device)
+        else:
+            bundle = load_clip_folder(CLIPS[clip_name], device)
+        architecture, cfg = split_params(params, bundle.embed_dim)
+        seed_everything(cfg.seed)
+        train = load_world(WORLD).train_labels()
+        image_size = params.get("image_size")
+        if params.get("streaming"):
+            if not image_size:
+                raise ValueError("params.yaml:mask_adapter: streaming needs an image_size "
+                                 "(every batch is resized to it)")
+            training_set = StreamingTrainingSet(train, int(image_size))
+        else:
+            training_set = load_training_set(train, image_size=image_size)
+        text_emb = TextClassifier(bundle)(train.class_names)
+        adapter = MaskAdapter(architecture).to(device)
+        dense_clip = adapter.dense_clip(bundle.model)
+        proposer = load_proposer(PROPOSER, device)
+        # The proposer scores against the text tower it was trained with: the pipeline's base CLIP.
+        proposer_text = text_emb if not own_clip else TextClassifier(load_clip_folder(CLIPS["base"], device))(
+            train.class_names)
+        if ranks.is_main:
+            print(f"{name}: {len(training_set)} images, {len(train.class_names)} seen classes, "
+                  f"{sum(p.numel() for p in adapter.parameters()):,} adapter parameters, on {device}"
+                  + (f", {ranks.world_size} processes" if ranks.active else ""))
+        prepare = BatchPreparer(dense_clip, bundle.mean, bundle.std, proposer, proposer_text, cfg)
+        data = StreamingData(training_set, prepare) if params.get("streaming") else prepare_data(training_set, prepare)
+        scale = float(bundle.model.logit_scale.detach().exp().clamp(max=100))
+        identity = f"{clip_fingerprint(bundle.model)}:{dataclasses.asdict(architecture)}"
+        checkpoints = Path(".checkpoints") / name
+        log = train_adapter(adapter, dense_clip, data, text_emb, scale, cfg, checkpoint_dir=checkpoints,
+                            identity=identity, desc=name)
+    if not ranks.is_main:
+        return {}
     save_mask_adapter(adapter, out, clip_model=bundle.model, own_clip=bundle if own_clip else None,
                       extra={"clip": OWN_CLIP_DIR if own_clip else str(CLIPS[clip_name])})
     log.write(Path("plots") / name / "loss.csv")
@@ -130,8 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--params", type=Path, default=None)
     args = cli.parse_args(argv)
 
-    def body() -> None:
+    def body() -> int | None:
+        nproc = distributed_settings(load_params("mask_adapter", args.params)).nproc_per_node
+        status = relaunch_under_torchrun("stages.mask_adapter", sys.argv[1:] if argv is None else argv, nproc)
+        if status is not None:  # the processes torchrun started did the work
+            return status
         run(args.clip, args.params)
+        return None
 
     return run_command("mask_adapter", body)
 

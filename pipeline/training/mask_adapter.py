@@ -19,13 +19,19 @@ same computation on the fly. Mask draws come from ``(seed, epoch)``,
 the batch order from :func:`epoch_batches`: a resumed run ends with the same weights.
 One AdamW run with warm-up and cosine spans both phases; gradients are clipped. The
 adapter and the pooling run under autocast (``precision``, as the proposer's trainer).
+
+Under torchrun (:mod:`pipeline.training.distributed`) each process takes its part of every
+batch (a streamed set prepares only those rows); the mask draws are made for the whole
+batch from its layout (how many segments and matches each image has, gathered from every
+process) and sliced, the losses' normalisers (masks, consistency pairs) are summed across
+processes and so are the gradients, so P processes train like one.
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -39,6 +45,15 @@ from model.oracle import gt_segments
 from model.proposer import MaskProposer, propose
 from pipeline.training.checkpoint import Checkpointer, resume_run, run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
+from pipeline.training.distributed import (
+    broadcast_module,
+    current,
+    gather_rows,
+    shard_bounds,
+    sum_across,
+    sum_terms,
+    sync_gradients,
+)
 from pipeline.training.loss_log import LossLog
 from pipeline.training.optim import weight_decay_groups
 from pipeline.training.precision import PRECISIONS, autocast_context, resolve_precision
@@ -232,27 +247,68 @@ class MaskBatch:
     segment: torch.Tensor
 
 
-def draw_masks(data: AdapterData, mixed: bool, cfg: AdapterTrainConfig, rng: np.random.Generator) -> MaskBatch:
-    """The masks of one step over the images of ``data`` (see the module docstring), drawn with ``rng``."""
+def mask_layout(data: AdapterData) -> list[list[int]]:
+    """Per image of ``data``, the number of matched proposals of each of its segments: all that the draws of
+    :func:`draw_masks` depend on."""
+    return [[len(c) for c in per_image] for per_image in data.candidates]
+
+
+def batch_layout(data: AdapterData, device: torch.device | None = None) -> list[list[int]]:
+    """The :func:`mask_layout` of the whole batch of which ``data`` holds this process's rows: every process's
+    rows in rank order (``gather_rows``); without a process group, that of ``data``."""
+    local = mask_layout(data)
+    if not current().active:
+        return local
+    # one flat row per process: each image's segment count, then its segments' match counts
+    flat = gather_rows(torch.tensor([n for counts in local for n in (len(counts), *counts)], dtype=torch.long,
+                                    device=device)).tolist()
+    layout, at = [], 0
+    while at < len(flat):
+        layout.append(flat[at + 1:at + 1 + flat[at]])
+        at += 1 + flat[at]
+    return layout
+
+
+def _draw(counts: list[int], mixed: bool, cfg: AdapterTrainConfig,
+          rng: np.random.Generator) -> tuple[np.ndarray, list[int], list[int]]:
+    """One image's draws from its ``counts`` (:func:`mask_layout`): the segments taken, the matched segments
+    and the proposal picked for each."""
+    take = rng.permutation(len(counts))[: cfg.mixed_gt_masks if mixed else cfg.max_gt_masks]
+    matched, picks = [], []
+    if mixed and cfg.matched_masks > 0:
+        matched = [g for g in range(len(counts)) if counts[g]]
+        if len(matched) > cfg.matched_masks:
+            matched = sorted(rng.choice(matched, size=cfg.matched_masks, replace=False).tolist())
+        picks = [rng.integers(counts[g]) for g in matched]
+    return take, matched, picks
+
+
+def draw_masks(data: AdapterData, mixed: bool, cfg: AdapterTrainConfig, rng: np.random.Generator, *,
+               layout: list[list[int]] | None = None, part_of: tuple[int, int] | None = None) -> MaskBatch:
+    """The masks of one step over the images of ``data`` (see the module docstring), drawn with ``rng``.
+
+    With ``part_of=(start, total)`` the images of ``data`` are rows ``start:start+len(data)`` of a batch of
+    ``total`` split across processes, whose ``layout`` (:func:`batch_layout`) is given: the draws are made for
+    the whole batch, these rows take theirs, padded to the whole batch's mask count.
+    """
+    start, total = (0, len(data)) if part_of is None else part_of
+    layout = mask_layout(data) if layout is None else layout
+    if len(layout) != total or not 0 <= start <= start + len(data) <= total:
+        raise ValueError(f"rows {start}..{start + len(data)} of a batch of {total} with {len(layout)} layouts")
+    draws = [_draw(counts, mixed, cfg, rng) for counts in layout]
+    width = max(1, max(len(take) + 2 * len(matched) for take, matched, _ in draws))
     per_image: list[tuple[list[torch.Tensor], list[int], list[tuple[int, int]]]] = []
-    for i in range(len(data)):
+    for i, (take, matched, picks) in enumerate(draws[start:start + len(data)]):
         segments, labels = data.segment_masks[i], data.segment_labels[i].tolist()
-        count = len(labels)
-        take = rng.permutation(count)[: cfg.mixed_gt_masks if mixed else cfg.max_gt_masks]
         masks = [segments[g] for g in take]
         mask_labels = [labels[g] for g in take]
         pairs = []
-        if mixed and cfg.matched_masks > 0:
-            matched = [g for g in range(count) if len(data.candidates[i][g])]
-            if len(matched) > cfg.matched_masks:
-                matched = sorted(rng.choice(matched, size=cfg.matched_masks, replace=False).tolist())
-            picks = [data.candidates[i][g][rng.integers(len(data.candidates[i][g]))] for g in matched]
+        if matched:
             first = len(masks)
-            masks += picks + [segments[g] for g in matched]
+            masks += [data.candidates[i][g][pick] for g, pick in zip(matched, picks)] + [segments[g] for g in matched]
             mask_labels += [labels[g] for g in matched] * 2
             pairs = [(first + j, first + len(matched) + j) for j in range(len(matched))]
         per_image.append((masks, mask_labels, pairs))
-    width = max(1, max(len(m) for m, _, _ in per_image))
     shape = data.segment_masks[0].shape[-2:]
     masks = torch.zeros(len(data), width, *shape)
     labels = torch.full((len(data), width), -1, dtype=torch.long)
@@ -267,18 +323,30 @@ def draw_masks(data: AdapterData, mixed: bool, cfg: AdapterTrainConfig, rng: np.
 
 
 def adapter_losses(embeddings: torch.Tensor, step: MaskBatch, classifier: torch.Tensor, scale: torch.Tensor,
-                   cfg: AdapterTrainConfig) -> dict[str, torch.Tensor]:
-    """``ce``, ``consistency`` and their weighted ``loss`` for embeddings ``[B, M, D]``; ``classifier [C+1, D]``."""
+                   cfg: AdapterTrainConfig,
+                   sum_across: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """``ce``, ``consistency`` and their weighted ``loss`` for embeddings ``[B, M, D]``; ``classifier [C+1, D]``.
+
+    A batch split across processes passes ``sum_across`` (a tensor's sum over the processes): the terms are
+    then this process's share of the whole batch's (its sums over the batch's numbers of masks and of pairs).
+    """
     flat = F.normalize(embeddings.flatten(0, 1), dim=-1)
     labels = step.labels.flatten().to(flat.device)
     logits = scale * flat @ F.normalize(classifier, dim=-1).T
     valid = labels >= 0
-    ce = F.cross_entropy(logits[valid], labels[valid]) if bool(valid.any()) else flat.sum() * 0
-    if step.proposal.numel():
+    if sum_across is not None:
+        counts = sum_across(torch.stack([valid.sum(), torch.tensor(step.proposal.numel(), device=flat.device)]))
+        num_masks, num_pairs = counts.clamp_min(1).to(flat.dtype)
+        ce = F.cross_entropy(logits[valid], labels[valid], reduction="sum") / num_masks
         cos = (flat[step.proposal.to(flat.device)] * flat[step.segment.to(flat.device)].detach()).sum(-1)
-        consistency = (1 - cos).mean()
+        consistency = (1 - cos).sum() / num_pairs
     else:
-        consistency = flat.sum() * 0
+        ce = F.cross_entropy(logits[valid], labels[valid]) if bool(valid.any()) else flat.sum() * 0
+        if step.proposal.numel():
+            cos = (flat[step.proposal.to(flat.device)] * flat[step.segment.to(flat.device)].detach()).sum(-1)
+            consistency = (1 - cos).mean()
+        else:
+            consistency = flat.sum() * 0
     loss = cfg.ce_weight * ce + cfg.consistency_weight * consistency
     return {"loss": loss, "ce": ce, "consistency": consistency}
 
@@ -300,13 +368,17 @@ def train_adapter(
 
     ``identity`` names what the run depends on besides ``cfg`` and the data (the CLIP,
     the adapter's architecture): checkpoints of another identity are not resumed.
+    Under torchrun each process takes its part of every batch (batch_size / processes).
     """
+    ranks = current()
+    shard_bounds(cfg.batch_size, ranks)  # refuses a batch that does not split evenly
     if len(data) < cfg.batch_size:
         raise ValueError(f"{desc}: {len(data)} training images, fewer than one batch of {cfg.batch_size}")
     device = text_emb.device
     adapter.to(device).train()
     for p in dense_clip.parameters():
         p.requires_grad_(False)
+    broadcast_module(adapter)
     optimizer = torch.optim.AdamW(weight_decay_groups(adapter, cfg.weight_decay, no_decay=("void", "gamma")),
                                   lr=cfg.lr)
     steps_per_epoch = len(data) // cfg.batch_size
@@ -321,20 +393,25 @@ def train_adapter(
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     if resumed is not None and resumed.extra.get("scaler") and scaler.is_enabled():
         scaler.load_state_dict(resumed.extra["scaler"])
-    bar = progress(range(start_epoch, cfg.epochs), desc=desc, total=cfg.epochs - start_epoch)
+    bar = progress(range(start_epoch, cfg.epochs), desc=desc, total=cfg.epochs - start_epoch,
+                   enabled=None if ranks.is_main else False)
     for epoch in bar:
         mixed = epoch >= cfg.warmup_epochs
         rng = np.random.default_rng(epoch_seed(cfg.seed + 1, epoch))
         for batch in epoch_batches(len(data), cfg.batch_size, cfg.seed, epoch):
-            rows = data.batch(batch)
-            masks = draw_masks(rows, mixed, cfg, rng)
+            start, stop = shard_bounds(len(batch), ranks)  # this process's part of the batch
+            rows = data.batch(batch[start:stop])
+            masks = draw_masks(rows, mixed, cfg, rng, layout=batch_layout(rows, device), part_of=(start, len(batch)))
             dense = DenseImage(rows.dense.features.to(device), [s.to(device) for s in rows.dense.states])
             classifier = torch.cat([text_emb, adapter.void[None]])
             with autocast_context(device, dtype):
                 embeddings = adapter.embed(dense_clip, dense, masks.masks.to(device), rows.projected.to(device))
-            losses = adapter_losses(embeddings.float(), masks, classifier, scale, cfg)
+            # under several processes the terms are this one's share
+            losses = adapter_losses(embeddings.float(), masks, classifier, scale, cfg,
+                                    sum_across if ranks.active else None)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(losses["loss"]).backward()
+            sync_gradients(adapter.parameters())
             if cfg.grad_clip > 0:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(adapter.parameters(), cfg.grad_clip)
@@ -343,7 +420,7 @@ def train_adapter(
             scheduler.step()
             step += 1
             log.append(step=step, epoch=epoch, lr=scheduler.get_last_lr()[0],
-                       **{name: value.detach() for name, value in losses.items()})
+                       **sum_terms({name: value.detach() for name, value in losses.items()}))
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{log.epoch_means(epoch)['loss']:.3f}", phase="mixed" if mixed else "gt")
         checkpointer.save(epoch=epoch + 1, step=step, model=adapter, optimizer=optimizer, scheduler=scheduler,

@@ -2,13 +2,14 @@
 
 The slow tests start 2 gloo processes with ``torch.multiprocessing`` in torchrun's environment
 (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) and compare them with one process
-without any process group: the finetune (``adapt_clip``), proposer (``train_proposer``) and CLIP
-pretraining (``pretrain_clip``) loops must give the same loss curve (1e-3 relative) and the same
+without any process group: the finetune (``adapt_clip``), proposer (``train_proposer``), CLIP
+pretraining (``pretrain_clip``) and Mask-Adapter (``train_adapter``) loops must give the same loss curve (1e-3 relative) and the same
 accuracy (±1 point), and 2-process finetune and pretraining runs killed after an epoch and
 resumed must end with the weights of uninterrupted ones.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 
 from core.launch import relaunch_under_torchrun, torchrun_command
 from model.clip import build_clip
+from model.mask_adapter import MaskAdapter, MaskAdapterConfig
 from model.proposer import SetCriterion, build_proposer, load_proposer_config, semantic_targets
 from model.text import load_templates
 from pipeline.training.augment import augment_batch, random_resized_crops
@@ -37,6 +39,15 @@ from pipeline.training.distributed import (
     sync_gradients,
 )
 from pipeline.training.mask_adapt import AdaptConfig, adapt_clip, cut_crops, noun_template_embeddings
+from pipeline.training.mask_adapter import (
+    AdapterTrainConfig,
+    BatchPreparer,
+    StreamingData,
+    batch_layout,
+    draw_masks,
+    prepare_data,
+    train_adapter,
+)
 from pipeline.training.mask_pairs import MaskedCropDataset
 from pipeline.training.proposer import ProposerTrainConfig, load_training_set, train_proposer
 from tests.doubles import COLOURS, NOUNS, mask_pairs, save_then_die, shapes
@@ -46,6 +57,9 @@ FINETUNE = dict(epochs=4, batch_size=8, lr=1e-3, warmup_steps=2, crop_scale=[0.8
 PROPOSER = ProposerTrainConfig(epochs=5, batch_size=4, lr=3e-3, warmup_steps=2, crop_size=28,  # 4 steps an epoch
                                scale_range=(0.8, 1.2), precision="fp32", seed=3)
 PRETRAIN = PretrainConfig(epochs=5, batch_size=8, lr=2e-3, warmup_steps=2, crop_scale=(0.6, 1.0))  # 32 images: 4 steps
+ADAPTER = AdapterTrainConfig(warmup_epochs=2, mixed_epochs=3, batch_size=4, lr=1e-2, warmup_steps=2,  # 16: 4 steps
+                             match_iou=0.0, mask_threshold=0.0, precision="fp32")
+ADAPTER_ARCHITECTURE = MaskAdapterConfig(clip_dim=128, num_maps=2, hidden=8, blocks=1, mask_prior=4.0)
 
 
 # ----------------------------------------------------------------------------- tiny worlds
@@ -71,6 +85,23 @@ def captioned_images(n: int = 32) -> tuple[np.ndarray, list[list[str]]]:
         images[i, 4:28, 4:28] = COLOURS[i % 4]
         captions.append([f"a photo of a {NOUNS[i % 4]}", f"{NOUNS[i % 4]} on the grass"])
     return images, captions
+
+
+def tiny_adapter() -> MaskAdapter:
+    torch.manual_seed(0)
+    return MaskAdapter(ADAPTER_ARCHITECTURE)
+
+
+def adapter_inputs():
+    """16 shapes scenes (3 seen classes), random class embeddings and the preparer with a tiny proposer
+    (every proposal touching a segment matches it, so the mixed phase has pairs)."""
+    images = load_training_set(shapes(16), threads=1)
+    text = F.normalize(torch.randn(3, 128, generator=torch.Generator().manual_seed(1)), dim=-1)
+    torch.manual_seed(0)
+    proposer = build_proposer(dataclasses.replace(load_proposer_config("proposer-tiny"), text_dim=128)).eval()
+    clip = tiny_clip()
+    prepare = BatchPreparer(tiny_adapter().dense_clip(clip.model), clip.mean, clip.std, proposer, text, ADAPTER)
+    return images, prepare, text
 
 
 # ----------------------------------------------------------------------------- what each process runs
@@ -113,6 +144,27 @@ def pretrain_worker(rank, world_size, port, images, captions, checkpoint_dir, ou
         log = pretrain_clip(bundle, images, captions, PRETRAIN, checkpoint_dir=checkpoint_dir)
     if ranks.is_main:
         torch.save({"state": bundle.model.state_dict(), "rows": log.rows}, out)
+
+
+def adapter_worker(rank, world_size, port, data, text, checkpoint_dir, out):
+    _join(rank, world_size, port)
+    with process_group(DistributedConfig(world_size, "gloo"), CPU) as ranks:
+        adapter = tiny_adapter()
+        log = train_adapter(adapter, adapter.dense_clip(tiny_clip().model), data, text, 10.0, ADAPTER,
+                            checkpoint_dir=checkpoint_dir, identity="t")
+    if ranks.is_main:
+        torch.save({"state": adapter.state_dict(), "rows": log.rows}, out)
+
+
+def layout_worker(rank, world_size, port, data, out):
+    """batch_layout and draw_masks over this process's half of a batch of 4."""
+    _join(rank, world_size, port)
+    with process_group(DistributedConfig(world_size, "gloo"), CPU):
+        start, stop = shard_bounds(4, current())
+        rows = data.batch(range(start, stop))
+        layout = batch_layout(rows)
+        step = draw_masks(rows, True, ADAPTER, np.random.default_rng(5), layout=layout, part_of=(start, 4))
+    torch.save({"layout": layout, "step": step}, out / f"rank{rank}.pt")
 
 
 def collectives_worker(rank, world_size, port, out):
@@ -322,7 +374,7 @@ def test_two_processes_train_the_proposer_like_one(tmp_path) -> None:
     assert semantic_accuracy(twin, data) == pytest.approx(semantic_accuracy(one, data), abs=1.0)
 
 
-# ----------------------------------------------------------------------------- CLIP pretraining
+# ----------------------------------------------------------------------------- CLIP pretraining, Mask-Adapter
 @pytest.fixture(scope="module")
 def pretrain_runs(tmp_path_factory):
     """CLIP pretraining on 32 captioned images, batch 8, 5 epochs (20 steps): one process, and two."""
@@ -370,4 +422,59 @@ def test_two_processes_pretraining_killed_after_epoch_2_resume_to_the_same_weigh
     resumed = torch.load(root / "resumed.pt", weights_only=True)
     assert resumed["rows"] == two["rows"]
     assert all(torch.equal(resumed["state"][k], two["state"][k]) for k in two["state"])
+
+
+def segment_accuracy(adapter, data, text) -> float:
+    """Top-1 accuracy (%) of every ground-truth segment's adapter embedding against the classes and the void."""
+    every = dataclasses.replace(ADAPTER, max_gt_masks=100)
+    step = draw_masks(data, False, every, np.random.default_rng(0))
+    with torch.no_grad():
+        embeddings = adapter.embed(adapter.dense_clip(tiny_clip().model), data.dense, step.masks, data.projected)
+        classifier = F.normalize(torch.cat([text, adapter.void[None]]), dim=-1)
+        predicted = (F.normalize(embeddings.flatten(0, 1), dim=-1) @ classifier.t()).argmax(1)
+    labels = step.labels.flatten()
+    valid = labels >= 0
+    return 100.0 * float((predicted[valid] == labels[valid]).float().mean())
+
+
+@pytest.mark.slow
+def test_batch_layout_and_mask_draws_of_a_split_batch_are_the_whole_batchs(tmp_path) -> None:
+    images, prepare, _ = adapter_inputs()
+    data = prepare_data(images, prepare, batch_size=16)
+    whole = draw_masks(data.batch(range(4)), True, ADAPTER, np.random.default_rng(5))
+    spawn(layout_worker, 2, data, tmp_path)
+    for rank in range(2):
+        part = torch.load(tmp_path / f"rank{rank}.pt", weights_only=False)
+        assert part["layout"] == [[len(c) for c in data.candidates[i]] for i in range(4)]
+        rows = slice(2 * rank, 2 * rank + 2)
+        assert torch.equal(part["step"].masks, whole.masks[rows])
+        assert torch.equal(part["step"].labels, whole.labels[rows])
+        width = whole.labels.shape[1]
+        mine = (whole.proposal >= 2 * rank * width) & (whole.proposal < (2 * rank + 2) * width)
+        assert torch.equal(part["step"].proposal, whole.proposal[mine] - 2 * rank * width)
+        assert torch.equal(part["step"].segment, whole.segment[mine] - 2 * rank * width)
+    assert whole.proposal.numel() > 0
+
+
+@pytest.mark.slow
+def test_two_processes_train_the_mask_adapter_like_one(tmp_path) -> None:
+    """One process on the prepared set; two on it, and two streaming it (each prepares only its rows)."""
+    images, prepare, text = adapter_inputs()
+    data = prepare_data(images, prepare, batch_size=16)
+    one = tiny_adapter()
+    log = train_adapter(one, one.dense_clip(tiny_clip().model), data, text, 10.0, ADAPTER,
+                        checkpoint_dir=tmp_path / "one", identity="t")
+    assert log.rows[-1]["loss"] < log.rows[0]["loss"] and sum(r["consistency"] > 0 for r in log.rows) >= 12
+    expected = segment_accuracy(one, data, text)
+    for name, two_data in (("prepared", data), ("streamed", StreamingData(images, prepare))):
+        spawn(adapter_worker, 2, two_data, text, tmp_path / name, tmp_path / f"{name}.pt")
+        two = torch.load(tmp_path / f"{name}.pt", weights_only=True)
+        worst = assert_same_curve(log.rows, two["rows"])
+        assert max((one.state_dict()[k] - v).abs().max().item() for k, v in two["state"].items()) < 1e-4
+        twin = tiny_adapter()
+        twin.load_state_dict(two["state"])
+        accuracy = segment_accuracy(twin, data, text)
+        print(f"mask_adapter ({name}), 1 vs 2 processes: loss curves within {worst:.1e} relative, "
+              f"segment accuracy {expected:.1f} vs {accuracy:.1f}")
+        assert accuracy == pytest.approx(expected, abs=1.0)
 
