@@ -7,7 +7,8 @@ Reads the ``text_prompts`` params section, the world's training labels (seen cla
 and the CLIP folder; writes a new CLIP folder (the input's files hard-linked, plus
 ``text_prompts.safetensors``), ``metrics/text_prompts_<clip>.json``,
 ``plots/text_prompts_<clip>/loss.csv`` and the wall time to
-``metrics/timings/text_prompts_<clip>.json``.
+``metrics/timings/text_prompts_<clip>.json``. With ``distributed.nproc_per_node: N > 1`` the
+stage relaunches itself under ``torchrun --standalone`` as N processes; only rank 0 writes outputs.
 """
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ from pathlib import Path
 from core.cli import parser, run_command
 from core.device import pick_device, set_threads
 from core.io import write_json
+from core.launch import relaunch_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
 from model.clip import derive_clip_folder, load_clip_folder
 from pipeline.datasets.manifest import load_world
 from pipeline.training.checkpoint import Checkpointer
+from pipeline.training.distributed import DistributedConfig, process_group
 from pipeline.training.mask_pairs import ground_truth_pairs
 from pipeline.training.rng import seed_everything
 from pipeline.training.text_prompts import TextPromptConfig, learn_text_prompts, sample_per_class
@@ -39,9 +42,17 @@ def seen_class_names(world) -> list[str]:
     return [", ".join([entry["name"], *entry.get("synonyms", [])]) for entry in world.seen_classes]
 
 
+def distributed_settings(section: dict) -> DistributedConfig:
+    return DistributedConfig.from_params(section.get("distributed"), "params.yaml:text_prompts.distributed")
+
+
 def run(clip: str, params_file: Path | None = None, *, world_path: Path = WORLD,
         folders: tuple[Path, Path] | None = None) -> dict:
+    """Learn the prompts and write the stage's outputs; under torchrun every process trains, rank 0 writes (the
+    others return an empty summary)."""
     params = dict(load_params("text_prompts", params_file))
+    distributed = distributed_settings(params)
+    params.pop("distributed", None)
     device = pick_device(params.pop("device", "auto"))
     set_threads(params.pop("threads", None), "text_prompts.threads")
     cfg = TextPromptConfig.from_params(params)
@@ -58,11 +69,17 @@ def run(clip: str, params_file: Path | None = None, *, world_path: Path = WORLD,
         raise ValueError(f"{world_path}: {len(class_names)} seen classes but the training labels have "
                          f"{len(labels.class_names)}")
     pairs = ground_truth_pairs(labels)
-    bundle = load_clip_folder(source, device)
-    print(f"{name}: {len(pairs)} ground-truth segments of {len(class_names)} seen classes, "
-          f"{cfg.samples_per_class or 'all'} per class, {cfg.epochs} epochs, from {source} on {device}")
     checkpoints = Path(".checkpoints") / name
-    log = learn_text_prompts(bundle, pairs, class_names, cfg, checkpoint_dir=checkpoints, desc=name)
+    with process_group(distributed, device) as ranks:
+        device = ranks.device(device)
+        bundle = load_clip_folder(source, device)
+        if ranks.is_main:
+            print(f"{name}: {len(pairs)} ground-truth segments of {len(class_names)} seen classes, "
+                  f"{cfg.samples_per_class or 'all'} per class, {cfg.epochs} epochs, from {source} on {device}"
+                  + (f", {ranks.world_size} processes" if ranks.active else ""))
+        log = learn_text_prompts(bundle, pairs, class_names, cfg, checkpoint_dir=checkpoints, desc=name)
+    if not ranks.is_main:
+        return {}
     derive_clip_folder(source, out, text_prompts=bundle.text_prompts, clip_model=bundle.model)
     log.write(Path("plots") / name / "loss.csv")
     last = log.epoch_means(cfg.epochs - 1)
@@ -84,8 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--params", type=Path, default=None)
     args = cli.parse_args(argv)
 
-    def body() -> None:
+    def body() -> int | None:
+        status = relaunch_under_torchrun("stages.text_prompts", sys.argv[1:] if argv is None else argv,
+                                         distributed_settings(load_params("text_prompts", args.params)).nproc_per_node)
+        if status is not None:  # the processes torchrun started did the work
+            return status
         run(args.clip, args.params)
+        return None
 
     return run_command("text_prompts", body)
 

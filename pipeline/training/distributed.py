@@ -165,8 +165,14 @@ def local_batch_size(batch_size: int, world_size: int) -> int:
     return batch_size // world_size
 
 
-def shard_bounds(num_items: int, ranks: Ranks) -> tuple[int, int]:
-    """``(start, stop)``: the contiguous part of a batch of ``num_items`` that this process takes."""
+def shard_bounds(num_items: int, ranks: Ranks, *, even: bool = True) -> tuple[int, int]:
+    """``(start, stop)``: the contiguous part of a batch of ``num_items`` that this process takes.
+
+    ``even=False``: parts that may differ by one item (what is split is not a batch, e.g. the classes whose
+    text embeddings ``text_prompts`` computes: every process takes its part and gathers the rest).
+    """
+    if not even:
+        return num_items * ranks.rank // ranks.world_size, num_items * (ranks.rank + 1) // ranks.world_size
     share = local_batch_size(num_items, ranks.world_size)
     return ranks.rank * share, (ranks.rank + 1) * share
 

@@ -8,6 +8,12 @@ resized crop and a flip drawn from (seed, epoch)), embeds it with the frozen ima
 embeds every seen class name behind the learned context with the frozen text tower
 (synonyms averaged, as at inference) and takes the cross-entropy of the cosine logits
 times CLIP's logit scale. SGD with momentum, warm-up then cosine, a checkpoint per epoch.
+
+Under torchrun (:mod:`pipeline.training.distributed`) each process embeds its part of every
+batch (the augmentation drawn for the whole batch) and its part of the classes (the text
+pass, forward and backward, is most of a step); both are gathered from every process, each
+computes the whole batch's loss, the gradient reaching the context through its own classes,
+and the gradients are summed, so P processes train like one.
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ from model.text_prompts import TextPrompts, freeze_clip_for_text_prompts, prompt
 from pipeline.training.augment import random_resized_crops
 from pipeline.training.checkpoint import Checkpointer, resume_run, run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
+from pipeline.training.distributed import broadcast_module, current, gather_rows, shard_bounds, sync_gradients
 from pipeline.training.loss_log import LossLog
 from pipeline.training.mask_adapt import cut_crops, pairs_digest
 from pipeline.training.mask_pairs import MaskedCropDataset, MaskPair
@@ -103,7 +110,12 @@ def learn_text_prompts(
 
     ``class_names`` are the classes of the cross-entropy (``"name, synonym, ..."``); each
     pair's noun must be one of their display names. Returns the loss log (loss and batch accuracy per step).
+    Under torchrun each process takes its part of every batch (batch_size / processes) and of the classes.
     """
+    ranks = current()
+    shard_bounds(cfg.batch_size, ranks)  # refuses a batch that does not split evenly
+    if len(class_names) < ranks.world_size:
+        raise ValueError(f"{desc}: {len(class_names)} classes for {ranks.world_size} processes (each embeds some)")
     nouns = [display_name(name) for name in class_names]
     if len(set(nouns)) != len(nouns):
         raise ValueError(f"{desc}: two classes share a display name in {list(class_names)}")
@@ -117,6 +129,7 @@ def learn_text_prompts(
     generator = torch.Generator().manual_seed(cfg.seed)
     bundle.text_prompts = TextPrompts.for_clip(model, cfg.n_ctx, generator=generator)
     params = freeze_clip_for_text_prompts(model, bundle.text_prompts)
+    broadcast_module(bundle.text_prompts)
     scale = model.logit_scale.detach().float().exp().clamp(max=100)
     optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     steps_per_epoch = len(pairs) // cfg.batch_size
@@ -132,22 +145,31 @@ def learn_text_prompts(
     dataset = MaskedCropDataset(pairs, nouns, size=bundle.image_size, mean=bundle.mean.cpu(), std=bundle.std.cpu(),
                                 expand_ratio=cfg.expand_ratio)
     all_crops, _, all_labels, all_valid = cut_crops(dataset, cfg.num_workers)
-    bar = progress(range(start_epoch, cfg.epochs), desc=desc, total=cfg.epochs - start_epoch)
+    first, last = shard_bounds(len(class_names), ranks, even=False)  # the classes this process embeds
+    local_classes = class_names[first:last]
+    bar = progress(range(start_epoch, cfg.epochs), desc=desc, total=cfg.epochs - start_epoch,
+                   enabled=None if ranks.is_main else False)
     for epoch in bar:
         augment = torch.Generator().manual_seed(epoch_seed(cfg.seed + 1, epoch))
         for batch in epoch_batches(len(pairs), cfg.batch_size, cfg.seed, epoch):
             index = torch.tensor(batch)
-            index = index[all_valid[index]]
-            crops = random_resized_crops(all_crops[index].float(), bundle.image_size, cfg.crop_scale, augment,
-                                         flip=cfg.flip)
+            valid = all_valid[index]
+            index = index[valid]
+            # this process's part of the valid rows: those of its share of the batch
+            lo, hi = shard_bounds(len(batch), ranks)
+            start, stop = int(valid[:lo].sum()), int(valid[:hi].sum())
+            crops = random_resized_crops(all_crops[index[start:stop]].float(), bundle.image_size, cfg.crop_scale,
+                                         augment, flip=cfg.flip, part_of=(start, len(index)))
             labels = all_labels[index].to(device)
             with torch.no_grad():
-                image = bundle.encode_image(crops.to(device))
-            text = prompted_class_embeddings(model, bundle.tokenizer, bundle.text_prompts, class_names)
+                image = gather_rows(bundle.encode_image(crops.to(device)))
+            # the whole batch's loss on every process; the gradient reaches the context through its own classes
+            text = gather_rows(prompted_class_embeddings(model, bundle.tokenizer, bundle.text_prompts, local_classes))
             logits = scale * image @ text.T
             loss = F.cross_entropy(logits, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            sync_gradients(params)
             optimizer.step()
             scheduler.step()
             step += 1

@@ -3,7 +3,8 @@
 The slow tests start 2 gloo processes with ``torch.multiprocessing`` in torchrun's environment
 (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) and compare them with one process
 without any process group: the finetune (``adapt_clip``), proposer (``train_proposer``), CLIP
-pretraining (``pretrain_clip``) and Mask-Adapter (``train_adapter``) loops must give the same loss curve (1e-3 relative) and the same
+pretraining (``pretrain_clip``), Mask-Adapter (``train_adapter``) and text-prompt
+(``learn_text_prompts``) loops must give the same loss curve (1e-3 relative) and the same
 accuracy (±1 point), and 2-process finetune and pretraining runs killed after an epoch and
 resumed must end with the weights of uninterrupted ones.
 """
@@ -24,6 +25,7 @@ from model.clip import build_clip
 from model.mask_adapter import MaskAdapter, MaskAdapterConfig
 from model.proposer import SetCriterion, build_proposer, load_proposer_config, semantic_targets
 from model.text import load_templates
+from model.text_prompts import TextPrompts, prompted_class_embeddings
 from pipeline.training.augment import augment_batch, random_resized_crops
 from pipeline.training.checkpoint import Checkpointer
 from pipeline.training.clip_pretrain import PretrainConfig, pretrain_clip
@@ -50,6 +52,7 @@ from pipeline.training.mask_adapter import (
 )
 from pipeline.training.mask_pairs import MaskedCropDataset
 from pipeline.training.proposer import ProposerTrainConfig, load_training_set, train_proposer
+from pipeline.training.text_prompts import TextPromptConfig, learn_text_prompts
 from tests.doubles import COLOURS, NOUNS, mask_pairs, save_then_die, shapes
 
 CPU = torch.device("cpu")
@@ -60,6 +63,9 @@ PRETRAIN = PretrainConfig(epochs=5, batch_size=8, lr=2e-3, warmup_steps=2, crop_
 ADAPTER = AdapterTrainConfig(warmup_epochs=2, mixed_epochs=3, batch_size=4, lr=1e-2, warmup_steps=2,  # 16: 4 steps
                              match_iou=0.0, mask_threshold=0.0, precision="fp32")
 ADAPTER_ARCHITECTURE = MaskAdapterConfig(clip_dim=128, num_maps=2, hidden=8, blocks=1, mask_prior=4.0)
+TEXT_PROMPTS = TextPromptConfig(n_ctx=4, epochs=4, batch_size=8, samples_per_class=None, lr=0.5,  # 48 pairs: 6 steps
+                                warmup_steps=2)
+PROMPT_CLASSES = [*NOUNS, "grass"]  # 5 classes: the processes embed 2 and 3 of them
 
 
 # ----------------------------------------------------------------------------- tiny worlds
@@ -156,6 +162,15 @@ def adapter_worker(rank, world_size, port, data, text, checkpoint_dir, out):
         torch.save({"state": adapter.state_dict(), "rows": log.rows}, out)
 
 
+def text_prompts_worker(rank, world_size, port, pairs, checkpoint_dir, out):
+    _join(rank, world_size, port)
+    with process_group(DistributedConfig(world_size, "gloo"), CPU) as ranks:
+        bundle = tiny_clip()
+        log = learn_text_prompts(bundle, pairs, PROMPT_CLASSES, TEXT_PROMPTS, checkpoint_dir=checkpoint_dir, desc="t")
+    if ranks.is_main:
+        torch.save({"state": bundle.text_prompts.state_dict(), "rows": log.rows}, out)
+
+
 def layout_worker(rank, world_size, port, data, out):
     """batch_layout and draw_masks over this process's half of a batch of 4."""
     _join(rank, world_size, port)
@@ -224,6 +239,7 @@ def test_settings_and_shards_are_checked() -> None:
     with pytest.raises(ValueError, match="nproc_per_node"):
         DistributedConfig(nproc_per_node=0)
     assert [shard_bounds(12, Ranks(r, 3)) for r in range(3)] == [(0, 4), (4, 8), (8, 12)]
+    assert [shard_bounds(5, Ranks(r, 2), even=False) for r in range(2)] == [(0, 2), (2, 5)]
     with pytest.raises(ValueError, match="batch_size 10 is not divisible by 3 processes"):
         shard_bounds(10, Ranks(0, 3))
     assert Ranks(1, 2, 1).device(torch.device("cuda")) == torch.device("cuda", 1)
@@ -374,7 +390,7 @@ def test_two_processes_train_the_proposer_like_one(tmp_path) -> None:
     assert semantic_accuracy(twin, data) == pytest.approx(semantic_accuracy(one, data), abs=1.0)
 
 
-# ----------------------------------------------------------------------------- CLIP pretraining, Mask-Adapter
+# ----------------------------------------------------------------------------- CLIP pretraining, Mask-Adapter, prompts
 @pytest.fixture(scope="module")
 def pretrain_runs(tmp_path_factory):
     """CLIP pretraining on 32 captioned images, batch 8, 5 epochs (20 steps): one process, and two."""
@@ -478,3 +494,31 @@ def test_two_processes_train_the_mask_adapter_like_one(tmp_path) -> None:
               f"segment accuracy {expected:.1f} vs {accuracy:.1f}")
         assert accuracy == pytest.approx(expected, abs=1.0)
 
+
+def prompt_accuracy(bundle, pairs) -> float:
+    """Top-1 accuracy (%) of the pairs' masked crops against the prompted classes."""
+    dataset = MaskedCropDataset(pairs, PROMPT_CLASSES, size=bundle.image_size, mean=bundle.mean, std=bundle.std)
+    crops, _, labels, valid = cut_crops(dataset, 0)
+    with torch.no_grad():
+        text = prompted_class_embeddings(bundle.model, bundle.tokenizer, bundle.text_prompts, PROMPT_CLASSES)
+        predicted = (bundle.encode_image(crops[valid].float()) @ text.t()).argmax(1)
+    return 100.0 * float((predicted == labels[valid]).float().mean())
+
+
+@pytest.mark.slow
+def test_two_processes_learn_text_prompts_like_one(tmp_path) -> None:
+    pairs = mask_pairs(tmp_path, 12, painted=True)
+    one = tiny_clip()
+    log = learn_text_prompts(one, pairs, PROMPT_CLASSES, TEXT_PROMPTS, checkpoint_dir=tmp_path / "one", desc="t")
+    spawn(text_prompts_worker, 2, pairs, tmp_path / "two", tmp_path / "two.pt")
+    two = torch.load(tmp_path / "two.pt", weights_only=True)
+    worst = assert_same_curve(log.rows, two["rows"])  # loss and batch accuracy
+    assert log.epoch_means(3)["loss"] < log.epoch_means(0)["loss"]
+    assert (one.text_prompts.ctx - two["state"]["ctx"]).abs().max().item() < 1e-4
+    twin = tiny_clip()
+    twin.text_prompts = TextPrompts(TEXT_PROMPTS.n_ctx, one.text_prompts.width)
+    twin.text_prompts.load_state_dict(two["state"])
+    accuracy = prompt_accuracy(one, pairs), prompt_accuracy(twin, pairs)
+    print(f"text_prompts, 1 vs 2 processes: loss curves within {worst:.1e} relative, "
+          f"accuracy {accuracy[0]:.1f} vs {accuracy[1]:.1f}")
+    assert accuracy[1] == pytest.approx(accuracy[0], abs=1.0)
