@@ -35,7 +35,8 @@ from safetensors.torch import save as save_tensors
 from core.classnames import split_synonyms
 from core.io import atomic_write_bytes
 from model.clip import ClipBundle
-from model.text_prompts import encode_with_text_prompts, text_tower_digest
+from model.text_prompts import encode_with_text_prompts
+from model.text_tower import text_tower_digest
 
 #: Environment variable naming the on-disk cache folder; ``off`` disables the cache.
 CACHE_ENV = "OVSEG_TEXT_CACHE"
