@@ -15,6 +15,9 @@ import torch
 from open_clip.transformer import text_global_pool
 from torch import nn
 
+#: Names how :func:`encode_tokens` computes; part of every text-cache key (model/text.py), so a change
+#: of the computation that moves the floats (as the cut did) never serves an entry of the old one.
+ENCODING = "cut-at-last-eot/1"
 _PARTS = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection", "attn_mask")
 
 
