@@ -37,6 +37,7 @@ from safetensors.torch import save_file
 from core.io import atomic_dir, dumps_json, read_json
 from model.mpt import PROMPTS_FILE, MaskPrompts, encode_image_with_prompts, load_mask_prompts, save_mask_prompts
 from model.text_prompts import TEXT_PROMPTS_FILE, TextPrompts, load_text_prompts, save_text_prompts
+from model.text_tower import encode_tokens, is_native_text_tower
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 _REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -120,7 +121,10 @@ class ClipBundle:
         """L2-normalised float32 text embeddings ``[N, embed_dim]`` (gradients flow if enabled)."""
         if len(texts) == 0:
             return torch.empty(0, self.embed_dim, device=self.device)
-        return self.model.encode_text(self.tokenize(texts), normalize=True).float()
+        tokens = self.tokenize(texts)
+        if is_native_text_tower(self.model):
+            return F.normalize(encode_tokens(self.model, tokens), dim=-1).float()
+        return self.model.encode_text(tokens, normalize=True).float()
 
     def encode_image(self, images: torch.Tensor, crop_masks: torch.Tensor | None = None) -> torch.Tensor:
         """L2-normalised float32 image embeddings ``[B, embed_dim]`` of normalised images.

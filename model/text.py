@@ -12,10 +12,11 @@ template mean (no templates), unless ``learned_prompts=False``.
 
 Embeddings are also kept **on disk** (:func:`cache_dir`), so that every CLIP sharing a text
 tower (finetuning locks it) and every process embeds a vocabulary once: a wide benchmark's
-~1,250 synonyms × 14 templates take the demo CLIP half a minute, a ViT-B/16 ten. An entry is
+~1,250 synonyms × 14 templates take a ViT-B/16 minutes on a CPU. An entry is
 keyed by everything the numbers depend on: a digest of the text tower's weights (and of the
 learned prompts), the templates, the synonyms of the request *in order* and its batch size,
-the torch version, thread count, device and autocast state. So a hit returns, bit for bit,
+the torch version, thread count, device, autocast state and the encoding's version
+(:data:`model.text_tower.ENCODING`). So a hit returns, bit for bit,
 what recomputing that request gives (a float sum may change with the batch around a row), and
 other weights can never be served.
 """
@@ -35,7 +36,8 @@ from safetensors.torch import save as save_tensors
 from core.classnames import split_synonyms
 from core.io import atomic_write_bytes
 from model.clip import ClipBundle
-from model.text_prompts import encode_with_text_prompts, text_tower_digest
+from model.text_prompts import encode_with_text_prompts
+from model.text_tower import ENCODING, text_tower_digest
 
 #: Environment variable naming the on-disk cache folder; ``off`` disables the cache.
 CACHE_ENV = "OVSEG_TEXT_CACHE"
@@ -154,6 +156,7 @@ class TextClassifier:
         autocast = torch.is_autocast_enabled(device.type) and str(torch.get_autocast_dtype(device.type))
         request = {
             "weights": self._weights_digest,
+            "encoding": ENCODING,
             "mode": "learned_prompts" if self.learned_prompts else self.templates,
             "synonyms": synonyms,
             "batch_size": self.batch_size,

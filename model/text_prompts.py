@@ -19,7 +19,6 @@ fingerprint of the text tower they were learned on: they fit that text tower onl
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -27,13 +26,13 @@ from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
-from open_clip.transformer import text_global_pool
 from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from core.classnames import split_synonyms
 from core.io import atomic_write_bytes
+from model.text_tower import encode_tokens, native_text_tower, text_tower_digest
 
 TEXT_PROMPTS_FILE = "text_prompts.safetensors"
 TEXT_PROMPTS_FORMAT = "ovseg.text_prompts/1"
@@ -58,7 +57,7 @@ class TextPrompts(nn.Module):
     def for_clip(cls, clip_model: nn.Module, n_ctx: int = 16, *, generator: torch.Generator | None = None
                  ) -> "TextPrompts":
         """Prompts sized for ``clip_model``'s text tower, on its device."""
-        embedding = _text_tower(clip_model).token_embedding
+        embedding = native_text_tower(clip_model).token_embedding
         return cls(n_ctx, embedding.embedding_dim, generator=generator).to(embedding.weight.device)
 
     @property
@@ -68,29 +67,6 @@ class TextPrompts(nn.Module):
     @property
     def width(self) -> int:
         return self.ctx.shape[1]
-
-
-def _text_tower(clip_model: nn.Module) -> nn.Module:
-    missing = [name for name in ("token_embedding", "positional_embedding", "transformer", "ln_final",
-                                 "text_projection", "attn_mask") if not hasattr(clip_model, name)]
-    if missing:
-        raise TypeError(f"learned text prompts need open_clip's native CLIP text tower; "
-                        f"{type(clip_model).__name__} lacks {', '.join(missing)}")
-    return clip_model
-
-
-def text_tower_digest(clip_model: nn.Module) -> str:
-    """SHA-256 (hex) of every text-tower weight of a CLIP, by name: token and positional embeddings,
-    transformer, ``ln_final``, projection. The image tower and the logit scale are left out, so every
-    CLIP whose text tower was locked during finetuning shares the digest."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(_text_tower(clip_model).state_dict().items()):
-        if name.startswith("visual.") or name.startswith("logit_"):
-            continue
-        digest.update(name.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def text_fingerprint(clip_model: nn.Module) -> str:
@@ -117,33 +93,19 @@ def encode_with_text_prompts(clip_model: nn.Module, tokenizer: Any, prompts: Tex
     """Text features ``[N, embed_dim]`` (not normalised, like ``CLIP.encode_text``) of ``names``
     behind the learned context; gradients reach ``prompts.ctx`` when enabled.
 
-    Mirrors open_clip 3.x ``CLIP.encode_text`` step by step with the context vectors
-    swapped in after the token embedding, on the sequence up to its last EOT token.
+    :func:`model.text_tower.encode_tokens` with the context vectors swapped in after the token embedding.
     """
-    clip_model = _text_tower(clip_model)
+    clip_model = native_text_tower(clip_model)
     if prompts.width != clip_model.token_embedding.embedding_dim:
         raise ValueError(f"text prompts of width {prompts.width} do not fit a text tower of width "
                          f"{clip_model.token_embedding.embedding_dim}")
-    device = clip_model.token_embedding.weight.device
-    tokens = prompt_tokens(tokenizer, prompts.n_ctx, names).to(device)
-    # The causal mask keeps every position from seeing later ones, so the padding after the
-    # last EOT token cannot change any pooled feature: it is cut off (a third of the work here).
-    argmax_pool = clip_model.text_pool_type == "argmax"  # EOT is the largest id, as open_clip pools
-    length = int(tokens.argmax(dim=1).max()) + 1 if argmax_pool else tokens.shape[1]
-    tokens = tokens[:, :length]
-    cast_dtype = clip_model.transformer.get_cast_dtype()
-    x = clip_model.token_embedding(tokens).to(cast_dtype)
-    ctx = prompts.ctx.to(device=device, dtype=cast_dtype)[None].expand(x.shape[0], -1, -1)
-    x = torch.cat([x[:, :1], ctx, x[:, 1 + prompts.n_ctx:]], dim=1)
-    x = x + clip_model.positional_embedding[:length].to(cast_dtype)
-    attn_mask = clip_model.attn_mask[:length, :length] if clip_model.attn_mask is not None else None
-    x = clip_model.transformer(x, attn_mask=attn_mask)
-    x = clip_model.ln_final(x)
-    x = text_global_pool(x, tokens, clip_model.text_pool_type, eos_token_id=getattr(clip_model, "text_eos_id", None))
-    projection = clip_model.text_projection
-    if projection is not None:
-        x = projection(x) if isinstance(projection, nn.Linear) else x @ projection
-    return x
+    tokens = prompt_tokens(tokenizer, prompts.n_ctx, names).to(clip_model.token_embedding.weight.device)
+
+    def splice(x: torch.Tensor) -> torch.Tensor:
+        ctx = prompts.ctx.to(dtype=x.dtype, device=x.device)[None].expand(x.shape[0], -1, -1)
+        return torch.cat([x[:, :1], ctx, x[:, 1 + prompts.n_ctx:]], dim=1)
+
+    return encode_tokens(clip_model, tokens, splice)
 
 
 def prompted_class_embeddings(clip_model: nn.Module, tokenizer: Any, prompts: TextPrompts,

@@ -4,7 +4,7 @@
     python -m stages.propose --benchmark demo --out /tmp/proposals
 
 Runs ``artifacts/proposer`` over the images ``evaluate`` covers, in its batches and at its
-size (the ``evaluate`` settings ``short_side``, ``max_images``, ``mask_threshold``,
+size (the ``evaluate`` settings ``short_side``, ``max_images``, ``mask_threshold``, ``precision``,
 ``batch_size``, ``device``, ``threads``), scoring each benchmark's class names embedded by
 ``artifacts/clip_base``'s text tower with the templates (what every variant's proposer gets),
 and writes the folder ``data/proposals/`` atomically, one ``<benchmark>.parquet`` each (format:

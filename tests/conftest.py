@@ -42,11 +42,12 @@ def tiny_clip() -> ClipBundle:
     return build_clip("ovseg-tiny-vit", device=torch.device("cpu"), seed=0)
 
 
-def run_dvc(*args: str, cwd: Path) -> str:
-    """``dvc ARGS`` in ``cwd`` (this interpreter's DVC); its stdout, or a failed assertion with its output."""
+def run_dvc(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    """``dvc ARGS`` in ``cwd`` (this interpreter's DVC); its stdout, or a failed assertion with its output.
+    ``env`` adds to (or overrides) the few variables the command gets."""
     result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True,
                             env={"OVSEG_PROGRESS": "0", CACHE_ENV: os.environ.get(CACHE_ENV, "off"),
-                                 "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin"})
+                                 "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", **(env or {})})
     assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result.stdout
 

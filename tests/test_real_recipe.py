@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import resource
+import time
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,65 @@ def test_real_recipe_prepares_the_raw_downloads_and_runs_through_world(repo_copy
         metrics = json.loads((repo / f"metrics/prepare/{name}.json").read_text())
         assert metrics["images"] == 2 and metrics["partial"] and sum(metrics["rejects"].values()) >= 1, name
     assert "Data and pipelines are up to date" in dvc("status", "prepare", "world", cwd=repo)
+
+
+def write_random_checkpoints(folder: Path) -> dict[str, Path]:
+    """A random-init ViT-B/16 (open_clip's state dict) and ResNet-50 (torchvision's), as safetensors files."""
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+    from torchvision.models import resnet50
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    paths = {"clip": folder / "vit-b-16-random.safetensors", "backbone": folder / "resnet50-random.safetensors"}
+    clip = open_clip.create_model("ViT-B-16", pretrained=None)
+    save_file({k: v.contiguous() for k, v in clip.state_dict().items()}, paths["clip"])
+    save_file({k: v.contiguous() for k, v in resnet50(weights=None).state_dict().items()}, paths["backbone"])
+    return paths
+
+
+def apply_smoke(repo: Path, tree: RawTree, checkpoints: dict[str, Path]) -> None:
+    """The recipe, then configs/smoke-real-size.yaml with the fixture's paths in place of /fixture/..."""
+    apply_recipe(repo, tree)
+    smoke = yaml.safe_load((repo / "configs/smoke-real-size.yaml").read_text())
+    smoke["data"]["real"]["coco_root"] = str(tree.coco_root)
+    smoke["data"]["real"]["benchmarks"]["ade150"] = str(tree.raw["ade150"])
+    smoke["prepare"]["raw"] = {name: str(path) for name, path in tree.raw.items()}
+    smoke["clip"]["pretrained"] = str(checkpoints["clip"])
+    smoke["proposer"]["backbone_weights"] = str(checkpoints["backbone"])
+    params = repo / "params.yaml"
+    params.write_text(apply_override(params.read_text(), yaml.safe_dump(smoke))[0])
+
+
+@pytest.mark.slow
+def test_real_recipe_runs_every_stage_at_real_size(repo_copy, dvc, tmp_path) -> None:
+    """Every stage of the real recipe, `prepare` to `report`, at real size (ViT-B/16, proposer-r50, 640-pixel
+    evaluation, the five benchmarks' real class lists) on a fixture tree: configs/smoke-real-size.yaml."""
+    repo = repo_copy()
+    tree = write_raw_downloads(tmp_path / "downloads", scale=30, coco_images=8)
+    apply_smoke(repo, tree, write_random_checkpoints(tmp_path / "models"))
+
+    start = time.perf_counter()
+    ran = dvc("repro", cwd=repo, env={"OVSEG_TEXT_CACHE": str(tmp_path / "text_cache")})
+    seconds = time.perf_counter() - start
+    peak_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB on Linux -> GiB
+
+    stages = re.findall(r"Running stage '([^']+)'", ran)
+    assert len(stages) == 29 and stages[-1] == "report"
+    assert "Data and pipelines are up to date" in dvc("status", cwd=repo)
+    manifest = json.loads((repo / "data/world/manifest.json").read_text())
+    assert sorted(manifest["benchmarks"]) == sorted(BENCHMARKS)
+    clip = json.loads((repo / "artifacts/clip_base/open_clip_config.json").read_text())["model_cfg"]
+    assert clip["embed_dim"] == 512 and clip["vision_cfg"]["image_size"] == 224
+    assert json.loads((repo / "metrics/mine.json").read_text())["pairs"] > 0
+    results = (repo / "reports/results.md").read_text()
+    for variant in VARIANTS:
+        for benchmark in BENCHMARKS:
+            metrics = json.loads((repo / f"metrics/eval/{variant}/{benchmark}.json").read_text())
+            assert metrics["images"] == 2 and 0 <= metrics["mIoU"] <= 100, (variant, benchmark)
+        assert f"| `{variant}` |" in results
+    timings = {p.stem: json.loads(p.read_text())["seconds"] for p in sorted((repo / "metrics/timings").glob("*.json"))}
+    print(f"\nreal-size smoke run: {seconds:.0f} s wall, peak RSS {peak_rss:.2f} GiB (largest stage process)")
+    for name, stage_seconds in sorted(timings.items(), key=lambda item: -item[1]):
+        print(f"  {name:40s} {stage_seconds:8.1f} s")

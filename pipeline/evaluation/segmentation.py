@@ -43,6 +43,8 @@ from pipeline.evaluation.variants import Variant
 FIGURES = ("mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "fwIoU", "mACC", "pACC")
 #: Keys of the ``evaluate`` section that choose where and how fast it runs, read by the stage itself.
 RUNTIME_KEYS = ("device", "threads")
+#: Keys of the section that other stages read: the crops stage's benchmark (dvc.yaml passes it).
+OTHER_STAGE_KEYS = ("crop_benchmark",)
 
 
 @dataclass(frozen=True)
@@ -112,9 +114,10 @@ class EvalConfig:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> EvalConfig:
-        """Build from the params section; unknown keys (other than :data:`RUNTIME_KEYS`) are an error."""
+        """Build from the params section; unknown keys (other than :data:`RUNTIME_KEYS` and
+        :data:`OTHER_STAGE_KEYS`) are an error."""
         known = {f.name for f in fields(cls)}
-        check_keys(params, known | set(RUNTIME_KEYS), "evaluate")
+        check_keys(params, known | set(RUNTIME_KEYS) | set(OTHER_STAGE_KEYS), "evaluate")
         return cls(**{k: v for k, v in params.items() if k in known})
 
     def provenance(self, ensemble: str = "ovseg") -> dict[str, Any]:

@@ -22,7 +22,7 @@ from model.mask_adapter import load_adapter_and_clip
 from model.one_pass import OnePassSegmenter
 from model.segmenter import zsseg_exponents
 from model.proposer import MaskProposer
-from model.text_prompts import text_tower_digest
+from model.text_tower import text_tower_digest
 from model.two_stage import TwoStageSegmenter
 from pipeline.evaluation.segmentation import EvalConfig
 from pipeline.evaluation.variants import CLASSIFIERS, ENSEMBLES, Variant

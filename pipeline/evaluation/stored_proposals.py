@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 import torch
 
 from core.classnames import display_names
+from model.precision import inference_autocast
 from model.proposer.inference import Proposals, soft_masks
 from model.two_stage import TwoStageSegmenter
 from pipeline.datasets.proposal_table import PROPOSALS, PROPOSALS_SORT_BY, proposal_rows
@@ -76,6 +77,7 @@ class ProposalsInfo:
     queries: int
     text_sha256: str
     max_proposals: int | None = None
+    precision: str = "fp32"
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,12 @@ def propose_benchmark(segmenter: TwoStageSegmenter, dataset: SegmentationDataset
 
     ``ValueError`` when the counts do not add up (every image must have one row per query).
     """
+    with inference_autocast(settings.precision, segmenter.device):  # as the live proposer of an evaluation
+        return _propose_benchmark(segmenter, dataset, settings)
+
+
+def _propose_benchmark(segmenter: TwoStageSegmenter, dataset: SegmentationDataset, settings: EvalConfig
+                       ) -> pa.Table:
     names = list(dataset.class_names)
     keys = benchmark_keys(dataset, settings)
     text = segmenter.proposer_embeddings(names)
@@ -128,7 +136,7 @@ def propose_benchmark(segmenter: TwoStageSegmenter, dataset: SegmentationDataset
             rows.extend(image_rows(benchmark_image_name(dataset, sample.key), proposals, names))
     rows.sort(key=lambda row: tuple(row[c] for c in PROPOSALS_SORT_BY))
     info = ProposalsInfo(dataset.name, names, settings.short_side, settings.mask_threshold, settings.max_images,
-                         len(keys), queries, text_fingerprint(text), settings.max_proposals)
+                         len(keys), queries, text_fingerprint(text), settings.max_proposals, settings.precision)
     table = pa.Table.from_pylist(rows, schema=SCHEMA.with_metadata({METADATA_KEY: json.dumps(asdict(info))}))
     check_counts(table, info, "the proposals table")
     return table
@@ -172,9 +180,9 @@ class StoredProposals:
         )
 
     def check_settings(self, settings: EvalConfig, keys: Sequence[str]) -> None:
-        """``ValueError`` unless the file was made with ``settings``' ``short_side`` and ``mask_threshold``
-        and holds every one of ``keys``."""
-        for name in ("short_side", "mask_threshold", "max_proposals"):
+        """``ValueError`` unless the file was made with ``settings``' ``short_side``, ``mask_threshold``,
+        ``max_proposals`` and ``precision`` and holds every one of ``keys``."""
+        for name in ("short_side", "mask_threshold", "max_proposals", "precision"):
             if getattr(self.info, name) != getattr(settings, name):
                 raise ValueError(f"{self.path}: proposals made with {name} {getattr(self.info, name)}, the evaluation "
                                  f"uses {getattr(settings, name)}; rerun the propose stage")

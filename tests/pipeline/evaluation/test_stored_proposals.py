@@ -13,6 +13,7 @@ from PIL import Image
 from core.rle import decode_rle
 from model.clip import build_clip
 from model.one_pass import OnePassSegmenter
+from model.precision import inference_autocast
 from model.proposer import build_proposer, load_proposer_config
 from model.two_stage import TwoStageSegmenter
 from pipeline.datasets.benchmarks import open_benchmark
@@ -74,6 +75,21 @@ def test_stored_outputs_are_the_live_outputs_bit_for_bit(dataset, models, stored
             assert torch.equal(getattr(got, name), getattr(expected, name)), (key, name)
     assert len(live) == len(keys) == 5
     assert stored.info.images == 5 and stored.info.queries == proposer.config.decoder.num_queries
+
+
+def test_bf16_proposals_are_those_of_a_bf16_evaluation(dataset, models, tmp_path):
+    proposer, clip = models
+    segmenter = TwoStageSegmenter(proposer, clip)
+    settings = dataclasses.replace(SETTINGS, precision="bf16")
+    path = write_table(propose_benchmark(segmenter, dataset, settings), tmp_path / "demo.parquet")
+    stored = read_stored_proposals(path, dataset)
+    assert stored.info.precision == "bf16"
+    stored.check_settings(settings, dataset.keys())
+    with inference_autocast("bf16", "cpu"):  # what an evaluation under evaluate.precision bf16 does
+        text = segmenter.proposer_embeddings(CLASSES)
+        live = segmenter.propose_images([dataset.load(key).image for key in dataset.keys()[:3]], CLASSES, text)
+    stored.check_text(text, "base")
+    assert torch.equal(stored.get(dataset.keys()[0]).class_probs, live[0].class_probs)
 
 
 @pytest.mark.parametrize("name", ["base", "maskpool", "oracle"])
@@ -147,6 +163,8 @@ def test_mismatches_are_refused_naming_the_file(dataset, models, stored_file, tm
         stored.check_settings(dataclasses.replace(SETTINGS, short_side=32), dataset.keys())
     with pytest.raises(ValueError, match="mask_threshold"):
         stored.check_settings(dataclasses.replace(SETTINGS, mask_threshold=0.5), dataset.keys())
+    with pytest.raises(ValueError, match="proposals made with precision fp32, the evaluation uses bf16"):
+        stored.check_settings(dataclasses.replace(SETTINGS, precision="bf16"), dataset.keys())
     with pytest.raises(ValueError, match="no proposals for 1 of the 6 images"):
         stored.check_settings(SETTINGS, [*dataset.keys(), "k9"])
     stored.check_text(TwoStageSegmenter(proposer, clip).proposer_embeddings(CLASSES), "base")

@@ -33,11 +33,12 @@ ADE_OBJECTS = 3700
 ADE_OTHER_ID = next(i for i in range(1, ADE_OBJECTS) if i not in set(category_ids()))
 
 
-def truth(shape: tuple[int, int], classes: list[int], seed: int) -> np.ndarray:
-    """A random label of blocks of ``classes`` (class indices, -1 = ignore)."""
+def truth(shape: tuple[int, int], classes: list[int], seed: int, block: int = 4) -> np.ndarray:
+    """A random label of ``block``-pixel squares of ``classes`` (class indices, -1 = ignore)."""
     rng = np.random.default_rng(seed)
-    blocks = rng.choice(np.array(classes, dtype=np.int32), size=((shape[0] + 3) // 4, (shape[1] + 3) // 4))
-    return np.kron(blocks, np.ones((4, 4), dtype=np.int32))[: shape[0], : shape[1]]
+    size = ((shape[0] + block - 1) // block, (shape[1] + block - 1) // block)
+    blocks = rng.choice(np.array(classes, dtype=np.int32), size=size)
+    return np.kron(blocks, np.ones((block, block), dtype=np.int32))[: shape[0], : shape[1]]
 
 
 def write_image(path: Path, shape: tuple[int, int], seed: int = 0) -> None:
@@ -158,6 +159,10 @@ def write_detail(root: Path, images: dict[str, np.ndarray]) -> None:
 
 # --- COCO-Stuff ---------------------------------------------------------------------------------------
 
+CAPTIONS = ["A person on a wooden floor.", "A dog runs across the grass next to a fence.",
+            "Two cars parked on a street in front of a building.", "A cat sleeping on a bed near the window."]
+
+
 def coco_stuff_values(label: np.ndarray) -> np.ndarray:
     """COCO-Stuff label values of a truth over the 171 categories: id - 1, 255 ignore."""
     ids = np.array([c["id"] for c in coco_stuff_categories()], dtype=np.int32)
@@ -176,6 +181,15 @@ class RawTree:
     coco_root: Path
     truths: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     rejects: dict[str, dict[str, str]] = field(default_factory=dict)
+    scale: int = 1
+    coco_images: int = 2
+
+    def px(self, height: int, width: int) -> tuple[int, int]:
+        """A good item's image size: the fixture's ``(height, width)`` times :attr:`scale`."""
+        return height * self.scale, width * self.scale
+
+    def truth(self, shape: tuple[int, int], classes: list[int], seed: int) -> np.ndarray:
+        return truth(shape, classes, seed, block=4 * self.scale)
 
     def params(self, **prepare: object) -> dict:
         """A params file's ``data`` and ``prepare`` sections for this tree (``prepare`` overrides)."""
@@ -197,11 +211,11 @@ def _garbage(path: Path) -> None:
 def _ade847(tree: RawTree, bad: bool, out_of_range: bool) -> None:
     root = tree.root / "ADE20K_2021_17_01"
     tree.raw["ade847"] = root
-    good = {"ADE_val_00000001": ((12, 16), "abbey"), "ADE_val_00000002": ((30, 40), "zoo/outdoor")}
+    good = {"ADE_val_00000001": (tree.px(12, 16), "abbey"), "ADE_val_00000002": (tree.px(30, 40), "zoo/outdoor")}
     entries = [("ADE_train_00000001.jpg", "abbey")] + [(f"{key}.jpg", scene) for key, (_, scene) in good.items()]
     truths = tree.truths.setdefault("ade847", {})
     for seed, (key, (shape, scene)) in enumerate(good.items()):
-        truths[key] = truth(shape, [-1, 0, 1, 5, 846], seed)
+        truths[key] = tree.truth(shape, [-1, 0, 1, 5, 846], seed)
         folder = ade_image_dir(root, key, scene)
         write_image(folder / f"{key}.jpg", shape, seed)
         write_png_rgb(folder / f"{key}_seg.png", encode_ade_seg(ade_object_ids(truths[key], seed)))
@@ -240,8 +254,8 @@ def write_png_rgb(path: Path, rgb: np.ndarray) -> None:
 def _pascal_context(tree: RawTree, bad: bool, out_of_range: bool) -> None:
     root = tree.root / "VOCdevkit" / "VOC2010"
     tree.raw["pascal_context"] = root
-    labels459 = {key: truth(shape, [-1, 0, 1, 8, 396, 458], seed)
-                 for seed, (key, shape) in enumerate((("2008_000002", (12, 16)), ("2008_000003", (16, 12))))}
+    labels459 = {key: tree.truth(shape, [-1, 0, 1, 8, 396, 458], seed)
+                 for seed, (key, shape) in enumerate((("2008_000002", tree.px(12, 16)), ("2008_000003", tree.px(16, 12))))}
     keys = list(labels459)
     for seed, (key, label) in enumerate(labels459.items()):
         write_image(root / "JPEGImages" / f"{key}.jpg", label.shape, seed)
@@ -284,9 +298,9 @@ def _voc20(tree: RawTree, bad: bool, out_of_range: bool) -> None:
     truths = tree.truths.setdefault("voc20", {})
     keys = ["2007_000033", "2007_000042"]
     for seed, key in enumerate(keys):
-        truths[key] = truth((12, 16), [-1, 0, 14, 19], seed)
-        border = np.random.default_rng(seed).random((12, 16)) < 0.3
-        write_image(root / "JPEGImages" / f"{key}.jpg", (12, 16), seed)
+        truths[key] = tree.truth(tree.px(12, 16), [-1, 0, 14, 19], seed)
+        border = np.random.default_rng(seed).random(tree.px(12, 16)) < 0.3
+        write_image(root / "JPEGImages" / f"{key}.jpg", tree.px(12, 16), seed)
         write_png(root / "SegmentationClass" / f"{key}.png",
                   np.where(truths[key] < 0, np.where(border, 255, 0), truths[key] + 1), palette=True)
     rejects = tree.rejects.setdefault("voc20", {})
@@ -310,8 +324,8 @@ def _ade150(tree: RawTree, bad: bool, out_of_range: bool) -> None:
     tree.raw["ade150"] = root
     truths = tree.truths.setdefault("ade150", {})
     for seed, key in enumerate(["ADE_val_00000001", "ADE_val_00000002"]):
-        truths[key] = truth((12, 16), [-1, 0, 149], seed)
-        write_image(root / "images" / "validation" / f"{key}.jpg", (12, 16), seed)
+        truths[key] = tree.truth(tree.px(12, 16), [-1, 0, 149], seed)
+        write_image(root / "images" / "validation" / f"{key}.jpg", tree.px(12, 16), seed)
         write_png(root / "annotations" / "validation" / f"{key}.png", truths[key] + 1)
     rejects = tree.rejects.setdefault("ade150", {})
     if bad:
@@ -326,14 +340,16 @@ def _ade150(tree: RawTree, bad: bool, out_of_range: bool) -> None:
 def _coco_stuff(tree: RawTree, bad: bool, out_of_range: bool) -> None:
     root = tree.coco_root
     truths = tree.truths.setdefault("coco_stuff171", {})
-    for seed, key in enumerate(["000000000009", "000000000025"]):
-        truths[key] = truth((12, 16), [-1, 0, 80, 170], seed)
-        write_image(root / "train2017" / f"{key}.jpg", (12, 16), seed)
+    keys = ["000000000009", "000000000025"] + [f"{1000 + i:012d}" for i in range(tree.coco_images - 2)]
+    for seed, key in enumerate(keys[:tree.coco_images]):
+        truths[key] = tree.truth(tree.px(12, 16), [-1, 0, 80, 170], seed)
+        write_image(root / "train2017" / f"{key}.jpg", tree.px(12, 16), seed)
         write_png(root / "stuffthingmaps" / "train2017" / f"{key}.png", coco_stuff_values(truths[key]))
     (root / "annotations").mkdir(parents=True)
     (root / "annotations" / "captions_train2017.json").write_text(json.dumps({
-        "images": [{"id": int(key), "file_name": f"{key}.jpg", "height": 12, "width": 16} for key in truths],
-        "annotations": [{"id": i, "image_id": int(key), "caption": "A person on a wooden floor."}
+        "images": [{"id": int(key), "file_name": f"{key}.jpg", "height": label.shape[0], "width": label.shape[1]}
+                   for key, label in truths.items()],
+        "annotations": [{"id": i, "image_id": int(key), "caption": CAPTIONS[(i - 1) % len(CAPTIONS)]}
                         for i, key in enumerate(truths, 1)]}))
     rejects = tree.rejects.setdefault("coco_stuff171", {})
     if bad:
@@ -345,10 +361,13 @@ def _coco_stuff(tree: RawTree, bad: bool, out_of_range: bool) -> None:
         rejects["000000000100"] = "out_of_range"
 
 
-def write_raw_downloads(root: Path, *, bad: bool = False, out_of_range: bool = False) -> RawTree:
-    """The raw downloads of the five benchmarks and COCO under ``root``: two good images each, plus with
-    ``bad`` one of every reject reason but ``out_of_range``, and with ``out_of_range`` one of those per set."""
-    tree = RawTree(root=root, raw={}, coco_root=root / "coco")
+def write_raw_downloads(root: Path, *, bad: bool = False, out_of_range: bool = False, scale: int = 1,
+                        coco_images: int = 2) -> RawTree:
+    """The raw downloads of the five benchmarks and COCO under ``root``: two good images each
+    (``coco_images`` for COCO), plus with ``bad`` one of every reject reason but ``out_of_range``, and with
+    ``out_of_range`` one of those per set. ``scale`` multiplies the good images' sides (1: 12 x 16 pixels
+    and the like; 30: 360 x 480, COCO's size)."""
+    tree = RawTree(root=root, raw={}, coco_root=root / "coco", scale=scale, coco_images=coco_images)
     for write in (_ade847, _pascal_context, _voc20, _ade150, _coco_stuff):
         write(tree, bad, out_of_range)
     return tree
