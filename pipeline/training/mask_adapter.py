@@ -121,8 +121,9 @@ class AdapterData:
     def __len__(self) -> int:
         return len(self.segment_masks)
 
-    def batch(self, indices: Sequence[int]) -> "AdapterData":
-        """The rows at ``indices``, in that order."""
+    def batch(self, indices: Sequence[int], *, mixed: bool = True) -> "AdapterData":
+        """The rows at ``indices``, in that order (``mixed``: as :meth:`StreamingData.batch`; prepared rows
+        keep their candidates)."""
         index = torch.as_tensor(list(indices), dtype=torch.long)
         pick = [int(i) for i in indices]
         return AdapterData(self.dense.select(index), self.projected[index], [self.segment_masks[i] for i in pick],
@@ -163,8 +164,9 @@ class BatchPreparer:
     cfg: AdapterTrainConfig
 
     @torch.no_grad()
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> AdapterData:
-        """``images [B, 3, H, W]`` uint8 and ``labels [B, H, W]`` (-1 ignore) → their :class:`AdapterData` (CPU)."""
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, *, mixed: bool = True) -> AdapterData:
+        """``images [B, 3, H, W]`` uint8 and ``labels [B, H, W]`` (-1 ignore) → their :class:`AdapterData` (CPU);
+        ``mixed=False`` (a ground-truth epoch) skips the proposer: no proposal candidates."""
         device = self.mean.device
         batch = images.to(device).float() / 255
         height, width = batch.shape[-2:]
@@ -174,7 +176,7 @@ class BatchPreparer:
         projected = self.dense_clip.projected(dense)
         grid = dense.grid
         proposals = None
-        if self.proposer is not None and self.cfg.mixed_epochs > 0:
+        if mixed and self.proposer is not None and self.cfg.mixed_epochs > 0:
             proposals = propose(self.proposer, batch, self.text_emb, mask_threshold=self.cfg.mask_threshold).masks
         segment_masks, segment_labels, candidates = [], [], []
         for i in range(batch.shape[0]):
@@ -213,8 +215,10 @@ class StreamingData:
     def __len__(self) -> int:
         return len(self.images)
 
-    def batch(self, indices: Sequence[int]) -> AdapterData:
-        return self.prepare(*self.images.batch(indices))
+    def batch(self, indices: Sequence[int], *, mixed: bool = True) -> AdapterData:
+        """The rows at ``indices``, prepared now; ``mixed=False`` (a ground-truth epoch, whose draws take no
+        proposals) without running the proposer: ~370 PFLOP of the recipe's 20 warm-up epochs."""
+        return self.prepare(*self.images.batch(indices), mixed=mixed)
 
     def fingerprint(self) -> str:
         return self.images.fingerprint()
@@ -400,7 +404,7 @@ def train_adapter(
         rng = np.random.default_rng(epoch_seed(cfg.seed + 1, epoch))
         for batch in epoch_batches(len(data), cfg.batch_size, cfg.seed, epoch):
             start, stop = shard_bounds(len(batch), ranks)  # this process's part of the batch
-            rows = data.batch(batch[start:stop])
+            rows = data.batch(batch[start:stop], mixed=mixed)
             masks = draw_masks(rows, mixed, cfg, rng, layout=batch_layout(rows, device), part_of=(start, len(batch)))
             dense = DenseImage(rows.dense.features.to(device), [s.to(device) for s in rows.dense.states])
             classifier = torch.cat([text_emb, adapter.void[None]])

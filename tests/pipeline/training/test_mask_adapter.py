@@ -175,3 +175,20 @@ def test_streaming_prepares_each_batch_as_the_cached_set_does(data, tiny_clip):
     assert all(torch.equal(a, b) for a, b in zip(streamed.segment_masks, cached.segment_masks))
     assert all(len(c) == 0 for image in streamed.candidates for c in image)  # no mixed phase: no proposer pass
     assert StreamingData(images, prepare).fingerprint() == images.fingerprint()
+
+
+def test_streaming_runs_the_proposer_in_mixed_epochs_only(data, tiny_clip):
+    prepared, text = data
+    torch.manual_seed(0)
+    proposer = build_proposer(dataclasses.replace(load_proposer_config("proposer-tiny"), text_dim=128)).eval()
+    calls = []
+    proposer.register_forward_hook(lambda *_: calls.append(1))
+    dense_clip = MaskAdapter(adapter_config()).dense_clip(tiny_clip.model)
+    prepare = BatchPreparer(dense_clip, tiny_clip.mean, tiny_clip.std, proposer, text,
+                            recipe(match_iou=0.0, mask_threshold=0.0))
+    streamed = StreamingData(TrainingSet(tuple(map(str, range(6))), *scenes()), prepare)
+    ground_truth = streamed.batch([4, 1], mixed=False)
+    assert not calls and all(len(c) == 0 for image in ground_truth.candidates for c in image)
+    mixed = streamed.batch([4, 1])
+    assert calls and [[len(c) for c in image] for image in mixed.candidates] == [
+        [len(c) for c in image] for image in prepared.batch([4, 1]).candidates]
