@@ -64,6 +64,7 @@ from core.device import pick_device, set_threads
 from core.io import atomic_write_bytes, write_json
 from core.params import load_params
 from core.timing import StageTimer
+from model.precision import inference_autocast
 from model.proposer import load_proposer
 from model.two_stage import TwoStageSegmenter
 from pipeline.datasets.manifest import World, load_world
@@ -220,7 +221,8 @@ def evaluate_one(spec: Variant, segmenter: TwoStageSegmenter, bench: BenchmarkIn
     dataset, benchmark, stored = bench.dataset, bench.name, bench.stored
     timer = StageTimer(f"evaluate_{spec.name}_{benchmark}")
     if stored is not None and spec.needs_proposer:
-        stored.check_text(segmenter.proposer_embeddings(list(dataset.class_names)), spec.name)
+        with inference_autocast(settings.precision, segmenter.device):  # the embeddings the evaluation will use
+            stored.check_text(segmenter.proposer_embeddings(list(dataset.class_names)), spec.name)
     print(f"evaluate {spec.name}/{benchmark}: {spec.description}; {len(dataset)} images, "
           f"{len(dataset.class_names)} classes, on {device} ({torch.get_num_threads()} CPU threads)")
     result = evaluate_benchmark(segmenter, dataset, spec, settings, bench.seen, bench.lookup,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow.parquet as pq
 import pytest
@@ -19,7 +20,11 @@ def inputs_args(inputs) -> list[str]:
 
 
 @pytest.mark.slow
-def test_stored_proposals_give_the_figures_of_the_live_proposer(eval_inputs, tmp_path, capsys):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_stored_proposals_give_the_figures_of_the_live_proposer(eval_inputs, tmp_path, capsys, make_params,
+                                                               precision):
+    if precision != "fp32":
+        eval_inputs = SimpleNamespace(**{**vars(eval_inputs), "params": make_params(precision=precision)})
     assert propose_main(inputs_args(eval_inputs)) == 0
     path = Path("data/proposals/demo.parquet")
     assert "4 images × 6 queries = 24 rows" in capsys.readouterr().out
