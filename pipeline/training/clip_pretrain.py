@@ -135,7 +135,7 @@ def pretrain_clip(
             x = ((x.to(device) - mean) / std).to(bundle.input_dtype)
             texts = [captions[i][choice[i]] for i in local]
             image_emb = F.normalize(model.encode_image(x).float(), dim=-1)
-            text_emb = F.normalize(model.encode_text(bundle.tokenize(texts)).float(), dim=-1)
+            text_emb = bundle.encode_text(texts)  # up to the batch's last EOT (model/text_tower.py)
             scale = model.logit_scale.exp().clamp(max=100)
             # every process computes the whole batch's loss; the gradient reaches its own rows through
             # gather_rows, and the scale's direct one is rank 0's alone (the sum then counts it once)
