@@ -10,6 +10,7 @@ list), then per class with ``--per-class``. ``--json`` writes one folder's resul
 ``--json-dir`` writes ``DIR/<name>.json`` for each folder, ``<name>`` being the folder's
 name without its ``clip_`` prefix, and (as the DVC stage ``crops``) the wall time to
 ``metrics/timings/crops.json``. Several folders share one process: one import, one world.
+``--precision bf16`` runs every model call under bf16 autocast (the stage passes ``evaluate.precision``).
 
 The same gauge for Mask-Adapter's one-pass classifiers: ``--maskpool CLIP`` pools the
 segments from one pass of that CLIP over each image (``--pooling``, ``--attention-depth``),
@@ -32,6 +33,7 @@ from model.clip import load_clip_folder
 from model.dense_clip import POOLINGS
 from model.mask_adapter import adapter_clip_folder, load_mask_adapter
 from model.one_pass import OnePassSegmenter
+from model.precision import INFERENCE_PRECISIONS, inference_autocast
 from pipeline.datasets.manifest import load_world
 from pipeline.evaluation.crops import class_subsets, crop_accuracy, one_pass_accuracy
 
@@ -103,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--benchmark", action="append", dest="benchmarks",
                         help="benchmark name in the world; repeatable (default: every benchmark of the world)")
     cli.add_argument("--device", default="auto")
+    cli.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="fp32",
+                     help="bf16: autocast around every model call, as evaluate.precision (scores stay float32)")
     cli.add_argument("--no-prompts", action="store_true", help="ignore mask prompts in the folders")
     cli.add_argument("--per-class", action="store_true", help="also print every class's accuracy")
     output = cli.add_mutually_exclusive_group()
@@ -125,27 +129,29 @@ def main(argv: list[str] | None = None) -> int:
     if len(set(all_names)) != len(all_names):
         cli.error(f"two classifiers share a result name: {', '.join(all_names)}")
     results: dict[str, dict] = {}
-    for folder, name in zip(args.clips, names):
-        bundle = load_clip_folder(folder, device)
-        if args.no_prompts:
-            bundle.prompts = None
-        results[name] = {}
-        for benchmark in args.benchmarks or world.benchmark_names:
-            dataset = world.benchmark(benchmark)
-            result = crop_accuracy(bundle, dataset, subsets=class_subsets(dataset.class_names, world.classes))
-            results[name][benchmark] = result
-            print(format_summary(f"{folder} on {benchmark}", result))
-            if args.per_class:
-                for class_name, value in result["per_class"].items():
-                    print(f"  {class_name:<20} {'-' if value is None else f'{value:5.1f}'}")
-    for name, build in one_pass.items():
-        segmenter = build()
-        results[name] = {}
-        for benchmark in args.benchmarks or world.benchmark_names:
-            dataset = world.benchmark(benchmark)
-            result = one_pass_accuracy(segmenter, dataset, subsets=class_subsets(dataset.class_names, world.classes))
-            results[name][benchmark] = result
-            print(format_summary(f"{name} on {benchmark}", result))
+    with inference_autocast(args.precision, device):
+        for folder, name in zip(args.clips, names):
+            bundle = load_clip_folder(folder, device)
+            if args.no_prompts:
+                bundle.prompts = None
+            results[name] = {}
+            for benchmark in args.benchmarks or world.benchmark_names:
+                dataset = world.benchmark(benchmark)
+                result = crop_accuracy(bundle, dataset, subsets=class_subsets(dataset.class_names, world.classes))
+                results[name][benchmark] = result
+                print(format_summary(f"{folder} on {benchmark}", result))
+                if args.per_class:
+                    for class_name, value in result["per_class"].items():
+                        print(f"  {class_name:<20} {'-' if value is None else f'{value:5.1f}'}")
+        for name, build in one_pass.items():
+            segmenter = build()
+            results[name] = {}
+            for benchmark in args.benchmarks or world.benchmark_names:
+                dataset = world.benchmark(benchmark)
+                subsets = class_subsets(dataset.class_names, world.classes)
+                result = one_pass_accuracy(segmenter, dataset, subsets=subsets)
+                results[name][benchmark] = result
+                print(format_summary(f"{name} on {benchmark}", result))
     if args.json:
         write_json(args.json, next(iter(results.values())))
     if args.json_dir:

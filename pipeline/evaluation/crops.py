@@ -15,6 +15,7 @@ from model.clip import ClipBundle
 from model.crops import masked_crops
 from model.one_pass import OnePassSegmenter
 from model.oracle import gt_segments
+from model.precision import full_precision
 from model.text import TextClassifier
 from model.two_stage import image_to_tensor
 from pipeline.datasets.segmentation import SegmentationDataset
@@ -56,6 +57,12 @@ def class_subsets(class_names: list[str], world_classes: list[dict] | None) -> d
     return subsets
 
 
+@full_precision
+def top1(embeddings: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """Each embedding's nearest class (cosine, float32 also under an inference autocast)."""
+    return (embeddings.float() @ text.float().T).argmax(dim=1)
+
+
 @torch.no_grad()
 def crop_accuracy(
     bundle: ClipBundle,
@@ -82,7 +89,7 @@ def crop_accuracy(
         masks = torch.cat(pending_masks) if use_prompts else None
         labels = torch.cat(pending_labels).cpu().numpy()
         emb = bundle.encode_image(crops, masks)
-        predicted = (emb @ text.T).argmax(dim=1).cpu().numpy()
+        predicted = top1(emb, text).cpu().numpy()
         np.add.at(total, labels, 1)
         np.add.at(correct, labels, (predicted == labels).astype(np.int64))
         pending_crops.clear(), pending_masks.clear(), pending_labels.clear()

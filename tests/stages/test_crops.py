@@ -60,3 +60,14 @@ def test_one_pass_gauges_are_named_after_their_classifier(eval_inputs, tmp_path,
     assert maskpool["segments"] == ft_adapter["segments"] > 0 and 0 <= ft_adapter["mean"] <= 100
     assert adapter_result_name(Path("artifacts/adapter_base")) == "adapter"
     assert maskpool_result_name(Path("artifacts/clip_ft")) == "ft_maskpool"
+
+
+def test_bf16_gauges_the_same_segments(eval_inputs) -> None:
+    clip = str(eval_inputs.artifacts / "clip_base")
+    args = [clip, "--world", str(eval_inputs.manifest), "--benchmark", "demo", "--maskpool", clip]
+    assert main([*args, "--json-dir", "fp32"]) == 0
+    assert main([*args, "--json-dir", "bf16", "--precision", "bf16"]) == 0
+    for name in ("base", "maskpool"):
+        fp32, bf16 = (json.loads(Path(f"{run}/{name}.json").read_text())["demo"] for run in ("fp32", "bf16"))
+        assert fp32["segments"] == bf16["segments"] > 0
+        assert 0 <= bf16["mean"] <= 100, name

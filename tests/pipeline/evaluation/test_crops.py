@@ -1,9 +1,12 @@
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
 from model.clip import build_clip
 from pipeline.datasets.segmentation import Sample
-from pipeline.evaluation.crops import class_subsets, crop_accuracy
+from model.precision import inference_autocast
+from pipeline.evaluation.crops import class_subsets, crop_accuracy, top1
 from tests.doubles import MemoryDataset
 
 WORLD = [
@@ -52,3 +55,14 @@ def test_accuracy_is_the_mean_of_per_class_accuracies():
     assert result["mean"] == pytest.approx(np.mean(values), abs=0.01)
     assert result["chance"] == pytest.approx(33.33)
     assert result["unseen"] == result["per_class"]["hoop"]
+
+
+def test_top1_scores_in_float32_under_a_bf16_autocast():
+    text = torch.tensor([[1.0, 0.0], [0.8, 0.6]])  # 36.87 degrees apart: a tie at 18.43
+    angles = torch.deg2rad(torch.tensor([18.47, 18.40]))  # cosines ~2e-4 apart, below bf16's step at 0.95
+    embeddings = torch.stack([angles.cos(), angles.sin()], dim=1)
+    expected = top1(embeddings, text)
+    assert expected.tolist() == [1, 0]
+    with inference_autocast("bf16", "cpu"):
+        assert torch.equal(top1(embeddings, text), expected)
+        assert (embeddings @ text.T).argmax(dim=1).tolist() != [1, 0]  # what an unguarded matmul would pick
