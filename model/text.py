@@ -14,11 +14,11 @@ Embeddings are also kept **on disk** (:func:`cache_dir`), so that every CLIP sha
 tower (finetuning locks it) and every process embeds a vocabulary once: a wide benchmark's
 ~1,250 synonyms × 14 templates take a ViT-B/16 minutes on a CPU. An entry is
 keyed by everything the numbers depend on: a digest of the text tower's weights (and of the
-learned prompts), the templates, the synonyms of the request *in order* and its batch size,
-the torch version, thread count, device, autocast state and the encoding's version
-(:data:`model.text_tower.ENCODING`). So a hit returns, bit for bit,
-what recomputing that request gives (a float sum may change with the batch around a row), and
-other weights can never be served.
+learned prompts), the templates, the synonyms of the request, the torch version, thread count,
+device, autocast state and the encoding's version (:data:`model.text_tower.ENCODING`). So a
+hit returns, bit for bit, what recomputing gives, and other weights can never be served. A
+synonym's embedding does not depend on the others of its request (:func:`model.text_tower.encode_tokens`
+runs every row in calls of a fixed shape): mining's runners, which group nouns differently, agree.
 """
 from __future__ import annotations
 
@@ -86,13 +86,10 @@ class TextClassifier:
     which was trained against template embeddings).
     """
 
-    def __init__(self, bundle: ClipBundle, templates: Sequence[str] | None = None, *, batch_size: int = 256,
+    def __init__(self, bundle: ClipBundle, templates: Sequence[str] | None = None, *,
                  learned_prompts: bool = True, disk_cache: Path | None | str = "default"):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.bundle = bundle
         self.templates = load_templates() if templates is None else check_templates(templates)
-        self.batch_size = batch_size
         self.learned_prompts = learned_prompts and getattr(bundle, "text_prompts", None) is not None
         self.disk_cache = cache_dir() if disk_cache == "default" else disk_cache
         self._cache: dict[str, torch.Tensor] = {}
@@ -131,18 +128,11 @@ class TextClassifier:
     def _encode(self, synonyms: list[str]) -> torch.Tensor:
         """``[N, embed_dim]``: each synonym's template mean, or its learned-prompt encoding, normalised."""
         if self.learned_prompts:
-            chunks = [
-                encode_with_text_prompts(self.bundle.model, self.bundle.tokenizer, self.bundle.text_prompts,
-                                         synonyms[start : start + self.batch_size])
-                for start in range(0, len(synonyms), self.batch_size)
-            ]
-            return F.normalize(torch.cat(chunks).float(), dim=-1)
+            features = encode_with_text_prompts(self.bundle.model, self.bundle.tokenizer, self.bundle.text_prompts,
+                                                synonyms)
+            return F.normalize(features.float(), dim=-1)
         prompts = [template.format(synonym) for synonym in synonyms for template in self.templates]
-        chunks = [
-            self.bundle.encode_text(prompts[start : start + self.batch_size])
-            for start in range(0, len(prompts), self.batch_size)
-        ]
-        return torch.cat(chunks).view(len(synonyms), len(self.templates), -1).mean(dim=1)
+        return self.bundle.encode_text(prompts).view(len(synonyms), len(self.templates), -1).mean(dim=1)
 
     def _request_key(self, synonyms: list[str]) -> str:
         """SHA-256 of everything an encoding of ``synonyms`` depends on (see the module docstring)."""
@@ -159,7 +149,6 @@ class TextClassifier:
             "encoding": ENCODING,
             "mode": "learned_prompts" if self.learned_prompts else self.templates,
             "synonyms": synonyms,
-            "batch_size": self.batch_size,
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "device": str(device),

@@ -1,10 +1,17 @@
-"""open_clip's native CLIP text tower: its weight digest, and encoding token ids up to the last EOT.
+"""open_clip's native CLIP text tower: its weight digest, and encoding token ids up to each row's EOT.
 
-The text transformer is causal: no position sees a later one. So the padding after the
-last EOT token of a batch cannot change any feature pooled at an EOT, and the sequence is
-cut there before the transformer runs. Prompts of 8-20 tokens then cost a quarter of
-the 77-token context (ViT-B/16 on 2 CPU cores: 3.9x prompts/s, ``benchmarks/text_embedding_cache.py``).
-The float sums run over shorter rows, so the features equal the uncut ones to ~1e-6, not bit for bit.
+The text transformer is causal: no position sees a later one. So the padding after a row's
+EOT token cannot change the feature pooled there, and each row runs only up to its EOT. A
+ViLD prompt is 8-20 of the 77 tokens, so this is a fraction of the work (ViT-B/16 on 2 CPU
+cores: TRIM_SPEEDUP).
+
+A row's features must not depend on the rows it is batched with: mining embeds each image's
+nouns, and every runner groups images differently. A cut at the batch's longest row would
+break that, and so would the matmuls themselves (a CPU GEMM's float sums change with the
+number of rows when it is small). So the rows are grouped by length and run in chunks of
+exactly :data:`CHUNK_ROWS` rows (the last one filled with copies of its first row): every call
+of the tower has a shape fixed by the length alone. The features equal the uncut ones to ~1e-6
+(shorter rows, other float sums), not bit for bit.
 """
 from __future__ import annotations
 
@@ -17,7 +24,9 @@ from torch import nn
 
 #: Names how :func:`encode_tokens` computes; part of every text-cache key (model/text.py), so a change
 #: of the computation that moves the floats (as the cut did) never serves an entry of the old one.
-ENCODING = "cut-at-last-eot/1"
+ENCODING = "cut-at-each-eot-32-rows/3"
+#: Rows of every call of the text tower (see the module docstring).
+CHUNK_ROWS = 32
 _PARTS = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection", "attn_mask")
 
 
@@ -51,14 +60,28 @@ def text_tower_digest(clip_model: nn.Module) -> str:
 def encode_tokens(clip_model: nn.Module, tokens: torch.Tensor,
                   splice: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Text features ``[N, embed_dim]`` (not normalised) of token ids ``[N, context_length]``: open_clip 3.x
-    ``CLIP.encode_text`` step by step, on the sequence up to the batch's last EOT token (module docstring).
+    ``CLIP.encode_text`` step by step, each row up to its own EOT token (module docstring).
 
-    ``splice`` edits the token embeddings ``[N, L, width]`` before the positions are added
-    (learned text prompts swap their context vectors in there).
+    ``splice`` edits the token embeddings ``[n, L, width]`` of a group of rows before the positions are
+    added (learned text prompts swap their context vectors in there); it must act on each row alone.
     """
     tower = native_text_tower(clip_model)
-    if tower.text_pool_type == "argmax":  # EOT is the largest id, as open_clip pools
-        tokens = tokens[:, :int(tokens.argmax(dim=1).max()) + 1]
+    if tower.text_pool_type != "argmax":  # no EOT to cut at (e.g. "last" pooling): the whole context
+        return _encode(tower, tokens, splice)
+    lengths = tokens.argmax(dim=1) + 1  # EOT is the largest id, as open_clip pools
+    parts, order = [], []
+    for length in torch.unique(lengths).tolist():
+        rows = torch.nonzero(lengths == length).flatten()
+        for start in range(0, len(rows), CHUNK_ROWS):
+            chunk = rows[start:start + CHUNK_ROWS]
+            filled = torch.cat([chunk, chunk[:1].expand(CHUNK_ROWS - len(chunk))])
+            parts.append(_encode(tower, tokens[filled, :length], splice)[:len(chunk)])
+            order.append(chunk)
+    return torch.cat(parts)[torch.argsort(torch.cat(order))]
+
+
+def _encode(tower: nn.Module, tokens: torch.Tensor, splice: Callable[[torch.Tensor], torch.Tensor] | None
+            ) -> torch.Tensor:
     length = tokens.shape[1]
     cast_dtype = tower.transformer.get_cast_dtype()
     x = tower.token_embedding(tokens).to(cast_dtype)

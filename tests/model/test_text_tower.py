@@ -37,3 +37,15 @@ def test_other_text_towers_are_named_in_the_error():
     assert not is_native_text_tower(HFTextCLIP())
     with pytest.raises(TypeError, match="HFTextCLIP lacks transformer, ln_final, text_projection, attn_mask"):
         native_text_tower(HFTextCLIP())
+
+
+def test_a_row_does_not_depend_on_its_batch(tiny_clip):
+    """Mining and evaluation batch nouns and names differently on every runner: a row's features must not
+    depend on the rows beside it (a cut at the batch's longest row would make them depend on it)."""
+    tokens = tiny_clip.tokenize(PROMPTS + ["a photo of a dog.", "a photo of the sky."])
+    with torch.no_grad():
+        together = encode_tokens(tiny_clip.model, tokens)
+        alone = torch.cat([encode_tokens(tiny_clip.model, tokens[i:i + 1]) for i in range(len(tokens))])
+        shuffled = encode_tokens(tiny_clip.model, tokens[[4, 2, 0, 3, 1]])
+    assert torch.equal(together, alone)
+    assert torch.equal(shuffled, together[[4, 2, 0, 3, 1]])
