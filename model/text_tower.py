@@ -2,8 +2,8 @@
 
 The text transformer is causal: no position sees a later one. So the padding after a row's
 EOT token cannot change the feature pooled there, and each row runs only up to its EOT. A
-ViLD prompt is 8-20 of the 77 tokens, so this is a fraction of the work (ViT-B/16 on 2 CPU
-cores: TRIM_SPEEDUP).
+ViLD prompt is 8-20 of the 77 tokens: the five benchmarks' 20,118 prompts hold 7x fewer
+tokens than their 77-token contexts.
 
 A row's features must not depend on the rows it is batched with: mining embeds each image's
 nouns, and every runner groups images differently. A cut at the batch's longest row would
