@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from model.clip import build_clip
 from pipeline.datasets.segmentation import Sample

@@ -254,8 +254,8 @@ def write_png_rgb(path: Path, rgb: np.ndarray) -> None:
 def _pascal_context(tree: RawTree, bad: bool, out_of_range: bool) -> None:
     root = tree.root / "VOCdevkit" / "VOC2010"
     tree.raw["pascal_context"] = root
-    labels459 = {key: tree.truth(shape, [-1, 0, 1, 8, 396, 458], seed)
-                 for seed, (key, shape) in enumerate((("2008_000002", tree.px(12, 16)), ("2008_000003", tree.px(16, 12))))}
+    shapes = (("2008_000002", tree.px(12, 16)), ("2008_000003", tree.px(16, 12)))
+    labels459 = {key: tree.truth(shape, [-1, 0, 1, 8, 396, 458], seed) for seed, (key, shape) in enumerate(shapes)}
     keys = list(labels459)
     for seed, (key, label) in enumerate(labels459.items()):
         write_image(root / "JPEGImages" / f"{key}.jpg", label.shape, seed)
