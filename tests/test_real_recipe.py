@@ -20,16 +20,25 @@ BENCHMARKS = ["ade847", "pc459", "ade150", "pc59", "voc20"]
 VARIANTS = ["base", "mpt", "ft", "ft_mpt", "ft_gt", "prompts", "ft_prompts", "longer", "zsseg"]
 
 
-def apply_recipe(repo: Path, tree: RawTree) -> dict:
-    """The recipe with the fixture's download folders (ADE-150 is validated where it lies), applied to
-    the copy's params.yaml; partial downloads accepted (two images per benchmark)."""
-    recipe = yaml.safe_load((repo / "configs/real-coco-vit-b16.yaml").read_text())
-    recipe["data"]["real"]["coco_root"] = str(tree.coco_root)
-    recipe["data"]["real"]["benchmarks"]["ade150"] = str(tree.raw["ade150"])
-    recipe["prepare"]["raw"] = {name: str(path) for name, path in tree.raw.items()}
-    recipe["prepare"].update(allow_partial=True, num_shards=2, runner={"runner": "direct-inmemory"})
+def point_at_fixture(override: dict, tree: RawTree) -> dict:
+    """``override`` (a params override file's keys) with the fixture's download folders in place of its paths."""
+    override["data"]["real"]["coco_root"] = str(tree.coco_root)
+    override["data"]["real"]["benchmarks"]["ade150"] = str(tree.raw["ade150"])  # validated where it lies
+    override["prepare"]["raw"] = {name: str(path) for name, path in tree.raw.items()}
+    return override
+
+
+def apply(repo: Path, override: dict) -> None:
     params = repo / "params.yaml"
-    params.write_text(apply_override(params.read_text(), yaml.safe_dump(recipe))[0])
+    params.write_text(apply_override(params.read_text(), yaml.safe_dump(override))[0])
+
+
+def apply_recipe(repo: Path, tree: RawTree) -> dict:
+    """The recipe with the fixture's download folders, applied to the copy's params.yaml; partial downloads
+    accepted (two images per benchmark)."""
+    recipe = point_at_fixture(yaml.safe_load((repo / "configs/real-coco-vit-b16.yaml").read_text()), tree)
+    recipe["prepare"].update(allow_partial=True, num_shards=2, runner={"runner": "direct-inmemory"})
+    apply(repo, recipe)
     return recipe
 
 
@@ -88,14 +97,10 @@ def write_random_checkpoints(folder: Path) -> dict[str, Path]:
 def apply_smoke(repo: Path, tree: RawTree, checkpoints: dict[str, Path]) -> None:
     """The recipe, then configs/smoke-real-size.yaml with the fixture's paths in place of /fixture/..."""
     apply_recipe(repo, tree)
-    smoke = yaml.safe_load((repo / "configs/smoke-real-size.yaml").read_text())
-    smoke["data"]["real"]["coco_root"] = str(tree.coco_root)
-    smoke["data"]["real"]["benchmarks"]["ade150"] = str(tree.raw["ade150"])
-    smoke["prepare"]["raw"] = {name: str(path) for name, path in tree.raw.items()}
+    smoke = point_at_fixture(yaml.safe_load((repo / "configs/smoke-real-size.yaml").read_text()), tree)
     smoke["clip"]["pretrained"] = str(checkpoints["clip"])
     smoke["proposer"]["backbone_weights"] = str(checkpoints["backbone"])
-    params = repo / "params.yaml"
-    params.write_text(apply_override(params.read_text(), yaml.safe_dump(smoke))[0])
+    apply(repo, smoke)
 
 
 @pytest.mark.slow
