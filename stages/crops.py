@@ -33,7 +33,7 @@ from model.clip import load_clip_folder
 from model.dense_clip import POOLINGS
 from model.mask_adapter import adapter_clip_folder, load_mask_adapter
 from model.one_pass import OnePassSegmenter
-from model.precision import INFERENCE_PRECISIONS, inference_autocast
+from model.precision import PRECISION_SETTINGS, inference_autocast
 from pipeline.datasets.manifest import load_world
 from pipeline.evaluation.crops import class_subsets, crop_accuracy, one_pass_accuracy
 
@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--benchmark", action="append", dest="benchmarks",
                         help="benchmark name in the world; repeatable (default: every benchmark of the world)")
     cli.add_argument("--device", default="auto")
-    cli.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="fp32",
-                     help="bf16: autocast around every model call, as evaluate.precision (scores stay float32)")
+    cli.add_argument("--precision", choices=PRECISION_SETTINGS, default="fp32",
+                     help="bf16: autocast around every model call, as evaluate.precision (scores stay float32); "
+                          "auto: bf16 where the device computes it natively")
     cli.add_argument("--no-prompts", action="store_true", help="ignore mask prompts in the folders")
     cli.add_argument("--per-class", action="store_true", help="also print every class's accuracy")
     output = cli.add_mutually_exclusive_group()

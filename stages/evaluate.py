@@ -169,7 +169,7 @@ def run(
     params = dict(params)
     device = pick_device(params.pop("device", "auto"))
     set_threads(params.pop("threads", None), "evaluate.threads")
-    settings = EvalConfig.from_params(params)
+    settings = EvalConfig.from_params(params).resolved(device)
     world = load_world(world_path)
     inputs = [benchmark_inputs(world, name, settings, proposals, stored_proposals) for name in benchmarks]
     for spec in specs:

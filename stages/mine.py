@@ -33,6 +33,7 @@ from core.device import pick_device
 from core.io import atomic_write_bytes, atomic_write_text, write_json
 from core.params import check_keys, load_params
 from core.timing import StageTimer
+from model.precision import resolve_inference_precision
 from pipeline.mining.config import MiningConfig
 
 DEFAULT_MANIFEST = Path("data/world/manifest.json")
@@ -81,7 +82,9 @@ class MineStageConfig:
         if device is None:
             device = str(pick_device(requested))
         try:
-            settings = MiningConfig(**{key: section[key] for key in _SETTINGS_KEYS if key in section}, device=device)
+            values = {key: section[key] for key in _SETTINGS_KEYS if key in section}
+            values["precision"] = resolve_inference_precision(values.get("precision", "fp32"), device)
+            settings = MiningConfig(**values, device=device)
         except ValueError as exc:
             raise ValueError(f"params 'mine': {exc}") from None
         return cls(settings=settings, num_shards=num_shards, device=str(requested), runner=dict(runner))

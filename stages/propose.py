@@ -43,7 +43,7 @@ def run(benchmarks: Sequence[str], params: dict[str, Any], *, world_path: Path =
     params = dict(params)
     device = pick_device(params.pop("device", "auto"))
     set_threads(params.pop("threads", None), "evaluate.threads")
-    settings = EvalConfig.from_params(params)
+    settings = EvalConfig.from_params(params).resolved(device)
     world = load_world(world_path)
     datasets = [world.benchmark(name) for name in benchmarks]
     for folder in (artifacts / "proposer", artifacts / "clip_base"):

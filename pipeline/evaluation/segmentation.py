@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,7 @@ from core.progress import progress
 from model.dense_clip import POOLINGS
 from model.metrics import ConfusionMatrix
 from model.proposer.inference import Proposals
-from model.precision import check_inference_precision, inference_autocast
+from model.precision import check_inference_precision, inference_autocast, resolve_inference_precision
 from model.proposer import check_max_proposals
 from model.segmenter import resize_labels
 from model.two_stage import TwoStageSegmenter
@@ -65,7 +65,8 @@ class EvalConfig:
     image): ``alpha``/``beta`` are CLIP's exponents for seen/unseen classes in its
     ensemble; ``pooling``/``attention_depth`` configure ``maskpool`` (see
     :class:`model.dense_clip.DenseClip`). ``precision``: ``fp32``, or ``bf16`` autocast around
-    every model call of the run (scores, ensembles and argmaxes stay float32).
+    every model call of the run (scores, ensembles and argmaxes stay float32), or ``auto`` (bf16 where
+    the device computes it natively; a run records what :meth:`resolved` makes of it).
     ``max_proposals``: each image's that many best-scored proposals are classified (``None``: all).
     """
 
@@ -119,6 +120,10 @@ class EvalConfig:
         known = {f.name for f in fields(cls)}
         check_keys(params, known | set(RUNTIME_KEYS) | set(OTHER_STAGE_KEYS), "evaluate")
         return cls(**{k: v for k, v in params.items() if k in known})
+
+    def resolved(self, device: torch.device | str) -> EvalConfig:
+        """These settings with ``precision`` resolved on ``device`` (``auto`` becomes fp32 or bf16)."""
+        return replace(self, precision=resolve_inference_precision(self.precision, device))
 
     def provenance(self, ensemble: str = "ovseg") -> dict[str, Any]:
         """The settings that change the figures of a crop-path variant with that ``ensemble``, for the

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from model.precision import autocast_context
+from model.precision import autocast_context, native_bf16
 
 __all__ = ["PRECISIONS", "autocast_context", "resolve_precision"]
 
@@ -20,14 +20,6 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
         if device.type != "cuda":
             raise ValueError("precision fp16 needs a CUDA device (use bf16 or fp32 on the CPU)")
         return torch.float16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and _cpu_has_native_bf16():
+    if native_bf16(device):
         return torch.bfloat16
-    return None
-
-
-def _cpu_has_native_bf16() -> bool:
-    # Private helpers (stable since torch 2.1); without them, assume no native bf16.
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(probe is not None and probe() for probe in probes)
+    return torch.float16 if device.type == "cuda" else None

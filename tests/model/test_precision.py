@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.precision import check_inference_precision, full_precision, inference_autocast
+from model.precision import (check_inference_precision, full_precision, inference_autocast, native_bf16,
+                             resolve_inference_precision)
 from model.segmenter import clip_class_probs, predict_labels, semantic_map
 
 CPU = torch.device("cpu")
@@ -21,11 +22,33 @@ def test_fp32_is_no_autocast_and_bf16_is_bf16_autocast():
 
 def test_precision_is_checked_by_name():
     assert check_inference_precision("bf16", "evaluate.precision") == "bf16"
-    for bad in ("fp16", "auto", "BF16", None, 16):
-        with pytest.raises(ValueError, match=r"evaluate.precision must be one of fp32, bf16, got"):
+    assert check_inference_precision("auto", "evaluate.precision") == "auto"
+    for bad in ("fp16", "BF16", None, 16):
+        with pytest.raises(ValueError, match=r"evaluate.precision must be one of fp32, bf16, auto, got"):
             check_inference_precision(bad, "evaluate.precision")
     with pytest.raises(ValueError, match="precision must be one of"):
         inference_autocast("fp16", CPU)
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_is_bf16_only_where_the_cpu_has_it_natively(monkeypatch, native):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert native_bf16(CPU) is native
+    assert resolve_inference_precision("auto", CPU) == ("bf16" if native else "fp32")
+    assert resolve_inference_precision("auto", "cpu") == ("bf16" if native else "fp32")
+    for fixed in ("fp32", "bf16"):  # a fixed precision is kept on every machine
+        assert resolve_inference_precision(fixed, CPU) == fixed
+    with inference_autocast("auto", CPU):
+        assert torch.is_autocast_enabled("cpu") is native
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_inference_precision("fp16", CPU)
+
+
+def test_native_bf16_probes_this_machine():
+    probes = (torch.cpu._is_avx512_bf16_supported(), torch.cpu._is_amx_tile_supported())
+    assert native_bf16(CPU) is any(probes)
+    assert native_bf16("meta") is False
 
 
 def test_full_precision_turns_autocast_off_inside_only():

@@ -168,6 +168,15 @@ def test_repository_params_are_valid():
         .runner == {"runner": "direct-threads"}
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_resolved_on_the_device(monkeypatch, native):
+    monkeypatch.setattr("model.precision.native_bf16", lambda device: native)
+    params = MineStageConfig.from_params({**PARAMS["mine"], "precision": "auto"}, device="cpu")
+    assert params.settings.precision == ("bf16" if native else "fp32")
+    with pytest.raises(ValueError, match="params 'mine': precision must be one of fp32, bf16, auto"):
+        MineStageConfig.from_params({**PARAMS["mine"], "precision": "fp16"}, device="cpu")
+
+
 def _start(project: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "stages.mine", "--params", str(project / "params.yaml"),
                "--manifest", str(project / "data/world/manifest.json"), "--nouns", str(project / "data/nouns"),

@@ -222,11 +222,21 @@ def test_precision_and_max_proposals_are_checked_by_name():
     assert settings.precision == "bf16" and settings.max_proposals == 8
     assert EvalConfig().precision == "fp32" and EvalConfig().max_proposals is None
     assert settings.provenance()["precision"] == "bf16" and settings.one_pass_provenance()["max_proposals"] == 8
-    with pytest.raises(ValueError, match=r"evaluate.precision must be one of fp32, bf16, got 'fp16'"):
+    with pytest.raises(ValueError, match=r"evaluate.precision must be one of fp32, bf16, auto, got 'fp16'"):
         EvalConfig.from_params({"precision": "fp16"})
     for bad in (0, 2.5, True):
         with pytest.raises(ValueError, match=r"evaluate.max_proposals must be null or an integer >= 1"):
             EvalConfig.from_params({"max_proposals": bad})
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_resolved_on_the_device_and_recorded_so(monkeypatch, native):
+    monkeypatch.setattr("model.precision.native_bf16", lambda device: native)
+    settings = EvalConfig.from_params({"precision": "auto"})
+    assert settings.precision == "auto"
+    resolved = settings.resolved("cpu")
+    assert resolved.precision == ("bf16" if native else "fp32") == resolved.provenance()["precision"]
+    assert EvalConfig(precision="fp32").resolved("cpu").precision == "fp32"
 
 
 def test_bf16_runs_every_model_call_under_autocast(dataset, segmenter, monkeypatch):
