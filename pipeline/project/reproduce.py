@@ -1,17 +1,18 @@
 """Reproduction check: rerun the whole DAG from scratch in a clean clone and compare with what is committed.
 
-    python -m pipeline.project.reproduce [--params params.yaml] [--keep DIR] [--json result.json]
+    python -m pipeline.project.reproduce [--targets STAGE ...] [--params params.yaml] [--keep DIR] [--json result.json]
 
 1. ``git clone`` the repository (HEAD, committed files only) into a temporary folder and
    run ``dvc repro --force`` there: every stage runs, including those whose outputs are
    committed to git (metrics, reports), which a plain ``dvc repro`` would skip when their
-   inputs come out identical.
+   inputs come out identical. ``--targets``: only these stages and those they depend on.
 2. The outputs of the stages without floating-point training (``reproduce.exact_stages``,
    by default world and nouns) must have the same hashes in the new ``dvc.lock`` as in
    the committed one.
 3. Every number in the committed metrics (``metrics/**.json`` except ``metrics/timings/``
    and the ``per_class`` breakdowns) must be reproduced within
-   ``abs_tolerance + rel_tolerance × |committed|``.
+   ``abs_tolerance + rel_tolerance × |committed|``; with ``--targets``, the metrics of the
+   stages that ran.
 
 Prints a table of expected vs reproduced values and exits 1 on any breach. Also prints,
 for information, the wall time of every stage of the reproduction (DVC's own work included)
@@ -68,9 +69,13 @@ def metric_files(root: Path) -> list[Path]:
     return sorted(p.relative_to(root) for p in metrics.rglob("*.json") if "timings" not in p.relative_to(metrics).parts)
 
 
-def compare_metrics(expected_root: Path, actual_root: Path, abs_tol: float, rel_tol: float) -> list[dict]:
+def compare_metrics(expected_root: Path, actual_root: Path, abs_tol: float, rel_tol: float,
+                    only_under: list[str] | None = None) -> list[dict]:
+    """One row per committed metric; ``only_under``: just the files under these paths (None: all)."""
     rows = []
     for rel in metric_files(expected_root):
+        if only_under is not None and not any(rel == Path(p) or Path(p) in rel.parents for p in only_under):
+            continue
         expected = dict(numeric_leaves(json.loads((expected_root / rel).read_text())))
         actual_path = actual_root / rel
         actual = dict(numeric_leaves(json.loads(actual_path.read_text()))) if actual_path.exists() else {}
@@ -109,12 +114,13 @@ def format_table(rows: list[dict]) -> str:
 STAGE_LINE = re.compile(r"^Running stage '([^']+)':")
 
 
-def timed_repro(cwd: Path, env: dict[str, str]) -> list[tuple[str, float]]:
-    """Run ``dvc repro --force`` in ``cwd``, echoing its output; ``(stage, seconds)`` for every stage it ran,
-    from its "Running stage" line to the next one (or the end), so DVC's hashing and caching count."""
+def timed_repro(cwd: Path, env: dict[str, str], targets: list[str] | None = None) -> list[tuple[str, float]]:
+    """Run ``dvc repro --force [targets]`` in ``cwd``, echoing its output; ``(stage, seconds)`` for every stage
+    it ran, from its "Running stage" line to the next one (or the end), so DVC's hashing and caching count."""
     timings: list[tuple[str, float]] = []
     current, since = None, time.perf_counter()
-    with subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--force"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    command = [sys.executable, "-m", "dvc", "repro", "--force", *(targets or [])]
+    with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, bufsize=1) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -128,15 +134,15 @@ def timed_repro(cwd: Path, env: dict[str, str]) -> list[tuple[str, float]]:
     if current is not None:
         timings.append((current, time.perf_counter() - since))
     if proc.returncode != 0:
-        raise subprocess.CalledProcessError(proc.returncode, "dvc repro --force")
+        raise subprocess.CalledProcessError(proc.returncode, " ".join(command[1:]))
     return timings
 
 
-def reproduce(repo: Path, workdir: Path) -> tuple[Path, list[tuple[str, float]]]:
+def reproduce(repo: Path, workdir: Path, targets: list[str] | None = None) -> tuple[Path, list[tuple[str, float]]]:
     clone = workdir / "clone"
     subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(repo), str(clone)], check=True)
     env = {**os.environ, "OVSEG_PROGRESS": "0"}
-    return clone, timed_repro(clone, env)
+    return clone, timed_repro(clone, env, targets)
 
 
 def format_timings(timings: list[tuple[str, float]]) -> str:
@@ -146,10 +152,12 @@ def format_timings(timings: list[tuple[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def determinism(expected_lock: dict, actual_lock: dict) -> list[dict]:
-    """For every stage with outputs: are they bitwise identical to the committed ones?"""
+def determinism(expected_lock: dict, actual_lock: dict, stages: set[str] | None = None) -> list[dict]:
+    """For every stage with outputs (of ``stages``, None: all): are they bitwise identical to the committed ones?"""
     rows = []
     for stage in sorted(actual_lock.get("stages", {})):
+        if stages is not None and stage not in stages:
+            continue
         if stage not in expected_lock.get("stages", {}) or not lock_outs(actual_lock, stage):
             continue
         expected, actual = lock_outs(expected_lock, stage), lock_outs(actual_lock, stage)
@@ -160,6 +168,8 @@ def determinism(expected_lock: dict, actual_lock: dict) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     cli = parser("python -m pipeline.project.reproduce", __doc__)
+    cli.add_argument("--targets", nargs="+", metavar="STAGE",
+                     help="reproduce only these stages and those they depend on (default: the whole DAG)")
     cli.add_argument("--params", type=Path, default=None)
     cli.add_argument("--keep", type=Path, help="reproduce in this folder and keep it (default: a temp folder)")
     cli.add_argument("--json", type=Path, help="also write the timings, determinism and checks here")
@@ -172,16 +182,22 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
-        clone, timings = reproduce(repo, workdir)
+        clone, timings = reproduce(repo, workdir, args.targets)
         wall = time.perf_counter() - start
         new_lock = yaml.safe_load((clone / "dvc.lock").read_text())
+        ran = {stage for stage, _ in timings}
+        exact = [stage for stage in cfg["exact_stages"] if args.targets is None or stage in ran]
+        # A partial run leaves the other stages' committed metrics in the clone: compare only what ran.
+        only_under = None if args.targets is None else sorted(
+            path for stage in ran for path in lock_outs(new_lock, stage))
         # The committed metrics are those of the clone's checkout, before dvc repro rewrote them.
         expected_root = workdir / "expected"
         subprocess.run(["git", "worktree", "add", "--quiet", "--detach", str(expected_root), "HEAD"], cwd=clone,
                        check=True)
-        rows = compare_hashes(committed_lock, new_lock, list(cfg["exact_stages"]))
-        rows += compare_metrics(expected_root, clone, float(cfg["abs_tolerance"]), float(cfg["rel_tolerance"]))
-    same = determinism(committed_lock, new_lock)
+        rows = compare_hashes(committed_lock, new_lock, exact)
+        rows += compare_metrics(expected_root, clone, float(cfg["abs_tolerance"]), float(cfg["rel_tolerance"]),
+                                only_under)
+    same = determinism(committed_lock, new_lock, None if args.targets is None else ran)
     print(f"\nWall time of each stage (clone, git clone to last stage: {wall:.0f} s):\n{format_timings(timings)}")
     print("\nBitwise identical to the committed outputs: "
           + (", ".join(r["stage"] for r in same if r["identical"]) or "none"))
@@ -190,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(rows))
     failed = [r for r in rows if not r["ok"]]
     print(f"\nreproduction check: {len(rows) - len(failed)} of {len(rows)} within tolerance "
-          f"(abs {cfg['abs_tolerance']}, rel {cfg['rel_tolerance']}; exact hashes for {', '.join(cfg['exact_stages'])})")
+          f"(abs {cfg['abs_tolerance']}, rel {cfg['rel_tolerance']}; exact hashes for {', '.join(exact) or 'none'}"
+          + (f"; stages run: {', '.join(sorted(ran))})" if args.targets else ")"))
     if args.json:
         write_json(args.json, {"passed": not failed, "wall_seconds": round(wall, 1),
                                "stage_seconds": {stage: round(sec, 1) for stage, sec in timings},

@@ -66,6 +66,18 @@ def test_a_changed_metric_fails_and_is_named(project: Path, monkeypatch, capsys)
     assert "reproduction check: 5 of 6 within tolerance" in printed
 
 
+def test_targets_reproduce_only_their_part_and_compare_only_its_metrics(project: Path, monkeypatch, capsys) -> None:
+    (project / "metrics/s.json").write_text('{"s": 30}')  # a claim of a stage that will not run
+    git("commit", "-qam", "claim", cwd=project)
+    monkeypatch.chdir(project)
+    assert main(["--targets", "make", "--json", str(project.parent / "result.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "reproduction check: 5 of 5 within tolerance" in printed and "stages run: make" in printed
+    result = json.loads((project.parent / "result.json").read_text())
+    assert set(result["stage_seconds"]) == {"make"} and [r["stage"] for r in result["determinism"]] == ["make"]
+    assert not any("s.json" in r["what"] for r in result["checks"])
+
+
 def test_helpers() -> None:
     assert list(numeric_leaves({"b": [1, {"c": 2.5}], "per_class": {"x": 1}, "ok": True, "s": "t"})) == [
         ("b[0]", 1.0), ("b[1].c", 2.5)]
