@@ -43,6 +43,8 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DIR_PREFIX = "local-dir:"
 CONFIG_FILE = "open_clip_config.json"
+#: The template set of a CLIP folder whose config names none: OVSeg's 14 ViLD templates.
+DEFAULT_TEMPLATES = "vild"
 WEIGHTS_FILE = "open_clip_model.safetensors"
 # The weight file names open_clip itself looks for in a local folder, in its order of preference.
 _FOLDER_WEIGHT_NAMES = (
@@ -69,7 +71,9 @@ class ClipBundle:
     ``image_size`` (square side), ``mean`` and ``std`` (float32 ``[3]`` tensors on the
     model's device) are derived from it. ``prompts`` are optional mask prompts (MPT);
     ``text_prompts`` optional learned text prompts (zsseg.baseline), which
-    :class:`model.text.TextClassifier` uses instead of templates.
+    :class:`model.text.TextClassifier` uses instead of templates. ``templates`` names the
+    prompt template set (``model/templates/<name>.json``) its class names are embedded with;
+    it travels with the folder, so every CLIP derived from one embeds names the same way.
     """
 
     model: open_clip.CLIP
@@ -78,6 +82,7 @@ class ClipBundle:
     preprocess_cfg: dict[str, Any]
     prompts: MaskPrompts | None = None
     text_prompts: TextPrompts | None = None
+    templates: str = DEFAULT_TEMPLATES
     image_size: int = field(init=False)
     mean: torch.Tensor = field(init=False, repr=False)
     std: torch.Tensor = field(init=False, repr=False)
@@ -170,12 +175,15 @@ def build_clip(
     if image_size is not None:
         model_cfg["vision_cfg"]["image_size"] = int(image_size)
 
-    # The model is initialised on the CPU: seeding (and restoring) the CPU generator is enough.
-    rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
-    with rng:
-        if seed is not None:
-            torch.default_generator.manual_seed(seed)
-        clip = open_clip.CLIP(**copy.deepcopy(model_cfg), cast_dtype=open_clip.get_cast_dtype(precision))
+    cast_dtype = open_clip.get_cast_dtype(precision)
+    if checkpoint is not None:  # every weight is overwritten: skip the random init (3 of a ViT-B/16's 4.5 s on a CPU)
+        clip = _uninitialised_clip(model_cfg, cast_dtype)
+    else:  # initialised on the CPU: seeding (and restoring) the CPU generator is enough
+        rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
+        with rng:
+            if seed is not None:
+                torch.default_generator.manual_seed(seed)
+            clip = open_clip.CLIP(**copy.deepcopy(model_cfg), cast_dtype=cast_dtype)
     clip.to(device)
     if precision != "fp32":
         open_clip.convert_weights_to_lp(clip, dtype=open_clip.get_cast_dtype(precision))
@@ -203,6 +211,8 @@ def save_clip_folder(bundle: ClipBundle, folder: str | os.PathLike) -> Path:
     folder = Path(folder)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in bundle.model.state_dict().items()}
     config = {"model_cfg": bundle.model_cfg, "preprocess_cfg": _jsonable(bundle.preprocess_cfg)}
+    if bundle.templates != DEFAULT_TEMPLATES:  # folders of the default set keep their bytes
+        config["templates"] = bundle.templates
     with atomic_dir(folder) as tmp:
         (tmp / CONFIG_FILE).write_text(dumps_json(config), encoding="utf-8")
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
@@ -240,6 +250,7 @@ def load_clip_folder(folder: str | os.PathLike, device: torch.device | str, *, p
     """Load a folder written by :func:`save_clip_folder` (mask and text prompts included when present)."""
     folder = Path(folder)
     bundle = build_clip(f"{LOCAL_DIR_PREFIX}{folder}", device=device, precision=precision)
+    bundle.templates = read_json(folder / CONFIG_FILE).get("templates", DEFAULT_TEMPLATES)
     prompts_path = folder / PROMPTS_FILE
     if prompts_path.is_file():
         prompts = load_mask_prompts(prompts_path, device=bundle.device)
@@ -396,6 +407,22 @@ def _cached_tag_file(tag_cfg: dict[str, Any], cache_dir: str | os.PathLike | Non
         if path.is_file():
             return path
     return None
+
+
+def _uninitialised_clip(model_cfg: dict[str, Any], cast_dtype: torch.dtype | None) -> open_clip.CLIP:
+    """The CLIP of ``model_cfg`` with its parameters allocated but not initialised (built on the meta device);
+    its one computed buffer, the text tower's causal mask, is rebuilt. Anything else computed at construction
+    (another open_clip version's buffers) gets the plain, initialised construction instead."""
+    with torch.device("meta"):
+        clip = open_clip.CLIP(**copy.deepcopy(model_cfg), cast_dtype=cast_dtype)
+    computed = [f"{module_name}.{name}".lstrip(".") for module_name, module in clip.named_modules()
+                for name in module._non_persistent_buffers_set]
+    if computed != ["attn_mask"]:
+        return open_clip.CLIP(**copy.deepcopy(model_cfg), cast_dtype=cast_dtype)
+    clip = clip.to_empty(device="cpu")
+    context = clip.attn_mask.shape[0]
+    clip.attn_mask = torch.full((context, context), float("-inf")).triu_(1)  # open_clip's build_causal_mask
+    return clip
 
 
 def _load_weights(clip: open_clip.CLIP, checkpoint: Path, source: str) -> None:

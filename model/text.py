@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -35,7 +36,7 @@ from safetensors.torch import save as save_tensors
 
 from core.classnames import split_synonyms
 from core.io import atomic_write_bytes
-from model.clip import ClipBundle
+from model.clip import DEFAULT_TEMPLATES, ClipBundle
 from model.text_prompts import encode_with_text_prompts
 from model.text_tower import ENCODING, text_tower_digest
 
@@ -45,8 +46,10 @@ CACHE_ENV = "OVSEG_TEXT_CACHE"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 
-def load_templates(name: str = "vild") -> list[str]:
+def load_templates(name: str = DEFAULT_TEMPLATES) -> list[str]:
     """Prompt templates from ``model/templates/<name>.json`` (a JSON list of ``"... {} ..."`` strings)."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+        raise ValueError(f"template set name {name!r}: letters, digits, '_' and '-' only (a file of {TEMPLATES_DIR})")
     path = TEMPLATES_DIR / f"{name}.json"
     if not path.is_file():
         available = ", ".join(sorted(p.stem for p in TEMPLATES_DIR.glob("*.json")))
@@ -83,13 +86,13 @@ class TextClassifier:
     The cache assumes the text tower does not change; call :meth:`clear` after
     training it (or build a new classifier). ``learned_prompts``: use the bundle's learned
     text prompts when it has them (``False``: templates always, e.g. for the proposer,
-    which was trained against template embeddings).
+    which was trained against template embeddings). ``templates``: the bundle's set when None.
     """
 
     def __init__(self, bundle: ClipBundle, templates: Sequence[str] | None = None, *,
                  learned_prompts: bool = True, disk_cache: Path | None | str = "default"):
         self.bundle = bundle
-        self.templates = load_templates() if templates is None else check_templates(templates)
+        self.templates = load_templates(bundle.templates) if templates is None else check_templates(templates)
         self.learned_prompts = learned_prompts and getattr(bundle, "text_prompts", None) is not None
         self.disk_cache = cache_dir() if disk_cache == "default" else disk_cache
         self._cache: dict[str, torch.Tensor] = {}

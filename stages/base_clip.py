@@ -21,7 +21,8 @@ from core.io import atomic_write_text, write_json
 from core.launch import relaunch_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
-from model.clip import build_clip, save_clip_folder
+from model.clip import DEFAULT_TEMPLATES, build_clip, save_clip_folder
+from model.text import load_templates
 from pipeline.datasets.images import load_resized
 from pipeline.datasets.manifest import load_world
 from pipeline.training.clip_pretrain import PretrainConfig, pretrain_clip
@@ -54,6 +55,11 @@ def run(clip: dict, out: Path, manifest: Path = WORLD) -> dict:
         device = ranks.device(device)
         bundle = build_clip(clip["model"], clip.get("pretrained", "") or "", device=device,
                             precision=clip.get("precision", "fp32"), seed=seed)
+        bundle.templates = clip.get("templates", DEFAULT_TEMPLATES)
+        try:  # an unknown set fails here, not in every stage downstream
+            load_templates(bundle.templates)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"params.yaml:clip.templates: {exc}") from None
         summary = {"model": clip["model"], "pretrained": clip.get("pretrained", "") or None,
                    "parameters": sum(p.numel() for p in bundle.model.parameters())}
         if not clip.get("pretrained"):

@@ -132,6 +132,12 @@ def test_vit_b16_checkpoint_file_loads_the_same_weights(tmp_path):
     bundle = build_clip("ViT-B-16", str(path), device=CPU)
     _assert_same_weights(reference, bundle.model)
     assert bundle.image_size == 224 and bundle.embed_dim == 512
+    # built without random init: the computed causal mask is rebuilt, and the towers give the reference's outputs
+    assert torch.equal(bundle.model.attn_mask, reference.attn_mask)
+    tokens, image = open_clip.tokenize(["a photo of a dog."]), torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(bundle.model.encode_text(tokens), reference.eval().encode_text(tokens))
+        assert torch.equal(bundle.model.encode_image(image), reference.encode_image(image))
 
 
 def test_torch_checkpoints_load_with_weights_only(tiny_clip, tmp_path):

@@ -1,12 +1,14 @@
 """model.text: prompt ensembles over templates and synonyms, checked against a manual computation."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from core.classnames import split_synonyms
-from model.clip import build_clip
+from model.clip import CONFIG_FILE, build_clip, load_clip_folder, save_clip_folder
 from model.text import TextClassifier, check_templates, load_templates
 
 TEMPLATES = ["a photo of a {}.", "There is a {} in the scene"]
@@ -82,6 +84,22 @@ def test_bad_names_and_templates():
         check_templates("a photo of a {}")
     with pytest.raises(FileNotFoundError, match="vild"):
         load_templates("no-such-set")
+    with pytest.raises(ValueError, match="letters, digits"):
+        load_templates("../configs/ovseg-tiny-vit")  # never a file outside model/templates
+
+
+def test_a_clip_folder_carries_its_template_set_to_every_classifier(tmp_path):
+    bundle = build_clip("ovseg-tiny-vit", device="cpu", seed=0)
+    save_clip_folder(bundle, tmp_path / "vild")
+    assert "templates" not in json.loads((tmp_path / "vild" / CONFIG_FILE).read_text())  # the default adds nothing
+    assert load_clip_folder(tmp_path / "vild", "cpu").templates == "vild"
+    bundle.templates = "photo"
+    save_clip_folder(bundle, tmp_path / "photo")
+    loaded = load_clip_folder(tmp_path / "photo", "cpu")
+    assert loaded.templates == "photo" and load_templates("photo") == ["a photo of a {}."]
+    classifier = TextClassifier(loaded, disk_cache=None)
+    assert classifier.templates == ["a photo of a {}."]
+    assert torch.allclose(classifier(["grass"])[0], _manual(loaded, "grass", ["a photo of a {}."]), atol=1e-5)
 def test_the_disk_cache_gives_back_exactly_what_encoding_gives_and_never_other_weights(tiny_clip, tmp_path):
     names = ["sky", "grass, lawn", "zebra"]
     cold = TextClassifier(tiny_clip, disk_cache=tmp_path)(names)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import save_file
 
@@ -23,3 +24,15 @@ def test_pretrained_weights_are_materialised_and_the_declared_loss_plot_exists(t
     assert LOSS_PLOT.read_text() == "step,epoch,lr,loss\n"  # no training: the header only
     assert json.loads(METRICS.read_text())["pretrained"] == str(weights)
     assert summary["parameters"] == sum(p.numel() for p in source.model.parameters())
+
+
+def test_the_template_set_is_checked_and_written_into_the_folder(tmp_path, monkeypatch):
+    source = build_clip("ovseg-tiny-vit", device="cpu", seed=3)
+    weights = tmp_path / "weights.safetensors"
+    save_file({k: v.contiguous() for k, v in source.model.state_dict().items()}, str(weights))
+    monkeypatch.chdir(tmp_path)
+    clip = {"model": "ovseg-tiny-vit", "pretrained": str(weights), "device": "cpu"}
+    with pytest.raises(ValueError, match="clip.templates: .*no such template set"):
+        run({**clip, "templates": "nope"}, Path("clip"))
+    run({**clip, "templates": "photo"}, Path("clip"))
+    assert load_clip_folder("clip", "cpu").templates == "photo"

@@ -109,3 +109,16 @@ def test_a_step_budget_ending_mid_epoch_resumes_to_the_same_weights(tmp_path):
     assert [r["step"] for r in log.rows] == [1, 2, 3, 4, 5]
     a, b = uninterrupted.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_global_generator_does_not_steer_pretraining(tmp_path):
+    """base_clip_longer continues a loaded CLIP: its run draws from its own seeded generators only."""
+    images, captions = _data(8)
+    cfg = PretrainConfig.from_params({"epochs": 2, "batch_size": 8, "warmup_steps": 1}, seed=0)
+    results = []
+    for global_seed in (1, 2):
+        bundle = build_clip("ovseg-tiny-vit", device="cpu", seed=0, image_size=16)
+        torch.manual_seed(global_seed)
+        pretrain_clip(bundle, images, captions, cfg, checkpoint_dir=tmp_path / str(global_seed))
+        results.append(bundle.model.state_dict())
+    assert all(torch.equal(results[0][k], results[1][k]) for k in results[0])

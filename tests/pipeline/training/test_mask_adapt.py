@@ -76,3 +76,16 @@ def test_unknown_params_and_modes_are_refused():
 def test_too_few_pairs_is_a_clear_error(pairs, tmp_path):
     with pytest.raises(ValueError, match="fewer than one batch"):
         adapt_clip(tiny_clip(), pairs[:3], cfg(), checkpoint_dir=tmp_path, desc="t")
+
+
+@pytest.mark.parametrize("mode", ["image", "prompts"])
+def test_the_global_generator_does_not_steer_training(pairs, tmp_path, mode):
+    """Every draw comes from the run's own seeded generators: loading a CLIP, which may or may not draw from
+    torch's global generator (a random init that a checkpoint then overwrites), cannot change the result."""
+    results = []
+    for global_seed in (1, 2):
+        bundle = tiny_clip()
+        torch.manual_seed(global_seed)
+        adapt_clip(bundle, pairs, cfg(mode=mode, num_workers=2), checkpoint_dir=tmp_path / str(global_seed), desc="t")
+        results.append(state(bundle.model.visual if mode == "image" else bundle.prompts))
+    assert all(torch.equal(results[0][k], results[1][k]) for k in results[0])

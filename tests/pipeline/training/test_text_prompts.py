@@ -87,3 +87,14 @@ def test_killed_then_resumed_run_ends_with_the_same_context(pairs, tmp_path):
     log = learn_text_prompts(resumed, pairs, CLASSES, config, checkpoint_dir=tmp_path / "b", desc="t")
     assert len(log.rows) == 3 * (len(pairs) // 8)
     assert torch.equal(uninterrupted.text_prompts.ctx, resumed.text_prompts.ctx)
+
+
+def test_the_global_generator_does_not_steer_learning(pairs, tmp_path):
+    contexts = []
+    for global_seed in (1, 2):
+        bundle = tiny_clip()
+        torch.manual_seed(global_seed)
+        learn_text_prompts(bundle, pairs, CLASSES, cfg(epochs=1, num_workers=2),
+                           checkpoint_dir=tmp_path / str(global_seed), desc="t")
+        contexts.append(bundle.text_prompts.ctx.detach().clone())
+    assert torch.equal(*contexts)
