@@ -1,4 +1,4 @@
-"""Reproduction check: rerun the whole DAG from scratch in a clean clone and compare with what is committed.
+"""Reproduction check: rerun the DAG (or part of it) from scratch in a clean clone and compare with what is committed.
 
     python -m pipeline.project.reproduce [--targets STAGE ...] [--params params.yaml] [--keep DIR] [--json result.json]
 
