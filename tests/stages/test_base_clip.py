@@ -12,11 +12,21 @@ from model.clip import build_clip, load_clip_folder
 from stages.base_clip import LOSS_PLOT, METRICS, run
 
 
-def test_pretrained_weights_are_materialised_and_the_declared_loss_plot_exists(tmp_path, monkeypatch):
-    source = build_clip("ovseg-tiny-vit", device="cpu", seed=3)
-    weights = tmp_path / "weights.safetensors"
-    save_file({k: v.contiguous() for k, v in source.model.state_dict().items()}, str(weights))
+@pytest.fixture
+def source():
+    return build_clip("ovseg-tiny-vit", device="cpu", seed=3)
+
+
+@pytest.fixture
+def weights(source, tmp_path, monkeypatch) -> Path:
+    """``source``'s weights as a checkpoint file; the test runs in ``tmp_path``."""
+    path = tmp_path / "weights.safetensors"
+    save_file({k: v.contiguous() for k, v in source.model.state_dict().items()}, str(path))
     monkeypatch.chdir(tmp_path)
+    return path
+
+
+def test_pretrained_weights_are_materialised_and_the_declared_loss_plot_exists(source, weights):
     summary = run({"model": "ovseg-tiny-vit", "pretrained": str(weights), "device": "cpu"}, Path("clip"))
     loaded = load_clip_folder("clip", "cpu")
     image = torch.randn(1, 3, 64, 64)
@@ -26,11 +36,7 @@ def test_pretrained_weights_are_materialised_and_the_declared_loss_plot_exists(t
     assert summary["parameters"] == sum(p.numel() for p in source.model.parameters())
 
 
-def test_the_template_set_is_checked_and_written_into_the_folder(tmp_path, monkeypatch):
-    source = build_clip("ovseg-tiny-vit", device="cpu", seed=3)
-    weights = tmp_path / "weights.safetensors"
-    save_file({k: v.contiguous() for k, v in source.model.state_dict().items()}, str(weights))
-    monkeypatch.chdir(tmp_path)
+def test_the_template_set_is_checked_and_written_into_the_folder(weights):
     clip = {"model": "ovseg-tiny-vit", "pretrained": str(weights), "device": "cpu"}
     with pytest.raises(ValueError, match="clip.templates: .*no such template set"):
         run({**clip, "templates": "nope"}, Path("clip"))
