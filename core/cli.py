@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
+import os
 import sys
-from typing import Callable
+from typing import Callable, NoReturn
 
 #: Errors that mean "bad input" (a missing file, an unknown key, a bad value), not a bug.
 USER_ERRORS = (FileNotFoundError, KeyError, ValueError)
@@ -38,3 +40,17 @@ def command(name: str) -> Callable[[Main], Callable[[list[str] | None], int]]:
         return run
 
     return wrap
+
+
+def exit_process(code: int | None) -> NoReturn:
+    """End a stage's process with ``code`` after its exit handlers, skipping the interpreter's teardown.
+
+    Tearing down torch, torchvision and open_clip's modules takes 1.0-1.5 s, and the DAG starts ~29
+    stage processes. A stage's ``main`` has written and closed its outputs when it returns, and the
+    exit handlers still run (logging, temporary folders, worker processes); only the garbage
+    collection of modules that the process is about to drop anyway is skipped.
+    """
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(code or 0))

@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from core.cli import command, parser
+from core.cli import command, exit_process, parser
 from core.device import pick_device
 from core.io import write_json
 from core.launch import relaunch_under_torchrun
@@ -114,4 +114,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

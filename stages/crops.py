@@ -21,11 +21,10 @@ records, or its own). Their results are named ``maskpool`` for ``artifacts/clip_
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Callable
 
-from core.cli import command, parser
+from core.cli import command, exit_process, parser
 from core.device import pick_device
 from core.io import write_json
 from core.timing import StageTimer
@@ -163,4 +162,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

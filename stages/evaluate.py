@@ -49,7 +49,6 @@ and ``plots/<variant>/...``; the record adds ``proposals`` (the file) and
 from __future__ import annotations
 
 import io
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +58,7 @@ import numpy as np
 import torch
 
 from core.classnames import display_names
-from core.cli import command, parser
+from core.cli import command, exit_process, parser
 from core.device import pick_device, set_threads
 from core.io import atomic_write_bytes, write_json
 from core.params import load_params
@@ -285,4 +284,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -16,7 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from core.cli import parser, run_command
+from core.cli import exit_process, parser, run_command
 from core.device import pick_device
 from core.io import write_json
 from core.launch import relaunch_under_torchrun
@@ -112,4 +112,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

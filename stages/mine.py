@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from core.cli import parser
+from core.cli import exit_process, parser
 from core.device import pick_device
 from core.io import atomic_write_bytes, atomic_write_text, write_json
 from core.params import check_keys, load_params
@@ -191,4 +191,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.cli import command, parser
+from core.cli import command, exit_process, parser
 from core.params import load_params
 from core.timing import StageTimer
 from pipeline.prepare.config import COCO_STUFF, PrepareConfig
@@ -91,4 +91,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -13,14 +13,13 @@ and writes the folder ``data/proposals/`` atomically, one ``<benchmark>.parquet`
 """
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from core.cli import command, parser
+from core.cli import command, exit_process, parser
 from core.device import pick_device, set_threads
 from core.io import atomic_dir
 from core.params import load_params
@@ -88,4 +87,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

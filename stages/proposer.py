@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from core.cli import command, parser
+from core.cli import command, exit_process, parser
 from core.device import pick_device, set_threads
 from core.io import write_json
 from core.launch import relaunch_under_torchrun
@@ -202,4 +202,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -7,10 +7,9 @@ The output depends only on the JSON files read; see :mod:`pipeline.evaluation.re
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from core.cli import command, parser
+from core.cli import command, exit_process, parser
 from core.io import atomic_write_text
 from pipeline.evaluation.report import miou_csv, read_crop_metrics, read_eval_metrics, render_results
 
@@ -36,4 +35,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -11,11 +11,10 @@ output replaces ``data/world`` atomically and downstream stages read
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-from core.cli import command, parser
+from core.cli import command, exit_process, parser
 from core.io import atomic_dir, write_json
 from core.params import load_params
 from core.timing import StageTimer
@@ -89,4 +88,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

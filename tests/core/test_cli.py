@@ -1,3 +1,7 @@
+import subprocess
+import sys
+import textwrap
+
 import pytest
 
 from core.cli import command, parser, run_command
@@ -29,3 +33,23 @@ def test_success_and_bugs_pass_through() -> None:
 
 def test_parser_describes_with_the_first_paragraph() -> None:
     assert parser("ovseg x", "First paragraph.\n\nDetails.").description == "First paragraph."
+
+
+def test_exit_process_keeps_the_code_the_output_and_the_exit_handlers(tmp_path) -> None:
+    script = textwrap.dedent(f"""
+        import atexit, logging, tempfile
+        from core.cli import exit_process
+        handler = logging.FileHandler({str(tmp_path / "log.txt")!r}, delay=True)
+        logging.getLogger("x").addHandler(handler)
+        logging.getLogger("x").warning("logged")
+        folder = tempfile.TemporaryDirectory(dir={str(tmp_path)!r})
+        atexit.register(print, "handler ran")
+        print("buffered, no newline", end="")
+        exit_process(3)
+        print("never")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 3
+    assert done.stdout == "buffered, no newlinehandler ran\n"
+    assert (tmp_path / "log.txt").read_text() == "logged\n"  # logging's exit handler flushed it
+    assert [p.name for p in tmp_path.iterdir()] == ["log.txt"]  # the temporary folder was removed
