@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -176,8 +177,8 @@ def build_clip(
         model_cfg["vision_cfg"]["image_size"] = int(image_size)
 
     cast_dtype = open_clip.get_cast_dtype(precision)
-    if checkpoint is not None:  # every weight is overwritten: skip the random init (most of a ViT-B/16's load time)
-        clip = _uninitialised_clip(model_cfg, cast_dtype)
+    if checkpoint is not None:
+        clip = _clip_from_checkpoint(model_cfg, cast_dtype, checkpoint, model)
     else:  # initialised on the CPU: seeding (and restoring) the CPU generator is enough
         rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
         with rng:
@@ -187,8 +188,6 @@ def build_clip(
     clip.to(device)
     if precision != "fp32":
         open_clip.convert_weights_to_lp(clip, dtype=cast_dtype)
-    if checkpoint is not None:
-        _load_weights(clip, checkpoint, model)
 
     preprocess_cfg["size"] = _square_size(clip.visual.image_size)
     open_clip.set_model_preprocess_cfg(clip, preprocess_cfg)
@@ -409,20 +408,32 @@ def _cached_tag_file(tag_cfg: dict[str, Any], cache_dir: str | os.PathLike | Non
     return None
 
 
-def _uninitialised_clip(model_cfg: dict[str, Any], cast_dtype: torch.dtype | None) -> open_clip.CLIP:
-    """The CLIP of ``model_cfg`` with its parameters allocated but not initialised (built on the meta device);
-    its one computed buffer, the text tower's causal mask, is rebuilt. Anything else computed at construction
-    (another open_clip version's buffers) gets the plain, initialised construction instead."""
+def _clip_from_checkpoint(model_cfg: dict[str, Any], cast_dtype: torch.dtype | None, checkpoint: Path,
+                          source: str) -> open_clip.CLIP:
+    """The CLIP of ``model_cfg`` holding the weights of ``checkpoint``, in float32 on the CPU.
+
+    Every weight is overwritten, so the CLIP is built on the meta device and the tensors open_clip's
+    loader reads (with its key conversions and resizes) become its parameters (``assign``): no random
+    init (most of a ViT-B/16's build time) and no second copy of the weights. Its one computed buffer,
+    the text tower's causal mask, is rebuilt. Anything else computed at construction (another
+    open_clip version's buffers) gets the plain, initialised construction and a copy of the weights.
+    """
     with torch.device("meta"):
         clip = open_clip.CLIP(**copy.deepcopy(model_cfg), cast_dtype=cast_dtype)
     computed = [f"{module_name}.{name}".lstrip(".") for module_name, module in clip.named_modules()
                 for name in module._non_persistent_buffers_set]
     if computed != ["attn_mask"]:
-        return open_clip.CLIP(**copy.deepcopy(model_cfg), cast_dtype=cast_dtype)
-    clip = clip.to_empty(device="cpu")
+        clip = open_clip.CLIP(**copy.deepcopy(model_cfg), cast_dtype=cast_dtype)
+        _load_weights(clip, checkpoint, source)
+        return clip
     context = clip.attn_mask.shape[0]
-    clip.attn_mask = torch.full((context, context), float("-inf")).triu_(1)  # open_clip's build_causal_mask
-    return clip
+    clip.attn_mask = torch.full((context, context), float("-inf"), device="cpu").triu_(1)  # open_clip's build_causal_mask
+    clip.load_state_dict = functools.partial(clip.load_state_dict, assign=True)  # open_clip's loader calls it
+    try:
+        _load_weights(clip, checkpoint, source)
+    finally:
+        del clip.load_state_dict
+    return clip.float()  # a half-precision checkpoint (OpenAI's) becomes float32, as a copy into the built CLIP does
 
 
 def _load_weights(clip: open_clip.CLIP, checkpoint: Path, source: str) -> None:

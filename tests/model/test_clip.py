@@ -140,6 +140,20 @@ def test_vit_b16_checkpoint_file_loads_the_same_weights(tmp_path):
         assert torch.equal(bundle.model.encode_image(image), reference.encode_image(image))
 
 
+def test_a_loaded_clip_is_float32_trainable_and_converted_after_loading(tiny_clip, tmp_path):
+    half = tmp_path / "half.safetensors"  # as OpenAI's checkpoints are stored
+    save_file({k: v.half().contiguous() for k, v in tiny_clip.model.state_dict().items()}, str(half))
+    loaded = build_clip(TINY, str(half), device=CPU).model
+    for name, tensor in loaded.state_dict().items():
+        assert tensor.dtype == torch.float32, name
+        assert torch.equal(tensor, tiny_clip.model.state_dict()[name].half().float()), name
+    assert all(p.requires_grad and not p.is_meta for p in loaded.parameters())
+    low = build_clip(TINY, str(half), device=CPU, precision="bf16").model
+    reference = build_clip(TINY, str(half), device=CPU).model
+    open_clip.convert_weights_to_lp(reference, dtype=torch.bfloat16)
+    _assert_same_weights(reference, low)
+
+
 def test_torch_checkpoints_load_with_weights_only(tiny_clip, tmp_path):
     plain = tmp_path / "tiny_clip.pt"
     torch.save({"state_dict": tiny_clip.model.state_dict()}, plain)
