@@ -414,7 +414,8 @@ def _clip_from_checkpoint(model_cfg: dict[str, Any], cast_dtype: torch.dtype | N
 
     Every weight is overwritten, so the CLIP is built on the meta device and the tensors open_clip's
     loader reads (with its key conversions and resizes) become its parameters (``assign``): no random
-    init (most of a ViT-B/16's build time) and no second copy of the weights. Its one computed buffer,
+    init (most of a ViT-B/16's build time) and no second copy of the weights; from a ``.safetensors``
+    file they are its pages mapped copy-on-write, read when first used. Its one computed buffer,
     the text tower's causal mask, is rebuilt. Anything else computed at construction (another
     open_clip version's buffers) gets the plain, initialised construction and a copy of the weights.
     """
@@ -427,7 +428,7 @@ def _clip_from_checkpoint(model_cfg: dict[str, Any], cast_dtype: torch.dtype | N
         _load_weights(clip, checkpoint, source)
         return clip
     context = clip.attn_mask.shape[0]
-    clip.attn_mask = torch.full((context, context), float("-inf"), device="cpu").triu_(1)  # open_clip's build_causal_mask
+    clip.attn_mask = torch.full((context, context), float("-inf")).triu_(1)  # open_clip's build_causal_mask
     clip.load_state_dict = functools.partial(clip.load_state_dict, assign=True)  # open_clip's loader calls it
     try:
         _load_weights(clip, checkpoint, source)
