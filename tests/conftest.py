@@ -1,11 +1,13 @@
-"""What every test shares: one torch thread, the tiny CLIP, and running DVC on a copy of the repository."""
+"""What every test shares: one torch thread, the root logger as it was, the tiny CLIP, and running DVC on a copy
+of the repository."""
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """CPU float sums depend on the thread count: every test, and every fixture it sets up, starts with
     one torch thread, so expected values hold on any machine (a stage under test may set its own)."""
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A stage run in-process (``mine``, ``nouns``, ``prepare``) points the root logger at the test's captured
+    stderr (``logging.basicConfig(force=True)``), which pytest closes after the test: later tests' log
+    records would hit a closed file. The handlers it added go, and the level comes back."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if type(h) is logging.StreamHandler and h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session", autouse=True)
