@@ -21,13 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[1]  # the children run from here and import its packages
 
 ENDINGS = {"teardown": "sys.exit(0)", "exit_process": "from core.cli import exit_process; exit_process(0)"}
 
 LOAD = """
-import json, resource, sys, time
+import json, resource, time
 from model.clip import load_clip_folder
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 seconds = []
