@@ -14,9 +14,10 @@ and prepared batch by batch with ``streaming``, as the proposer's), the CLIP and
 as in the paper, and keeps it in its folder. Writes
 ``artifacts/adapter_<clip>/``, ``plots/mask_adapter_<clip>/loss.csv``,
 ``metrics/mask_adapter_<clip>.json`` and ``metrics/timings/mask_adapter_<clip>.json``.
-Checkpoints go to ``.checkpoints/mask_adapter_<clip>/`` after every epoch (a killed run
-resumes) and are deleted after success. With ``distributed.nproc_per_node: N > 1`` the stage
-relaunches itself under ``torchrun --standalone`` as N processes; only rank 0 writes outputs.
+Checkpoints go to ``.checkpoints/mask_adapter_<clip>/`` after every epoch but the last
+(a killed run resumes) and are deleted after success. With ``distributed.nproc_per_node: N > 1``
+the stage relaunches itself under ``torchrun --standalone`` as N processes; only rank 0 writes
+outputs.
 """
 from __future__ import annotations
 

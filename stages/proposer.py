@@ -9,7 +9,7 @@ names are the fixed class weights of the proposer's class head. Writes
 ``plots/proposer/loss.csv``, ``metrics/proposer.json`` (proposal recall and
 oracle mIoU on the benchmark named in ``proposer.bench``, deterministic values
 only) and ``metrics/timings/proposer.json``. Checkpoints go to
-``.checkpoints/proposer/`` after every epoch (a killed run resumes) and are
+``.checkpoints/proposer/`` after every epoch but the last (a killed run resumes) and are
 deleted after success. With ``distributed.nproc_per_node: N > 1`` the stage
 relaunches itself under ``torchrun --standalone``: N processes train, rank 0
 benchmarks and writes.

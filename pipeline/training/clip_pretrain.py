@@ -114,7 +114,7 @@ def pretrain_clip(
     epochs = -(-total_steps // (len(images) // cfg.batch_size))  # the last one may stop early (max_steps)
     scheduler = warmup_cosine_schedule(optimizer, cfg.warmup_steps, total_steps)
     log = LossLog()
-    checkpointer = Checkpointer(checkpoint_dir, run_key=cfg.run_key())
+    checkpointer = Checkpointer(checkpoint_dir, run_key=cfg.run_key(), epochs=epochs)
     start_epoch, step, _ = resume_run(checkpointer, log, desc=desc, model=model, optimizer=optimizer,
                                       scheduler=scheduler)
 

@@ -141,7 +141,7 @@ def adapt_clip(
     broadcast_module(trained)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
     scheduler = warmup_cosine_schedule(optimizer, cfg.warmup_steps, cfg.total_steps(len(pairs)))
-    checkpointer = Checkpointer(checkpoint_dir, run_key=cfg.run_key(pairs_digest(pairs)))
+    checkpointer = Checkpointer(checkpoint_dir, run_key=cfg.run_key(pairs_digest(pairs)), epochs=cfg.epochs)
     log = LossLog()
     start_epoch, step, _ = resume_run(checkpointer, log, desc=desc, model=trained, optimizer=optimizer,
                                       scheduler=scheduler)

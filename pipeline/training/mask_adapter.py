@@ -388,7 +388,7 @@ def train_adapter(
     steps_per_epoch = len(data) // cfg.batch_size
     scheduler = warmup_cosine_schedule(optimizer, cfg.warmup_steps, cfg.epochs * steps_per_epoch)
     key = run_key({**asdict(cfg), "data": data.fingerprint(), "identity": identity})
-    checkpointer = Checkpointer(checkpoint_dir, run_key=key)
+    checkpointer = Checkpointer(checkpoint_dir, run_key=key, epochs=cfg.epochs)
     log = LossLog()
     start_epoch, step, resumed = resume_run(checkpointer, log, desc=desc, model=adapter, optimizer=optimizer,
                                             scheduler=scheduler)

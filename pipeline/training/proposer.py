@@ -246,7 +246,7 @@ def train_proposer(
 
     ``data`` is a :class:`TrainingSet` (decoded in memory) or a
     :class:`StreamingTrainingSet` (decoded per batch). Label ``i`` of ``data`` is row ``i`` of ``text_embeddings``. Checkpoints after
-    every epoch in ``checkpoint_dir`` and resumes from the newest one of the same
+    every epoch but the last in ``checkpoint_dir`` and resumes from the newest one of the same
     run (see :func:`run_key`). Returns the per-step loss log; the model is left in
     eval mode on ``device``. Under torchrun each process trains on its part of every batch.
     """
@@ -269,7 +269,8 @@ def train_proposer(
     fill = tuple(float(v) for v in model.config.pixel_mean)
 
     log = LossLog()
-    checkpointer = Checkpointer(checkpoint_dir, run_key=proposer_run_key(cfg, model, data.fingerprint(), text))
+    checkpointer = Checkpointer(checkpoint_dir, run_key=proposer_run_key(cfg, model, data.fingerprint(), text),
+                                epochs=cfg.epochs)
     start_epoch, step, resumed = resume_run(checkpointer, log, desc=desc, model=model, optimizer=optimizer,
                                             scheduler=scheduler)
     if resumed is not None and resumed.extra.get("scaler") and scaler.is_enabled():

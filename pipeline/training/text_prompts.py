@@ -137,7 +137,7 @@ def learn_text_prompts(
     digest = hashlib.sha256(
         f"{pairs_digest(pairs)}\n{list(class_names)}\n{text_fingerprint(model)}\n{clip_fingerprint(model)}".encode()
     ).hexdigest()[:16]
-    checkpointer = Checkpointer(checkpoint_dir, run_key=cfg.run_key(digest))
+    checkpointer = Checkpointer(checkpoint_dir, run_key=cfg.run_key(digest), epochs=cfg.epochs)
     log = LossLog()
     start_epoch, step, _ = resume_run(checkpointer, log, desc=desc, model=bundle.text_prompts, optimizer=optimizer,
                                       scheduler=scheduler)

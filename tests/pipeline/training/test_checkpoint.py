@@ -44,7 +44,13 @@ def test_checkpointer_keeps_last_complete_and_ignores_other_runs(tmp_path):
 
 
 
-
+def test_the_runs_last_epoch_is_not_checkpointed(tmp_path):
+    model = torch.nn.Linear(2, 2)
+    ckpt = Checkpointer(tmp_path / "ckpt", epochs=3)
+    written = [ckpt.save(epoch=epoch, step=epoch, model=model) for epoch in (1, 2, 3)]
+    assert written == [tmp_path / "ckpt" / "epoch-0001.pt", tmp_path / "ckpt" / "epoch-0002.pt", None]
+    assert [e for e, _ in ckpt.checkpoints()] == [2]
+    assert ckpt.resume(model=model).epoch == 2  # killed before the output: the last epoch runs again
 
 
 # ----------------------------------------------------------------------------- resume

@@ -4,6 +4,7 @@ import torch
 
 from model.clip import build_clip
 from model.mpt import MaskPrompts
+from pipeline.training.checkpoint import Checkpointer
 from pipeline.training.mask_adapt import AdaptConfig, adapt_clip
 from tests.doubles import killed_after_epoch, mask_pairs
 
@@ -36,6 +37,7 @@ def test_finetune_trains_the_image_tower_and_locks_the_rest(pairs, tmp_path):
     assert changed and all(k.startswith("visual.") for k in changed)
     assert torch.equal(before["logit_scale"], after["logit_scale"])
     assert torch.equal(before["token_embedding.weight"], after["token_embedding.weight"])
+    assert [epoch for epoch, _ in Checkpointer(tmp_path / "ck").checkpoints()] == [1]  # of 2: the last is the output
 
 
 def test_prompt_tuning_changes_only_the_prompts(pairs, tmp_path):

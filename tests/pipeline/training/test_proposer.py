@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from model.proposer import build_proposer, load_proposer_config
 from pipeline.training.augment import augment_batch
+from pipeline.training.checkpoint import Checkpointer
 from pipeline.training.proposer import (
     ProposerTrainConfig,
     StreamingTrainingSet,
@@ -83,6 +84,7 @@ def test_training_learns_and_resumes_to_identical_weights(tmp_path) -> None:
     rows = straight_log.rows
     assert len(rows) == 6 and rows[-1]["loss"] < rows[0]["loss"]
     assert {"loss", "loss_ce", "loss_mask", "loss_dice", "loss_aux", "lr"} <= set(rows[0])
+    assert [epoch for epoch, _ in Checkpointer(tmp_path / "a").checkpoints()] == [2]  # the newest, not the last of 3
 
     with killed_after_epoch(1):
         _train(data, text, tmp_path / "b", cfg)
