@@ -60,7 +60,7 @@ def main() -> None:
     cli.add_argument("--stages", nargs="*", default=["evaluate", "mask_adapt", "proposer", "crops"],
                      help="stage modules under stages/ (none: only the CLIP load)")
     cli.add_argument("--model", default="ViT-B-16", help="open_clip architecture of the CLIP folder")
-    cli.add_argument("--loads", type=int, default=3, help="loads of the folder in one process")
+    cli.add_argument("--loads", type=int, default=3, help="loads of the folder in one process (0: no load)")
     cli.add_argument("--repeats", type=int, default=3, help="processes per figure (medians)")
     args = cli.parse_args()
 
@@ -71,6 +71,8 @@ def main() -> None:
         imported = statistics.median(i for results in runs.values() for i, _ in results)
         ends = [statistics.median(e for _, e in runs[ending]) for ending in ENDINGS]
         print(f"{stage:<14} {imported:>9.2f} " + " ".join(f"{e:>22.2f}" for e in ends))
+    if args.loads < 1:
+        return
 
     with tempfile.TemporaryDirectory() as tmp:  # written by a child: a fork would pass this process's peak RSS on
         folder = Path(tmp) / "clip"
