@@ -43,7 +43,6 @@ def test_checkpointer_keeps_last_complete_and_ignores_other_runs(tmp_path):
     assert not (tmp_path / "ckpt").exists() and other.resume(model=fresh) is None
 
 
-
 def test_the_runs_last_epoch_is_not_checkpointed(tmp_path):
     model = torch.nn.Linear(2, 2)
     ckpt = Checkpointer(tmp_path / "ckpt", epochs=3)
