@@ -2,9 +2,9 @@
 
 The ``runner`` mapping of a stage's params::
 
-    runner: direct           # DirectRunner, multi_processing, `workers` SDK worker processes (default)
-    runner: direct-inmemory  # DirectRunner in this process (fast to start, single core)
-    runner: direct-threads   # DirectRunner, multi_threading: `workers` threads in this process (no
+    runner: direct           # FnApiRunner, multi_processing, `workers` SDK worker processes (default)
+    runner: direct-inmemory  # FnApiRunner in this process (fast to start, single core)
+    runner: direct-threads   # FnApiRunner, multi_threading: `workers` threads in this process (no
                              # per-worker start-up; the parallel work must release the GIL, as torch does)
     runner: dask             # DaskRunner on `dask_address`, or on a local cluster of `workers` processes
     runner: <AnyRunner>      # passed through as --runner=<AnyRunner>
@@ -28,6 +28,13 @@ running it) that shape every job of this project:
   cache expensive resources per process (see :func:`pipeline.nouns.job.shared_nlp`);
 * it is not among Beam's short runner names: ``--runner`` takes its qualified name;
 * it offers no metrics (``result.metrics()`` raises): count from the outputs.
+
+The ``direct*`` runners are Beam's FnApiRunner, built here as Beam's DirectRunner builds
+it. The DirectRunner itself (2.77) first tries the Prism runner, a Go binary it downloads
+from GitHub at run time: offline the download fails and it falls back to the FnApiRunner,
+leaving an empty ``beam-temp*`` folder in the temp dir on every run; online the job runs
+on Prism, in this process (``LOOPBACK``), whatever ``direct_running_mode`` and
+``direct_num_workers`` say. The engine would depend on the network.
 """
 from __future__ import annotations
 
@@ -38,7 +45,10 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.runners.runner import PipelineState
+from apache_beam.portability.api import beam_provision_api_pb2
+from apache_beam.runners.portability.fn_api_runner import fn_runner
+from apache_beam.runners.portability.portable_runner import JobServiceHandle
+from apache_beam.runners.runner import PipelineRunner, PipelineState
 
 from core.params import check_keys
 
@@ -46,6 +56,7 @@ LOG = logging.getLogger(__name__)
 
 RUNNER_KEYS = frozenset({"runner", "workers", "dask_address", "options"})
 DEFAULT_RUNNER = "direct"
+DIRECT_RUNNERS = frozenset({"direct", "direct-threads", "direct-inmemory"})
 # Not in Beam's list of short runner names: it must be given by its qualified name.
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 # Beam's default of 128 elements per Dask partition makes thousands of shuffle tasks
@@ -190,6 +201,14 @@ def join_branches(branches: Sequence[beam.PCollection], label: str = "JoinBranch
     return tagged | f"{label}Flatten" >> beam.Flatten()
 
 
+def fn_api_runner(options: PipelineOptions) -> PipelineRunner:
+    """The FnApiRunner that runs the ``direct*`` runners (module docstring), its SDK
+    workers provisioned with ``options`` as the DirectRunner provisions them."""
+    encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+    provision = beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)
+    return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(provision))
+
+
 def run_pipeline(build: Callable[[beam.Pipeline], None], runner_cfg: Mapping[str, Any] | None) -> None:
     """Build a pipeline with ``build(pipeline)``, run it on the configured runner and wait.
 
@@ -197,7 +216,8 @@ def run_pipeline(build: Callable[[beam.Pipeline], None], runner_cfg: Mapping[str
     Dask client the DaskRunner opens is closed afterwards.
     """
     with pipeline_options(runner_cfg) as options:
-        pipeline = beam.Pipeline(options=options)
+        direct = _check(runner_cfg)["runner"] in DIRECT_RUNNERS
+        pipeline = beam.Pipeline(runner=fn_api_runner(options) if direct else None, options=options)
         build(pipeline)
         result = pipeline.run()
         try:

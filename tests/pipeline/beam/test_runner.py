@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import apache_beam as beam
 import pytest
@@ -105,6 +106,31 @@ def _branches(directory: str, join: bool):
 def test_join_branches_on_the_direct_runner(tmp_path):
     run_pipeline(_branches(str(tmp_path), join=True), {"runner": "direct-inmemory"})
     assert len(list(tmp_path.iterdir())) == 10
+
+
+@pytest.mark.parametrize("runner", ["direct-inmemory", "direct-threads", "direct"])
+def test_direct_runners_never_try_prism(runner, tmp_path, monkeypatch):
+    """Beam's DirectRunner would download and run Prism where the network allows, and leaves
+    an empty beam-temp* folder in the temp dir when it cannot."""
+    from apache_beam.runners.portability import prism_runner
+
+    tried = []
+    run_on_prism = prism_runner.PrismRunner.run_pipeline
+
+    def record(*args, **kwargs):
+        tried.append(True)
+        return run_on_prism(*args, **kwargs)
+
+    monkeypatch.setattr(prism_runner.PrismRunner, "run_pipeline", record)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    out = tmp_path / "out"
+    out.mkdir()
+    run_pipeline(_branches(str(out), join=True), {"runner": runner, "workers": 2})
+    assert len(list(out.iterdir())) == 10
+    assert not tried
+    assert [p.name for p in temp.iterdir() if p.name.startswith("beam-temp")] == []
 
 
 def test_dask_runs_only_the_last_branch_unless_joined(tmp_path):
