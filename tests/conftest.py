@@ -10,8 +10,13 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pytest
-import torch
+# MKL outside its Conditional Numerical Reproducibility mode picks sgemm code by memory alignment, so the same
+# product can differ in its last bit between two equal models (seen on an AMD EPYC with AVX512-BF16). The suite,
+# and every process it starts, runs in CNR mode; MKL reads this when it loads, so it is set before torch is imported.
+os.environ["MKL_CBWR"] = "AUTO"
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from model.clip import ClipBundle, build_clip
 from model.text import CACHE_ENV
