@@ -37,7 +37,7 @@ from pipeline.training.checkpoint import Checkpointer, resume_run, run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
 from pipeline.training.distributed import broadcast_module, current, gather_rows, shard_bounds, sync_gradients
 from pipeline.training.loss_log import LossLog
-from pipeline.training.mask_adapt import cut_crops, pairs_digest
+from pipeline.training.clip_adaptation import cut_crops, pairs_digest
 from pipeline.training.mask_pairs import MaskedCropDataset, MaskPair
 from pipeline.training.schedule import warmup_cosine_schedule
 
