@@ -107,7 +107,7 @@ CROPS_BENCHMARK = "ade150"      # ASSUMPTION: dvc.yaml's crops stage names --ben
                                 #   lacks; counted on ADE-150 (the benchmark the demo stands for)
 CROPS_CLIPS = 8                 # CLIP folders the crops stage classifies crops with (dvc.yaml)
 TEXT_BATCH = 256                # model.text.TextClassifier's prompts per text-tower call
-NOUN_TABLE_BATCH = 1024         # pipeline.training.mask_adapt.noun_template_embeddings' batch
+NOUN_TABLE_BATCH = 1024         # pipeline.training.clip_adaptation.noun_template_embeddings' batch
 
 # ---------------------------------------------------------------- counting
 

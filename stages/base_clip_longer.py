@@ -30,7 +30,7 @@ from pipeline.datasets.images import load_resized
 from pipeline.datasets.manifest import load_world
 from pipeline.training.clip_pretrain import continued_config, pretrain_clip
 from pipeline.training.distributed import DistributedConfig, process_group
-from pipeline.training.mask_adapt import AdaptConfig
+from pipeline.training.clip_adaptation import AdaptConfig
 from pipeline.training.mask_pairs import read_pairs
 from pipeline.training.rng import seed_everything
 

@@ -25,7 +25,7 @@ from core.timing import StageTimer
 from model.clip import load_clip_folder, save_clip_folder
 from pipeline.datasets.manifest import load_world
 from pipeline.training.distributed import DistributedConfig, process_group
-from pipeline.training.mask_adapt import AdaptConfig, adapt_clip
+from pipeline.training.clip_adaptation import AdaptConfig, adapt_clip
 from pipeline.training.mask_pairs import ground_truth_pairs, read_pairs
 from pipeline.training.rng import seed_everything
 

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Mapping
 
 import torch
 
+from core.io import atomic_file
 from pipeline.training.distributed import barrier, current
 from pipeline.training.loss_log import LossLog
 from pipeline.training.rng import capture_rng_state, restore_rng_state
@@ -119,18 +119,8 @@ class Checkpointer:
             "rng": capture_rng_state(),
             "extra": dict(extra or {}),
         }
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(payload, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with atomic_file(final, fsync=True) as fh:  # temporaries are named .<name>.tmp-*, which _prune sweeps
+            torch.save(payload, fh)
         self._prune(final)
 
     def clear(self) -> None:

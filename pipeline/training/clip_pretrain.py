@@ -18,23 +18,22 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from core.params import check_keys, config_from_params
-from core.progress import progress
 from model.clip import ClipBundle
 from model.contrastive import contrastive_loss
 from pipeline.training.augment import random_resized_crops
-from pipeline.training.checkpoint import Checkpointer, resume_run, run_key
+from pipeline.training.checkpoint import run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
-from pipeline.training.distributed import broadcast_module, current, gather_rows, shard_bounds, sync_gradients
+from pipeline.training.distributed import current, gather_rows, shard_bounds
+from pipeline.training.loop import TrainingLoop
 from pipeline.training.loss_log import LossLog
 from pipeline.training.optim import weight_decay_groups
-from pipeline.training.schedule import warmup_cosine_schedule
 
 
 @dataclass(frozen=True)
@@ -107,27 +106,18 @@ def pretrain_clip(
     pixels = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # uint8 [N,3,H,W], kept on CPU
     mean, std = bundle.mean.view(1, 3, 1, 1), bundle.std.view(1, 3, 1, 1)
 
-    broadcast_module(model)
     optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay, no_decay=("embedding",)),
                                   lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
     total_steps = cfg.total_steps(len(images))
-    epochs = -(-total_steps // (len(images) // cfg.batch_size))  # the last one may stop early (max_steps)
-    scheduler = warmup_cosine_schedule(optimizer, cfg.warmup_steps, total_steps)
-    log = LossLog()
-    checkpointer = Checkpointer(checkpoint_dir, run_key=cfg.run_key(), epochs=epochs)
-    start_epoch, step, _ = resume_run(checkpointer, log, desc=desc, model=model, optimizer=optimizer,
-                                      scheduler=scheduler)
+    loop = TrainingLoop(model, model.parameters(), optimizer, desc=desc, checkpoint_dir=checkpoint_dir,
+                        run_key=cfg.run_key(), epochs=-(-total_steps // (len(images) // cfg.batch_size)),
+                        total_steps=total_steps, warmup_steps=cfg.warmup_steps)  # the last epoch may stop early
 
-    model.train()
-    bar = progress(range(start_epoch, epochs), desc=desc, total=epochs - start_epoch,
-                   enabled=None if ranks.is_main else False)
-    for epoch in bar:
+    def losses(epoch: int) -> Iterator[dict[str, torch.Tensor]]:
         rng = np.random.default_rng(epoch_seed(cfg.seed, epoch))
         choice = [int(rng.integers(len(c))) for c in captions]
         generator = torch.Generator().manual_seed(epoch_seed(cfg.seed + 1, epoch))
         for batch in epoch_batches(len(images), cfg.batch_size, cfg.seed, epoch):
-            if step == total_steps:
-                break
             start, stop = shard_bounds(len(batch), ranks)  # this process's part of the batch
             local = batch[start:stop]
             x = pixels[torch.tensor(local)].float().div_(255)
@@ -141,17 +131,6 @@ def pretrain_clip(
             # gather_rows, and the scale's direct one is rank 0's alone (the sum then counts it once)
             loss = contrastive_loss(gather_rows(image_emb), gather_rows(text_emb),
                                     scale if ranks.is_main else scale.detach())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            sync_gradients(model.parameters())
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            log.append(step=step, epoch=epoch, lr=scheduler.get_last_lr()[0], loss=loss.detach(),
-                       logit_scale=scale.detach())
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{log.epoch_means(epoch)['loss']:.3f}")
-        checkpointer.save(epoch=epoch + 1, step=step, model=model, optimizer=optimizer, scheduler=scheduler,
-                          extra={"log": log.state_dict()})
-    model.eval()
-    return log
+            yield {"loss": loss, "logit_scale": scale}
+
+    return loop.run(losses)

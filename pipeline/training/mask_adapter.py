@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -41,23 +41,16 @@ from core.params import config_from_params
 from core.progress import progress
 from model.dense_clip import DenseClip, DenseImage
 from model.mask_adapter import MaskAdapter
+from model.masks import mask_iou
 from model.oracle import gt_segments
 from model.proposer import MaskProposer, propose
-from pipeline.training.checkpoint import Checkpointer, resume_run, run_key
+from pipeline.training.checkpoint import run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
-from pipeline.training.distributed import (
-    broadcast_module,
-    current,
-    gather_rows,
-    shard_bounds,
-    sum_across,
-    sum_terms,
-    sync_gradients,
-)
+from pipeline.training.distributed import current, gather_rows, shard_bounds, sum_across
+from pipeline.training.loop import TrainingLoop
 from pipeline.training.loss_log import LossLog
 from pipeline.training.optim import weight_decay_groups
 from pipeline.training.precision import PRECISIONS, autocast_context, resolve_precision
-from pipeline.training.schedule import warmup_cosine_schedule
 
 
 @dataclass(frozen=True)
@@ -224,14 +217,6 @@ class StreamingData:
         return self.images.fingerprint()
 
 
-def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """IoU ``[P, G]`` of bool masks ``a [P, H, W]`` and ``b [G, H, W]``."""
-    a, b = a.flatten(1).float(), b.flatten(1).float()
-    inter = a @ b.T
-    union = a.sum(1, keepdim=True) + b.sum(1)[None] - inter
-    return inter / union.clamp_min(1)
-
-
 def adapter_masks(masks: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """Masks ``[M, H, W]`` resized (bilinear) to 4× the grid, as the adapter resizes them."""
     if masks.shape[0] == 0:
@@ -338,19 +323,16 @@ def adapter_losses(embeddings: torch.Tensor, step: MaskBatch, classifier: torch.
     labels = step.labels.flatten().to(flat.device)
     logits = scale * flat @ F.normalize(classifier, dim=-1).T
     valid = labels >= 0
+    # the consistency pairs: each proposal's embedding against its segment's, the segment's detached
+    cos = (flat[step.proposal.to(flat.device)] * flat[step.segment.to(flat.device)].detach()).sum(-1)
     if sum_across is not None:
         counts = sum_across(torch.stack([valid.sum(), torch.tensor(step.proposal.numel(), device=flat.device)]))
         num_masks, num_pairs = counts.clamp_min(1).to(flat.dtype)
         ce = F.cross_entropy(logits[valid], labels[valid], reduction="sum") / num_masks
-        cos = (flat[step.proposal.to(flat.device)] * flat[step.segment.to(flat.device)].detach()).sum(-1)
         consistency = (1 - cos).sum() / num_pairs
     else:
         ce = F.cross_entropy(logits[valid], labels[valid]) if bool(valid.any()) else flat.sum() * 0
-        if step.proposal.numel():
-            cos = (flat[step.proposal.to(flat.device)] * flat[step.segment.to(flat.device)].detach()).sum(-1)
-            consistency = (1 - cos).mean()
-        else:
-            consistency = flat.sum() * 0
+        consistency = (1 - cos).mean() if step.proposal.numel() else flat.sum() * 0
     loss = cfg.ce_weight * ce + cfg.consistency_weight * consistency
     return {"loss": loss, "ce": ce, "consistency": consistency}
 
@@ -379,27 +361,20 @@ def train_adapter(
     if len(data) < cfg.batch_size:
         raise ValueError(f"{desc}: {len(data)} training images, fewer than one batch of {cfg.batch_size}")
     device = text_emb.device
-    adapter.to(device).train()
+    adapter.to(device)
     for p in dense_clip.parameters():
         p.requires_grad_(False)
-    broadcast_module(adapter)
     optimizer = torch.optim.AdamW(weight_decay_groups(adapter, cfg.weight_decay, no_decay=("void", "gamma")),
                                   lr=cfg.lr)
-    steps_per_epoch = len(data) // cfg.batch_size
-    scheduler = warmup_cosine_schedule(optimizer, cfg.warmup_steps, cfg.epochs * steps_per_epoch)
-    key = run_key({**asdict(cfg), "data": data.fingerprint(), "identity": identity})
-    checkpointer = Checkpointer(checkpoint_dir, run_key=key, epochs=cfg.epochs)
-    log = LossLog()
-    start_epoch, step, resumed = resume_run(checkpointer, log, desc=desc, model=adapter, optimizer=optimizer,
-                                            scheduler=scheduler)
-    scale = torch.tensor(float(logit_scale), device=device)
     dtype = resolve_precision(cfg.precision, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    if resumed is not None and resumed.extra.get("scaler") and scaler.is_enabled():
-        scaler.load_state_dict(resumed.extra["scaler"])
-    bar = progress(range(start_epoch, cfg.epochs), desc=desc, total=cfg.epochs - start_epoch,
-                   enabled=None if ranks.is_main else False)
-    for epoch in bar:
+    loop = TrainingLoop(adapter, adapter.parameters(), optimizer, desc=desc, checkpoint_dir=checkpoint_dir,
+                        run_key=run_key({**asdict(cfg), "data": data.fingerprint(), "identity": identity}),
+                        epochs=cfg.epochs, total_steps=cfg.epochs * (len(data) // cfg.batch_size),
+                        warmup_steps=cfg.warmup_steps, grad_clip=cfg.grad_clip,
+                        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16), shared_terms=True)
+    scale = torch.tensor(float(logit_scale), device=device)
+
+    def losses(epoch: int) -> Iterator[dict[str, torch.Tensor]]:
         mixed = epoch >= cfg.warmup_epochs
         rng = np.random.default_rng(epoch_seed(cfg.seed + 1, epoch))
         for batch in epoch_batches(len(data), cfg.batch_size, cfg.seed, epoch):
@@ -411,23 +386,7 @@ def train_adapter(
             with autocast_context(device, dtype):
                 embeddings = adapter.embed(dense_clip, dense, masks.masks.to(device), rows.projected.to(device))
             # under several processes the terms are this one's share
-            losses = adapter_losses(embeddings.float(), masks, classifier, scale, cfg,
-                                    sum_across if ranks.active else None)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(losses["loss"]).backward()
-            sync_gradients(adapter.parameters())
-            if cfg.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(adapter.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            log.append(step=step, epoch=epoch, lr=scheduler.get_last_lr()[0],
-                       **sum_terms({name: value.detach() for name, value in losses.items()}))
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{log.epoch_means(epoch)['loss']:.3f}", phase="mixed" if mixed else "gt")
-        checkpointer.save(epoch=epoch + 1, step=step, model=adapter, optimizer=optimizer, scheduler=scheduler,
-                          extra={"log": log.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else {}})
-    adapter.eval()
-    return log
+            yield adapter_losses(embeddings.float(), masks, classifier, scale, cfg,
+                                 sum_across if ranks.active else None)
+
+    return loop.run(losses)

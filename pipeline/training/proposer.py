@@ -25,25 +25,23 @@ import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from core.params import config_from_params
-from core.progress import progress
 from model.proposer import MaskProposer, SetCriterion, config_to_dict, semantic_targets
 from pipeline.datasets.segmentation import SegmentationDataset
 from pipeline.training.augment import augment_batch
-from pipeline.training.checkpoint import Checkpointer, resume_run, run_key
+from pipeline.training.checkpoint import run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
-from pipeline.training.distributed import (broadcast_module, current, local_batch_size, shard_bounds, sum_across,
-                                           sum_terms, sync_gradients)
+from pipeline.training.distributed import current, local_batch_size, shard_bounds, sum_across
+from pipeline.training.loop import TrainingLoop
 from pipeline.training.loss_log import LossLog
 from pipeline.training.optim import weight_decay_groups
 from pipeline.training.precision import PRECISIONS, autocast_context, resolve_precision
-from pipeline.training.schedule import warmup_cosine_schedule
 
 
 # ----------------------------------------------------------------------------- settings
@@ -258,29 +256,18 @@ def train_proposer(
     if max_label is not None and max_label >= text_embeddings.shape[0]:
         raise ValueError(f"labels reach class {max_label} but only {text_embeddings.shape[0]} text embeddings given")
     model.to(device)
-    broadcast_module(model)
     text = text_embeddings.detach().to(device, torch.float32)
     criterion = SetCriterion(model.config.loss)
     dtype = resolve_precision(cfg.precision, device)
     optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay, PROPOSER_NO_DECAY), lr=cfg.lr)
-    steps_per_epoch = len(data) // cfg.batch_size
-    scheduler = warmup_cosine_schedule(optimizer, cfg.warmup_steps, cfg.epochs * steps_per_epoch, cfg.min_lr_ratio)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+    loop = TrainingLoop(model, model.parameters(), optimizer, desc=desc, checkpoint_dir=checkpoint_dir,
+                        run_key=proposer_run_key(cfg, model, data.fingerprint(), text), epochs=cfg.epochs,
+                        total_steps=cfg.epochs * (len(data) // cfg.batch_size), warmup_steps=cfg.warmup_steps,
+                        min_lr_ratio=cfg.min_lr_ratio, grad_clip=cfg.grad_clip,
+                        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16), shared_terms=True)
     fill = tuple(float(v) for v in model.config.pixel_mean)
 
-    log = LossLog()
-    checkpointer = Checkpointer(checkpoint_dir, run_key=proposer_run_key(cfg, model, data.fingerprint(), text),
-                                epochs=cfg.epochs)
-    start_epoch, step, resumed = resume_run(checkpointer, log, desc=desc, model=model, optimizer=optimizer,
-                                            scheduler=scheduler)
-    if resumed is not None and resumed.extra.get("scaler") and scaler.is_enabled():
-        scaler.load_state_dict(resumed.extra["scaler"])
-
-    remaining = (cfg.epochs - start_epoch) * steps_per_epoch
-    bar = progress(range(remaining), desc=desc, total=remaining,  # advanced by hand, once per step
-                   enabled=None if ranks.is_main else False)
-    for epoch in range(start_epoch, cfg.epochs):
-        model.train()
+    def losses(epoch: int) -> Iterator[dict[str, torch.Tensor]]:
         generator = torch.Generator().manual_seed(epoch_seed(cfg.seed + 1, epoch))
         for batch in epoch_batches(len(data), cfg.batch_size, cfg.seed, epoch):
             start, stop = shard_bounds(len(batch), ranks)
@@ -292,24 +279,6 @@ def train_proposer(
             with autocast_context(device, dtype):
                 outputs = model(images, text)
             # the criterion works in float32; under several processes its terms are this one's share
-            terms = criterion(outputs, targets, sum_across if ranks.active else None)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(terms["loss"]).backward()
-            sync_gradients(model.parameters())
-            if cfg.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            log.append(step=step, epoch=epoch, lr=scheduler.get_last_lr()[0],
-                       **sum_terms({k: v.detach() for k, v in terms.items()}))
-            bar.update(1)
-            if step % 10 == 0:
-                bar.set_postfix(epoch=epoch, loss=f"{log.rows[-1]['loss']:.3f}")
-        checkpointer.save(epoch=epoch + 1, step=step, model=model, optimizer=optimizer, scheduler=scheduler,
-                          extra={"log": log.state_dict(), "scaler": scaler.state_dict()})
-    bar.close()
-    model.eval()
-    return log
+            yield criterion(outputs, targets, sum_across if ranks.active else None)
+
+    return loop.run(losses)

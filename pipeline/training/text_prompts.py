@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -28,18 +28,17 @@ import torch.nn.functional as F
 
 from core.classnames import display_name
 from core.params import config_from_params
-from core.progress import progress
 from model.clip import ClipBundle
 from model.mask_adapter import clip_fingerprint
 from model.text_prompts import TextPrompts, freeze_clip_for_text_prompts, prompted_class_embeddings, text_fingerprint
 from pipeline.training.augment import random_resized_crops
-from pipeline.training.checkpoint import Checkpointer, resume_run, run_key
+from pipeline.training.checkpoint import run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
-from pipeline.training.distributed import broadcast_module, current, gather_rows, shard_bounds, sync_gradients
+from pipeline.training.distributed import Ranks, current, gather_rows, shard_bounds
+from pipeline.training.loop import TrainingLoop
 from pipeline.training.loss_log import LossLog
-from pipeline.training.mask_adapt import cut_crops, pairs_digest
+from pipeline.training.clip_adaptation import cut_crops, pairs_digest, valid_rows
 from pipeline.training.mask_pairs import MaskedCropDataset, MaskPair
-from pipeline.training.schedule import warmup_cosine_schedule
 
 
 @dataclass(frozen=True)
@@ -97,6 +96,19 @@ def sample_per_class(pairs: Sequence[MaskPair], limit: int | None, seed: int) ->
     return [pairs[row] for row in sorted(keep)]
 
 
+def class_nouns(pairs: Sequence[MaskPair], class_names: Sequence[str], ranks: Ranks, desc: str) -> list[str]:
+    """The display names of ``class_names``, checked: distinct, covering every pair's noun, at least one a process."""
+    if len(class_names) < ranks.world_size:
+        raise ValueError(f"{desc}: {len(class_names)} classes for {ranks.world_size} processes (each embeds some)")
+    nouns = [display_name(name) for name in class_names]
+    if len(set(nouns)) != len(nouns):
+        raise ValueError(f"{desc}: two classes share a display name in {list(class_names)}")
+    unknown = sorted({p.noun for p in pairs} - set(nouns))
+    if unknown:
+        raise ValueError(f"{desc}: pairs name classes outside the class list: {unknown}")
+    return nouns
+
+
 def learn_text_prompts(
     bundle: ClipBundle,
     pairs: Sequence[MaskPair],
@@ -114,14 +126,7 @@ def learn_text_prompts(
     """
     ranks = current()
     shard_bounds(cfg.batch_size, ranks)  # refuses a batch that does not split evenly
-    if len(class_names) < ranks.world_size:
-        raise ValueError(f"{desc}: {len(class_names)} classes for {ranks.world_size} processes (each embeds some)")
-    nouns = [display_name(name) for name in class_names]
-    if len(set(nouns)) != len(nouns):
-        raise ValueError(f"{desc}: two classes share a display name in {list(class_names)}")
-    unknown = sorted({p.noun for p in pairs} - set(nouns))
-    if unknown:
-        raise ValueError(f"{desc}: pairs name classes outside the class list: {unknown}")
+    nouns = class_nouns(pairs, class_names, ranks, desc)
     pairs = sample_per_class(pairs, cfg.samples_per_class, cfg.seed)
     if len(pairs) < cfg.batch_size:
         raise ValueError(f"{desc}: {len(pairs)} pairs, fewer than one batch of {cfg.batch_size}")
@@ -129,56 +134,36 @@ def learn_text_prompts(
     generator = torch.Generator().manual_seed(cfg.seed)
     bundle.text_prompts = TextPrompts.for_clip(model, cfg.n_ctx, generator=generator)
     params = freeze_clip_for_text_prompts(model, bundle.text_prompts)
-    broadcast_module(bundle.text_prompts)
     scale = model.logit_scale.detach().float().exp().clamp(max=100)
     optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    steps_per_epoch = len(pairs) // cfg.batch_size
-    scheduler = warmup_cosine_schedule(optimizer, cfg.warmup_steps, cfg.epochs * steps_per_epoch)
     digest = hashlib.sha256(
         f"{pairs_digest(pairs)}\n{list(class_names)}\n{text_fingerprint(model)}\n{clip_fingerprint(model)}".encode()
     ).hexdigest()[:16]
-    checkpointer = Checkpointer(checkpoint_dir, run_key=cfg.run_key(digest), epochs=cfg.epochs)
-    log = LossLog()
-    start_epoch, step, _ = resume_run(checkpointer, log, desc=desc, model=bundle.text_prompts, optimizer=optimizer,
-                                      scheduler=scheduler)
-
+    loop = TrainingLoop(bundle.text_prompts, params, optimizer, desc=desc, checkpoint_dir=checkpoint_dir,
+                        run_key=cfg.run_key(digest), epochs=cfg.epochs,
+                        total_steps=cfg.epochs * (len(pairs) // cfg.batch_size), warmup_steps=cfg.warmup_steps)
     dataset = MaskedCropDataset(pairs, nouns, size=bundle.image_size, mean=bundle.mean.cpu(), std=bundle.std.cpu(),
                                 expand_ratio=cfg.expand_ratio)
     all_crops, _, all_labels, all_valid = cut_crops(dataset, cfg.num_workers)
     first, last = shard_bounds(len(class_names), ranks, even=False)  # the classes this process embeds
     local_classes = class_names[first:last]
-    bar = progress(range(start_epoch, cfg.epochs), desc=desc, total=cfg.epochs - start_epoch,
-                   enabled=None if ranks.is_main else False)
-    for epoch in bar:
+
+    def losses(epoch: int) -> Iterator[dict[str, torch.Tensor]]:
         augment = torch.Generator().manual_seed(epoch_seed(cfg.seed + 1, epoch))
         for batch in epoch_batches(len(pairs), cfg.batch_size, cfg.seed, epoch):
-            index = torch.tensor(batch)
-            valid = all_valid[index]
-            index = index[valid]
-            # this process's part of the valid rows: those of its share of the batch
-            lo, hi = shard_bounds(len(batch), ranks)
-            start, stop = int(valid[:lo].sum()), int(valid[:hi].sum())
-            crops = random_resized_crops(all_crops[index[start:stop]].float(), bundle.image_size, cfg.crop_scale,
-                                         augment, flip=cfg.flip, part_of=(start, len(index)))
-            labels = all_labels[index].to(device)
+            rows, local, start = valid_rows(batch, all_valid, ranks)
+            crops = random_resized_crops(all_crops[local].float(), bundle.image_size, cfg.crop_scale,
+                                         augment, flip=cfg.flip, part_of=(start, len(rows)))
+            labels = all_labels[rows].to(device)
             with torch.no_grad():
                 image = gather_rows(bundle.encode_image(crops.to(device)))
             # the whole batch's loss on every process; the gradient reaches the context through its own classes
             text = gather_rows(prompted_class_embeddings(model, bundle.tokenizer, bundle.text_prompts, local_classes))
             logits = scale * image @ text.T
-            loss = F.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            sync_gradients(params)
-            optimizer.step()
-            scheduler.step()
-            step += 1
             accuracy = (logits.argmax(dim=1) == labels).float().mean()
-            log.append(step=step, epoch=epoch, lr=scheduler.get_last_lr()[0], loss=loss.detach(), accuracy=accuracy)
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{log.epoch_means(epoch)['loss']:.3f}")
-        checkpointer.save(epoch=epoch + 1, step=step, model=bundle.text_prompts, optimizer=optimizer,
-                          scheduler=scheduler, extra={"log": log.state_dict()})
+            yield {"loss": F.cross_entropy(logits, labels), "accuracy": accuracy}
+
+    log = loop.run(losses)
     bundle.text_prompts.requires_grad_(False)
     model.requires_grad_(True)
     return log

@@ -8,7 +8,7 @@ import yaml
 
 from pipeline.evaluation.segmentation import EvalConfig
 from pipeline.project.params_apply import apply_override, main
-from pipeline.training.mask_adapt import AdaptConfig
+from pipeline.training.clip_adaptation import AdaptConfig
 from stages.mine import MineStageConfig
 from stages.nouns import NounsConfig
 from stages.proposer import ProposerStageConfig

@@ -1,5 +1,7 @@
 import dataclasses
+import os
 import random
+import stat
 
 import numpy as np
 import pytest
@@ -41,6 +43,25 @@ def test_checkpointer_keeps_last_complete_and_ignores_other_runs(tmp_path):
     assert [p.name for p in sorted((tmp_path / "ckpt").iterdir())] == ["epoch-0001.pt"]
     other.clear()
     assert not (tmp_path / "ckpt").exists() and other.resume(model=fresh) is None
+
+
+def test_a_checkpoint_is_an_ordinary_file_and_a_failed_save_keeps_the_last_one(tmp_path, monkeypatch):
+    model = torch.nn.Linear(2, 2)
+    ckpt = Checkpointer(tmp_path, run_key="a")
+    path = ckpt.save(epoch=1, step=1, model=model)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # not the temporary file's 0600
+
+    def full_disk(*args, **kwargs):
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match="no space"):
+        ckpt.save(epoch=2, step=2, model=model)
+    assert [p.name for p in tmp_path.iterdir()] == ["epoch-0001.pt"]  # no temporary file left behind
+    monkeypatch.undo()
+    assert ckpt.resume(model=torch.nn.Linear(2, 2)).epoch == 1
 
 
 def test_the_runs_last_epoch_is_not_checkpointed(tmp_path):

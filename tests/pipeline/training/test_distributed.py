@@ -40,7 +40,7 @@ from pipeline.training.distributed import (
     sum_terms,
     sync_gradients,
 )
-from pipeline.training.mask_adapt import AdaptConfig, adapt_clip, cut_crops, noun_template_embeddings
+from pipeline.training.clip_adaptation import AdaptConfig, adapt_clip, cut_crops, noun_template_embeddings
 from pipeline.training.mask_adapter import (
     AdapterTrainConfig,
     BatchPreparer,

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from model.mask_adapter import MaskAdapter, MaskAdapterConfig
+from model.masks import mask_iou
 from model.proposer import build_proposer, load_proposer_config
 from pipeline.training.mask_adapter import (
     AdapterData,
@@ -16,7 +17,6 @@ from pipeline.training.mask_adapter import (
     StreamingData,
     adapter_losses,
     draw_masks,
-    mask_iou,
     prepare_data,
     train_adapter,
 )
@@ -66,7 +66,7 @@ def train(adapter: MaskAdapter, clip, data, cfg: AdapterTrainConfig, directory):
                          identity="t")
 
 
-def test_mask_iou():
+def test_mask_iou_the_matching_uses():
     a = torch.zeros(2, 4, 4, dtype=torch.bool)
     a[0, :2] = True
     a[1] = True

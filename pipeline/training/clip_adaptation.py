@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -36,12 +36,12 @@ from model.contrastive import contrastive_loss
 from model.mpt import MaskPrompts, freeze_clip_for_prompt_tuning
 from model.text import load_templates
 from pipeline.training.augment import random_resized_crops
-from pipeline.training.checkpoint import Checkpointer, resume_run, run_key
+from pipeline.training.checkpoint import run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
-from pipeline.training.distributed import broadcast_module, current, gather_rows, shard_bounds, sync_gradients
+from pipeline.training.distributed import Ranks, current, gather_rows, shard_bounds
+from pipeline.training.loop import TrainingLoop
 from pipeline.training.loss_log import LossLog
 from pipeline.training.mask_pairs import MaskedCropDataset, MaskPair, collate
-from pipeline.training.schedule import warmup_cosine_schedule
 
 MODES = ("image", "prompts")
 
@@ -103,6 +103,32 @@ def cut_crops(dataset: MaskedCropDataset, num_workers: int, batch_size: int = 25
     return tuple(torch.cat(column) for column in zip(*parts))
 
 
+def valid_rows(batch: Sequence[int], valid: torch.Tensor, ranks: Ranks) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``(rows, local, start)``: the rows of ``batch`` whose crop is ``valid``, this process's part of them
+    (those of its share of the batch) and where that part starts among ``rows``."""
+    rows = torch.tensor(batch)
+    keep = valid[rows]
+    rows = rows[keep]
+    lo, hi = shard_bounds(len(batch), ranks)
+    start, stop = int(keep[:lo].sum()), int(keep[:hi].sum())
+    return rows, rows[start:stop], start
+
+
+def trained_part(bundle: ClipBundle, cfg: AdaptConfig) -> tuple[torch.nn.Module, list[torch.nn.Parameter]]:
+    """The module ``cfg.mode`` trains and its parameters, the rest of the CLIP frozen: the image tower, or
+    mask prompts (created here as ``bundle.prompts``)."""
+    model = bundle.model
+    if cfg.mode == "prompts":
+        generator = torch.Generator().manual_seed(cfg.seed)
+        bundle.prompts = MaskPrompts.for_visual(model.visual, cfg.mpt_depth, generator=generator).to(bundle.device)
+        return bundle.prompts, freeze_clip_for_prompt_tuning(model, bundle.prompts)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in model.visual.parameters():
+        p.requires_grad_(True)
+    return model.visual, list(model.visual.parameters())
+
+
 def adapt_clip(
     bundle: ClipBundle,
     pairs: Sequence[MaskPair],
@@ -126,64 +152,30 @@ def adapt_clip(
     text_table = noun_template_embeddings(bundle, nouns, templates)
     scale = model.logit_scale.detach().exp().clamp(max=100)
 
-    if cfg.mode == "prompts":
-        generator = torch.Generator().manual_seed(cfg.seed)
-        bundle.prompts = MaskPrompts.for_visual(model.visual, cfg.mpt_depth, generator=generator).to(device)
-        params = freeze_clip_for_prompt_tuning(model, bundle.prompts)
-        trained: torch.nn.Module = bundle.prompts
-    else:
-        for p in model.parameters():
-            p.requires_grad_(False)
-        for p in model.visual.parameters():
-            p.requires_grad_(True)
-        params = list(model.visual.parameters())
-        trained = model.visual
-    broadcast_module(trained)
+    trained, params = trained_part(bundle, cfg)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
-    scheduler = warmup_cosine_schedule(optimizer, cfg.warmup_steps, cfg.total_steps(len(pairs)))
-    checkpointer = Checkpointer(checkpoint_dir, run_key=cfg.run_key(pairs_digest(pairs)), epochs=cfg.epochs)
-    log = LossLog()
-    start_epoch, step, _ = resume_run(checkpointer, log, desc=desc, model=trained, optimizer=optimizer,
-                                      scheduler=scheduler)
-
+    loop = TrainingLoop(trained, params, optimizer, desc=desc, checkpoint_dir=checkpoint_dir,
+                        run_key=cfg.run_key(pairs_digest(pairs)), epochs=cfg.epochs,
+                        total_steps=cfg.total_steps(len(pairs)), warmup_steps=cfg.warmup_steps)
     dataset = MaskedCropDataset(pairs, nouns, size=bundle.image_size, mean=bundle.mean.cpu(), std=bundle.std.cpu(),
                                 expand_ratio=cfg.expand_ratio)
     all_crops, all_masks, all_labels, all_valid = cut_crops(dataset, cfg.num_workers)
-    if cfg.mode == "image":
-        model.visual.train()
-    bar = progress(range(start_epoch, cfg.epochs), desc=desc, total=cfg.epochs - start_epoch,
-                   enabled=None if ranks.is_main else False)
-    for epoch in bar:
+
+    def losses(epoch: int) -> Iterator[dict[str, torch.Tensor]]:
         template_rng = np.random.default_rng([cfg.seed, epoch, 7])
         generator = torch.Generator().manual_seed(epoch_seed(cfg.seed + 1, epoch))
         for batch in epoch_batches(len(pairs), cfg.batch_size, cfg.seed, epoch):
-            index = torch.tensor(batch)
-            valid = all_valid[index]
-            index = index[valid]
-            # this process's part of the valid rows: those of its share of the batch
-            lo, hi = shard_bounds(len(batch), ranks)
-            start, stop = int(valid[:lo].sum()), int(valid[:hi].sum())
-            local = index[start:stop]
-            choice = torch.from_numpy(template_rng.integers(len(templates), size=len(index)))
+            rows, local, start = valid_rows(batch, all_valid, ranks)
+            choice = torch.from_numpy(template_rng.integers(len(templates), size=len(rows)))
             crops, crop_masks = random_resized_crops(all_crops[local].float(), bundle.image_size, cfg.crop_scale,
                                                      generator, flip=False, masks=all_masks[local],
-                                                     part_of=(start, len(index)))
-            labels = all_labels[index]
+                                                     part_of=(start, len(rows)))
+            labels = all_labels[rows]
             text = text_table[labels.to(device), choice.to(device)]
             image = bundle.encode_image(crops.to(device), crop_masks.to(device) if cfg.mode == "prompts" else None)
-            loss = contrastive_loss(gather_rows(image), text, scale, group_ids=labels.to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            sync_gradients(params)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            log.append(step=step, epoch=epoch, lr=scheduler.get_last_lr()[0], loss=loss.detach())
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{log.epoch_means(epoch)['loss']:.3f}")
-        checkpointer.save(epoch=epoch + 1, step=step, model=trained, optimizer=optimizer, scheduler=scheduler,
-                          extra={"log": log.state_dict()})
-    model.eval()
+            yield {"loss": contrastive_loss(gather_rows(image), text, scale, group_ids=labels.to(device))}
+
+    log = loop.run(losses)
     for p in model.parameters():
         p.requires_grad_(True)
     return log

@@ -5,7 +5,7 @@ import torch
 from model.clip import build_clip
 from model.mpt import MaskPrompts
 from pipeline.training.checkpoint import Checkpointer
-from pipeline.training.mask_adapt import AdaptConfig, adapt_clip
+from pipeline.training.clip_adaptation import AdaptConfig, adapt_clip
 from tests.doubles import killed_after_epoch, mask_pairs
 
 
