@@ -51,6 +51,7 @@ from core.cli import command, parser
 from core.device import pick_device, set_threads
 from core.io import dumps_json, write_json
 from core.progress import progress
+from model.masks import mask_iou
 from model.metrics import ConfusionMatrix
 from model.oracle import as_label_tensor, gt_segments, oracle_semantic_map
 from model.proposer import MaskProposer, propose
@@ -100,11 +101,7 @@ def segment_ious(binary_masks: torch.Tensor, gt: np.ndarray | torch.Tensor, igno
     classes, segments = gt_segments(gt, ignore_index)
     valid = (gt != ignore_index).flatten()
     proposals = binary_masks.flatten(1) & valid
-    seg = segments.flatten(1).double()
-    prop = proposals.double()
-    inter = seg @ prop.T  # [K, Q]; float64 keeps pixel counts exact
-    union = seg.sum(1, keepdim=True) + prop.sum(1)[None, :] - inter
-    return classes, torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
+    return classes, mask_iou(segments, proposals, dtype=torch.float64)  # float64 keeps pixel counts exact
 
 
 def best_ious(binary_masks: torch.Tensor, gt: np.ndarray | torch.Tensor, keep: torch.Tensor | None = None,

@@ -39,10 +39,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
+import torch
 
 from core.cli import command, parser
 from core.io import safe_join, write_json
 from core.rle import decode_rle
+from model.masks import mask_iou
 from pipeline.beam.schemas import NOUNS, PAIRS
 from pipeline.beam.shards import read_shards
 from pipeline.datasets.coco import coco_stuff_table, read_coco_stuff_label
@@ -70,12 +72,6 @@ def class_lookup(classes: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int, .
             if key:
                 lookup.setdefault(key, set()).add(index)
     return {key: tuple(sorted(indices)) for key, indices in sorted(lookup.items())}
-
-
-def mask_iou(mask: np.ndarray, segment: np.ndarray) -> float:
-    """IoU of two bool masks of the same shape; 0 when both are empty."""
-    union = np.logical_or(mask, segment).sum()
-    return float(np.logical_and(mask, segment).sum() / union) if union else 0.0
 
 
 @dataclass(frozen=True)
@@ -117,7 +113,8 @@ def judge_pairs(rows: Sequence[Mapping[str, Any]], label: np.ndarray, lookup: Ma
                 f"pair ({row['image_id']}, {row['noun']!r}): mask {mask.shape} and truth label {label.shape} differ in size"
             )
         mask &= valid
-        ious = [mask_iou(mask, label == index) for index in classes]
+        ious = mask_iou(torch.from_numpy(mask)[None], torch.from_numpy(label[None] == np.array(classes)[:, None, None]),
+                        dtype=torch.float64)[0].tolist()
         best = int(np.argmax(ious))
         verdicts.append(PairVerdict(classes[best], ious[best]))
     return verdicts

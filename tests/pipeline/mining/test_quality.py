@@ -10,7 +10,7 @@ import pytest
 from core.rle import encode_rle
 from pipeline.beam.schemas import NOUNS, PAIRS
 from pipeline.datasets.manifest import load_world
-from pipeline.mining.quality import TruthLabels, class_lookup, evaluate_mining, mask_iou, normalise_name
+from pipeline.mining.quality import TruthLabels, class_lookup, evaluate_mining, normalise_name
 from pipeline.world.config import WorldConfig
 from pipeline.world.generate import generate_world
 
@@ -41,11 +41,6 @@ def test_names_and_lookup():
     lookup = class_lookup([{"name": "building, edifice", "synonyms": []}, {"name": "dalmatian", "synonyms": ["dog"]},
                            {"name": "hound", "synonyms": ["Dog"]}])
     assert lookup == {"building": (0,), "dalmatian": (1,), "dog": (1, 2), "edifice": (0,), "hound": (2,)}
-    a = np.zeros((4, 4), bool)
-    a[:2] = True
-    b = np.zeros((4, 4), bool)
-    b[:, :2] = True
-    assert mask_iou(a, b) == pytest.approx(4 / 12) and mask_iou(a & False, b & False) == 0.0
 
 
 def test_precision_non_class_share_and_recall(world):
