@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from core import paths
 from core.cli import exit_process, parser
 from core.device import pick_device
 from core.io import atomic_write_bytes, atomic_write_text, write_json
@@ -36,14 +37,6 @@ from core.timing import StageTimer
 from model.precision import resolve_inference_precision
 from pipeline.mining.config import MiningConfig
 
-DEFAULT_MANIFEST = Path("data/world/manifest.json")
-DEFAULT_NOUNS = Path("data/nouns")
-DEFAULT_CLIP = Path("artifacts/clip_base")
-DEFAULT_PROPOSER = Path("artifacts/proposer")
-DEFAULT_OUT = Path("data/pairs")
-DEFAULT_REJECTS = Path("data/rejects/mine")
-DEFAULT_METRICS = Path("metrics/mine.json")
-DEFAULT_PLOTS = Path("plots/mine")
 PLOT_NOUNS = 50
 #: Without ``mine.runner``: worker threads in the stage's process (torch releases the GIL), see the README.
 DEFAULT_RUNNER = {"runner": "direct-threads"}
@@ -139,14 +132,14 @@ def build_pairs(params: MineStageConfig, args: argparse.Namespace) -> dict[str, 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
     for name, default, what in (
-        ("manifest", DEFAULT_MANIFEST, "world manifest"),
-        ("nouns", DEFAULT_NOUNS, "nouns shards folder"),
-        ("clip", DEFAULT_CLIP, "CLIP folder"),
-        ("proposer", DEFAULT_PROPOSER, "proposer folder"),
-        ("out", DEFAULT_OUT, "pairs shards folder"),
-        ("rejects", DEFAULT_REJECTS, "rejects folder"),
-        ("metrics", DEFAULT_METRICS, "metrics file"),
-        ("plots", DEFAULT_PLOTS, "plots folder"),
+        ("manifest", paths.WORLD_MANIFEST, "world manifest"),
+        ("nouns", paths.NOUNS, "nouns shards folder"),
+        ("clip", paths.CLIP_BASE, "CLIP folder"),
+        ("proposer", paths.PROPOSER, "proposer folder"),
+        ("out", paths.PAIRS, "pairs shards folder"),
+        ("rejects", paths.MINE_REJECTS, "rejects folder"),
+        ("metrics", paths.stage_metrics("mine"), "metrics file"),
+        ("plots", paths.MINE_PLOTS, "plots folder"),
     ):
         parser.add_argument(f"--{name}", type=Path, default=default, help=f"{what} (default: {default})")
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from core import paths
 from core.cli import exit_process, parser
 from core.io import write_json
 from core.params import load_params
@@ -27,10 +28,6 @@ from pipeline.beam.reconcile import ReconciliationError
 from pipeline.nouns.extract import DEFAULT_MAX_COMPOUND_WORDS, SpacyModelError
 from pipeline.nouns.job import run_nouns_job
 
-DEFAULT_MANIFEST = Path("data/world/manifest.json")
-DEFAULT_OUT = Path("data/nouns")
-DEFAULT_REJECTS = Path("data/rejects/nouns")
-DEFAULT_METRICS = Path("metrics/nouns.json")
 
 LOG = logging.getLogger("stages.nouns")
 
@@ -116,10 +113,13 @@ def build_nouns(params: NounsConfig, manifest: Path, out: Path, rejects: Path) -
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
-    parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help=f"world manifest (default: {DEFAULT_MANIFEST})")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"nouns shards folder (default: {DEFAULT_OUT})")
-    parser.add_argument("--rejects", type=Path, default=DEFAULT_REJECTS, help=f"rejects folder (default: {DEFAULT_REJECTS})")
-    parser.add_argument("--metrics", type=Path, default=DEFAULT_METRICS, help=f"metrics file (default: {DEFAULT_METRICS})")
+    parser.add_argument("--manifest", type=Path, default=paths.WORLD_MANIFEST,
+                        help="world manifest (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=paths.NOUNS, help="nouns shards folder (default: %(default)s)")
+    parser.add_argument("--rejects", type=Path, default=paths.NOUNS_REJECTS,
+                        help="rejects folder (default: %(default)s)")
+    parser.add_argument("--metrics", type=Path, default=paths.stage_metrics("nouns"),
+                        help="metrics file (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -47,6 +47,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from core import paths
 from core.cli import command, parser
 from core.device import pick_device, set_threads
 from core.io import dumps_json, write_json
@@ -55,7 +56,7 @@ from model.masks import mask_iou
 from model.metrics import ConfusionMatrix
 from model.oracle import as_label_tensor, gt_segments, oracle_semantic_map
 from model.proposer import MaskProposer, propose
-from model.proposer.io import DEFAULT_PROPOSER, load_trained_proposer, stored_mask_threshold
+from model.proposer.io import load_trained_proposer, stored_mask_threshold
 from model.segmenter import scores_to_labels
 from pipeline.datasets.manifest import load_world
 from pipeline.datasets.segmentation import SegmentationDataset
@@ -319,14 +320,13 @@ def format_report(report: QualityReport) -> str:
 
 
 # ----------------------------------------------------------------------------- `ovseg proposer-bench`
-WORLD = Path("data/world/manifest.json")
 
 
 @command("proposer-bench")
 def main(argv: list[str] | None = None) -> int:
     cli = parser("ovseg proposer-bench", "proposal quality of a trained proposer on a benchmark: segment recall and oracle mIoU")
-    cli.add_argument("--proposer", type=Path, default=DEFAULT_PROPOSER, help="trained proposer folder")
-    cli.add_argument("--world", type=Path, default=WORLD, help="world manifest")
+    cli.add_argument("--proposer", type=Path, default=paths.PROPOSER, help="trained proposer folder")
+    cli.add_argument("--world", type=Path, default=paths.WORLD_MANIFEST, help="world manifest")
     cli.add_argument("--benchmark", default="demo", help="benchmark name in the world (default: demo)")
     cli.add_argument("--threshold", type=float, default=None, help="mask threshold (default: the proposer's)")
     cli.add_argument("--iou", type=float, default=None, help="IoU for a segment to count as recalled")

@@ -41,6 +41,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from core import paths
 from core.cli import command, parser
 from core.io import safe_join, write_json
 from core.rle import decode_rle
@@ -195,13 +196,6 @@ def evaluate_mining(
 
 
 # ----------------------------------------------------------------------------- `ovseg mine-quality`
-DEFAULT_MANIFEST = Path("data/world/manifest.json")
-
-
-DEFAULT_PAIRS = Path("data/pairs")
-
-
-DEFAULT_NOUNS = Path("data/nouns")
 
 
 def format_report(report: dict, per_class: bool = False) -> str:
@@ -231,9 +225,10 @@ def _cell(value: float | None) -> str:
 @command("mine-quality")
 def main(argv: list[str] | None = None) -> int:
     cli = parser("ovseg mine-quality", "how good mined pairs are, against the demo world's ground truth")
-    cli.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help=f"world manifest (default: {DEFAULT_MANIFEST})")
-    cli.add_argument("--pairs", type=Path, default=DEFAULT_PAIRS, help=f"pairs shards (default: {DEFAULT_PAIRS})")
-    cli.add_argument("--nouns", type=Path, default=DEFAULT_NOUNS, help=f"nouns shards (default: {DEFAULT_NOUNS})")
+    cli.add_argument("--manifest", type=Path, default=paths.WORLD_MANIFEST,
+                     help="world manifest (default: %(default)s)")
+    cli.add_argument("--pairs", type=Path, default=paths.PAIRS, help="pairs shards (default: %(default)s)")
+    cli.add_argument("--nouns", type=Path, default=paths.NOUNS, help="nouns shards (default: %(default)s)")
     cli.add_argument("--iou", type=float, default=0.5, help="IoU a correct pair reaches (default: 0.5)")
     cli.add_argument("--out", type=Path, default=None, help="also write the report as JSON here")
     cli.add_argument("--per-class", action="store_true", help="print the per-class table too")
