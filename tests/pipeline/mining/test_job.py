@@ -22,6 +22,7 @@ from model.proposer import (
     load_proposer_config,
     save_proposer,
 )
+from pipeline.beam.groups import group_of
 from pipeline.beam.reconcile import ReconciliationError
 from pipeline.beam.schemas import NOUNS, PAIRS, REJECTS
 from pipeline.beam.shards import read_shards, shard_of
@@ -285,7 +286,7 @@ def test_noun_shards_are_read_through_filesystems_and_checked(inputs, tmp_path):
     table = pq.read_table(path)
     assert len(rows) == table.num_rows
     first = table.slice(0, 1).to_pylist()[0]
-    assert rows[0] == (dofn.group_of(first["image_id"], 5),
+    assert rows[0] == (group_of(first["image_id"], 5),
                        ("noun", first["image_id"], NounEntry(first["noun"], tuple(first["caption_ids"]), first["count"])))
     wrong = tmp_path / "part-00000-of-00001.parquet"
     pq.write_table(table.drop_columns(["count"]), wrong)
