@@ -1,7 +1,6 @@
 """OnePassSegmenter: Mask-Adapter's family on a random tiny proposer and CLIP."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -20,18 +19,10 @@ from model.mask_adapter import (
 )
 from model.one_pass import OnePassSegmenter
 from model.oracle import gt_segments
-from model.proposer import build_proposer, load_proposer_config
 from model.segmenter import adapter_ensemble, predict_labels
 from model.two_stage import image_to_tensor
 
 NAMES = ["cat", "dog, puppy", "sky", "grass"]
-
-
-@pytest.fixture(scope="module")
-def proposer(tiny_clip):
-    config = dataclasses.replace(load_proposer_config("proposer-tiny"), text_dim=tiny_clip.embed_dim)
-    torch.manual_seed(0)
-    return build_proposer(config).eval()
 
 
 @pytest.fixture(scope="module")

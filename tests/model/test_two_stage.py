@@ -20,13 +20,6 @@ CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
-def proposer(tiny_clip):
-    config = dataclasses.replace(load_proposer_config("proposer-tiny"), text_dim=tiny_clip.embed_dim)
-    torch.manual_seed(0)
-    return build_proposer(config).eval()
-
-
-@pytest.fixture(scope="module")
 def image() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, size=(40, 56, 3), dtype=np.uint8)
 

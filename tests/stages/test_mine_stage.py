@@ -11,20 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from PIL import Image
 
 from core import paths
 from model.clip import build_clip, save_clip_folder
-from model.proposer import (
-    Vocabulary,
-    build_proposer,
-    config_from_dict,
-    config_to_dict,
-    load_proposer_config,
-    save_proposer,
-)
+from model.proposer import save_proposer
 from pipeline.beam.schemas import PAIRS, REJECTS
 from pipeline.beam.shards import read_shards
 from stages import mine as mine_stage
@@ -32,6 +24,7 @@ from stages import nouns as nouns_stage
 from stages import world as world_stage
 from stages.cli import main as main_cli
 from stages.mine import MineStageConfig
+from tests.doubles import random_proposer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,12 +51,7 @@ def project(tmp_path_factory) -> Path:
                                  "--metrics", str(paths.stage_metrics("nouns"))]) == 0
     clip = build_clip("ovseg-tiny-vit", device="cpu", seed=0)
     save_clip_folder(clip, root / paths.CLIP_BASE)
-    config = config_to_dict(load_proposer_config("proposer-tiny"))
-    config["text_dim"] = clip.embed_dim
-    torch.manual_seed(0)
-    proposer = build_proposer(config_from_dict(config))
-    proposer.vocabulary = Vocabulary(("grass", "dog"), torch.nn.functional.normalize(torch.randn(2, clip.embed_dim), dim=-1))
-    save_proposer(proposer, root / paths.PROPOSER)
+    save_proposer(random_proposer(clip.embed_dim, ("grass", "dog")), root / paths.PROPOSER)
     return root
 
 
