@@ -139,3 +139,12 @@ def pair_row(image_id: int, noun: str, mask: np.ndarray, similarity: float = 0.5
             "noun_count": 1, "mask_rle": rle["counts"], "height": mask.shape[0], "width": mask.shape[1],
             "bbox": [0.0, 0.0, 1.0, 1.0], "area": int(mask.sum()), "proposal_id": 0, "proposal_score": 1.0,
             "similarity": similarity, "softmax": 0.5, "margin": None}
+
+
+def label_map() -> np.ndarray:
+    """The segmenter tests' ``40×56`` truth: a box of class 2, one of class 1, the first three columns ignore."""
+    gt = np.zeros((40, 56), dtype=np.int32)
+    gt[5:20, 8:30] = 2
+    gt[22:38, 30:52] = 1
+    gt[:, :3] = -1
+    return gt

@@ -21,6 +21,7 @@ from model.one_pass import OnePassSegmenter
 from model.oracle import gt_segments
 from model.segmenter import adapter_ensemble, predict_labels
 from model.two_stage import image_to_tensor
+from tests.doubles import label_map
 
 NAMES = ["cat", "dog, puppy", "sky", "grass"]
 
@@ -33,14 +34,6 @@ def adapter():
 
 def image(height: int = 40, width: int = 56) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-
-
-def label_map() -> np.ndarray:
-    gt = np.zeros((40, 56), dtype=np.int32)
-    gt[5:20, 8:30] = 2
-    gt[22:38, 30:52] = 1
-    gt[:, :3] = -1
-    return gt
 
 
 @pytest.mark.parametrize("use_adapter", [False, True])
