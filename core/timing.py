@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
+from core import paths
 from core.io import write_json
-
-TIMINGS_DIR = Path("metrics/timings")
 
 
 class StageTimer:
@@ -27,5 +25,5 @@ class StageTimer:
     def write(self, **rates: float) -> dict[str, Any]:
         record = {"stage": self.stage, "seconds": round(self.seconds(), 1),
                   **{k: round(float(v), 2) for k, v in rates.items()}}
-        write_json(TIMINGS_DIR / f"{self.stage}.json", record)
+        write_json(paths.TIMINGS / f"{self.stage}.json", record)
         return record

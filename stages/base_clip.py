@@ -15,6 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from core import paths
 from core.cli import command, exit_process, parser
 from core.device import pick_device
 from core.io import atomic_write_text, write_json
@@ -29,11 +30,11 @@ from pipeline.training.clip_pretrain import PretrainConfig, pretrain_clip
 from pipeline.training.distributed import DistributedConfig, process_group
 from pipeline.training.rng import seed_everything
 
-WORLD = Path("data/world/manifest.json")
-DEFAULT_OUT = Path("artifacts/clip_base")
+WORLD = paths.WORLD_MANIFEST
+DEFAULT_OUT = paths.CLIP_BASE
 CHECKPOINTS = Path(".checkpoints/base_clip")
-LOSS_PLOT = Path("plots/base_clip/loss.csv")
-METRICS = Path("metrics/base_clip.json")
+LOSS_PLOT = paths.loss_plot("base_clip")
+METRICS = paths.stage_metrics("base_clip")
 
 
 def distributed_settings(clip: dict) -> DistributedConfig:

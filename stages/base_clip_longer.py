@@ -19,6 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from core import paths
 from core.cli import command, exit_process, parser
 from core.device import pick_device
 from core.io import write_json
@@ -35,13 +36,13 @@ from pipeline.training.mask_pairs import read_pairs
 from pipeline.training.rng import seed_everything
 
 NAME = "base_clip_longer"
-WORLD = Path("data/world/manifest.json")
-PAIRS = Path("data/pairs")
-SOURCE = Path("artifacts/clip_base")
-DEFAULT_OUT = Path("artifacts/clip_longer")
+WORLD = paths.WORLD_MANIFEST
+PAIRS = paths.PAIRS
+SOURCE = paths.CLIP_BASE
+DEFAULT_OUT = paths.CLIP_LONGER
 CHECKPOINTS = Path(".checkpoints") / NAME
-LOSS_PLOT = Path("plots") / NAME / "loss.csv"
-METRICS = Path("metrics") / f"{NAME}.json"
+LOSS_PLOT = paths.loss_plot(NAME)
+METRICS = paths.stage_metrics(NAME)
 
 
 def finetune_budget(finetune: dict, num_pairs: int) -> tuple[int, int]:

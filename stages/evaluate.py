@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core import paths
 from core.classnames import display_names
 from core.cli import command, exit_process, parser
 from core.device import pick_device, set_threads
@@ -85,17 +86,13 @@ from pipeline.evaluation.segmenters import build_variant_segmenter, variant_fold
 from pipeline.evaluation.stored_proposals import StoredProposals, read_stored_proposals
 from pipeline.evaluation.variants import Variant, variant, variant_names
 
-WORLD = Path("data/world/manifest.json")
-ARTIFACTS = Path("artifacts")
-METRICS_DIR = Path("metrics/eval")
-PLOTS_DIR = Path("plots/eval")
 PROPOSALS_OUT = Path("outputs")
 
 
 def output_paths(variant_name: str, benchmark: str, root: Path | None = None) -> dict[str, Path]:
     """Where one evaluation writes: ``metrics``, ``per_class`` and ``overlays``; under ``root``
     (``root/metrics``, ``root/plots``) when given, else in the DVC-owned ``metrics/eval``, ``plots/eval``."""
-    metrics, plots = (METRICS_DIR, PLOTS_DIR) if root is None else (root / "metrics", root / "plots")
+    metrics, plots = (paths.EVAL_METRICS, paths.EVAL_PLOTS) if root is None else (root / "metrics", root / "plots")
     return {
         "metrics": metrics / variant_name / f"{benchmark}.json",
         "per_class": plots / variant_name / f"{benchmark}_per_class.png",
@@ -133,8 +130,8 @@ def run(
     benchmarks: Sequence[str],
     params: dict[str, Any],
     *,
-    world_path: Path = WORLD,
-    artifacts: Path = ARTIFACTS,
+    world_path: Path = paths.WORLD_MANIFEST,
+    artifacts: Path = paths.ARTIFACTS,
     proposals: Path | None = None,
     out: Path | None = None,
     stored_proposals: Path | None = None,
@@ -263,8 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="benchmarks of the world manifest (e.g. demo voc20; default: every one of the params' "
                           "data.benchmarks)")
     cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
-    cli.add_argument("--world", type=Path, default=WORLD, help=f"world manifest (default: {WORLD})")
-    cli.add_argument("--artifacts", type=Path, default=ARTIFACTS,
+    cli.add_argument("--world", type=Path, default=paths.WORLD_MANIFEST, help="world manifest (default: %(default)s)")
+    cli.add_argument("--artifacts", type=Path, default=paths.ARTIFACTS,
                         help="folder holding clip_<name>/ and proposer/ (default: artifacts)")
     cli.add_argument("--proposals", type=Path, default=None, metavar="FILE.parquet",
                         help="classify these masks (the `ovseg propose` format, file names relative to the "

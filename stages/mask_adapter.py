@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core import paths
 from core.cli import exit_process, parser, run_command
 from core.device import pick_device, set_threads
 from core.io import write_json
@@ -50,9 +51,9 @@ from pipeline.training.mask_adapter import (
 from pipeline.training.proposer import StreamingTrainingSet, load_training_set
 from pipeline.training.rng import seed_everything
 
-WORLD = Path("data/world/manifest.json")
-PROPOSER = Path("artifacts/proposer")
-CLIPS = {"base": Path("artifacts/clip_base"), "ft": Path("artifacts/clip_ft")}
+WORLD = paths.WORLD_MANIFEST
+PROPOSER = paths.PROPOSER
+CLIPS = {"base": paths.CLIP_BASE, "ft": paths.CLIP_FT}
 ARCHITECTURE_KEYS = {f.name for f in dataclasses.fields(MaskAdapterConfig)} - {"clip_dim"}
 RECIPE_KEYS = {f.name for f in dataclasses.fields(AdapterTrainConfig)}
 RUNTIME_KEYS = {"threads", "device", "distributed"}

@@ -23,27 +23,20 @@ import argparse
 import csv
 import io
 import logging
-import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from core import paths
 from core.cli import exit_process, parser
 from core.device import pick_device
-from core.io import atomic_write_bytes, atomic_write_text, write_json
+from core.io import atomic_write_bytes, atomic_write_text
 from core.params import check_keys, load_params
 from core.timing import StageTimer
 from model.precision import resolve_inference_precision
+from pipeline.beam.stage import rejects_summary, run_beam_stage
 from pipeline.mining.config import MiningConfig
 
-DEFAULT_MANIFEST = Path("data/world/manifest.json")
-DEFAULT_NOUNS = Path("data/nouns")
-DEFAULT_CLIP = Path("artifacts/clip_base")
-DEFAULT_PROPOSER = Path("artifacts/proposer")
-DEFAULT_OUT = Path("data/pairs")
-DEFAULT_REJECTS = Path("data/rejects/mine")
-DEFAULT_METRICS = Path("metrics/mine.json")
-DEFAULT_PLOTS = Path("plots/mine")
 PLOT_NOUNS = 50
 #: Without ``mine.runner``: worker threads in the stage's process (torch releases the GIL), see the README.
 DEFAULT_RUNNER = {"runner": "direct-threads"}
@@ -139,49 +132,42 @@ def build_pairs(params: MineStageConfig, args: argparse.Namespace) -> dict[str, 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
     for name, default, what in (
-        ("manifest", DEFAULT_MANIFEST, "world manifest"),
-        ("nouns", DEFAULT_NOUNS, "nouns shards folder"),
-        ("clip", DEFAULT_CLIP, "CLIP folder"),
-        ("proposer", DEFAULT_PROPOSER, "proposer folder"),
-        ("out", DEFAULT_OUT, "pairs shards folder"),
-        ("rejects", DEFAULT_REJECTS, "rejects folder"),
-        ("metrics", DEFAULT_METRICS, "metrics file"),
-        ("plots", DEFAULT_PLOTS, "plots folder"),
+        ("manifest", paths.WORLD_MANIFEST, "world manifest"),
+        ("nouns", paths.NOUNS, "nouns shards folder"),
+        ("clip", paths.CLIP_BASE, "CLIP folder"),
+        ("proposer", paths.PROPOSER, "proposer folder"),
+        ("out", paths.PAIRS, "pairs shards folder"),
+        ("rejects", paths.MINE_REJECTS, "rejects folder"),
+        ("metrics", paths.stage_metrics("mine"), "metrics file"),
+        ("plots", paths.MINE_PLOTS, "plots folder"),
     ):
         parser.add_argument(f"--{name}", type=Path, default=default, help=f"{what} (default: {default})")
 
 
-def run(args: argparse.Namespace) -> int:
-    from pipeline.beam.reconcile import ReconciliationError
-
-    # force: importing Beam has already given the root logger a WARNING-level handler.
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
-    for noisy in ("apache_beam", "bokeh", "tornado"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
-    try:
-        params = MineStageConfig.from_params(load_params("mine", args.params))
-        metrics = build_pairs(params, args)
-    except (FileNotFoundError, KeyError, ValueError) as exc:
-        print(f"mine: error: {exc}", file=sys.stderr)
-        return 2
-    except ReconciliationError as exc:
-        print(f"mine: outputs do not account for the inputs, nothing written: {exc}", file=sys.stderr)
-        return 1
-    write_json(args.metrics, metrics)
-    rejects = ", ".join(f"{reason} {n}" for reason, n in metrics["rejects"].items()) or "none"
-    print(
+def summary(metrics: dict[str, Any], args: argparse.Namespace) -> str:
+    """What the stage prints: counts, rejects and, in the demo world, the mining quality."""
+    lines = (
         f"mine: {metrics['images']} images -> {metrics['pairs']} pairs of {metrics['images_with_pairs']} images, "
-        f"{metrics['unique_nouns']} unique nouns -> {args.out}\nmine: rejects: {rejects} -> {args.rejects}"
+        f"{metrics['unique_nouns']} unique nouns -> {args.out}\nmine: rejects: {rejects_summary(metrics['rejects'])} "
+        f"-> {args.rejects}"
     )
     quality = metrics["quality"]
     if quality is not None:
-        print(
-            f"mine: precision {quality['precision']} (IoU ≥ {quality['iou_threshold']}, {quality['class_pairs']} "
+        lines += (
+            f"\nmine: precision {quality['precision']} (IoU ≥ {quality['iou_threshold']}, {quality['class_pairs']} "
             f"class pairs), non-class share {quality['non_class_share']}, class recall {quality['class_recall']} "
             f"({quality['classes_with_pairs']}/{quality['classes_in_nouns']})"
         )
-    return 0
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_beam_stage(
+        "mine",
+        lambda: build_pairs(MineStageConfig.from_params(load_params("mine", args.params)), args),
+        args.metrics,
+        lambda metrics: summary(metrics, args),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

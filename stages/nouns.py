@@ -14,23 +14,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from core import paths
 from core.cli import exit_process, parser
-from core.io import write_json
 from core.params import load_params
 from core.timing import StageTimer
-from pipeline.beam.reconcile import ReconciliationError
+from pipeline.beam.stage import rejects_summary, run_beam_stage
 from pipeline.nouns.extract import DEFAULT_MAX_COMPOUND_WORDS, SpacyModelError
 from pipeline.nouns.job import run_nouns_job
 
-DEFAULT_MANIFEST = Path("data/world/manifest.json")
-DEFAULT_OUT = Path("data/nouns")
-DEFAULT_REJECTS = Path("data/rejects/nouns")
-DEFAULT_METRICS = Path("metrics/nouns.json")
 
 LOG = logging.getLogger("stages.nouns")
 
@@ -116,36 +111,28 @@ def build_nouns(params: NounsConfig, manifest: Path, out: Path, rejects: Path) -
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
-    parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help=f"world manifest (default: {DEFAULT_MANIFEST})")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"nouns shards folder (default: {DEFAULT_OUT})")
-    parser.add_argument("--rejects", type=Path, default=DEFAULT_REJECTS, help=f"rejects folder (default: {DEFAULT_REJECTS})")
-    parser.add_argument("--metrics", type=Path, default=DEFAULT_METRICS, help=f"metrics file (default: {DEFAULT_METRICS})")
+    parser.add_argument("--manifest", type=Path, default=paths.WORLD_MANIFEST,
+                        help="world manifest (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=paths.NOUNS, help="nouns shards folder (default: %(default)s)")
+    parser.add_argument("--rejects", type=Path, default=paths.NOUNS_REJECTS,
+                        help="rejects folder (default: %(default)s)")
+    parser.add_argument("--metrics", type=Path, default=paths.stage_metrics("nouns"),
+                        help="metrics file (default: %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
-    # force: importing Beam has already given the root logger a WARNING-level handler.
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", force=True)
-    for noisy in ("apache_beam", "bokeh", "tornado"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    # Relays the SDK worker processes' start-up warnings about options Beam itself passes.
-    logging.getLogger("apache_beam.runners.portability.local_job_service").setLevel(logging.ERROR)
-    try:
-        params = NounsConfig.from_params(load_params("nouns", args.params))
-        metrics = build_nouns(params, args.manifest, args.out, args.rejects)
-    except (FileNotFoundError, KeyError, ValueError, SpacyModelError) as exc:
-        print(f"nouns: error: {exc}", file=sys.stderr)
-        return 2
-    except ReconciliationError as exc:
-        print(f"nouns: outputs do not account for the inputs, nothing written: {exc}", file=sys.stderr)
-        return 1
-    write_json(args.metrics, metrics)
-    rejects = ", ".join(f"{reason} {n}" for reason, n in metrics["rejects"].items()) or "none"
-    print(
-        f"nouns: {metrics['images']} images, {metrics['captions']} captions -> {metrics['noun_rows']} rows, "
-        f"{metrics['unique_nouns']} unique nouns -> {args.out}\n"
-        f"nouns: rejects: {rejects} -> {args.rejects} (runner {metrics['runner']})"
-    )
-    return 0
+    def job() -> dict[str, Any]:
+        return build_nouns(NounsConfig.from_params(load_params("nouns", args.params)), args.manifest, args.out,
+                           args.rejects)
+
+    def summary(metrics: dict[str, Any]) -> str:
+        return (
+            f"nouns: {metrics['images']} images, {metrics['captions']} captions -> {metrics['noun_rows']} rows, "
+            f"{metrics['unique_nouns']} unique nouns -> {args.out}\n"
+            f"nouns: rejects: {rejects_summary(metrics['rejects'])} -> {args.rejects} (runner {metrics['runner']})"
+        )
+
+    return run_beam_stage("nouns", job, args.metrics, summary, input_errors=(SpacyModelError,))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,14 +19,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core import paths
 from core.cli import command, exit_process, parser
 from core.params import load_params
 from core.timing import StageTimer
 from pipeline.prepare.config import COCO_STUFF, PrepareConfig
 from pipeline.prepare.outputs import PREPARED_ROOTS, write_skipped
 
-DEFAULT_OUT = Path("data/prepared")
-DEFAULT_METRICS = Path("metrics/prepare")
 SKIPPED = "data.source is 'demo': the world stage generates the demo benchmark, there is nothing to prepare"
 
 
@@ -60,9 +59,9 @@ def _describe(name: str, metrics: dict[str, Any], out: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     cli = parser("python -m stages.prepare", __doc__)
     cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
-    cli.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"prepared layouts (default: {DEFAULT_OUT})")
-    cli.add_argument("--metrics", type=Path, default=DEFAULT_METRICS,
-                     help=f"metrics folder, one file per benchmark (default: {DEFAULT_METRICS})")
+    cli.add_argument("--out", type=Path, default=paths.PREPARED, help="prepared layouts (default: %(default)s)")
+    cli.add_argument("--metrics", type=Path, default=paths.PREPARE_METRICS,
+                     help=f"metrics folder, one file per benchmark (default: {paths.PREPARE_METRICS})")
     args = cli.parse_args(argv)
     config = PrepareConfig.from_params(load_params("prepare", args.params), load_params("data", args.params))
     timer = StageTimer("prepare")

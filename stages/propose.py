@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from core import paths
 from core.cli import command, exit_process, parser
 from core.device import pick_device, set_threads
 from core.io import atomic_dir
@@ -31,13 +32,9 @@ from pipeline.evaluation.segmentation import EvalConfig
 from pipeline.evaluation.segmenters import build_segmenter
 from pipeline.evaluation.stored_proposals import propose_benchmark, read_stored_proposals
 
-WORLD = Path("data/world/manifest.json")
-ARTIFACTS = Path("artifacts")
-OUT_DIR = Path("data/proposals")
 
-
-def run(benchmarks: Sequence[str], params: dict[str, Any], *, world_path: Path = WORLD,
-        artifacts: Path = ARTIFACTS, out: Path = OUT_DIR) -> list[Path]:
+def run(benchmarks: Sequence[str], params: dict[str, Any], *, world_path: Path = paths.WORLD_MANIFEST,
+        artifacts: Path = paths.ARTIFACTS, out: Path = paths.PROPOSALS) -> list[Path]:
     """Propose for each benchmark and write the folder ``out`` (every file, or none); the files written."""
     params = dict(params)
     device = pick_device(params.pop("device", "auto"))
@@ -74,11 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--benchmark", nargs="+", default=None, metavar="BENCHMARK",
                      help="benchmarks of the world manifest (default: every one of the params' data.benchmarks)")
     cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
-    cli.add_argument("--world", type=Path, default=WORLD, help=f"world manifest (default: {WORLD})")
-    cli.add_argument("--artifacts", type=Path, default=ARTIFACTS,
+    cli.add_argument("--world", type=Path, default=paths.WORLD_MANIFEST, help="world manifest (default: %(default)s)")
+    cli.add_argument("--artifacts", type=Path, default=paths.ARTIFACTS,
                      help="folder holding proposer/ and clip_base/ (default: artifacts)")
-    cli.add_argument("--out", type=Path, default=OUT_DIR,
-                     help=f"folder to write, one <benchmark>.parquet each (default: {OUT_DIR})")
+    cli.add_argument("--out", type=Path, default=paths.PROPOSALS,
+                     help=f"folder to write, one <benchmark>.parquet each (default: {paths.PROPOSALS})")
     args = cli.parse_args(argv)
     benchmarks = args.benchmark or load_params("data", args.params)["benchmarks"]
     run(benchmarks, load_params("evaluate", args.params), world_path=args.world, artifacts=args.artifacts,

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from core import paths
 from core.cli import command, exit_process, parser
 from core.device import pick_device, set_threads
 from core.io import write_json
@@ -41,12 +42,12 @@ from pipeline.training.distributed import DistributedConfig, process_group
 from pipeline.training.proposer import ProposerTrainConfig, StreamingTrainingSet, load_training_set, train_proposer
 from pipeline.training.rng import seed_everything
 
-WORLD = Path("data/world/manifest.json")
-DEFAULT_CLIP = Path("artifacts/clip_base")
-DEFAULT_OUT = Path("artifacts/proposer")
+WORLD = paths.WORLD_MANIFEST
+DEFAULT_CLIP = paths.CLIP_BASE
+DEFAULT_OUT = paths.PROPOSER
 CHECKPOINTS = Path(".checkpoints/proposer")
-LOSS_PLOT = Path("plots/proposer/loss.csv")
-METRICS = Path("metrics/proposer.json")
+LOSS_PLOT = paths.loss_plot("proposer")
+METRICS = paths.stage_metrics("proposer")
 
 TRAIN_KEYS = {f.name for f in dataclasses.fields(ProposerTrainConfig)}
 STAGE_KEYS = {"config", "backbone_weights", "image_size", "streaming", "mask_threshold", "num_threads", "device",

@@ -9,22 +9,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core import paths
 from core.cli import command, exit_process, parser
 from core.io import atomic_write_text
 from pipeline.evaluation.report import miou_csv, read_crop_metrics, read_eval_metrics, render_results
-
-EVAL_ROOT = Path("metrics/eval")
-CROPS_ROOT = Path("metrics/crops")
-OUT = Path("reports/results.md")
 
 
 @command("report")
 def main(argv: list[str] | None = None) -> int:
     cli = parser("ovseg report", __doc__)
-    cli.add_argument("--eval", type=Path, default=EVAL_ROOT, help=f"evaluation JSONs (default: {EVAL_ROOT})")
-    cli.add_argument("--crops", type=Path, default=CROPS_ROOT,
-                        help=f"crop-benchmark JSONs, optional (default: {CROPS_ROOT})")
-    cli.add_argument("--out", type=Path, default=OUT, help=f"Markdown report (default: {OUT})")
+    cli.add_argument("--eval", type=Path, default=paths.EVAL_METRICS, help="evaluation JSONs (default: %(default)s)")
+    cli.add_argument("--crops", type=Path, default=paths.CROP_METRICS,
+                        help=f"crop-benchmark JSONs, optional (default: {paths.CROP_METRICS})")
+    cli.add_argument("--out", type=Path, default=paths.RESULTS_REPORT, help="Markdown report (default: %(default)s)")
     args = cli.parse_args(argv)
     records = read_eval_metrics(args.eval)
     crops = read_crop_metrics(args.crops)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from core import paths
 from core.cli import exit_process, parser, run_command
 from core.device import pick_device, set_threads
 from core.io import write_json
@@ -29,11 +30,11 @@ from pipeline.training.mask_pairs import ground_truth_pairs
 from pipeline.training.rng import seed_everything
 from pipeline.training.text_prompts import TextPromptConfig, learn_text_prompts, sample_per_class
 
-WORLD = Path("data/world/manifest.json")
+WORLD = paths.WORLD_MANIFEST
 #: clip -> (input CLIP folder, output CLIP folder)
 FOLDERS = {
-    "base": (Path("artifacts/clip_base"), Path("artifacts/clip_prompts")),
-    "ft": (Path("artifacts/clip_ft"), Path("artifacts/clip_ft_prompts")),
+    "base": (paths.CLIP_BASE, paths.CLIP_PROMPTS),
+    "ft": (paths.CLIP_FT, paths.CLIP_FT_PROMPTS),
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+from core import paths
 from core.cli import command, exit_process, parser
 from core.io import atomic_dir, write_json
 from core.params import load_params
@@ -24,7 +25,6 @@ from pipeline.world.config import WorldConfig
 from pipeline.world.generate import generate_world
 from pipeline.world.real import coco_classes, describe_real_world, real_split
 
-DEFAULT_OUT = Path("data/world")
 TIME_BUDGET_S = 60.0
 
 
@@ -62,7 +62,7 @@ def build_world(data: Mapping[str, Any], out: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     cli = parser("python -m stages.world", __doc__)
     cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
-    cli.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: data/world)")
+    cli.add_argument("--out", type=Path, default=paths.WORLD, help="output folder (default: data/world)")
     args = cli.parse_args(argv)
     timer = StageTimer("world")
     statistics = build_world(load_params("data", args.params), args.out)

@@ -1,18 +1,25 @@
 """Test doubles shared by several test modules (import as ``tests.doubles``)."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from core.rle import encode_rle
+from model.proposer import MaskProposer, Vocabulary, build_proposer, load_proposer_config
+from pipeline.datasets.manifest import World, load_world
 from pipeline.datasets.segmentation import Sample
 from pipeline.training.checkpoint import Checkpointer
 from pipeline.training.mask_pairs import MaskPair
+from pipeline.world.config import WorldConfig
+from pipeline.world.generate import generate_world
 
 #: The nouns of :func:`mask_pairs`, one band of each picture apiece.
 NOUNS = ["zebra", "lemon", "ring", "sky"]
@@ -105,3 +112,39 @@ def mask_pairs(folder: Path, images: int, painted: bool = False) -> list[MaskPai
         Image.fromarray(image).save(path)
         out += masks
     return out
+
+
+def random_proposer(text_dim: int, vocabulary: Sequence[str] = ()) -> MaskProposer:
+    """``proposer-tiny`` with random weights (torch seed 0) for ``text_dim``-wide text embeddings; with
+    ``vocabulary`` names, random unit embeddings of them, drawn after the weights."""
+    torch.manual_seed(0)
+    proposer = build_proposer(dataclasses.replace(load_proposer_config("proposer-tiny"), text_dim=text_dim))
+    if vocabulary:
+        embeddings = torch.nn.functional.normalize(torch.randn(len(vocabulary), text_dim), dim=-1)
+        proposer.vocabulary = Vocabulary(tuple(vocabulary), embeddings)
+    return proposer
+
+
+def demo_world(root: Path, train_images: int) -> World:
+    """A demo world of 64-px images (seed 2, one benchmark image) generated under ``root``."""
+    generate_world(WorldConfig(seed=2, train_images=train_images, benchmark_images=1, image_size=64, preview_images=1,
+                               workers=1), root)
+    return load_world(root / "manifest.json")
+
+
+def pair_row(image_id: int, noun: str, mask: np.ndarray, similarity: float = 0.5) -> dict[str, Any]:
+    """A ``data/pairs`` row of ``mask`` for ``noun`` in image ``image_id``."""
+    rle = encode_rle(mask)
+    return {"image_id": image_id, "file_name": f"{image_id:012d}.jpg", "noun": noun, "caption_ids": [1],
+            "noun_count": 1, "mask_rle": rle["counts"], "height": mask.shape[0], "width": mask.shape[1],
+            "bbox": [0.0, 0.0, 1.0, 1.0], "area": int(mask.sum()), "proposal_id": 0, "proposal_score": 1.0,
+            "similarity": similarity, "softmax": 0.5, "margin": None}
+
+
+def label_map() -> np.ndarray:
+    """The segmenter tests' ``40×56`` truth: a box of class 2, one of class 1, the first three columns ignore."""
+    gt = np.zeros((40, 56), dtype=np.int32)
+    gt[5:20, 8:30] = 2
+    gt[22:38, 30:52] = 1
+    gt[:, :3] = -1
+    return gt

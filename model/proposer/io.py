@@ -99,9 +99,6 @@ def load_proposer(folder: str | os.PathLike, device: torch.device | str = "cpu")
     return model
 
 
-DEFAULT_PROPOSER = Path("artifacts/proposer")
-
-
 DEFAULT_MASK_THRESHOLD = 0.4
 
 

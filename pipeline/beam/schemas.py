@@ -11,16 +11,24 @@ from typing import Any
 
 import pyarrow as pa
 
+from core.columns import MASK_FIELDS, required, required_list
+
+#: An (image, noun) and the ids of the image's captions that name the noun (sorted, unique):
+#: the key of a nouns row and of the pairs mined from it.
+NOUN_OF_IMAGE_FIELDS = (
+    required("image_id", pa.int64()),
+    required("file_name", pa.string()),
+    required("noun", pa.string()),
+    required_list("caption_ids", pa.int64()),
+)
+
 #: One row per (image, noun): the noun lemma of :mod:`pipeline.nouns.extract`, the ids of
 #: the image's captions that mention it (sorted, unique) and its number of
 #: mentions over those captions (at least ``len(caption_ids)``).
 NOUNS = pa.schema(
     [
-        pa.field("image_id", pa.int64(), nullable=False),
-        pa.field("file_name", pa.string(), nullable=False),
-        pa.field("noun", pa.string(), nullable=False),
-        pa.field("caption_ids", pa.list_(pa.field("item", pa.int64(), nullable=False)), nullable=False),
-        pa.field("count", pa.int32(), nullable=False),
+        *NOUN_OF_IMAGE_FIELDS,
+        required("count", pa.int32()),
     ]
 )
 NOUNS_SORT_BY = ("image_id", "noun")
@@ -39,20 +47,13 @@ NOUNS_SHARD_BY = ("image_id",)
 #: image had one usable region).
 PAIRS = pa.schema(
     [
-        pa.field("image_id", pa.int64(), nullable=False),
-        pa.field("file_name", pa.string(), nullable=False),
-        pa.field("noun", pa.string(), nullable=False),
-        pa.field("caption_ids", pa.list_(pa.field("item", pa.int64(), nullable=False)), nullable=False),
-        pa.field("noun_count", pa.int32(), nullable=False),
-        pa.field("mask_rle", pa.string(), nullable=False),
-        pa.field("height", pa.int32(), nullable=False),
-        pa.field("width", pa.int32(), nullable=False),
-        pa.field("bbox", pa.list_(pa.field("item", pa.float32(), nullable=False)), nullable=False),
-        pa.field("area", pa.int64(), nullable=False),
-        pa.field("proposal_id", pa.int32(), nullable=False),
-        pa.field("proposal_score", pa.float32(), nullable=False),
-        pa.field("similarity", pa.float32(), nullable=False),
-        pa.field("softmax", pa.float32(), nullable=False),
+        *NOUN_OF_IMAGE_FIELDS,
+        required("noun_count", pa.int32()),
+        *MASK_FIELDS,
+        required("proposal_id", pa.int32()),
+        required("proposal_score", pa.float32()),
+        required("similarity", pa.float32()),
+        required("softmax", pa.float32()),
         pa.field("margin", pa.float32(), nullable=True),
     ]
 )
@@ -67,13 +68,13 @@ REJECT_KINDS = ("image", "caption")
 #: ``reason`` and a human-readable ``detail``.
 REJECTS = pa.schema(
     [
-        pa.field("stage", pa.string(), nullable=False),
-        pa.field("kind", pa.string(), nullable=False),
+        required("stage", pa.string()),
+        required("kind", pa.string()),
         pa.field("image_id", pa.int64(), nullable=True),
         pa.field("caption_id", pa.int64(), nullable=True),
         pa.field("file_name", pa.string(), nullable=True),
-        pa.field("reason", pa.string(), nullable=False),
-        pa.field("detail", pa.string(), nullable=False),
+        required("reason", pa.string()),
+        required("detail", pa.string()),
     ]
 )
 REJECTS_SORT_BY = ("stage", "kind", "image_id", "caption_id", "reason")

@@ -28,6 +28,8 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.io import atomic_file
+
 SHARD_PATTERN = re.compile(r"^part-(\d{5})-of-(\d{5})\.parquet$")
 # Fixed writer options: same rows, same bytes (pyarrow writes no timestamps;
 # `created_by` names the pyarrow version, which the environment pins).
@@ -112,18 +114,13 @@ def write_shard(
     directory = Path(directory)
     name = shard_name(index, num_shards)
     table = rows_to_table(rows, schema, sort_by, where=str(directory / name))
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{name}.tmp-{os.getpid()}"
-    try:
+    with atomic_file(directory / name) as fh:
         pq.write_table(
             table,
-            tmp,
+            fh,
             sorting_columns=[pq.SortingColumn(schema.get_field_index(name_), nulls_first=True) for name_ in sort_by],
             **WRITE_OPTIONS,
         )
-        os.replace(tmp, directory / name)
-    finally:
-        tmp.unlink(missing_ok=True)
     return ShardWritten(index, name, table.num_rows)
 
 

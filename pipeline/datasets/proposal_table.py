@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.columns import MASK_FIELDS, required
 from core.io import atomic_write_bytes
 from core.rle import encode_rle
 
@@ -37,16 +38,12 @@ if TYPE_CHECKING:  # tensors are taken, torch is not needed here
 
 PROPOSALS = pa.schema(
     [
-        pa.field("file_name", pa.string(), nullable=False),
-        pa.field("proposal_id", pa.int32(), nullable=False),
-        pa.field("score", pa.float32(), nullable=False),
-        pa.field("class_name", pa.string(), nullable=False),
-        pa.field("class_prob", pa.float32(), nullable=False),
-        pa.field("mask_rle", pa.string(), nullable=False),
-        pa.field("height", pa.int32(), nullable=False),
-        pa.field("width", pa.int32(), nullable=False),
-        pa.field("bbox", pa.list_(pa.field("item", pa.float32(), nullable=False)), nullable=False),
-        pa.field("area", pa.int64(), nullable=False),
+        required("file_name", pa.string()),
+        required("proposal_id", pa.int32()),
+        required("score", pa.float32()),
+        required("class_name", pa.string()),
+        required("class_prob", pa.float32()),
+        *MASK_FIELDS,
     ]
 )
 PROPOSALS_SORT_BY = ("file_name", "proposal_id")

@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core import paths
 from core.cli import command, parser
 from core.device import pick_device, set_threads
 from core.params import load_params
@@ -40,10 +41,6 @@ from pipeline.demo.models import DEFAULT_VARIANTS, DemoModels
 from pipeline.evaluation.segmentation import EvalConfig
 
 LOG = logging.getLogger("ovseg.demo")
-DEFAULT_ARTIFACTS = Path("artifacts")
-DEFAULT_WORLD = Path("data/world/manifest.json")
-DEFAULT_PAIRS = Path("data/pairs")
-DEFAULT_REJECTS = Path("data/rejects")
 DEFAULT_PARAMS = Path("params.yaml")
 ORDERS = ("highest first", "lowest first")
 CSS = """
@@ -255,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     cli = parser("ovseg demo", __doc__)
     cli.add_argument("--port", type=int, default=7860, help="port to serve on (default: 7860)")
     cli.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)")
-    cli.add_argument("--artifacts", type=Path, default=DEFAULT_ARTIFACTS,
+    cli.add_argument("--artifacts", type=Path, default=paths.ARTIFACTS,
                      help="folder holding proposer/, clip_<name>/ and adapter_<name>/ (default: artifacts)")
     cli.add_argument("--proposer", type=Path, default=None, help="proposer folder (default: ARTIFACTS/proposer)")
     cli.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), metavar="VARIANT",
@@ -263,11 +260,11 @@ def main(argv: list[str] | None = None) -> int:
                           "`ovseg evaluate`, e.g. mpt, ft, ft_adapter_ens)")
     cli.add_argument("--clip", type=Path, action="append", default=[], metavar="DIR",
                      help="also offer the crop path with this CLIP folder (as crops:<folder name>); repeatable")
-    cli.add_argument("--world", type=Path, default=DEFAULT_WORLD, help=f"world manifest (default: {DEFAULT_WORLD})")
+    cli.add_argument("--world", type=Path, default=paths.WORLD_MANIFEST, help="world manifest (default: %(default)s)")
     cli.add_argument("--benchmark", default="demo", help="the benchmark whose images can be picked (default: demo)")
-    cli.add_argument("--pairs", type=Path, default=DEFAULT_PAIRS, help=f"pairs shards (default: {DEFAULT_PAIRS})")
-    cli.add_argument("--rejects", type=Path, default=DEFAULT_REJECTS,
-                     help=f"folder of reject shard folders (default: {DEFAULT_REJECTS})")
+    cli.add_argument("--pairs", type=Path, default=paths.PAIRS, help="pairs shards (default: %(default)s)")
+    cli.add_argument("--rejects", type=Path, default=paths.REJECTS,
+                     help=f"folder of reject shard folders (default: {paths.REJECTS})")
     cli.add_argument("--params", type=Path, default=None,
                      help="take the segmenter settings from this file's evaluate section (default: params.yaml "
                           "when present, else the defaults)")

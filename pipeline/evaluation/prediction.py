@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from core import paths
 from core.classnames import parse_class_list
 from core.cli import command
 from core.device import pick_device
@@ -87,11 +88,7 @@ def prediction_picture(image: np.ndarray, labels: np.ndarray, class_names: Seque
 
 
 # ----------------------------------------------------------------------------- `ovseg predict`
-DEFAULT_CLIP = Path("artifacts/clip_ft_mpt")
 #: The one-pass classifiers' CLIP: the Mask-Adapter is trained on the base CLIP.
-DEFAULT_ONE_PASS_CLIP = Path("artifacts/clip_base")
-DEFAULT_PROPOSER = Path("artifacts/proposer")
-DEFAULT_ADAPTER = Path("artifacts/adapter_base")
 CLASSIFIERS = ("crops", "maskpool", "adapter")
 
 
@@ -172,7 +169,7 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
     classes = parse_class_list(args.classes)
     image = read_rgb(args.image)
     if args.clip is None:
-        args.clip = DEFAULT_CLIP if args.classifier == "crops" else DEFAULT_ONE_PASS_CLIP
+        args.clip = paths.CLIP_FT_MPT if args.classifier == "crops" else paths.CLIP_BASE
     segmenter = build_segmenter(args)
     resized = resize_short_side(image, args.short_side)
     masks = None
@@ -212,15 +209,15 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--json", type=Path, nargs="?", const=Path(""), default=None, metavar="PATH",
                         help="also write the per-class pixel shares (default path: the picture's, with .json)")
     cli.add_argument("--clip", type=Path, default=None,
-                        help=f"CLIP folder (default: {DEFAULT_CLIP} for crops, {DEFAULT_ONE_PASS_CLIP} for "
+                        help=f"CLIP folder (default: {paths.CLIP_FT_MPT} for crops, {paths.CLIP_BASE} for "
                              "maskpool and adapter)")
-    cli.add_argument("--proposer", type=Path, default=DEFAULT_PROPOSER,
-                        help=f"proposer folder (default: {DEFAULT_PROPOSER}; not used with --proposals)")
+    cli.add_argument("--proposer", type=Path, default=paths.PROPOSER,
+                        help=f"proposer folder (default: {paths.PROPOSER}; not used with --proposals)")
     cli.add_argument("--classifier", choices=CLASSIFIERS, default="crops",
                         help="crops: CLIP on each masked crop (OVSeg, default); maskpool, adapter: one CLIP pass "
                              "per image, masks pooled from it plainly or by the Mask-Adapter")
-    cli.add_argument("--adapter", type=Path, default=DEFAULT_ADAPTER,
-                        help=f"Mask-Adapter folder for --classifier adapter (default: {DEFAULT_ADAPTER})")
+    cli.add_argument("--adapter", type=Path, default=paths.adapter("base"),
+                        help=f"Mask-Adapter folder for --classifier adapter (default: {paths.adapter('base')})")
     cli.add_argument("--proposals", type=Path, default=None, metavar="FILE.parquet",
                         help="classify this image's masks from this file (the `ovseg propose` format, e.g. SAM's "
                              "masks) instead of running the proposer")

@@ -47,14 +47,16 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from core import paths
 from core.cli import command, parser
 from core.device import pick_device, set_threads
 from core.io import dumps_json, write_json
 from core.progress import progress
+from model.masks import mask_iou
 from model.metrics import ConfusionMatrix
 from model.oracle import as_label_tensor, gt_segments, oracle_semantic_map
 from model.proposer import MaskProposer, propose
-from model.proposer.io import DEFAULT_PROPOSER, load_trained_proposer, stored_mask_threshold
+from model.proposer.io import load_trained_proposer, stored_mask_threshold
 from model.segmenter import scores_to_labels
 from pipeline.datasets.manifest import load_world
 from pipeline.datasets.segmentation import SegmentationDataset
@@ -100,11 +102,7 @@ def segment_ious(binary_masks: torch.Tensor, gt: np.ndarray | torch.Tensor, igno
     classes, segments = gt_segments(gt, ignore_index)
     valid = (gt != ignore_index).flatten()
     proposals = binary_masks.flatten(1) & valid
-    seg = segments.flatten(1).double()
-    prop = proposals.double()
-    inter = seg @ prop.T  # [K, Q]; float64 keeps pixel counts exact
-    union = seg.sum(1, keepdim=True) + prop.sum(1)[None, :] - inter
-    return classes, torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
+    return classes, mask_iou(segments, proposals, dtype=torch.float64)  # float64 keeps pixel counts exact
 
 
 def best_ious(binary_masks: torch.Tensor, gt: np.ndarray | torch.Tensor, keep: torch.Tensor | None = None,
@@ -322,14 +320,13 @@ def format_report(report: QualityReport) -> str:
 
 
 # ----------------------------------------------------------------------------- `ovseg proposer-bench`
-WORLD = Path("data/world/manifest.json")
 
 
 @command("proposer-bench")
 def main(argv: list[str] | None = None) -> int:
     cli = parser("ovseg proposer-bench", "proposal quality of a trained proposer on a benchmark: segment recall and oracle mIoU")
-    cli.add_argument("--proposer", type=Path, default=DEFAULT_PROPOSER, help="trained proposer folder")
-    cli.add_argument("--world", type=Path, default=WORLD, help="world manifest")
+    cli.add_argument("--proposer", type=Path, default=paths.PROPOSER, help="trained proposer folder")
+    cli.add_argument("--world", type=Path, default=paths.WORLD_MANIFEST, help="world manifest")
     cli.add_argument("--benchmark", default="demo", help="benchmark name in the world (default: demo)")
     cli.add_argument("--threshold", type=float, default=None, help="mask threshold (default: the proposer's)")
     cli.add_argument("--iou", type=float, default=None, help="IoU for a segment to count as recalled")

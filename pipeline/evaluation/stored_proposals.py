@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 import torch
 
 from core.classnames import display_names
+from core.columns import required
 from model.precision import inference_autocast
 from model.proposer.inference import Proposals, soft_masks
 from model.two_stage import TwoStageSegmenter
@@ -58,7 +59,7 @@ OUTPUT_COLUMNS: dict[str, pa.DataType] = {
     "logits_height": pa.int32(),
     "logits_width": pa.int32(),
 }
-SCHEMA = pa.schema([*PROPOSALS, *(pa.field(name, kind, nullable=False) for name, kind in OUTPUT_COLUMNS.items())])
+SCHEMA = pa.schema([*PROPOSALS, *(required(name, kind) for name, kind in OUTPUT_COLUMNS.items())])
 METADATA_KEY = b"ovseg.proposals"
 
 

@@ -9,7 +9,6 @@ what it emits), and the DoFn emits ``(tag, row)`` pairs on its one main output
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import apache_beam as beam
@@ -19,8 +18,8 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from core.device import set_threads
+from pipeline.beam.groups import group_of
 from pipeline.beam.schemas import NOUNS
-from pipeline.beam.shards import shard_of
 from pipeline.mining.accounting import ImageInput, NounEntry, caption_rejects, image_reject, precheck
 from pipeline.mining.config import MiningConfig
 from pipeline.mining.image_io import ImageProblem, load_image
@@ -32,16 +31,6 @@ REJECT = "reject"
 _IMAGE = "image"
 _NOUN = "noun"
 _READ_BATCH_ROWS = 65_536
-
-
-def image_groups(num_images: int, images_per_batch: int) -> int:
-    """Number of image groups: about ``images_per_batch`` images each."""
-    return max(1, math.ceil(num_images / images_per_batch))
-
-
-def group_of(image_id: int, num_groups: int) -> int:
-    """The group of an image: CRC-32 of its id, mod ``num_groups``."""
-    return shard_of([image_id], num_groups)
 
 
 def key_image(image: ImageInput, num_groups: int) -> tuple[int, tuple]:

@@ -40,6 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.io import atomic_dir
+from pipeline.beam.groups import group_count, payloads
 from pipeline.beam.reconcile import ReconciliationError, reconcile
 from pipeline.beam.runner import join_branches, run_pipeline
 from pipeline.beam.schemas import PAIRS, PAIRS_SHARD_BY, PAIRS_SORT_BY, REJECTS, REJECTS_SHARD_BY, REJECTS_SORT_BY
@@ -47,7 +48,7 @@ from pipeline.beam.shards import WriteParquetShards, read_shards, shard_paths
 from pipeline.datasets.coco import CocoCaptions
 from pipeline.mining.accounting import ImageInput, orphan_rejects
 from pipeline.mining.config import MiningConfig
-from pipeline.mining.dofn import PAIR, REJECT, MineImages, image_groups, key_image, read_noun_shard
+from pipeline.mining.dofn import PAIR, REJECT, MineImages, key_image, read_noun_shard
 from pipeline.mining.models import shared_models
 
 LOG = logging.getLogger(__name__)
@@ -107,11 +108,6 @@ def check_nouns(nouns_dir: str | os.PathLike, captions: CocoCaptions) -> list[st
     return [str(path) for path in paths]
 
 
-def _payloads(element: tuple[str, Any], tag: str):
-    if element[0] == tag:
-        yield element[1]
-
-
 def build_mine_pipeline(
     pipeline: beam.Pipeline,
     images: Sequence[ImageInput],
@@ -126,7 +122,7 @@ def build_mine_pipeline(
 
     ``orphans`` are ``(caption_id, image_id)`` of captions whose image is not in the file.
     """
-    groups = image_groups(len(images), mine.settings.images_per_batch)
+    groups = group_count(len(images), mine.settings.images_per_batch)
     keyed_images = pipeline | "Images" >> beam.Create(list(images)) | "KeyImages" >> beam.Map(key_image, groups)
     keyed_nouns = (
         pipeline
@@ -141,12 +137,12 @@ def build_mine_pipeline(
     )
     written_pairs = (
         outputs
-        | "Pairs" >> beam.FlatMap(_payloads, PAIR)
+        | "Pairs" >> beam.FlatMap(payloads, PAIR)
         | "WritePairs" >> WriteParquetShards(pairs_dir, PAIRS, num_shards, PAIRS_SORT_BY, PAIRS_SHARD_BY)
     )
     orphan_rows = pipeline | "OrphanCaptions" >> beam.Create(orphan_rejects(orphans))
     written_rejects = (
-        (outputs | "Rejects" >> beam.FlatMap(_payloads, REJECT), orphan_rows)
+        (outputs | "Rejects" >> beam.FlatMap(payloads, REJECT), orphan_rows)
         | "AllRejects" >> beam.Flatten()
         | "WriteRejects" >> WriteParquetShards(rejects_dir, REJECTS, num_shards, REJECTS_SORT_BY, REJECTS_SHARD_BY)
     )

@@ -25,12 +25,13 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from core import paths
 from core.cli import command, parser
 from core.device import pick_device, set_threads
 from core.io import safe_join
 from core.progress import progress
 from model.proposer import MaskProposer, propose
-from model.proposer.io import DEFAULT_PROPOSER, load_trained_proposer, stored_mask_threshold
+from model.proposer.io import load_trained_proposer, stored_mask_threshold
 from pipeline.datasets.files import read_rgb
 from pipeline.datasets.proposal_table import PROPOSALS, PROPOSALS_SORT_BY, mask_bbox, proposal_rows, write_table
 
@@ -109,7 +110,6 @@ def propose_folder(
 
 
 # ----------------------------------------------------------------------------- `ovseg propose`
-DEFAULT_CLIP = Path("artifacts/clip_base")
 
 
 def parse_classes(text: str) -> list[str]:
@@ -128,12 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     cli = parser("ovseg propose", "mask proposals for a folder of images, as one Parquet file")
     cli.add_argument("--images", type=Path, required=True, help="folder of images (not searched recursively)")
     cli.add_argument("--out", type=Path, required=True, help="Parquet file to write")
-    cli.add_argument("--proposer", type=Path, default=DEFAULT_PROPOSER, help="trained proposer folder")
+    cli.add_argument("--proposer", type=Path, default=paths.PROPOSER, help="trained proposer folder")
     cli.add_argument("--threshold", type=float, default=None,
                         help="mask binarisation threshold (default: the proposer's, 0.4)")
     cli.add_argument("--min-score", type=float, default=0.0, help="drop proposals with a lower objectness")
     cli.add_argument("--classes", default=None, help='comma-separated class names to score against, e.g. "cat, dog"')
-    cli.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="CLIP folder embedding --classes")
+    cli.add_argument("--clip", type=Path, default=paths.CLIP_BASE, help="CLIP folder embedding --classes")
     cli.add_argument("--batch-size", type=int, default=16)
     cli.add_argument("--device", default="auto")
     cli.add_argument("--threads", type=int, default=1,

@@ -39,10 +39,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
+import torch
 
+from core import paths
 from core.cli import command, parser
 from core.io import safe_join, write_json
 from core.rle import decode_rle
+from model.masks import mask_iou
 from pipeline.beam.schemas import NOUNS, PAIRS
 from pipeline.beam.shards import read_shards
 from pipeline.datasets.coco import coco_stuff_table, read_coco_stuff_label
@@ -70,12 +73,6 @@ def class_lookup(classes: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int, .
             if key:
                 lookup.setdefault(key, set()).add(index)
     return {key: tuple(sorted(indices)) for key, indices in sorted(lookup.items())}
-
-
-def mask_iou(mask: np.ndarray, segment: np.ndarray) -> float:
-    """IoU of two bool masks of the same shape; 0 when both are empty."""
-    union = np.logical_or(mask, segment).sum()
-    return float(np.logical_and(mask, segment).sum() / union) if union else 0.0
 
 
 @dataclass(frozen=True)
@@ -117,7 +114,8 @@ def judge_pairs(rows: Sequence[Mapping[str, Any]], label: np.ndarray, lookup: Ma
                 f"pair ({row['image_id']}, {row['noun']!r}): mask {mask.shape} and truth label {label.shape} differ in size"
             )
         mask &= valid
-        ious = [mask_iou(mask, label == index) for index in classes]
+        ious = mask_iou(torch.from_numpy(mask)[None], torch.from_numpy(label[None] == np.array(classes)[:, None, None]),
+                        dtype=torch.float64)[0].tolist()
         best = int(np.argmax(ious))
         verdicts.append(PairVerdict(classes[best], ious[best]))
     return verdicts
@@ -198,13 +196,6 @@ def evaluate_mining(
 
 
 # ----------------------------------------------------------------------------- `ovseg mine-quality`
-DEFAULT_MANIFEST = Path("data/world/manifest.json")
-
-
-DEFAULT_PAIRS = Path("data/pairs")
-
-
-DEFAULT_NOUNS = Path("data/nouns")
 
 
 def format_report(report: dict, per_class: bool = False) -> str:
@@ -234,9 +225,10 @@ def _cell(value: float | None) -> str:
 @command("mine-quality")
 def main(argv: list[str] | None = None) -> int:
     cli = parser("ovseg mine-quality", "how good mined pairs are, against the demo world's ground truth")
-    cli.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST, help=f"world manifest (default: {DEFAULT_MANIFEST})")
-    cli.add_argument("--pairs", type=Path, default=DEFAULT_PAIRS, help=f"pairs shards (default: {DEFAULT_PAIRS})")
-    cli.add_argument("--nouns", type=Path, default=DEFAULT_NOUNS, help=f"nouns shards (default: {DEFAULT_NOUNS})")
+    cli.add_argument("--manifest", type=Path, default=paths.WORLD_MANIFEST,
+                     help="world manifest (default: %(default)s)")
+    cli.add_argument("--pairs", type=Path, default=paths.PAIRS, help="pairs shards (default: %(default)s)")
+    cli.add_argument("--nouns", type=Path, default=paths.NOUNS, help="nouns shards (default: %(default)s)")
     cli.add_argument("--iou", type=float, default=0.5, help="IoU a correct pair reaches (default: 0.5)")
     cli.add_argument("--out", type=Path, default=None, help="also write the report as JSON here")
     cli.add_argument("--per-class", action="store_true", help="print the per-class table too")

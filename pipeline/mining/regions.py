@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from model.masks import mask_iou
 from model.precision import full_precision
 from pipeline.mining.config import MiningConfig
 
@@ -35,24 +36,12 @@ class Regions:
 
 
 @full_precision
-def mask_iou(masks: torch.Tensor) -> torch.Tensor:
-    """Pairwise IoU ``[N, N]`` (float32) of bool masks ``[N, H, W]``; 0 between two empty masks.
-
-    Intersections are a product of 0/1 matrices: exact in float32 (TF32 too)
-    for masks under 2^24 pixels.
-    """
-    flat = masks.flatten(1).float()
-    intersection = flat @ flat.T
-    areas = flat.sum(dim=1)
-    union = areas[:, None] + areas[None, :] - intersection
-    return torch.where(union > 0, intersection / union.clamp(min=1), torch.zeros_like(union))
-
-
 def mask_nms(masks: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
     """Indices (increasing) of the masks kept by greedy NMS.
 
     Masks are visited by decreasing score (ties: lower index first); a mask is
-    dropped when its IoU with an already kept mask is at least ``iou_threshold``.
+    dropped when its IoU with an already kept mask is at least ``iou_threshold``. The IoUs are
+    float32 with autocast off, so pixel counts stay exact under a bf16 run.
     """
     if masks.shape[0] != scores.shape[0]:
         raise ValueError(f"{masks.shape[0]} masks but {scores.shape[0]} scores")

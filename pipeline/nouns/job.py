@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -38,6 +37,7 @@ import pyarrow.compute as pc
 from spacy.language import Language
 
 from core.io import atomic_dir
+from pipeline.beam.groups import group_count, group_of, payloads
 from pipeline.beam.reconcile import reconcile
 from pipeline.beam.runner import join_branches, run_pipeline
 from pipeline.beam.schemas import (
@@ -49,7 +49,7 @@ from pipeline.beam.schemas import (
     REJECTS_SORT_BY,
     reject_row,
 )
-from pipeline.beam.shards import WriteParquetShards, read_shards, shard_of
+from pipeline.beam.shards import WriteParquetShards, read_shards
 from pipeline.datasets.coco import CocoCaptions
 from pipeline.nouns.extract import DEFAULT_MAX_COMPOUND_WORDS, load_nlp, make_stoplist, nouns_of_texts
 
@@ -147,18 +147,6 @@ def image_outputs(
     return rows, rejects
 
 
-def image_groups(num_captions: int, batch_size: int) -> int:
-    """Number of image groups: about ``batch_size`` captions each, so that one
-    ``nlp.pipe`` call tags a full batch (tagging five captions at a time is
-    about a quarter slower) and the groups still spread over the workers."""
-    return max(1, math.ceil(num_captions / batch_size))
-
-
-def group_of(image_id: int, num_groups: int) -> int:
-    """The group of an image: CRC-32 of its id (stable across processes), mod ``num_groups``."""
-    return shard_of([image_id], num_groups)
-
-
 class ExtractNouns(beam.DoFn):
     """``(group, [("image", image_id, file_name) | ("caption", image_id, caption_id, text), …])``
     → ``("noun", row)`` and ``("reject", row)`` pairs.
@@ -245,11 +233,6 @@ def _key_caption(caption: tuple[int, int, str], num_groups: int) -> tuple[int, t
     return group_of(image_id, num_groups), (_CAPTION, image_id, caption_id, text)
 
 
-def _payloads(element: tuple[str, Any], tag: str) -> Iterable[Any]:
-    if element[0] == tag:
-        yield element[1]
-
-
 def _inputs(captions: CocoCaptions) -> tuple[list[tuple[int, str]], list[tuple[int, int, str]]]:
     images = [(image_id, record.file_name) for image_id, record in sorted(captions.images.items())]
     texts = [
@@ -270,7 +253,9 @@ def build_nouns_pipeline(
 ) -> None:
     """Apply the nouns job to ``pipeline``: shards into ``nouns_dir`` and ``rejects_dir``."""
     images, texts = _inputs(captions)
-    groups = image_groups(len(texts), extract.batch_size)
+    # About batch_size captions a group: one nlp.pipe call tags a full batch (tagging five captions
+    # at a time is about a quarter slower) and the groups still spread over the workers.
+    groups = group_count(len(texts), extract.batch_size)
     keyed_images = pipeline | "Images" >> beam.Create(images) | "KeyImages" >> beam.Map(_key_image, groups)
     keyed_captions = pipeline | "Captions" >> beam.Create(texts) | "KeyCaptions" >> beam.Map(_key_caption, groups)
     outputs = (
@@ -281,12 +266,12 @@ def build_nouns_pipeline(
     )
     written_nouns = (
         outputs
-        | "NounRows" >> beam.FlatMap(_payloads, _NOUN_ROW)
+        | "NounRows" >> beam.FlatMap(payloads, _NOUN_ROW)
         | "WriteNouns" >> WriteParquetShards(nouns_dir, NOUNS, num_shards, NOUNS_SORT_BY, NOUNS_SHARD_BY)
     )
     written_rejects = (
         outputs
-        | "Rejects" >> beam.FlatMap(_payloads, _REJECT)
+        | "Rejects" >> beam.FlatMap(payloads, _REJECT)
         | "WriteRejects" >> WriteParquetShards(rejects_dir, REJECTS, num_shards, REJECTS_SORT_BY, REJECTS_SHARD_BY)
     )
     join_branches([written_nouns, written_rejects])

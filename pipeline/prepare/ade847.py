@@ -33,17 +33,17 @@ from pipeline.prepare.checks import copy_file, load_image, require_pair, require
 from pipeline.prepare.config import ConvertOptions
 from pipeline.prepare.label_maps import (
     IGNORE,
+    classes_row,
     decode_ade_rgb,
     encode_jpeg,
     encode_tiff16,
-    label_stats,
     resize_image,
     resize_nearest,
     short_side_size,
     to_classes,
     to_stored,
 )
-from pipeline.prepare.records import Item, item_row
+from pipeline.prepare.records import Item
 
 BENCHMARK = "ade847"
 FOLDER_NAME = "ADE20K_2021_17_01"
@@ -173,5 +173,4 @@ def convert(item: Item, out: Path, options: ConvertOptions) -> dict[str, Any]:
         copy_file(item.image, image_path)
     stored = to_stored(classes, IGNORE_VALUE, np.uint16)
     atomic_write_bytes(out / layout.labels / (item.key + layout.label_suffix), encode_tiff16(stored))
-    ignore_pixels, present = label_stats(classes)
-    return item_row(item, height, width, ignore_pixels, present)
+    return classes_row(item, classes)

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from core.io import atomic_write_bytes
 from pipeline.datasets.files import read_label, read_rgb
+from pipeline.prepare.label_maps import to_classes
 from pipeline.prepare.records import (
     REASON_IMAGE_WITHOUT_LABEL,
     REASON_LABEL_WITHOUT_IMAGE,
@@ -62,6 +64,17 @@ def require_same_size(label_shape: tuple[int, ...], image: np.ndarray, item: Ite
             f"label {item.label_name} is {label_shape[1]}x{label_shape[0]}, "
             f"image {item.image_name} is {image.shape[1]}x{image.shape[0]}",
         )
+
+
+def checked_classes(item: Item, read_raw: Callable[[str], np.ndarray], table: np.ndarray) -> np.ndarray:
+    """The class indices of a pair that passes the checks, in order: both files exist, the label
+    (read by ``read_raw``) holds only values ``table`` maps, the image decodes and is as large."""
+    require_pair(item)
+    raw = read_raw(item.label)
+    classes = to_classes(raw, table, item.label_name or item.key)
+    image = load_image(item.image)
+    require_same_size(raw.shape, image, item)
+    return classes
 
 
 def copy_file(source: str, target: Path) -> None:

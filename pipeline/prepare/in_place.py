@@ -20,10 +20,10 @@ import numpy as np
 from pipeline.datasets.benchmarks import LAYOUTS
 from pipeline.datasets.coco import coco_stuff_table
 from pipeline.datasets.vocab import class_names, coco_stuff_categories
-from pipeline.prepare.checks import load_image, load_label, require_pair, require_same_size
+from pipeline.prepare.checks import checked_classes, load_label
 from pipeline.prepare.config import COCO_STUFF, ConvertOptions
-from pipeline.prepare.label_maps import IGNORE, label_stats, to_classes, value_table
-from pipeline.prepare.records import Item, item_row
+from pipeline.prepare.label_maps import IGNORE, classes_row, value_table
+from pipeline.prepare.records import Item
 
 ADE150 = "ade150"
 
@@ -77,10 +77,5 @@ def _table(benchmark: str) -> np.ndarray:
 
 def validate(item: Item, out: Path, options: ConvertOptions) -> dict[str, Any]:
     """Check one pair where it lies (``out`` is not written); its row."""
-    require_pair(item)
-    raw = load_label(item.label)
-    classes = to_classes(raw, _table(item.benchmark), item.label_name or item.key)
-    image = load_image(item.image)
-    require_same_size(raw.shape, image, item)
-    ignore_pixels, present = label_stats(classes)
-    return item_row(item, raw.shape[0], raw.shape[1], ignore_pixels, present)
+    classes = checked_classes(item, load_label, _table(item.benchmark))
+    return classes_row(item, classes)

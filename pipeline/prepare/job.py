@@ -21,7 +21,6 @@ it holds do the outputs replace the previous ones, together with the metrics.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -30,6 +29,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from core.io import atomic_dir, write_json
+from pipeline.beam.groups import group_count, payloads
 from pipeline.beam.reconcile import reconcile
 from pipeline.beam.runner import join_branches, run_pipeline
 from pipeline.beam.shards import WriteParquetShards, read_shards, shard_of
@@ -86,16 +86,11 @@ class PrepareItems(beam.DoFn):
 
 def groups_for(num_items: int) -> int:
     """Number of item groups: about :data:`ITEMS_PER_GROUP` items each."""
-    return max(1, math.ceil(num_items / ITEMS_PER_GROUP))
+    return group_count(num_items, ITEMS_PER_GROUP)
 
 
 def _key_item(item: Item, num_groups: int) -> tuple[int, Item]:
     return shard_of([item.benchmark, item.key], num_groups), item
-
-
-def _payloads(element: tuple[str, Any], tag: str) -> Iterable[Any]:
-    if element[0] == tag:
-        yield element[1]
 
 
 def build_prepare_pipeline(pipeline: beam.Pipeline, items: Sequence[Item], out_root: str | os.PathLike,
@@ -112,12 +107,12 @@ def build_prepare_pipeline(pipeline: beam.Pipeline, items: Sequence[Item], out_r
     )
     written_items = (
         outputs
-        | "ItemRows" >> beam.FlatMap(_payloads, _ITEM)
+        | "ItemRows" >> beam.FlatMap(payloads, _ITEM)
         | "WriteItems" >> WriteParquetShards(out_root / ITEMS_DIR, ITEMS, num_shards, SORT_BY, SHARD_BY)
     )
     written_rejects = (
         outputs
-        | "Rejects" >> beam.FlatMap(_payloads, _REJECT)
+        | "Rejects" >> beam.FlatMap(payloads, _REJECT)
         | "WriteRejects" >> WriteParquetShards(out_root / REJECTS_DIR, REJECTS, num_shards, SORT_BY, SHARD_BY)
     )
     join_branches([written_items, written_rejects])

@@ -7,11 +7,12 @@ convention, :mod:`pipeline.datasets.segmentation`); on disk each benchmark has i
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from pipeline.prepare.records import REASON_OUT_OF_RANGE, Rejected
+from pipeline.prepare.records import REASON_OUT_OF_RANGE, Item, Rejected, item_row
 
 IGNORE = -1
 INVALID = -2
@@ -82,6 +83,12 @@ def label_stats(classes: np.ndarray) -> tuple[int, list[int]]:
     """``(ignore pixels, sorted class indices present)`` of a converted label."""
     present = np.unique(classes)
     return int((classes == IGNORE).sum()), [int(c) for c in present if c >= 0]
+
+
+def classes_row(item: Item, classes: np.ndarray) -> dict[str, Any]:
+    """The :data:`pipeline.prepare.records.ITEMS` row of ``item`` prepared as ``classes [H, W]``."""
+    ignore_pixels, present = label_stats(classes)
+    return item_row(item, classes.shape[0], classes.shape[1], ignore_pixels, present)
 
 
 def to_stored(classes: np.ndarray, ignore_value: int, dtype: type) -> np.ndarray:

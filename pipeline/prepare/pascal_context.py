@@ -34,15 +34,14 @@ from pycocotools import mask as mask_utils
 from core.io import atomic_write_bytes, read_json, safe_join
 from pipeline.datasets.benchmarks import LAYOUTS
 from pipeline.datasets.vocab import class_names
-from pipeline.prepare.checks import copy_file, load_image, read_split, require_pair, require_same_size
+from pipeline.prepare.checks import checked_classes, copy_file, load_image, read_split, require_pair, require_same_size
 from pipeline.prepare.config import ConvertOptions
 from pipeline.prepare.label_maps import (
     IGNORE,
     INVALID,
+    classes_row,
     encode_png,
     encode_tiff16,
-    label_stats,
-    to_classes,
     to_stored,
     value_table,
 )
@@ -52,7 +51,6 @@ from pipeline.prepare.records import (
     REASON_UNREADABLE,
     Item,
     Rejected,
-    item_row,
 )
 
 PC59, PC459 = "pc59", "pc459"
@@ -210,8 +208,7 @@ def convert_pc59(item: Item, out: Path, options: ConvertOptions) -> dict[str, An
     copy_file(item.image, out / layout.images / (item.key + layout.image_suffix))
     atomic_write_bytes(out / layout.labels / (item.key + layout.label_suffix),
                        encode_png(to_stored(classes, 255, np.uint8)))
-    ignore_pixels, present = label_stats(classes)
-    return item_row(item, height, width, ignore_pixels, present)
+    return classes_row(item, classes)
 
 
 def read_label_map(path: str) -> np.ndarray:
@@ -234,14 +231,9 @@ _PC459_TABLE = value_table({0: IGNORE, **{value: value - 1 for value in range(1,
 
 def convert_pc459(item: Item, out: Path, options: ConvertOptions) -> dict[str, Any]:
     """Convert one ``.mat`` label map to the PC-459 TIFF under ``out`` (the prepared ``VOC2010``); its row."""
-    require_pair(item)
-    raw = read_label_map(item.label)
-    classes = to_classes(raw, _PC459_TABLE, item.label_name or item.key)
-    image = load_image(item.image)
-    require_same_size(raw.shape, image, item)
+    classes = checked_classes(item, read_label_map, _PC459_TABLE)
     layout = LAYOUTS[PC459]
     copy_file(item.image, out / layout.images / (item.key + layout.image_suffix))
     atomic_write_bytes(out / layout.labels / (item.key + layout.label_suffix),
                        encode_tiff16(to_stored(classes, 65535, np.uint16)))
-    ignore_pixels, present = label_stats(classes)
-    return item_row(item, raw.shape[0], raw.shape[1], ignore_pixels, present)
+    return classes_row(item, classes)

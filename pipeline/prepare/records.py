@@ -12,6 +12,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from core.columns import required, required_list
+
 #: The benchmarks the stage prepares, with their expected number of validation images, and the
 #: COCO-Stuff training labels (checked in place: they pair one to one with the images).
 EXPECTED_IMAGES: dict[str, int] = {
@@ -62,26 +64,26 @@ class Rejected(Exception):
 #: in its label, its pixels and how many of them are ignore.
 ITEMS = pa.schema(
     [
-        pa.field("benchmark", pa.string(), nullable=False),
-        pa.field("key", pa.string(), nullable=False),
-        pa.field("image", pa.string(), nullable=False),
-        pa.field("label", pa.string(), nullable=False),
-        pa.field("height", pa.int32(), nullable=False),
-        pa.field("width", pa.int32(), nullable=False),
-        pa.field("pixels", pa.int64(), nullable=False),
-        pa.field("ignore_pixels", pa.int64(), nullable=False),
-        pa.field("classes", pa.list_(pa.field("item", pa.int32(), nullable=False)), nullable=False),
+        required("benchmark", pa.string()),
+        required("key", pa.string()),
+        required("image", pa.string()),
+        required("label", pa.string()),
+        required("height", pa.int32()),
+        required("width", pa.int32()),
+        required("pixels", pa.int64()),
+        required("ignore_pixels", pa.int64()),
+        required_list("classes", pa.int32()),
     ]
 )
 #: One row per item that could not be prepared.
 REJECTS = pa.schema(
     [
-        pa.field("benchmark", pa.string(), nullable=False),
-        pa.field("key", pa.string(), nullable=False),
+        required("benchmark", pa.string()),
+        required("key", pa.string()),
         pa.field("image", pa.string(), nullable=True),
         pa.field("label", pa.string(), nullable=True),
-        pa.field("reason", pa.string(), nullable=False),
-        pa.field("detail", pa.string(), nullable=False),
+        required("reason", pa.string()),
+        required("detail", pa.string()),
     ]
 )
 SORT_BY = ("benchmark", "key")

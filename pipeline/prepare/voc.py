@@ -17,10 +17,10 @@ from typing import Any
 
 from core.io import atomic_write_text, safe_join
 from pipeline.datasets.benchmarks import LAYOUTS
-from pipeline.prepare.checks import copy_file, load_image, load_label, read_split, require_pair, require_same_size
+from pipeline.prepare.checks import checked_classes, copy_file, load_label, read_split
 from pipeline.prepare.config import ConvertOptions
-from pipeline.prepare.label_maps import IGNORE, label_stats, to_classes, value_table
-from pipeline.prepare.records import Item, item_row
+from pipeline.prepare.label_maps import IGNORE, classes_row, value_table
+from pipeline.prepare.records import Item
 
 BENCHMARK = "voc20"
 CLASSES = 20
@@ -40,16 +40,11 @@ def list_items(root: Path) -> list[Item]:
 
 def convert(item: Item, out: Path, options: ConvertOptions) -> dict[str, Any]:
     """Validate one pair and copy it under ``out`` (the prepared ``VOC2012``); its row."""
-    require_pair(item)
-    raw = load_label(item.label)
-    classes = to_classes(raw, _TABLE, item.label_name or item.key)
-    image = load_image(item.image)
-    require_same_size(raw.shape, image, item)
+    classes = checked_classes(item, load_label, _TABLE)
     layout = LAYOUTS[BENCHMARK]
     copy_file(item.image, out / layout.images / (item.key + layout.image_suffix))
     copy_file(item.label, out / layout.labels / (item.key + layout.label_suffix))
-    ignore_pixels, present = label_stats(classes)
-    return item_row(item, raw.shape[0], raw.shape[1], ignore_pixels, present)
+    return classes_row(item, classes)
 
 
 def write_split(out: Path, keys: list[str]) -> None:

@@ -1,7 +1,6 @@
 """OnePassSegmenter: Mask-Adapter's family on a random tiny proposer and CLIP."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -20,18 +19,11 @@ from model.mask_adapter import (
 )
 from model.one_pass import OnePassSegmenter
 from model.oracle import gt_segments
-from model.proposer import build_proposer, load_proposer_config
 from model.segmenter import adapter_ensemble, predict_labels
 from model.two_stage import image_to_tensor
+from tests.doubles import label_map
 
 NAMES = ["cat", "dog, puppy", "sky", "grass"]
-
-
-@pytest.fixture(scope="module")
-def proposer(tiny_clip):
-    config = dataclasses.replace(load_proposer_config("proposer-tiny"), text_dim=tiny_clip.embed_dim)
-    torch.manual_seed(0)
-    return build_proposer(config).eval()
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +34,6 @@ def adapter():
 
 def image(height: int = 40, width: int = 56) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
-
-
-def label_map() -> np.ndarray:
-    gt = np.zeros((40, 56), dtype=np.int32)
-    gt[5:20, 8:30] = 2
-    gt[22:38, 30:52] = 1
-    gt[:, :3] = -1
-    return gt
 
 
 @pytest.mark.parametrize("use_adapter", [False, True])

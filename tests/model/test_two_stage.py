@@ -14,29 +14,15 @@ from model.oracle import gt_segments, oracle_semantic_map
 from model.proposer import build_proposer, load_proposer_config
 from model.segmenter import ensemble, predict_labels, scores_to_labels
 from model.two_stage import TwoStageSegmenter, image_to_tensor
+from tests.doubles import label_map
 
 NAMES = ["cat", "dog, puppy", "sky", "grass"]
 CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
-def proposer(tiny_clip):
-    config = dataclasses.replace(load_proposer_config("proposer-tiny"), text_dim=tiny_clip.embed_dim)
-    torch.manual_seed(0)
-    return build_proposer(config).eval()
-
-
-@pytest.fixture(scope="module")
 def image() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, size=(40, 56, 3), dtype=np.uint8)
-
-
-def label_map() -> np.ndarray:
-    gt = np.zeros((40, 56), dtype=np.int32)
-    gt[5:20, 8:30] = 2
-    gt[22:38, 30:52] = 1
-    gt[:, :3] = -1
-    return gt
 
 
 def test_segment_gives_a_label_map_of_the_image_size(proposer, tiny_clip, image):

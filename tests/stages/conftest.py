@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 
+from core import paths
 from model.clip import build_clip, save_clip_folder
 from model.mpt import MaskPrompts
 from model.proposer import build_proposer, load_proposer_config, save_proposer
@@ -58,8 +59,8 @@ def eval_inputs(tmp_path_factory) -> SimpleNamespace:
     (root / "world_params.yaml").write_text(yaml.safe_dump({"data": TINY_WORLD}))
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)  # the stage's timing goes to ./metrics/timings/
-        assert world_main(["--params", "world_params.yaml", "--out", "data/world"]) == 0
-    artifacts = root / "artifacts"
+        assert world_main(["--params", "world_params.yaml", "--out", str(paths.WORLD)]) == 0
+    artifacts = root / paths.ARTIFACTS
     clip = build_clip("ovseg-tiny-vit", device="cpu", seed=0)
     save_clip_folder(clip, artifacts / "clip_base")
     clip.prompts = MaskPrompts.for_visual(clip.model.visual, 2, generator=torch.Generator().manual_seed(0))
@@ -71,10 +72,10 @@ def eval_inputs(tmp_path_factory) -> SimpleNamespace:
     params.write_text(yaml.safe_dump({"evaluate": EVALUATE_PARAMS}))
     return SimpleNamespace(
         root=root,
-        manifest=root / "data/world/manifest.json",
+        manifest=root / paths.WORLD_MANIFEST,
         artifacts=artifacts,
         params=params,
-        benchmark_images=sorted((root / "data/world/benchmarks/demo/images/validation").glob("*.jpg")),
+        benchmark_images=sorted((root / paths.WORLD / "benchmarks/demo/images/validation").glob("*.jpg")),
     )
 
 

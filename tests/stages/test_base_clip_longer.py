@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 
+from core import paths
 from core.rle import encode_rle
 from model.clip import build_clip, load_clip_folder, save_clip_folder
 from pipeline.datasets.manifest import load_world
@@ -51,16 +52,16 @@ def test_the_stage_trains_finetunes_steps_and_writes_its_outputs(tmp_path):
                     "demo": {"train_images": 16, "benchmark_images": 2, "image_size": 64, "preview_images": 1,
                              "workers": 1}}
     (tmp_path / "world.yaml").write_text(yaml.safe_dump({"data": world_params}))
-    assert world_main(["--params", "world.yaml", "--out", "data/world"]) == 0
-    manifest = Path("data/world/manifest.json")
-    _pairs(manifest, Path("data/pairs"), 21)
+    assert world_main(["--params", "world.yaml", "--out", str(paths.WORLD)]) == 0
+    manifest = paths.WORLD_MANIFEST
+    _pairs(manifest, paths.PAIRS, 21)
     base = build_clip("ovseg-tiny-vit", device="cpu", seed=0)
     save_clip_folder(base, "artifacts/clip_base")
     section = {"lr": 1e-3, "warmup_steps": 1, "weight_decay": 0.1, "crop_scale": [0.5, 1.0], "image_side": 64,
                "seed": 0, "device": "cpu"}
     finetune = {"epochs": 3, "batch_size": 8, "max_pairs": 17, "device": "cpu"}  # 17 pairs: 2 steps an epoch
 
-    summary = run(section, finetune, Path("artifacts/clip_longer"), manifest=manifest)
+    summary = run(section, finetune, paths.CLIP_LONGER, manifest=manifest)
 
     assert json.loads(METRICS.read_text()) == {k: summary[k] for k in json.loads(METRICS.read_text())}
     assert (summary["finetune_pairs"], summary["batch_size"], summary["steps"]) == (17, 8, 6)
@@ -68,7 +69,7 @@ def test_the_stage_trains_finetunes_steps_and_writes_its_outputs(tmp_path):
     with open(LOSS_PLOT) as fh:
         rows = list(csv.DictReader(fh))
     assert [int(r["step"]) for r in rows] == list(range(1, 7))
-    assert json.loads(Path("metrics/timings/base_clip_longer.json").read_text())["stage"] == "base_clip_longer"
+    assert json.loads((paths.TIMINGS / "base_clip_longer.json").read_text())["stage"] == "base_clip_longer"
     assert not Path(".checkpoints/base_clip_longer").exists()
     trained = load_clip_folder("artifacts/clip_longer", "cpu")
     before, after = base.model.state_dict(), trained.model.state_dict()

@@ -11,6 +11,7 @@ import torch
 import yaml
 from PIL import Image
 
+from core import paths
 from model.clip import build_clip, save_clip_folder
 from model.oracle import gt_segments
 from pipeline.datasets.manifest import load_world
@@ -50,9 +51,9 @@ def test_evaluate_writes_metrics_pictures_and_timing(eval_inputs, tmp_path, monk
     assert result["mIoU"] == pytest.approx(sum(scored) / len(scored), abs=0.01)
     assert "seconds" not in json.dumps(result)  # timings stay out of the DVC-tracked metrics
     for picture in ("demo_per_class.png", "demo_overlays.png"):
-        with Image.open(Path("plots/eval/base") / picture) as image:
+        with Image.open(paths.EVAL_PLOTS / "base" / picture) as image:
             assert image.format == "PNG" and image.width > 300
-    timing = json.loads(Path("metrics/timings/evaluate_base_demo.json").read_text())
+    timing = json.loads((paths.TIMINGS / "evaluate_base_demo.json").read_text())
     assert timing["images"] == 4 and timing["images_per_s"] > 0
 
 
@@ -65,13 +66,13 @@ def test_one_process_evaluates_every_benchmark_of_the_params_as_separate_runs_do
     args = ["--variant", "base", "oracle", "--world", str(eval_inputs.manifest), "--artifacts",
             str(eval_inputs.artifacts), "--params", str(params)]
     assert evaluate_main(args) == 0  # no --benchmark: data.benchmarks
-    together = {path: path.read_bytes() for path in sorted(Path("metrics/eval").glob("*/*.json"))}
+    together = {path: path.read_bytes() for path in sorted(paths.EVAL_METRICS.glob("*/*.json"))}
     assert sorted(str(path) for path in together) == [f"metrics/eval/{v}/{b}.json" for v in ("base", "oracle")
                                                       for b in ("demo", "voc20")]
     for benchmark in ("demo", "voc20"):
         assert evaluate_main([*args, "--benchmark", benchmark]) == 0
     assert {path: path.read_bytes() for path in together} == together
-    assert json.loads(Path("metrics/eval/base/voc20.json").read_text())["classes"] == 20
+    assert json.loads((paths.EVAL_METRICS / "base/voc20.json").read_text())["classes"] == 20
 
 
 def test_oracle_masks_beat_random_classifiers_and_report_lists_every_run(eval_inputs, tmp_path, monkeypatch):
@@ -84,7 +85,7 @@ def test_oracle_masks_beat_random_classifiers_and_report_lists_every_run(eval_in
     # Ground-truth segments keep the ground truth's ignore pixels: every scored pixel gets some class.
     assert record("gt_masks_base")["pixels"] == oracle["pixels"]
     assert report_main([]) == 0
-    report = Path("reports/results.md").read_text()
+    report = paths.RESULTS_REPORT.read_text()
     for row in ("| `base` |", "| `mpt` |", "| `oracle` |", "| `gt_masks_base` |"):
         assert row in report
     assert report.index("| `mpt` |") < report.index("## Diagnostics") < report.index("| `oracle` |")
@@ -94,9 +95,9 @@ def test_oracle_masks_beat_random_classifiers_and_report_lists_every_run(eval_in
 def test_evaluation_is_deterministic(eval_inputs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert evaluate(eval_inputs, "mpt") == 0
-    first = Path("metrics/eval/mpt/demo.json").read_bytes()
+    first = (paths.EVAL_METRICS / "mpt/demo.json").read_bytes()
     assert evaluate(eval_inputs, "mpt") == 0
-    assert Path("metrics/eval/mpt/demo.json").read_bytes() == first
+    assert (paths.EVAL_METRICS / "mpt/demo.json").read_bytes() == first
 
 
 def test_max_images_and_per_class_exponents(eval_inputs, tmp_path, monkeypatch, make_params):
@@ -124,7 +125,7 @@ def test_clear_errors(eval_inputs, tmp_path, monkeypatch, capsys, make_params):
     assert "no benchmark 'ade150'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         evaluate(eval_inputs, "gt_masks")  # diagnostics name their CLIP: gt_masks_base, gt_masks_ft_mpt, ...
-    assert not Path("metrics/eval").exists()
+    assert not paths.EVAL_METRICS.exists()
 
 
 def ground_truth_proposals(inputs, path: Path, skip: int = 0) -> Path:
@@ -146,7 +147,7 @@ def test_ground_truth_proposals_give_the_ground_truth_diagnostic(eval_inputs, tm
     diagnostic = record("gt_masks_base")
     assert "proposals" not in diagnostic and "images_without_proposals" not in diagnostic
     proposals = ground_truth_proposals(eval_inputs, tmp_path / "gt_segments.parquet")
-    timings = sorted(Path("metrics/timings").iterdir())
+    timings = sorted(paths.TIMINGS.iterdir())
     assert evaluate(eval_inputs, "base maskpool", None, "--proposals", str(proposals)) == 0
     assert "0 image(s) without any" in capsys.readouterr().out
     out = Path("outputs/proposals-gt_segments")
@@ -157,8 +158,8 @@ def test_ground_truth_proposals_give_the_ground_truth_diagnostic(eval_inputs, tm
     assert json.loads((out / "metrics/maskpool/demo.json").read_text())["images"] == 4
     for picture in ("base/demo_per_class.png", "base/demo_overlays.png", "maskpool/demo_per_class.png"):
         assert (out / "plots" / picture).is_file()
-    assert sorted(Path("metrics/eval").iterdir()) == [Path("metrics/eval/gt_masks_base")]
-    assert not Path("plots/eval/base").exists() and sorted(Path("metrics/timings").iterdir()) == timings
+    assert sorted(paths.EVAL_METRICS.iterdir()) == [paths.EVAL_METRICS / "gt_masks_base"]
+    assert not (paths.EVAL_PLOTS / "base").exists() and sorted(paths.TIMINGS.iterdir()) == timings
 
 
 def test_proposals_output_root_missing_images_and_errors(eval_inputs, tmp_path, monkeypatch, capsys):
@@ -167,7 +168,7 @@ def test_proposals_output_root_missing_images_and_errors(eval_inputs, tmp_path, 
     assert evaluate(eval_inputs, "mpt", None, "--proposals", str(proposals), "--out", "mine") == 0
     result = json.loads(Path("mine/metrics/mpt/demo.json").read_text())
     assert result["images"] == 4 and result["images_without_proposals"] == 1
-    assert not Path("outputs").exists() and not Path("metrics/eval").exists()
+    assert not Path("outputs").exists() and not paths.EVAL_METRICS.exists()
     capsys.readouterr()
     assert evaluate(eval_inputs, "base oracle gt_masks_base", None, "--proposals", str(proposals)) == 2
     assert "the diagnostics oracle, gt_masks_base make their own" in capsys.readouterr().err
@@ -203,11 +204,11 @@ def test_voc_15_5_records_seen_unseen_and_hiou(tmp_path, make_params):
     data["real"]["benchmarks"] = {"voc20": str(_voc_tree(tmp_path / "datasets"))}
     data["benchmarks"] = ["voc20"]
     build_world(data, tmp_path / "world")
-    save_clip_folder(build_clip("ovseg-tiny-vit", device="cpu", seed=0), tmp_path / "artifacts/clip_base")
+    save_clip_folder(build_clip("ovseg-tiny-vit", device="cpu", seed=0), tmp_path / paths.CLIP_BASE)
     assert evaluate_main(["--variant", "gt_masks_base", "--benchmark", "voc20", "--world",
-                          str(tmp_path / "world/manifest.json"), "--artifacts", str(tmp_path / "artifacts"),
+                          str(tmp_path / "world/manifest.json"), "--artifacts", str(tmp_path / paths.ARTIFACTS),
                           "--params", str(make_params())]) == 0
-    result = json.loads(Path("metrics/eval/gt_masks_base/voc20.json").read_text())
+    result = json.loads((paths.EVAL_METRICS / "gt_masks_base/voc20.json").read_text())
     assert (result["classes"], result["classes_seen"], result["classes_unseen"]) == (20, 15, 5)
     seen, unseen, hiou = result["mIoU_seen"], result["mIoU_unseen"], result["hIoU"]
     assert seen is not None and unseen is not None and hiou is not None

@@ -11,19 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from PIL import Image
 
+from core import paths
 from model.clip import build_clip, save_clip_folder
-from model.proposer import (
-    Vocabulary,
-    build_proposer,
-    config_from_dict,
-    config_to_dict,
-    load_proposer_config,
-    save_proposer,
-)
+from model.proposer import save_proposer
 from pipeline.beam.schemas import PAIRS, REJECTS
 from pipeline.beam.shards import read_shards
 from stages import mine as mine_stage
@@ -31,6 +24,7 @@ from stages import nouns as nouns_stage
 from stages import world as world_stage
 from stages.cli import main as main_cli
 from stages.mine import MineStageConfig
+from tests.doubles import random_proposer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,26 +45,21 @@ def project(tmp_path_factory) -> Path:
     params.write_text(yaml.safe_dump(PARAMS), encoding="utf-8")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)  # the stages' timings go to ./metrics/timings/
-        assert world_stage.main(["--params", str(params), "--out", "data/world"]) == 0
-        assert nouns_stage.main(["--params", str(params), "--manifest", "data/world/manifest.json",
-                                 "--out", "data/nouns", "--rejects", "data/rejects/nouns",
-                                 "--metrics", "metrics/nouns.json"]) == 0
+        assert world_stage.main(["--params", str(params), "--out", str(paths.WORLD)]) == 0
+        assert nouns_stage.main(["--params", str(params), "--manifest", str(paths.WORLD_MANIFEST),
+                                 "--out", str(paths.NOUNS), "--rejects", str(paths.NOUNS_REJECTS),
+                                 "--metrics", str(paths.stage_metrics("nouns"))]) == 0
     clip = build_clip("ovseg-tiny-vit", device="cpu", seed=0)
-    save_clip_folder(clip, root / "artifacts/clip_base")
-    config = config_to_dict(load_proposer_config("proposer-tiny"))
-    config["text_dim"] = clip.embed_dim
-    torch.manual_seed(0)
-    proposer = build_proposer(config_from_dict(config))
-    proposer.vocabulary = Vocabulary(("grass", "dog"), torch.nn.functional.normalize(torch.randn(2, clip.embed_dim), dim=-1))
-    save_proposer(proposer, root / "artifacts/proposer")
+    save_clip_folder(clip, root / paths.CLIP_BASE)
+    save_proposer(random_proposer(clip.embed_dim, ("grass", "dog")), root / paths.PROPOSER)
     return root
 
 
 def run_stage(root: Path, out: str = "data", extra: list[str] | None = None) -> int:
     return mine_stage.main([
-        "--params", str(root / "params.yaml"), "--manifest", str(root / "data/world/manifest.json"),
-        "--nouns", str(root / "data/nouns"), "--clip", str(root / "artifacts/clip_base"),
-        "--proposer", str(root / "artifacts/proposer"), "--out", str(root / out / "pairs"),
+        "--params", str(root / "params.yaml"), "--manifest", str(root / paths.WORLD_MANIFEST),
+        "--nouns", str(root / paths.NOUNS), "--clip", str(root / paths.CLIP_BASE),
+        "--proposer", str(root / paths.PROPOSER), "--out", str(root / out / "pairs"),
         "--rejects", str(root / out / "rejects/mine"), "--metrics", str(root / out / "metrics/mine.json"),
         "--plots", str(root / out / "plots/mine"), *(extra or []),
     ])
@@ -85,8 +74,8 @@ def test_stage_writes_pairs_rejects_metrics_plot_and_timing(project, monkeypatch
     assert run_stage(project) == 0
     printed = capsys.readouterr().out
     assert "12 images ->" in printed and "precision" in printed
-    pairs = read_shards(project / "data/pairs", PAIRS)
-    rejects = read_shards(project / "data/rejects/mine", REJECTS)
+    pairs = read_shards(project / paths.PAIRS, PAIRS)
+    rejects = read_shards(project / paths.MINE_REJECTS, REJECTS)
     metrics = json.loads((project / "data/metrics/mine.json").read_text())
     assert metrics["images"] == 12 and metrics["pairs"] == pairs.num_rows > 0
     assert metrics["images_with_pairs"] + sum(n for k, n in metrics["rejects"].items() if k.startswith("image/")) == 12
@@ -101,12 +90,12 @@ def test_stage_writes_pairs_rejects_metrics_plot_and_timing(project, monkeypatch
     assert plot[1] == f"{metrics['top_nouns'][0]['noun']},{metrics['top_nouns'][0]['pairs']}"
     with Image.open(project / "data/plots/mine/pairs.png") as sheet:  # the contact sheet, one row per top noun
         assert sheet.format == "PNG" and sheet.width > 130 and sheet.height > 2 * 14 + 6
-    timing = json.loads((project / "metrics/timings/mine.json").read_text())
+    timing = json.loads((project / paths.TIMINGS / "mine.json").read_text())
     assert timing["stage"] == "mine" and timing["images_per_s"] > 0
 
     # `ovseg mine-quality` evaluates the same pairs to the same figures.
-    assert main_cli(["mine-quality", "--manifest", str(project / "data/world/manifest.json"),
-                     "--pairs", str(project / "data/pairs"), "--nouns", str(project / "data/nouns"),
+    assert main_cli(["mine-quality", "--manifest", str(project / paths.WORLD_MANIFEST),
+                     "--pairs", str(project / paths.PAIRS), "--nouns", str(project / paths.NOUNS),
                      "--out", str(project / "quality.json"), "--per-class"]) == 0
     assert json.loads((project / "quality.json").read_text()) == quality
     assert "unseen" in capsys.readouterr().out
@@ -123,8 +112,8 @@ def test_stage_writes_pairs_rejects_metrics_plot_and_timing(project, monkeypatch
 
 def test_stage_names_a_missing_model_folder(project, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    code = mine_stage.main(["--params", str(project / "params.yaml"), "--manifest", str(project / "data/world/manifest.json"),
-                            "--nouns", str(project / "data/nouns"), "--clip", str(project / "artifacts/clip_base"),
+    code = mine_stage.main(["--params", str(project / "params.yaml"), "--manifest", str(project / paths.WORLD_MANIFEST),
+                            "--nouns", str(project / paths.NOUNS), "--clip", str(project / paths.CLIP_BASE),
                             "--proposer", str(tmp_path / "no_proposer"), "--out", str(tmp_path / "pairs"),
                             "--rejects", str(tmp_path / "rejects"), "--metrics", str(tmp_path / "mine.json")])
     assert code == 2
@@ -133,12 +122,12 @@ def test_stage_names_a_missing_model_folder(project, tmp_path, monkeypatch, caps
 
 
 def test_mine_quality_needs_a_world_with_truth(project, tmp_path, capsys):
-    manifest = json.loads((project / "data/world/manifest.json").read_text())
+    manifest = json.loads((project / paths.WORLD_MANIFEST).read_text())
     world = tmp_path / "world"
-    shutil.copytree(project / "data/world", world)
+    shutil.copytree(project / paths.WORLD, world)
     (world / "manifest.json").write_text(json.dumps({**manifest, "source": "coco", "truth": None}))
     assert main_cli(["mine-quality", "--manifest", str(world / "manifest.json"),
-                     "--pairs", str(tmp_path / "pairs"), "--nouns", str(project / "data/nouns")]) == 2
+                     "--pairs", str(tmp_path / "pairs"), "--nouns", str(project / paths.NOUNS)]) == 2
     assert "has no ground truth" in capsys.readouterr().err
 
 
@@ -179,8 +168,8 @@ def test_auto_precision_is_resolved_on_the_device(monkeypatch, native):
 
 def _start(project: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "stages.mine", "--params", str(project / "params.yaml"),
-               "--manifest", str(project / "data/world/manifest.json"), "--nouns", str(project / "data/nouns"),
-               "--clip", str(project / "artifacts/clip_base"), "--proposer", str(project / "artifacts/proposer"),
+               "--manifest", str(project / paths.WORLD_MANIFEST), "--nouns", str(project / paths.NOUNS),
+               "--clip", str(project / paths.CLIP_BASE), "--proposer", str(project / paths.PROPOSER),
                "--out", str(project / "killed/pairs"), "--rejects", str(project / "killed/rejects/mine"),
                "--metrics", str(project / "killed/metrics/mine.json"), "--plots", str(project / "killed/plots/mine")]
     return subprocess.Popen(command, cwd=project, start_new_session=True, stdout=subprocess.DEVNULL,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from core import paths
 from core.io import read_json
 from stages.prepare import SKIPPED, main
 from tests.pipeline.prepare.raw_formats import write_raw_downloads
@@ -46,7 +47,7 @@ def test_the_demo_does_not_import_beam(tmp_path) -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                             env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "data/prepared/prepare.json").is_file()
+    assert (tmp_path / paths.PREPARED / "prepare.json").is_file()
 
 
 def test_real_downloads_are_prepared_and_reported(tmp_path, capsys) -> None:
@@ -58,7 +59,7 @@ def test_real_downloads_are_prepared_and_reported(tmp_path, capsys) -> None:
     assert "prepare: voc20: 2/1449 images (partial: 1447 missing, accepted), label_without_image 1, " \
            "size_mismatch 1;" in printed
     assert "-> data/prepared/VOCdevkit/VOC2010" in printed and "prepare: coco_stuff171: 2/118287" in printed
-    assert sorted(p.name for p in (tmp_path / "metrics/prepare").iterdir()) == \
+    assert sorted(p.name for p in (tmp_path / paths.PREPARE_METRICS).iterdir()) == \
         ["coco_stuff171.json", "pc59.json", "voc20.json"]
 
 
@@ -79,4 +80,4 @@ def test_errors_name_what_is_wrong(tmp_path, capsys) -> None:
     assert main(["--params", str(_params(tmp_path, strict))]) == 1
     err = capsys.readouterr().err
     assert "verification failed, nothing written" in err and "voc20: 2 images prepared, 1449 expected" in err
-    assert not (tmp_path / "data/prepared").exists()
+    assert not (tmp_path / paths.PREPARED).exists()

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from core import paths
 from core.rle import decode_rle
 from model.clip import build_clip, save_clip_folder
 from model.proposer import load_proposer, read_proposer_manifest
@@ -48,8 +49,8 @@ TINY_PROPOSER = {
 def workspace(tmp_path_factory) -> Path:
     """A repository-like folder: data/world (tiny), artifacts/clip_base (random tiny CLIP), params.yaml."""
     root = tmp_path_factory.mktemp("repo")
-    build_world(TINY_WORLD, root / "data/world")
-    save_clip_folder(build_clip("ovseg-tiny-vit", device="cpu", seed=0), root / "artifacts/clip_base")
+    build_world(TINY_WORLD, root / paths.WORLD)
+    save_clip_folder(build_clip("ovseg-tiny-vit", device="cpu", seed=0), root / paths.CLIP_BASE)
     (root / "params.yaml").write_text(yaml.safe_dump({"proposer": TINY_PROPOSER}), encoding="utf-8")
     return root
 
@@ -75,24 +76,24 @@ def test_settings_are_checked() -> None:
 
 
 def test_stage_writes_proposer_metrics_plots_and_cleans_up(trained: Path) -> None:
-    model = load_proposer(trained / "artifacts/proposer")
+    model = load_proposer(trained / paths.PROPOSER)
     assert model.config.text_dim == 128  # taken from the CLIP, not from proposer-tiny's 16
-    seen = [c for c in json.loads((trained / "data/world/coco/classes.json").read_text()) if c["seen"]]
+    seen = [c for c in json.loads((trained / paths.WORLD / "coco/classes.json").read_text()) if c["seen"]]
     assert model.vocabulary is not None and len(model.vocabulary.names) == len(seen)
     assert model.vocabulary.names[0].split(",")[0] == seen[0]["name"]
-    extra = read_proposer_manifest(trained / "artifacts/proposer")["extra"]
+    extra = read_proposer_manifest(trained / paths.PROPOSER)["extra"]
     assert extra["mask_threshold"] == 0.4 and extra["train"]["epochs"] == 2
 
-    metrics = json.loads((trained / "metrics/proposer.json").read_text())
+    metrics = json.loads((trained / paths.stage_metrics("proposer")).read_text())
     quality = metrics["quality"]
     assert metrics["steps"] == 2 * (24 // 8) and metrics["train_images"] == 24
     assert quality["images"] == 8 and quality["benchmark"] == "demo"
     assert set(quality["recall"]) == {"all", "seen", "unseen", "things", "stuff"}
     assert 0 <= quality["recall"]["all"] <= 100 and "mIoU" in quality["oracle"]
     assert "seconds" not in json.dumps(metrics)  # timings live apart from the tracked metrics
-    timings = json.loads((trained / "metrics/timings/proposer.json").read_text())
+    timings = json.loads((trained / paths.TIMINGS / "proposer.json").read_text())
     assert timings["stage"] == "proposer" and timings["seconds"] > 0
-    lines = (trained / "plots/proposer/loss.csv").read_text().splitlines()
+    lines = (trained / paths.loss_plot("proposer")).read_text().splitlines()
     assert lines[0].startswith("step,epoch,lr,") and len(lines) == 1 + metrics["steps"]
     assert not (trained / ".checkpoints/proposer").exists()
 
@@ -100,18 +101,19 @@ def test_stage_writes_proposer_metrics_plots_and_cleans_up(trained: Path) -> Non
 def test_rerun_gives_the_same_metrics(trained: Path, tmp_path: Path, monkeypatch) -> None:
     copy = tmp_path / "repo"
     shutil.copytree(trained / "data", copy / "data")
-    shutil.copytree(trained / "artifacts/clip_base", copy / "artifacts/clip_base")
+    shutil.copytree(trained / paths.CLIP_BASE, copy / paths.CLIP_BASE)
     shutil.copy(trained / "params.yaml", copy / "params.yaml")
     monkeypatch.chdir(copy)
     assert proposer_main(["--params", "params.yaml", "--out", "artifacts/p2"]) == 0
-    assert (copy / "metrics/proposer.json").read_text() == (trained / "metrics/proposer.json").read_text()
+    metrics = paths.stage_metrics("proposer")
+    assert (copy / metrics).read_text() == (trained / metrics).read_text()
 
 
 def test_proposer_bench_command(trained: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(trained)
     assert ovseg(["proposer-bench", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    stage = json.loads((trained / "metrics/proposer.json").read_text())["quality"]
+    stage = json.loads((trained / paths.stage_metrics("proposer")).read_text())["quality"]
     assert result["recall"] == stage["recall"] and result["oracle"] == stage["oracle"]
     assert result["settings"]["score_threshold"] == 0.3  # the stage's settings are the defaults
     assert result["images_per_s"] > 0 and result["per_class"]
@@ -124,7 +126,7 @@ def test_proposer_bench_command(trained: Path, monkeypatch, capsys) -> None:
 
 def test_propose_command_writes_sorted_readable_parquet(trained: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(trained)
-    images = trained / "data/world/benchmarks/demo/images/validation"
+    images = trained / paths.WORLD / "benchmarks/demo/images/validation"
     out = tmp_path / "props.parquet"
     assert ovseg(["propose", "--images", str(images), "--out", str(out), "--threshold", "0.3"]) == 0
     assert "proposals of 8 images" in capsys.readouterr().out
@@ -160,7 +162,7 @@ def test_propose_errors_name_the_problem(trained: Path, tmp_path: Path, monkeypa
     assert ovseg(["propose", "--images", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.parquet")]) == 2
     assert "image folder not found" in capsys.readouterr().err
     assert not (tmp_path / "x.parquet").exists()
-    images = trained / "data/world/benchmarks/demo/images/validation"
+    images = trained / paths.WORLD / "benchmarks/demo/images/validation"
     assert ovseg(["propose", "--images", str(images), "--out", str(tmp_path / "x.parquet"),
                   "--classes", "cat,,dog"]) == 2
     assert "non-empty class names" in capsys.readouterr().err

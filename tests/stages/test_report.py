@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core import paths
 from stages.report import main
 
 
@@ -21,8 +22,8 @@ def write_eval(variant: str, benchmark: str, m: float | None, seen: float | None
 
 
 def write_crops() -> None:
-    Path("metrics/crops").mkdir(parents=True)
-    Path("metrics/crops/base.json").write_text(json.dumps({"demo": {"mean": 33.333, "seen": 40.0,
+    paths.CROP_METRICS.mkdir(parents=True)
+    (paths.CROP_METRICS / "base.json").write_text(json.dumps({"demo": {"mean": 33.333, "seen": 40.0,
                                                                     "unseen": 20.0, "chance": 2.27}}))
 
 
@@ -82,7 +83,7 @@ def test_report_renders_the_papers_table_with_gaps(tmp_path, monkeypatch, capsys
     write_crops()
     assert main([]) == 0
     assert "8 evaluations, 1 crop benchmarks" in capsys.readouterr().out
-    text = Path("reports/results.md").read_text(encoding="utf-8")
+    text = paths.RESULTS_REPORT.read_text(encoding="utf-8")
     assert EXPECTED_FIVE in text
     assert text.endswith(EXPECTED_BENCHMARKS)
     assert "## Ground-truth mask classification" in text and "| `base` | 33.3 | 40.0 | 20.0 | 2.3 |" in text
@@ -98,7 +99,7 @@ def test_report_renders_a_single_benchmark_and_its_missing_figures(tmp_path, mon
     write_eval("gt_masks_base", "demo", 30.0, 35.0, None)
     write_eval("zzz", "demo", 1.0, None, None)
     assert main([]) == 0
-    text = Path("reports/results.md").read_text(encoding="utf-8")
+    text = paths.RESULTS_REPORT.read_text(encoding="utf-8")
     assert "| variant | A-150 |\n| --- | ---: |\n| `base` | 12.0 |\n| `zzz` | 1.0 |\n" in text  # no mean of one
     assert "| `gt_masks_base` | 35.0 / – / – |" in text and "| `zzz` | – / – / – |" in text
     assert "- `zzz`: not a registered variant" in text
@@ -114,7 +115,7 @@ def test_report_without_results_says_so(tmp_path, monkeypatch):
 def test_report_refuses_a_misplaced_record(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     write_eval("base", "demo", 1.0, 1.0, 1.0)
-    Path("metrics/eval/base/demo.json").rename(Path("metrics/eval/base/ade150.json"))
+    (paths.EVAL_METRICS / "base/demo.json").rename((paths.EVAL_METRICS / "base/ade150.json"))
     assert main([]) == 2
     assert "ade150.json: the record is for base/demo, not base/ade150" in capsys.readouterr().err
     assert not Path("reports").exists()

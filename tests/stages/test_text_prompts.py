@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core import paths
 from model.clip import TEXT_PROMPTS_FILE, load_clip_folder
 from stages.text_prompts import main, run
 
@@ -31,11 +32,11 @@ def test_the_stage_writes_a_prompted_clip_folder_deterministically(eval_inputs, 
     assert os.path.samefile(folder / "open_clip_model.safetensors", source / "open_clip_model.safetensors")
     bundle = load_clip_folder(folder, "cpu")
     assert bundle.text_prompts is not None and bundle.text_prompts.n_ctx == 4
-    metrics = json.loads(Path("metrics/text_prompts_base.json").read_text())
+    metrics = json.loads(paths.stage_metrics("text_prompts_base").read_text())
     assert metrics["steps"] == summary["steps"] == 2 * (metrics["samples"] // 4) > 0
     assert metrics["classes"] > 0 and 0 <= metrics["final_accuracy"] <= 100
-    assert Path("plots/text_prompts_base/loss.csv").read_text().startswith("step,epoch,lr,accuracy,loss\n")
-    assert json.loads(Path("metrics/timings/text_prompts_base.json").read_text())["stage"] == "text_prompts_base"
+    assert paths.loss_plot("text_prompts_base").read_text().startswith("step,epoch,lr,accuracy,loss\n")
+    assert json.loads((paths.TIMINGS / "text_prompts_base.json").read_text())["stage"] == "text_prompts_base"
     assert not Path(".checkpoints/text_prompts_base").exists()
     first = (folder / TEXT_PROMPTS_FILE).read_bytes()
     run("base", params, world_path=eval_inputs.manifest, folders=(source, Path("out/clip_prompts")))

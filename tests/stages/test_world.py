@@ -9,6 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from core import paths
 from core.io import read_json
 from pipeline.datasets.manifest import load_world
 from pipeline.world.real import MissingDataError
@@ -32,7 +33,7 @@ TINY_DEMO = {
 
 
 def test_demo_world_from_params(tmp_path: Path, capsys) -> None:
-    out = tmp_path / "data/world"
+    out = tmp_path / paths.WORLD
     assert main(["--params", str(_params(tmp_path, TINY_DEMO)), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "8 training images" in printed and "generated in" in printed
@@ -43,7 +44,7 @@ def test_demo_world_from_params(tmp_path: Path, capsys) -> None:
 
 
 def test_demo_world_writes_the_benchmarks_of_the_params(tmp_path: Path, capsys) -> None:
-    out = tmp_path / "data/world"
+    out = tmp_path / paths.WORLD
     data = {**TINY_DEMO, "benchmarks": ["voc20", "ade847"],
             "demo": {**TINY_DEMO["demo"], "extra_benchmark_images": 3}}
     assert main(["--params", str(_params(tmp_path, data)), "--out", str(out)]) == 0

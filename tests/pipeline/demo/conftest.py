@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from core import paths
 from core.rle import encode_rle
 from model.clip import build_clip, save_clip_folder
 from model.mask_adapter import MaskAdapter, MaskAdapterConfig, save_mask_adapter
@@ -41,7 +42,7 @@ def write_pairs(root: Path) -> pa.Table:
     """Pairs of the world's training images: each class present under its name with its true segment
     (right), 'thing' (names no class) and the first class absent from the image (wrong), both with the
     segment of the first class present."""
-    world = load_world(root / "data/world/manifest.json")
+    world = load_world(root / paths.WORLD_MANIFEST)
     truth = TruthLabels(world)
     rows = []
     for image_id in range(1, TRAIN_IMAGES + 1):
@@ -56,7 +57,7 @@ def write_pairs(root: Path) -> pa.Table:
         rows.append(pair_row(image_id, world.classes[absent]["name"], label == present[0], 0.15, 0.0))
     by_key = {(row["image_id"], row["noun"]): row for row in rows}  # one pair per (image, noun), as mined
     table = pa.Table.from_pylist([by_key[key] for key in sorted(by_key)], schema=PAIRS)
-    (root / "data/pairs").mkdir(parents=True)
+    (root / paths.PAIRS).mkdir(parents=True)
     pq.write_table(table, root / "data/pairs/part-00000-of-00001.parquet")
     rejects = [reject_row("mine", "caption", "no_pair", image_id=1, caption_id=3, file_name="000000000001.jpg",
                           detail="no region for its nouns"),
@@ -64,7 +65,7 @@ def write_pairs(root: Path) -> pa.Table:
                           detail="no proposal above the score threshold"),
                reject_row("nouns", "caption", "no_noun", image_id=3, caption_id=9, detail="no noun in 'A.'")]
     for stage in ("mine", "nouns"):
-        folder = root / "data/rejects" / stage
+        folder = root / paths.REJECTS / stage
         folder.mkdir(parents=True)
         part = pa.Table.from_pylist([row for row in rejects if row["stage"] == stage], schema=REJECTS)
         pq.write_table(part, folder / "part-00000-of-00001.parquet")
@@ -77,8 +78,8 @@ def demo_root(tmp_path_factory) -> Path:
     clip_ft_mpt (with mask prompts), adapter_base}`` with random weights, ``data/pairs``, ``data/rejects``."""
     root = tmp_path_factory.mktemp("demo_root")
     generate_world(WorldConfig(seed=2, train_images=TRAIN_IMAGES, benchmark_images=3, image_size=64,
-                               preview_images=1, workers=1), root / "data/world")
-    artifacts = root / "artifacts"
+                               preview_images=1, workers=1), root / paths.WORLD)
+    artifacts = root / paths.ARTIFACTS
     clip = build_clip("ovseg-tiny-vit", device="cpu", seed=0)
     save_clip_folder(clip, artifacts / "clip_base")
     torch.manual_seed(0)

@@ -31,6 +31,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core import paths
 from pipeline.datasets.manifest import load_world
 from pipeline.demo.examples import Examples
 from pipeline.evaluation.label_overlay import LEGEND_WIDTH, ROW_HEIGHT, class_colour, legend_height
@@ -219,7 +220,7 @@ def picture(driver, variant: str) -> Image.Image:
 def photo(project, tmp_path_factory) -> tuple[Path, str]:
     """A PNG of :data:`PHOTO` (a demo benchmark image of the project, scaled: not square, not the models' size)
     and the class list of its ground truth (the first image with at least 3 classes)."""
-    world = load_world(project / "data/world/manifest.json")
+    world = load_world(project / paths.WORLD_MANIFEST)
     examples = Examples(world.benchmark("demo"))
     pixels, classes = next(example for example in map(examples.load, examples.keys())
                            if example[1].count(",") >= 2)

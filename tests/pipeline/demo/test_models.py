@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core import paths
 from pipeline.datasets.manifest import load_world
 from pipeline.demo.models import DEFAULT_VARIANTS, DemoModels
 from pipeline.demo.why import eroded, explain
@@ -15,8 +16,8 @@ NAMES = ["sky", "grass, lawn", "zebra", "water, sea"]
 
 @pytest.fixture(scope="module")
 def models(demo_root):
-    world = load_world(demo_root / "data/world/manifest.json")
-    return DemoModels.load(demo_root / "artifacts", world_classes=world.classes)
+    world = load_world(demo_root / paths.WORLD_MANIFEST)
+    return DemoModels.load(demo_root / paths.ARTIFACTS, world_classes=world.classes)
 
 
 @pytest.fixture(scope="module")
@@ -84,15 +85,15 @@ def test_bad_requests_and_folders_are_named(models, image, demo_root, tmp_path):
     with pytest.raises(ValueError, match="choose at least one variant"):
         models.segment(image, NAMES, [])
     with pytest.raises(FileNotFoundError, match="clip_ft: CLIP folder of variant 'ft_adapter_ens' not found"):
-        DemoModels.load(demo_root / "artifacts", variants=["ft_adapter_ens"])
+        DemoModels.load(demo_root / paths.ARTIFACTS, variants=["ft_adapter_ens"])
     with pytest.raises(FileNotFoundError, match="proposer folder not found"):
         DemoModels.load(tmp_path)
     with pytest.raises(ValueError, match="oracle cannot be shown"):
-        DemoModels.load(demo_root / "artifacts", variants=["oracle"])
+        DemoModels.load(demo_root / paths.ARTIFACTS, variants=["oracle"])
 
 
 def test_an_extra_clip_folder_is_a_crops_variant(demo_root, image):
-    models = DemoModels.load(demo_root / "artifacts", variants=["base"], clips=[demo_root / "artifacts/clip_ft_mpt"])
+    models = DemoModels.load(demo_root / paths.ARTIFACTS, variants=["base"], clips=[demo_root / paths.CLIP_FT_MPT])
     assert models.variants == ["base", "crops:clip_ft_mpt"]
     results = models.segment(image, NAMES, ["crops:clip_ft_mpt"])
     assert results[0].labels.shape == (48, 72)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core import paths
 from pipeline.datasets.manifest import load_world
 from pipeline.demo.examples import Examples
 from pipeline.demo.models import DemoModels
@@ -20,12 +21,12 @@ CLASSES = "sky, grass|lawn, zebra"
 
 @pytest.fixture(scope="module")
 def world(demo_root):
-    return load_world(demo_root / "data/world/manifest.json")
+    return load_world(demo_root / paths.WORLD_MANIFEST)
 
 
 @pytest.fixture(scope="module")
 def models(demo_root, world):
-    return DemoModels.load(demo_root / "artifacts", variants=["base", "adapter_ens"], world_classes=world.classes)
+    return DemoModels.load(demo_root / paths.ARTIFACTS, variants=["base", "adapter_ens"], world_classes=world.classes)
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,7 @@ def test_html_escapes_what_users_type():
 
 
 def test_pairs_answers(demo_root, world):
-    browser = PairsBrowser.load(demo_root / "data/pairs", world.images_dir, demo_root / "data/rejects")
+    browser = PairsBrowser.load(demo_root / paths.PAIRS, world.images_dir, demo_root / paths.REJECTS)
     first = pairs_answer(browser, "", None, "similarity", True, 1)
     assert first.ok and first.noun == browser.nouns()[0][0] and first.page.page == 1
     assert pairs_answer(browser, "thi", None, "margin", False, "x").noun == "thing"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core import paths
 from pipeline.datasets.manifest import load_world
 from pipeline.demo.pairs import PAGE_SIZE, TABLE_COLUMNS, PairsBrowser, clamp_page
 from pipeline.mining.pair_pictures import RIGHT, WRONG, PairJudge
@@ -11,8 +12,8 @@ from pipeline.mining.pair_pictures import RIGHT, WRONG, PairJudge
 
 @pytest.fixture(scope="module")
 def browser(demo_root):
-    world = load_world(demo_root / "data/world/manifest.json")
-    return PairsBrowser.load(demo_root / "data/pairs", world.images_dir, demo_root / "data/rejects", PairJudge(world))
+    world = load_world(demo_root / paths.WORLD_MANIFEST)
+    return PairsBrowser.load(demo_root / paths.PAIRS, world.images_dir, demo_root / paths.REJECTS, PairJudge(world))
 
 
 def test_nouns_most_pairs_first_and_search(browser):

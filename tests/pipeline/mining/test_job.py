@@ -9,19 +9,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
 from PIL import Image
 
 from core.rle import decode_rle
 from model.clip import build_clip, save_clip_folder
-from model.proposer import (
-    Vocabulary,
-    build_proposer,
-    config_from_dict,
-    config_to_dict,
-    load_proposer_config,
-    save_proposer,
-)
+from model.proposer import save_proposer
+from pipeline.beam.groups import group_of
 from pipeline.beam.reconcile import ReconciliationError
 from pipeline.beam.schemas import NOUNS, PAIRS, REJECTS
 from pipeline.beam.shards import read_shards, shard_of
@@ -35,6 +28,7 @@ from pipeline.mining.models import load_models
 from pipeline.nouns.job import run_nouns_job
 from pipeline.world.config import WorldConfig
 from pipeline.world.generate import generate_world
+from tests.doubles import random_proposer
 
 SIZE = 64
 STOPLIST = ["photo", "picture", "image", "scene", "view"]
@@ -45,13 +39,7 @@ def make_models(root: Path) -> tuple[Path, Path]:
     """A random tiny CLIP (embed_dim 128) and a random tiny proposer (text_dim 128) with a vocabulary."""
     clip = build_clip("ovseg-tiny-vit", device="cpu", seed=0)
     clip_dir = save_clip_folder(clip, root / "clip")
-    config = config_to_dict(load_proposer_config("proposer-tiny"))
-    config["text_dim"] = clip.embed_dim
-    torch.manual_seed(0)
-    proposer = build_proposer(config_from_dict(config))
-    names = ("grass", "road", "dog")
-    proposer.vocabulary = Vocabulary(names, torch.nn.functional.normalize(torch.randn(len(names), clip.embed_dim), dim=-1))
-    return clip_dir, save_proposer(proposer, root / "proposer")
+    return clip_dir, save_proposer(random_proposer(clip.embed_dim, ("grass", "road", "dog")), root / "proposer")
 
 
 def make_nouns(world_manifest: Path, root: Path) -> Path:
@@ -285,7 +273,7 @@ def test_noun_shards_are_read_through_filesystems_and_checked(inputs, tmp_path):
     table = pq.read_table(path)
     assert len(rows) == table.num_rows
     first = table.slice(0, 1).to_pylist()[0]
-    assert rows[0] == (dofn.group_of(first["image_id"], 5),
+    assert rows[0] == (group_of(first["image_id"], 5),
                        ("noun", first["image_id"], NounEntry(first["noun"], tuple(first["caption_ids"]), first["count"])))
     wrong = tmp_path / "part-00000-of-00001.parquet"
     pq.write_table(table.drop_columns(["count"]), wrong)

@@ -9,7 +9,7 @@ import torch
 from model.precision import inference_autocast
 from pipeline.mining.config import MiningConfig
 from pipeline.mining.matching import kept_nouns, match_nouns_to_regions, pair_filter, similarity_matrix
-from pipeline.mining.regions import mask_iou, mask_nms, usable_regions
+from pipeline.mining.regions import mask_nms, usable_regions
 
 # 3 nouns × 4 regions, cosine similarities.
 SIMILARITY = torch.tensor(
@@ -94,13 +94,10 @@ def _box(height: int, width: int, y0: int, y1: int, x0: int, x1: int) -> torch.T
     return mask
 
 
-def test_mask_iou_and_nms():
+def test_mask_nms():
     a = _box(10, 10, 0, 10, 0, 5)   # 50 px
     b = _box(10, 10, 0, 10, 0, 4)   # 40 px inside a: IoU 0.8
     c = _box(10, 10, 0, 10, 5, 10)  # disjoint from a
-    empty = torch.zeros(10, 10, dtype=torch.bool)
-    iou = mask_iou(torch.stack([a, b, c, empty]))
-    assert iou[0, 1].item() == pytest.approx(0.8) and iou[0, 2].item() == 0 and iou[3, 3].item() == 0
     masks = torch.stack([a, b, c])
     # b scores higher than a: b is kept, a (IoU 0.8 with b) dropped at 0.75, kept at 0.9.
     scores = torch.tensor([0.5, 0.9, 0.1])
@@ -150,15 +147,17 @@ def test_max_proposals_keeps_the_best_scored_regions_after_nms():
     assert torch.equal(capped.masks, everything.masks[[0, 1]])
 
 
-def test_iou_and_similarities_stay_float32_under_bf16_autocast():
-    masks = torch.zeros(2, 30, 30, dtype=torch.bool)
-    masks[0, :, :10] = True               # 300 px
-    masks[1, :, 1:10] = True              # 270 px inside: IoU 0.9 exactly in float32
+def test_nms_and_similarities_stay_float32_under_bf16_autocast():
+    masks = torch.zeros(2, 900, dtype=torch.bool)
+    masks[0, :310] = True
+    masks[1, :301] = True                 # inside: IoU 301/310 ≈ 0.971 (bf16 has no 301)
+    masks = masks.view(2, 30, 30)
     generator = torch.Generator().manual_seed(0)
     nouns = torch.nn.functional.normalize(torch.randn(3, 16, generator=generator), dim=-1)
     regions = torch.nn.functional.normalize(torch.randn(4, 16, generator=generator), dim=-1)
+    scores = torch.tensor([0.9, 0.8])
     with inference_autocast("bf16", torch.device("cpu")):
-        iou = mask_iou(masks)
+        kept = [mask_nms(masks, scores, threshold).tolist() for threshold in (0.9705, 0.9715)]
         similarity = similarity_matrix(nouns, regions)
-    assert iou.dtype == torch.float32 and torch.equal(iou, mask_iou(masks)) and iou[0, 1] == torch.tensor(270 / 300)
+    assert kept == [[0], [0, 1]]
     assert similarity.dtype == torch.float32 and torch.equal(similarity, nouns @ regions.T)

@@ -7,9 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core.rle import encode_rle
 from pipeline.beam.schemas import PAIRS
-from pipeline.datasets.manifest import load_world
 from pipeline.mining.pair_pictures import (
     CROP_SIZE,
     RIGHT,
@@ -23,24 +21,12 @@ from pipeline.mining.pair_pictures import (
     spread,
 )
 from pipeline.mining.quality import TruthLabels
-from pipeline.world.config import WorldConfig
-from pipeline.world.generate import generate_world
+from tests.doubles import demo_world, pair_row
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sheet_world")
-    generate_world(WorldConfig(seed=2, train_images=3, benchmark_images=1, image_size=64, preview_images=1,
-                               workers=1), root)
-    return load_world(root / "manifest.json")
-
-
-def row(image_id: int, noun: str, mask: np.ndarray, similarity: float) -> dict:
-    rle = encode_rle(mask)
-    return {"image_id": image_id, "file_name": f"{image_id:012d}.jpg", "noun": noun, "caption_ids": [1],
-            "noun_count": 1, "mask_rle": rle["counts"], "height": mask.shape[0], "width": mask.shape[1],
-            "bbox": [0.0, 0.0, 1.0, 1.0], "area": int(mask.sum()), "proposal_id": 0, "proposal_score": 1.0,
-            "similarity": similarity, "softmax": 0.5, "margin": None}
+    return demo_world(tmp_path_factory.mktemp("sheet_world"), train_images=3)
 
 
 def test_a_crop_is_the_square_around_the_mask_with_the_outside_dimmed():
@@ -68,7 +54,7 @@ def test_a_crop_stays_inside_the_image_when_it_fits():
 def test_spread_and_picks():
     assert spread(3, 6) == [0, 1, 2] and spread(11, 3) == [0, 5, 10]
     masks = [np.eye(8, dtype=bool)] * 5
-    rows = [row(1, "cat", masks[i], 0.1 * i) for i in range(5)] + [row(2, "dog", masks[0], 0.3)]
+    rows = [pair_row(1, "cat", masks[i], 0.1 * i) for i in range(5)] + [pair_row(2, "dog", masks[0], 0.3)]
     groups = pick_pairs(pa.Table.from_pylist(rows, schema=PAIRS), nouns=1, per_noun=2)
     assert [(noun, count, [r["similarity"] for r in picked]) for noun, count, picked in groups] == \
         [("cat", 5, [pytest.approx(0.4), pytest.approx(0.0)])]
@@ -80,9 +66,9 @@ def test_the_contact_sheet_marks_each_crop_against_the_truth(world):
     present = [int(i) for i in np.unique(label) if i >= 0]
     absent = next(i for i in range(len(world.classes)) if i not in present)
     first, name = present[0], world.classes[present[0]]["name"]
-    rows = [row(1, name, label == first, 0.9),                                # its true segment: right
-            row(1, world.classes[absent]["name"], label == first, 0.8),       # a class not in the image: wrong
-            row(1, "thing", label == first, 0.7)]                             # names no class: not judged
+    rows = [pair_row(1, name, label == first, 0.9),                                # its true segment: right
+            pair_row(1, world.classes[absent]["name"], label == first, 0.8),       # a class not in the image: wrong
+            pair_row(1, "thing", label == first, 0.7)]                             # names no class: not judged
     pairs = pa.Table.from_pylist(rows, schema=PAIRS)
     judge = sheet_judge(world)
     assert isinstance(judge, PairJudge)
@@ -105,7 +91,7 @@ def test_the_contact_sheet_marks_each_crop_against_the_truth(world):
 
 
 def test_without_truth_nothing_is_judged(world):
-    rows = [row(1, "cat", np.ones((64, 64), bool), 0.5)]
+    rows = [pair_row(1, "cat", np.ones((64, 64), bool), 0.5)]
     sheet = contact_sheet(pa.Table.from_pylist(rows, schema=PAIRS), world.images_dir, None)
     assert tuple(np.asarray(sheet)[2 * 14 + 6 + 1, 131]) == UNJUDGED
     empty = contact_sheet(pa.Table.from_pylist([], schema=PAIRS), world.images_dir, None)

@@ -7,28 +7,14 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from core.rle import encode_rle
 from pipeline.beam.schemas import NOUNS, PAIRS
-from pipeline.datasets.manifest import load_world
-from pipeline.mining.quality import TruthLabels, class_lookup, evaluate_mining, mask_iou, normalise_name
-from pipeline.world.config import WorldConfig
-from pipeline.world.generate import generate_world
+from pipeline.mining.quality import TruthLabels, class_lookup, evaluate_mining, normalise_name
+from tests.doubles import demo_world, pair_row
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("quality")
-    generate_world(WorldConfig(seed=2, train_images=4, benchmark_images=1, image_size=64, preview_images=1,
-                               workers=1), root)
-    return load_world(root / "manifest.json")
-
-
-def pair(image_id: int, noun: str, mask: np.ndarray) -> dict:
-    rle = encode_rle(mask)
-    return {"image_id": image_id, "file_name": f"{image_id:012d}.jpg", "noun": noun, "caption_ids": [1],
-            "noun_count": 1, "mask_rle": rle["counts"], "height": mask.shape[0], "width": mask.shape[1],
-            "bbox": [0.0, 0.0, 1.0, 1.0], "area": int(mask.sum()), "proposal_id": 0, "proposal_score": 1.0,
-            "similarity": 0.5, "softmax": 0.5, "margin": None}
+    return demo_world(tmp_path_factory.mktemp("quality"), train_images=4)
 
 
 def nouns_table(words: list[str]) -> pa.Table:
@@ -41,11 +27,6 @@ def test_names_and_lookup():
     lookup = class_lookup([{"name": "building, edifice", "synonyms": []}, {"name": "dalmatian", "synonyms": ["dog"]},
                            {"name": "hound", "synonyms": ["Dog"]}])
     assert lookup == {"building": (0,), "dalmatian": (1,), "dog": (1, 2), "edifice": (0,), "hound": (2,)}
-    a = np.zeros((4, 4), bool)
-    a[:2] = True
-    b = np.zeros((4, 4), bool)
-    b[:, :2] = True
-    assert mask_iou(a, b) == pytest.approx(4 / 12) and mask_iou(a & False, b & False) == 0.0
 
 
 def test_precision_non_class_share_and_recall(world):
@@ -60,11 +41,11 @@ def test_precision_non_class_share_and_recall(world):
     absent = next(i for i in range(len(names)) if i not in present)
     never_paired = next(i for i in range(len(names)) if i not in present and i != absent)
     rows = [
-        pair(image_id, names[first], label == first),                  # exact segment: IoU 1
-        pair(image_id, names[second], label == first),                 # another class's segment: wrong
-        pair(image_id, names[absent], label == first),                 # a class absent from the image: IoU 0
-        pair(image_id, "zzzthing", label == first),                    # names no class
-        pair(image_id, world.classes[synonym_class]["synonyms"][0].upper(), label == synonym_class),  # synonym
+        pair_row(image_id, names[first], label == first),                  # exact segment: IoU 1
+        pair_row(image_id, names[second], label == first),                 # another class's segment: wrong
+        pair_row(image_id, names[absent], label == first),                 # a class absent from the image: IoU 0
+        pair_row(image_id, "zzzthing", label == first),                    # names no class
+        pair_row(image_id, world.classes[synonym_class]["synonyms"][0].upper(), label == synonym_class),  # synonym
     ]
     pairs = pa.Table.from_pylist(rows, schema=PAIRS)
     mentioned = [names[first], names[second], names[absent], "zzzthing", names[never_paired]]
@@ -82,6 +63,6 @@ def test_precision_non_class_share_and_recall(world):
 
 
 def test_a_pair_of_an_image_without_truth_is_an_error(world, tmp_path: Path):
-    pairs = pa.Table.from_pylist([pair(999, "grass", np.ones((64, 64), bool))], schema=PAIRS)
+    pairs = pa.Table.from_pylist([pair_row(999, "grass", np.ones((64, 64), bool))], schema=PAIRS)
     with pytest.raises(FileNotFoundError, match="no truth label"):
         evaluate_mining(pairs, nouns_table(["grass"]), world)

@@ -10,15 +10,13 @@ from PIL import Image
 
 from pipeline.beam.reconcile import ReconciliationError, reconcile
 from pipeline.beam.schemas import NOUNS, REJECTS
-from pipeline.beam.shards import read_shards, shard_of, shard_paths
+from pipeline.beam.shards import read_shards, shard_paths
 from pipeline.datasets.coco import CocoCaptions, read_coco_captions
 from pipeline.nouns import job as nouns_job
 from pipeline.nouns.job import (
     REASON_NO_CAPTION,
     REASON_NO_NOUN,
     REASON_UNKNOWN_IMAGE,
-    group_of,
-    image_groups,
     image_outputs,
     run_nouns_job,
 )
@@ -161,9 +159,6 @@ def test_outputs_do_not_depend_on_the_grouping(captions, tmp_path):
     assert file_bytes(tmp_path / "one" / "rejects") == file_bytes(tmp_path / "all" / "rejects")
 
 
-def test_image_groups_and_group_of():
-    assert image_groups(0, 256) == 1 and image_groups(256, 256) == 1 and image_groups(257, 256) == 2
-    assert group_of(12345, 7) == shard_of([12345], 7)
 
 
 @pytest.mark.slow
