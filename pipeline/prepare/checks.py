@@ -23,11 +23,23 @@ def _exists(path: str | None) -> bool:
     return path is not None and Path(path).is_file()
 
 
-def require_pair(item: Item, label_exists: bool | None = None) -> None:
-    """Both the image and the label of ``item`` exist (``label_exists`` overrides the label-file
-    test for labels that are not files of their own, such as a JSON entry)."""
+def require_pair(item: Item) -> tuple[str, str]:
+    """The paths of ``item``'s image and label, after checking that both files exist."""
+    _require(item, _exists(item.label))
+    assert item.image is not None and item.label is not None  # both exist
+    return item.image, item.label
+
+
+def require_image(item: Item, label_exists: bool) -> str:
+    """The path of ``item``'s image, after checking that it exists and that its label does (``label_exists``:
+    for labels that are not files of their own, such as a JSON entry)."""
+    _require(item, label_exists)
+    assert item.image is not None  # it exists
+    return item.image
+
+
+def _require(item: Item, has_label: bool) -> None:
     has_image = _exists(item.image)
-    has_label = _exists(item.label) if label_exists is None else label_exists
     if has_image and has_label:
         return
     image, label = item.image_name or item.key, item.label_name or item.key

@@ -77,10 +77,10 @@ def _table(benchmark: str) -> np.ndarray:
 
 def validate(item: Item, out: Path, options: ConvertOptions) -> dict[str, Any]:
     """Check one pair where it lies (``out`` is not written); its row."""
-    require_pair(item)
-    raw = load_label(item.label)
+    image_path, label_path = require_pair(item)
+    raw = load_label(label_path)
     classes = to_classes(raw, _table(item.benchmark), item.label_name or item.key)
-    image = load_image(item.image)
+    image = load_image(image_path)
     require_same_size(raw.shape, image, item)
     ignore_pixels, present = label_stats(classes)
     return item_row(item, raw.shape[0], raw.shape[1], ignore_pixels, present)

@@ -40,14 +40,14 @@ def list_items(root: Path) -> list[Item]:
 
 def convert(item: Item, out: Path, options: ConvertOptions) -> dict[str, Any]:
     """Validate one pair and copy it under ``out`` (the prepared ``VOC2012``); its row."""
-    require_pair(item)
-    raw = load_label(item.label)
+    image_path, label_path = require_pair(item)
+    raw = load_label(label_path)
     classes = to_classes(raw, _TABLE, item.label_name or item.key)
-    image = load_image(item.image)
+    image = load_image(image_path)
     require_same_size(raw.shape, image, item)
     layout = LAYOUTS[BENCHMARK]
-    copy_file(item.image, out / layout.images / (item.key + layout.image_suffix))
-    copy_file(item.label, out / layout.labels / (item.key + layout.label_suffix))
+    copy_file(image_path, out / layout.images / (item.key + layout.image_suffix))
+    copy_file(label_path, out / layout.labels / (item.key + layout.label_suffix))
     ignore_pixels, present = label_stats(classes)
     return item_row(item, raw.shape[0], raw.shape[1], ignore_pixels, present)
 
