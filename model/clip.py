@@ -396,7 +396,7 @@ def _cached_tag_file(tag_cfg: dict[str, Any], cache_dir: str | os.PathLike | Non
         repo_id, filename = os.path.split(hub)
         names = [filename] if filename else [HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME]
         for name in names:
-            found = try_to_load_from_cache(repo_id, name, cache_dir=cache_dir)
+            found = try_to_load_from_cache(repo_id, name, cache_dir=None if cache_dir is None else os.fspath(cache_dir))
             if isinstance(found, str) and os.path.isfile(found):
                 return Path(found)
     url = tag_cfg.get("url", "")
@@ -418,12 +418,15 @@ def _clip_from_checkpoint(model_cfg: dict[str, Any], cast_dtype: torch.dtype | N
     file they are its pages mapped copy-on-write, read when first used. Its one computed buffer,
     the text tower's causal mask, is rebuilt. Anything else computed at construction (another
     open_clip version's buffers) gets the plain, initialised construction and a copy of the weights.
+
+    ``open_clip.load_checkpoint`` ends in ``model.load_state_dict(state_dict, strict=strict)``; the
+    instance's method is replaced for the call by one with ``assign=True``. pyproject pins open_clip
+    to the releases tested to load this way (tests/model/test_clip.py checks it).
     """
     with torch.device("meta"):
         clip = open_clip.CLIP(**copy.deepcopy(model_cfg), cast_dtype=cast_dtype)
-    computed = [f"{module_name}.{name}".lstrip(".") for module_name, module in clip.named_modules()
-                for name in module._non_persistent_buffers_set]
-    if computed != ["attn_mask"]:
+    computed = {name for name, _ in clip.named_buffers()} - clip.state_dict().keys()  # the non-persistent ones
+    if computed != {"attn_mask"}:
         clip = open_clip.CLIP(**copy.deepcopy(model_cfg), cast_dtype=cast_dtype)
         _load_weights(clip, checkpoint, source)
         return clip

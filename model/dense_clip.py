@@ -39,11 +39,15 @@ Masks reach the grid as weights: a ``[M, H, W]`` mask is area-resized to ``[M, h
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from open_clip.transformer import VisionTransformer
+from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
 from torch import nn
+
+if TYPE_CHECKING:
+    from open_clip.timm_model import TimmModel
 
 POOLINGS = ("auto", "mean", "attention")
 
@@ -62,7 +66,8 @@ class DenseImage:
 
     @property
     def grid(self) -> tuple[int, int]:
-        return tuple(self.features.shape[-2:])
+        h, w = self.features.shape[-2:]
+        return h, w
 
     def select(self, index: torch.Tensor) -> "DenseImage":
         """The images at ``index`` (for a training batch drawn from a cached set)."""
@@ -76,6 +81,9 @@ class DenseClip(nn.Module):
     (``auto``: attention on a ViT, mean on a ConvNeXt). ``attention_depth``: how many of
     the last blocks the attention queries pass through (``None``: all of them).
     """
+
+    # open_clip ships no type information: its towers' submodules are reached by name
+    visual: VisionTransformer | TimmModel
 
     def __init__(self, clip_model: nn.Module, *, pooling: str = "attention", attention_depth: int | None = None):
         super().__init__()
@@ -122,7 +130,10 @@ class DenseClip(nn.Module):
 
     def input_size(self, height: int, width: int) -> tuple[int, int]:
         """The size an ``height × width`` image is resized to: the nearest multiples of the stride."""
-        return tuple(max(self.stride, round(side / self.stride) * self.stride) for side in (height, width))
+        def fit(side: int) -> int:
+            return max(self.stride, round(side / self.stride) * self.stride)
+
+        return fit(height), fit(width)
 
     # ------------------------------------------------------------------ the pass
     def encode(self, images: torch.Tensor) -> DenseImage:
@@ -196,7 +207,7 @@ class DenseClip(nn.Module):
         return queries
 
     # ------------------------------------------------------------------ ViT internals
-    def _run_block(self, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def _run_block(self, block: ResidualAttentionBlock, x: torch.Tensor) -> torch.Tensor:
         if self.visual.transformer.batch_first:
             return block(x)
         return block(x.transpose(0, 1)).transpose(0, 1)
@@ -212,7 +223,8 @@ class DenseClip(nn.Module):
         return torch.cat([table[:1].float(), patches.permute(0, 2, 3, 1).reshape(h * w, -1)]).to(table.dtype)
 
 
-def _query_block(block: nn.Module, queries: torch.Tensor, patches: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def _query_block(block: ResidualAttentionBlock, queries: torch.Tensor, patches: torch.Tensor, bias: torch.Tensor
+                 ) -> torch.Tensor:
     """One open_clip ``ResidualAttentionBlock`` for query tokens only.
 
     ``queries [B, M, w]`` attend to the block's input patch tokens ``patches [B, N, w]``

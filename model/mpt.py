@@ -53,15 +53,15 @@ class MaskPrompts(nn.Module):
         cls, visual: nn.Module, depth: int, *, generator: torch.Generator | None = None
     ) -> "MaskPrompts":
         """Prompts sized for ``visual`` (a CLIP's ``.visual`` or the CLIP itself), on its device."""
-        visual = _vision_transformer(visual)
-        n_blocks = len(visual.transformer.resblocks)
+        vit = _vision_transformer(visual)
+        n_blocks = len(vit.transformer.resblocks)
         if not isinstance(depth, int) or not 1 <= depth <= n_blocks + 1:
             raise ValueError(
                 f"MaskPrompts: depth must be in 1..{n_blocks + 1} for a {n_blocks}-block ViT, got {depth!r}"
             )
-        grid_h, grid_w = visual.grid_size
-        prompts = cls(depth, grid_h * grid_w, visual.conv1.out_channels, generator=generator)
-        return prompts.to(visual.conv1.weight.device)
+        grid_h, grid_w = vit.grid_size
+        prompts = cls(depth, grid_h * grid_w, vit.conv1.out_channels, generator=generator)
+        return prompts.to(vit.conv1.weight.device)
 
     @property
     def depth(self) -> int:
@@ -77,10 +77,10 @@ class MaskPrompts(nn.Module):
 
     def check_compatible(self, visual: nn.Module) -> None:
         """Raise ``ValueError`` unless these prompts fit ``visual``'s patch grid, width and depth."""
-        visual = _vision_transformer(visual)
-        grid_h, grid_w = visual.grid_size
-        n_blocks = len(visual.transformer.resblocks)
-        expected = (grid_h * grid_w, visual.conv1.out_channels)
+        vit = _vision_transformer(visual)
+        grid_h, grid_w = vit.grid_size
+        n_blocks = len(vit.transformer.resblocks)
+        expected = (grid_h * grid_w, vit.conv1.out_channels)
         if (self.num_patches, self.width) != expected or self.depth > n_blocks + 1:
             raise ValueError(
                 f"mask prompts of shape {tuple(self.prompts.shape)} do not fit a ViT with a "

@@ -37,7 +37,7 @@ from safetensors.torch import save as save_tensors
 from core.classnames import split_synonyms
 from core.io import atomic_write_bytes
 from model.clip import DEFAULT_TEMPLATES, ClipBundle
-from model.text_prompts import encode_with_text_prompts
+from model.text_prompts import TextPrompts, encode_with_text_prompts
 from model.text_tower import ENCODING, text_tower_digest
 
 #: Environment variable naming the on-disk cache folder; ``off`` disables the cache.
@@ -131,18 +131,24 @@ class TextClassifier:
     def _encode(self, synonyms: list[str]) -> torch.Tensor:
         """``[N, embed_dim]``: each synonym's template mean, or its learned-prompt encoding, normalised."""
         if self.learned_prompts:
-            features = encode_with_text_prompts(self.bundle.model, self.bundle.tokenizer, self.bundle.text_prompts,
+            features = encode_with_text_prompts(self.bundle.model, self.bundle.tokenizer, self._text_prompts(),
                                                 synonyms)
             return F.normalize(features.float(), dim=-1)
         prompts = [template.format(synonym) for synonym in synonyms for template in self.templates]
         return self.bundle.encode_text(prompts).view(len(synonyms), len(self.templates), -1).mean(dim=1)
+
+    def _text_prompts(self) -> TextPrompts:
+        """The bundle's learned prompts (there are some when ``learned_prompts``)."""
+        prompts = self.bundle.text_prompts
+        assert prompts is not None, "learned_prompts is set only when the bundle has text prompts"
+        return prompts
 
     def _request_key(self, synonyms: list[str]) -> str:
         """SHA-256 of everything an encoding of ``synonyms`` depends on (see the module docstring)."""
         if self._weights_digest is None:
             parts = [text_tower_digest(self.bundle.model)]
             if self.learned_prompts:
-                ctx = self.bundle.text_prompts.ctx.detach().cpu().contiguous().float()
+                ctx = self._text_prompts().ctx.detach().cpu().contiguous().float()
                 parts.append(hashlib.sha256(ctx.numpy().tobytes()).hexdigest())
             self._weights_digest = "/".join(parts)
         device = self.bundle.device

@@ -95,11 +95,11 @@ def encode_with_text_prompts(clip_model: nn.Module, tokenizer: Any, prompts: Tex
 
     :func:`model.text_tower.encode_tokens` with the context vectors swapped in after the token embedding.
     """
-    clip_model = native_text_tower(clip_model)
-    if prompts.width != clip_model.token_embedding.embedding_dim:
+    embedding = native_text_tower(clip_model).token_embedding
+    if prompts.width != embedding.embedding_dim:
         raise ValueError(f"text prompts of width {prompts.width} do not fit a text tower of width "
-                         f"{clip_model.token_embedding.embedding_dim}")
-    tokens = prompt_tokens(tokenizer, prompts.n_ctx, names).to(clip_model.token_embedding.weight.device)
+                         f"{embedding.embedding_dim}")
+    tokens = prompt_tokens(tokenizer, prompts.n_ctx, names).to(embedding.weight.device)
 
     def splice(x: torch.Tensor) -> torch.Tensor:
         ctx = prompts.ctx.to(dtype=x.dtype, device=x.device)[None].expand(x.shape[0], -1, -1)

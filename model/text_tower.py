@@ -16,10 +16,10 @@ of the tower has a shape fixed by the length alone. The features equal the uncut
 from __future__ import annotations
 
 import hashlib
-from typing import Callable
+from typing import Callable, Protocol, cast
 
 import torch
-from open_clip.transformer import text_global_pool
+from open_clip.transformer import Transformer, text_global_pool
 from torch import nn
 
 #: Names how :func:`encode_tokens` computes; part of every text-cache key (model/text.py), so a change
@@ -30,17 +30,29 @@ CHUNK_ROWS = 32
 _PARTS = ("token_embedding", "positional_embedding", "transformer", "ln_final", "text_projection", "attn_mask")
 
 
+class NativeTextTower(Protocol):
+    """The parts of open_clip's ``CLIP`` that its text tower consists of (:data:`_PARTS`, and the pooling)."""
+
+    token_embedding: nn.Embedding
+    positional_embedding: torch.Tensor
+    transformer: Transformer
+    ln_final: nn.Module
+    text_projection: torch.Tensor | nn.Linear | None
+    attn_mask: torch.Tensor | None
+    text_pool_type: str
+
+
 def is_native_text_tower(clip_model: nn.Module) -> bool:
     return all(hasattr(clip_model, name) for name in _PARTS)
 
 
-def native_text_tower(clip_model: nn.Module) -> nn.Module:
+def native_text_tower(clip_model: nn.Module) -> NativeTextTower:
     """``clip_model`` itself, after checking it carries open_clip's native text tower (``TypeError`` if not)."""
     missing = [name for name in _PARTS if not hasattr(clip_model, name)]
     if missing:
         raise TypeError(f"this needs open_clip's native CLIP text tower; "
                         f"{type(clip_model).__name__} lacks {', '.join(missing)}")
-    return clip_model
+    return cast(NativeTextTower, clip_model)
 
 
 def text_tower_digest(clip_model: nn.Module) -> str:
@@ -48,7 +60,8 @@ def text_tower_digest(clip_model: nn.Module) -> str:
     transformer, ``ln_final``, projection. The image tower and the logit scale are left out, so every
     CLIP whose text tower was locked during finetuning shares the digest."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(native_text_tower(clip_model).state_dict().items()):
+    native_text_tower(clip_model)
+    for name, tensor in sorted(clip_model.state_dict().items()):
         if name.startswith("visual.") or name.startswith("logit_"):
             continue
         digest.update(name.encode())
@@ -80,7 +93,7 @@ def encode_tokens(clip_model: nn.Module, tokens: torch.Tensor,
     return torch.cat(parts)[torch.argsort(torch.cat(order))]
 
 
-def _encode(tower: nn.Module, tokens: torch.Tensor, splice: Callable[[torch.Tensor], torch.Tensor] | None
+def _encode(tower: NativeTextTower, tokens: torch.Tensor, splice: Callable[[torch.Tensor], torch.Tensor] | None
             ) -> torch.Tensor:
     length = tokens.shape[1]
     cast_dtype = tower.transformer.get_cast_dtype()

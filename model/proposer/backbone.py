@@ -31,6 +31,7 @@ class StagedBackbone(nn.Module):
 
     stem: nn.Module
     stages: nn.ModuleList
+    out_channels: dict[str, int]  # channels of each level
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.stem(x)
@@ -55,7 +56,7 @@ class ConvBackbone(StagedBackbone):
         stages = []
         cin = config.stem_channels
         for width, blocks in zip(config.channels, config.blocks):
-            layers = [ConvNormReLU(cin, width, 3, 2, norm, groups)]
+            layers: list[nn.Module] = [ConvNormReLU(cin, width, 3, 2, norm, groups)]
             layers += [ResidualBlock(width, norm, groups) for _ in range(blocks)]
             stages.append(nn.Sequential(*layers))
             cin = width
@@ -111,7 +112,7 @@ def load_torchvision_weights(net: nn.Module, path: str | os.PathLike) -> None:
     net.load_state_dict(state, strict=False)
 
 
-def build_backbone(config: BackboneConfig, weights: str | os.PathLike | None = None) -> nn.Module:
+def build_backbone(config: BackboneConfig, weights: str | os.PathLike | None = None) -> StagedBackbone:
     """The backbone named by ``config.type``; ``weights`` only applies to ``resnet50``."""
     if config.type == "conv":
         if weights is not None:

@@ -156,7 +156,7 @@ def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
 
 
 def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):  # a field typed as a dataclass
         return _build(hint, value, source, key + ".")
     origin = typing.get_origin(hint)
     if origin is tuple:

@@ -79,7 +79,8 @@ def propose(
     outputs = model(images, text_embeddings.to(device))
     probs = outputs["pred_logits"].float().softmax(-1)
     mask_logits = outputs["pred_masks"].float()
-    mask_probs = soft_masks(mask_logits, tuple(images.shape[-2:]))
+    height, width = images.shape[-2:]
+    mask_probs = soft_masks(mask_logits, (height, width))
     masks = mask_probs > mask_threshold if mask_threshold is not None else None
     return Proposals(mask_probs=mask_probs, class_probs=probs[..., :-1], scores=1.0 - probs[..., -1], masks=masks,
                      mask_logits=mask_logits)
@@ -96,16 +97,20 @@ def check_max_proposals(max_proposals: object, where: str = "max_proposals") -> 
 def top_proposals(proposals: Proposals, max_proposals: int | None) -> Proposals:
     """Each image's ``max_proposals`` best-scored queries (highest ``scores`` first, ties to the lower
     query index), kept in query order; ``proposals`` itself when ``None`` or when there are no more."""
-    if check_max_proposals(max_proposals) is None or proposals.scores.shape[-1] <= max_proposals:
+    max_proposals = check_max_proposals(max_proposals)
+    if max_proposals is None or proposals.scores.shape[-1] <= max_proposals:
         return proposals
     # A stable sort on the negated scores keeps equal scores in query order.
     best = torch.sort(-proposals.scores.float(), dim=-1, stable=True).indices[:, :max_proposals]
     keep = best.sort(dim=-1).values
     rows = torch.arange(keep.shape[0], device=keep.device)[:, None]
 
-    def pick(tensor: torch.Tensor | None) -> torch.Tensor | None:
-        return None if tensor is None else tensor[rows, keep]
+    def pick(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor[rows, keep]
+
+    def pick_optional(tensor: torch.Tensor | None) -> torch.Tensor | None:
+        return None if tensor is None else pick(tensor)
 
     return Proposals(mask_probs=pick(proposals.mask_probs), class_probs=pick(proposals.class_probs),
-                     scores=pick(proposals.scores), masks=pick(proposals.masks),
-                     mask_logits=pick(proposals.mask_logits))
+                     scores=pick(proposals.scores), masks=pick_optional(proposals.masks),
+                     mask_logits=pick_optional(proposals.mask_logits))

@@ -34,6 +34,9 @@ class MaskProposer(nn.Module):
     (set by the trainer, stored by ``save_proposer``) so proposing needs no CLIP.
     """
 
+    pixel_mean: torch.Tensor  # buffers, registered in __init__
+    pixel_std: torch.Tensor
+
     def __init__(self, config: ProposerConfig, backbone_weights: str | os.PathLike | None = None):
         super().__init__()
         self.config = config

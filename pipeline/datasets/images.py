@@ -15,10 +15,10 @@ def load_resized(paths: Sequence[str | Path], size: int, *, threads: int = 2) ->
     """Decode every image and resize it (bicubic) to ``size×size``: ``[N, size, size, 3]`` uint8."""
 
     def one(path: str | Path) -> np.ndarray:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
+        with Image.open(path) as opened:
+            img = opened.convert("RGB")
             if img.size != (size, size):
-                img = img.resize((size, size), Image.BICUBIC)
+                img = img.resize((size, size), Image.Resampling.BICUBIC)
             return np.asarray(img)
 
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:

@@ -51,6 +51,6 @@ def apply_table(raw: np.ndarray, table: np.ndarray, path: object) -> np.ndarray:
         raise ValueError(f"{path}: unexpected label value {bad}")
     mapped = table[raw]
     if (mapped == -2).any():
-        bad = sorted({int(v) for v in np.unique(raw[mapped == -2])})
-        raise ValueError(f"{path}: unexpected label values {bad[:10]}")
+        bad_values = sorted({int(v) for v in np.unique(raw[mapped == -2])})
+        raise ValueError(f"{path}: unexpected label values {bad_values[:10]}")
     return mapped.astype(np.int32)

@@ -114,8 +114,8 @@ def build_app(models: DemoModels, *, examples=None, browser=None, max_side: int 
                 updates.append(None if result is None else result.picture)
             for name in variants:
                 result = by_name.get(name)
-                shown = result is not None and result.why_picture is not None
-                updates.append(gr.Image(value=result.why_picture if shown else None, visible=shown))
+                why_picture = None if result is None else result.why_picture
+                updates.append(gr.Image(value=why_picture, visible=why_picture is not None))
             for name in variants:
                 result = by_name.get(name)
                 updates.append("" if result is None else why_html(result))
@@ -178,13 +178,22 @@ def build_app(models: DemoModels, *, examples=None, browser=None, max_side: int 
             return (answer.status, gr.Dropdown(choices=answer.nouns, value=answer.noun), answer.page.page,
                     list(answer.page.items), table)
 
+        def first_page(search_text, noun_value, sort_key, order_value, _page_value):
+            return show_pairs(search_text, noun_value, sort_key, order_value, 1)
+
+        def turn_page(step):
+            def turn(search_text, noun_value, sort_key, order_value, page_value):
+                return show_pairs(search_text, noun_value, sort_key, order_value, page_value, step=step)
+
+            return turn
+
         pairs_inputs = [search, noun, sort, order, page]
         pairs_outputs = [pairs_status, noun, page, gallery, table]
         for trigger in (search.submit, noun.input, sort.input, order.input):  # another list: its first page
-            trigger(lambda *values: show_pairs(*values[:4], 1), pairs_inputs, pairs_outputs)
+            trigger(first_page, pairs_inputs, pairs_outputs)
         page.submit(show_pairs, pairs_inputs, pairs_outputs)
-        previous.click(lambda *values: show_pairs(*values, step=-1), pairs_inputs, pairs_outputs)
-        following.click(lambda *values: show_pairs(*values, step=1), pairs_inputs, pairs_outputs)
+        previous.click(turn_page(-1), pairs_inputs, pairs_outputs)
+        following.click(turn_page(1), pairs_inputs, pairs_outputs)
         app.load(show_pairs, pairs_inputs, pairs_outputs)
 
         def show_rejects(reason_value, page_value):

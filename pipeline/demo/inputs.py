@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from pipeline.mining.image_io import ImageProblem
 
 #: Pillow's decompression-bomb limit (89,478,485 pixels): above it an upload is refused, not decoded.
-DECOMPRESSION_LIMIT = int(Image.MAX_IMAGE_PIXELS)
+DECOMPRESSION_LIMIT = int(Image.MAX_IMAGE_PIXELS)  # type: ignore[arg-type]  # None only once a program lifts it
 #: Default longest side of a segmented image; a larger upload is resized to it.
 MAX_SIDE = 1024
 #: Largest upload accepted by the server, in bytes.
@@ -70,7 +70,7 @@ def fit_within(pixels: np.ndarray, max_side: int) -> np.ndarray:
         return pixels
     scale = max_side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(pixels).resize(size, Image.BICUBIC))
+    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BICUBIC))
 
 
 def read_upload(path: str | Path | None, *, max_side: int = MAX_SIDE, max_pixels: int = DECOMPRESSION_LIMIT,

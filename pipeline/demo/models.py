@@ -110,6 +110,7 @@ class DemoModels:
             raise ValueError("choose at least one variant")
         class_names = list(class_names)
         seen = self.seen(class_names)
+        seen_mask = None if seen is None else torch.as_tensor(seen)
         size = tuple(image.shape[:2])
         work = resize_short_side(image, short_side)
         results = []
@@ -122,7 +123,7 @@ class DemoModels:
                     explanation = explain(segmenter, work, class_names, seen).at_size(size)
                     labels = explanation.labels
                 else:
-                    labels = resize_label(segmenter.segment(work, class_names, seen=seen), size)
+                    labels = resize_label(segmenter.segment(work, class_names, seen=seen_mask), size)
                 picture = prediction_picture(image, labels, class_names)
                 seconds = time.perf_counter() - start
                 shares, unlabelled = pixel_shares(labels, class_names)

@@ -84,11 +84,14 @@ def explain(segmenter: TwoStageSegmenter, image: np.ndarray, class_names: Sequen
     text = segmenter.text_embeddings(class_names).to(device)
     proposer_text = text if segmenter.proposer_text is None else segmenter.proposer_text(class_names).to(device)
     props = segmenter.propose(tensor[None], proposer_text)
-    if segmenter.clip_has_say(len(class_names), seen):
-        p_clip = segmenter.clip_probs([tensor], [props.masks[0]], text)[0]
+    masks = props.masks
+    assert masks is not None  # binarised at the segmenter's mask_threshold
+    seen_mask = None if seen is None else torch.as_tensor(seen)
+    if segmenter.clip_has_say(len(class_names), seen_mask):
+        p_clip = segmenter.clip_probs([tensor], [masks[0]], text)[0]
     else:  # the proposer decides alone, as in segment()
         p_clip = props.class_probs[0]
-    probs = segmenter.combine(props, p_clip, seen)
+    probs = segmenter.combine(props, p_clip, seen_mask)
     mask_probs = props.mask_probs[0]
     labels = predict_labels(probs, mask_probs)
     decided = deciding_proposals(probs, mask_probs, labels)
@@ -101,7 +104,7 @@ def explain(segmenter: TwoStageSegmenter, image: np.ndarray, class_names: Sequen
             query=q,
             decided=round(float(counts[q] / decided.size), 4),
             objectness=round(float(props.scores[0, q]), 4),
-            mask=props.masks[0, q].cpu().numpy(),
+            mask=masks[0, q].cpu().numpy(),
             proposer=top_classes(props.class_probs[0, q], names),
             clip=top_classes(p_clip[q], names),
             ensemble=top_classes(probs[q], names),
@@ -143,7 +146,7 @@ def outline_picture(picture: Image.Image, explanation: Explanation, class_names:
             continue
         depth = distance_transform_edt(np.pad(view.mask, 1))[1:-1, 1:-1]
         free = np.where(taken[:depth.shape[0], :depth.shape[1]], 0.0, depth)
-        y, x = np.unravel_index(int(np.argmax(free if free.max() > 0 else depth)), depth.shape)
+        y, x = (int(i) for i in np.unravel_index(int(np.argmax(free if free.max() > 0 else depth)), depth.shape))
         taken[max(0, y - 16):y + 16, max(0, x - 16):x + 16] = True
         label = str(number)
         half_width = int(face.getlength(label)) // 2 + 3

@@ -158,19 +158,19 @@ def _table(objects: int) -> np.ndarray:
 
 def convert(item: Item, out: Path, options: ConvertOptions) -> dict[str, Any]:
     """Prepare one validation image under ``out`` (the prepared ``ADE20K_2021_17_01`` folder); its row."""
-    require_pair(item)
-    seg = load_image(item.label)
+    image_path, label_path = require_pair(item)
+    seg = load_image(label_path)
     classes = to_classes(decode_ade_rgb(seg), _table(int(item.extra["objects"])), item.label_name or item.key)
-    image = load_image(item.image)
+    image = load_image(image_path)
     require_same_size(seg.shape, image, item)
     layout = LAYOUTS[BENCHMARK]
-    image_path = out / layout.images / (item.key + layout.image_suffix)
+    out_image = out / layout.images / (item.key + layout.image_suffix)
     height, width = short_side_size(image.shape[0], image.shape[1], options.ade847_max_short_side)
     if (height, width) != image.shape[:2]:
-        atomic_write_bytes(image_path, encode_jpeg(resize_image(image, height, width), options.jpeg_quality))
+        atomic_write_bytes(out_image, encode_jpeg(resize_image(image, height, width), options.jpeg_quality))
         classes = resize_nearest(classes, height, width)
     else:
-        copy_file(item.image, image_path)
+        copy_file(image_path, out_image)
     stored = to_stored(classes, IGNORE_VALUE, np.uint16)
     atomic_write_bytes(out / layout.labels / (item.key + layout.label_suffix), encode_tiff16(stored))
     return classes_row(item, classes)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -25,11 +25,23 @@ def _exists(path: str | None) -> bool:
     return path is not None and Path(path).is_file()
 
 
-def require_pair(item: Item, label_exists: bool | None = None) -> None:
-    """Both the image and the label of ``item`` exist (``label_exists`` overrides the label-file
-    test for labels that are not files of their own, such as a JSON entry)."""
+def require_pair(item: Item) -> tuple[str, str]:
+    """The paths of ``item``'s image and label, after checking that both files exist."""
+    _require(item, _exists(item.label))
+    assert item.image is not None and item.label is not None  # both exist
+    return item.image, item.label
+
+
+def require_image(item: Item, label_exists: bool) -> str:
+    """The path of ``item``'s image, after checking that it exists and that its label does (``label_exists``:
+    for labels that are not files of their own, such as a JSON entry)."""
+    _require(item, label_exists)
+    assert item.image is not None  # it exists
+    return item.image
+
+
+def _require(item: Item, has_label: bool) -> None:
     has_image = _exists(item.image)
-    has_label = _exists(item.label) if label_exists is None else label_exists
     if has_image and has_label:
         return
     image, label = item.image_name or item.key, item.label_name or item.key
@@ -66,15 +78,21 @@ def require_same_size(label_shape: tuple[int, ...], image: np.ndarray, item: Ite
         )
 
 
-def checked_classes(item: Item, read_raw: Callable[[str], np.ndarray], table: np.ndarray) -> np.ndarray:
-    """The class indices of a pair that passes the checks, in order: both files exist, the label
-    (read by ``read_raw``) holds only values ``table`` maps, the image decodes and is as large."""
-    require_pair(item)
-    raw = read_raw(item.label)
+class CheckedPair(NamedTuple):
+    image: str
+    label: str
+    classes: np.ndarray  # the label's class indices
+
+
+def checked_pair(item: Item, read_raw: Callable[[str], np.ndarray], table: np.ndarray) -> CheckedPair:
+    """A pair that passes the checks, in order: both files exist, the label (read by ``read_raw``) holds
+    only values ``table`` maps, the image decodes and is as large."""
+    image_path, label_path = require_pair(item)
+    raw = read_raw(label_path)
     classes = to_classes(raw, table, item.label_name or item.key)
-    image = load_image(item.image)
+    image = load_image(image_path)
     require_same_size(raw.shape, image, item)
-    return classes
+    return CheckedPair(image_path, label_path, classes)
 
 
 def copy_file(source: str, target: Path) -> None:

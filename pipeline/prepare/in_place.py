@@ -20,7 +20,7 @@ import numpy as np
 from pipeline.datasets.benchmarks import LAYOUTS
 from pipeline.datasets.coco import coco_stuff_table
 from pipeline.datasets.vocab import class_names, coco_stuff_categories
-from pipeline.prepare.checks import checked_classes, load_label
+from pipeline.prepare.checks import checked_pair, load_label
 from pipeline.prepare.config import COCO_STUFF, ConvertOptions
 from pipeline.prepare.label_maps import IGNORE, classes_row, value_table
 from pipeline.prepare.records import Item
@@ -77,5 +77,5 @@ def _table(benchmark: str) -> np.ndarray:
 
 def validate(item: Item, out: Path, options: ConvertOptions) -> dict[str, Any]:
     """Check one pair where it lies (``out`` is not written); its row."""
-    classes = checked_classes(item, load_label, _table(item.benchmark))
+    classes = checked_pair(item, load_label, _table(item.benchmark)).classes
     return classes_row(item, classes)

@@ -16,7 +16,7 @@ class MissingDownloadError(FileNotFoundError):
 
 def _needed(config: PrepareConfig, name: str) -> list[Path]:
     if name == COCO_STUFF:
-        return [config.coco_images, config.coco_labels]
+        return [path for path in (config.coco_images, config.coco_labels) if path is not None]
     root = config.raw_root(name)
     if name == "ade847":
         return [root / ade847.INDEX_NAME]
@@ -35,7 +35,7 @@ def missing_downloads(config: PrepareConfig) -> list[str]:
     missing: list[str] = []
     for name in config.prepared_sets():
         for path in _needed(config, name):
-            if path is not None and not path.exists() and f"{name}: {path}" not in missing:
+            if not path.exists() and f"{name}: {path}" not in missing:
                 missing.append(f"{name}: {path}")
     return missing
 
@@ -61,5 +61,6 @@ def list_inputs(config: PrepareConfig) -> list[Item]:
     if "voc20" in sets:
         items += voc.list_items(config.raw_root("voc20"))
     if COCO_STUFF in sets:
+        assert config.coco_images is not None and config.coco_labels is not None  # from_params sets both with it
         items += in_place.coco_stuff_items(config.coco_images, config.coco_labels)
     return sorted(items, key=lambda item: (item.benchmark, item.key))

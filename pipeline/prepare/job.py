@@ -132,7 +132,8 @@ def verify(items: Sequence[Item], benchmarks: Sequence[str], out_root: Path, ite
     for name in benchmarks:
         keys_in = [item.key for item in items if item.benchmark == name]
         done, rejected = of_benchmark(item_rows, name), of_benchmark(reject_rows, name)
-        reconcile(f"{name} images", keys_in, done.column("key").to_pylist(), rejected.column("key").to_pylist())
+        reconcile(f"{name} images", keys_in,  # type: ignore[arg-type]  # reconcile takes any hashable ids
+                  done.column("key").to_pylist(), rejected.column("key").to_pylist())
         metrics[name], found = benchmark_metrics(name, done, rejected, len(keys_in), allow_partial)
         problems += found + written_problems(out_root, name, done.column("key").to_pylist())
     return metrics, problems

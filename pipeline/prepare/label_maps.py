@@ -43,8 +43,8 @@ def to_classes(raw: np.ndarray, table: np.ndarray, what: str) -> np.ndarray:
 
 
 def _listed(values: np.ndarray, limit: int = 10) -> str:
-    values = [int(v) for v in values]
-    return str(values[:limit]) + (f" (+{len(values) - limit} more)" if len(values) > limit else "")
+    listed = [int(v) for v in values]
+    return str(listed[:limit]) + (f" (+{len(listed) - limit} more)" if len(listed) > limit else "")
 
 
 def decode_ade_rgb(seg: np.ndarray) -> np.ndarray:

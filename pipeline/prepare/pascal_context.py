@@ -34,7 +34,7 @@ from pycocotools import mask as mask_utils
 from core.io import atomic_write_bytes, read_json, safe_join
 from pipeline.datasets.benchmarks import LAYOUTS
 from pipeline.datasets.vocab import class_names
-from pipeline.prepare.checks import checked_classes, copy_file, load_image, read_split, require_pair, require_same_size
+from pipeline.prepare.checks import checked_pair, copy_file, load_image, read_split, require_image, require_same_size
 from pipeline.prepare.config import ConvertOptions
 from pipeline.prepare.label_maps import (
     IGNORE,
@@ -140,11 +140,11 @@ def read_detail(path: Path, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
             annotated[key] = {"height": image["height"], "width": image["width"], "segments": []}
     for position, segment in enumerate(data["annos_segmentation"]):
         _segmentation_key(segment, f"annos_segmentation[{position}]", path)
-        key = by_id.get(segment["image_id"])
-        if key is not None:
+        segment_key = by_id.get(segment["image_id"])
+        if segment_key is not None:
             category_id = int(segment["category_id"])
             index = index_of.get(category_id, IGNORE if category_id in categories else INVALID)
-            annotated[key]["segments"].append([category_id, index, segment["segmentation"]])
+            annotated[segment_key]["segments"].append([category_id, index, segment["segmentation"]])
     return annotated
 
 
@@ -190,9 +190,9 @@ def _decode(segmentation: Any, height: int, width: int, where: str) -> np.ndarra
 
 def convert_pc59(item: Item, out: Path, options: ConvertOptions) -> dict[str, Any]:
     """Paint one image's Detail segments into the PC-59 PNG under ``out`` (the prepared ``VOC2010``); its row."""
-    require_pair(item, label_exists=bool(item.extra.get("annotated")))
+    image_path = require_image(item, label_exists=bool(item.extra.get("annotated")))
     height, width = int(item.extra["height"]), int(item.extra["width"])
-    image = load_image(item.image)
+    image = load_image(image_path)
     require_same_size((height, width), image, item)
     classes = np.full((height, width), IGNORE, dtype=np.int32)
     painted = np.zeros((height, width), dtype=np.int32)
@@ -205,7 +205,7 @@ def convert_pc59(item: Item, out: Path, options: ConvertOptions) -> dict[str, An
         raise Rejected(REASON_OUT_OF_RANGE, f"{item.label_name}: category ids {sorted(set(painted[unknown].tolist()))} "
                                             f"are not among the file's categories")
     layout = LAYOUTS[PC59]
-    copy_file(item.image, out / layout.images / (item.key + layout.image_suffix))
+    copy_file(image_path, out / layout.images / (item.key + layout.image_suffix))
     atomic_write_bytes(out / layout.labels / (item.key + layout.label_suffix),
                        encode_png(to_stored(classes, 255, np.uint8)))
     return classes_row(item, classes)
@@ -231,9 +231,9 @@ _PC459_TABLE = value_table({0: IGNORE, **{value: value - 1 for value in range(1,
 
 def convert_pc459(item: Item, out: Path, options: ConvertOptions) -> dict[str, Any]:
     """Convert one ``.mat`` label map to the PC-459 TIFF under ``out`` (the prepared ``VOC2010``); its row."""
-    classes = checked_classes(item, read_label_map, _PC459_TABLE)
+    pair = checked_pair(item, read_label_map, _PC459_TABLE)
     layout = LAYOUTS[PC459]
-    copy_file(item.image, out / layout.images / (item.key + layout.image_suffix))
+    copy_file(pair.image, out / layout.images / (item.key + layout.image_suffix))
     atomic_write_bytes(out / layout.labels / (item.key + layout.label_suffix),
-                       encode_tiff16(to_stored(classes, 65535, np.uint16)))
-    return classes_row(item, classes)
+                       encode_tiff16(to_stored(pair.classes, 65535, np.uint16)))
+    return classes_row(item, pair.classes)

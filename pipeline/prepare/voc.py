@@ -17,7 +17,7 @@ from typing import Any
 
 from core.io import atomic_write_text, safe_join
 from pipeline.datasets.benchmarks import LAYOUTS
-from pipeline.prepare.checks import checked_classes, copy_file, load_label, read_split
+from pipeline.prepare.checks import checked_pair, copy_file, load_label, read_split
 from pipeline.prepare.config import ConvertOptions
 from pipeline.prepare.label_maps import IGNORE, classes_row, value_table
 from pipeline.prepare.records import Item
@@ -40,11 +40,11 @@ def list_items(root: Path) -> list[Item]:
 
 def convert(item: Item, out: Path, options: ConvertOptions) -> dict[str, Any]:
     """Validate one pair and copy it under ``out`` (the prepared ``VOC2012``); its row."""
-    classes = checked_classes(item, load_label, _TABLE)
+    pair = checked_pair(item, load_label, _TABLE)
     layout = LAYOUTS[BENCHMARK]
-    copy_file(item.image, out / layout.images / (item.key + layout.image_suffix))
-    copy_file(item.label, out / layout.labels / (item.key + layout.label_suffix))
-    return classes_row(item, classes)
+    copy_file(pair.image, out / layout.images / (item.key + layout.image_suffix))
+    copy_file(pair.label, out / layout.labels / (item.key + layout.label_suffix))
+    return classes_row(item, pair.classes)
 
 
 def write_split(out: Path, keys: list[str]) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -65,7 +66,7 @@ class DemoBenchmark:
 
     def scene_config(self, config: WorldConfig) -> WorldConfig:
         """The world's settings with this benchmark's own scene sizes."""
-        changes = {}
+        changes: dict[str, Any] = {}
         if self.things_per_image is not None:
             changes["things_per_image"] = self.things_per_image
         if self.thing_scale is not None:
@@ -92,7 +93,7 @@ def _words(entry: str) -> set[str]:
 
 def world_words(catalogue: tuple[ClassSpec, ...] = CATALOGUE) -> frozenset[str]:
     """Every word of the world's class names and synonyms, with its plural."""
-    words = set()
+    words: set[str] = set()
     for spec in catalogue:
         for noun in spec.nouns:
             for word in noun.lower().split():

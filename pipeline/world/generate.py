@@ -66,8 +66,8 @@ def train_file_stem(index: int) -> str:
 
 def _encode(mask: np.ndarray) -> tuple[dict[str, Any], tuple[float, float, float, float]]:
     rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    bbox = tuple(float(x) for x in mask_utils.toBbox(rle))
-    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}, bbox
+    x, y, width, height = (float(value) for value in mask_utils.toBbox(rle))
+    return {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}, (x, y, width, height)
 
 
 def _save_jpeg(array: np.ndarray, path: Path, quality: int) -> None:
@@ -118,7 +118,8 @@ def _run(function: Callable[[Any], ImageResult], items: Sequence[Any], workers: 
 
 
 def _captions_json(results: Iterable[ImageResult], size: int) -> dict[str, Any]:
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for result in results:
         image_id = result.index + 1
         images.append({"id": image_id, "file_name": result.file_name, "height": size, "width": size})
@@ -133,7 +134,8 @@ def _captions_json(results: Iterable[ImageResult], size: int) -> dict[str, Any]:
 
 
 def _instances_json(results: Iterable[ImageResult], size: int, classes: list[dict]) -> dict[str, Any]:
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for result in results:
         image_id = result.index + 1
         images.append({"id": image_id, "file_name": result.file_name, "height": size, "width": size})

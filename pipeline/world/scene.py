@@ -42,7 +42,8 @@ class _Deck:
     """Deals distinct cards from consecutive shuffled copies of ``members``."""
 
     def __init__(self, members: list[int], rng: np.random.Generator):
-        self.members, self.rng, self.cards = members, rng, []
+        self.members, self.rng = members, rng
+        self.cards: list[int] = []
 
     def deal(self, count: int) -> list[int]:
         hand: list[int] = []

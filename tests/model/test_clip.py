@@ -1,6 +1,7 @@
 """model.clip: building from names/configs/files/folders, saving and reloading, offline errors."""
 from __future__ import annotations
 
+import copy
 import json
 
 import open_clip
@@ -138,6 +139,44 @@ def test_vit_b16_checkpoint_file_loads_the_same_weights(tmp_path):
     with torch.no_grad():
         assert torch.equal(bundle.model.encode_text(tokens), reference.eval().encode_text(tokens))
         assert torch.equal(bundle.model.encode_image(image), reference.encode_image(image))
+
+
+def test_open_clip_loads_a_checkpoint_through_the_models_own_load_state_dict(tiny_clip, tmp_path):
+    """model.clip builds a checkpoint's CLIP on the meta device and makes open_clip's loader assign the
+    tensors it reads by replacing the instance's ``load_state_dict`` (``_clip_from_checkpoint``). That holds
+    only while ``open_clip.load_checkpoint`` hands the whole converted state dict to that method: this
+    fails on an open_clip release that loads otherwise (pyproject pins the tested releases)."""
+    path = save_clip_folder(tiny_clip, tmp_path / "clip") / "open_clip_model.safetensors"
+    with torch.device("meta"):
+        clip = open_clip.CLIP(**copy.deepcopy(tiny_clip.model_cfg))
+    calls = []
+    clip.load_state_dict = lambda state_dict, strict=True: calls.append((state_dict, strict))
+    open_clip.load_checkpoint(clip, str(path), strict=True, weights_only=True, device="cpu")
+    assert len(calls) == 1 and calls[0][1] is True
+    state_dict = calls[0][0]
+    assert state_dict.keys() == tiny_clip.model.state_dict().keys()
+    for name, tensor in tiny_clip.model.state_dict().items():
+        assert not state_dict[name].is_meta and torch.equal(state_dict[name], tensor), name
+    # and the one buffer computed at construction, not stored, is still the causal mask that is rebuilt
+    assert {name for name, _ in clip.named_buffers()} - clip.state_dict().keys() == {"attn_mask"}
+
+
+def test_a_checkpoints_clip_holds_the_loaded_tensors_themselves(tiny_clip, tmp_path, monkeypatch):
+    """Built on the meta device, the CLIP takes the tensors read from the file as its parameters (no copy)."""
+    path = save_clip_folder(tiny_clip, tmp_path / "clip") / "open_clip_model.safetensors"
+    read = []
+
+    def reading(*args, **kwargs):
+        read.append(load_state_dict(*args, **kwargs))
+        return read[-1]
+
+    load_state_dict = open_clip.factory.load_state_dict
+    monkeypatch.setattr(open_clip.factory, "load_state_dict", reading)
+    clip = build_clip(TINY, str(path), device=CPU).model
+    assert len(read) == 1
+    for name, parameter in clip.named_parameters():
+        assert not parameter.is_meta, name
+        assert parameter.data_ptr() == read[0][name].data_ptr(), name
 
 
 def test_a_loaded_clip_is_float32_trainable_and_converted_after_loading(tiny_clip, tmp_path):
