@@ -6,12 +6,18 @@ import atexit
 import functools
 import os
 import sys
-from typing import Callable, NoReturn
+from typing import Callable, NoReturn, Protocol
 
 #: Errors that mean "bad input" (a missing file, an unknown key, a bad value), not a bug.
 USER_ERRORS = (FileNotFoundError, KeyError, ValueError)
 
 Main = Callable[[list[str] | None], int | None]
+
+
+class Command(Protocol):
+    """A decorated ``main``: ``argv`` defaults to the process's arguments."""
+
+    def __call__(self, argv: list[str] | None = None) -> int: ...
 
 
 def parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
@@ -29,10 +35,10 @@ def run_command(name: str, body: Callable[[], int | None]) -> int:
         return 2
 
 
-def command(name: str) -> Callable[[Main], Callable[[list[str] | None], int]]:
+def command(name: str) -> Callable[[Main], Command]:
     """Decorate a ``main(argv)`` so that it runs under :func:`run_command`."""
 
-    def wrap(main: Main) -> Callable[[list[str] | None], int]:
+    def wrap(main: Main) -> Command:
         @functools.wraps(main)
         def run(argv: list[str] | None = None) -> int:
             return run_command(name, lambda: main(argv))
