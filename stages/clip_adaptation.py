@@ -1,9 +1,9 @@
 """Stages ``finetune``, ``finetune_gt`` and ``prompt_tune``: adapt CLIP to masked crops.
 
-    python -m stages.mask_adapt finetune            # image tower on the mined pairs  -> artifacts/clip_ft
-    python -m stages.mask_adapt finetune_gt         # same recipe on seen-class ground truth -> artifacts/clip_ft_gt
-    python -m stages.mask_adapt prompt_tune base    # mask prompts on the base CLIP -> artifacts/clip_mpt
-    python -m stages.mask_adapt prompt_tune ft      # mask prompts on the finetuned CLIP -> artifacts/clip_ft_mpt
+    python -m stages.clip_adaptation finetune            # image tower on the mined pairs  -> artifacts/clip_ft
+    python -m stages.clip_adaptation finetune_gt         # same recipe on seen-class ground truth -> artifacts/clip_ft_gt
+    python -m stages.clip_adaptation prompt_tune base    # mask prompts on the base CLIP -> artifacts/clip_mpt
+    python -m stages.clip_adaptation prompt_tune ft      # mask prompts on the finetuned CLIP -> artifacts/clip_ft_mpt
 
 ``finetune`` and ``finetune_gt`` read the ``finetune`` params (the comparison is fair
 only with one recipe); ``prompt_tune`` reads ``prompt_tune``. With
@@ -92,7 +92,7 @@ def run(stage: str, variant: str | None, params_file: Path | None = None) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    cli = parser("python -m stages.mask_adapt", __doc__)
+    cli = parser("python -m stages.clip_adaptation", __doc__)
     cli.add_argument("stage", choices=["finetune", "finetune_gt", "prompt_tune"])
     cli.add_argument("variant", nargs="?", choices=sorted(CLIP_FOLDERS), help="prompt_tune only: which CLIP")
     cli.add_argument("--params", type=Path, default=None)
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int | None:
         nproc = distributed_settings(args.stage, args.params).nproc_per_node
-        status = relaunch_under_torchrun("stages.mask_adapt", sys.argv[1:] if argv is None else argv, nproc)
+        status = relaunch_under_torchrun("stages.clip_adaptation", sys.argv[1:] if argv is None else argv, nproc)
         if status is not None:  # the processes torchrun started did the work
             return status
         run(args.stage, args.variant, args.params)
