@@ -13,7 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "base-clip": ("stages.base_clip", "pretrain (demo) or materialise (real) the base CLIP (the `base_clip` stage)"),
     "proposer": ("stages.proposer", "train the mask proposer on the seen classes and benchmark it (the `proposer` stage)"),
     "mine": ("stages.mine", "mine (mask, noun) pairs with the proposer and CLIP, an Apache Beam job (the `mine` stage)"),
-    "crop-bench": ("stages.crops", "zero-shot accuracy of CLIP folders on masked crops of ground-truth segments (the `crops` stage)"),
+    "crop-bench": ("stages.gt_gauge", "zero-shot accuracy of CLIP folders on masked crops of ground-truth segments (the `crops` stage)"),
     "evaluate": ("stages.evaluate", "mIoU (all/seen/unseen) and pictures of variants on a benchmark (the `evaluate` stage)"),
     "report": ("stages.report", "the results table reports/results.md from every evaluation (the `report` stage)"),
     # tools, each beside its concern

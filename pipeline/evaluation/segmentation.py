@@ -36,7 +36,7 @@ from model.proposer import check_max_proposals
 from model.segmenter import resize_labels
 from model.two_stage import TwoStageSegmenter
 from pipeline.datasets.segmentation import IGNORE, Sample, SegmentationDataset
-from pipeline.evaluation.crops import class_subsets, world_entries
+from pipeline.evaluation.gt_gauge import class_subsets, world_entries
 from pipeline.evaluation.variants import Variant
 
 #: The figures of a metrics record, all in percent.

@@ -2,7 +2,7 @@
 
     ovseg crop-bench artifacts/clip_base [--benchmark demo ...] [--json out.json]
     ovseg crop-bench --maskpool artifacts/clip_base --adapter artifacts/adapter_base [--pooling attention]
-    python -m stages.crops artifacts/clip_base artifacts/clip_ft ... --json-dir metrics/crops
+    python -m stages.gt_gauge artifacts/clip_base artifacts/clip_ft ... --json-dir metrics/crops
 
 Prints, for each CLIP folder and benchmark, the mean of per-class top-1 accuracies over
 all classes and over the seen, unseen, thing and stuff classes (from the world's class
@@ -34,7 +34,7 @@ from model.mask_adapter import adapter_clip_folder, load_mask_adapter
 from model.one_pass import OnePassSegmenter
 from model.precision import PRECISION_SETTINGS, inference_autocast
 from pipeline.datasets.manifest import load_world
-from pipeline.evaluation.crops import class_subsets, crop_accuracy, one_pass_accuracy
+from pipeline.evaluation.gt_gauge import class_subsets, crop_accuracy, one_pass_accuracy
 
 SUMMARY_KEYS = ("mean", "seen", "unseen", "things", "stuff")
 
