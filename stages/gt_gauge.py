@@ -1,7 +1,7 @@
-"""Zero-shot crop benchmark: how well CLIP folders classify masked crops of ground-truth segments.
+"""The ground-truth gauge: how well CLIP folders classify masked crops of ground-truth segments.
 
-    ovseg crop-bench artifacts/clip_base [--benchmark demo ...] [--json out.json]
-    ovseg crop-bench --maskpool artifacts/clip_base --adapter artifacts/adapter_base [--pooling attention]
+    ovseg gt-gauge artifacts/clip_base [--benchmark demo ...] [--json out.json]
+    ovseg gt-gauge --maskpool artifacts/clip_base --adapter artifacts/adapter_base [--pooling attention]
     python -m stages.gt_gauge artifacts/clip_base artifacts/clip_ft ... --json-dir metrics/crops
 
 Prints, for each CLIP folder and benchmark, the mean of per-class top-1 accuracies over
@@ -88,9 +88,9 @@ def one_pass_segmenters(args, device) -> dict[str, Callable[[], OnePassSegmenter
     return builders
 
 
-@command("crop-bench")
+@command("gt-gauge")
 def main(argv: list[str] | None = None) -> int:
-    cli = parser("ovseg crop-bench", __doc__)
+    cli = parser("ovseg gt-gauge", __doc__)
     cli.add_argument("clips", type=Path, nargs="*", metavar="CLIP",
                         help="open_clip local folders (with mask_prompts.safetensors for MPT)")
     cli.add_argument("--maskpool", type=Path, action="append", default=[], metavar="CLIP",

@@ -95,7 +95,7 @@ def crop_accuracy(
         pending_crops.clear(), pending_masks.clear(), pending_labels.clear()
 
     keys = dataset.keys()[:limit] if limit else dataset.keys()
-    for key in progress(keys, desc="crop-bench"):
+    for key in progress(keys, desc="gt-gauge"):
         sample = dataset.load(key)
         classes, masks = gt_segments(sample.label)
         if len(classes) == 0:

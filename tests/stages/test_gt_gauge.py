@@ -1,4 +1,4 @@
-"""Stage `crops` (`ovseg crop-bench`): several CLIP folders in one process, one JSON each."""
+"""Stage `crops` (`ovseg gt-gauge`): several CLIP folders in one process, one JSON each."""
 from __future__ import annotations
 
 import json
