@@ -9,7 +9,7 @@ changes is how a proposal is classified and how the two opinions are combined:
   :class:`MaskAdapter`;
 * CLIP's class probabilities are ``softmax(s · cos)`` with CLIP's own logit scale ``s``
   (clamped at 100), uniform for empty masks;
-* Mask-Adapter's ensemble (:func:`model.segmenter.adapter_ensemble`) with ``alpha`` for
+* Mask-Adapter's ensemble (:func:`model.scoring.adapter_ensemble`) with ``alpha`` for
   seen and ``beta`` for unseen classes; ``alpha = beta = 1`` uses CLIP's classes alone,
   with the proposer's objectness.
 """
@@ -25,7 +25,7 @@ from model.dense_clip import DenseClip, mask_weights
 from model.mask_adapter import MaskAdapter
 from model.proposer.inference import Proposals
 from model.proposer.network import MaskProposer
-from model.segmenter import adapter_ensemble, clip_class_probs
+from model.scoring import adapter_ensemble, clip_class_probs
 from model.two_stage import TwoStageSegmenter
 
 

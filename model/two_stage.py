@@ -40,7 +40,7 @@ from model.crops import masked_crops
 from model.oracle import as_label_tensor, gt_segments, oracle_semantic_map, paint_segments
 from model.proposer.inference import Proposals, check_max_proposals, propose, top_proposals
 from model.proposer.network import MaskProposer
-from model.segmenter import (
+from model.scoring import (
     CLIP_LOGIT_SCALE,
     clip_class_probs,
     ensemble,
@@ -93,7 +93,7 @@ class TwoStageSegmenter:
 
     ``lam`` is CLIP's exponent in the ensemble; with a ``seen`` mask at call time,
     seen classes use ``lam_seen`` and unseen classes ``lam_unseen`` when those are
-    set (see :func:`model.segmenter.ensemble_exponents`). ``clip_logit_scale`` is
+    set (see :func:`model.scoring.ensemble_exponents`). ``clip_logit_scale`` is
     the temperature of CLIP's softmax over class names (``None``: the CLIP's own
     learned ``logit_scale.exp()``). ``use_mask_prompts`` feeds the crop masks to the
     bundle's mask prompts when it has any. Crops are encoded in chunks of

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 from scipy.ndimage import distance_transform_edt
 
 from core.classnames import display_names
-from model.segmenter import predict_labels
+from model.scoring import predict_labels
 from model.two_stage import TwoStageSegmenter, image_to_tensor
 from pipeline.evaluation.label_overlay import class_colour, font
 from pipeline.evaluation.segmentation import resize_label

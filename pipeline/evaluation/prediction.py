@@ -40,7 +40,7 @@ from core.cli import command
 from core.device import pick_device
 from core.io import write_json
 from model.proposer import load_proposer
-from model.segmenter import resize_labels
+from model.scoring import resize_labels
 from model.two_stage import TwoStageSegmenter
 from pipeline.datasets.files import read_rgb
 from pipeline.evaluation import segmenters

@@ -55,7 +55,7 @@ from model.metrics import ConfusionMatrix
 from model.oracle import as_label_tensor, gt_segments, oracle_semantic_map
 from model.proposer import MaskProposer, propose
 from model.proposer.io import DEFAULT_PROPOSER, load_trained_proposer, stored_mask_threshold
-from model.segmenter import scores_to_labels
+from model.scoring import scores_to_labels
 from pipeline.datasets.manifest import load_world
 from pipeline.datasets.segmentation import SegmentationDataset
 from pipeline.evaluation.gt_gauge import class_subsets

@@ -33,7 +33,7 @@ from model.metrics import ConfusionMatrix
 from model.proposer.inference import Proposals
 from model.precision import check_inference_precision, inference_autocast, resolve_inference_precision
 from model.proposer import check_max_proposals
-from model.segmenter import resize_labels
+from model.scoring import resize_labels
 from model.two_stage import TwoStageSegmenter
 from pipeline.datasets.segmentation import IGNORE, Sample, SegmentationDataset
 from pipeline.evaluation.gt_gauge import class_subsets, world_entries
@@ -54,7 +54,7 @@ class EvalConfig:
     ``lam``: CLIP's exponent in the ensemble; ``lam_seen``/``lam_unseen``: per-class
     exponents for seen/unseen classes (``None``: ``lam``). ``zsseg_lam``: λ of
     zsseg.baseline's ensemble (variant ``zsseg``: CLIP's exponent 1 − λ for seen classes,
-    λ for unseen ones; see :func:`model.segmenter.zsseg_exponents`). ``mask_threshold``:
+    λ for unseen ones; see :func:`model.scoring.zsseg_exponents`). ``mask_threshold``:
     binarisation of the proposals for the crops (and the oracle). ``expand_ratio``:
     crop box enlargement. ``batch_size``: images per segmenter call;
     ``clip_batch_size``: crops per CLIP forward. ``short_side``: resize images so

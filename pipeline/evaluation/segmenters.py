@@ -20,7 +20,7 @@ import torch
 from model.clip import load_clip_folder
 from model.mask_adapter import load_adapter_and_clip
 from model.one_pass import OnePassSegmenter
-from model.segmenter import zsseg_exponents
+from model.scoring import zsseg_exponents
 from model.proposer import MaskProposer
 from model.text_tower import text_tower_digest
 from model.two_stage import TwoStageSegmenter

@@ -21,7 +21,7 @@ from model.mask_adapter import (
 from model.one_pass import OnePassSegmenter
 from model.oracle import gt_segments
 from model.proposer import build_proposer, load_proposer_config
-from model.segmenter import adapter_ensemble, predict_labels
+from model.scoring import adapter_ensemble, predict_labels
 from model.two_stage import image_to_tensor
 
 NAMES = ["cat", "dog, puppy", "sky", "grass"]

@@ -6,7 +6,7 @@ import torch
 
 from model.precision import (check_inference_precision, full_precision, inference_autocast, native_bf16,
                              resolve_inference_precision)
-from model.segmenter import clip_class_probs, predict_labels, semantic_map
+from model.scoring import clip_class_probs, predict_labels, semantic_map
 
 CPU = torch.device("cpu")
 
