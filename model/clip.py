@@ -37,6 +37,7 @@ from safetensors.torch import save_file
 
 from core.io import atomic_dir, dumps_json, read_json
 from model.mpt import PROMPTS_FILE, MaskPrompts, encode_image_with_prompts, load_mask_prompts, save_mask_prompts
+from model.precision import Precision, check_precision
 from model.text_prompts import TEXT_PROMPTS_FILE, TextPrompts, load_text_prompts, save_text_prompts
 from model.text_tower import encode_tokens, is_native_text_tower
 
@@ -59,7 +60,8 @@ _FOLDER_WEIGHT_NAMES = (
     "model.pth",
 )
 _CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
-PRECISIONS = ("fp32", "fp16", "bf16")
+#: The precisions of a CLIP's weights (:data:`model.precision.Precision` less ``auto``).
+WEIGHT_PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "bf16")
 
 
 @dataclass(eq=False)
@@ -152,7 +154,7 @@ def build_clip(
     pretrained: str = "",
     *,
     device: torch.device | str,
-    precision: str = "fp32",
+    precision: Precision = "fp32",
     image_size: int | None = None,
     seed: int | None = None,
     cache_dir: str | os.PathLike | None = None,
@@ -168,8 +170,7 @@ def build_clip(
     weights are interpolated by open_clip). ``precision``: fp32, fp16 or bf16 (open_clip's
     mixed precision: matmul weights low precision, LayerNorms fp32).
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    check_precision(precision, "precision", WEIGHT_PRECISIONS)
     device = torch.device(device)
     model_cfg, preprocess_cfg, checkpoint = _resolve_source(model, pretrained, cache_dir, allow_download)
     _check_native_clip(model_cfg, model)
@@ -245,7 +246,7 @@ def derive_clip_folder(source: str | os.PathLike, folder: str | os.PathLike, *, 
     return folder
 
 
-def load_clip_folder(folder: str | os.PathLike, device: torch.device | str, *, precision: str = "fp32") -> ClipBundle:
+def load_clip_folder(folder: str | os.PathLike, device: torch.device | str, *, precision: Precision = "fp32") -> ClipBundle:
     """Load a folder written by :func:`save_clip_folder` (mask and text prompts included when present)."""
     folder = Path(folder)
     bundle = build_clip(f"{LOCAL_DIR_PREFIX}{folder}", device=device, precision=precision)

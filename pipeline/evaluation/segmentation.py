@@ -31,7 +31,7 @@ from core.progress import progress
 from model.dense_clip import POOLINGS
 from model.metrics import ConfusionMatrix
 from model.proposer.inference import Proposals
-from model.precision import check_inference_precision, inference_autocast, resolve_inference_precision
+from model.precision import Precision, check_inference_precision, inference_autocast, resolve_inference_precision
 from model.proposer import check_max_proposals
 from model.scoring import resize_labels
 from model.two_stage import TwoStageSegmenter
@@ -85,7 +85,7 @@ class EvalConfig:
     short_side: int | None = None
     max_images: int | None = None
     overlay_images: int = 4
-    precision: str = "fp32"
+    precision: Precision = "fp32"
     max_proposals: int | None = None
 
     def __post_init__(self) -> None:

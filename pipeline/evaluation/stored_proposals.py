@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 import torch
 
 from core.classnames import display_names
-from model.precision import inference_autocast
+from model.precision import Precision, inference_autocast
 from model.proposer.inference import Proposals, soft_masks
 from model.two_stage import TwoStageSegmenter
 from pipeline.datasets.proposal_table import PROPOSALS, PROPOSALS_SORT_BY, proposal_rows
@@ -77,7 +77,7 @@ class ProposalsInfo:
     queries: int
     text_sha256: str
     max_proposals: int | None = None
-    precision: str = "fp32"
+    precision: Precision = "fp32"
 
 
 @dataclass(frozen=True)
