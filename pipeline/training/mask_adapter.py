@@ -42,6 +42,7 @@ from core.progress import progress
 from model.dense_clip import DenseClip, DenseImage
 from model.mask_adapter import MaskAdapter
 from model.oracle import gt_segments
+from model.precision import PRECISIONS, autocast_context, training_autocast_dtype as resolve_precision
 from model.proposer import MaskProposer, propose
 from pipeline.training.checkpoint import Checkpointer, resume_run, run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
@@ -56,7 +57,6 @@ from pipeline.training.distributed import (
 )
 from pipeline.training.loss_log import LossLog
 from pipeline.training.optim import weight_decay_groups
-from pipeline.training.precision import PRECISIONS, autocast_context, resolve_precision
 from pipeline.training.schedule import warmup_cosine_schedule
 
 

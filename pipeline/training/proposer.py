@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from core.params import config_from_params
 from core.progress import progress
+from model.precision import PRECISIONS, autocast_context, training_autocast_dtype as resolve_precision
 from model.proposer import MaskProposer, SetCriterion, config_to_dict, semantic_targets
 from pipeline.datasets.segmentation import SegmentationDataset
 from pipeline.training.augment import augment_batch
@@ -42,7 +43,6 @@ from pipeline.training.distributed import (broadcast_module, current, local_batc
                                            sum_terms, sync_gradients)
 from pipeline.training.loss_log import LossLog
 from pipeline.training.optim import weight_decay_groups
-from pipeline.training.precision import PRECISIONS, autocast_context, resolve_precision
 from pipeline.training.schedule import warmup_cosine_schedule
 
 

@@ -8,7 +8,7 @@ import torch
 
 from model.precision import (INFERENCE_PRECISIONS, PRECISION_SETTINGS, PRECISIONS, Precision, check_inference_precision,
                              check_precision, full_precision, inference_autocast, native_bf16,
-                             resolve_inference_precision)
+                             resolve_inference_precision, training_autocast_dtype)
 from model.scoring import clip_class_probs, predict_labels, semantic_map
 
 CPU = torch.device("cpu")
@@ -33,6 +33,14 @@ def test_one_vocabulary_of_which_each_use_takes_a_part():
         check_precision("auto", "precision", INFERENCE_PRECISIONS)
     with pytest.raises(ValueError, match="must be one of fp8"):  # a support outside the vocabulary is no escape
         check_precision("fp8", "precision", ("fp8",))
+
+
+def test_training_autocast_dtype():
+    assert training_autocast_dtype("fp32", CPU) is None
+    assert training_autocast_dtype("bf16", CPU) is torch.bfloat16
+    with pytest.raises(ValueError, match="CUDA"):
+        training_autocast_dtype("fp16", CPU)
+    assert training_autocast_dtype("auto", CPU) in (None, torch.bfloat16)
 
 
 def test_precision_is_checked_by_name():
