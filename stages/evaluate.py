@@ -65,7 +65,7 @@ from core.params import load_params
 from core.timing import StageTimer
 from model.precision import inference_autocast
 from model.proposer import load_proposer
-from model.two_stage import TwoStageSegmenter
+from model.proposal_segmenter import ProposalSegmenter
 from pipeline.datasets.manifest import World, load_world
 from pipeline.datasets.segmentation import SegmentationDataset
 from pipeline.evaluation.external_proposals import benchmark_proposals, images_folder, read_proposals
@@ -214,7 +214,7 @@ def benchmark_inputs(world: World, name: str, settings: EvalConfig, proposals: P
     return bench
 
 
-def evaluate_one(spec: Variant, segmenter: TwoStageSegmenter, bench: BenchmarkInputs, settings: EvalConfig,
+def evaluate_one(spec: Variant, segmenter: ProposalSegmenter, bench: BenchmarkInputs, settings: EvalConfig,
                  device: torch.device, proposals: Path | None, out: Path | None) -> dict[str, Any]:
     """One variant on one benchmark: evaluate, write its metrics, pictures and timing; its record."""
     dataset, benchmark, stored = bench.dataset, bench.name, bench.stored

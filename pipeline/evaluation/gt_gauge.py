@@ -17,7 +17,7 @@ from model.one_pass import OnePassSegmenter
 from model.oracle import gt_segments
 from model.precision import full_precision
 from model.text import TextClassifier
-from model.two_stage import image_to_tensor
+from model.proposal_segmenter import image_to_tensor
 from pipeline.datasets.segmentation import SegmentationDataset
 
 

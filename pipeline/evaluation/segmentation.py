@@ -34,7 +34,7 @@ from model.proposer.inference import Proposals
 from model.precision import Precision, check_inference_precision, inference_autocast, resolve_inference_precision
 from model.proposer import check_max_proposals
 from model.scoring import resize_labels
-from model.two_stage import TwoStageSegmenter
+from model.proposal_segmenter import ProposalSegmenter
 from pipeline.datasets.segmentation import IGNORE, Sample, SegmentationDataset
 from pipeline.evaluation.gt_gauge import class_subsets, world_entries
 from pipeline.evaluation.variants import Variant
@@ -228,7 +228,7 @@ def segmented_batches(dataset: SegmentationDataset, keys: Sequence[str], setting
 
 @torch.no_grad()
 def evaluate_benchmark(
-    segmenter: TwoStageSegmenter,
+    segmenter: ProposalSegmenter,
     dataset: SegmentationDataset,
     variant: Variant,
     settings: EvalConfig,
@@ -244,7 +244,7 @@ def evaluate_benchmark(
     at the label's own size.
 
     ``proposals`` replaces the proposer of a two-stage variant by given masks
-    (:meth:`TwoStageSegmenter.segment_with_masks`); an image without masks is
+    (:meth:`ProposalSegmenter.segment_with_masks`); an image without masks is
     predicted all -1 and counted in ``images_without_proposals``.
 
     ``stored`` gives each image's proposer outputs (the ``propose`` stage's file, see
@@ -261,7 +261,7 @@ def evaluate_benchmark(
         return _evaluate(segmenter, dataset, variant, settings, seen, proposals, stored)
 
 
-def _evaluate(segmenter: TwoStageSegmenter, dataset: SegmentationDataset, variant: Variant, settings: EvalConfig,
+def _evaluate(segmenter: ProposalSegmenter, dataset: SegmentationDataset, variant: Variant, settings: EvalConfig,
               seen: np.ndarray | None, proposals: ProposalLookup | None, stored: StoredLookup | None
               ) -> EvaluationRun:
     names = list(dataset.class_names)
@@ -296,7 +296,7 @@ def _evaluate(segmenter: TwoStageSegmenter, dataset: SegmentationDataset, varian
 
 
 def segment_with_proposals(
-    segmenter: TwoStageSegmenter,
+    segmenter: ProposalSegmenter,
     samples: Sequence[Sample],
     images: Sequence[np.ndarray],
     proposals: ProposalLookup,

@@ -23,6 +23,7 @@ from model.one_pass import OnePassSegmenter
 from model.scoring import zsseg_exponents
 from model.proposer import MaskProposer
 from model.text_tower import text_tower_digest
+from model.proposal_segmenter import ProposalSegmenter
 from model.two_stage import TwoStageSegmenter
 from pipeline.evaluation.segmentation import EvalConfig
 from pipeline.evaluation.variants import CLASSIFIERS, ENSEMBLES, Variant
@@ -44,7 +45,7 @@ def variant_folders(spec: Variant, artifacts: Path) -> tuple[Path, Path | None]:
 def build_segmenter(classifier: str, proposer: MaskProposer | None, clip_folder: Path, *,
                     adapter_folder: Path | None = None, settings: EvalConfig = EvalConfig(),
                     ensembled: bool = True, ensemble: str = "ovseg", proposer_clip_folder: Path | None = None,
-                    device: torch.device) -> TwoStageSegmenter:
+                    device: torch.device) -> ProposalSegmenter:
     """The segmenter of one classifier (``crops``, ``maskpool``, ``adapter``) on the CLIP of ``clip_folder``.
 
     ``proposer_clip_folder`` (crops): the CLIP whose text tower the proposer was trained against
@@ -88,7 +89,7 @@ def build_segmenter(classifier: str, proposer: MaskProposer | None, clip_folder:
 
 
 def build_variant_segmenter(spec: Variant, proposer: MaskProposer | None, artifacts: Path, settings: EvalConfig,
-                            device: torch.device) -> TwoStageSegmenter:
+                            device: torch.device) -> ProposalSegmenter:
     """:func:`build_segmenter` for a named variant (``base``, ``ft_mpt``, ``adapter_ens``, ``maskpool`` ...)
     with its folders under ``artifacts``."""
     clip, adapter = variant_folders(spec, artifacts)

@@ -22,7 +22,7 @@ from model.one_pass import OnePassSegmenter
 from model.oracle import gt_segments
 from model.proposer import build_proposer, load_proposer_config
 from model.scoring import adapter_ensemble, predict_labels
-from model.two_stage import image_to_tensor
+from model.proposal_segmenter import image_to_tensor
 
 NAMES = ["cat", "dog, puppy", "sky", "grass"]
 

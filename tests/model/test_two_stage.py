@@ -13,7 +13,8 @@ from model.one_pass import OnePassSegmenter
 from model.oracle import gt_segments, oracle_semantic_map
 from model.proposer import build_proposer, load_proposer_config
 from model.scoring import ensemble, predict_labels, scores_to_labels
-from model.two_stage import TwoStageSegmenter, image_to_tensor
+from model.proposal_segmenter import image_to_tensor
+from model.two_stage import TwoStageSegmenter
 
 NAMES = ["cat", "dog, puppy", "sky", "grass"]
 CPU = torch.device("cpu")
