@@ -76,10 +76,10 @@ from pipeline.evaluation.segmentation import (
     EvaluationRun,
     ProposalLookup,
     benchmark_keys,
+    class_is_seen,
+    class_is_unseen,
     evaluate_benchmark,
     metrics_record,
-    seen_mask,
-    unseen_mask,
 )
 from pipeline.evaluation.segmenters import build_variant_segmenter, variant_folders
 from pipeline.evaluation.stored_proposals import StoredProposals, read_stored_proposals
@@ -204,8 +204,8 @@ def benchmark_inputs(world: World, name: str, settings: EvalConfig, proposals: P
                      stored_proposals: Path | None) -> BenchmarkInputs:
     """Open benchmark ``name`` and read (and check) its external or stored proposals."""
     dataset = world.benchmark(name)
-    bench = BenchmarkInputs(name, dataset, seen_mask(dataset.class_names, world.classes),
-                            unseen_mask(dataset.class_names, world.classes, closed=world.closed_vocabulary))
+    bench = BenchmarkInputs(name, dataset, class_is_seen(dataset.class_names, world.classes),
+                            class_is_unseen(dataset.class_names, world.classes, closed=world.closed_vocabulary))
     if proposals is not None:
         bench.lookup = benchmark_proposals(read_proposals(proposals, images_folder(dataset)), dataset)
     if stored_proposals is not None:

@@ -160,17 +160,17 @@ class EvaluationRun:
     images_without_proposals: int = 0  # with external proposals: images the file has no mask for
 
 
-def seen_mask(class_names: Sequence[str], world_classes: list[dict] | None) -> np.ndarray | None:
+def class_is_seen(class_names: Sequence[str], world_classes: list[dict] | None) -> np.ndarray | None:
     """``[C]`` bool: which benchmark classes are seen (see the module docstring); ``None`` without a class list."""
     subsets = class_subsets(list(class_names), world_classes)
     return subsets.get("seen")
 
 
-def unseen_mask(class_names: Sequence[str], world_classes: list[dict] | None, *,
+def class_is_unseen(class_names: Sequence[str], world_classes: list[dict] | None, *,
                 closed: bool) -> np.ndarray | None:
     """``[C]`` bool: the classes ``mIoU_unseen`` averages (see the module docstring); ``closed``: the world's
     class list names every class of its images (:attr:`pipeline.datasets.manifest.World.closed_vocabulary`)."""
-    seen = seen_mask(class_names, world_classes)
+    seen = class_is_seen(class_names, world_classes)
     if seen is None:
         return None
     if not closed:
@@ -345,7 +345,7 @@ def metrics_record(
     ``per_class`` (display name → IoU), counts (``images``, ``pixels``,
     ``classes``, ``classes_seen``, ``classes_unseen``, ``classes_outside_world``,
     ``classes_scored``), the variant's ``mode`` and ``clip`` and the ``settings`` that
-    change the figures. ``unseen``: see :func:`unseen_mask` (default: not ``seen``).
+    change the figures. ``unseen``: see :func:`class_is_unseen` (default: not ``seen``).
     """
     if seen is not None and unseen is None:
         unseen = ~np.asarray(seen, bool)
