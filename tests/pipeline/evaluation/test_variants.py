@@ -44,7 +44,8 @@ def test_the_one_pass_family_names_its_clip_adapter_and_ensemble():
 
 def test_a_variant_ensembles_only_as_its_classifier_can():
     assert all(variant(name).ensemble in ENSEMBLES[variant(name).classifier] for name in variant_names())
-    with pytest.raises(ValueError, match="variant 'x': ensemble 'zsseg'; the adapter classifier takes mask_adapter, none"):
+    with pytest.raises(ValueError,
+                       match="variant 'x': ensemble 'zsseg'; the adapter classifier takes mask_adapter, none"):
         Variant("x", "two_stage", "base", "", "adapter", "base", "zsseg")
     with pytest.raises(ValueError, match="the maskpool classifier takes"):
         Variant("x", "two_stage", "base", "", "maskpool")  # the default, ovseg, is the crops' ensemble
