@@ -57,14 +57,14 @@ def optional_int(text: str) -> int | None:
 
 def maskpool_result_name(clip_folder: Path) -> str:
     """``maskpool`` on the base CLIP (``artifacts/clip_base``), ``<clip>_maskpool`` on another."""
-    clip = result_name(clip_folder)
-    return "maskpool" if clip == "base" else f"{clip}_maskpool"
+    clip_name = result_name(clip_folder)
+    return "maskpool" if clip_name == "base" else f"{clip_name}_maskpool"
 
 
 def adapter_result_name(folder: Path) -> str:
     """``artifacts/adapter_base`` → ``adapter``, ``artifacts/adapter_ft`` → ``ft_adapter``."""
-    clip = folder.resolve().name.removeprefix("adapter_")
-    return "adapter" if clip in ("base", "") else f"{clip}_adapter"
+    clip_name = folder.resolve().name.removeprefix("adapter_")
+    return "adapter" if clip_name in ("base", "") else f"{clip_name}_adapter"
 
 
 def one_pass_segmenters(args, device) -> dict[str, Callable[[], OnePassSegmenter]]:

@@ -30,7 +30,7 @@ from pipeline.training.rng import seed_everything
 from pipeline.training.text_prompts import TextPromptConfig, learn_text_prompts, sample_per_class
 
 WORLD = Path("data/world/manifest.json")
-#: clip -> (input CLIP folder, output CLIP folder)
+#: clip_name -> (input CLIP folder, output CLIP folder)
 FOLDERS = {
     "base": (Path("artifacts/clip_base"), Path("artifacts/clip_prompts")),
     "ft": (Path("artifacts/clip_ft"), Path("artifacts/clip_ft_prompts")),
@@ -46,7 +46,7 @@ def distributed_settings(section: dict) -> DistributedConfig:
     return DistributedConfig.from_params(section.get("distributed"), "params.yaml:text_prompts.distributed")
 
 
-def run(clip: str, params_file: Path | None = None, *, world_path: Path = WORLD,
+def run(clip_name: str, params_file: Path | None = None, *, world_path: Path = WORLD,
         folders: tuple[Path, Path] | None = None) -> dict:
     """Learn the prompts and write the stage's outputs; under torchrun every process trains, rank 0 writes (the
     others return an empty summary)."""
@@ -56,10 +56,10 @@ def run(clip: str, params_file: Path | None = None, *, world_path: Path = WORLD,
     device = pick_device(params.pop("device", "auto"))
     set_threads(params.pop("threads", None), "text_prompts.threads")
     cfg = TextPromptConfig.from_params(params)
-    source, out = folders or FOLDERS[clip]
+    source, out = folders or FOLDERS[clip_name]
     if not source.is_dir():
         raise FileNotFoundError(f"{source}: CLIP folder not found")
-    name = f"text_prompts_{clip}"
+    name = f"text_prompts_{clip_name}"
     timer = StageTimer(name)
     seed_everything(cfg.seed)
     world = load_world(world_path)

@@ -355,7 +355,7 @@ def metrics_record(
     record.update(
         variant=variant.name,
         mode=variant.mode,
-        clip=variant.clip,
+        clip=variant.clip_name,
         benchmark=benchmark,
         images=run.images,
         pixels=summary["pixels"],

@@ -31,7 +31,7 @@ from pipeline.evaluation.variants import CLASSIFIERS, ENSEMBLES, Variant
 
 def variant_folders(spec: Variant, artifacts: Path) -> tuple[Path, Path | None]:
     """``(artifacts/clip_<clip>, artifacts/adapter_<adapter> or None)``; ``FileNotFoundError`` naming a missing one."""
-    clip = artifacts / f"clip_{spec.clip}"
+    clip = artifacts / f"clip_{spec.clip_name}"
     if not clip.is_dir():
         raise FileNotFoundError(f"{clip}: CLIP folder of variant {spec.name!r} not found")
     if spec.adapter is None:
@@ -98,4 +98,4 @@ def build_variant_segmenter(spec: Variant, proposer: MaskProposer | None, artifa
     base = artifacts / "clip_base"
     return build_segmenter(spec.classifier, proposer, clip, adapter_folder=adapter, settings=settings,
                            ensemble=spec.ensemble,
-                           proposer_clip_folder=base if spec.clip != "base" and base.is_dir() else None, device=device)
+                           proposer_clip_folder=base if spec.clip_name != "base" and base.is_dir() else None, device=device)

@@ -66,7 +66,8 @@ GT_MASKS_PREFIX = "gt_masks_"
 
 @dataclass(frozen=True)
 class Variant:
-    """One row of the results: ``mode`` says what runs, ``clip`` which CLIP folder it uses.
+    """One row of the results: ``mode`` says what runs, ``clip_name`` which CLIP folder it uses
+    (``artifacts/clip_<clip_name>``).
 
     ``classifier`` says how proposals are classified: ``crops`` (a CLIP pass per masked
     crop, OVSeg's ensemble), ``maskpool`` or ``adapter`` (one CLIP pass per image; the
@@ -78,7 +79,7 @@ class Variant:
 
     name: str
     mode: str
-    clip: str
+    clip_name: str
     description: str
     classifier: str = "crops"
     adapter: str | None = None
@@ -103,20 +104,21 @@ def variant(name: str) -> Variant:
     if name in CLIPS:
         return Variant(name, "two_stage", name, f"proposals + {CLIPS[name]}")
     if name in ZSSEG:
-        clip, description = ZSSEG[name]
-        return Variant(name, "two_stage", clip, description, ensemble="zsseg")
+        clip_name, description = ZSSEG[name]
+        return Variant(name, "two_stage", clip_name, description, ensemble="zsseg")
     if name in ONE_PASS:
-        clip, adapter, ensemble, description = ONE_PASS[name]
-        return Variant(name, "two_stage", clip, description, "adapter" if adapter else "maskpool", adapter, ensemble)
+        clip_name, adapter, ensemble, description = ONE_PASS[name]
+        return Variant(name, "two_stage", clip_name, description, "adapter" if adapter else "maskpool", adapter,
+                       ensemble)
     if name == ORACLE:
         return Variant(name, "oracle", "base", "proposals labelled by the ground truth (a perfect classifier)")
     rest = name[len(GT_MASKS_PREFIX):] if name.startswith(GT_MASKS_PREFIX) else None
     if rest in CLIPS:
         return Variant(name, "gt_masks", rest, f"ground-truth masks classified by the {rest} CLIP (crops)")
     if rest in ONE_PASS_GT:
-        clip, adapter = ONE_PASS_GT[rest]
-        how = f"the Mask-Adapter on the {clip} CLIP" if adapter else f"pooling one {clip}-CLIP pass per image"
-        return Variant(name, "gt_masks", clip, f"ground-truth masks classified by {how}",
+        clip_name, adapter = ONE_PASS_GT[rest]
+        how = f"the Mask-Adapter on the {clip_name} CLIP" if adapter else f"pooling one {clip_name}-CLIP pass per image"
+        return Variant(name, "gt_masks", clip_name, f"ground-truth masks classified by {how}",
                        "adapter" if adapter else "maskpool", adapter, "mask_adapter")
     raise ValueError(f"unknown variant {name!r}; choose from {', '.join(variant_names())}")
 
