@@ -117,14 +117,14 @@ def test_resize_short_side():
     assert resize_short_side(image, None) is image and resize_short_side(image, 30) is image
 
 
-def test_seen_mask_matches_names_and_synonyms():
+def test_class_is_seen_matches_names_and_synonyms():
     world = [{"name": "lawn", "synonyms": [], "seen": 1, "isthing": 0},
              {"name": "sky", "synonyms": ["heaven"], "seen": 0, "isthing": 0}]
     assert class_is_seen(NAMES, world).tolist() == [False, True, False]
     assert class_is_seen(NAMES, None) is None
 
 
-def test_unseen_mask_leaves_distractors_out_in_a_closed_world_only():
+def test_class_is_unseen_leaves_distractors_out_in_a_closed_world_only():
     world = [{"name": "lawn", "synonyms": [], "seen": 1, "isthing": 0},
              {"name": "sky", "synonyms": ["heaven"], "seen": 0, "isthing": 0}]
     names = ["heaven", "grass, lawn", "volcano"]
