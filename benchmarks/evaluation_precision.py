@@ -29,7 +29,7 @@ from model.precision import INFERENCE_PRECISIONS, inference_autocast  # noqa: E4
 from model.proposer import load_proposer  # noqa: E402
 from pipeline.datasets.manifest import load_world  # noqa: E402
 from pipeline.datasets.segmentation import IGNORE  # noqa: E402
-from pipeline.evaluation.segmentation import RUNTIME_KEYS, EvalConfig, seen_mask  # noqa: E402
+from pipeline.evaluation.segmentation import RUNTIME_KEYS, EvalConfig, class_is_seen  # noqa: E402
 from pipeline.evaluation.segmenters import build_variant_segmenter  # noqa: E402
 from pipeline.evaluation.variants import variant  # noqa: E402
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = dataclasses.replace(EvalConfig.from_params(section), precision="fp32")
     world = load_world(args.world)
     dataset = world.benchmark(args.benchmark)
-    seen = seen_mask(dataset.class_names, world.classes)
+    seen = class_is_seen(dataset.class_names, world.classes)
     classes = list(dataset.class_names)
     device = torch.device("cpu")
     proposer = load_proposer(args.artifacts / "proposer", device)

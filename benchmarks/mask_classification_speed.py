@@ -43,7 +43,8 @@ from model.clip import ClipBundle, build_clip, load_clip_folder  # noqa: E402
 from model.mask_adapter import MaskAdapter, MaskAdapterConfig, load_mask_adapter  # noqa: E402
 from model.one_pass import OnePassSegmenter  # noqa: E402
 from model.precision import INFERENCE_PRECISIONS, inference_autocast  # noqa: E402
-from model.two_stage import TwoStageSegmenter, image_to_tensor  # noqa: E402
+from model.proposal_segmenter import image_to_tensor  # noqa: E402
+from model.two_stage import TwoStageSegmenter  # noqa: E402
 from pipeline.datasets.manifest import load_world  # noqa: E402
 
 REAL = {"vit-b16": ("ViT-B-16", "attention"), "convnext-b": ("convnext_base_w_320", "mean")}

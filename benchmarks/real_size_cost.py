@@ -73,7 +73,7 @@ from model.clip import build_clip
 from model.dense_clip import DenseClip
 from model.mask_adapter import MaskAdapter, MaskAdapterConfig
 from model.proposer import build_proposer, load_proposer_config
-from model.segmenter import semantic_map
+from model.scoring import semantic_map
 from model.text import load_templates
 from model.text_prompts import prompt_tokens
 from model.text_tower import encode_tokens

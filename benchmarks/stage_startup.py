@@ -8,7 +8,7 @@ folder of ``--model`` (random weights, seed 0, written to a temporary folder) lo
 :func:`model.clip.load_clip_folder` ``--loads`` times in a fresh process: the seconds of each
 load, and the process's peak RSS before and after. Medians over ``--repeats`` processes.
 
-    python benchmarks/stage_startup.py [--stages evaluate mask_adapt] [--model ViT-B-16] [--repeats 3]
+    python benchmarks/stage_startup.py [--stages evaluate clip_adaptation] [--model ViT-B-16] [--repeats 3]
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def stage_costs(module: str, ending: str) -> tuple[float, float]:
 
 def main() -> None:
     cli = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cli.add_argument("--stages", nargs="*", default=["evaluate", "mask_adapt", "proposer", "crops"],
+    cli.add_argument("--stages", nargs="*", default=["evaluate", "clip_adaptation", "proposer", "crops"],
                      help="stage modules under stages/ (none: only the CLIP load)")
     cli.add_argument("--model", default="ViT-B-16", help="open_clip architecture of the CLIP folder")
     cli.add_argument("--loads", type=int, default=3, help="loads of the folder in one process (0: no load)")

@@ -1,6 +1,6 @@
 """Build, save and load open_clip CLIP models, offline.
 
-``build_clip`` accepts three kinds of ``model``:
+``build_clip`` accepts three kinds of ``source``:
 
 * an open_clip built-in name (``"ViT-B-16"``), with ``pretrained`` an open_clip tag
   found in the local caches, a checkpoint file, or ``""`` for random init;
@@ -16,6 +16,13 @@ learned text prompts; :func:`derive_clip_folder` writes a new folder of another'
 (hard-linked) plus learned text prompts. Supported: open_clip's native CLIP (its own vision
 and text transformers or ModifiedResNet) and its timm ConvNeXt image towers (the
 Mask-Adapter's CLIPs, e.g. ``convnext_large_d_320``); other timm and HF towers are refused.
+
+Names, here and in the code that uses CLIPs: a :class:`ClipBundle` is a ``bundle``, or a
+``clip``/``<role>_clip`` where an object holds one for a role (a segmenter's ``clip`` and
+``proposer_clip``); the ``open_clip.CLIP`` module inside it (``bundle.model``) is a ``clip_model``;
+strings are a ``clip_name`` (a variant's CLIP, ``"base"`` or ``"ft_mpt"``: the folder
+``artifacts/clip_<clip_name>``), a ``clip_folder`` (a folder's path) or a ``source`` (what
+:func:`build_clip` builds from).
 """
 from __future__ import annotations
 
@@ -37,6 +44,7 @@ from safetensors.torch import save_file
 
 from core.io import atomic_dir, dumps_json, read_json
 from model.mpt import PROMPTS_FILE, MaskPrompts, encode_image_with_prompts, load_mask_prompts, save_mask_prompts
+from model.precision import Precision, check_precision
 from model.text_prompts import TEXT_PROMPTS_FILE, TextPrompts, load_text_prompts, save_text_prompts
 from model.text_tower import encode_tokens, is_native_text_tower
 
@@ -59,7 +67,8 @@ _FOLDER_WEIGHT_NAMES = (
     "model.pth",
 )
 _CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin")
-PRECISIONS = ("fp32", "fp16", "bf16")
+#: The precisions of a CLIP's weights (:data:`model.precision.Precision` less ``auto``).
+WEIGHT_PRECISIONS: tuple[Precision, ...] = ("fp32", "fp16", "bf16")
 
 
 @dataclass(eq=False)
@@ -148,17 +157,17 @@ class ClipBundle:
 
 
 def build_clip(
-    model: str,
+    source: str,
     pretrained: str = "",
     *,
     device: torch.device | str,
-    precision: str = "fp32",
+    precision: Precision = "fp32",
     image_size: int | None = None,
     seed: int | None = None,
     cache_dir: str | os.PathLike | None = None,
     allow_download: bool = False,
 ) -> ClipBundle:
-    """Build a CLIP (in eval mode) from a model name/config/folder and optional weights.
+    """Build a CLIP (in eval mode) from ``source`` (a model name, config or folder) and optional weights.
 
     ``pretrained``: ``""`` (random init, seeded by ``seed`` when given), a checkpoint
     file (``.safetensors``; ``.pt``/``.pth``/``.bin`` are read with ``weights_only=True``)
@@ -168,35 +177,34 @@ def build_clip(
     weights are interpolated by open_clip). ``precision``: fp32, fp16 or bf16 (open_clip's
     mixed precision: matmul weights low precision, LayerNorms fp32).
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    check_precision(precision, "precision", WEIGHT_PRECISIONS)
     device = torch.device(device)
-    model_cfg, preprocess_cfg, checkpoint = _resolve_source(model, pretrained, cache_dir, allow_download)
-    _check_native_clip(model_cfg, model)
+    model_cfg, preprocess_cfg, checkpoint = _resolve_source(source, pretrained, cache_dir, allow_download)
+    _check_native_clip(model_cfg, source)
     if image_size is not None:
         model_cfg["vision_cfg"]["image_size"] = int(image_size)
 
     cast_dtype = open_clip.get_cast_dtype(precision)
     if checkpoint is not None:
-        clip = _clip_from_checkpoint(model_cfg, cast_dtype, checkpoint, model)
+        clip_model = _clip_from_checkpoint(model_cfg, cast_dtype, checkpoint, source)
     else:  # initialised on the CPU: seeding (and restoring) the CPU generator is enough
         rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
         with rng:
             if seed is not None:
                 torch.default_generator.manual_seed(seed)
-            clip = open_clip.CLIP(**copy.deepcopy(model_cfg), cast_dtype=cast_dtype)
-    clip.to(device)
+            clip_model = open_clip.CLIP(**copy.deepcopy(model_cfg), cast_dtype=cast_dtype)
+    clip_model.to(device)
     if precision != "fp32":
-        open_clip.convert_weights_to_lp(clip, dtype=cast_dtype)
+        open_clip.convert_weights_to_lp(clip_model, dtype=cast_dtype)
 
-    preprocess_cfg["size"] = _square_size(clip.visual.image_size)
-    open_clip.set_model_preprocess_cfg(clip, preprocess_cfg)
-    clip.eval()
+    preprocess_cfg["size"] = _square_size(clip_model.visual.image_size)
+    open_clip.set_model_preprocess_cfg(clip_model, preprocess_cfg)
+    clip_model.eval()
     text_cfg = model_cfg["text_cfg"]
     tokenizer = open_clip.SimpleTokenizer(
         context_length=text_cfg.get("context_length", 77), **(text_cfg.get("tokenizer_kwargs") or {})
     )
-    return ClipBundle(model=clip, tokenizer=tokenizer, model_cfg=model_cfg, preprocess_cfg=preprocess_cfg)
+    return ClipBundle(model=clip_model, tokenizer=tokenizer, model_cfg=model_cfg, preprocess_cfg=preprocess_cfg)
 
 
 def save_clip_folder(bundle: ClipBundle, folder: str | os.PathLike) -> Path:
@@ -245,7 +253,8 @@ def derive_clip_folder(source: str | os.PathLike, folder: str | os.PathLike, *, 
     return folder
 
 
-def load_clip_folder(folder: str | os.PathLike, device: torch.device | str, *, precision: str = "fp32") -> ClipBundle:
+def load_clip_folder(folder: str | os.PathLike, device: torch.device | str, *,
+                     precision: Precision = "fp32") -> ClipBundle:
     """Load a folder written by :func:`save_clip_folder` (mask and text prompts included when present)."""
     folder = Path(folder)
     bundle = build_clip(f"{LOCAL_DIR_PREFIX}{folder}", device=device, precision=precision)
@@ -265,34 +274,34 @@ def load_clip_folder(folder: str | os.PathLike, device: torch.device | str, *, p
 
 
 def _resolve_source(
-    model: str, pretrained: str, cache_dir: str | os.PathLike | None, allow_download: bool
+    source: str, pretrained: str, cache_dir: str | os.PathLike | None, allow_download: bool
 ) -> tuple[dict[str, Any], dict[str, Any], Path | None]:
-    """(model_cfg, preprocess_cfg, checkpoint path or None) for the ``model``/``pretrained`` pair."""
+    """(model_cfg, preprocess_cfg, checkpoint path or None) for the ``source``/``pretrained`` pair."""
     preprocess_cfg = asdict(PreprocessCfg())
-    if model.startswith(LOCAL_DIR_PREFIX):
+    if source.startswith(LOCAL_DIR_PREFIX):
         if pretrained:
             raise ValueError(
-                f"pretrained={pretrained!r} cannot be combined with {model!r}: the folder holds the weights"
+                f"pretrained={pretrained!r} cannot be combined with {source!r}: the folder holds the weights"
             )
-        folder = Path(model[len(LOCAL_DIR_PREFIX):])
+        folder = Path(source[len(LOCAL_DIR_PREFIX):])
         config = _read_config_file(folder / CONFIG_FILE, require_wrapper=True)
         weights = next((folder / name for name in _FOLDER_WEIGHT_NAMES if (folder / name).is_file()), None)
         if weights is None:
             raise FileNotFoundError(f"{folder}: no weights file ({WEIGHTS_FILE} or another open_clip weight name)")
         return config["model_cfg"], merge_preprocess_dict(preprocess_cfg, config.get("preprocess_cfg") or {}), weights
 
-    config_path = _config_path(model)
+    config_path = _config_path(source)
     if config_path is not None:
         config = _read_config_file(config_path, require_wrapper=False)
         model_cfg = config["model_cfg"]
         preprocess_cfg = merge_preprocess_dict(preprocess_cfg, config.get("preprocess_cfg") or {})
         builtin = False
     else:
-        model_cfg = open_clip.get_model_config(model)
+        model_cfg = open_clip.get_model_config(source)
         if model_cfg is None:
             local = sorted(p.stem for p in CONFIG_DIR.glob("*.json") if "embed_dim" in read_json(p))
             raise ValueError(
-                f"unknown CLIP model {model!r}: not an open_clip built-in name (see open_clip.list_models()), "
+                f"unknown CLIP model {source!r}: not an open_clip built-in name (see open_clip.list_models()), "
                 f"not a config in {CONFIG_DIR} ({', '.join(local) or 'none'}), not a .json file, "
                 f"and not '{LOCAL_DIR_PREFIX}PATH'"
             )
@@ -305,14 +314,14 @@ def _resolve_source(
         if candidate.suffix not in _CHECKPOINT_SUFFIXES:
             raise ValueError(f"{candidate}: unsupported checkpoint type (use one of {', '.join(_CHECKPOINT_SUFFIXES)})")
         return model_cfg, preprocess_cfg, candidate
-    tag_cfg = open_clip.get_pretrained_cfg(model, pretrained) if builtin else {}
+    tag_cfg = open_clip.get_pretrained_cfg(source, pretrained) if builtin else {}
     if not tag_cfg:
-        tags = open_clip.list_pretrained_tags_by_model(model) if builtin else []
+        tags = open_clip.list_pretrained_tags_by_model(source) if builtin else []
         raise FileNotFoundError(
-            f"pretrained={pretrained!r} is neither an existing checkpoint file nor an open_clip tag of {model!r}"
+            f"pretrained={pretrained!r} is neither an existing checkpoint file nor an open_clip tag of {source!r}"
             + (f" (tags: {', '.join(tags)})" if tags else "")
         )
-    checkpoint = _tag_checkpoint(model, pretrained, tag_cfg, cache_dir, allow_download)
+    checkpoint = _tag_checkpoint(source, pretrained, tag_cfg, cache_dir, allow_download)
     if tag_cfg.get("quick_gelu", False):
         model_cfg["quick_gelu"] = True  # the weights were trained with QuickGELU; plain GELU would be wrong
     return model_cfg, merge_preprocess_dict(preprocess_cfg, tag_cfg), checkpoint
@@ -424,25 +433,27 @@ def _clip_from_checkpoint(model_cfg: dict[str, Any], cast_dtype: torch.dtype | N
     to the releases tested to load this way (tests/model/test_clip.py checks it).
     """
     with torch.device("meta"):
-        clip = open_clip.CLIP(**copy.deepcopy(model_cfg), cast_dtype=cast_dtype)
-    computed = {name for name, _ in clip.named_buffers()} - clip.state_dict().keys()  # the non-persistent ones
+        clip_model = open_clip.CLIP(**copy.deepcopy(model_cfg), cast_dtype=cast_dtype)
+    computed = {name for name, _ in clip_model.named_buffers()} - clip_model.state_dict().keys()  # the non-persistent ones
     if computed != {"attn_mask"}:
-        clip = open_clip.CLIP(**copy.deepcopy(model_cfg), cast_dtype=cast_dtype)
-        _load_weights(clip, checkpoint, source)
-        return clip
-    context = clip.attn_mask.shape[0]
-    clip.attn_mask = torch.full((context, context), float("-inf")).triu_(1)  # open_clip's build_causal_mask
-    clip.load_state_dict = functools.partial(clip.load_state_dict, assign=True)  # open_clip's loader calls it
+        clip_model = open_clip.CLIP(**copy.deepcopy(model_cfg), cast_dtype=cast_dtype)
+        _load_weights(clip_model, checkpoint, source)
+        return clip_model
+    context = clip_model.attn_mask.shape[0]
+    clip_model.attn_mask = torch.full((context, context), float("-inf")).triu_(1)  # open_clip's build_causal_mask
+    # open_clip's loader calls it
+    clip_model.load_state_dict = functools.partial(clip_model.load_state_dict, assign=True)
     try:
-        _load_weights(clip, checkpoint, source)
+        _load_weights(clip_model, checkpoint, source)
     finally:
-        del clip.load_state_dict
-    return clip.float()  # a half-precision checkpoint (OpenAI's) becomes float32, as a copy into the built CLIP does
+        del clip_model.load_state_dict
+    # a half-precision checkpoint (OpenAI's) becomes float32, as a copy into the built CLIP does
+    return clip_model.float()
 
 
-def _load_weights(clip: open_clip.CLIP, checkpoint: Path, source: str) -> None:
+def _load_weights(clip_model: open_clip.CLIP, checkpoint: Path, source: str) -> None:
     try:
-        open_clip.load_checkpoint(clip, str(checkpoint), strict=True, weights_only=True, device="cpu")
+        open_clip.load_checkpoint(clip_model, str(checkpoint), strict=True, weights_only=True, device="cpu")
     except Exception as exc:  # pickle, safetensors and state-dict mismatch errors differ in type
         raise ValueError(f"{checkpoint}: cannot load these weights into {source!r}: {exc}") from exc
 

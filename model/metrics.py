@@ -194,12 +194,12 @@ class ConfusionMatrix:
             "valid_classes": int(np.isfinite(iou).sum()),
         }
         if seen is not None:
-            seen_mask = _as_bool_vector(seen, k)
-            unseen_mask = ~seen_mask if unseen is None else _as_bool_vector(unseen, k)
-            if (seen_mask & unseen_mask).any():
+            is_seen = _as_bool_vector(seen, k)
+            is_unseen = ~is_seen if unseen is None else _as_bool_vector(unseen, k)
+            if (is_seen & is_unseen).any():
                 raise ValueError("a class cannot be both seen and unseen")
-            m_seen = _nanmean(iou[seen_mask])
-            m_unseen = _nanmean(iou[unseen_mask])
+            m_seen = _nanmean(iou[is_seen])
+            m_unseen = _nanmean(iou[is_unseen])
             out["mIoU_seen"] = m_seen
             out["mIoU_unseen"] = m_unseen
             out["hIoU"] = harmonic_mean(m_seen, m_unseen)

@@ -1,7 +1,8 @@
 """The one-pass segmenter: proposals classified from one CLIP pass per image (maskpool or the Mask-Adapter).
 
-Same proposals, diagnostics and semantic map as :class:`TwoStageSegmenter`; what
-changes is how a proposal is classified and how the two opinions are combined:
+Same proposals, diagnostics and semantic map as the two-stage segmenter (both are
+:class:`model.proposal_segmenter.ProposalSegmenter`); what changes is how a proposal is
+classified and how the two opinions are combined:
 
 * each image is resized to a multiple of the tower's stride and encoded once
   (:class:`DenseClip`); its binarised proposals are pooled from that pass — directly
@@ -9,7 +10,7 @@ changes is how a proposal is classified and how the two opinions are combined:
   :class:`MaskAdapter`;
 * CLIP's class probabilities are ``softmax(s · cos)`` with CLIP's own logit scale ``s``
   (clamped at 100), uniform for empty masks;
-* Mask-Adapter's ensemble (:func:`model.segmenter.adapter_ensemble`) with ``alpha`` for
+* Mask-Adapter's ensemble (:func:`model.scoring.adapter_ensemble`) with ``alpha`` for
   seen and ``beta`` for unseen classes; ``alpha = beta = 1`` uses CLIP's classes alone,
   with the proposer's objectness.
 """
@@ -23,17 +24,18 @@ import torch.nn.functional as F
 from model.clip import ClipBundle
 from model.dense_clip import DenseClip, mask_weights
 from model.mask_adapter import MaskAdapter
+from model.proposal_segmenter import ProposalSegmenter
 from model.proposer.inference import Proposals
 from model.proposer.network import MaskProposer
-from model.segmenter import adapter_ensemble, clip_class_probs
-from model.two_stage import TwoStageSegmenter
+from model.scoring import adapter_ensemble, clip_class_probs
 
 
-class OnePassSegmenter(TwoStageSegmenter):
+class OnePassSegmenter(ProposalSegmenter):
     """A proposer and a CLIP run once per image; ``adapter`` (optional) classifies the masks, else plain pooling.
 
     ``pooling``/``attention_depth`` configure plain pooling (an adapter brings its own).
-    ``image_batch_size``: images per CLIP pass. ``proposer_clip``, ``max_proposals``: see :class:`TwoStageSegmenter`.
+    ``image_batch_size``: images per CLIP pass. ``proposer``, ``proposer_clip``, ``mask_threshold``, ``templates``,
+    ``max_proposals``: see :class:`model.proposal_segmenter.ProposalSegmenter`.
     """
 
     def __init__(
@@ -55,9 +57,8 @@ class OnePassSegmenter(TwoStageSegmenter):
         for name, value in (("alpha", alpha), ("beta", beta)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
-        super().__init__(proposer, clip, lam=beta, mask_threshold=mask_threshold, clip_logit_scale=None,
-                         use_mask_prompts=False, templates=templates, proposer_clip=proposer_clip,
-                         max_proposals=max_proposals)
+        super().__init__(proposer, clip, mask_threshold=mask_threshold, templates=templates,
+                         proposer_clip=proposer_clip, max_proposals=max_proposals)
         self.adapter = adapter.eval() if adapter is not None else None
         if adapter is not None:
             self.dense = adapter.dense_clip(clip.model)
@@ -109,8 +110,9 @@ class OnePassSegmenter(TwoStageSegmenter):
             for emb, masks in zip(embeddings, binary_masks)
         ]
 
-    def clip_has_say(self, num_classes: int, seen) -> bool:
+    def clip_has_say(self, num_classes: int, seen: Sequence[bool] | torch.Tensor | None) -> bool:
         return self.alpha > 0 or self.beta > 0
 
-    def combine(self, props: Proposals, p_clip: torch.Tensor, seen) -> torch.Tensor:
+    def combine(self, props: Proposals, p_clip: torch.Tensor, seen: Sequence[bool] | torch.Tensor | None
+                ) -> torch.Tensor:
         return adapter_ensemble(props.class_probs[0], p_clip, self.alpha, self.beta, seen)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from model.segmenter import semantic_map
+from model.scoring import semantic_map
 
 
 def as_label_tensor(labels: np.ndarray | torch.Tensor, device: torch.device | None = None) -> torch.Tensor:

@@ -1,9 +1,16 @@
-"""Mixed precision for inference: the autocast of a run, and the scoring that must stay float32.
+"""Mixed precision: the one vocabulary of precision settings, the autocast of a run, and the
+scoring that must stay float32.
+
+:data:`Precision` names every precision a setting may say, for training, inference and
+:func:`model.clip.build_clip` alike; each accepts the part of it that it supports, checked by
+:func:`check_precision`.
 
 ``auto`` picks bf16 where the device computes it natively (CUDA with bf16, a CPU with AVX512-BF16
-or AMX) and fp32 elsewhere: a CPU without bf16 instructions converts every operand and runs bf16
-matmuls several times slower than fp32 (measured: 6x on an AVX2-only AMD EPYC). A run resolves
-it once, on its device (:func:`resolve_inference_precision`), and records what it ran.
+or AMX). Elsewhere an inference run takes fp32 (a CPU without bf16 instructions converts every
+operand and runs bf16 matmuls several times slower than fp32, measured: 6x on an AVX2-only AMD
+EPYC), and a training run fp16 on CUDA, fp32 on a CPU (:func:`training_autocast_dtype`). An
+inference run resolves it once, on its device (:func:`resolve_inference_precision`), and records
+what it ran.
 
 A run (an evaluation, a mining job) enters :func:`inference_autocast` once, around every
 model call: the towers' matmuls and convolutions then run in bf16. What follows a model
@@ -15,24 +22,35 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Callable, TypeVar
+from collections.abc import Collection
+from typing import Callable, Literal, TypeVar, get_args
 
 import torch
 
-#: The precisions of an inference run: plain float32, or bf16 autocast (CPU and CUDA).
-INFERENCE_PRECISIONS = ("fp32", "bf16")
-#: What a setting may say: a precision, or ``auto`` (resolved on the run's device).
-PRECISION_SETTINGS = (*INFERENCE_PRECISIONS, "auto")
+#: A precision setting: plain float32, bf16 or fp16 (autocast in a run; open_clip's low-precision
+#: weights in :func:`model.clip.build_clip`), or ``auto`` (resolved on the run's device).
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+#: Every :data:`Precision`, for checks at run time.
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+#: The precisions an inference run resolves to: plain float32, or bf16 autocast (CPU and CUDA).
+INFERENCE_PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
+#: What an inference setting may say: a precision, or ``auto`` (resolved on the run's device).
+PRECISION_SETTINGS: tuple[Precision, ...] = (*INFERENCE_PRECISIONS, "auto")
 _AUTOCAST_DEVICES = ("cpu", "cuda")
 
 F = TypeVar("F", bound=Callable)
 
 
-def check_inference_precision(precision: object, where: str) -> str:
+def check_precision(precision: object, where: str, supported: Collection[Precision] = PRECISIONS) -> Precision:
+    """``precision`` when it is a :data:`Precision` among ``supported``, else ``ValueError`` naming ``where``."""
+    if precision not in get_args(Precision) or precision not in supported:
+        raise ValueError(f"{where} must be one of {', '.join(supported)}, got {precision!r}")
+    return precision  # type: ignore[return-value]
+
+
+def check_inference_precision(precision: object, where: str) -> Precision:
     """``precision`` when it is one of :data:`PRECISION_SETTINGS`, else ``ValueError`` naming ``where``."""
-    if precision not in PRECISION_SETTINGS:
-        raise ValueError(f"{where} must be one of {', '.join(PRECISION_SETTINGS)}, got {precision!r}")
-    return str(precision)
+    return check_precision(precision, where, PRECISION_SETTINGS)
 
 
 def native_bf16(device: torch.device | str) -> bool:
@@ -47,7 +65,7 @@ def native_bf16(device: torch.device | str) -> bool:
     return any(probe is not None and probe() for probe in probes)
 
 
-def resolve_inference_precision(precision: str, device: torch.device | str) -> str:
+def resolve_inference_precision(precision: Precision, device: torch.device | str) -> Precision:
     """The precision a run with setting ``precision`` uses on ``device``: ``auto`` becomes bf16 where
     :func:`native_bf16`, else fp32; fp32 and bf16 stay."""
     check_inference_precision(precision, "precision")
@@ -63,11 +81,29 @@ def autocast_context(device: torch.device, dtype: torch.dtype | None) -> context
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def inference_autocast(precision: str, device: torch.device | str) -> contextlib.AbstractContextManager:
+def inference_autocast(precision: Precision, device: torch.device | str) -> contextlib.AbstractContextManager:
     """The autocast of an inference run on ``device``: none for ``fp32``, bf16 for ``bf16``
     (``auto``: as :func:`resolve_inference_precision`)."""
     bf16 = resolve_inference_precision(precision, device) == "bf16"
     return autocast_context(torch.device(device), torch.bfloat16 if bf16 else None)
+
+
+def training_autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a training run with setting ``precision`` on ``device``; ``None`` means plain fp32.
+
+    ``auto`` is bf16 where :func:`native_bf16`, else fp16 on CUDA and fp32 on a CPU.
+    """
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise ValueError("precision fp16 needs a CUDA device (use bf16 or fp32 on the CPU)")
+        return torch.float16
+    if native_bf16(device):
+        return torch.bfloat16
+    return torch.float16 if device.type == "cuda" else None
 
 
 def full_precision(function: F) -> F:

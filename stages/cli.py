@@ -13,7 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "base-clip": ("stages.base_clip", "pretrain (demo) or materialise (real) the base CLIP (the `base_clip` stage)"),
     "proposer": ("stages.proposer", "train the mask proposer on the seen classes and benchmark it (the `proposer` stage)"),
     "mine": ("stages.mine", "mine (mask, noun) pairs with the proposer and CLIP, an Apache Beam job (the `mine` stage)"),
-    "crop-bench": ("stages.crops", "zero-shot accuracy of CLIP folders on masked crops of ground-truth segments (the `crops` stage)"),
+    "gt-gauge": ("stages.gt_gauge", "zero-shot accuracy of CLIP folders on masked crops of ground-truth segments (the `crops` stage)"),
     "evaluate": ("stages.evaluate", "mIoU (all/seen/unseen) and pictures of variants on a benchmark (the `evaluate` stage)"),
     "report": ("stages.report", "the results table reports/results.md from every evaluation (the `report` stage)"),
     # tools, each beside its concern
@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "params-apply": ("pipeline.project.params_apply",
                      "merge a params override (e.g. configs/real-coco-vit-b16.yaml) into params.yaml"),
 }
+#: Former names of commands, still accepted.
+ALIASES: dict[str, str] = {"crop-bench": "gt-gauge"}
 
 USAGE = """usage: ovseg COMMAND [options]
 
@@ -36,6 +38,8 @@ with `dvc repro`; these commands run its tools one at a time.
 commands:
 {commands}
 
+{aliases}
+
 Run `ovseg COMMAND --help` for a command's options."""
 
 
@@ -43,9 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         width = max(map(len, COMMANDS))
-        print(USAGE.format(commands="\n".join(f"  {n:<{width}}  {h}" for n, (_, h) in COMMANDS.items())))
+        aliases = ", ".join(f"{old} = {new}" for old, new in ALIASES.items())
+        print(USAGE.format(commands="\n".join(f"  {n:<{width}}  {h}" for n, (_, h) in COMMANDS.items()),
+                           aliases=f"aliases: {aliases}"))
         return 0
-    name, rest = argv[0], argv[1:]
+    name, rest = ALIASES.get(argv[0], argv[0]), argv[1:]
     if name not in COMMANDS:
         print(f"ovseg: unknown command {name!r} (choose from {', '.join(COMMANDS)})", file=sys.stderr)
         return 2

@@ -66,7 +66,7 @@ from core.params import load_params
 from core.timing import StageTimer
 from model.precision import inference_autocast
 from model.proposer import load_proposer
-from model.two_stage import TwoStageSegmenter
+from model.proposal_segmenter import ProposalSegmenter
 from pipeline.datasets.manifest import World, load_world
 from pipeline.datasets.segmentation import SegmentationDataset
 from pipeline.evaluation.external_proposals import benchmark_proposals, images_folder, read_proposals
@@ -77,10 +77,10 @@ from pipeline.evaluation.segmentation import (
     EvaluationRun,
     ProposalLookup,
     benchmark_keys,
+    class_is_seen,
+    class_is_unseen,
     evaluate_benchmark,
     metrics_record,
-    seen_mask,
-    unseen_mask,
 )
 from pipeline.evaluation.segmenters import build_variant_segmenter, variant_folders
 from pipeline.evaluation.stored_proposals import StoredProposals, read_stored_proposals
@@ -201,8 +201,8 @@ def benchmark_inputs(world: World, name: str, settings: EvalConfig, proposals: P
                      stored_proposals: Path | None) -> BenchmarkInputs:
     """Open benchmark ``name`` and read (and check) its external or stored proposals."""
     dataset = world.benchmark(name)
-    bench = BenchmarkInputs(name, dataset, seen_mask(dataset.class_names, world.classes),
-                            unseen_mask(dataset.class_names, world.classes, closed=world.closed_vocabulary))
+    bench = BenchmarkInputs(name, dataset, class_is_seen(dataset.class_names, world.classes),
+                            class_is_unseen(dataset.class_names, world.classes, closed=world.closed_vocabulary))
     if proposals is not None:
         bench.lookup = benchmark_proposals(read_proposals(proposals, images_folder(dataset)), dataset)
     if stored_proposals is not None:
@@ -211,7 +211,7 @@ def benchmark_inputs(world: World, name: str, settings: EvalConfig, proposals: P
     return bench
 
 
-def evaluate_one(spec: Variant, segmenter: TwoStageSegmenter, bench: BenchmarkInputs, settings: EvalConfig,
+def evaluate_one(spec: Variant, segmenter: ProposalSegmenter, bench: BenchmarkInputs, settings: EvalConfig,
                  device: torch.device, proposals: Path | None, out: Path | None) -> dict[str, Any]:
     """One variant on one benchmark: evaluate, write its metrics, pictures and timing; its record."""
     dataset, benchmark, stored = bench.dataset, bench.name, bench.stored

@@ -82,7 +82,7 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
     device = pick_device(params.get("device", "auto"))
     set_threads(params.get("threads"), "mask_adapter.threads")
     name = f"mask_adapter_{clip_name}"
-    out = Path("artifacts") / f"adapter_{clip_name}"
+    out = paths.adapter(clip_name)
     timer = StageTimer(name)
     for folder in (CLIPS[clip_name], PROPOSER):
         if not folder.is_dir():
@@ -127,14 +127,14 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
         return {}
     save_mask_adapter(adapter, out, clip_model=bundle.model, own_clip=bundle if own_clip else None,
                       extra={"clip": OWN_CLIP_DIR if own_clip else str(CLIPS[clip_name])})
-    log.write(Path("plots") / name / "loss.csv")
+    log.write(paths.loss_plot(name))
     last = log.epoch_means(cfg.epochs - 1)
     summary = {"images": len(data), "epochs": cfg.epochs, "steps": len(log.rows),
                **{f"final_{key}": round(last[key], 4) for key in ("loss", "ce", "consistency")}}
     if isinstance(data, AdapterData):
         summary["segments"] = sum(len(labels) for labels in data.segment_labels)
         summary["segments_with_match"] = sum(sum(len(c) > 0 for c in image) for image in data.candidates)
-    write_json(Path("metrics") / f"{name}.json", summary)
+    write_json(paths.stage_metrics(name), summary)
     summary.update(timer.write(images_per_s=len(data) * cfg.epochs / max(timer.seconds(), 1e-9)))
     shutil.rmtree(checkpoints, ignore_errors=True)
     matched = (f" ({summary['segments_with_match']} of {summary['segments']} segments have a matching proposal)"

@@ -36,7 +36,7 @@ from model.clip import load_clip_folder
 from model.proposer import Vocabulary, build_proposer, load_proposer_config, save_proposer
 from model.text import TextClassifier
 from pipeline.datasets.manifest import load_world
-from pipeline.evaluation.crops import class_subsets
+from pipeline.evaluation.gt_gauge import class_subsets
 from pipeline.evaluation.proposal_quality import QualityConfig, evaluate_proposals, format_report
 from pipeline.training.distributed import DistributedConfig, process_group
 from pipeline.training.proposer import ProposerTrainConfig, StreamingTrainingSet, load_training_set, train_proposer

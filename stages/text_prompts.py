@@ -31,7 +31,7 @@ from pipeline.training.rng import seed_everything
 from pipeline.training.text_prompts import TextPromptConfig, learn_text_prompts, sample_per_class
 
 WORLD = paths.WORLD_MANIFEST
-#: clip -> (input CLIP folder, output CLIP folder)
+#: clip_name -> (input CLIP folder, output CLIP folder)
 FOLDERS = {
     "base": (paths.CLIP_BASE, paths.CLIP_PROMPTS),
     "ft": (paths.CLIP_FT, paths.CLIP_FT_PROMPTS),
@@ -47,7 +47,7 @@ def distributed_settings(section: dict) -> DistributedConfig:
     return DistributedConfig.from_params(section.get("distributed"), "params.yaml:text_prompts.distributed")
 
 
-def run(clip: str, params_file: Path | None = None, *, world_path: Path = WORLD,
+def run(clip_name: str, params_file: Path | None = None, *, world_path: Path = WORLD,
         folders: tuple[Path, Path] | None = None) -> dict:
     """Learn the prompts and write the stage's outputs; under torchrun every process trains, rank 0 writes (the
     others return an empty summary)."""
@@ -57,10 +57,10 @@ def run(clip: str, params_file: Path | None = None, *, world_path: Path = WORLD,
     device = pick_device(params.pop("device", "auto"))
     set_threads(params.pop("threads", None), "text_prompts.threads")
     cfg = TextPromptConfig.from_params(params)
-    source, out = folders or FOLDERS[clip]
+    source, out = folders or FOLDERS[clip_name]
     if not source.is_dir():
         raise FileNotFoundError(f"{source}: CLIP folder not found")
-    name = f"text_prompts_{clip}"
+    name = f"text_prompts_{clip_name}"
     timer = StageTimer(name)
     seed_everything(cfg.seed)
     world = load_world(world_path)
@@ -82,13 +82,13 @@ def run(clip: str, params_file: Path | None = None, *, world_path: Path = WORLD,
     if not ranks.is_main:
         return {}
     derive_clip_folder(source, out, text_prompts=bundle.text_prompts, clip_model=bundle.model)
-    log.write(Path("plots") / name / "loss.csv")
+    log.write(paths.loss_plot(name))
     last = log.epoch_means(cfg.epochs - 1)
     summary = {"segments": len(pairs), "classes": len(class_names),
                "samples": len(sample_per_class(pairs, cfg.samples_per_class, cfg.seed)), "epochs": cfg.epochs,
                "steps": len(log.rows), "final_loss": round(last["loss"], 4),
                "final_accuracy": round(100 * last["accuracy"], 2)}
-    write_json(Path("metrics") / f"{name}.json", summary)
+    write_json(paths.stage_metrics(name), summary)
     summary.update(timer.write(steps_per_s=len(log.rows) / max(timer.seconds(), 1e-9)))
     Checkpointer(checkpoints).clear()
     print(f"{name}: wrote {out} in {summary['seconds']} s (final loss {summary['final_loss']}, "

@@ -405,7 +405,7 @@ def test_every_file_a_stage_runs_is_a_declared_dep(stage: str, real_missing: dic
 def test_stages_are_expanded_from_foreach_and_matrix() -> None:
     stages = expand_stages(DVC_YAML, load_params(DVC_YAML, ROOT))
     assert {"prompt_tune@base", "prompt_tune@ft"} <= stages.keys()
-    assert stages["prompt_tune@ft"]["cmd"] == "python -m stages.mask_adapt prompt_tune ft"
+    assert stages["prompt_tune@ft"]["cmd"] == "python -m stages.clip_adaptation prompt_tune ft"
     assert "artifacts/clip_ft" in stages["prompt_tune@ft"]["deps"]
     assert {"evaluate@ft_mpt", "evaluate@zsseg", "evaluate_references", "propose"} <= stages.keys()
     assert "artifacts/clip_ft_mpt" in stages["evaluate@ft_mpt"]["deps"]

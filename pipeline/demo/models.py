@@ -25,7 +25,7 @@ from model.proposer import load_proposer
 from model.two_stage import TwoStageSegmenter
 from pipeline.demo.why import Explanation, explain, outline_picture
 from pipeline.evaluation.prediction import pixel_shares, prediction_picture
-from pipeline.evaluation.segmentation import EvalConfig, resize_label, resize_short_side, seen_mask
+from pipeline.evaluation.segmentation import EvalConfig, class_is_seen, resize_label, resize_short_side
 from pipeline.evaluation.segmenters import build_segmenter, build_variant_segmenter, variant_folders
 from pipeline.evaluation.variants import variant
 
@@ -92,8 +92,8 @@ class DemoModels:
         return cls(segmenters, world_classes)
 
     def seen(self, class_names: Sequence[str]) -> np.ndarray | None:
-        """``[C]`` bool: which classes the models saw labelled (see :func:`seen_mask`); ``None`` without a world."""
-        return seen_mask(list(class_names), self.world_classes)
+        """``[C]`` bool: which classes the models saw labelled (see :func:`class_is_seen`); ``None`` without a world."""
+        return class_is_seen(list(class_names), self.world_classes)
 
     def segment(self, image: np.ndarray, class_names: Sequence[str], variants: Sequence[str],
                 why: bool = False, short_side: int | None = None) -> list[VariantResult]:

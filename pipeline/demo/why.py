@@ -20,8 +20,9 @@ from PIL import Image, ImageDraw
 from scipy.ndimage import distance_transform_edt
 
 from core.classnames import display_names
-from model.segmenter import predict_labels
-from model.two_stage import TwoStageSegmenter, image_to_tensor
+from model.scoring import predict_labels
+from model.proposal_segmenter import image_to_tensor
+from model.two_stage import TwoStageSegmenter
 from pipeline.evaluation.label_overlay import class_colour, font
 from pipeline.evaluation.segmentation import resize_label
 from pipeline.mining.pair_pictures import eroded

@@ -41,8 +41,8 @@ from core.cli import command
 from core.device import pick_device
 from core.io import write_json
 from model.proposer import load_proposer
-from model.segmenter import resize_labels
-from model.two_stage import TwoStageSegmenter
+from model.scoring import resize_labels
+from model.proposal_segmenter import ProposalSegmenter
 from pipeline.datasets.files import read_rgb
 from pipeline.evaluation import segmenters
 from pipeline.evaluation.external_proposals import read_proposals
@@ -100,7 +100,7 @@ def image_name(image: Path, root: Path) -> str:
     return absolute.relative_to(absolute_root).as_posix()
 
 
-def build_segmenter(args: argparse.Namespace) -> TwoStageSegmenter:
+def build_segmenter(args: argparse.Namespace) -> ProposalSegmenter:
     """The segmenter the arguments ask for; without ``--proposals``, with the proposer. Folders are checked first."""
     folders = [(args.clip, "CLIP", "clip")]
     if args.proposals is None:
@@ -128,7 +128,7 @@ def prediction_settings(args: argparse.Namespace) -> EvalConfig:
     return EvalConfig(lam=args.lam, alpha=args.alpha, beta=args.beta, mask_threshold=args.mask_threshold)
 
 
-def segment_with_proposals(segmenter: TwoStageSegmenter, image: np.ndarray, resized: np.ndarray,
+def segment_with_proposals(segmenter: ProposalSegmenter, image: np.ndarray, resized: np.ndarray,
                            classes: list[str], args: argparse.Namespace) -> tuple[np.ndarray, int]:
     """Labels of ``resized`` from the image's masks in ``--proposals`` (at ``image``'s size), and their count.
 

@@ -57,10 +57,10 @@ from model.metrics import ConfusionMatrix
 from model.oracle import as_label_tensor, gt_segments, oracle_semantic_map
 from model.proposer import MaskProposer, propose
 from model.proposer.io import load_trained_proposer, stored_mask_threshold
-from model.segmenter import scores_to_labels
+from model.scoring import scores_to_labels
 from pipeline.datasets.manifest import load_world
 from pipeline.datasets.segmentation import SegmentationDataset
-from pipeline.evaluation.crops import class_subsets
+from pipeline.evaluation.gt_gauge import class_subsets
 
 SUBSETS = ("seen", "unseen", "things", "stuff")
 ORACLE_KEYS = ("mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "pACC")
@@ -255,7 +255,7 @@ def evaluate_proposals(
     """Recall and oracle mIoU of ``model``'s proposals on ``dataset`` (see the module docstring).
 
     ``subsets`` maps ``seen``/``unseen``/``things``/``stuff`` to bool masks over the
-    dataset's classes (:func:`pipeline.evaluation.crops.class_subsets`); missing ones are
+    dataset's classes (:func:`pipeline.evaluation.gt_gauge.class_subsets`); missing ones are
     left out of the report. Runs on the model's device, in eval mode, in float32.
     """
     if model.vocabulary is None:

@@ -2,7 +2,7 @@
 
 Inputs are the files the ``evaluate`` stage writes (``<eval root>/<variant>/<benchmark>.json``)
 and, when present, the crop benchmark's (``<crops root>/<variant>.json``, as written by
-``ovseg crop-bench --json``). The output depends only on their contents: the papers' table
+``ovseg gt-gauge --json``). The output depends only on their contents: the papers' table
 (one row per variant, one mIoU column per benchmark headed A-847, PC-459, A-150, PC-59,
 PAS-20, and their mean), the diagnostics in the same shape, and seen / unseen / hIoU per
 benchmark. Rows follow :func:`pipeline.evaluation.variants.variant_names` (any variant with
@@ -57,7 +57,7 @@ def read_eval_metrics(root: str | Path) -> dict[tuple[str, str], dict[str, Any]]
 def read_crop_metrics(root: str | Path) -> dict[str, dict[str, Any]]:
     """``{row name: record}`` from ``root/<variant>.json`` (empty if ``root`` is missing).
 
-    Each file maps benchmark names to crop-benchmark records (``ovseg crop-bench --json``);
+    Each file maps benchmark names to crop-benchmark records (``ovseg gt-gauge --json``);
     the row is named after the variant, with the benchmark added when there are several.
     """
     records: dict[str, dict[str, Any]] = {}
@@ -213,6 +213,7 @@ def render_results(records: EvalRecords, crops: CropRecords | None = None) -> st
         out += [
             "## Ground-truth mask classification",
             "",
+            # `crop-bench`: gt-gauge's former name (still accepted), kept so that this table does not change
             "Top-1 accuracy (%) of classifying ground-truth segments, averaged over classes (`ovseg crop-bench`): "
             "each CLIP on masked crops, and the one-pass classifiers (`maskpool`, `adapter`: base CLIP; "
             "`ft_adapter`: finetuned CLIP) from one CLIP pass per image.",

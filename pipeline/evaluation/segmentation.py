@@ -31,12 +31,12 @@ from core.progress import progress
 from model.dense_clip import POOLINGS
 from model.metrics import ConfusionMatrix
 from model.proposer.inference import Proposals
-from model.precision import check_inference_precision, inference_autocast, resolve_inference_precision
+from model.precision import Precision, check_inference_precision, inference_autocast, resolve_inference_precision
 from model.proposer import check_max_proposals
-from model.segmenter import resize_labels
-from model.two_stage import TwoStageSegmenter
+from model.scoring import resize_labels
+from model.proposal_segmenter import ProposalSegmenter
 from pipeline.datasets.segmentation import IGNORE, Sample, SegmentationDataset
-from pipeline.evaluation.crops import class_subsets, world_entries
+from pipeline.evaluation.gt_gauge import class_subsets, world_entries
 from pipeline.evaluation.variants import Variant
 
 #: The figures of a metrics record, all in percent.
@@ -54,7 +54,7 @@ class EvalConfig:
     ``lam``: CLIP's exponent in the ensemble; ``lam_seen``/``lam_unseen``: per-class
     exponents for seen/unseen classes (``None``: ``lam``). ``zsseg_lam``: λ of
     zsseg.baseline's ensemble (variant ``zsseg``: CLIP's exponent 1 − λ for seen classes,
-    λ for unseen ones; see :func:`model.segmenter.zsseg_exponents`). ``mask_threshold``:
+    λ for unseen ones; see :func:`model.scoring.zsseg_exponents`). ``mask_threshold``:
     binarisation of the proposals for the crops (and the oracle). ``expand_ratio``:
     crop box enlargement. ``batch_size``: images per segmenter call;
     ``clip_batch_size``: crops per CLIP forward. ``short_side``: resize images so
@@ -85,7 +85,7 @@ class EvalConfig:
     short_side: int | None = None
     max_images: int | None = None
     overlay_images: int = 4
-    precision: str = "fp32"
+    precision: Precision = "fp32"
     max_proposals: int | None = None
 
     def __post_init__(self) -> None:
@@ -160,17 +160,17 @@ class EvaluationRun:
     images_without_proposals: int = 0  # with external proposals: images the file has no mask for
 
 
-def seen_mask(class_names: Sequence[str], world_classes: list[dict] | None) -> np.ndarray | None:
+def class_is_seen(class_names: Sequence[str], world_classes: list[dict] | None) -> np.ndarray | None:
     """``[C]`` bool: which benchmark classes are seen (see the module docstring); ``None`` without a class list."""
     subsets = class_subsets(list(class_names), world_classes)
     return subsets.get("seen")
 
 
-def unseen_mask(class_names: Sequence[str], world_classes: list[dict] | None, *,
+def class_is_unseen(class_names: Sequence[str], world_classes: list[dict] | None, *,
                 closed: bool) -> np.ndarray | None:
     """``[C]`` bool: the classes ``mIoU_unseen`` averages (see the module docstring); ``closed``: the world's
     class list names every class of its images (:attr:`pipeline.datasets.manifest.World.closed_vocabulary`)."""
-    seen = seen_mask(class_names, world_classes)
+    seen = class_is_seen(class_names, world_classes)
     if seen is None:
         return None
     if not closed:
@@ -228,7 +228,7 @@ def segmented_batches(dataset: SegmentationDataset, keys: Sequence[str], setting
 
 @torch.no_grad()
 def evaluate_benchmark(
-    segmenter: TwoStageSegmenter,
+    segmenter: ProposalSegmenter,
     dataset: SegmentationDataset,
     variant: Variant,
     settings: EvalConfig,
@@ -244,7 +244,7 @@ def evaluate_benchmark(
     at the label's own size.
 
     ``proposals`` replaces the proposer of a two-stage variant by given masks
-    (:meth:`TwoStageSegmenter.segment_with_masks`); an image without masks is
+    (:meth:`ProposalSegmenter.segment_with_masks`); an image without masks is
     predicted all -1 and counted in ``images_without_proposals``.
 
     ``stored`` gives each image's proposer outputs (the ``propose`` stage's file, see
@@ -261,7 +261,7 @@ def evaluate_benchmark(
         return _evaluate(segmenter, dataset, variant, settings, seen, proposals, stored)
 
 
-def _evaluate(segmenter: TwoStageSegmenter, dataset: SegmentationDataset, variant: Variant, settings: EvalConfig,
+def _evaluate(segmenter: ProposalSegmenter, dataset: SegmentationDataset, variant: Variant, settings: EvalConfig,
               seen: np.ndarray | None, proposals: ProposalLookup | None, stored: StoredLookup | None
               ) -> EvaluationRun:
     names = list(dataset.class_names)
@@ -296,7 +296,7 @@ def _evaluate(segmenter: TwoStageSegmenter, dataset: SegmentationDataset, varian
 
 
 def segment_with_proposals(
-    segmenter: TwoStageSegmenter,
+    segmenter: ProposalSegmenter,
     samples: Sequence[Sample],
     images: Sequence[np.ndarray],
     proposals: ProposalLookup,
@@ -345,7 +345,7 @@ def metrics_record(
     ``per_class`` (display name → IoU), counts (``images``, ``pixels``,
     ``classes``, ``classes_seen``, ``classes_unseen``, ``classes_outside_world``,
     ``classes_scored``), the variant's ``mode`` and ``clip`` and the ``settings`` that
-    change the figures. ``unseen``: see :func:`unseen_mask` (default: not ``seen``).
+    change the figures. ``unseen``: see :func:`class_is_unseen` (default: not ``seen``).
     """
     if seen is not None and unseen is None:
         unseen = ~np.asarray(seen, bool)
@@ -355,7 +355,7 @@ def metrics_record(
     record.update(
         variant=variant.name,
         mode=variant.mode,
-        clip=variant.clip,
+        clip=variant.clip_name,
         benchmark=benchmark,
         images=run.images,
         pixels=summary["pixels"],

@@ -3,7 +3,7 @@
 ``ovseg predict``, ``ovseg demo`` and the ``evaluate`` stage all segment through
 :func:`build_segmenter`: ``crops`` is OVSeg's two-stage segmenter (a CLIP pass per
 masked crop, ``lam``), ``maskpool`` and ``adapter`` classify from one CLIP pass per image
-(Mask-Adapter's ensemble, ``alpha``/``beta``; ``ensembled=False`` keeps CLIP's classes
+(Mask-Adapter's ensemble, ``alpha``/``beta``; ``ensemble="none"`` keeps CLIP's classes
 alone); ``crops`` with ``ensemble="zsseg"`` is zsseg.baseline's seen/unseen ensemble
 (``zsseg_lam``). Every other setting comes from :class:`~pipeline.evaluation.segmentation.EvalConfig`
 (its ``precision`` is applied by the run that uses the segmenter, not here).
@@ -20,8 +20,9 @@ import torch
 from model.clip import load_clip_folder
 from model.mask_adapter import load_adapter_and_clip
 from model.one_pass import OnePassSegmenter
-from model.segmenter import zsseg_exponents
+from model.proposal_segmenter import ProposalSegmenter
 from model.proposer import MaskProposer
+from model.scoring import zsseg_exponents
 from model.text_tower import text_tower_digest
 from model.two_stage import TwoStageSegmenter
 from pipeline.evaluation.segmentation import EvalConfig
@@ -30,7 +31,7 @@ from pipeline.evaluation.variants import CLASSIFIERS, ENSEMBLES, Variant
 
 def variant_folders(spec: Variant, artifacts: Path) -> tuple[Path, Path | None]:
     """``(artifacts/clip_<clip>, artifacts/adapter_<adapter> or None)``; ``FileNotFoundError`` naming a missing one."""
-    clip = artifacts / f"clip_{spec.clip}"
+    clip = artifacts / f"clip_{spec.clip_name}"
     if not clip.is_dir():
         raise FileNotFoundError(f"{clip}: CLIP folder of variant {spec.name!r} not found")
     if spec.adapter is None:
@@ -43,23 +44,25 @@ def variant_folders(spec: Variant, artifacts: Path) -> tuple[Path, Path | None]:
 
 def build_segmenter(classifier: str, proposer: MaskProposer | None, clip_folder: Path, *,
                     adapter_folder: Path | None = None, settings: EvalConfig = EvalConfig(),
-                    ensembled: bool = True, ensemble: str = "ovseg", proposer_clip_folder: Path | None = None,
-                    device: torch.device) -> TwoStageSegmenter:
+                    ensemble: str | None = None, proposer_clip_folder: Path | None = None,
+                    device: torch.device) -> ProposalSegmenter:
     """The segmenter of one classifier (``crops``, ``maskpool``, ``adapter``) on the CLIP of ``clip_folder``.
 
     ``proposer_clip_folder`` (crops): the CLIP whose text tower the proposer was trained against
     (``artifacts/clip_base``); when the classifying CLIP's text tower differs from it (a CLIP whose
     pretraining went on, ``longer``), that CLIP embeds the class names for the proposer.
 
-    ``adapter_folder`` is required for ``adapter`` and refused otherwise; ``ensembled=False``
-    (one-pass classifiers only) sets α = β = 1: CLIP's classes alone, the proposer's objectness kept.
-    ``ensemble`` (crops only): ``ovseg`` (``lam``, ``lam_seen``, ``lam_unseen``) or ``zsseg`` (CLIP's
-    exponent ``1 − zsseg_lam`` for seen classes, ``zsseg_lam`` for unseen ones).
+    ``adapter_folder`` is required for ``adapter`` and refused otherwise. ``ensemble``: one of the
+    classifier's :data:`~pipeline.evaluation.variants.ENSEMBLES` (``None``: its first). Crops: ``ovseg``
+    (``lam``, ``lam_seen``, ``lam_unseen``) or ``zsseg`` (CLIP's exponent ``1 − zsseg_lam`` for seen classes,
+    ``zsseg_lam`` for unseen ones); one pass: ``mask_adapter`` (``alpha``, ``beta``) or ``none`` (α = β = 1:
+    CLIP's classes alone, the proposer's objectness kept).
     """
     if classifier not in CLASSIFIERS:
         raise ValueError(f"unknown classifier {classifier!r}; choose from {', '.join(CLASSIFIERS)}")
-    if ensemble not in ENSEMBLES or (ensemble != "ovseg" and classifier != "crops"):
-        raise ValueError(f"ensemble {ensemble!r}: choose from {', '.join(ENSEMBLES)} (other than ovseg: crops only)")
+    ensemble = ENSEMBLES[classifier][0] if ensemble is None else ensemble
+    if ensemble not in ENSEMBLES[classifier]:
+        raise ValueError(f"ensemble {ensemble!r}: the {classifier} classifier takes {', '.join(ENSEMBLES[classifier])}")
     if (classifier == "adapter") != (adapter_folder is not None):
         raise ValueError(f"classifier {classifier!r}: a Mask-Adapter folder is needed for 'adapter' and only there, "
                          f"got {adapter_folder}")
@@ -80,7 +83,7 @@ def build_segmenter(classifier: str, proposer: MaskProposer | None, clip_folder:
     adapter, proposer_clip = None, None
     if adapter_folder is not None:
         adapter, clip, proposer_clip = load_adapter_and_clip(adapter_folder, clip, device)
-    alpha, beta = (settings.alpha, settings.beta) if ensembled else (1.0, 1.0)
+    alpha, beta = (settings.alpha, settings.beta) if ensemble == "mask_adapter" else (1.0, 1.0)
     return OnePassSegmenter(proposer, clip, adapter=adapter, pooling=settings.pooling,
                             attention_depth=settings.attention_depth, alpha=alpha, beta=beta,
                             mask_threshold=settings.mask_threshold, image_batch_size=settings.batch_size,
@@ -88,11 +91,11 @@ def build_segmenter(classifier: str, proposer: MaskProposer | None, clip_folder:
 
 
 def build_variant_segmenter(spec: Variant, proposer: MaskProposer | None, artifacts: Path, settings: EvalConfig,
-                            device: torch.device) -> TwoStageSegmenter:
+                            device: torch.device) -> ProposalSegmenter:
     """:func:`build_segmenter` for a named variant (``base``, ``ft_mpt``, ``adapter_ens``, ``maskpool`` ...)
     with its folders under ``artifacts``."""
     clip, adapter = variant_folders(spec, artifacts)
     base = artifacts / "clip_base"
     return build_segmenter(spec.classifier, proposer, clip, adapter_folder=adapter, settings=settings,
-                           ensembled=spec.ensembled, ensemble=spec.ensemble,
-                           proposer_clip_folder=base if spec.clip != "base" and base.is_dir() else None, device=device)
+                           ensemble=spec.ensemble,
+                           proposer_clip_folder=base if spec.clip_name != "base" and base.is_dir() else None, device=device)

@@ -37,9 +37,9 @@ import torch
 
 from core.classnames import display_names
 from core.columns import required
-from model.precision import inference_autocast
+from model.precision import Precision, inference_autocast
 from model.proposer.inference import Proposals, soft_masks
-from model.two_stage import TwoStageSegmenter
+from model.proposal_segmenter import ProposalSegmenter
 from pipeline.datasets.proposal_table import PROPOSALS, PROPOSALS_SORT_BY, proposal_rows
 from pipeline.datasets.segmentation import SegmentationDataset
 from pipeline.evaluation.external_proposals import (
@@ -78,7 +78,7 @@ class ProposalsInfo:
     queries: int
     text_sha256: str
     max_proposals: int | None = None
-    precision: str = "fp32"
+    precision: Precision = "fp32"
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def image_rows(file_name: str, proposals: Proposals, class_names: Sequence[str])
 
 
 @torch.no_grad()
-def propose_benchmark(segmenter: TwoStageSegmenter, dataset: SegmentationDataset, settings: EvalConfig
+def propose_benchmark(segmenter: ProposalSegmenter, dataset: SegmentationDataset, settings: EvalConfig
                       ) -> pa.Table:
     """The proposer of ``segmenter`` over the images an evaluation with ``settings`` covers, in its
     batches and at its sizes; the sorted table, its :class:`ProposalsInfo` in the schema metadata.
@@ -123,13 +123,13 @@ def propose_benchmark(segmenter: TwoStageSegmenter, dataset: SegmentationDataset
         return _propose_benchmark(segmenter, dataset, settings)
 
 
-def _propose_benchmark(segmenter: TwoStageSegmenter, dataset: SegmentationDataset, settings: EvalConfig
+def _propose_benchmark(segmenter: ProposalSegmenter, dataset: SegmentationDataset, settings: EvalConfig
                        ) -> pa.Table:
     names = list(dataset.class_names)
     keys = benchmark_keys(dataset, settings)
     text = segmenter.proposer_embeddings(names)
     queries = segmenter.proposer.config.decoder.num_queries
-    if settings.max_proposals is not None:  # the cap keeps that many per image (see TwoStageSegmenter.propose)
+    if settings.max_proposals is not None:  # the cap keeps that many per image (see ProposalSegmenter.propose)
         queries = min(queries, settings.max_proposals)
     rows: list[dict[str, Any]] = []
     for samples, images in segmented_batches(dataset, keys, settings, f"propose {dataset.name}"):

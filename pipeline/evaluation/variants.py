@@ -40,44 +40,55 @@ CLIPS: dict[str, str] = {
 ZSSEG: dict[str, tuple[str, str]] = {
     "zsseg": ("prompts", "zsseg.baseline: proposals + base CLIP with learned text prompts, its seen/unseen ensemble"),
 }
-ENSEMBLES = ("ovseg", "zsseg")
-#: Mask-Adapter's family (one CLIP pass per image): name -> (CLIP, adapter or None, ensembled, description).
-ONE_PASS: dict[str, tuple[str, str | None, bool, str]] = {
-    "maskpool": ("base", None, True, "proposals pooled from one base-CLIP pass per image, Mask-Adapter's ensemble"),
-    "adapter": ("base", "base", False, "proposals classified by the Mask-Adapter on the base CLIP alone"),
-    "adapter_ens": ("base", "base", True, "the Mask-Adapter on the base CLIP, ensembled with the proposer"),
-    "ft_adapter_ens": ("ft", "ft", True, "the Mask-Adapter on the finetuned CLIP, ensembled with the proposer"),
+#: How each classifier's class probabilities may meet the proposer's, its default first: OVSeg's geometric
+#: ensemble (``evaluate.lam``, ``lam_seen``/``lam_unseen``) or zsseg.baseline's (``evaluate.zsseg_lam``) for
+#: crops; Mask-Adapter's (``evaluate.alpha``/``beta``) or ``none`` (CLIP's classes alone, the proposer's
+#: objectness kept) for the one-pass classifiers.
+ENSEMBLES: dict[str, tuple[str, ...]] = {"crops": ("ovseg", "zsseg"), "maskpool": ("mask_adapter", "none"),
+                                         "adapter": ("mask_adapter", "none")}
+#: Mask-Adapter's family (one CLIP pass per image): name -> (CLIP, adapter or None, ensemble, description).
+ONE_PASS: dict[str, tuple[str, str | None, str, str]] = {
+    "maskpool": ("base", None, "mask_adapter",
+                 "proposals pooled from one base-CLIP pass per image, Mask-Adapter's ensemble"),
+    "adapter": ("base", "base", "none", "proposals classified by the Mask-Adapter on the base CLIP alone"),
+    "adapter_ens": ("base", "base", "mask_adapter", "the Mask-Adapter on the base CLIP, ensembled with the proposer"),
+    "ft_adapter_ens": ("ft", "ft", "mask_adapter",
+                       "the Mask-Adapter on the finetuned CLIP, ensembled with the proposer"),
 }
 #: Ground-truth-mask rows of the one-pass classifiers: name -> (CLIP, adapter or None).
 ONE_PASS_GT: dict[str, tuple[str, str | None]] = {"maskpool": ("base", None), "adapter": ("base", "base"),
                                                   "ft_adapter": ("ft", "ft")}
 MODES = ("two_stage", "oracle", "gt_masks")
-CLASSIFIERS = ("crops", "maskpool", "adapter")
+CLASSIFIERS = tuple(ENSEMBLES)
 ORACLE = "oracle"
 GT_MASKS_PREFIX = "gt_masks_"
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One row of the results: ``mode`` says what runs, ``clip`` which CLIP folder it uses.
+    """One row of the results: ``mode`` says what runs, ``clip_name`` which CLIP folder it uses
+    (``artifacts/clip_<clip_name>``).
 
     ``classifier`` says how proposals are classified: ``crops`` (a CLIP pass per masked
     crop, OVSeg's ensemble), ``maskpool`` or ``adapter`` (one CLIP pass per image; the
-    adapter folder ``artifacts/adapter_<adapter>``). ``ensembled``: whether the one-pass
-    family ensembles with the proposer's classes (else CLIP's classes alone). The oracle
+    adapter folder ``artifacts/adapter_<adapter>``). ``ensemble``: how the classifier's class
+    probabilities meet the proposer's, one of the classifier's :data:`ENSEMBLES`. The oracle
     uses the CLIP only for the proposer's text embeddings (the proposer was trained
-    against the base CLIP's text tower). ``ensemble`` (crops only): ``ovseg`` (``evaluate.lam``,
-    ``lam_seen``/``lam_unseen``) or ``zsseg`` (``evaluate.zsseg_lam``).
+    against the base CLIP's text tower).
     """
 
     name: str
     mode: str
-    clip: str
+    clip_name: str
     description: str
     classifier: str = "crops"
     adapter: str | None = None
-    ensembled: bool = True
     ensemble: str = "ovseg"
+
+    def __post_init__(self) -> None:
+        if self.ensemble not in ENSEMBLES.get(self.classifier, ()):
+            raise ValueError(f"variant {self.name!r}: ensemble {self.ensemble!r}; the {self.classifier} classifier "
+                             f"takes {', '.join(ENSEMBLES[self.classifier])}")
 
     @property
     def needs_proposer(self) -> bool:
@@ -93,21 +104,22 @@ def variant(name: str) -> Variant:
     if name in CLIPS:
         return Variant(name, "two_stage", name, f"proposals + {CLIPS[name]}")
     if name in ZSSEG:
-        clip, description = ZSSEG[name]
-        return Variant(name, "two_stage", clip, description, ensemble="zsseg")
+        clip_name, description = ZSSEG[name]
+        return Variant(name, "two_stage", clip_name, description, ensemble="zsseg")
     if name in ONE_PASS:
-        clip, adapter, ensembled, description = ONE_PASS[name]
-        return Variant(name, "two_stage", clip, description, "adapter" if adapter else "maskpool", adapter, ensembled)
+        clip_name, adapter, ensemble, description = ONE_PASS[name]
+        return Variant(name, "two_stage", clip_name, description, "adapter" if adapter else "maskpool", adapter,
+                       ensemble)
     if name == ORACLE:
         return Variant(name, "oracle", "base", "proposals labelled by the ground truth (a perfect classifier)")
     rest = name[len(GT_MASKS_PREFIX):] if name.startswith(GT_MASKS_PREFIX) else None
     if rest in CLIPS:
         return Variant(name, "gt_masks", rest, f"ground-truth masks classified by the {rest} CLIP (crops)")
     if rest in ONE_PASS_GT:
-        clip, adapter = ONE_PASS_GT[rest]
-        how = f"the Mask-Adapter on the {clip} CLIP" if adapter else f"pooling one {clip}-CLIP pass per image"
-        return Variant(name, "gt_masks", clip, f"ground-truth masks classified by {how}",
-                       "adapter" if adapter else "maskpool", adapter)
+        clip_name, adapter = ONE_PASS_GT[rest]
+        how = f"the Mask-Adapter on the {clip_name} CLIP" if adapter else f"pooling one {clip_name}-CLIP pass per image"
+        return Variant(name, "gt_masks", clip_name, f"ground-truth masks classified by {how}",
+                       "adapter" if adapter else "maskpool", adapter, "mask_adapter")
     raise ValueError(f"unknown variant {name!r}; choose from {', '.join(variant_names())}")
 
 

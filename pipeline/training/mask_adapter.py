@@ -50,7 +50,7 @@ from pipeline.training.distributed import current, gather_rows, shard_bounds, su
 from pipeline.training.loop import TrainingLoop
 from pipeline.training.loss_log import LossLog
 from pipeline.training.optim import weight_decay_groups
-from pipeline.training.precision import PRECISIONS, autocast_context, resolve_precision
+from model.precision import PRECISIONS, autocast_context, training_autocast_dtype
 
 
 @dataclass(frozen=True)
@@ -366,7 +366,7 @@ def train_adapter(
         p.requires_grad_(False)
     optimizer = torch.optim.AdamW(weight_decay_groups(adapter, cfg.weight_decay, no_decay=("void", "gamma")),
                                   lr=cfg.lr)
-    dtype = resolve_precision(cfg.precision, device)
+    dtype = training_autocast_dtype(cfg.precision, device)
     loop = TrainingLoop(adapter, adapter.parameters(), optimizer, desc=desc, checkpoint_dir=checkpoint_dir,
                         run_key=run_key({**asdict(cfg), "data": data.fingerprint(), "identity": identity}),
                         epochs=cfg.epochs, total_steps=cfg.epochs * (len(data) // cfg.batch_size),

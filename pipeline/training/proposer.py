@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from core.params import config_from_params
+from model.precision import PRECISIONS, autocast_context, training_autocast_dtype
 from model.proposer import MaskProposer, SetCriterion, config_to_dict, semantic_targets
 from pipeline.datasets.segmentation import SegmentationDataset
 from pipeline.training.augment import augment_batch
@@ -41,7 +42,6 @@ from pipeline.training.distributed import current, local_batch_size, shard_bound
 from pipeline.training.loop import TrainingLoop
 from pipeline.training.loss_log import LossLog
 from pipeline.training.optim import weight_decay_groups
-from pipeline.training.precision import PRECISIONS, autocast_context, resolve_precision
 
 
 # ----------------------------------------------------------------------------- settings
@@ -258,7 +258,7 @@ def train_proposer(
     model.to(device)
     text = text_embeddings.detach().to(device, torch.float32)
     criterion = SetCriterion(model.config.loss)
-    dtype = resolve_precision(cfg.precision, device)
+    dtype = training_autocast_dtype(cfg.precision, device)
     optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay, PROPOSER_NO_DECAY), lr=cfg.lr)
     loop = TrainingLoop(model, model.parameters(), optimizer, desc=desc, checkpoint_dir=checkpoint_dir,
                         run_key=proposer_run_key(cfg, model, data.fingerprint(), text), epochs=cfg.epochs,

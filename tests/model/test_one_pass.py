@@ -19,8 +19,8 @@ from model.mask_adapter import (
 )
 from model.one_pass import OnePassSegmenter
 from model.oracle import gt_segments
-from model.segmenter import adapter_ensemble, predict_labels
-from model.two_stage import image_to_tensor
+from model.proposal_segmenter import image_to_tensor
+from model.scoring import adapter_ensemble, predict_labels
 from tests.doubles import label_map
 
 NAMES = ["cat", "dog, puppy", "sky", "grass"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from model.oracle import gt_segments, one_hot_class_probs, oracle_proposal_labels, oracle_semantic_map, paint_segments
-from model.segmenter import scores_to_labels
+from model.scoring import scores_to_labels
 
 
 def two_squares() -> np.ndarray:

@@ -1,12 +1,15 @@
-"""Inference precision: the autocast of a run and the float32 scoring inside it."""
+"""Precision settings: one vocabulary, the autocast of a run and the float32 scoring inside it."""
 from __future__ import annotations
+
+from typing import get_args
 
 import pytest
 import torch
 
-from model.precision import (check_inference_precision, full_precision, inference_autocast, native_bf16,
-                             resolve_inference_precision)
-from model.segmenter import clip_class_probs, predict_labels, semantic_map
+from model.precision import (INFERENCE_PRECISIONS, PRECISION_SETTINGS, PRECISIONS, Precision, check_inference_precision,
+                             check_precision, full_precision, inference_autocast, native_bf16,
+                             resolve_inference_precision, training_autocast_dtype)
+from model.scoring import clip_class_probs, predict_labels, semantic_map
 
 CPU = torch.device("cpu")
 
@@ -18,6 +21,26 @@ def test_fp32_is_no_autocast_and_bf16_is_bf16_autocast():
         assert torch.is_autocast_enabled("cpu")
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16
         assert torch.nn.Linear(4, 3)(torch.randn(2, 4)).dtype == torch.bfloat16
+
+
+def test_one_vocabulary_of_which_each_use_takes_a_part():
+    assert PRECISIONS == get_args(Precision) == ("auto", "fp32", "bf16", "fp16")
+    assert set(INFERENCE_PRECISIONS) < set(PRECISION_SETTINGS) < set(PRECISIONS)
+    assert check_precision("fp16", "train.precision") == "fp16"
+    with pytest.raises(ValueError, match=r"^train.precision must be one of auto, fp32, bf16, fp16, got 'fp8'$"):
+        check_precision("fp8", "train.precision")
+    with pytest.raises(ValueError, match=r"^precision must be one of fp32, bf16, got 'auto'$"):
+        check_precision("auto", "precision", INFERENCE_PRECISIONS)
+    with pytest.raises(ValueError, match="must be one of fp8"):  # a support outside the vocabulary is no escape
+        check_precision("fp8", "precision", ("fp8",))
+
+
+def test_training_autocast_dtype():
+    assert training_autocast_dtype("fp32", CPU) is None
+    assert training_autocast_dtype("bf16", CPU) is torch.bfloat16
+    with pytest.raises(ValueError, match="CUDA"):
+        training_autocast_dtype("fp16", CPU)
+    assert training_autocast_dtype("auto", CPU) in (None, torch.bfloat16)
 
 
 def test_precision_is_checked_by_name():

@@ -12,8 +12,9 @@ from model.mpt import MaskPrompts
 from model.one_pass import OnePassSegmenter
 from model.oracle import gt_segments, oracle_semantic_map
 from model.proposer import build_proposer, load_proposer_config
-from model.segmenter import ensemble, predict_labels, scores_to_labels
-from model.two_stage import TwoStageSegmenter, image_to_tensor
+from model.proposal_segmenter import image_to_tensor
+from model.scoring import ensemble, predict_labels, scores_to_labels
+from model.two_stage import TwoStageSegmenter
 from tests.doubles import label_map
 
 NAMES = ["cat", "dog, puppy", "sky", "grass"]

@@ -23,12 +23,12 @@ from pipeline.evaluation.segmentation import (
     FIGURES,
     EvalConfig,
     EvaluationRun,
+    class_is_seen,
+    class_is_unseen,
     evaluate_benchmark,
     example_keys,
     metrics_record,
     resize_short_side,
-    seen_mask,
-    unseen_mask,
 )
 from pipeline.evaluation.variants import variant
 from tests.doubles import MemoryDataset
@@ -117,20 +117,20 @@ def test_resize_short_side():
     assert resize_short_side(image, None) is image and resize_short_side(image, 30) is image
 
 
-def test_seen_mask_matches_names_and_synonyms():
+def test_class_is_seen_matches_names_and_synonyms():
     world = [{"name": "lawn", "synonyms": [], "seen": 1, "isthing": 0},
              {"name": "sky", "synonyms": ["heaven"], "seen": 0, "isthing": 0}]
-    assert seen_mask(NAMES, world).tolist() == [False, True, False]
-    assert seen_mask(NAMES, None) is None
+    assert class_is_seen(NAMES, world).tolist() == [False, True, False]
+    assert class_is_seen(NAMES, None) is None
 
 
-def test_unseen_mask_leaves_distractors_out_in_a_closed_world_only():
+def test_class_is_unseen_leaves_distractors_out_in_a_closed_world_only():
     world = [{"name": "lawn", "synonyms": [], "seen": 1, "isthing": 0},
              {"name": "sky", "synonyms": ["heaven"], "seen": 0, "isthing": 0}]
     names = ["heaven", "grass, lawn", "volcano"]
-    assert unseen_mask(names, world, closed=True).tolist() == [True, False, False]  # volcano: a distractor
-    assert unseen_mask(names, world, closed=False).tolist() == [True, False, True]  # real data: unseen
-    assert unseen_mask(names, None, closed=True) is None
+    assert class_is_unseen(names, world, closed=True).tolist() == [True, False, False]  # volcano: a distractor
+    assert class_is_unseen(names, world, closed=False).tolist() == [True, False, True]  # real data: unseen
+    assert class_is_unseen(names, None, closed=True) is None
 
 
 def test_metrics_record_counts_classes_outside_the_world():

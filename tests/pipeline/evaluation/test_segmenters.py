@@ -48,7 +48,7 @@ def test_each_classifier_gets_its_segmenter_and_settings(artifacts, proposer):
     assert isinstance(pooled, OnePassSegmenter) and pooled.adapter is None
     assert (pooled.alpha, pooled.beta, pooled.mask_threshold, pooled.max_proposals) == (0.2, 0.8, 0.3, 9)
     alone = build_segmenter("adapter", proposer, artifacts / "clip_base", adapter_folder=artifacts / "adapter_base",
-                            settings=settings, ensembled=False, device=CPU)
+                            settings=settings, ensemble="none", device=CPU)
     assert isinstance(alone.adapter, MaskAdapter) and (alone.alpha, alone.beta) == (1.0, 1.0)
 
 
@@ -74,7 +74,7 @@ def test_zsseg_swaps_clips_exponents_for_seen_and_unseen_classes(artifacts, prop
     assert (zsseg.lam_seen, zsseg.lam_unseen) == pytest.approx((0.25, 0.75))
     ovseg = build_variant_segmenter(variant("prompts"), proposer, artifacts, settings, CPU)
     assert (ovseg.lam, ovseg.lam_seen, ovseg.lam_unseen) == (0.6, 0.1, None)
-    with pytest.raises(ValueError, match="ensemble 'zsseg'.*crops only"):
+    with pytest.raises(ValueError, match="ensemble 'zsseg': the maskpool classifier takes mask_adapter, none"):
         build_segmenter("maskpool", proposer, artifacts / "clip_base", ensemble="zsseg", device=CPU)
     with pytest.raises(ValueError, match="evaluate.zsseg_lam must lie in"):
         EvalConfig(zsseg_lam=1.5)

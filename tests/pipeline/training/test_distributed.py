@@ -268,9 +268,9 @@ def test_a_split_batch_gets_the_draws_of_the_whole_batch() -> None:
 def test_the_launcher_relaunches_only_when_asked(monkeypatch) -> None:
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert relaunch_under_torchrun("stages.proposer", [], 1) is None
-    command = torchrun_command("stages.mask_adapt", ["finetune"], 2)
+    command = torchrun_command("stages.clip_adaptation", ["finetune"], 2)
     assert command[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "stages.mask_adapt", "finetune"]
+                           "-m", "stages.clip_adaptation", "finetune"]
     monkeypatch.setenv("WORLD_SIZE", "2")  # already under torchrun: run here
     assert relaunch_under_torchrun("stages.proposer", [], 2) is None
 

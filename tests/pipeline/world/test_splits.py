@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.datasets.vocab import class_names
-from pipeline.evaluation.segmentation import seen_mask
+from pipeline.evaluation.segmentation import class_is_seen
 from pipeline.world import splits
 from pipeline.world.real import coco_classes
 
@@ -40,7 +40,7 @@ def test_classes_json_marks_exactly_the_splits_unseen_classes(split, unseen):
 
 def test_voc_sees_its_15_and_misses_its_5_by_name():
     voc = class_names("voc20")
-    unseen = [name for name, seen in zip(voc, seen_mask(voc, coco_classes("voc_15_5"))) if not seen]
+    unseen = [name for name, seen in zip(voc, class_is_seen(voc, coco_classes("voc_15_5"))) if not seen]
     assert unseen == ["pottedplant", "sheep", "sofa", "train", "tvmonitor"]
     # Without a split every VOC class is seen, aeroplane, diningtable, motorbike ... included (COCO's synonyms).
-    assert seen_mask(voc, coco_classes("none")).all()
+    assert class_is_seen(voc, coco_classes("none")).all()

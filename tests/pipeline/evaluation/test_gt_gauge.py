@@ -5,7 +5,7 @@ import torch
 from model.clip import build_clip
 from pipeline.datasets.segmentation import Sample
 from model.precision import inference_autocast
-from pipeline.evaluation.crops import class_subsets, crop_accuracy, top1
+from pipeline.evaluation.gt_gauge import class_subsets, crop_accuracy, top1
 from tests.doubles import MemoryDataset
 
 WORLD = [

@@ -1,4 +1,4 @@
-"""Stage `crops` (`ovseg crop-bench`): several CLIP folders in one process, one JSON each."""
+"""Stage `crops` (`ovseg gt-gauge`): several CLIP folders in one process, one JSON each."""
 from __future__ import annotations
 
 import json
@@ -9,7 +9,7 @@ import torch
 
 from model.clip import load_clip_folder
 from model.mask_adapter import MaskAdapter, MaskAdapterConfig, save_mask_adapter
-from stages.crops import adapter_result_name, main, maskpool_result_name, result_name
+from stages.gt_gauge import adapter_result_name, main, maskpool_result_name, result_name
 
 
 def test_several_folders_write_one_json_each(eval_inputs, capsys) -> None:

@@ -1,9 +1,9 @@
 """Stages ``finetune``, ``finetune_gt`` and ``prompt_tune``: adapt CLIP to masked crops.
 
-    python -m stages.mask_adapt finetune            # image tower on the mined pairs  -> artifacts/clip_ft
-    python -m stages.mask_adapt finetune_gt         # same recipe on seen-class ground truth -> artifacts/clip_ft_gt
-    python -m stages.mask_adapt prompt_tune base    # mask prompts on the base CLIP -> artifacts/clip_mpt
-    python -m stages.mask_adapt prompt_tune ft      # mask prompts on the finetuned CLIP -> artifacts/clip_ft_mpt
+    python -m stages.clip_adaptation finetune            # image tower on the mined pairs  -> artifacts/clip_ft
+    python -m stages.clip_adaptation finetune_gt         # same recipe on seen-class ground truth -> artifacts/clip_ft_gt
+    python -m stages.clip_adaptation prompt_tune base    # mask prompts on the base CLIP -> artifacts/clip_mpt
+    python -m stages.clip_adaptation prompt_tune ft      # mask prompts on the finetuned CLIP -> artifacts/clip_ft_mpt
 
 ``finetune`` and ``finetune_gt`` read the ``finetune`` params (the comparison is fair
 only with one recipe); ``prompt_tune`` reads ``prompt_tune``. With
@@ -16,6 +16,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from core import paths
 from core.cli import exit_process, parser, run_command
 from core.device import pick_device
 from core.io import write_json
@@ -29,14 +30,14 @@ from pipeline.training.clip_adaptation import AdaptConfig, adapt_clip
 from pipeline.training.mask_pairs import ground_truth_pairs, read_pairs
 from pipeline.training.rng import seed_everything
 
-WORLD = Path("data/world/manifest.json")
-PAIRS = Path("data/pairs")
-CLIP_FOLDERS = {"base": Path("artifacts/clip_base"), "ft": Path("artifacts/clip_ft")}
+WORLD = paths.WORLD_MANIFEST
+PAIRS = paths.PAIRS
+CLIP_FOLDERS = {"base": paths.CLIP_BASE, "ft": paths.CLIP_FT}
 OUTPUTS = {
-    "finetune": Path("artifacts/clip_ft"),
-    "finetune_gt": Path("artifacts/clip_ft_gt"),
-    ("prompt_tune", "base"): Path("artifacts/clip_mpt"),
-    ("prompt_tune", "ft"): Path("artifacts/clip_ft_mpt"),
+    "finetune": paths.CLIP_FT,
+    "finetune_gt": paths.CLIP_FT_GT,
+    ("prompt_tune", "base"): paths.CLIP_MPT,
+    ("prompt_tune", "ft"): paths.CLIP_FT_MPT,
 }
 
 
@@ -81,10 +82,10 @@ def run(stage: str, variant: str | None, params_file: Path | None = None) -> dic
     if not ranks.is_main:
         return {}
     save_clip_folder(bundle, out)
-    log.write(Path("plots") / name / "loss.csv")
+    log.write(paths.loss_plot(name))
     summary = {"pairs": len(pairs), "nouns": len({p.noun for p in pairs}), "epochs": cfg.epochs,
                "steps": len(log.rows), "final_loss": round(log.epoch_means(cfg.epochs - 1)["loss"], 4)}
-    write_json(Path("metrics") / f"{name}.json", summary)
+    write_json(paths.stage_metrics(name), summary)
     summary.update(timer.write(pairs_per_s=len(pairs) * cfg.epochs / max(timer.seconds(), 1e-9)))
     shutil.rmtree(Path(".checkpoints") / name, ignore_errors=True)
     print(f"{name}: wrote {out} in {summary['seconds']} s")
@@ -92,7 +93,7 @@ def run(stage: str, variant: str | None, params_file: Path | None = None) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    cli = parser("python -m stages.mask_adapt", __doc__)
+    cli = parser("python -m stages.clip_adaptation", __doc__)
     cli.add_argument("stage", choices=["finetune", "finetune_gt", "prompt_tune"])
     cli.add_argument("variant", nargs="?", choices=sorted(CLIP_FOLDERS), help="prompt_tune only: which CLIP")
     cli.add_argument("--params", type=Path, default=None)
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int | None:
         nproc = distributed_settings(args.stage, args.params).nproc_per_node
-        status = relaunch_under_torchrun("stages.mask_adapt", sys.argv[1:] if argv is None else argv, nproc)
+        status = relaunch_under_torchrun("stages.clip_adaptation", sys.argv[1:] if argv is None else argv, nproc)
         if status is not None:  # the processes torchrun started did the work
             return status
         run(args.stage, args.variant, args.params)

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.segmenter import (
+from model.scoring import (
     adapter_ensemble,
     clip_class_probs,
     ensemble,

@@ -1,8 +1,8 @@
-"""Zero-shot crop benchmark: how well CLIP folders classify masked crops of ground-truth segments.
+"""The ground-truth gauge: how well CLIP folders classify masked crops of ground-truth segments.
 
-    ovseg crop-bench artifacts/clip_base [--benchmark demo ...] [--json out.json]
-    ovseg crop-bench --maskpool artifacts/clip_base --adapter artifacts/adapter_base [--pooling attention]
-    python -m stages.crops artifacts/clip_base artifacts/clip_ft ... --json-dir metrics/crops
+    ovseg gt-gauge artifacts/clip_base [--benchmark demo ...] [--json out.json]
+    ovseg gt-gauge --maskpool artifacts/clip_base --adapter artifacts/adapter_base [--pooling attention]
+    python -m stages.gt_gauge artifacts/clip_base artifacts/clip_ft ... --json-dir metrics/crops
 
 Prints, for each CLIP folder and benchmark, the mean of per-class top-1 accuracies over
 all classes and over the seen, unseen, thing and stuff classes (from the world's class
@@ -24,6 +24,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from core import paths
 from core.cli import command, exit_process, parser
 from core.device import pick_device
 from core.io import write_json
@@ -34,7 +35,7 @@ from model.mask_adapter import adapter_clip_folder, load_mask_adapter
 from model.one_pass import OnePassSegmenter
 from model.precision import PRECISION_SETTINGS, inference_autocast
 from pipeline.datasets.manifest import load_world
-from pipeline.evaluation.crops import class_subsets, crop_accuracy, one_pass_accuracy
+from pipeline.evaluation.gt_gauge import class_subsets, crop_accuracy, one_pass_accuracy
 
 SUMMARY_KEYS = ("mean", "seen", "unseen", "things", "stuff")
 
@@ -57,14 +58,14 @@ def optional_int(text: str) -> int | None:
 
 def maskpool_result_name(clip_folder: Path) -> str:
     """``maskpool`` on the base CLIP (``artifacts/clip_base``), ``<clip>_maskpool`` on another."""
-    clip = result_name(clip_folder)
-    return "maskpool" if clip == "base" else f"{clip}_maskpool"
+    clip_name = result_name(clip_folder)
+    return "maskpool" if clip_name == "base" else f"{clip_name}_maskpool"
 
 
 def adapter_result_name(folder: Path) -> str:
     """``artifacts/adapter_base`` → ``adapter``, ``artifacts/adapter_ft`` → ``ft_adapter``."""
-    clip = folder.resolve().name.removeprefix("adapter_")
-    return "adapter" if clip in ("base", "") else f"{clip}_adapter"
+    clip_name = folder.resolve().name.removeprefix("adapter_")
+    return "adapter" if clip_name in ("base", "") else f"{clip_name}_adapter"
 
 
 def one_pass_segmenters(args, device) -> dict[str, Callable[[], OnePassSegmenter]]:
@@ -88,9 +89,9 @@ def one_pass_segmenters(args, device) -> dict[str, Callable[[], OnePassSegmenter
     return builders
 
 
-@command("crop-bench")
+@command("gt-gauge")
 def main(argv: list[str] | None = None) -> int:
-    cli = parser("ovseg crop-bench", __doc__)
+    cli = parser("ovseg gt-gauge", __doc__)
     cli.add_argument("clips", type=Path, nargs="*", metavar="CLIP",
                         help="open_clip local folders (with mask_prompts.safetensors for MPT)")
     cli.add_argument("--maskpool", type=Path, action="append", default=[], metavar="CLIP",
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--pooling", choices=POOLINGS, default="attention", help="maskpool's pooling (ViT)")
     cli.add_argument("--attention-depth", type=optional_int, default=None,
                      help="maskpool: the last N blocks the queries pass through (None: all)")
-    cli.add_argument("--world", type=Path, default=Path("data/world/manifest.json"), help="world manifest")
+    cli.add_argument("--world", type=Path, default=paths.WORLD_MANIFEST, help="world manifest")
     cli.add_argument("--benchmark", action="append", dest="benchmarks",
                         help="benchmark name in the world; repeatable (default: every benchmark of the world)")
     cli.add_argument("--device", default="auto")

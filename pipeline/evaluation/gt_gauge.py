@@ -17,7 +17,7 @@ from model.one_pass import OnePassSegmenter
 from model.oracle import gt_segments
 from model.precision import full_precision
 from model.text import TextClassifier
-from model.two_stage import image_to_tensor
+from model.proposal_segmenter import image_to_tensor
 from pipeline.datasets.segmentation import SegmentationDataset
 
 
@@ -95,7 +95,7 @@ def crop_accuracy(
         pending_crops.clear(), pending_masks.clear(), pending_labels.clear()
 
     keys = dataset.keys()[:limit] if limit else dataset.keys()
-    for key in progress(keys, desc="crop-bench"):
+    for key in progress(keys, desc="gt-gauge"):
         sample = dataset.load(key)
         classes, masks = gt_segments(sample.label)
         if len(classes) == 0:
