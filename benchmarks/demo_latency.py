@@ -14,6 +14,7 @@ prints its click-to-result times).
 
     python benchmarks/demo_latency.py [--root .] [--size 512] [--repeats 5] [--threads 2] [--short-side 256]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,9 +31,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.datasets.manifest import load_world  # noqa: E402
-from pipeline.demo.models import DEFAULT_VARIANTS, DemoModels  # noqa: E402
-from pipeline.demo.page import segment_answer  # noqa: E402
+from pipeline.datasets.manifest import load_world
+from pipeline.demo.models import DEFAULT_VARIANTS, DemoModels
+from pipeline.demo.page import segment_answer
 
 CLASSES = ["sky, grass|lawn, zebra, water|sea, sand", "road|street, tiger, wall, snow, pizza"]
 
@@ -53,8 +54,9 @@ def test_image(root: Path, size: int, folder: Path) -> Path:
 def seconds(models: DemoModels, path: Path, classes: str, variant: str, why: bool, short_side: int | None) -> float:
     """Wall seconds of one request."""
     start = time.perf_counter()
-    answer = segment_answer(models, None, str(path), None, classes, [variant], why, max_side=4096,
-                            short_side=short_side)
+    answer = segment_answer(
+        models, None, str(path), None, classes, [variant], why, max_side=4096, short_side=short_side
+    )
     elapsed = time.perf_counter() - start
     if not answer.ok:
         raise SystemExit(f"demo_latency: {answer.message}")
@@ -79,10 +81,13 @@ def main() -> int:
     manifest = args.root / "data/world/manifest.json"
     world = load_world(manifest) if manifest.is_file() else None
     start = time.perf_counter()
-    models = DemoModels.load(args.root / "artifacts", variants=args.variants,
-                             world_classes=world.classes if world else None)
-    print(f"models loaded in {time.perf_counter() - start:.1f} s; {args.threads} threads; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {args.size}×{args.size} image")
+    models = DemoModels.load(
+        args.root / "artifacts", variants=args.variants, world_classes=world.classes if world else None
+    )
+    print(
+        f"models loaded in {time.perf_counter() - start:.1f} s; {args.threads} threads; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {args.size}×{args.size} image"
+    )
     columns = ["cold", "warm", "warm + why", *(f"warm, short side {s}" for s in args.short_side)]
     print(f"| variant | {' | '.join(columns)} |\n| --- |{' ---: |' * len(columns)}")
     with tempfile.TemporaryDirectory() as folder:
@@ -91,8 +96,9 @@ def main() -> int:
             classes = f"{CLASSES[0]}, thing{index}"  # a new name: the first request embeds it
             cells = [f"{seconds(models, path, classes, variant, False, None):.2f} s"]
             for why, short_side in [(False, None), (True, None), *((False, s) for s in args.short_side)]:
-                cells.append(summary([seconds(models, path, classes, variant, why, short_side)
-                                      for _ in range(args.repeats)]))
+                cells.append(
+                    summary([seconds(models, path, classes, variant, why, short_side) for _ in range(args.repeats)])
+                )
             print(f"| {variant} | {' | '.join(cells)} |")
     return 0
 

@@ -10,6 +10,7 @@ Precision is :func:`model.precision.inference_autocast`, as in ``evaluate_benchm
     python benchmarks/evaluation_precision.py [--variants base,ft_mpt,maskpool] [--benchmark demo]
         [--images 200] [--threads 1] [--params params.yaml]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,15 +24,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.params import load_params  # noqa: E402
-from model.metrics import ConfusionMatrix  # noqa: E402
-from model.precision import INFERENCE_PRECISIONS, inference_autocast  # noqa: E402
-from model.proposer import load_proposer  # noqa: E402
-from pipeline.datasets.manifest import load_world  # noqa: E402
-from pipeline.datasets.segmentation import IGNORE  # noqa: E402
-from pipeline.evaluation.segmentation import RUNTIME_KEYS, EvalConfig, class_is_seen  # noqa: E402
-from pipeline.evaluation.segmenters import build_variant_segmenter  # noqa: E402
-from pipeline.evaluation.variants import variant  # noqa: E402
+from core.params import load_params
+from model.metrics import ConfusionMatrix
+from model.precision import INFERENCE_PRECISIONS, inference_autocast
+from model.proposer import load_proposer
+from pipeline.datasets.manifest import load_world
+from pipeline.datasets.segmentation import IGNORE
+from pipeline.evaluation.segmentation import RUNTIME_KEYS, EvalConfig, class_is_seen
+from pipeline.evaluation.segmenters import build_variant_segmenter
+from pipeline.evaluation.variants import variant
 
 CHUNK = 8
 
@@ -59,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average {os.getloadavg()[0]:.1f}, {args.threads} torch threads, {len(samples)} images", flush=True)
     for name in args.variants.split(","):
         spec = variant(name)
-        segmenters = {p: build_variant_segmenter(spec, proposer, args.artifacts, settings, device)
-                      for p in INFERENCE_PRECISIONS}
+        segmenters = {
+            p: build_variant_segmenter(spec, proposer, args.artifacts, settings, device) for p in INFERENCE_PRECISIONS
+        }
         seconds = dict.fromkeys(segmenters, 0.0)
         confusion = {p: ConfusionMatrix(len(classes), ignore_index=IGNORE) for p in segmenters}
         text = {}
@@ -71,21 +73,25 @@ def main(argv: list[str] | None = None) -> int:
             seconds[precision] += time.perf_counter() - start
         text_seconds = dict(seconds)
         for first in range(0, len(samples), CHUNK):
-            chunk = samples[first:first + CHUNK]
+            chunk = samples[first : first + CHUNK]
             order = INFERENCE_PRECISIONS if (first // CHUNK) % 2 == 0 else INFERENCE_PRECISIONS[::-1]
             for precision in order:
                 start = time.perf_counter()
                 with inference_autocast(precision, device), torch.no_grad():
-                    labels = segmenters[precision].segment_batch([s.image for s in chunk], classes,
-                                                                 text[precision], seen)
+                    labels = segmenters[precision].segment_batch(
+                        [s.image for s in chunk], classes, text[precision], seen
+                    )
                 seconds[precision] += time.perf_counter() - start
                 for sample, label in zip(chunk, labels):
                     confusion[precision].update(label, sample.label)
         miou = {p: confusion[p].summary(seen)["mIoU"] for p in segmenters}
-        print(f"{name:<10} fp32 {len(samples) / seconds['fp32']:6.2f} images/s (text {text_seconds['fp32']:.1f} s)  "
-              f"bf16 {len(samples) / seconds['bf16']:6.2f} images/s (text {text_seconds['bf16']:.1f} s)  "
-              f"bf16 ÷ fp32 {seconds['fp32'] / seconds['bf16']:.2f}x  "
-              f"mIoU fp32 {miou['fp32']:.2f} bf16 {miou['bf16']:.2f}", flush=True)
+        print(
+            f"{name:<10} fp32 {len(samples) / seconds['fp32']:6.2f} images/s (text {text_seconds['fp32']:.1f} s)  "
+            f"bf16 {len(samples) / seconds['bf16']:6.2f} images/s (text {text_seconds['bf16']:.1f} s)  "
+            f"bf16 ÷ fp32 {seconds['fp32'] / seconds['bf16']:.2f}x  "
+            f"mIoU fp32 {miou['fp32']:.2f} bf16 {miou['bf16']:.2f}",
+            flush=True,
+        )
     return 0
 
 

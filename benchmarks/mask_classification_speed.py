@@ -26,6 +26,7 @@ bf16 ÷ fp32 images/s; bf16 is :func:`model.precision.inference_autocast`, as in
         [--paths crops,maskpool,adapter] [--images 32] [--real-images 1] [--repeats 2] [--threads 2]
         [--precision fp32,bf16]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,14 +39,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.params import load_params  # noqa: E402
-from model.clip import ClipBundle, build_clip, load_clip_folder  # noqa: E402
-from model.mask_adapter import MaskAdapter, MaskAdapterConfig, load_mask_adapter  # noqa: E402
-from model.one_pass import OnePassSegmenter  # noqa: E402
-from model.precision import INFERENCE_PRECISIONS, inference_autocast  # noqa: E402
-from model.proposal_segmenter import image_to_tensor  # noqa: E402
-from model.two_stage import TwoStageSegmenter  # noqa: E402
-from pipeline.datasets.manifest import load_world  # noqa: E402
+from core.params import load_params
+from model.clip import ClipBundle, build_clip, load_clip_folder
+from model.mask_adapter import MaskAdapter, MaskAdapterConfig, load_mask_adapter
+from model.one_pass import OnePassSegmenter
+from model.precision import INFERENCE_PRECISIONS, inference_autocast
+from model.proposal_segmenter import image_to_tensor
+from model.two_stage import TwoStageSegmenter
+from pipeline.datasets.manifest import load_world
 
 REAL = {"vit-b16": ("ViT-B-16", "attention"), "convnext-b": ("convnext_base_w_320", "mean")}
 PATHS = ("crops", "maskpool", "adapter")
@@ -59,7 +60,7 @@ def random_boxes(count: int, height: int, width: int, generator: torch.Generator
         w = int(torch.randint(max(1, width // 50), max(2, width // 2), (1,), generator=generator))
         top = int(torch.randint(0, height - h + 1, (1,), generator=generator))
         left = int(torch.randint(0, width - w + 1, (1,), generator=generator))
-        mask[top:top + h, left:left + w] = True
+        mask[top : top + h, left : left + w] = True
     return masks
 
 
@@ -68,13 +69,15 @@ def demo_images(count: int, manifest: Path) -> list[torch.Tensor]:
         dataset = load_world(manifest).benchmark("demo")
         return [image_to_tensor(dataset.load(key).image, torch.device("cpu")) for key in dataset.keys()[:count]]
     rng = np.random.default_rng(0)
-    return [image_to_tensor(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8), torch.device("cpu"))
-            for _ in range(count)]
+    return [
+        image_to_tensor(rng.integers(0, 256, (128, 128, 3), dtype=np.uint8), torch.device("cpu")) for _ in range(count)
+    ]
 
 
 def demo_models(args) -> tuple[ClipBundle, MaskAdapter, str]:
-    clip = (load_clip_folder(args.clip, "cpu") if args.clip.is_dir()
-            else build_clip("ovseg-tiny-vit", device="cpu", seed=0))
+    clip = (
+        load_clip_folder(args.clip, "cpu") if args.clip.is_dir() else build_clip("ovseg-tiny-vit", device="cpu", seed=0)
+    )
     if args.adapter.is_dir() and args.clip.is_dir():
         return clip, load_mask_adapter(args.adapter, clip.model), "attention"
     section = load_params("mask_adapter")
@@ -113,8 +116,10 @@ def run_size(size: str, args) -> list[tuple]:
     else:
         clip, adapter, pooling = real_models(size)
         rng = np.random.default_rng(0)
-        images = [image_to_tensor(rng.integers(0, 256, (512, 512, 3), dtype=np.uint8), torch.device("cpu"))
-                  for _ in range(args.real_images)]
+        images = [
+            image_to_tensor(rng.integers(0, 256, (512, 512, 3), dtype=np.uint8), torch.device("cpu"))
+            for _ in range(args.real_images)
+        ]
     segmenters = {
         "crops": TwoStageSegmenter(None, clip, clip_batch_size=256),
         "maskpool": OnePassSegmenter(None, clip, pooling=pooling),
@@ -132,9 +137,11 @@ def run_size(size: str, args) -> list[tuple]:
                 versus_crops = seconds["crops"][precision] / per_image if "crops" in seconds else float("nan")
                 versus_fp32 = seconds[path]["fp32"] / per_image if "fp32" in seconds[path] else float("nan")
                 rows.append((size, count, path, precision, 1 / per_image, 1000 * per_image, versus_crops, versus_fp32))
-                print(f"{size:<10} Q={count:<4} {path:<9} {precision:<5} {1 / per_image:9.3f} images/s "
-                      f"{1000 * per_image:10.1f} ms/image {versus_crops:7.2f}x crops {versus_fp32:6.2f}x fp32",
-                      flush=True)
+                print(
+                    f"{size:<10} Q={count:<4} {path:<9} {precision:<5} {1 / per_image:9.3f} images/s "
+                    f"{1000 * per_image:10.1f} ms/image {versus_crops:7.2f}x crops {versus_fp32:6.2f}x fp32",
+                    flush=True,
+                )
     return rows
 
 
@@ -147,8 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--repeats", type=int, default=2, help="timed runs per path (the best is kept)")
     cli.add_argument("--threads", type=int, default=2)
     cli.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, from {', '.join(PATHS)}")
-    cli.add_argument("--precision", default="fp32",
-                     help=f"comma-separated, from {', '.join(INFERENCE_PRECISIONS)}; several are timed in turns")
+    cli.add_argument(
+        "--precision",
+        default="fp32",
+        help=f"comma-separated, from {', '.join(INFERENCE_PRECISIONS)}; several are timed in turns",
+    )
     cli.add_argument("--seed", type=int, default=0)
     cli.add_argument("--clip", type=Path, default=Path("artifacts/clip_base"))
     cli.add_argument("--adapter", type=Path, default=Path("artifacts/adapter_base"))

@@ -27,6 +27,7 @@ The mining settings are the ``mine`` section of the params file, on the CPU
 
 Targets of the project: job ≥ 0.8 × bare per core; 2 workers ≥ 1.6 × 1 worker.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,7 +98,7 @@ class PeakMemory:
                 self._cpu_start.setdefault(process.pid, self._cpu[process.pid] if process.pid == me.pid else 0.0)
             self._stop.wait(self._interval)
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         self._thread.start()
         return self
 
@@ -125,14 +126,18 @@ class PeakMemory:
 def subset(captions: CocoCaptions, nouns_dir: Path, count: int, out: Path) -> CocoCaptions:
     """The first ``count`` images with their captions, and their nouns as a one-shard set in ``out``."""
     ids = sorted(captions.images)[:count]
-    chosen = CocoCaptions(images={i: captions.images[i] for i in ids},
-                          captions={i: captions.captions[i] for i in ids if i in captions.captions})
+    chosen = CocoCaptions(
+        images={i: captions.images[i] for i in ids},
+        captions={i: captions.captions[i] for i in ids if i in captions.captions},
+    )
     rows = [row for row in read_shards(nouns_dir, NOUNS).to_pylist() if row["image_id"] in chosen.images]
     write_shard(rows, out, 0, 1, NOUNS, NOUNS_SORT_BY)
     return chosen
 
 
-def bare_loop(captions: CocoCaptions, nouns_dir: Path, proposer: Path, clip: Path, settings: MiningConfig) -> Measurement:
+def bare_loop(
+    captions: CocoCaptions, nouns_dir: Path, proposer: Path, clip: Path, settings: MiningConfig
+) -> Measurement:
     """Decode + mine every image of ``captions`` in one process, no Beam."""
     table = read_shards(nouns_dir, NOUNS).to_pylist()
     nouns: dict[int, list[NounEntry]] = {}
@@ -146,7 +151,9 @@ def bare_loop(captions: CocoCaptions, nouns_dir: Path, proposer: Path, clip: Pat
         for first in range(0, len(images), settings.images_per_batch):
             batch = []
             for image in images[first : first + settings.images_per_batch]:
-                pixels = load_image(image.path, max_pixels=settings.max_pixels, expected_size=(image.height, image.width))
+                pixels = load_image(
+                    image.path, max_pixels=settings.max_pixels, expected_size=(image.height, image.width)
+                )
                 if not isinstance(pixels, ImageProblem):
                     entries = tuple(sorted(nouns[image.image_id], key=lambda entry: entry.noun))
                     batch.append(ImageToMine(image, pixels, entries))
@@ -155,17 +162,35 @@ def bare_loop(captions: CocoCaptions, nouns_dir: Path, proposer: Path, clip: Pat
     return Measurement("bare loop", 1, len(images), seconds, memory.largest_child_mb(), (memory.own_cpu_seconds(),))
 
 
-def job_run(name: str, runner: dict, captions: CocoCaptions, nouns_dir: Path, proposer: Path, clip: Path,
-            settings: MiningConfig, work: Path) -> Measurement:
+def job_run(
+    name: str,
+    runner: dict,
+    captions: CocoCaptions,
+    nouns_dir: Path,
+    proposer: Path,
+    clip: Path,
+    settings: MiningConfig,
+    work: Path,
+) -> Measurement:
     out = Path(tempfile.mkdtemp(dir=work))
     with PeakMemory() as memory:
         start = time.perf_counter()
-        run_mine_job(captions, nouns_dir, out / "pairs", out / "rejects", proposer_dir=proposer, clip_dir=clip,
-                     settings=settings, num_shards=4, runner_cfg=runner)
+        run_mine_job(
+            captions,
+            nouns_dir,
+            out / "pairs",
+            out / "rejects",
+            proposer_dir=proposer,
+            clip_dir=clip,
+            settings=settings,
+            num_shards=4,
+            runner_cfg=runner,
+        )
         seconds = time.perf_counter() - start
     workers = memory.worker_cpu_seconds() or [memory.own_cpu_seconds()]  # in-memory runner: no workers
-    return Measurement(name, int(runner.get("workers", 1)), len(captions.images), seconds, memory.largest_child_mb(),
-                       tuple(workers))
+    return Measurement(
+        name, int(runner.get("workers", 1)), len(captions.images), seconds, memory.largest_child_mb(), tuple(workers)
+    )
 
 
 RUNNERS = {
@@ -190,8 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--startup-images", type=int, default=8)
     parser.add_argument("--images-per-batch", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--runners", default="direct-1,direct-2,dask-2",
-                        help=f"comma-separated, from {', '.join(RUNNERS)}")
+    parser.add_argument(
+        "--runners", default="direct-1,direct-2,dask-2", help=f"comma-separated, from {', '.join(RUNNERS)}"
+    )
     args = parser.parse_args(argv)
     runners = [name for name in args.runners.split(",") if name]
     unknown = [name for name in runners if name not in RUNNERS]
@@ -212,29 +238,44 @@ def main(argv: list[str] | None = None) -> int:
         results = [bare_loop(chosen, work / "nouns", args.proposer, args.clip, settings)]
         startup: dict[str, float] = {}
         for name in runners:
-            small_run = job_run(name, RUNNERS[name], small, work / "nouns_small", args.proposer, args.clip, settings, work)
-            startup[name] = small_run.seconds - small_run.images / (results[0].images / results[0].seconds) / small_run.workers
-            results.append(job_run(name, RUNNERS[name], chosen, work / "nouns", args.proposer, args.clip, settings, work))
+            small_run = job_run(
+                name, RUNNERS[name], small, work / "nouns_small", args.proposer, args.clip, settings, work
+            )
+            startup[name] = (
+                small_run.seconds - small_run.images / (results[0].images / results[0].seconds) / small_run.workers
+            )
+            results.append(
+                job_run(name, RUNNERS[name], chosen, work / "nouns", args.proposer, args.clip, settings, work)
+            )
 
     bare_rate = results[0].images / results[0].seconds
     by_name = {result.name: result for result in results}
-    print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}, {os.cpu_count()} CPUs, "
-          f"torch threads per process {settings.threads}, images_per_batch {settings.images_per_batch}, "
-          f"min_proposal_score {settings.min_proposal_score}, nms_iou {settings.nms_iou}")
-    header = (f"{'run':<12}{'workers':>8}{'images':>8}{'seconds':>9}{'img/s':>8}{'per core':>9}{'÷ bare':>8}"
-              f"{'fixed s':>8}{'steady/core':>12}{'÷ bare':>8}{'peak RSS MB':>12}  CPU s per worker")
+    print(
+        f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}, {os.cpu_count()} CPUs, "
+        f"torch threads per process {settings.threads}, images_per_batch {settings.images_per_batch}, "
+        f"min_proposal_score {settings.min_proposal_score}, nms_iou {settings.nms_iou}"
+    )
+    header = (
+        f"{'run':<12}{'workers':>8}{'images':>8}{'seconds':>9}{'img/s':>8}{'per core':>9}{'÷ bare':>8}"
+        f"{'fixed s':>8}{'steady/core':>12}{'÷ bare':>8}{'peak RSS MB':>12}  CPU s per worker"
+    )
     print(header)
     print("-" * len(header))
     for result in results:
         rate = result.images / result.seconds
         per_core = rate / result.workers
         fixed = startup.get(result.name)
-        steady = (result.images / (result.seconds - fixed) / result.workers
-                  if fixed is not None and result.seconds > fixed else per_core)
-        print(f"{result.name:<12}{result.workers:>8}{result.images:>8}{result.seconds:>9.1f}{rate:>8.1f}"
-              f"{per_core:>9.1f}{per_core / bare_rate:>8.2f}{(fixed if fixed is not None else 0.0):>8.1f}"
-              f"{steady:>12.1f}{steady / bare_rate:>8.2f}{result.peak_rss_mb:>12.0f}  "
-              + " ".join(f"{cpu:.1f}" for cpu in result.cpu_seconds))
+        steady = (
+            result.images / (result.seconds - fixed) / result.workers
+            if fixed is not None and result.seconds > fixed
+            else per_core
+        )
+        print(
+            f"{result.name:<12}{result.workers:>8}{result.images:>8}{result.seconds:>9.1f}{rate:>8.1f}"
+            f"{per_core:>9.1f}{per_core / bare_rate:>8.2f}{(fixed if fixed is not None else 0.0):>8.1f}"
+            f"{steady:>12.1f}{steady / bare_rate:>8.2f}{result.peak_rss_mb:>12.0f}  "
+            + " ".join(f"{cpu:.1f}" for cpu in result.cpu_seconds)
+        )
     for kind in ("direct", "threads"):
         if f"{kind}-1" in by_name and f"{kind}-2" in by_name:
             speedup = by_name[f"{kind}-1"].seconds / by_name[f"{kind}-2"].seconds

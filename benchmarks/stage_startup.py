@@ -10,6 +10,7 @@ load, and the process's peak RSS before and after. Medians over ``--repeats`` pr
 
     python benchmarks/stage_startup.py [--stages evaluate clip_adaptation] [--model ViT-B-16] [--repeats 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,10 @@ def run_python(code: str) -> tuple[str, float]:
 
 def stage_costs(module: str, ending: str) -> tuple[float, float]:
     """Seconds to import ``module`` and seconds from then to the process's end, with ``ending``."""
-    code = (f"import sys, time\nstart = time.perf_counter()\nimport {module}\n"
-            f"print(time.perf_counter() - start, time.time(), flush=True)\n{ENDINGS[ending]}\n")
+    code = (
+        f"import sys, time\nstart = time.perf_counter()\nimport {module}\n"
+        f"print(time.perf_counter() - start, time.time(), flush=True)\n{ENDINGS[ending]}\n"
+    )
     out, ended = run_python(code)
     imported, at = map(float, out.split())
     return imported, ended - at
@@ -57,8 +60,12 @@ def stage_costs(module: str, ending: str) -> tuple[float, float]:
 
 def main() -> None:
     cli = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cli.add_argument("--stages", nargs="*", default=["evaluate", "clip_adaptation", "proposer", "crops"],
-                     help="stage modules under stages/ (none: only the CLIP load)")
+    cli.add_argument(
+        "--stages",
+        nargs="*",
+        default=["evaluate", "clip_adaptation", "proposer", "crops"],
+        help="stage modules under stages/ (none: only the CLIP load)",
+    )
     cli.add_argument("--model", default="ViT-B-16", help="open_clip architecture of the CLIP folder")
     cli.add_argument("--loads", type=int, default=3, help="loads of the folder in one process (0: no load)")
     cli.add_argument("--repeats", type=int, default=3, help="processes per figure (medians)")
@@ -76,17 +83,22 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:  # written by a child: a fork would pass this process's peak RSS on
         folder = Path(tmp) / "clip"
-        run_python(f"from model.clip import build_clip, save_clip_folder\n"
-                   f"save_clip_folder(build_clip({args.model!r}, device='cpu', seed=0), {str(folder)!r})")
+        run_python(
+            f"from model.clip import build_clip, save_clip_folder\n"
+            f"save_clip_folder(build_clip({args.model!r}, device='cpu', seed=0), {str(folder)!r})"
+        )
         size = (folder / "open_clip_model.safetensors").stat().st_size
-        results = [json.loads(run_python(LOAD.format(folder=str(folder), loads=args.loads))[0])
-                   for _ in range(args.repeats)]
+        results = [
+            json.loads(run_python(LOAD.format(folder=str(folder), loads=args.loads))[0]) for _ in range(args.repeats)
+        ]
     first = statistics.median(r["seconds"][0] for r in results)
     warm = statistics.median(s for r in results for s in r["seconds"][1:]) if args.loads > 1 else float("nan")
     before = statistics.median(r["rss_before_gib"] for r in results)
     after = statistics.median(r["rss_after_gib"] for r in results)
-    print(f"load_clip_folder, {args.model} ({size / 2**20:.0f} MiB of weights): first load {first:.2f} s, "
-          f"later loads {warm:.2f} s; peak RSS {before:.2f} GiB after the imports, {after:.2f} GiB after the loads")
+    print(
+        f"load_clip_folder, {args.model} ({size / 2**20:.0f} MiB of weights): first load {first:.2f} s, "
+        f"later loads {warm:.2f} s; peak RSS {before:.2f} GiB after the imports, {after:.2f} GiB after the loads"
+    )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ agree bit for bit.
 
     python benchmarks/text_embedding_cache.py [--model ViT-B-16] [--names 40] [--clips 5] [--threads 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,10 +25,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.classnames import split_synonyms  # noqa: E402
-from model.clip import build_clip  # noqa: E402
-from model.text import TextClassifier  # noqa: E402
-from pipeline.datasets.vocab import class_names  # noqa: E402
+from core.classnames import split_synonyms
+from model.clip import build_clip
+from model.text import TextClassifier
+from pipeline.datasets.vocab import class_names
 
 BENCHMARKS = ("ade847", "pc459", "ade150", "pc59", "voc20")
 
@@ -50,21 +51,27 @@ def main() -> None:
     synonyms = len({s for names in vocabularies for name in names for s in split_synonyms(name)})
     bundle = build_clip(args.model, device=torch.device("cpu"), seed=0)
     templates = len(TextClassifier(bundle, disk_cache=None).templates)
-    print(f"{args.model}: {sum(map(len, vocabularies))} class names of {', '.join(BENCHMARKS)}, {synonyms} distinct "
-          f"synonyms × {templates} templates = {synonyms * templates} prompts per CLIP; {args.clips} CLIPs, "
-          f"{args.threads} threads")
+    print(
+        f"{args.model}: {sum(map(len, vocabularies))} class names of {', '.join(BENCHMARKS)}, {synonyms} distinct "
+        f"synonyms × {templates} templates = {synonyms * templates} prompts per CLIP; {args.clips} CLIPs, "
+        f"{args.threads} threads"
+    )
     reference, cold = embed_all(TextClassifier(bundle, disk_cache=None), vocabularies)
-    print(f"no cache: {cold:.1f} s per CLIP ({synonyms * templates / cold:.0f} prompts/s), "
-          f"{args.clips} CLIPs {args.clips * cold:.1f} s")
+    print(
+        f"no cache: {cold:.1f} s per CLIP ({synonyms * templates / cold:.0f} prompts/s), "
+        f"{args.clips} CLIPs {args.clips * cold:.1f} s"
+    )
     with tempfile.TemporaryDirectory() as folder:
         times = []
         for _ in range(args.clips):
             embeddings, seconds = embed_all(TextClassifier(bundle, disk_cache=Path(folder)), vocabularies)
             assert all(torch.equal(a, b) for a, b in zip(embeddings, reference)), "a cache hit differs"
             times.append(seconds)
-    print(f"disk cache: first CLIP {times[0]:.1f} s, each other {sum(times[1:]) / max(len(times) - 1, 1):.2f} s, "
-          f"{args.clips} CLIPs {sum(times):.1f} s ({args.clips * cold / sum(times):.1f}× less); "
-          "embeddings equal bit for bit")
+    print(
+        f"disk cache: first CLIP {times[0]:.1f} s, each other {sum(times[1:]) / max(len(times) - 1, 1):.2f} s, "
+        f"{args.clips} CLIPs {sum(times):.1f} s ({args.clips * cold / sum(times):.1f}× less); "
+        "embeddings equal bit for bit"
+    )
 
 
 if __name__ == "__main__":

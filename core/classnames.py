@@ -2,9 +2,10 @@
 
 On the command line classes are separated by commas and synonyms by ``|``.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 SYNONYM_SEPARATOR = "|"
 

@@ -1,4 +1,5 @@
 """What every command shares: its parser, and one rule for bad input (a clear message, exit 2)."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,8 @@ import atexit
 import functools
 import os
 import sys
-from typing import Callable, NoReturn, Protocol
+from collections.abc import Callable
+from typing import NoReturn, Protocol
 
 #: Errors that mean "bad input" (a missing file, an unknown key, a bad value), not a bug.
 USER_ERRORS = (FileNotFoundError, KeyError, ValueError)

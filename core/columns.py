@@ -1,4 +1,5 @@
 """Parquet columns of the pipeline's tables: the field shapes they all use and the mask columns two share."""
+
 from __future__ import annotations
 
 import pyarrow as pa

@@ -1,4 +1,5 @@
 """Where torch runs: the device and the number of CPU threads (torch is imported only when asked)."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -7,7 +8,7 @@ if TYPE_CHECKING:
     import torch
 
 
-def pick_device(requested: str | None = "auto") -> "torch.device":
+def pick_device(requested: str | None = "auto") -> torch.device:
     """'auto' → CUDA when available, else CPU; anything else is passed to torch.device."""
     import torch
 

@@ -1,4 +1,5 @@
 """Filesystem helpers shared by every stage: atomic outputs and root-confined paths."""
+
 from __future__ import annotations
 
 import contextlib
@@ -6,8 +7,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 
 def _umask() -> int:

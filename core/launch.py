@@ -8,18 +8,28 @@ nothing and the stage runs in this process. ``dvc.yaml`` thus keeps its plain
 ``python -m stages.<name>`` commands, and a multi-node run is torchrun started by hand
 with its rendezvous flags (see the README).
 """
+
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def torchrun_command(module: str, argv: Sequence[str], nproc_per_node: int) -> list[str]:
     """The command that runs ``python -m module argv`` as ``nproc_per_node`` processes on this machine."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc_per_node),
-            "-m", module, *argv]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(nproc_per_node),
+        "-m",
+        module,
+        *argv,
+    ]
 
 
 def relaunch_under_torchrun(module: str, argv: Sequence[str], nproc_per_node: int) -> int | None:

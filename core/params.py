@@ -1,9 +1,11 @@
 """params.yaml: one section per stage, parsed strictly (an unknown key is an error, never dropped)."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 

@@ -4,6 +4,7 @@ Relative to the repository root, where every stage runs. Stages, command-line de
 tests name these instead of spelling the paths; ``tests/core/test_paths.py`` checks each one
 against the deps and outputs of the stages that use it, so a rename in ``dvc.yaml`` alone fails.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

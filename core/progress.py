@@ -1,9 +1,11 @@
 """Progress bars on long work, shown on terminals only."""
+
 from __future__ import annotations
 
 import os
 import sys
-from typing import Iterable, TypeVar
+from collections.abc import Iterable
+from typing import TypeVar
 
 from tqdm import tqdm
 

@@ -1,4 +1,5 @@
 """Masks at rest: COCO RLE with ``counts`` as an ASCII string."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Wall times of stages, kept in ``metrics/timings/`` apart from the tracked metrics."""
+
 from __future__ import annotations
 
 import time
@@ -23,7 +24,10 @@ class StageTimer:
         return time.perf_counter() - self.start
 
     def write(self, **rates: float) -> dict[str, Any]:
-        record = {"stage": self.stage, "seconds": round(self.seconds(), 1),
-                  **{k: round(float(v), 2) for k, v in rates.items()}}
+        record = {
+            "stage": self.stage,
+            "seconds": round(self.seconds(), 1),
+            **{k: round(float(v), 2) for k, v in rates.items()},
+        }
         write_json(paths.TIMINGS / f"{self.stage}.json", record)
         return record

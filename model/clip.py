@@ -24,6 +24,7 @@ strings are a ``clip_name`` (a variant's CLIP, ``"base"`` or ``"ft_mpt"``: the f
 ``artifacts/clip_<clip_name>``), a ``clip_folder`` (a folder's path) or a ``source`` (what
 :func:`build_clip` builds from).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,9 +32,10 @@ import copy
 import functools
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import open_clip
 import torch
@@ -117,7 +119,7 @@ class ClipBundle:
     def embed_dim(self) -> int:
         return int(self.model_cfg["embed_dim"])
 
-    def to(self, device: torch.device | str) -> "ClipBundle":
+    def to(self, device: torch.device | str) -> ClipBundle:
         """Move the model, prompts and normalisation tensors to ``device`` (in place); return self."""
         self.model.to(device)
         if self.prompts is not None:
@@ -230,8 +232,9 @@ def save_clip_folder(bundle: ClipBundle, folder: str | os.PathLike) -> Path:
     return folder
 
 
-def derive_clip_folder(source: str | os.PathLike, folder: str | os.PathLike, *, text_prompts: TextPrompts,
-                       clip_model: torch.nn.Module) -> Path:
+def derive_clip_folder(
+    source: str | os.PathLike, folder: str | os.PathLike, *, text_prompts: TextPrompts, clip_model: torch.nn.Module
+) -> Path:
     """Write ``folder`` atomically: every file of the CLIP folder ``source`` (hard-linked where the file
     system allows, else copied; a text prompts file of its own is left out) plus ``text_prompts``, learned
     on ``clip_model`` (the CLIP loaded from ``source``). DVC outputs cannot be written into another
@@ -253,8 +256,9 @@ def derive_clip_folder(source: str | os.PathLike, folder: str | os.PathLike, *, 
     return folder
 
 
-def load_clip_folder(folder: str | os.PathLike, device: torch.device | str, *,
-                     precision: Precision = "fp32") -> ClipBundle:
+def load_clip_folder(
+    folder: str | os.PathLike, device: torch.device | str, *, precision: Precision = "fp32"
+) -> ClipBundle:
     """Load a folder written by :func:`save_clip_folder` (mask and text prompts included when present)."""
     folder = Path(folder)
     bundle = build_clip(f"{LOCAL_DIR_PREFIX}{folder}", device=device, precision=precision)
@@ -283,7 +287,7 @@ def _resolve_source(
             raise ValueError(
                 f"pretrained={pretrained!r} cannot be combined with {source!r}: the folder holds the weights"
             )
-        folder = Path(source[len(LOCAL_DIR_PREFIX):])
+        folder = Path(source[len(LOCAL_DIR_PREFIX) :])
         config = _read_config_file(folder / CONFIG_FILE, require_wrapper=True)
         weights = next((folder / name for name in _FOLDER_WEIGHT_NAMES if (folder / name).is_file()), None)
         if weights is None:
@@ -358,8 +362,10 @@ def _check_native_clip(model_cfg: dict[str, Any], source: str) -> None:
     foreign = [
         reason
         for reason, present in (
-            ("a timm image tower other than ConvNeXt",
-             bool(vision.get("timm_model_name")) and not str(vision["timm_model_name"]).startswith("convnext")),
+            (
+                "a timm image tower other than ConvNeXt",
+                bool(vision.get("timm_model_name")) and not str(vision["timm_model_name"]).startswith("convnext"),
+            ),
             ("a Hugging Face text tower", bool(text.get("hf_model_name"))),
             ("a Hugging Face tokenizer", bool(text.get("hf_tokenizer_name"))),
             ("a custom text tower", bool(model_cfg.get("custom_text"))),
@@ -417,8 +423,9 @@ def _cached_tag_file(tag_cfg: dict[str, Any], cache_dir: str | os.PathLike | Non
     return None
 
 
-def _clip_from_checkpoint(model_cfg: dict[str, Any], cast_dtype: torch.dtype | None, checkpoint: Path,
-                          source: str) -> open_clip.CLIP:
+def _clip_from_checkpoint(
+    model_cfg: dict[str, Any], cast_dtype: torch.dtype | None, checkpoint: Path, source: str
+) -> open_clip.CLIP:
     """The CLIP of ``model_cfg`` holding the weights of ``checkpoint``, in float32 on the CPU.
 
     Every weight is overwritten, so the CLIP is built on the meta device and the tensors open_clip's
@@ -434,7 +441,9 @@ def _clip_from_checkpoint(model_cfg: dict[str, Any], cast_dtype: torch.dtype | N
     """
     with torch.device("meta"):
         clip_model = open_clip.CLIP(**copy.deepcopy(model_cfg), cast_dtype=cast_dtype)
-    computed = {name for name, _ in clip_model.named_buffers()} - clip_model.state_dict().keys()  # the non-persistent ones
+    computed = {
+        name for name, _ in clip_model.named_buffers()
+    } - clip_model.state_dict().keys()  # the non-persistent ones
     if computed != {"attn_mask"}:
         clip_model = open_clip.CLIP(**copy.deepcopy(model_cfg), cast_dtype=cast_dtype)
         _load_weights(clip_model, checkpoint, source)

@@ -1,4 +1,5 @@
 """The symmetric CLIP contrastive loss, aware of duplicate texts in a batch."""
+
 from __future__ import annotations
 
 import torch
@@ -27,8 +28,7 @@ def contrastive_loss(
     """
     if image_emb.dim() != 2 or image_emb.shape != text_emb.shape:
         raise ValueError(
-            "image and text embeddings must both be [B, D], "
-            f"got {tuple(image_emb.shape)} and {tuple(text_emb.shape)}"
+            f"image and text embeddings must both be [B, D], got {tuple(image_emb.shape)} and {tuple(text_emb.shape)}"
         )
     batch = image_emb.shape[0]
     if batch == 0:

@@ -12,10 +12,11 @@ the 2-core development CPU (20 masks, 128 px image, 64 px crops): per-mask
 interpolate 4.4 ms, ``roi_align`` 7.5 ms (and bilinear, not bicubic), batched
 ``grid_sample`` 3.4 ms (1 thread) / 1.9 ms (2 threads) at O(N*H*W) memory.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -126,4 +127,3 @@ def masked_crops(
         resized = F.interpolate(region[None, None].float(), size=(size, size), mode="nearest")
         crop_masks[index] = resized[0, 0] > 0.5
     return MaskedCrops(crops=crops, crop_masks=crop_masks, valid=valid, boxes=boxes)
-

@@ -36,6 +36,7 @@ Two tower families:
 Masks reach the grid as weights: a ``[M, H, W]`` mask is area-resized to ``[M, h, w]``
 (:func:`mask_weights`, the share of each cell it covers).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -69,7 +70,7 @@ class DenseImage:
         h, w = self.features.shape[-2:]
         return h, w
 
-    def select(self, index: torch.Tensor) -> "DenseImage":
+    def select(self, index: torch.Tensor) -> DenseImage:
         """The images at ``index`` (for a training batch drawn from a cached set)."""
         return DenseImage(self.features[index], [state[index] for state in self.states])
 
@@ -130,6 +131,7 @@ class DenseClip(nn.Module):
 
     def input_size(self, height: int, width: int) -> tuple[int, int]:
         """The size an ``height × width`` image is resized to: the nearest multiples of the stride."""
+
         def fit(side: int) -> int:
             return max(self.stride, round(side / self.stride) * self.stride)
 
@@ -197,7 +199,7 @@ class DenseClip(nn.Module):
 
     def _attend(self, dense: DenseImage, weights: torch.Tensor) -> torch.Tensor:
         """The query tokens through the last blocks; ``weights [B, M, h·w]`` sum to one per map."""
-        blocks = self.visual.transformer.resblocks[len(self.visual.transformer.resblocks) - self.attention_depth:]
+        blocks = self.visual.transformer.resblocks[len(self.visual.transformer.resblocks) - self.attention_depth :]
         # log(N·w): an all-ones map is no bias at all (the query then follows the class token exactly);
         # log 0 = -inf, so patches outside a binary mask are never attended.
         bias = torch.log(weights * weights.shape[-1])
@@ -223,8 +225,9 @@ class DenseClip(nn.Module):
         return torch.cat([table[:1].float(), patches.permute(0, 2, 3, 1).reshape(h * w, -1)]).to(table.dtype)
 
 
-def _query_block(block: ResidualAttentionBlock, queries: torch.Tensor, patches: torch.Tensor, bias: torch.Tensor
-                 ) -> torch.Tensor:
+def _query_block(
+    block: ResidualAttentionBlock, queries: torch.Tensor, patches: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
     """One open_clip ``ResidualAttentionBlock`` for query tokens only.
 
     ``queries [B, M, w]`` attend to the block's input patch tokens ``patches [B, N, w]``

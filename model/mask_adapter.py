@@ -18,6 +18,7 @@ Saved as a folder: ``mask_adapter.json`` (the config, the CLIP it was trained on
 CLIP's fingerprint) and ``mask_adapter.safetensors``. When the adapter reads a CLIP of its
 own (the paper's ConvNeXt, not the pipeline's), that CLIP is saved inside, in ``clip/``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -105,15 +106,19 @@ class MaskAdapter(nn.Module):
         self.config = config
         c = config.mask_channels
         self.mask_branch = nn.Sequential(
-            nn.Conv2d(1, c // 4, 3, stride=2, padding=1), LayerNorm2d(c // 4), nn.GELU(),
-            nn.Conv2d(c // 4, c, 3, stride=2, padding=1), LayerNorm2d(c), nn.GELU(),
+            nn.Conv2d(1, c // 4, 3, stride=2, padding=1),
+            LayerNorm2d(c // 4),
+            nn.GELU(),
+            nn.Conv2d(c // 4, c, 3, stride=2, padding=1),
+            LayerNorm2d(c),
+            nn.GELU(),
             nn.Conv2d(c, config.clip_dim, 1),
         )
         self.fuse = nn.Conv2d(config.clip_dim, config.hidden, 1)
         self.trunk = nn.Sequential(*(ConvNeXtBlock(config.hidden) for _ in range(config.blocks)))
         self.norm = nn.LayerNorm(config.hidden, eps=1e-6)
         self.final = nn.Conv2d(config.hidden, config.num_maps, 1)
-        self.void = nn.Parameter(torch.randn(config.clip_dim) * config.clip_dim ** -0.5)
+        self.void = nn.Parameter(torch.randn(config.clip_dim) * config.clip_dim**-0.5)
         self.mask_prior = nn.Parameter(torch.tensor(float(config.mask_prior)))
 
     def dense_clip(self, clip_model: nn.Module) -> DenseClip:
@@ -124,8 +129,12 @@ class MaskAdapter(nn.Module):
         """Activation logits ``[B, M, K, h, w]`` from ``projected [B, D, h, w]`` and masks ``[B, M, H, W]`` (0..1)."""
         b, m = masks.shape[:2]
         h, w = projected.shape[-2:]
-        flat = F.interpolate(masks.reshape(b * m, 1, *masks.shape[-2:]).float(), size=(4 * h, 4 * w),
-                             mode="bilinear", align_corners=False)
+        flat = F.interpolate(
+            masks.reshape(b * m, 1, *masks.shape[-2:]).float(),
+            size=(4 * h, 4 * w),
+            mode="bilinear",
+            align_corners=False,
+        )
         x = self.mask_branch(flat.to(projected.dtype)) + projected.repeat_interleave(m, dim=0)
         x = self.trunk(self.fuse(x))
         x = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
@@ -134,8 +143,9 @@ class MaskAdapter(nn.Module):
         logits = self.final(x) + self.mask_prior * (2 * inside - 1)
         return logits.reshape(b, m, self.config.num_maps, h, w)
 
-    def embed(self, dense_clip: DenseClip, dense: DenseImage, masks: torch.Tensor,
-              projected: torch.Tensor | None = None) -> torch.Tensor:
+    def embed(
+        self, dense_clip: DenseClip, dense: DenseImage, masks: torch.Tensor, projected: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The masks' embeddings ``[B, M, D]`` (not normalised): the mean of their K pooled embeddings."""
         if projected is None:
             projected = dense_clip.projected(dense)
@@ -155,12 +165,22 @@ def clip_fingerprint(clip_model: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def save_mask_adapter(adapter: MaskAdapter, folder: str | os.PathLike, *, clip_model: nn.Module,
-                      own_clip: ClipBundle | None = None, extra: dict[str, Any] | None = None) -> Path:
+def save_mask_adapter(
+    adapter: MaskAdapter,
+    folder: str | os.PathLike,
+    *,
+    clip_model: nn.Module,
+    own_clip: ClipBundle | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Write the adapter folder atomically (a previous one is replaced whole); ``own_clip`` goes into ``clip/``."""
     folder = Path(folder)
-    record = {"format": FORMAT, "config": asdict(adapter.config), "clip_fingerprint": clip_fingerprint(clip_model),
-              **(extra or {})}
+    record = {
+        "format": FORMAT,
+        "config": asdict(adapter.config),
+        "clip_fingerprint": clip_fingerprint(clip_model),
+        **(extra or {}),
+    }
     state = {name: t.detach().cpu().contiguous() for name, t in adapter.state_dict().items()}
     with atomic_dir(folder) as tmp:
         (tmp / CONFIG_FILE).write_text(dumps_json(record), encoding="utf-8")
@@ -185,8 +205,9 @@ def adapter_clip_folder(folder: str | os.PathLike) -> Path:
     return Path(recorded)
 
 
-def load_mask_adapter(folder: str | os.PathLike, clip_model: nn.Module, device: torch.device | str = "cpu"
-                      ) -> MaskAdapter:
+def load_mask_adapter(
+    folder: str | os.PathLike, clip_model: nn.Module, device: torch.device | str = "cpu"
+) -> MaskAdapter:
     """Load an adapter folder for ``clip_model``; ``ValueError`` when it was trained on another CLIP."""
     folder = Path(folder)
     config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
@@ -210,8 +231,9 @@ def load_mask_adapter(folder: str | os.PathLike, clip_model: nn.Module, device: 
     return adapter.to(device).eval()
 
 
-def load_adapter_and_clip(folder: str | os.PathLike, clip: ClipBundle, device: torch.device | str
-                          ) -> tuple[MaskAdapter, ClipBundle, ClipBundle | None]:
+def load_adapter_and_clip(
+    folder: str | os.PathLike, clip: ClipBundle, device: torch.device | str
+) -> tuple[MaskAdapter, ClipBundle, ClipBundle | None]:
     """``(adapter, the CLIP it classifies with, the CLIP the proposer needs or None)``.
 
     An adapter with a CLIP of its own (``clip/`` in its folder) classifies with it, and

@@ -1,4 +1,5 @@
 """Mask geometry shared by training, mining and evaluation."""
+
 from __future__ import annotations
 
 import torch

@@ -20,6 +20,7 @@ Conventions (the same as the usual mIoU tables, with two additions spelled out):
   unless an ``unseen`` mask says otherwise: a class in neither mask (a distractor name
   of a wide vocabulary that names no class of the world) counts in the mIoU only.
 """
+
 from __future__ import annotations
 
 import math
@@ -43,15 +44,13 @@ class ConfusionMatrix:
         if int(num_classes) < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         if 0 <= int(ignore_index) < int(num_classes):
-            raise ValueError(
-                f"ignore_index {ignore_index} collides with a class index (0..{num_classes - 1})"
-            )
+            raise ValueError(f"ignore_index {ignore_index} collides with a class index (0..{num_classes - 1})")
         self.num_classes = int(num_classes)
         self.ignore_index = int(ignore_index)
         self._counts = np.zeros((self.num_classes, self.num_classes + 1), dtype=np.int64)
 
     # ------------------------------------------------------------------ counting
-    def update(self, pred: ArrayLike, gt: ArrayLike) -> "ConfusionMatrix":
+    def update(self, pred: ArrayLike, gt: ArrayLike) -> ConfusionMatrix:
         """Add one prediction/ground-truth pair of integer label arrays of equal shape.
 
         Accepts NumPy arrays or torch tensors; tensors on an accelerator are
@@ -91,18 +90,22 @@ class ConfusionMatrix:
             bad_gt = (gt < 0) | (gt >= k)
             bad_pred = ((pred < 0) | (pred >= k)) & (pred != self.ignore_index)
             if bool(bad_gt.any()):
-                raise ValueError(f"ground truth has labels outside 0..{k - 1} (and ignore {self.ignore_index}): "
-                                 f"{sorted(set(gt[bad_gt].unique().tolist()))[:10]}")
+                raise ValueError(
+                    f"ground truth has labels outside 0..{k - 1} (and ignore {self.ignore_index}): "
+                    f"{sorted(set(gt[bad_gt].unique().tolist()))[:10]}"
+                )
             if bool(bad_pred.any()):
-                raise ValueError(f"prediction has labels outside 0..{k - 1} (and ignore {self.ignore_index}): "
-                                 f"{sorted(set(pred[bad_pred].unique().tolist()))[:10]}")
+                raise ValueError(
+                    f"prediction has labels outside 0..{k - 1} (and ignore {self.ignore_index}): "
+                    f"{sorted(set(pred[bad_pred].unique().tolist()))[:10]}"
+                )
         pred = torch.where(pred == self.ignore_index, torch.full_like(pred, k), pred)
         # bincount without weights is deterministic on CUDA as well.
         counts = torch.bincount(gt * (k + 1) + pred, minlength=k * (k + 1))
         return counts.reshape(k, k + 1).cpu().numpy().astype(np.int64)
 
     # ------------------------------------------------------------------ merging
-    def _check_compatible(self, other: "ConfusionMatrix") -> None:
+    def _check_compatible(self, other: ConfusionMatrix) -> None:
         if not isinstance(other, ConfusionMatrix):
             raise TypeError(f"cannot merge a ConfusionMatrix with {type(other).__name__}")
         if (other.num_classes, other.ignore_index) != (self.num_classes, self.ignore_index):
@@ -111,12 +114,12 @@ class ConfusionMatrix:
                 f"and {other.num_classes} classes (ignore {other.ignore_index})"
             )
 
-    def __iadd__(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
+    def __iadd__(self, other: ConfusionMatrix) -> ConfusionMatrix:
         self._check_compatible(other)
         self._counts += other._counts
         return self
 
-    def __add__(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
+    def __add__(self, other: ConfusionMatrix) -> ConfusionMatrix:
         self._check_compatible(other)
         merged = ConfusionMatrix(self.num_classes, self.ignore_index)
         merged._counts = self._counts + other._counts
@@ -153,7 +156,7 @@ class ConfusionMatrix:
         return {"num_classes": self.num_classes, "ignore_index": self.ignore_index, "counts": self._counts.tolist()}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ConfusionMatrix":
+    def from_dict(cls, data: dict[str, Any]) -> ConfusionMatrix:
         cm = cls(int(data["num_classes"]), int(data.get("ignore_index", -1)))
         counts = np.asarray(data["counts"], dtype=np.int64)
         if counts.shape != cm._counts.shape or (counts < 0).any():

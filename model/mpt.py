@@ -12,6 +12,7 @@ and per depth, while CLIP's own weights stay frozen:
 The class token is never replaced. With an all-foreground mask nothing is replaced
 and :func:`encode_image_with_prompts` equals ``clip_model.encode_image`` exactly.
 """
+
 from __future__ import annotations
 
 import os
@@ -49,9 +50,7 @@ class MaskPrompts(nn.Module):
         nn.init.normal_(self.prompts, mean=0.0, std=0.02, generator=generator)
 
     @classmethod
-    def for_visual(
-        cls, visual: nn.Module, depth: int, *, generator: torch.Generator | None = None
-    ) -> "MaskPrompts":
+    def for_visual(cls, visual: nn.Module, depth: int, *, generator: torch.Generator | None = None) -> MaskPrompts:
         """Prompts sized for ``visual`` (a CLIP's ``.visual`` or the CLIP itself), on its device."""
         vit = _vision_transformer(visual)
         n_blocks = len(vit.transformer.resblocks)

@@ -14,6 +14,7 @@ classified and how the two opinions are combined:
   seen and ``beta`` for unseen classes; ``alpha = beta = 1`` uses CLIP's classes alone,
   with the proposer's objectness.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -57,8 +58,14 @@ class OnePassSegmenter(ProposalSegmenter):
         for name, value in (("alpha", alpha), ("beta", beta)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
-        super().__init__(proposer, clip, mask_threshold=mask_threshold, templates=templates,
-                         proposer_clip=proposer_clip, max_proposals=max_proposals)
+        super().__init__(
+            proposer,
+            clip,
+            mask_threshold=mask_threshold,
+            templates=templates,
+            proposer_clip=proposer_clip,
+            max_proposals=max_proposals,
+        )
         self.adapter = adapter.eval() if adapter is not None else None
         if adapter is not None:
             self.dense = adapter.dense_clip(clip.model)
@@ -80,7 +87,7 @@ class OnePassSegmenter(ProposalSegmenter):
         for (height, width), members in by_size.items():
             size = self.dense.input_size(height, width)
             for start in range(0, len(members), self.image_batch_size):
-                chunk = members[start:start + self.image_batch_size]
+                chunk = members[start : start + self.image_batch_size]
                 batch = torch.stack([images[i] for i in chunk]).to(self.clip.device)
                 if size != (height, width):
                     batch = F.interpolate(batch, size=size, mode="bilinear", align_corners=False)
@@ -96,7 +103,7 @@ class OnePassSegmenter(ProposalSegmenter):
         one = dense.select(torch.tensor([j], device=dense.features.device))
         if self.adapter is None:
             return self.dense.pool(one, mask_weights(masks, one.grid)[None])[0].float()
-        return self.adapter.embed(self.dense, one, masks[None].float(), projected[j:j + 1])[0].float()
+        return self.adapter.embed(self.dense, one, masks[None].float(), projected[j : j + 1])[0].float()
 
     @torch.no_grad()
     def clip_probs(
@@ -106,13 +113,15 @@ class OnePassSegmenter(ProposalSegmenter):
         embeddings = self.mask_embeddings(images, binary_masks)
         return [
             clip_class_probs(emb, text_emb, self._logit_scale(), masks.flatten(1).any(1))
-            if emb.shape[0] else torch.empty(0, text_emb.shape[0], device=text_emb.device)
+            if emb.shape[0]
+            else torch.empty(0, text_emb.shape[0], device=text_emb.device)
             for emb, masks in zip(embeddings, binary_masks)
         ]
 
     def clip_has_say(self, num_classes: int, seen: Sequence[bool] | torch.Tensor | None) -> bool:
         return self.alpha > 0 or self.beta > 0
 
-    def combine(self, props: Proposals, p_clip: torch.Tensor, seen: Sequence[bool] | torch.Tensor | None
-                ) -> torch.Tensor:
+    def combine(
+        self, props: Proposals, p_clip: torch.Tensor, seen: Sequence[bool] | torch.Tensor | None
+    ) -> torch.Tensor:
         return adapter_ensemble(props.class_probs[0], p_clip, self.alpha, self.beta, seen)

@@ -10,6 +10,7 @@
 Label maps are 0-based class indices with ``ignore_index`` (default -1) for
 unscored pixels; NumPy arrays are accepted wherever a label map is expected.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,9 +27,7 @@ def as_label_tensor(labels: np.ndarray | torch.Tensor, device: torch.device | No
     return t.to(device=device if device is not None else t.device, dtype=torch.int64)
 
 
-def gt_segments(
-    gt: np.ndarray | torch.Tensor, ignore_index: int = -1
-) -> tuple[torch.Tensor, torch.Tensor]:
+def gt_segments(gt: np.ndarray | torch.Tensor, ignore_index: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
     """One mask per class present in ``gt`` ``[H, W]``: ``(classes [K], masks [K, H, W] bool)``.
 
     Classes are sorted ascending; ignored pixels belong to no segment.

@@ -18,12 +18,13 @@ call (softmaxes, ensembles, semantic maps, argmaxes, mask IoUs) is decorated wit
 :func:`full_precision`: autocast is off inside, so a matmul there stays float32 (a bf16
 ``@`` would round a pixel count above 256 or a cosine to 3 digits).
 """
+
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Collection
-from typing import Callable, Literal, TypeVar, get_args
+from collections.abc import Callable, Collection
+from typing import Literal, TypeVar, get_args
 
 import torch
 

@@ -13,6 +13,7 @@ Label maps come back as ``np.int32`` ``[H, W]`` (the project's in-memory label
 convention): 0-based indices into ``class_names``, -1 where no proposal gives
 any evidence (or, for ground-truth segments, where the ground truth is ignored).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -158,8 +159,9 @@ class ProposalSegmenter:
         """False when CLIP's probabilities would not change the scores (the proposer decides alone)."""
         raise NotImplementedError
 
-    def combine(self, props: Proposals, p_clip: torch.Tensor, seen: Sequence[bool] | torch.Tensor | None
-                ) -> torch.Tensor:
+    def combine(
+        self, props: Proposals, p_clip: torch.Tensor, seen: Sequence[bool] | torch.Tensor | None
+    ) -> torch.Tensor:
         """The class scores ``[Q, C]`` of one image's proposals from the proposer's and CLIP's opinions."""
         raise NotImplementedError
 
@@ -220,8 +222,13 @@ class ProposalSegmenter:
         tensors = [image_to_tensor(image, self.device) for image in images]
         return self._propose_grouped(tensors, self._proposer_embeddings(class_names, text_emb))
 
-    def _given_or_proposed(self, tensors: list[torch.Tensor], class_names: Sequence[str], text_emb: torch.Tensor,
-                           proposals: Sequence[Proposals] | None) -> list[Proposals]:
+    def _given_or_proposed(
+        self,
+        tensors: list[torch.Tensor],
+        class_names: Sequence[str],
+        text_emb: torch.Tensor,
+        proposals: Sequence[Proposals] | None,
+    ) -> list[Proposals]:
         """``proposals`` checked against the images (moved to the device), or the proposer run on them."""
         if proposals is None:
             return self._propose_grouped(tensors, self._proposer_embeddings(class_names, text_emb))
@@ -232,14 +239,23 @@ class ProposalSegmenter:
             if props.masks is None or props.mask_probs.shape[0] != 1:
                 raise ValueError(f"proposals of image {i}: one image's outputs with binarised masks are needed")
             if tuple(props.mask_probs.shape[-2:]) != tuple(tensor.shape[1:]):
-                raise ValueError(f"proposals of image {i} are {tuple(props.mask_probs.shape[-2:])}, "
-                                 f"the image is {tuple(tensor.shape[1:])}")
+                raise ValueError(
+                    f"proposals of image {i} are {tuple(props.mask_probs.shape[-2:])}, "
+                    f"the image is {tuple(tensor.shape[1:])}"
+                )
             if props.class_probs.shape[-1] != len(class_names):
-                raise ValueError(f"proposals of image {i} score {props.class_probs.shape[-1]} classes, "
-                                 f"not the {len(class_names)} given")
-            out.append(Proposals(mask_probs=props.mask_probs.to(self.device),
-                                 class_probs=props.class_probs.to(self.device),
-                                 scores=props.scores.to(self.device), masks=props.masks.to(self.device)))
+                raise ValueError(
+                    f"proposals of image {i} score {props.class_probs.shape[-1]} classes, "
+                    f"not the {len(class_names)} given"
+                )
+            out.append(
+                Proposals(
+                    mask_probs=props.mask_probs.to(self.device),
+                    class_probs=props.class_probs.to(self.device),
+                    scores=props.scores.to(self.device),
+                    masks=props.masks.to(self.device),
+                )
+            )
         return out
 
     def _propose_grouped(self, tensors: list[torch.Tensor], text_emb: torch.Tensor) -> list[Proposals]:
@@ -373,8 +389,7 @@ class ProposalSegmenter:
         segments = [gt_segments(gt_t, ignore_index)[1] for gt_t in gt_tensors]
         probs = self.clip_probs(tensors, segments, text_emb)
         return [
-            _to_numpy(paint_segments(masks, p.argmax(dim=-1).to(masks.device)))
-            for masks, p in zip(segments, probs)
+            _to_numpy(paint_segments(masks, p.argmax(dim=-1).to(masks.device))) for masks, p in zip(segments, probs)
         ]
 
     def _images_with_gt(
@@ -387,17 +402,16 @@ class ProposalSegmenter:
         gt_tensors = [as_label_tensor(gt, self.device) for gt in gts]
         for tensor, gt_t in zip(tensors, gt_tensors):
             if gt_t.shape != tensor.shape[1:]:
-                raise ValueError(
-                    f"gt of shape {tuple(gt_t.shape)} does not match the image {tuple(tensor.shape[1:])}"
-                )
+                raise ValueError(f"gt of shape {tuple(gt_t.shape)} does not match the image {tuple(tensor.shape[1:])}")
         return tensors, gt_tensors
 
 
 def _check_masks(masks: torch.Tensor, scores: torch.Tensor, size: tuple[int, int]) -> None:
     """``masks`` bool ``[Q, H, W]`` at the image's ``size`` and ``scores`` ``[Q]``, else ``ValueError``."""
     if masks.dtype != torch.bool or masks.ndim != 3 or tuple(masks.shape[1:]) != size:
-        raise ValueError(f"masks must be bool [Q, {size[0]}, {size[1]}] (the image's size), "
-                         f"got {masks.dtype} {tuple(masks.shape)}")
+        raise ValueError(
+            f"masks must be bool [Q, {size[0]}, {size[1]}] (the image's size), got {masks.dtype} {tuple(masks.shape)}"
+        )
     if tuple(scores.shape) != (masks.shape[0],):
         raise ValueError(f"scores must be [Q={masks.shape[0]}], got {tuple(scores.shape)}")
 

@@ -9,6 +9,7 @@ Shapes use ``Q`` proposals, ``C`` classes, ``D`` embedding size and allow
 leading batch dimensions (``...``) where noted. Every function computes in float32, also
 under an enclosing autocast (:func:`model.precision.full_precision`).
 """
+
 from __future__ import annotations
 
 import math
@@ -181,9 +182,7 @@ def semantic_map(class_probs: torch.Tensor, mask_probs: torch.Tensor) -> torch.T
 
 
 @full_precision
-def scores_to_labels(
-    scores: torch.Tensor, size: tuple[int, int] | None = None, *, no_label: int = -1
-) -> torch.Tensor:
+def scores_to_labels(scores: torch.Tensor, size: tuple[int, int] | None = None, *, no_label: int = -1) -> torch.Tensor:
     """Argmax of a ``[..., C, h, w]`` score map → int64 labels ``[..., H, W]``.
 
     When ``size`` (H, W) differs from (h, w), the *score map* is resized

@@ -20,14 +20,15 @@ hit returns, bit for bit, what recomputing gives, and other weights can never be
 synonym's embedding does not depend on the others of its request (:func:`model.text_tower.encode_tokens`
 runs every row in calls of a fixed shape): mining's runners, which group nouns differently, agree.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -89,8 +90,14 @@ class TextClassifier:
     which was trained against template embeddings). ``templates``: the bundle's set when None.
     """
 
-    def __init__(self, bundle: ClipBundle, templates: Sequence[str] | None = None, *,
-                 learned_prompts: bool = True, disk_cache: Path | None | str = "default"):
+    def __init__(
+        self,
+        bundle: ClipBundle,
+        templates: Sequence[str] | None = None,
+        *,
+        learned_prompts: bool = True,
+        disk_cache: Path | str | None = "default",
+    ):
         self.bundle = bundle
         self.templates = load_templates(bundle.templates) if templates is None else check_templates(templates)
         self.learned_prompts = learned_prompts and getattr(bundle, "text_prompts", None) is not None
@@ -131,8 +138,9 @@ class TextClassifier:
     def _encode(self, synonyms: list[str]) -> torch.Tensor:
         """``[N, embed_dim]``: each synonym's template mean, or its learned-prompt encoding, normalised."""
         if self.learned_prompts:
-            features = encode_with_text_prompts(self.bundle.model, self.bundle.tokenizer, self._text_prompts(),
-                                                synonyms)
+            features = encode_with_text_prompts(
+                self.bundle.model, self.bundle.tokenizer, self._text_prompts(), synonyms
+            )
             return F.normalize(features.float(), dim=-1)
         prompts = [template.format(synonym) for synonym in synonyms for template in self.templates]
         return self.bundle.encode_text(prompts).view(len(synonyms), len(self.templates), -1).mean(dim=1)

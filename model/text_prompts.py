@@ -17,12 +17,14 @@ real prefix ("a photo of a") the encoding equals ``encode_text("a photo of a <na
 Prompts are stored as ``text_prompts.safetensors`` in a CLIP folder, with the
 fingerprint of the text tower they were learned on: they fit that text tower only.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -54,8 +56,9 @@ class TextPrompts(nn.Module):
         nn.init.normal_(self.ctx, mean=0.0, std=0.02, generator=generator)
 
     @classmethod
-    def for_clip(cls, clip_model: nn.Module, n_ctx: int = 16, *, generator: torch.Generator | None = None
-                 ) -> "TextPrompts":
+    def for_clip(
+        cls, clip_model: nn.Module, n_ctx: int = 16, *, generator: torch.Generator | None = None
+    ) -> TextPrompts:
         """Prompts sized for ``clip_model``'s text tower, on its device."""
         embedding = native_text_tower(clip_model).token_embedding
         return cls(n_ctx, embedding.embedding_dim, generator=generator).to(embedding.weight.device)
@@ -83,13 +86,14 @@ def prompt_tokens(tokenizer: Any, n_ctx: int, names: Sequence[str]) -> torch.Ten
     prefix = " ".join([PLACEHOLDER] * n_ctx)
     tokens = tokenizer([f"{prefix} {name}." for name in names])
     placeholder = tokenizer([PLACEHOLDER])[0, 1]
-    if not bool((tokens[:, 1:1 + n_ctx] == placeholder).all()):
+    if not bool((tokens[:, 1 : 1 + n_ctx] == placeholder).all()):
         raise ValueError(f"the tokenizer does not give one token per context placeholder {PLACEHOLDER!r}")
     return tokens
 
 
-def encode_with_text_prompts(clip_model: nn.Module, tokenizer: Any, prompts: TextPrompts, names: Sequence[str]
-                             ) -> torch.Tensor:
+def encode_with_text_prompts(
+    clip_model: nn.Module, tokenizer: Any, prompts: TextPrompts, names: Sequence[str]
+) -> torch.Tensor:
     """Text features ``[N, embed_dim]`` (not normalised, like ``CLIP.encode_text``) of ``names``
     behind the learned context; gradients reach ``prompts.ctx`` when enabled.
 
@@ -97,19 +101,21 @@ def encode_with_text_prompts(clip_model: nn.Module, tokenizer: Any, prompts: Tex
     """
     embedding = native_text_tower(clip_model).token_embedding
     if prompts.width != embedding.embedding_dim:
-        raise ValueError(f"text prompts of width {prompts.width} do not fit a text tower of width "
-                         f"{embedding.embedding_dim}")
+        raise ValueError(
+            f"text prompts of width {prompts.width} do not fit a text tower of width {embedding.embedding_dim}"
+        )
     tokens = prompt_tokens(tokenizer, prompts.n_ctx, names).to(embedding.weight.device)
 
     def splice(x: torch.Tensor) -> torch.Tensor:
         ctx = prompts.ctx.to(dtype=x.dtype, device=x.device)[None].expand(x.shape[0], -1, -1)
-        return torch.cat([x[:, :1], ctx, x[:, 1 + prompts.n_ctx:]], dim=1)
+        return torch.cat([x[:, :1], ctx, x[:, 1 + prompts.n_ctx :]], dim=1)
 
     return encode_tokens(clip_model, tokens, splice)
 
 
-def prompted_class_embeddings(clip_model: nn.Module, tokenizer: Any, prompts: TextPrompts,
-                              class_names: Sequence[str]) -> torch.Tensor:
+def prompted_class_embeddings(
+    clip_model: nn.Module, tokenizer: Any, prompts: TextPrompts, class_names: Sequence[str]
+) -> torch.Tensor:
     """L2-normalised float32 ``[C, embed_dim]``: per class, its synonyms' normalised prompted encodings
     averaged and renormalised (the rule of :class:`model.text.TextClassifier`), with gradients."""
     per_class = [split_synonyms(name) for name in class_names]
@@ -138,8 +144,9 @@ def save_text_prompts(prompts: TextPrompts, path: str | os.PathLike, clip_model:
     atomic_write_bytes(path, safetensors_bytes({_TENSOR_KEY: tensor}, metadata=metadata))
 
 
-def load_text_prompts(path: str | os.PathLike, clip_model: nn.Module, device: torch.device | str = "cpu"
-                      ) -> TextPrompts:
+def load_text_prompts(
+    path: str | os.PathLike, clip_model: nn.Module, device: torch.device | str = "cpu"
+) -> TextPrompts:
     """Read prompts written by :func:`save_text_prompts` for ``clip_model``; ``ValueError`` naming the file
     when it is not such a file or was learned on another text tower."""
     path = Path(path)
@@ -157,8 +164,10 @@ def load_text_prompts(path: str | os.PathLike, clip_model: nn.Module, device: to
     if tensor.dim() != 2:
         raise ValueError(f"{path}: context tensor must be (n_ctx, width), got {tuple(tensor.shape)}")
     if record.get("text_fingerprint") != text_fingerprint(clip_model):
-        raise ValueError(f"{path}: these prompts were learned on another CLIP text tower (fingerprint "
-                         f"{record.get('text_fingerprint')} differs from {text_fingerprint(clip_model)})")
+        raise ValueError(
+            f"{path}: these prompts were learned on another CLIP text tower (fingerprint "
+            f"{record.get('text_fingerprint')} differs from {text_fingerprint(clip_model)})"
+        )
     prompts = TextPrompts(*tensor.shape)
     with torch.no_grad():
         prompts.ctx.copy_(tensor)

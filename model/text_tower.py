@@ -13,10 +13,12 @@ exactly :data:`CHUNK_ROWS` rows (the last one filled with copies of its first ro
 of the tower has a shape fixed by the length alone. The features equal the uncut ones to ~1e-6
 (shorter rows, other float sums), not bit for bit.
 """
+
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Protocol, cast
+from collections.abc import Callable
+from typing import Protocol, cast
 
 import torch
 from open_clip.transformer import Transformer, text_global_pool
@@ -50,8 +52,9 @@ def native_text_tower(clip_model: nn.Module) -> NativeTextTower:
     """``clip_model`` itself, after checking it carries open_clip's native text tower (``TypeError`` if not)."""
     missing = [name for name in _PARTS if not hasattr(clip_model, name)]
     if missing:
-        raise TypeError(f"this needs open_clip's native CLIP text tower; "
-                        f"{type(clip_model).__name__} lacks {', '.join(missing)}")
+        raise TypeError(
+            f"this needs open_clip's native CLIP text tower; {type(clip_model).__name__} lacks {', '.join(missing)}"
+        )
     return cast(NativeTextTower, clip_model)
 
 
@@ -62,7 +65,7 @@ def text_tower_digest(clip_model: nn.Module) -> str:
     digest = hashlib.sha256()
     native_text_tower(clip_model)
     for name, tensor in sorted(clip_model.state_dict().items()):
-        if name.startswith("visual.") or name.startswith("logit_"):
+        if name.startswith(("visual.", "logit_")):
             continue
         digest.update(name.encode())
         digest.update(str(tuple(tensor.shape)).encode())
@@ -70,8 +73,9 @@ def text_tower_digest(clip_model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def encode_tokens(clip_model: nn.Module, tokens: torch.Tensor,
-                  splice: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+def encode_tokens(
+    clip_model: nn.Module, tokens: torch.Tensor, splice: Callable[[torch.Tensor], torch.Tensor] | None = None
+) -> torch.Tensor:
     """Text features ``[N, embed_dim]`` (not normalised) of token ids ``[N, context_length]``: open_clip 3.x
     ``CLIP.encode_text`` step by step, each row up to its own EOT token (module docstring).
 
@@ -86,15 +90,16 @@ def encode_tokens(clip_model: nn.Module, tokens: torch.Tensor,
     for length in torch.unique(lengths).tolist():
         rows = torch.nonzero(lengths == length).flatten()
         for start in range(0, len(rows), CHUNK_ROWS):
-            chunk = rows[start:start + CHUNK_ROWS]
+            chunk = rows[start : start + CHUNK_ROWS]
             filled = torch.cat([chunk, chunk[:1].expand(CHUNK_ROWS - len(chunk))])
-            parts.append(_encode(tower, tokens[filled, :length], splice)[:len(chunk)])
+            parts.append(_encode(tower, tokens[filled, :length], splice)[: len(chunk)])
             order.append(chunk)
     return torch.cat(parts)[torch.argsort(torch.cat(order))]
 
 
-def _encode(tower: NativeTextTower, tokens: torch.Tensor, splice: Callable[[torch.Tensor], torch.Tensor] | None
-            ) -> torch.Tensor:
+def _encode(
+    tower: NativeTextTower, tokens: torch.Tensor, splice: Callable[[torch.Tensor], torch.Tensor] | None
+) -> torch.Tensor:
     length = tokens.shape[1]
     cast_dtype = tower.transformer.get_cast_dtype()
     x = tower.token_embedding(tokens).to(cast_dtype)

@@ -30,6 +30,7 @@ Label maps come back as ``np.int32`` ``[H, W]`` (the project's in-memory label
 convention): 0-based indices into ``class_names``, -1 where no proposal gives
 any evidence (or, for ground-truth segments, where the ground truth is ignored).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -82,8 +83,14 @@ class TwoStageSegmenter(ProposalSegmenter):
         for name, value in (("lam_seen", lam_seen), ("lam_unseen", lam_unseen)):
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
-        super().__init__(proposer, clip, mask_threshold=mask_threshold, templates=templates,
-                         proposer_clip=proposer_clip, max_proposals=max_proposals)
+        super().__init__(
+            proposer,
+            clip,
+            mask_threshold=mask_threshold,
+            templates=templates,
+            proposer_clip=proposer_clip,
+            max_proposals=max_proposals,
+        )
         self.lam, self.lam_seen, self.lam_unseen = float(lam), lam_seen, lam_unseen
         self.expand_ratio = float(expand_ratio)
         self.clip_logit_scale = clip_logit_scale
@@ -143,7 +150,8 @@ class TwoStageSegmenter(ProposalSegmenter):
         exponents = ensemble_exponents(num_classes, self.lam, seen, self.lam_seen, self.lam_unseen)
         return not bool((exponents == 0).all())
 
-    def combine(self, props: Proposals, p_clip: torch.Tensor, seen: Sequence[bool] | torch.Tensor | None
-                ) -> torch.Tensor:
+    def combine(
+        self, props: Proposals, p_clip: torch.Tensor, seen: Sequence[bool] | torch.Tensor | None
+    ) -> torch.Tensor:
         """The class scores ``[Q, C]`` of one image's proposals: OVSeg's geometric ensemble."""
         return ensemble(props.class_probs[0], p_clip, self.lam, seen, self.lam_seen, self.lam_unseen)

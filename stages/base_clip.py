@@ -9,6 +9,7 @@ loaded from local files and materialised into the same folder format.
 With ``clip.pretrain.distributed.nproc_per_node: N > 1`` the pretraining runs as N
 processes: the stage relaunches itself under ``torchrun --standalone``, and rank 0 writes.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -54,15 +55,23 @@ def run(clip: dict, out: Path, manifest: Path = WORLD) -> dict:
     timer = StageTimer("base_clip")
     with process_group(distributed, device) as ranks:
         device = ranks.device(device)
-        bundle = build_clip(clip["model"], clip.get("pretrained", "") or "", device=device,
-                            precision=clip.get("precision", "fp32"), seed=seed)
+        bundle = build_clip(
+            clip["model"],
+            clip.get("pretrained", "") or "",
+            device=device,
+            precision=clip.get("precision", "fp32"),
+            seed=seed,
+        )
         bundle.templates = clip.get("templates", DEFAULT_TEMPLATES)
         try:  # an unknown set fails here, not in every stage downstream
             load_templates(bundle.templates)
         except (OSError, ValueError) as exc:
             raise ValueError(f"params.yaml:clip.templates: {exc}") from None
-        summary = {"model": clip["model"], "pretrained": clip.get("pretrained", "") or None,
-                   "parameters": sum(p.numel() for p in bundle.model.parameters())}
+        summary = {
+            "model": clip["model"],
+            "pretrained": clip.get("pretrained", "") or None,
+            "parameters": sum(p.numel() for p in bundle.model.parameters()),
+        }
         if not clip.get("pretrained"):
             pretrain = {k: v for k, v in (clip.get("pretrain") or {}).items() if k != "distributed"}
             cfg = PretrainConfig.from_params(pretrain, seed)
@@ -70,8 +79,10 @@ def run(clip: dict, out: Path, manifest: Path = WORLD) -> dict:
             captions = world.captions()
             ids = sorted(captions.captions)
             if ranks.is_main:
-                print(f"base_clip: pretraining {clip['model']} on {len(ids)} images for {cfg.epochs} epochs on "
-                      f"{device}" + (f", {ranks.world_size} processes" if ranks.active else ""))
+                print(
+                    f"base_clip: pretraining {clip['model']} on {len(ids)} images for {cfg.epochs} epochs on "
+                    f"{device}" + (f", {ranks.world_size} processes" if ranks.active else "")
+                )
             images = load_resized([captions.images[i].path for i in ids], bundle.image_size * 2)
             texts = [[c.text for c in captions.captions[i]] for i in ids]
             log = pretrain_clip(bundle, images, texts, cfg, checkpoint_dir=CHECKPOINTS)
@@ -97,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output CLIP folder")
     args = cli.parse_args(argv)
     clip = load_params("clip", args.params)
-    status = relaunch_under_torchrun("stages.base_clip", sys.argv[1:] if argv is None else argv,
-                                     distributed_settings(clip).nproc_per_node)
+    status = relaunch_under_torchrun(
+        "stages.base_clip", sys.argv[1:] if argv is None else argv, distributed_settings(clip).nproc_per_node
+    )
     if status is not None:  # the processes torchrun started did the work
         return status
     summary = run(clip, args.out)

@@ -13,6 +13,7 @@ Reads its own section ``base_clip_longer`` (schedule, augmentation, seed) and th
 N > 1`` the stage relaunches itself under ``torchrun --standalone`` as N processes (the
 batch stays finetune's, split across them); only rank 0 writes outputs.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -29,9 +30,9 @@ from core.timing import StageTimer
 from model.clip import load_clip_folder, save_clip_folder
 from pipeline.datasets.images import load_resized
 from pipeline.datasets.manifest import load_world
+from pipeline.training.clip_adaptation import AdaptConfig
 from pipeline.training.clip_pretrain import continued_config, pretrain_clip
 from pipeline.training.distributed import DistributedConfig, process_group
-from pipeline.training.clip_adaptation import AdaptConfig
 from pipeline.training.mask_pairs import read_pairs
 from pipeline.training.rng import seed_everything
 
@@ -47,7 +48,9 @@ METRICS = paths.stage_metrics(NAME)
 
 def finetune_budget(finetune: dict, num_pairs: int) -> tuple[int, int]:
     """``(steps, batch_size)`` of the ``finetune`` stage on ``num_pairs`` pairs, from its params section."""
-    params = {k: v for k, v in finetune.items() if k not in ("device", "max_pairs", "distributed")}  # read by its stage itself
+    params = {
+        k: v for k, v in finetune.items() if k not in ("device", "max_pairs", "distributed")
+    }  # read by its stage itself
     cfg = AdaptConfig.from_params(params, mode="image")
     return cfg.total_steps(num_pairs), cfg.batch_size
 
@@ -56,8 +59,9 @@ def distributed_settings(section: dict) -> DistributedConfig:
     return DistributedConfig.from_params(section.get("distributed"), f"params.yaml:{NAME}.distributed")
 
 
-def run(section: dict, finetune: dict, out: Path, *, manifest: Path = WORLD, pairs_dir: Path = PAIRS,
-        source: Path = SOURCE) -> dict:
+def run(
+    section: dict, finetune: dict, out: Path, *, manifest: Path = WORLD, pairs_dir: Path = PAIRS, source: Path = SOURCE
+) -> dict:
     """Train and write the stage's outputs; under torchrun every process trains, rank 0 writes (the others
     return an empty summary)."""
     timer = StageTimer(NAME)
@@ -78,9 +82,11 @@ def run(section: dict, finetune: dict, out: Path, *, manifest: Path = WORLD, pai
         bundle = load_clip_folder(source, device)
         side = int(image_side) if image_side is not None else bundle.image_size * 2
         if ranks.is_main:
-            print(f"{NAME}: {steps} steps of {batch_size} images (finetune: {num_pairs} pairs), continuing {source} "
-                  f"on {len(ids)} images with their captions, on {device}"
-                  + (f", {ranks.world_size} processes" if ranks.active else ""))
+            print(
+                f"{NAME}: {steps} steps of {batch_size} images (finetune: {num_pairs} pairs), continuing {source} "
+                f"on {len(ids)} images with their captions, on {device}"
+                + (f", {ranks.world_size} processes" if ranks.active else "")
+            )
         images = load_resized([captions.images[i].path for i in ids], side)
         texts = [[c.text for c in captions.captions[i]] for i in ids]
         log = pretrain_clip(bundle, images, texts, cfg, checkpoint_dir=CHECKPOINTS, desc=NAME)
@@ -89,8 +95,15 @@ def run(section: dict, finetune: dict, out: Path, *, manifest: Path = WORLD, pai
     save_clip_folder(bundle, out)
     log.write(LOSS_PLOT)
     last_epoch = int(log.rows[-1]["epoch"])
-    summary = {"source": str(source), "images": len(ids), "finetune_pairs": num_pairs, "batch_size": batch_size,
-               "steps": len(log.rows), "epochs": cfg.epochs, "final_loss": round(log.epoch_means(last_epoch)["loss"], 4)}
+    summary = {
+        "source": str(source),
+        "images": len(ids),
+        "finetune_pairs": num_pairs,
+        "batch_size": batch_size,
+        "steps": len(log.rows),
+        "epochs": cfg.epochs,
+        "final_loss": round(log.epoch_means(last_epoch)["loss"], 4),
+    }
     write_json(METRICS, summary)
     summary.update(timer.write())
     shutil.rmtree(CHECKPOINTS, ignore_errors=True)
@@ -104,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output CLIP folder")
     args = cli.parse_args(argv)
     section = load_params(NAME, args.params)
-    status = relaunch_under_torchrun(f"stages.{NAME}", sys.argv[1:] if argv is None else argv,
-                                     distributed_settings(section).nproc_per_node)
+    status = relaunch_under_torchrun(
+        f"stages.{NAME}", sys.argv[1:] if argv is None else argv, distributed_settings(section).nproc_per_node
+    )
     if status is not None:  # the processes torchrun started did the work
         return status
     summary = run(section, load_params("finetune", args.params), args.out)

@@ -2,6 +2,7 @@
 
 Only the chosen command's module is imported, so `ovseg --help` stays fast.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -11,21 +12,42 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # the DVC stages
     "world": ("stages.world", "generate the demo world or validate real data (the `world` stage)"),
     "base-clip": ("stages.base_clip", "pretrain (demo) or materialise (real) the base CLIP (the `base_clip` stage)"),
-    "proposer": ("stages.proposer", "train the mask proposer on the seen classes and benchmark it (the `proposer` stage)"),
-    "mine": ("stages.mine", "mine (mask, noun) pairs with the proposer and CLIP, an Apache Beam job (the `mine` stage)"),
-    "gt-gauge": ("stages.gt_gauge", "zero-shot accuracy of CLIP folders on masked crops of ground-truth segments (the `crops` stage)"),
-    "evaluate": ("stages.evaluate", "mIoU (all/seen/unseen) and pictures of variants on a benchmark (the `evaluate` stage)"),
+    "proposer": (
+        "stages.proposer",
+        "train the mask proposer on the seen classes and benchmark it (the `proposer` stage)",
+    ),
+    "mine": (
+        "stages.mine",
+        "mine (mask, noun) pairs with the proposer and CLIP, an Apache Beam job (the `mine` stage)",
+    ),
+    "gt-gauge": (
+        "stages.gt_gauge",
+        "zero-shot accuracy of CLIP folders on masked crops of ground-truth segments (the `crops` stage)",
+    ),
+    "evaluate": (
+        "stages.evaluate",
+        "mIoU (all/seen/unseen) and pictures of variants on a benchmark (the `evaluate` stage)",
+    ),
     "report": ("stages.report", "the results table reports/results.md from every evaluation (the `report` stage)"),
     # tools, each beside its concern
-    "proposer-bench": ("pipeline.evaluation.proposal_quality",
-                       "proposal recall (seen/unseen, things/stuff) and oracle mIoU of a proposer"),
+    "proposer-bench": (
+        "pipeline.evaluation.proposal_quality",
+        "proposal recall (seen/unseen, things/stuff) and oracle mIoU of a proposer",
+    ),
     "propose": ("pipeline.mining.proposal_export", "mask proposals for a folder of images, as one Parquet file"),
-    "mine-quality": ("pipeline.mining.quality", "precision and class recall of mined pairs against the demo world's truth"),
+    "mine-quality": (
+        "pipeline.mining.quality",
+        "precision and class recall of mined pairs against the demo world's truth",
+    ),
     "predict": ("pipeline.evaluation.prediction", "segment one image among class names given on the command line"),
-    "demo": ("pipeline.demo.app", "a local web app: segment your images with your words, variants side by side; "
-                                  "browse the mined pairs"),
-    "params-apply": ("pipeline.project.params_apply",
-                     "merge a params override (e.g. configs/real-coco-vit-b16.yaml) into params.yaml"),
+    "demo": (
+        "pipeline.demo.app",
+        "a local web app: segment your images with your words, variants side by side; browse the mined pairs",
+    ),
+    "params-apply": (
+        "pipeline.project.params_apply",
+        "merge a params override (e.g. configs/real-coco-vit-b16.yaml) into params.yaml",
+    ),
 }
 #: Former names of commands, still accepted.
 ALIASES: dict[str, str] = {"crop-bench": "gt-gauge"}
@@ -48,8 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         width = max(map(len, COMMANDS))
         aliases = ", ".join(f"{old} = {new}" for old, new in ALIASES.items())
-        print(USAGE.format(commands="\n".join(f"  {n:<{width}}  {h}" for n, (_, h) in COMMANDS.items()),
-                           aliases=f"aliases: {aliases}"))
+        print(
+            USAGE.format(
+                commands="\n".join(f"  {n:<{width}}  {h}" for n, (_, h) in COMMANDS.items()),
+                aliases=f"aliases: {aliases}",
+            )
+        )
         return 0
     name, rest = ALIASES.get(argv[0], argv[0]), argv[1:]
     if name not in COMMANDS:

@@ -10,6 +10,7 @@ only with one recipe); ``prompt_tune`` reads ``prompt_tune``. With
 ``distributed.nproc_per_node: N > 1`` the stage relaunches itself under
 ``torchrun --standalone`` as N processes; only rank 0 writes outputs.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -25,8 +26,8 @@ from core.params import load_params
 from core.timing import StageTimer
 from model.clip import load_clip_folder, save_clip_folder
 from pipeline.datasets.manifest import load_world
-from pipeline.training.distributed import DistributedConfig, process_group
 from pipeline.training.clip_adaptation import AdaptConfig, adapt_clip
+from pipeline.training.distributed import DistributedConfig, process_group
 from pipeline.training.mask_pairs import ground_truth_pairs, read_pairs
 from pipeline.training.rng import seed_everything
 
@@ -47,8 +48,9 @@ def params_section(stage: str) -> str:
 
 def distributed_settings(stage: str, params_file: Path | None = None) -> DistributedConfig:
     section = params_section(stage)
-    return DistributedConfig.from_params(load_params(section, params_file).get("distributed"),
-                                         f"params.yaml:{section}.distributed")
+    return DistributedConfig.from_params(
+        load_params(section, params_file).get("distributed"), f"params.yaml:{section}.distributed"
+    )
 
 
 def run(stage: str, variant: str | None, params_file: Path | None = None) -> dict:
@@ -75,16 +77,23 @@ def run(stage: str, variant: str | None, params_file: Path | None = None) -> dic
         device = ranks.device(device)
         bundle = load_clip_folder(source, device)
         if ranks.is_main:
-            print(f"{name}: {len(pairs)} pairs, {len({p.noun for p in pairs})} nouns, {cfg.epochs} epochs, "
-                  f"mode {cfg.mode}, from {source} on {device}"
-                  + (f", {ranks.world_size} processes" if ranks.active else ""))
+            print(
+                f"{name}: {len(pairs)} pairs, {len({p.noun for p in pairs})} nouns, {cfg.epochs} epochs, "
+                f"mode {cfg.mode}, from {source} on {device}"
+                + (f", {ranks.world_size} processes" if ranks.active else "")
+            )
         log = adapt_clip(bundle, pairs, cfg, checkpoint_dir=Path(".checkpoints") / name, desc=name)
     if not ranks.is_main:
         return {}
     save_clip_folder(bundle, out)
     log.write(paths.loss_plot(name))
-    summary = {"pairs": len(pairs), "nouns": len({p.noun for p in pairs}), "epochs": cfg.epochs,
-               "steps": len(log.rows), "final_loss": round(log.epoch_means(cfg.epochs - 1)["loss"], 4)}
+    summary = {
+        "pairs": len(pairs),
+        "nouns": len({p.noun for p in pairs}),
+        "epochs": cfg.epochs,
+        "steps": len(log.rows),
+        "final_loss": round(log.epoch_means(cfg.epochs - 1)["loss"], 4),
+    }
     write_json(paths.stage_metrics(name), summary)
     summary.update(timer.write(pairs_per_s=len(pairs) * cfg.epochs / max(timer.seconds(), 1e-9)))
     shutil.rmtree(Path(".checkpoints") / name, ignore_errors=True)

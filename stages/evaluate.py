@@ -46,6 +46,7 @@ unlabelled and counted. Nothing goes to the DVC-owned folders: the outputs go to
 and ``plots/<variant>/...``; the record adds ``proposals`` (the file) and
 ``images_without_proposals``; no timing file is written.
 """
+
 from __future__ import annotations
 
 import io
@@ -65,8 +66,8 @@ from core.io import atomic_write_bytes, write_json
 from core.params import load_params
 from core.timing import StageTimer
 from model.precision import inference_autocast
-from model.proposer import load_proposer
 from model.proposal_segmenter import ProposalSegmenter
+from model.proposer import load_proposer
 from pipeline.datasets.manifest import World, load_world
 from pipeline.datasets.segmentation import SegmentationDataset
 from pipeline.evaluation.external_proposals import benchmark_proposals, images_folder, read_proposals
@@ -147,8 +148,9 @@ def run(
     before any work starts.
     """
     if proposals is not None and stored_proposals is not None:
-        raise ValueError("--proposals (masks to classify) and --stored-proposals (the proposer's outputs) "
-                         "exclude each other")
+        raise ValueError(
+            "--proposals (masks to classify) and --stored-proposals (the proposer's outputs) exclude each other"
+        )
     specs = [variant(name) for name in variant_names]
     if len({spec.name for spec in specs}) != len(specs):
         raise ValueError(f"a variant is listed twice: {', '.join(variant_names)}")
@@ -157,8 +159,10 @@ def run(
     if proposals is not None:
         diagnostics = [spec.name for spec in specs if spec.mode != "two_stage"]
         if diagnostics:
-            raise ValueError(f"--proposals classifies given masks; the diagnostics {', '.join(diagnostics)} "
-                             "make their own (evaluate them without --proposals)")
+            raise ValueError(
+                f"--proposals classifies given masks; the diagnostics {', '.join(diagnostics)} "
+                "make their own (evaluate them without --proposals)"
+            )
         if len(benchmarks) != 1:
             raise ValueError(f"--proposals holds the masks of one benchmark, got {len(benchmarks)} benchmarks")
         out = proposals_out(proposals) if out is None else out
@@ -178,8 +182,9 @@ def run(
         proposer = load_proposer(folder, device)
     records = []
     for spec in specs:
-        segmenter = build_variant_segmenter(spec, proposer if spec.needs_proposer else None, artifacts, settings,
-                                            device)
+        segmenter = build_variant_segmenter(
+            spec, proposer if spec.needs_proposer else None, artifacts, settings, device
+        )
         for bench in inputs:
             records.append(evaluate_one(spec, segmenter, bench, settings, device, proposals, out))
     return records
@@ -197,12 +202,17 @@ class BenchmarkInputs:
     stored: StoredProposals | None = None
 
 
-def benchmark_inputs(world: World, name: str, settings: EvalConfig, proposals: Path | None,
-                     stored_proposals: Path | None) -> BenchmarkInputs:
+def benchmark_inputs(
+    world: World, name: str, settings: EvalConfig, proposals: Path | None, stored_proposals: Path | None
+) -> BenchmarkInputs:
     """Open benchmark ``name`` and read (and check) its external or stored proposals."""
     dataset = world.benchmark(name)
-    bench = BenchmarkInputs(name, dataset, class_is_seen(dataset.class_names, world.classes),
-                            class_is_unseen(dataset.class_names, world.classes, closed=world.closed_vocabulary))
+    bench = BenchmarkInputs(
+        name,
+        dataset,
+        class_is_seen(dataset.class_names, world.classes),
+        class_is_unseen(dataset.class_names, world.classes, closed=world.closed_vocabulary),
+    )
     if proposals is not None:
         bench.lookup = benchmark_proposals(read_proposals(proposals, images_folder(dataset)), dataset)
     if stored_proposals is not None:
@@ -211,20 +221,37 @@ def benchmark_inputs(world: World, name: str, settings: EvalConfig, proposals: P
     return bench
 
 
-def evaluate_one(spec: Variant, segmenter: ProposalSegmenter, bench: BenchmarkInputs, settings: EvalConfig,
-                 device: torch.device, proposals: Path | None, out: Path | None) -> dict[str, Any]:
+def evaluate_one(
+    spec: Variant,
+    segmenter: ProposalSegmenter,
+    bench: BenchmarkInputs,
+    settings: EvalConfig,
+    device: torch.device,
+    proposals: Path | None,
+    out: Path | None,
+) -> dict[str, Any]:
     """One variant on one benchmark: evaluate, write its metrics, pictures and timing; its record."""
     dataset, benchmark, stored = bench.dataset, bench.name, bench.stored
     timer = StageTimer(f"evaluate_{spec.name}_{benchmark}")
     if stored is not None and spec.needs_proposer:
         with inference_autocast(settings.precision, segmenter.device):  # the embeddings the evaluation will use
             stored.check_text(segmenter.proposer_embeddings(list(dataset.class_names)), spec.name)
-    print(f"evaluate {spec.name}/{benchmark}: {spec.description}; {len(dataset)} images, "
-          f"{len(dataset.class_names)} classes, on {device} ({torch.get_num_threads()} CPU threads)")
-    result = evaluate_benchmark(segmenter, dataset, spec, settings, bench.seen, bench.lookup,
-                                stored.get if stored is not None else None)
-    record = metrics_record(result, dataset.class_names, bench.seen, variant=spec, benchmark=benchmark,
-                            settings=settings, unseen=bench.unseen)
+    print(
+        f"evaluate {spec.name}/{benchmark}: {spec.description}; {len(dataset)} images, "
+        f"{len(dataset.class_names)} classes, on {device} ({torch.get_num_threads()} CPU threads)"
+    )
+    result = evaluate_benchmark(
+        segmenter, dataset, spec, settings, bench.seen, bench.lookup, stored.get if stored is not None else None
+    )
+    record = metrics_record(
+        result,
+        dataset.class_names,
+        bench.seen,
+        variant=spec,
+        benchmark=benchmark,
+        settings=settings,
+        unseen=bench.unseen,
+    )
     if proposals is not None:
         record.update(proposals=str(proposals), images_without_proposals=result.images_without_proposals)
     paths = output_paths(spec.name, benchmark, out)
@@ -234,16 +261,21 @@ def evaluate_one(spec: Variant, segmenter: ProposalSegmenter, bench: BenchmarkIn
     rate = result.images / max(seconds, 1e-9)
     if proposals is None:  # timings of the DVC runs only
         seconds = timer.write(images_per_s=rate, images=result.images)["seconds"]
-    print(f"evaluate {spec.name}/{benchmark}: {format_figures(record)}; "
-          f"{result.images} images in {seconds:.1f} s ({rate:.1f} images/s)")
+    print(
+        f"evaluate {spec.name}/{benchmark}: {format_figures(record)}; "
+        f"{result.images} images in {seconds:.1f} s ({rate:.1f} images/s)"
+    )
     if proposals is not None:
-        print(f"evaluate {spec.name}/{benchmark}: masks from {proposals}, "
-              f"{result.images_without_proposals} image(s) without any; wrote {paths['metrics']}")
+        print(
+            f"evaluate {spec.name}/{benchmark}: masks from {proposals}, "
+            f"{result.images_without_proposals} image(s) without any; wrote {paths['metrics']}"
+        )
     return record
 
 
 def format_figures(record: dict[str, Any]) -> str:
     """``mIoU 12.3 (seen 14.0, unseen 9.1, hIoU 11.0)``, ``n/a`` for undefined figures."""
+
     def fmt(key: str) -> str:
         value = record.get(key)
         return "n/a" if value is None else f"{value:.1f}"
@@ -254,29 +286,65 @@ def format_figures(record: dict[str, Any]) -> str:
 @command("evaluate")
 def main(argv: list[str] | None = None) -> int:
     cli = parser("ovseg evaluate", __doc__)
-    cli.add_argument("--variant", required=True, nargs="+", choices=variant_names(), metavar="VARIANT",
-                        help=f"one or more of: {', '.join(variant_names())} (several run in one process)")
-    cli.add_argument("--benchmark", nargs="+", default=None, metavar="BENCHMARK",
-                     help="benchmarks of the world manifest (e.g. demo voc20; default: every one of the params' "
-                          "data.benchmarks)")
+    cli.add_argument(
+        "--variant",
+        required=True,
+        nargs="+",
+        choices=variant_names(),
+        metavar="VARIANT",
+        help=f"one or more of: {', '.join(variant_names())} (several run in one process)",
+    )
+    cli.add_argument(
+        "--benchmark",
+        nargs="+",
+        default=None,
+        metavar="BENCHMARK",
+        help="benchmarks of the world manifest (e.g. demo voc20; default: every one of the params' data.benchmarks)",
+    )
     cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
     cli.add_argument("--world", type=Path, default=paths.WORLD_MANIFEST, help="world manifest (default: %(default)s)")
-    cli.add_argument("--artifacts", type=Path, default=paths.ARTIFACTS,
-                        help="folder holding clip_<name>/ and proposer/ (default: artifacts)")
-    cli.add_argument("--proposals", type=Path, default=None, metavar="FILE.parquet",
-                        help="classify these masks (the `ovseg propose` format, file names relative to the "
-                             "benchmark's image folder) instead of running the proposer")
-    cli.add_argument("--stored-proposals", type=Path, default=None, metavar="DIR",
-                        help="the propose stage's folder (data/proposals): its <benchmark>.parquet files are read "
-                             "instead of running the proposer")
-    cli.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help=f"output root holding metrics/ and plots/ (default with --proposals: "
-                             f"{PROPOSALS_OUT}/proposals-<file stem>; else metrics/eval and plots/eval)")
+    cli.add_argument(
+        "--artifacts",
+        type=Path,
+        default=paths.ARTIFACTS,
+        help="folder holding clip_<name>/ and proposer/ (default: artifacts)",
+    )
+    cli.add_argument(
+        "--proposals",
+        type=Path,
+        default=None,
+        metavar="FILE.parquet",
+        help="classify these masks (the `ovseg propose` format, file names relative to the "
+        "benchmark's image folder) instead of running the proposer",
+    )
+    cli.add_argument(
+        "--stored-proposals",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="the propose stage's folder (data/proposals): its <benchmark>.parquet files are read "
+        "instead of running the proposer",
+    )
+    cli.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"output root holding metrics/ and plots/ (default with --proposals: "
+        f"{PROPOSALS_OUT}/proposals-<file stem>; else metrics/eval and plots/eval)",
+    )
     args = cli.parse_args(argv)
     benchmarks = args.benchmark or load_params("data", args.params)["benchmarks"]
-    run(args.variant, benchmarks, load_params("evaluate", args.params),
-        world_path=args.world, artifacts=args.artifacts, proposals=args.proposals, out=args.out,
-        stored_proposals=args.stored_proposals)
+    run(
+        args.variant,
+        benchmarks,
+        load_params("evaluate", args.params),
+        world_path=args.world,
+        artifacts=args.artifacts,
+        proposals=args.proposals,
+        out=args.out,
+        stored_proposals=args.stored_proposals,
+    )
     return 0
 
 

@@ -19,10 +19,11 @@ records, or its own). Their results are named ``maskpool`` for ``artifacts/clip_
 (``<clip>_maskpool`` otherwise) and, from the adapter folder's name, ``adapter`` for
 ``adapter_base`` and ``<clip>_adapter`` for ``adapter_<clip>``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from core import paths
 from core.cli import command, exit_process, parser
@@ -75,7 +76,8 @@ def one_pass_segmenters(args, device) -> dict[str, Callable[[], OnePassSegmenter
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: CLIP folder not found")
         builders[maskpool_result_name(folder)] = lambda folder=folder: OnePassSegmenter(
-            None, load_clip_folder(folder, device), pooling=args.pooling, attention_depth=args.attention_depth)
+            None, load_clip_folder(folder, device), pooling=args.pooling, attention_depth=args.attention_depth
+        )
     for folder in args.adapter:
         clip_folder = adapter_clip_folder(folder)
         if not clip_folder.is_dir():
@@ -92,22 +94,51 @@ def one_pass_segmenters(args, device) -> dict[str, Callable[[], OnePassSegmenter
 @command("gt-gauge")
 def main(argv: list[str] | None = None) -> int:
     cli = parser("ovseg gt-gauge", __doc__)
-    cli.add_argument("clips", type=Path, nargs="*", metavar="CLIP",
-                        help="open_clip local folders (with mask_prompts.safetensors for MPT)")
-    cli.add_argument("--maskpool", type=Path, action="append", default=[], metavar="CLIP",
-                     help="also pool the segments from one pass of this CLIP over each image; repeatable")
-    cli.add_argument("--adapter", type=Path, action="append", default=[], metavar="FOLDER",
-                     help="also classify the segments with this Mask-Adapter folder; repeatable")
+    cli.add_argument(
+        "clips",
+        type=Path,
+        nargs="*",
+        metavar="CLIP",
+        help="open_clip local folders (with mask_prompts.safetensors for MPT)",
+    )
+    cli.add_argument(
+        "--maskpool",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="CLIP",
+        help="also pool the segments from one pass of this CLIP over each image; repeatable",
+    )
+    cli.add_argument(
+        "--adapter",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="also classify the segments with this Mask-Adapter folder; repeatable",
+    )
     cli.add_argument("--pooling", choices=POOLINGS, default="attention", help="maskpool's pooling (ViT)")
-    cli.add_argument("--attention-depth", type=optional_int, default=None,
-                     help="maskpool: the last N blocks the queries pass through (None: all)")
+    cli.add_argument(
+        "--attention-depth",
+        type=optional_int,
+        default=None,
+        help="maskpool: the last N blocks the queries pass through (None: all)",
+    )
     cli.add_argument("--world", type=Path, default=paths.WORLD_MANIFEST, help="world manifest")
-    cli.add_argument("--benchmark", action="append", dest="benchmarks",
-                        help="benchmark name in the world; repeatable (default: every benchmark of the world)")
+    cli.add_argument(
+        "--benchmark",
+        action="append",
+        dest="benchmarks",
+        help="benchmark name in the world; repeatable (default: every benchmark of the world)",
+    )
     cli.add_argument("--device", default="auto")
-    cli.add_argument("--precision", choices=PRECISION_SETTINGS, default="fp32",
-                     help="bf16: autocast around every model call, as evaluate.precision (scores stay float32); "
-                          "auto: bf16 where the device computes it natively")
+    cli.add_argument(
+        "--precision",
+        choices=PRECISION_SETTINGS,
+        default="fp32",
+        help="bf16: autocast around every model call, as evaluate.precision (scores stay float32); "
+        "auto: bf16 where the device computes it natively",
+    )
     cli.add_argument("--no-prompts", action="store_true", help="ignore mask prompts in the folders")
     cli.add_argument("--per-class", action="store_true", help="also print every class's accuracy")
     output = cli.add_mutually_exclusive_group()

@@ -19,6 +19,7 @@ Checkpoints go to ``.checkpoints/mask_adapter_<clip>/`` after every epoch but th
 the stage relaunches itself under ``torchrun --standalone`` as N processes; only rank 0 writes
 outputs.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -100,8 +101,9 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
         image_size = params.get("image_size")
         if params.get("streaming"):
             if not image_size:
-                raise ValueError("params.yaml:mask_adapter: streaming needs an image_size "
-                                 "(every batch is resized to it)")
+                raise ValueError(
+                    "params.yaml:mask_adapter: streaming needs an image_size (every batch is resized to it)"
+                )
             training_set = StreamingTrainingSet(train, int(image_size))
         else:
             training_set = load_training_set(train, image_size=image_size)
@@ -110,35 +112,51 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
         dense_clip = adapter.dense_clip(bundle.model)
         proposer = load_proposer(PROPOSER, device)
         # The proposer scores against the text tower it was trained with: the pipeline's base CLIP.
-        proposer_text = text_emb if not own_clip else TextClassifier(load_clip_folder(CLIPS["base"], device))(
-            train.class_names)
+        proposer_text = (
+            text_emb if not own_clip else TextClassifier(load_clip_folder(CLIPS["base"], device))(train.class_names)
+        )
         if ranks.is_main:
-            print(f"{name}: {len(training_set)} images, {len(train.class_names)} seen classes, "
-                  f"{sum(p.numel() for p in adapter.parameters()):,} adapter parameters, on {device}"
-                  + (f", {ranks.world_size} processes" if ranks.active else ""))
+            print(
+                f"{name}: {len(training_set)} images, {len(train.class_names)} seen classes, "
+                f"{sum(p.numel() for p in adapter.parameters()):,} adapter parameters, on {device}"
+                + (f", {ranks.world_size} processes" if ranks.active else "")
+            )
         prepare = BatchPreparer(dense_clip, bundle.mean, bundle.std, proposer, proposer_text, cfg)
         data = StreamingData(training_set, prepare) if params.get("streaming") else prepare_data(training_set, prepare)
         scale = float(bundle.model.logit_scale.detach().exp().clamp(max=100))
         identity = f"{clip_fingerprint(bundle.model)}:{dataclasses.asdict(architecture)}"
         checkpoints = Path(".checkpoints") / name
-        log = train_adapter(adapter, dense_clip, data, text_emb, scale, cfg, checkpoint_dir=checkpoints,
-                            identity=identity, desc=name)
+        log = train_adapter(
+            adapter, dense_clip, data, text_emb, scale, cfg, checkpoint_dir=checkpoints, identity=identity, desc=name
+        )
     if not ranks.is_main:
         return {}
-    save_mask_adapter(adapter, out, clip_model=bundle.model, own_clip=bundle if own_clip else None,
-                      extra={"clip": OWN_CLIP_DIR if own_clip else str(CLIPS[clip_name])})
+    save_mask_adapter(
+        adapter,
+        out,
+        clip_model=bundle.model,
+        own_clip=bundle if own_clip else None,
+        extra={"clip": OWN_CLIP_DIR if own_clip else str(CLIPS[clip_name])},
+    )
     log.write(paths.loss_plot(name))
     last = log.epoch_means(cfg.epochs - 1)
-    summary = {"images": len(data), "epochs": cfg.epochs, "steps": len(log.rows),
-               **{f"final_{key}": round(last[key], 4) for key in ("loss", "ce", "consistency")}}
+    summary = {
+        "images": len(data),
+        "epochs": cfg.epochs,
+        "steps": len(log.rows),
+        **{f"final_{key}": round(last[key], 4) for key in ("loss", "ce", "consistency")},
+    }
     if isinstance(data, AdapterData):
         summary["segments"] = sum(len(labels) for labels in data.segment_labels)
         summary["segments_with_match"] = sum(sum(len(c) > 0 for c in image) for image in data.candidates)
     write_json(paths.stage_metrics(name), summary)
     summary.update(timer.write(images_per_s=len(data) * cfg.epochs / max(timer.seconds(), 1e-9)))
     shutil.rmtree(checkpoints, ignore_errors=True)
-    matched = (f" ({summary['segments_with_match']} of {summary['segments']} segments have a matching proposal)"
-               if "segments" in summary else "")
+    matched = (
+        f" ({summary['segments_with_match']} of {summary['segments']} segments have a matching proposal)"
+        if "segments" in summary
+        else ""
+    )
     print(f"{name}: wrote {out} in {summary['seconds']} s{matched}")
     return summary
 

@@ -17,15 +17,17 @@ The job is :mod:`pipeline.mining.job`.
                           [--clip artifacts/clip_base] [--proposer artifacts/proposer] [--out data/pairs]
                           [--rejects data/rejects/mine] [--metrics metrics/mine.json] [--plots plots/mine]
 """
+
 from __future__ import annotations
 
 import argparse
 import csv
 import io
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from core import paths
 from core.cli import exit_process, parser
@@ -57,7 +59,7 @@ class MineStageConfig:
     runner: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_RUNNER))
 
     @classmethod
-    def from_params(cls, section: Mapping[str, Any], device: str | None = None) -> "MineStageConfig":
+    def from_params(cls, section: Mapping[str, Any], device: str | None = None) -> MineStageConfig:
         """Build from the params mapping; unknown keys and bad values raise ``ValueError`` naming the key.
 
         ``device`` (resolved, e.g. ``"cuda"``) goes into the settings; None resolves ``section.device``.
@@ -124,8 +126,10 @@ def build_pairs(params: MineStageConfig, args: argparse.Namespace) -> dict[str, 
     contact_sheet(outputs.pairs, world.images_dir, sheet_judge(world)).save(buffer, format="PNG")
     atomic_write_bytes(args.plots / "pairs.png", buffer.getvalue())
     seconds = timer.seconds()
-    timer.write(images_per_s=metrics["images"] / seconds if seconds > 0 else 0.0,
-                pairs_per_s=metrics["pairs"] / seconds if seconds > 0 else 0.0)
+    timer.write(
+        images_per_s=metrics["images"] / seconds if seconds > 0 else 0.0,
+        pairs_per_s=metrics["pairs"] / seconds if seconds > 0 else 0.0,
+    )
     return metrics
 
 

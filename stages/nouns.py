@@ -10,13 +10,15 @@ reconciliation are :mod:`pipeline.nouns.job`.
     python -m stages.nouns [--params params.yaml] [--manifest data/world/manifest.json]
                            [--out data/nouns] [--rejects data/rejects/nouns] [--metrics metrics/nouns.json]
 """
+
 from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from core import paths
 from core.cli import exit_process, parser
@@ -25,7 +27,6 @@ from core.timing import StageTimer
 from pipeline.beam.stage import rejects_summary, run_beam_stage
 from pipeline.nouns.extract import DEFAULT_MAX_COMPOUND_WORDS, SpacyModelError
 from pipeline.nouns.job import run_nouns_job
-
 
 LOG = logging.getLogger("stages.nouns")
 
@@ -43,7 +44,7 @@ class NounsConfig:
     runner: dict[str, Any] = field(default_factory=lambda: {"runner": "direct"})
 
     @classmethod
-    def from_params(cls, section: Mapping[str, Any]) -> "NounsConfig":
+    def from_params(cls, section: Mapping[str, Any]) -> NounsConfig:
         """Build from the params mapping; unknown keys and wrong types raise ``ValueError`` naming the key."""
         if not isinstance(section, Mapping):
             raise ValueError("params 'nouns' must be a mapping")
@@ -91,8 +92,12 @@ def build_nouns(params: NounsConfig, manifest: Path, out: Path, rejects: Path) -
 
     timer = StageTimer("nouns")
     captions = load_world(manifest).captions()
-    LOG.info("read %d images and %d captions from %s", len(captions.images),
-             sum(len(c) for c in captions.captions.values()) + len(captions.orphans), manifest)
+    LOG.info(
+        "read %d images and %d captions from %s",
+        len(captions.images),
+        sum(len(c) for c in captions.captions.values()) + len(captions.orphans),
+        manifest,
+    )
     counts = run_nouns_job(
         captions,
         out,
@@ -111,19 +116,23 @@ def build_nouns(params: NounsConfig, manifest: Path, out: Path, rejects: Path) -
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
-    parser.add_argument("--manifest", type=Path, default=paths.WORLD_MANIFEST,
-                        help="world manifest (default: %(default)s)")
+    parser.add_argument(
+        "--manifest", type=Path, default=paths.WORLD_MANIFEST, help="world manifest (default: %(default)s)"
+    )
     parser.add_argument("--out", type=Path, default=paths.NOUNS, help="nouns shards folder (default: %(default)s)")
-    parser.add_argument("--rejects", type=Path, default=paths.NOUNS_REJECTS,
-                        help="rejects folder (default: %(default)s)")
-    parser.add_argument("--metrics", type=Path, default=paths.stage_metrics("nouns"),
-                        help="metrics file (default: %(default)s)")
+    parser.add_argument(
+        "--rejects", type=Path, default=paths.NOUNS_REJECTS, help="rejects folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--metrics", type=Path, default=paths.stage_metrics("nouns"), help="metrics file (default: %(default)s)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     def job() -> dict[str, Any]:
-        return build_nouns(NounsConfig.from_params(load_params("nouns", args.params)), args.manifest, args.out,
-                           args.rejects)
+        return build_nouns(
+            NounsConfig.from_params(load_params("nouns", args.params)), args.manifest, args.out, args.rejects
+        )
 
     def summary(metrics: dict[str, Any]) -> str:
         return (

@@ -12,6 +12,7 @@ every time), so the demo DAG is unchanged.
 
     python -m stages.prepare [--params params.yaml] [--out data/prepared] [--metrics metrics/prepare]
 """
+
 from __future__ import annotations
 
 import logging
@@ -38,11 +39,21 @@ def build_prepared(config: PrepareConfig, out: Path, metrics_dir: Path) -> dict[
     from pipeline.prepare.job import run_prepare_job
 
     items = list_inputs(config)
-    sources = {name: str(config.coco_images.parent) if name == COCO_STUFF else str(config.raw_root(name))
-               for name in config.prepared_sets()}
-    return run_prepare_job(items, config.prepared_sets(), out, metrics_dir, options=config.options,
-                           num_shards=config.num_shards, runner_cfg=config.runner,
-                           allow_partial=config.allow_partial, sources=sources)
+    sources = {
+        name: str(config.coco_images.parent) if name == COCO_STUFF else str(config.raw_root(name))
+        for name in config.prepared_sets()
+    }
+    return run_prepare_job(
+        items,
+        config.prepared_sets(),
+        out,
+        metrics_dir,
+        options=config.options,
+        num_shards=config.num_shards,
+        runner_cfg=config.runner,
+        allow_partial=config.allow_partial,
+        sources=sources,
+    )
 
 
 def _describe(name: str, metrics: dict[str, Any], out: Path) -> str:
@@ -50,9 +61,11 @@ def _describe(name: str, metrics: dict[str, Any], out: Path) -> str:
     where = out / PREPARED_ROOTS[name] if name in PREPARED_ROOTS else "validated in place"
     share = metrics["ignore_share"]
     partial = f" (partial: {metrics['missing_images']} missing, accepted)" if metrics["partial"] else ""
-    return (f"prepare: {name}: {metrics['images']}/{metrics['expected_images']} images{partial}, {rejects}; "
-            f"{metrics['classes_present']} of {metrics['classes']} classes present, ignore "
-            f"{'-' if share is None else f'{100 * share:.1f}%'} -> {where}")
+    return (
+        f"prepare: {name}: {metrics['images']}/{metrics['expected_images']} images{partial}, {rejects}; "
+        f"{metrics['classes_present']} of {metrics['classes']} classes present, ignore "
+        f"{'-' if share is None else f'{100 * share:.1f}%'} -> {where}"
+    )
 
 
 @command("prepare")
@@ -60,8 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     cli = parser("python -m stages.prepare", __doc__)
     cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
     cli.add_argument("--out", type=Path, default=paths.PREPARED, help="prepared layouts (default: %(default)s)")
-    cli.add_argument("--metrics", type=Path, default=paths.PREPARE_METRICS,
-                     help=f"metrics folder, one file per benchmark (default: {paths.PREPARE_METRICS})")
+    cli.add_argument(
+        "--metrics",
+        type=Path,
+        default=paths.PREPARE_METRICS,
+        help=f"metrics folder, one file per benchmark (default: {paths.PREPARE_METRICS})",
+    )
     args = cli.parse_args(argv)
     config = PrepareConfig.from_params(load_params("prepare", args.params), load_params("data", args.params))
     timer = StageTimer("prepare")
@@ -80,8 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         metrics = build_prepared(config, args.out, args.metrics)
     except (ReconciliationError, PreparationError) as exc:
-        print(exc if isinstance(exc, PreparationError) else f"prepare: outputs do not account for the inputs, "
-              f"nothing written: {exc}", file=sys.stderr)
+        print(
+            exc
+            if isinstance(exc, PreparationError)
+            else f"prepare: outputs do not account for the inputs, nothing written: {exc}",
+            file=sys.stderr,
+        )
         return 1
     timer.write()
     for name, values in metrics.items():

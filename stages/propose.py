@@ -11,6 +11,7 @@ and writes the folder ``data/proposals/`` atomically, one ``<benchmark>.parquet`
 :mod:`pipeline.evaluation.stored_proposals`), and the wall time, rows and bytes of each to
 ``metrics/timings/propose_<benchmark>.json``. ``evaluate --stored-proposals data/proposals`` reads them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -33,8 +34,14 @@ from pipeline.evaluation.segmenters import build_segmenter
 from pipeline.evaluation.stored_proposals import propose_benchmark, read_stored_proposals
 
 
-def run(benchmarks: Sequence[str], params: dict[str, Any], *, world_path: Path = paths.WORLD_MANIFEST,
-        artifacts: Path = paths.ARTIFACTS, out: Path = paths.PROPOSALS) -> list[Path]:
+def run(
+    benchmarks: Sequence[str],
+    params: dict[str, Any],
+    *,
+    world_path: Path = paths.WORLD_MANIFEST,
+    artifacts: Path = paths.ARTIFACTS,
+    out: Path = paths.PROPOSALS,
+) -> list[Path]:
     """Propose for each benchmark and write the folder ``out`` (every file, or none); the files written."""
     params = dict(params)
     device = pick_device(params.pop("device", "auto"))
@@ -45,22 +52,31 @@ def run(benchmarks: Sequence[str], params: dict[str, Any], *, world_path: Path =
     for folder in (artifacts / "proposer", artifacts / "clip_base"):
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: folder not found")
-    segmenter = build_segmenter("crops", load_proposer(artifacts / "proposer", device), artifacts / "clip_base",
-                                settings=settings, device=device)
+    segmenter = build_segmenter(
+        "crops",
+        load_proposer(artifacts / "proposer", device),
+        artifacts / "clip_base",
+        settings=settings,
+        device=device,
+    )
     written = []
     with atomic_dir(out) as tmp:
         for dataset in datasets:
             timer = StageTimer(f"propose_{dataset.name}")
-            print(f"propose {dataset.name}: {len(dataset)} images, {len(dataset.class_names)} classes, on {device} "
-                  f"({torch.get_num_threads()} CPU threads)")
+            print(
+                f"propose {dataset.name}: {len(dataset)} images, {len(dataset.class_names)} classes, on {device} "
+                f"({torch.get_num_threads()} CPU threads)"
+            )
             table = propose_benchmark(segmenter, dataset, settings)
             path = tmp / f"{dataset.name}.parquet"
             write_table(table, path)
             stored = read_stored_proposals(path, dataset)  # the written file, read back and counted
             size = path.stat().st_size
             timing = timer.write(images=stored.info.images, rows=table.num_rows, bytes=size)
-            print(f"propose {dataset.name}: {stored.info.images} images × {stored.info.queries} queries = "
-                  f"{table.num_rows} rows, {size / 2**20:.1f} MiB ({timing['seconds']:.1f} s)")
+            print(
+                f"propose {dataset.name}: {stored.info.images} images × {stored.info.queries} queries = "
+                f"{table.num_rows} rows, {size / 2**20:.1f} MiB ({timing['seconds']:.1f} s)"
+            )
             written.append(out / path.name)
     return written
 
@@ -68,18 +84,30 @@ def run(benchmarks: Sequence[str], params: dict[str, Any], *, world_path: Path =
 @command("propose-benchmark")
 def main(argv: list[str] | None = None) -> int:
     cli = parser("python -m stages.propose", __doc__)
-    cli.add_argument("--benchmark", nargs="+", default=None, metavar="BENCHMARK",
-                     help="benchmarks of the world manifest (default: every one of the params' data.benchmarks)")
+    cli.add_argument(
+        "--benchmark",
+        nargs="+",
+        default=None,
+        metavar="BENCHMARK",
+        help="benchmarks of the world manifest (default: every one of the params' data.benchmarks)",
+    )
     cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
     cli.add_argument("--world", type=Path, default=paths.WORLD_MANIFEST, help="world manifest (default: %(default)s)")
-    cli.add_argument("--artifacts", type=Path, default=paths.ARTIFACTS,
-                     help="folder holding proposer/ and clip_base/ (default: artifacts)")
-    cli.add_argument("--out", type=Path, default=paths.PROPOSALS,
-                     help=f"folder to write, one <benchmark>.parquet each (default: {paths.PROPOSALS})")
+    cli.add_argument(
+        "--artifacts",
+        type=Path,
+        default=paths.ARTIFACTS,
+        help="folder holding proposer/ and clip_base/ (default: artifacts)",
+    )
+    cli.add_argument(
+        "--out",
+        type=Path,
+        default=paths.PROPOSALS,
+        help=f"folder to write, one <benchmark>.parquet each (default: {paths.PROPOSALS})",
+    )
     args = cli.parse_args(argv)
     benchmarks = args.benchmark or load_params("data", args.params)["benchmarks"]
-    run(benchmarks, load_params("evaluate", args.params), world_path=args.world, artifacts=args.artifacts,
-        out=args.out)
+    run(benchmarks, load_params("evaluate", args.params), world_path=args.world, artifacts=args.artifacts, out=args.out)
     return 0
 
 

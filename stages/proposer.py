@@ -14,6 +14,7 @@ deleted after success. With ``distributed.nproc_per_node: N > 1`` the stage
 relaunches itself under ``torchrun --standalone``: N processes train, rank 0
 benchmarks and writes.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,12 +51,32 @@ LOSS_PLOT = paths.loss_plot("proposer")
 METRICS = paths.stage_metrics("proposer")
 
 TRAIN_KEYS = {f.name for f in dataclasses.fields(ProposerTrainConfig)}
-STAGE_KEYS = {"config", "backbone_weights", "image_size", "streaming", "mask_threshold", "num_threads", "device",
-              "bench", "distributed"}
+STAGE_KEYS = {
+    "config",
+    "backbone_weights",
+    "image_size",
+    "streaming",
+    "mask_threshold",
+    "num_threads",
+    "device",
+    "bench",
+    "distributed",
+}
 BENCH_KEYS = {"benchmark", "iou_threshold", "score_threshold", "batch_size", "limit"}
 #: Quality figures copied into metrics/proposer.json (the per-class table stays in the bench's JSON).
-METRIC_KEYS = ("recall", "recall_scored", "mean_best_iou", "oracle", "oracle_scored", "segments",
-               "proposals_per_image", "scored_proposals_per_image", "images", "benchmark", "settings")
+METRIC_KEYS = (
+    "recall",
+    "recall_scored",
+    "mean_best_iou",
+    "oracle",
+    "oracle_scored",
+    "segments",
+    "proposals_per_image",
+    "scored_proposals_per_image",
+    "images",
+    "benchmark",
+    "settings",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,10 +96,13 @@ class ProposerStageConfig:
     distributed: DistributedConfig = DistributedConfig()
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], source: str = "params.yaml:proposer") -> "ProposerStageConfig":
+    def from_params(cls, params: dict[str, Any], source: str = "params.yaml:proposer") -> ProposerStageConfig:
         bench = params.get("bench") or {}
-        check_keys({**params, **{f"bench.{k}": v for k, v in bench.items()}},
-                   TRAIN_KEYS | STAGE_KEYS | {f"bench.{k}" for k in BENCH_KEYS}, source)
+        check_keys(
+            {**params, **{f"bench.{k}": v for k, v in bench.items()}},
+            TRAIN_KEYS | STAGE_KEYS | {f"bench.{k}" for k in BENCH_KEYS},
+            source,
+        )
         if "config" not in params:
             raise ValueError(f"{source}: missing 'config' (a proposer config name such as proposer-demo, or a path)")
         if params.get("streaming") and not params.get("image_size"):
@@ -145,9 +169,11 @@ def run(settings: ProposerStageConfig, clip_dir: Path, out: Path, manifest: Path
         model = build_proposer(config, settings.backbone_weights)
         cfg = settings.train
         if ranks.is_main:
-            print(f"proposer: {config.name} on {len(data)} images ({len(names)} seen classes), {cfg.epochs} epochs "
-                  f"of batch {cfg.batch_size} on {device}, {torch.get_num_threads()} threads"
-                  + (f", {ranks.world_size} processes" if ranks.active else ""))
+            print(
+                f"proposer: {config.name} on {len(data)} images ({len(names)} seen classes), {cfg.epochs} epochs "
+                f"of batch {cfg.batch_size} on {device}, {torch.get_num_threads()} threads"
+                + (f", {ranks.world_size} processes" if ranks.active else "")
+            )
         train_started = timer.seconds()
         log = train_proposer(model, data, text, cfg, device=device, checkpoint_dir=CHECKPOINTS)
         train_seconds = timer.seconds() - train_started
@@ -157,8 +183,13 @@ def run(settings: ProposerStageConfig, clip_dir: Path, out: Path, manifest: Path
     model.vocabulary = Vocabulary(tuple(names), text.detach().cpu())
 
     dataset = world.benchmark(settings.benchmark)
-    report = evaluate_proposals(model, dataset, settings.quality, limit=settings.bench_limit,
-                                subsets=class_subsets(dataset.class_names, world.classes))
+    report = evaluate_proposals(
+        model,
+        dataset,
+        settings.quality,
+        limit=settings.bench_limit,
+        subsets=class_subsets(dataset.class_names, world.classes),
+    )
     print(format_report(report))
     last = log.epoch_means(cfg.epochs - 1)
     metrics = {
@@ -193,8 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(argv)
     timer = StageTimer("proposer")
     settings = ProposerStageConfig.from_params(load_params("proposer", args.params))
-    status = relaunch_under_torchrun("stages.proposer", sys.argv[1:] if argv is None else argv,
-                                     settings.distributed.nproc_per_node)
+    status = relaunch_under_torchrun(
+        "stages.proposer", sys.argv[1:] if argv is None else argv, settings.distributed.nproc_per_node
+    )
     if status is not None:  # the processes torchrun started did the work
         return status
     if run(settings, args.clip, args.out, args.world):

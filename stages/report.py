@@ -5,6 +5,7 @@
 Also writes ``reports/miou.csv`` (one row per variant and benchmark) for ``dvc plots``.
 The output depends only on the JSON files read; see :mod:`pipeline.evaluation.report`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,12 @@ from pipeline.evaluation.report import miou_csv, read_crop_metrics, read_eval_me
 def main(argv: list[str] | None = None) -> int:
     cli = parser("ovseg report", __doc__)
     cli.add_argument("--eval", type=Path, default=paths.EVAL_METRICS, help="evaluation JSONs (default: %(default)s)")
-    cli.add_argument("--crops", type=Path, default=paths.CROP_METRICS,
-                        help=f"crop-benchmark JSONs, optional (default: {paths.CROP_METRICS})")
+    cli.add_argument(
+        "--crops",
+        type=Path,
+        default=paths.CROP_METRICS,
+        help=f"crop-benchmark JSONs, optional (default: {paths.CROP_METRICS})",
+    )
     cli.add_argument("--out", type=Path, default=paths.RESULTS_REPORT, help="Markdown report (default: %(default)s)")
     args = cli.parse_args(argv)
     records = read_eval_metrics(args.eval)

@@ -10,6 +10,7 @@ and the CLIP folder; writes a new CLIP folder (the input's files hard-linked, pl
 ``metrics/timings/text_prompts_<clip>.json``. With ``distributed.nproc_per_node: N > 1`` the
 stage relaunches itself under ``torchrun --standalone`` as N processes; only rank 0 writes outputs.
 """
+
 from __future__ import annotations
 
 import sys
@@ -47,8 +48,13 @@ def distributed_settings(section: dict) -> DistributedConfig:
     return DistributedConfig.from_params(section.get("distributed"), "params.yaml:text_prompts.distributed")
 
 
-def run(clip_name: str, params_file: Path | None = None, *, world_path: Path = WORLD,
-        folders: tuple[Path, Path] | None = None) -> dict:
+def run(
+    clip_name: str,
+    params_file: Path | None = None,
+    *,
+    world_path: Path = WORLD,
+    folders: tuple[Path, Path] | None = None,
+) -> dict:
     """Learn the prompts and write the stage's outputs; under torchrun every process trains, rank 0 writes (the
     others return an empty summary)."""
     params = dict(load_params("text_prompts", params_file))
@@ -67,32 +73,42 @@ def run(clip_name: str, params_file: Path | None = None, *, world_path: Path = W
     labels = world.train_labels()
     class_names = seen_class_names(world)
     if len(class_names) != len(labels.class_names):
-        raise ValueError(f"{world_path}: {len(class_names)} seen classes but the training labels have "
-                         f"{len(labels.class_names)}")
+        raise ValueError(
+            f"{world_path}: {len(class_names)} seen classes but the training labels have {len(labels.class_names)}"
+        )
     pairs = ground_truth_pairs(labels)
     checkpoints = Path(".checkpoints") / name
     with process_group(distributed, device) as ranks:
         device = ranks.device(device)
         bundle = load_clip_folder(source, device)
         if ranks.is_main:
-            print(f"{name}: {len(pairs)} ground-truth segments of {len(class_names)} seen classes, "
-                  f"{cfg.samples_per_class or 'all'} per class, {cfg.epochs} epochs, from {source} on {device}"
-                  + (f", {ranks.world_size} processes" if ranks.active else ""))
+            print(
+                f"{name}: {len(pairs)} ground-truth segments of {len(class_names)} seen classes, "
+                f"{cfg.samples_per_class or 'all'} per class, {cfg.epochs} epochs, from {source} on {device}"
+                + (f", {ranks.world_size} processes" if ranks.active else "")
+            )
         log = learn_text_prompts(bundle, pairs, class_names, cfg, checkpoint_dir=checkpoints, desc=name)
     if not ranks.is_main:
         return {}
     derive_clip_folder(source, out, text_prompts=bundle.text_prompts, clip_model=bundle.model)
     log.write(paths.loss_plot(name))
     last = log.epoch_means(cfg.epochs - 1)
-    summary = {"segments": len(pairs), "classes": len(class_names),
-               "samples": len(sample_per_class(pairs, cfg.samples_per_class, cfg.seed)), "epochs": cfg.epochs,
-               "steps": len(log.rows), "final_loss": round(last["loss"], 4),
-               "final_accuracy": round(100 * last["accuracy"], 2)}
+    summary = {
+        "segments": len(pairs),
+        "classes": len(class_names),
+        "samples": len(sample_per_class(pairs, cfg.samples_per_class, cfg.seed)),
+        "epochs": cfg.epochs,
+        "steps": len(log.rows),
+        "final_loss": round(last["loss"], 4),
+        "final_accuracy": round(100 * last["accuracy"], 2),
+    }
     write_json(paths.stage_metrics(name), summary)
     summary.update(timer.write(steps_per_s=len(log.rows) / max(timer.seconds(), 1e-9)))
     Checkpointer(checkpoints).clear()
-    print(f"{name}: wrote {out} in {summary['seconds']} s (final loss {summary['final_loss']}, "
-          f"train accuracy {summary['final_accuracy']} %)")
+    print(
+        f"{name}: wrote {out} in {summary['seconds']} s (final loss {summary['final_loss']}, "
+        f"train accuracy {summary['final_accuracy']} %)"
+    )
     return summary
 
 
@@ -103,8 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(argv)
 
     def body() -> int | None:
-        status = relaunch_under_torchrun("stages.text_prompts", sys.argv[1:] if argv is None else argv,
-                                         distributed_settings(load_params("text_prompts", args.params)).nproc_per_node)
+        status = relaunch_under_torchrun(
+            "stages.text_prompts",
+            sys.argv[1:] if argv is None else argv,
+            distributed_settings(load_params("text_prompts", args.params)).nproc_per_node,
+        )
         if status is not None:  # the processes torchrun started did the work
             return status
         run(args.clip, args.params)

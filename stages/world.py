@@ -9,10 +9,12 @@ output replaces ``data/world`` atomically and downstream stages read
 
     python -m stages.world [--params params.yaml] [--out data/world]
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from core import paths
 from core.cli import command, exit_process, parser
@@ -43,8 +45,9 @@ def build_world(data: Mapping[str, Any], out: Path) -> dict[str, Any]:
         config = WorldConfig.from_params(data)
         unknown = [name for name in wanted if name not in WORLD_BENCHMARKS]
         if unknown:
-            raise ValueError(f"data.benchmarks: {unknown} need data.source 'coco'; the demo world has "
-                             f"{list(WORLD_BENCHMARKS)}")
+            raise ValueError(
+                f"data.benchmarks: {unknown} need data.source 'coco'; the demo world has {list(WORLD_BENCHMARKS)}"
+            )
         with atomic_dir(out) as tmp:
             return generate_world(config, tmp, wanted)
     if source == "coco":
@@ -68,19 +71,25 @@ def main(argv: list[str] | None = None) -> int:
     statistics = build_world(load_params("data", args.params), args.out)
     seconds = timer.write()["seconds"]
     classes = statistics["classes"]
-    print(f"world: source {statistics['source']}, {statistics['train']['images']} training images, "
-          f"{classes['total']} classes ({classes['stuff']} stuff, {classes['things']} things, "
-          f"{classes['unseen']} unseen) -> {args.out}")
+    print(
+        f"world: source {statistics['source']}, {statistics['train']['images']} training images, "
+        f"{classes['total']} classes ({classes['stuff']} stuff, {classes['things']} things, "
+        f"{classes['unseen']} unseen) -> {args.out}"
+    )
     if statistics["source"] == "demo":
         benchmark = statistics["benchmark"]
-        print(f"world: {benchmark['images']} demo benchmark images, at least {benchmark['min_segments_per_class']} "
-              f"segments per class; {statistics['train']['captions']} captions")
+        print(
+            f"world: {benchmark['images']} demo benchmark images, at least {benchmark['min_segments_per_class']} "
+            f"segments per class; {statistics['train']['captions']} captions"
+        )
         for name in (n for n in WORLD_BENCHMARKS if n in statistics["benchmarks"]):
             entry = statistics["benchmarks"][name]
-            print(f"world: benchmark {name}: {entry['images']} images, {entry['vocabulary']} class names "
-                  f"({entry['world_classes']} of the world, {entry['distractors']} distractors), "
-                  f"{entry['classes_present']} present ({entry['seen_present']} seen, "
-                  f"{entry['unseen_present']} unseen)")
+            print(
+                f"world: benchmark {name}: {entry['images']} images, {entry['vocabulary']} class names "
+                f"({entry['world_classes']} of the world, {entry['distractors']} distractors), "
+                f"{entry['classes_present']} present ({entry['seen_present']} seen, "
+                f"{entry['unseen_present']} unseen)"
+            )
         print(f"world: generated in {seconds:.1f} s (budget {TIME_BUDGET_S:.0f} s)")
     else:
         print(f"world: validated in {seconds:.1f} s")

@@ -1,5 +1,6 @@
 """What every test shares: one torch thread, the root logger as it was, the tiny CLIP, and running DVC on a copy
 of the repository."""
+
 from __future__ import annotations
 
 import logging
@@ -15,8 +16,8 @@ from pathlib import Path
 # and every process it starts, runs in CNR mode; MKL reads this when it loads, so it is set before torch is imported.
 os.environ["MKL_CBWR"] = "AUTO"
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 from model.clip import ClipBundle, build_clip
 from model.text import CACHE_ENV
@@ -65,9 +66,18 @@ def tiny_clip() -> ClipBundle:
 def run_dvc(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     """``dvc ARGS`` in ``cwd`` (this interpreter's DVC); its stdout, or a failed assertion with its output.
     ``env`` adds to (or overrides) the few variables the command gets."""
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True,
-                            env={"OVSEG_PROGRESS": "0", CACHE_ENV: os.environ.get(CACHE_ENV, "off"),
-                                 "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin", **(env or {})})
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={
+            "OVSEG_PROGRESS": "0",
+            CACHE_ENV: os.environ.get(CACHE_ENV, "off"),
+            "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
+            **(env or {}),
+        },
+    )
     assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result.stdout
 
@@ -84,8 +94,9 @@ def repo_copy(tmp_path: Path) -> Callable[[], Path]:
     without the pipeline's outputs, a DVC project without git (``core.no_scm``)."""
 
     def make() -> Path:
-        files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                               text=True, check=True).stdout.split()
+        files = subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.split()
         repo = tmp_path / "repo"
         for name in files:
             if name.startswith(OUTPUTS) or not (ROOT / name).is_file():

@@ -1,4 +1,5 @@
 """Test doubles shared by several test modules (import as ``tests.doubles``)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -78,7 +79,7 @@ def shapes(n: int = 8, size: int = 32, odd_one: str | None = None) -> MemoryData
     for i in range(n):
         label = np.zeros((size, size), np.int32)
         r, c = rng.integers(2, size // 2, 2)
-        label[r:r + size // 3, c:c + size // 3] = 1
+        label[r : r + size // 3, c : c + size // 3] = 1
         cy, cx = rng.integers(size // 4, 3 * size // 4, 2)
         label[(yy - cy) ** 2 + (xx - cx) ** 2 < (size // 6) ** 2] = 2
         label[:, -2:] = -1
@@ -105,7 +106,7 @@ def mask_pairs(folder: Path, images: int, painted: bool = False) -> list[MaskPai
         masks = []
         for j, noun in enumerate(NOUNS):
             mask = np.zeros((24, 24), bool)
-            mask[j * 6:(j + 1) * 6, (i % 3) * 4:(i % 3) * 4 + 12] = True
+            mask[j * 6 : (j + 1) * 6, (i % 3) * 4 : (i % 3) * 4 + 12] = True
             if painted:
                 image[mask] = COLOURS[j]
             masks.append(MaskPair(str(path), encode_rle(mask), noun))
@@ -127,18 +128,33 @@ def random_proposer(text_dim: int, vocabulary: Sequence[str] = ()) -> MaskPropos
 
 def demo_world(root: Path, train_images: int) -> World:
     """A demo world of 64-px images (seed 2, one benchmark image) generated under ``root``."""
-    generate_world(WorldConfig(seed=2, train_images=train_images, benchmark_images=1, image_size=64, preview_images=1,
-                               workers=1), root)
+    generate_world(
+        WorldConfig(seed=2, train_images=train_images, benchmark_images=1, image_size=64, preview_images=1, workers=1),
+        root,
+    )
     return load_world(root / "manifest.json")
 
 
 def pair_row(image_id: int, noun: str, mask: np.ndarray, similarity: float = 0.5) -> dict[str, Any]:
     """A ``data/pairs`` row of ``mask`` for ``noun`` in image ``image_id``."""
     rle = encode_rle(mask)
-    return {"image_id": image_id, "file_name": f"{image_id:012d}.jpg", "noun": noun, "caption_ids": [1],
-            "noun_count": 1, "mask_rle": rle["counts"], "height": mask.shape[0], "width": mask.shape[1],
-            "bbox": [0.0, 0.0, 1.0, 1.0], "area": int(mask.sum()), "proposal_id": 0, "proposal_score": 1.0,
-            "similarity": similarity, "softmax": 0.5, "margin": None}
+    return {
+        "image_id": image_id,
+        "file_name": f"{image_id:012d}.jpg",
+        "noun": noun,
+        "caption_ids": [1],
+        "noun_count": 1,
+        "mask_rle": rle["counts"],
+        "height": mask.shape[0],
+        "width": mask.shape[1],
+        "bbox": [0.0, 0.0, 1.0, 1.0],
+        "area": int(mask.sum()),
+        "proposal_id": 0,
+        "proposal_score": 1.0,
+        "similarity": similarity,
+        "softmax": 0.5,
+        "margin": None,
+    }
 
 
 def label_map() -> np.ndarray:

@@ -1,5 +1,6 @@
 """The layers of docs/architecture.md, read from the imports: core ← model ← pipeline ← stages,
 and inside pipeline/ each concern imports only the concerns it is built on."""
+
 from __future__ import annotations
 
 import ast
@@ -74,5 +75,7 @@ def test_a_model_module_importing_pipeline_is_reported(tmp_path: Path) -> None:
     (tmp_path / "pipeline" / "datasets" / "bad.py").write_text("from pipeline.mining.job import run\n")
     (tmp_path / "pipeline" / "mining").mkdir()
     (tmp_path / "pipeline" / "mining" / "ok.py").write_text("from pipeline.beam.shards import read_shards\n")
-    assert violations(tmp_path) == ["model/bad.py imports pipeline.training",
-                                    "pipeline/datasets/bad.py imports pipeline.mining.job"]
+    assert violations(tmp_path) == [
+        "model/bad.py imports pipeline.training",
+        "pipeline/datasets/bad.py imports pipeline.mining.job",
+    ]

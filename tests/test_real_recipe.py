@@ -2,6 +2,7 @@
 `dvc repro --dry --force` lists every stage, `prepare` first, with its command (without --force, DVC's
 dry run stops at the first stage whose inputs do not exist yet: treeverse/dvc#9021), and `dvc repro
 world` prepares the benchmarks from the raw downloads, then validates them."""
+
 from __future__ import annotations
 
 import json
@@ -47,10 +48,29 @@ def test_real_recipe_plans_every_stage_prepare_first(repo_copy, dvc, tmp_path) -
     apply_recipe(repo, write_raw_downloads(tmp_path / "downloads"))
     planned = dvc("repro", "--dry", "--force", cwd=repo)
     stages = re.findall(r"Running stage '([^']+)'", planned)
-    expected = {"prepare", "world", "base_clip", "proposer", "nouns", "mine", "finetune", "finetune_gt",
-                "prompt_tune@base", "prompt_tune@ft", "mask_adapter@base", "mask_adapter@ft", "crops", "report",
-                "base_clip_longer", "text_prompts@base", "text_prompts@ft", "propose",
-                *(f"evaluate@{v}" for v in VARIANTS), "evaluate_references", "evaluate_one_pass"}
+    expected = {
+        "prepare",
+        "world",
+        "base_clip",
+        "proposer",
+        "nouns",
+        "mine",
+        "finetune",
+        "finetune_gt",
+        "prompt_tune@base",
+        "prompt_tune@ft",
+        "mask_adapter@base",
+        "mask_adapter@ft",
+        "crops",
+        "report",
+        "base_clip_longer",
+        "text_prompts@base",
+        "text_prompts@ft",
+        "propose",
+        *(f"evaluate@{v}" for v in VARIANTS),
+        "evaluate_references",
+        "evaluate_one_pass",
+    }
     assert set(stages) == expected and len(stages) == len(expected) == 29
     assert "python -m stages.evaluate --variant ft_mpt --stored-proposals data/proposals" in planned
     assert stages[:2] == ["prepare", "world"]
@@ -71,7 +91,8 @@ def test_real_recipe_prepares_the_raw_downloads_and_runs_through_world(repo_copy
         root = Path(manifest["benchmarks"][name]["root"]).resolve()
         assert root == (repo / recipe["data"]["real"]["benchmarks"][name]).resolve()
     assert json.loads((repo / "data/world/world.json").read_text())["benchmarks"] == {
-        name: {"images": 2} for name in sorted(BENCHMARKS)}
+        name: {"images": 2} for name in sorted(BENCHMARKS)
+    }
     for name in [*BENCHMARKS, "coco_stuff171"]:
         metrics = json.loads((repo / f"metrics/prepare/{name}.json").read_text())
         assert metrics["images"] == 2 and metrics["partial"] and sum(metrics["rejects"].values()) >= 1, name

@@ -8,6 +8,7 @@ data those modules read (see :func:`package_data`). A file counts as declared wh
 it or is a folder containing it. A file that no dep covers means ``dvc repro`` would not rerun
 the stage when that file changes.
 """
+
 from __future__ import annotations
 
 import ast
@@ -134,8 +135,19 @@ def imported_names(root: Path, path: Path, tree: ast.Module) -> set[str]:
 
 # --- package data: non-Python files a module reads next to itself ----------------------------------
 
-_SAME_CALLS = {"Path", "PurePath", "PosixPath", "resolve", "absolute", "abspath", "realpath", "normpath",
-               "expanduser", "fspath", "str"}
+_SAME_CALLS = {
+    "Path",
+    "PurePath",
+    "PosixPath",
+    "resolve",
+    "absolute",
+    "abspath",
+    "realpath",
+    "normpath",
+    "expanduser",
+    "fspath",
+    "str",
+}
 
 
 class _PathValue:
@@ -267,10 +279,18 @@ def package_data(root: Path, path: Path, tree: ast.Module | None = None) -> set[
     A folder counts as all its data files (recursively, sub-packages left to the imports; a
     package's own resources non-recursively)."""
     nodes = list(ast.walk(tree or ast.parse(path.read_text(encoding="utf-8"))))
-    named = [_PathValue(path.parent / node.value, named=True) for node in nodes
-             if isinstance(node, ast.Constant) and isinstance(node.value, str) and _clean_relative(node.value)]
-    anchored = any(isinstance(node, ast.Name) and node.id == "__file__" or
-                   isinstance(node, ast.Call) and _func_name(node) == "files" for node in nodes)
+    named = [
+        _PathValue(path.parent / node.value, named=True)
+        for node in nodes
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and _clean_relative(node.value)
+    ]
+    anchored = any(
+        (isinstance(node, ast.Name)
+        and node.id == "__file__")
+        or (isinstance(node, ast.Call)
+        and _func_name(node) == "files")
+        for node in nodes
+    )
     if anchored:  # only then is following paths worth it
         evaluate = _Evaluator(root, path)
         for _ in range(2):  # names assigned from names assigned earlier
@@ -428,14 +448,32 @@ def _without_dep(tmp_path: Path, stage: str, dep: str) -> Path:
     return edited
 
 
-@pytest.mark.parametrize(("stage", "dep", "expected_stage", "expected_files"), [
-    ("world", "stages/world.py", "world", ["stages/world.py"]),
-    ("evaluate", "model", "evaluate@ft_mpt", ["model/clip.py", "model/configs/ovseg-tiny-vit.json",
-                                                   "model/templates/vild.json", "model/proposer/config.py"]),
-    ("world", "pipeline/datasets", "world", ["pipeline/datasets/vocab/ade150.json"]),
-])
-def test_removing_a_dep_names_the_files_it_covered(tmp_path: Path, real_missing: dict[str, list[str]], stage: str,
-                                                   dep: str, expected_stage: str, expected_files: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("stage", "dep", "expected_stage", "expected_files"),
+    [
+        ("world", "stages/world.py", "world", ["stages/world.py"]),
+        (
+            "evaluate",
+            "model",
+            "evaluate@ft_mpt",
+            [
+                "model/clip.py",
+                "model/configs/ovseg-tiny-vit.json",
+                "model/templates/vild.json",
+                "model/proposer/config.py",
+            ],
+        ),
+        ("world", "pipeline/datasets", "world", ["pipeline/datasets/vocab/ade150.json"]),
+    ],
+)
+def test_removing_a_dep_names_the_files_it_covered(
+    tmp_path: Path,
+    real_missing: dict[str, list[str]],
+    stage: str,
+    dep: str,
+    expected_stage: str,
+    expected_files: list[str],
+) -> None:
     expected_stage = expected_stage.format(benchmark=load_params(DVC_YAML, ROOT)["data"]["benchmarks"][0])
     assert not real_missing.get(expected_stage), "the real dvc.yaml must pass first"
     missing = undeclared(_without_dep(tmp_path, stage, dep), ROOT)
@@ -468,47 +506,63 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 
 def test_closure_and_data_on_a_synthetic_package(tmp_path: Path) -> None:
-    _write(tmp_path, {
-        "params.yaml": "names: [one, two]\n",
-        "dvc.yaml": (
-            "stages:\n"
-            "  run:\n"
-            "    foreach: ${names}\n"
-            "    do:\n"
-            "      cmd: python -m app.main ${item}\n"
-            "      deps:\n"
-            "        - app/main.py\n"
-            "        - data/input_${item}\n"
-        ),
-        "app/__init__.py": "",
-        "app/main.py": "from __future__ import annotations\nimport json\nfrom lib.sub import work\n",
-        "lib/__init__.py": '"""Package."""\n',
-        "lib/sub/__init__.py": "from .work import work\n",
-        "lib/sub/work.py": (
-            "from pathlib import Path\n"
-            "HERE = Path(__file__).parent\n"
-            "def work(name):\n"
-            "    from ..helpers import util  # relative, inside a function\n"
-            "    from . import tables\n"
-            "    return util(HERE / 'table.json', HERE.parent / f'shared/{name}.csv')\n"
-        ),
-        "lib/sub/tables.py": ("import os\nfrom pathlib import Path\n"
-                              "ROWS = os.path.join(os.path.dirname(__file__), 'rows')\n"
-                              "CSVS = sorted(Path(__file__).parent.glob('*.csv'))\n"),
-        "lib/sub/b.csv": "b",
-        "lib/sub/table.json": "{}",
-        "lib/sub/rows/a.txt": "a",
-        "lib/sub/unused.json": "{}",
-        "lib/shared/x.csv": "x",
-        "lib/shared/y.txt": "y",
-        "lib/helpers.py": "import numpy\nfrom importlib import resources\n"
-                          "def util(*a):\n    return resources.files(__name__).joinpath('lookup.txt')\n",
-        "lib/lookup.txt": "l",
-        "lib/untouched.py": "",
-    })
-    expected = {"app/__init__.py", "app/main.py", "lib/__init__.py", "lib/sub/__init__.py", "lib/sub/work.py",
-                "lib/sub/tables.py", "lib/helpers.py", "lib/sub/table.json", "lib/sub/rows/a.txt", "lib/sub/b.csv",
-                "lib/shared/x.csv", "lib/lookup.txt"}
+    _write(
+        tmp_path,
+        {
+            "params.yaml": "names: [one, two]\n",
+            "dvc.yaml": (
+                "stages:\n"
+                "  run:\n"
+                "    foreach: ${names}\n"
+                "    do:\n"
+                "      cmd: python -m app.main ${item}\n"
+                "      deps:\n"
+                "        - app/main.py\n"
+                "        - data/input_${item}\n"
+            ),
+            "app/__init__.py": "",
+            "app/main.py": "from __future__ import annotations\nimport json\nfrom lib.sub import work\n",
+            "lib/__init__.py": '"""Package."""\n',
+            "lib/sub/__init__.py": "from .work import work\n",
+            "lib/sub/work.py": (
+                "from pathlib import Path\n"
+                "HERE = Path(__file__).parent\n"
+                "def work(name):\n"
+                "    from ..helpers import util  # relative, inside a function\n"
+                "    from . import tables\n"
+                "    return util(HERE / 'table.json', HERE.parent / f'shared/{name}.csv')\n"
+            ),
+            "lib/sub/tables.py": (
+                "import os\nfrom pathlib import Path\n"
+                "ROWS = os.path.join(os.path.dirname(__file__), 'rows')\n"
+                "CSVS = sorted(Path(__file__).parent.glob('*.csv'))\n"
+            ),
+            "lib/sub/b.csv": "b",
+            "lib/sub/table.json": "{}",
+            "lib/sub/rows/a.txt": "a",
+            "lib/sub/unused.json": "{}",
+            "lib/shared/x.csv": "x",
+            "lib/shared/y.txt": "y",
+            "lib/helpers.py": "import numpy\nfrom importlib import resources\n"
+            "def util(*a):\n    return resources.files(__name__).joinpath('lookup.txt')\n",
+            "lib/lookup.txt": "l",
+            "lib/untouched.py": "",
+        },
+    )
+    expected = {
+        "app/__init__.py",
+        "app/main.py",
+        "lib/__init__.py",
+        "lib/sub/__init__.py",
+        "lib/sub/work.py",
+        "lib/sub/tables.py",
+        "lib/helpers.py",
+        "lib/sub/table.json",
+        "lib/sub/rows/a.txt",
+        "lib/sub/b.csv",
+        "lib/shared/x.csv",
+        "lib/lookup.txt",
+    }
     assert required_files(tmp_path, "app.main") == expected
 
     missing = undeclared(tmp_path / "dvc.yaml", tmp_path)

@@ -5,6 +5,7 @@ Build from a JSON config (``load_proposer_config("proposer-demo")`` →
 load with ``save_proposer`` / ``load_proposer``, and turn outputs into masks with
 ``propose``.
 """
+
 from .config import ProposerConfig, config_from_dict, config_to_dict, load_proposer_config
 from .criterion import SetCriterion
 from .inference import Proposals, check_max_proposals, propose, top_proposals
@@ -19,8 +20,8 @@ __all__ = [
     "GridTargets",
     "HungarianMatcher",
     "MaskProposer",
-    "ProposerConfig",
     "Proposals",
+    "ProposerConfig",
     "SemanticTargets",
     "SetCriterion",
     "Vocabulary",

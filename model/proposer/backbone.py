@@ -1,4 +1,5 @@
 """Backbones returning the four feature levels ``res2..res5`` (strides 4, 8, 16, 32)."""
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ Like open_clip's model configs, a proposer is described by a JSON file under
 Parsing is strict: unknown keys, missing required keys and wrongly typed values
 raise a ``ValueError`` that names the file and the key.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -194,8 +195,10 @@ def _validate(config: ProposerConfig) -> None:
     checks = [
         (config.text_dim > 0, "text_dim must be positive"),
         (all(s > 0 for s in config.pixel_std), "pixel_std must be positive"),
-        (config.size_divisibility > 0 and config.size_divisibility % 32 == 0,
-         "size_divisibility must be a positive multiple of 32 (the backbone's stride)"),
+        (
+            config.size_divisibility > 0 and config.size_divisibility % 32 == 0,
+            "size_divisibility must be a positive multiple of 32 (the backbone's stride)",
+        ),
         (b.type in BACKBONES, f"backbone.type must be one of {BACKBONES}"),
         (b.norm in NORMS, f"backbone.norm must be one of {NORMS}"),
         (b.type != "conv" or b.norm != "frozen_bn", "backbone.norm frozen_bn needs backbone.type resnet50"),
@@ -219,7 +222,9 @@ def _validate(config: ProposerConfig) -> None:
         (p.norm == "gn", p.gn_groups, (p.conv_dim, p.mask_dim), "pixel_decoder"),
     ):
         if group_norm:
-            checks.append((all(c % groups == 0 for c in channels), f"{where}: every width must be divisible by gn_groups"))
+            checks.append(
+                (all(c % groups == 0 for c in channels), f"{where}: every width must be divisible by gn_groups")
+            )
     for ok, message in checks:
         if not ok:
             raise ValueError(f"proposer config '{config.name}': {message}")

@@ -1,7 +1,8 @@
 """MaskFormer's set-prediction loss for the proposer."""
+
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -103,8 +104,9 @@ class SetCriterion(nn.Module):
         if sum_across is None:
             ce = F.cross_entropy(logits.float().transpose(1, 2), target_classes, weight=class_weight)
         else:  # the weighted mean over the whole batch: local weighted sum / the batch's weight sum
-            ce = F.cross_entropy(logits.float().transpose(1, 2), target_classes, weight=class_weight,
-                                 reduction="sum") / sum_across(class_weight[target_classes].sum())
+            ce = F.cross_entropy(
+                logits.float().transpose(1, 2), target_classes, weight=class_weight, reduction="sum"
+            ) / sum_across(class_weight[target_classes].sum())
 
         pred = torch.cat([masks[b, q] for b, (q, _) in enumerate(indices)]).float().flatten(1)
         soft = torch.cat([g.soft[t] for (_, t), g in zip(indices, grids)]).flatten(1)

@@ -1,4 +1,5 @@
 """Prediction heads: open-vocabulary class logits and mask logits from query embeddings."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Turning a proposer's raw outputs into mask proposals at the input resolution."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,11 +33,17 @@ class Proposals:
 
     def image(self, i: int) -> Proposals:
         """The proposals of image ``i`` alone (batch dimension 1)."""
+
         def one(t: torch.Tensor | None) -> torch.Tensor | None:
             return None if t is None else t[i : i + 1]
 
-        return Proposals(mask_probs=self.mask_probs[i : i + 1], class_probs=self.class_probs[i : i + 1],
-                         scores=self.scores[i : i + 1], masks=one(self.masks), mask_logits=one(self.mask_logits))
+        return Proposals(
+            mask_probs=self.mask_probs[i : i + 1],
+            class_probs=self.class_probs[i : i + 1],
+            scores=self.scores[i : i + 1],
+            masks=one(self.masks),
+            mask_logits=one(self.mask_logits),
+        )
 
 
 def upsample_mask_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -82,14 +89,20 @@ def propose(
     height, width = images.shape[-2:]
     mask_probs = soft_masks(mask_logits, (height, width))
     masks = mask_probs > mask_threshold if mask_threshold is not None else None
-    return Proposals(mask_probs=mask_probs, class_probs=probs[..., :-1], scores=1.0 - probs[..., -1], masks=masks,
-                     mask_logits=mask_logits)
+    return Proposals(
+        mask_probs=mask_probs,
+        class_probs=probs[..., :-1],
+        scores=1.0 - probs[..., -1],
+        masks=masks,
+        mask_logits=mask_logits,
+    )
 
 
 def check_max_proposals(max_proposals: object, where: str = "max_proposals") -> int | None:
     """``max_proposals`` when it is ``None`` or an integer >= 1, else ``ValueError`` naming ``where``."""
-    if max_proposals is not None and (isinstance(max_proposals, bool) or not isinstance(max_proposals, int)
-                                      or max_proposals < 1):
+    if max_proposals is not None and (
+        isinstance(max_proposals, bool) or not isinstance(max_proposals, int) or max_proposals < 1
+    ):
         raise ValueError(f"{where} must be null or an integer >= 1, got {max_proposals!r}")
     return max_proposals
 
@@ -111,6 +124,10 @@ def top_proposals(proposals: Proposals, max_proposals: int | None) -> Proposals:
     def pick_optional(tensor: torch.Tensor | None) -> torch.Tensor | None:
         return None if tensor is None else pick(tensor)
 
-    return Proposals(mask_probs=pick(proposals.mask_probs), class_probs=pick(proposals.class_probs),
-                     scores=pick(proposals.scores), masks=pick_optional(proposals.masks),
-                     mask_logits=pick_optional(proposals.mask_logits))
+    return Proposals(
+        mask_probs=pick(proposals.mask_probs),
+        class_probs=pick(proposals.class_probs),
+        scores=pick(proposals.scores),
+        masks=pick_optional(proposals.masks),
+        mask_logits=pick_optional(proposals.mask_logits),
+    )

@@ -6,6 +6,7 @@ Folder layout (written atomically, the previous folder survives a failure)::
     proposer.safetensors     the network's state dict
     vocabulary.safetensors   {"embeddings": [C, text_dim]}, only when a vocabulary is stored
 """
+
 from __future__ import annotations
 
 import os

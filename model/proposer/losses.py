@@ -6,6 +6,7 @@ loss against a soft target ``t`` is ``t·L(x, 1) + (1 − t)·L(x, 0)``: for BCE
 is exactly BCE with a soft target; for the sigmoid focal loss it is the natural
 extension that keeps the matcher's cost and the training loss the same function.
 """
+
 from __future__ import annotations
 
 import torch

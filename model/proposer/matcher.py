@@ -1,7 +1,8 @@
 """Hungarian matching of predicted masks to target masks (MaskFormer's matcher)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

@@ -1,4 +1,5 @@
 """The MaskFormer-style proposal network, assembled from its config."""
+
 from __future__ import annotations
 
 import os
@@ -88,8 +89,7 @@ class MaskProposer(nn.Module):
         layers = self.decoder(features[self.config.decoder.in_feature])
         text = text_embeddings.to(layers.device)
         predictions = [
-            {"pred_logits": self.class_head(q, text), "pred_masks": self.mask_head(q, pixel_embeddings)}
-            for q in layers
+            {"pred_logits": self.class_head(q, text), "pred_masks": self.mask_head(q, pixel_embeddings)} for q in layers
         ]
         return {**predictions[-1], "aux_outputs": predictions[:-1]}
 

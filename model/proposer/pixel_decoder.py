@@ -1,4 +1,5 @@
 """FPN pixel decoder: per-pixel mask embeddings at stride 4 (MaskFormer's BasePixelDecoder)."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Training targets: one mask per class present (MaskFormer's semantic-segmentation training)."""
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -14,7 +15,7 @@ class SemanticTargets(NamedTuple):
     masks: torch.Tensor
     valid: torch.Tensor
 
-    def to(self, device: torch.device | str) -> "SemanticTargets":
+    def to(self, device: torch.device | str) -> SemanticTargets:
         return SemanticTargets(self.classes.to(device), self.masks.to(device), self.valid.to(device))
 
 
@@ -32,7 +33,9 @@ def semantic_targets(label: torch.Tensor, ignore: int = -1) -> SemanticTargets:
     valid = label != ignore
     bad = (label < 0) & valid
     if bad.any():
-        raise ValueError(f"label holds negative values other than ignore={ignore}: {sorted(label[bad].unique().tolist())}")
+        raise ValueError(
+            f"label holds negative values other than ignore={ignore}: {sorted(label[bad].unique().tolist())}"
+        )
     classes = torch.unique(label[valid])  # sorted
     masks = label[None] == classes[:, None, None]
     return SemanticTargets(classes, masks, valid)

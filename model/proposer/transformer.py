@@ -1,4 +1,5 @@
 """Transformer decoder: learned queries attend to each other and to one backbone level."""
+
 from __future__ import annotations
 
 import torch

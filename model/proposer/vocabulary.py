@@ -1,4 +1,5 @@
 """A named set of classes with their text embeddings, stored alongside a trained proposer."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,5 +26,5 @@ class Vocabulary:
         if not self.embeddings.is_floating_point():
             raise ValueError(f"vocabulary embeddings must be floating point, got {self.embeddings.dtype}")
 
-    def to(self, device: torch.device | str) -> "Vocabulary":
+    def to(self, device: torch.device | str) -> Vocabulary:
         return Vocabulary(self.names, self.embeddings.to(device))

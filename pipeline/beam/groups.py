@@ -4,10 +4,12 @@ A job keys every input of an image by the image's group (:func:`group_of`, stabl
 processes), groups by key so that one ``DoFn`` call sees whole images, and emits
 ``(tag, payload)`` pairs that :func:`payloads` splits into the tables it writes.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from pipeline.beam.shards import shard_of
 

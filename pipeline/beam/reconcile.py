@@ -1,8 +1,9 @@
 """The jobs' accounting rule: every input is used or rejected, exactly once."""
+
 from __future__ import annotations
 
 from collections import Counter
-from typing import Collection, Sequence
+from collections.abc import Collection, Sequence
 
 
 class ReconciliationError(RuntimeError):

@@ -36,12 +36,14 @@ leaving an empty ``beam-temp*`` folder in the temp dir on every run; online the 
 on Prism, in this process (``LOOPBACK``), whatever ``direct_running_mode`` and
 ``direct_num_workers`` say. The engine would depend on the network.
 """
+
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -120,8 +122,11 @@ def make_pipeline_options(runner_cfg: Mapping[str, Any] | None) -> PipelineOptio
             "--default_sdk_harness_log_level=WARNING",
         ]
     elif runner == "direct-threads":
-        flags = ["--runner=DirectRunner", "--direct_running_mode=multi_threading",
-                 f"--direct_num_workers={_workers(cfg)}"]
+        flags = [
+            "--runner=DirectRunner",
+            "--direct_running_mode=multi_threading",
+            f"--direct_num_workers={_workers(cfg)}",
+        ]
     elif runner == "direct-inmemory":
         flags = ["--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
     elif runner == "dask":

@@ -5,6 +5,7 @@ with one of these fixed schemas: a shard of a table always has the same
 columns and types, even when it is empty. ``*_SORT_BY`` are the columns a
 shard's rows are sorted by; ``*_SHARD_BY`` the columns that choose the shard.
 """
+
 from __future__ import annotations
 
 from typing import Any

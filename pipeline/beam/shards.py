@@ -15,14 +15,16 @@ cluster). Replacing the final directory by the staging one is the driver's
 job once the pipeline has finished (:func:`core.io.atomic_dir`), followed
 by :func:`read_shards`, which refuses an incomplete shard set.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
 import zlib
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import pyarrow as pa
@@ -88,9 +90,7 @@ def rows_to_table(rows: Iterable[Mapping[str, Any]], schema: pa.Schema, sort_by:
     rows = list(rows)
     for row in rows:
         if set(row) != names:
-            raise ValueError(
-                f"{where}: row columns {sorted(row)} differ from the schema's {sorted(names)}"
-            )
+            raise ValueError(f"{where}: row columns {sorted(row)} differ from the schema's {sorted(names)}")
     rows.sort(key=lambda row: row_sort_key(row, sort_by))
     try:
         table = pa.Table.from_pylist(rows, schema=schema)

@@ -1,10 +1,12 @@
 """What every Beam stage does around its job: quiet logs, exit codes for bad inputs and unaccounted outputs, metrics."""
+
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from core.io import write_json
 from pipeline.beam.reconcile import ReconciliationError

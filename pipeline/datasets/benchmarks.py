@@ -14,6 +14,7 @@ PASCAL-Context (``JPEGImages`` holds more than the validation set), of the list
 file for VOC. A missing label, an unreadable file, a label whose size differs
 from its image, or a value outside the class list is an error naming the file.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,8 +27,18 @@ from pipeline.datasets.files import check_same_size, read_label, read_rgb
 from pipeline.datasets.segmentation import IGNORE, Sample, SegmentationDataset, apply_table, lookup_table
 from pipeline.datasets.vocab import class_names as vocab_class_names
 
-__all__ = ["Sample", "SegmentationDataset", "BenchmarkLayout", "FolderBenchmark", "LAYOUTS",
-           "open_benchmark", "missing_paths", "benchmark_names", "read_class_list", "label_counts"]
+__all__ = [
+    "LAYOUTS",
+    "BenchmarkLayout",
+    "FolderBenchmark",
+    "Sample",
+    "SegmentationDataset",
+    "benchmark_names",
+    "label_counts",
+    "missing_paths",
+    "open_benchmark",
+    "read_class_list",
+]
 
 
 @dataclass(frozen=True)
@@ -53,14 +64,24 @@ LAYOUTS: dict[str, BenchmarkLayout] = {
     layout.name: layout
     for layout in (
         BenchmarkLayout("ade150", "images/validation", "annotations/validation", ".png", 1, (0,), "images"),
-        BenchmarkLayout("ade847", "images_detectron2/validation", "annotations_detectron2/validation", ".tif",
-                        0, (65535,), "images"),
+        BenchmarkLayout(
+            "ade847", "images_detectron2/validation", "annotations_detectron2/validation", ".tif", 0, (65535,), "images"
+        ),
         BenchmarkLayout("pc459", "JPEGImages", "annotations_detectron2/pc459_val", ".tif", 0, (65535,), "labels"),
         BenchmarkLayout("pc59", "JPEGImages", "annotations_detectron2/pc59_val", ".png", 0, (255,), "labels"),
-        BenchmarkLayout("voc20", "JPEGImages", "SegmentationClass", ".png", 1, (0, 255),
-                        "ImageSets/Segmentation/val.txt"),
-        BenchmarkLayout("demo", "images/validation", "annotations/validation", ".png", 1, (0,), "images",
-                        classes_file="classes.json"),
+        BenchmarkLayout(
+            "voc20", "JPEGImages", "SegmentationClass", ".png", 1, (0, 255), "ImageSets/Segmentation/val.txt"
+        ),
+        BenchmarkLayout(
+            "demo",
+            "images/validation",
+            "annotations/validation",
+            ".png",
+            1,
+            (0,),
+            "images",
+            classes_file="classes.json",
+        ),
     )
 }
 
@@ -116,7 +137,7 @@ class FolderBenchmark:
         self.images_dir = self.root / layout.images
         self.labels_dir = self.root / layout.labels
         mapping = {layout.offset + i: i for i in range(len(self.class_names))}
-        mapping.update({value: IGNORE for value in layout.ignore})
+        mapping.update(dict.fromkeys(layout.ignore, IGNORE))
         self._table = lookup_table(mapping, 65536 if max(mapping) > 255 else 256)
         self._keys = self._list_keys()
 
@@ -166,7 +187,7 @@ def open_benchmark(name: str, root: str | Path, class_names: list[str] | None = 
 def label_counts(dataset: SegmentationDataset) -> np.ndarray:
     """Pixels per class over the whole dataset (ignore excluded); loads every sample."""
     counts = np.zeros(len(dataset.class_names), dtype=np.int64)
-    for key in dataset.keys():
+    for key in dataset:
         label = dataset.load(key).label
         counts += np.bincount(label[label >= 0].ravel(), minlength=len(counts))[: len(counts)]
     return counts

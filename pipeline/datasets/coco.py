@@ -3,11 +3,13 @@
 The demo world writes the same formats, so this module reads both the real
 COCO 2017 training split and ``data/world/coco/``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -107,9 +109,7 @@ def read_coco_captions(captions_json: Path, images_dir: Path) -> CocoCaptions:
 
     return CocoCaptions(
         images={image_id: records[image_id] for image_id in sorted(records)},
-        captions={
-            image_id: sorted(captions[image_id], key=lambda c: c.caption_id) for image_id in sorted(captions)
-        },
+        captions={image_id: sorted(captions[image_id], key=lambda c: c.caption_id) for image_id in sorted(captions)},
         orphans=sorted(orphans, key=lambda c: c.caption_id),
     )
 
@@ -123,16 +123,15 @@ def coco_stuff_table(category_ids: Iterable[int], ignored_ids: Iterable[int] = (
     if any(value < 0 or value >= COCO_STUFF_IGNORE for value in [*mapping, *ignored]):
         raise ValueError(f"COCO-Stuff category ids must lie in 1..{COCO_STUFF_IGNORE}")
     if ignored & set(mapping):
-        raise ValueError(f"COCO-Stuff category ids {sorted(v + 1 for v in ignored & set(mapping))} are both "
-                         "classes and ignored")
-    mapping.update({value: IGNORE for value in ignored})
+        raise ValueError(
+            f"COCO-Stuff category ids {sorted(v + 1 for v in ignored & set(mapping))} are both classes and ignored"
+        )
+    mapping.update(dict.fromkeys(ignored, IGNORE))
     mapping[COCO_STUFF_IGNORE] = IGNORE
     return lookup_table(mapping, 256)
 
 
-def read_coco_stuff_label(
-    path: Path, table: np.ndarray, shape: tuple[int, int] | None = None
-) -> np.ndarray:
+def read_coco_stuff_label(path: Path, table: np.ndarray, shape: tuple[int, int] | None = None) -> np.ndarray:
     """Read one COCO-Stuff label PNG as ``H×W int32`` contiguous indices (-1 = ignore).
 
     ``table`` comes from :func:`coco_stuff_table`. A value that is not a listed

@@ -1,4 +1,5 @@
 """Reading image and label files with errors that name the file."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,11 +1,12 @@
 """Decoding many images into one fixed-size array, the form the trainers keep in memory.
 
 Single-file reading with clear errors lives in :mod:`pipeline.datasets.files`."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image

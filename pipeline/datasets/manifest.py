@@ -16,12 +16,14 @@ in label order that replaces the reader's shipped vocabulary (the demo world's
 benchmarks have the world's classes, not the real ones); without it the reader's own
 vocabulary applies.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from core.io import read_json, safe_join, write_json
 from pipeline.datasets.benchmarks import open_benchmark, read_class_list
@@ -51,13 +53,16 @@ def demo_manifest(benchmarks: Sequence[str] = ("demo",)) -> dict[str, Any]:
             "label_format": "coco-stuff",
         },
         "truth": {"instances": "truth/instances_train.json", "labels": "truth/labels/train"},
-        "benchmarks": {name: {"root": f"benchmarks/{name}", "classes": f"benchmarks/{name}/classes.json"}
-                       for name in sorted(benchmarks)},
+        "benchmarks": {
+            name: {"root": f"benchmarks/{name}", "classes": f"benchmarks/{name}/classes.json"}
+            for name in sorted(benchmarks)
+        },
     }
 
 
 def check_manifest(manifest: Any, where: str | os.PathLike) -> None:
     """Raise ``ValueError`` naming ``where`` if ``manifest`` does not follow the schema above."""
+
     def fail(problem: str) -> None:
         raise ValueError(f"{where}: {problem}")
 
@@ -73,11 +78,15 @@ def check_manifest(manifest: Any, where: str | os.PathLike) -> None:
     truth = manifest.get("truth")
     if manifest["source"] == "demo" and truth is None:
         fail("a demo world needs 'truth'")
-    if truth is not None and (not isinstance(truth, dict) or any(not isinstance(truth.get(k), str) for k in _TRUTH_KEYS)):
+    if truth is not None and (
+        not isinstance(truth, dict) or any(not isinstance(truth.get(k), str) for k in _TRUTH_KEYS)
+    ):
         fail(f"'truth' must hold the strings {list(_TRUTH_KEYS)}")
     benchmarks = manifest.get("benchmarks")
     if not isinstance(benchmarks, dict) or any(
-        not isinstance(v, dict) or not isinstance(v.get("root"), str) or not set(v) <= set(_BENCHMARK_KEYS)
+        not isinstance(v, dict)
+        or not isinstance(v.get("root"), str)
+        or not set(v) <= set(_BENCHMARK_KEYS)
         or not isinstance(v.get("classes", ""), str)
         for v in benchmarks.values()
     ):
@@ -106,7 +115,9 @@ def check_classes(classes: Any, where: str | os.PathLike) -> list[dict[str, Any]
             and entry.get("seen") in (0, 1)
         )
         if not ok:
-            raise ValueError(f"{where}: classes[{position}] must be {{id 1..254, name, synonyms, isthing 0/1, seen 0/1}}")
+            raise ValueError(
+                f"{where}: classes[{position}] must be {{id 1..254, name, synonyms, isthing 0/1, seen 0/1}}"
+            )
         if entry["id"] in ids:
             raise ValueError(f"{where}: class id {entry['id']} repeated")
         ids.add(entry["id"])
@@ -160,8 +171,13 @@ class World:
     def train_labels(self) -> CocoStuffLabels:
         """Training labels over the *seen* classes: index i is ``seen_classes[i]``; unseen pixels are ignore
         (255 on disk in the demo world; a real COCO-Stuff world with a zero-shot split has their ids)."""
-        return CocoStuffLabels(self.images_dir, self.labels_dir, self.seen_classes, name=f"{self.source}_train",
-                               ignored_ids=[c["id"] for c in self.unseen_classes])
+        return CocoStuffLabels(
+            self.images_dir,
+            self.labels_dir,
+            self.seen_classes,
+            name=f"{self.source}_train",
+            ignored_ids=[c["id"] for c in self.unseen_classes],
+        )
 
     def truth(self) -> Truth:
         """The demo world's full ground truth (index i is ``classes[i]``); a real world has none."""
@@ -208,6 +224,9 @@ def load_world(manifest_path: str | os.PathLike) -> World:
         labels_dir=resolve(train["labels"]),
         truth_paths=None if truth is None else (resolve(truth["instances"]), resolve(truth["labels"])),
         benchmark_roots={name: resolve(entry["root"]) for name, entry in sorted(manifest["benchmarks"].items())},
-        benchmark_classes={name: resolve(entry["classes"]) for name, entry in sorted(manifest["benchmarks"].items())
-                           if "classes" in entry},
+        benchmark_classes={
+            name: resolve(entry["classes"])
+            for name, entry in sorted(manifest["benchmarks"].items())
+            if "classes" in entry
+        },
     )

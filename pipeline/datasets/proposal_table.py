@@ -17,6 +17,7 @@ Rows are sorted by :data:`PROPOSALS_SORT_BY`. The column conventions are those o
 (:mod:`pipeline.mining.proposal_export`) and, with the proposer's full outputs added, by the
 ``propose`` stage (:mod:`pipeline.evaluation.stored_proposals`).
 """
+
 from __future__ import annotations
 
 import io
@@ -50,9 +51,15 @@ PROPOSALS_SORT_BY = ("file_name", "proposal_id")
 
 
 #: Fixed writer settings: Parquet bytes depend on them (and on the pyarrow version).
-PARQUET_SETTINGS: dict[str, Any] = {"compression": "zstd", "compression_level": 3, "row_group_size": 1024,
-                                    "use_dictionary": True, "write_statistics": True, "version": "2.6",
-                                    "data_page_version": "1.0"}
+PARQUET_SETTINGS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 3,
+    "row_group_size": 1024,
+    "use_dictionary": True,
+    "write_statistics": True,
+    "version": "2.6",
+    "data_page_version": "1.0",
+}
 
 
 def mask_bbox(mask: np.ndarray) -> list[float]:
@@ -87,18 +94,20 @@ def proposal_rows(
         area = int(mask.sum())
         if (area == 0 and not keep_empty) or scores_np[q] < min_score:
             continue
-        rows.append({
-            "file_name": file_name,
-            "proposal_id": q,
-            "score": float(scores_np[q]),
-            "class_name": class_names[int(best_class[q])],
-            "class_prob": float(best_prob[q]),
-            "mask_rle": encode_rle(mask)["counts"],
-            "height": height,
-            "width": width,
-            "bbox": mask_bbox(mask) if area else [0.0, 0.0, 0.0, 0.0],
-            "area": area,
-        })
+        rows.append(
+            {
+                "file_name": file_name,
+                "proposal_id": q,
+                "score": float(scores_np[q]),
+                "class_name": class_names[int(best_class[q])],
+                "class_prob": float(best_prob[q]),
+                "mask_rle": encode_rle(mask)["counts"],
+                "height": height,
+                "width": width,
+                "bbox": mask_bbox(mask) if area else [0.0, 0.0, 0.0, 0.0],
+                "area": area,
+            }
+        )
     return rows
 
 

@@ -1,4 +1,5 @@
 """The one interface every semantic-segmentation dataset reader offers."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

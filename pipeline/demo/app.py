@@ -22,6 +22,7 @@ of the proposer, of CLIP and of the ensemble.
 sorted by similarity, softmax, margin, area or objectness; in the demo world each pair says
 whether it is right against the truth. The rejects are listed by stage, kind and reason.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,9 @@ table.shares td, table.shares th, table.why td, table.why th { padding: 2px 8px;
 """
 
 
-def build_app(models: DemoModels, *, examples=None, browser=None, max_side: int = MAX_SIDE,
-              short_side: int | None = None):
+def build_app(
+    models: DemoModels, *, examples=None, browser=None, max_side: int = MAX_SIDE, short_side: int | None = None
+):
     """The Gradio Blocks of the page (see the module docstring); not launched."""
     import gradio as gr
 
@@ -63,49 +65,78 @@ def build_app(models: DemoModels, *, examples=None, browser=None, max_side: int 
     answers = itertools.count(1)  # numbers the status lines, so that two equal messages differ
     # delete_cache: the pictures Gradio keeps for the page go after an hour
     with gr.Blocks(title="ovseg demo", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
-        gr.Markdown("# ovseg — open-vocabulary segmentation\nSegment an image among your own words with each "
-                    "variant, side by side; browse the mined mask–noun pairs.")
+        gr.Markdown(
+            "# ovseg — open-vocabulary segmentation\nSegment an image among your own words with each "
+            "variant, side by side; browse the mined mask–noun pairs."
+        )
         with gr.Tab("Segment", elem_id="tab-segment"):
             with gr.Row():
                 with gr.Column(scale=1, min_width=260):
-                    upload = gr.File(label="Image (PNG, JPEG, WebP, ...)", type="filepath", elem_id="upload",
-                                     height=150)
-                    example = gr.Dropdown(choices=examples.keys() if examples else [], value=None,
-                                          label=f"or a {examples.name} benchmark image" if examples else
-                                          "no demo images loaded", interactive=bool(examples), elem_id="example")
+                    upload = gr.File(
+                        label="Image (PNG, JPEG, WebP, ...)", type="filepath", elem_id="upload", height=150
+                    )
+                    example = gr.Dropdown(
+                        choices=examples.keys() if examples else [],
+                        value=None,
+                        label=f"or a {examples.name} benchmark image" if examples else "no demo images loaded",
+                        interactive=bool(examples),
+                        elem_id="example",
+                    )
                 with gr.Column(scale=1, min_width=200):
-                    preview = gr.Image(label="input", interactive=False, height=230, elem_id="preview",
-                                       format="png")
+                    preview = gr.Image(label="input", interactive=False, height=230, elem_id="preview", format="png")
                 with gr.Column(scale=2, min_width=320):
-                    classes = gr.Textbox(label=f"Classes: commas between classes, '|' between synonyms "
-                                         f"(at most {MAX_CLASSES})", placeholder="sky, grass|lawn, zebra",
-                                         lines=2, elem_id="classes")
-                    chosen = gr.CheckboxGroup(choices=variants, value=[variants[0]], label="Variants",
-                                              elem_id="variants")
-                    why = gr.Checkbox(label="Why: show the proposals that decided each map", value=False,
-                                      elem_id="why")
+                    classes = gr.Textbox(
+                        label=f"Classes: commas between classes, '|' between synonyms (at most {MAX_CLASSES})",
+                        placeholder="sky, grass|lawn, zebra",
+                        lines=2,
+                        elem_id="classes",
+                    )
+                    chosen = gr.CheckboxGroup(
+                        choices=variants, value=[variants[0]], label="Variants", elem_id="variants"
+                    )
+                    why = gr.Checkbox(label="Why: show the proposals that decided each map", value=False, elem_id="why")
                     run = gr.Button("Segment", variant="primary", elem_id="run")
-            status = gr.HTML(status_html("upload an image or pick one, type classes, press Segment", True),
-                             elem_id="status-box")
+            status = gr.HTML(
+                status_html("upload an image or pick one, type classes, press Segment", True), elem_id="status-box"
+            )
             columns, pictures, why_pictures, why_tables = [], [], [], []
             with gr.Row(equal_height=True):
                 for name in variants:
                     with gr.Column(visible=False, min_width=560) as column:  # two a row on a wide screen
-                        pictures.append(gr.Image(label=name, interactive=False, format="png",
-                                                 elem_id=f"out-{slug(name)}"))
-                        why_pictures.append(gr.Image(label=f"{name}: why", interactive=False, format="png",
-                                                     visible=False, elem_id=f"why-picture-{slug(name)}"))
+                        pictures.append(
+                            gr.Image(label=name, interactive=False, format="png", elem_id=f"out-{slug(name)}")
+                        )
+                        why_pictures.append(
+                            gr.Image(
+                                label=f"{name}: why",
+                                interactive=False,
+                                format="png",
+                                visible=False,
+                                elem_id=f"why-picture-{slug(name)}",
+                            )
+                        )
                     columns.append(column)
             shares = gr.HTML('<div id="shares"></div>', elem_id="shares-box")
             for name in variants:
                 why_tables.append(gr.HTML("", elem_id=f"why-box-{slug(name)}"))
 
         def segment(upload_path, example_key, classes_text, chosen_variants, want_why):
-            answer = segment_answer(models, examples, upload_path, example_key, classes_text, chosen_variants,
-                                    bool(want_why), max_side=max_side, short_side=short_side)
+            answer = segment_answer(
+                models,
+                examples,
+                upload_path,
+                example_key,
+                classes_text,
+                chosen_variants,
+                bool(want_why),
+                max_side=max_side,
+                short_side=short_side,
+            )
             by_name = {result.variant: result for result in answer.results}
-            updates: list[Any] = [status_html(answer.message, answer.ok, next(answers)),
-                                  shares_html(answer.classes, answer.results)]
+            updates: list[Any] = [
+                status_html(answer.message, answer.ok, next(answers)),
+                shares_html(answer.classes, answer.results),
+            ]
             for name in variants:
                 result = by_name.get(name)
                 updates.append(gr.Column(visible=result is not None))
@@ -146,8 +177,13 @@ def build_app(models: DemoModels, *, examples=None, browser=None, max_side: int 
             first = browser.nouns()[0][0] if browser is not None and browser.nouns() else None
             with gr.Row():
                 search = gr.Textbox(label="search a noun", elem_id="noun-search", scale=2)
-                noun = gr.Dropdown(choices=[(f"{n} ({c})", n) for n, c in browser.nouns()] if browser else [],
-                                   value=first, label="noun (pairs)", elem_id="noun", scale=2)
+                noun = gr.Dropdown(
+                    choices=[(f"{n} ({c})", n) for n, c in browser.nouns()] if browser else [],
+                    value=first,
+                    label="noun (pairs)",
+                    elem_id="noun",
+                    scale=2,
+                )
                 sort = gr.Dropdown(choices=list(SORT_KEYS), value="similarity", label="sort by", elem_id="sort")
                 order = gr.Radio(choices=list(ORDERS), value=ORDERS[0], label="order", elem_id="order")
             with gr.Row():
@@ -157,26 +193,37 @@ def build_app(models: DemoModels, *, examples=None, browser=None, max_side: int 
             pairs_status = gr.HTML("", elem_id="pairs-status-box")
             judged = browser is not None and browser.judge is not None
             frames = "; frame: green right against the truth, red wrong, grey not judged" if judged else ""
-            gallery = gr.Gallery(label=f"pairs: {CAPTION}{frames}", columns=6, height="auto",
-                                 elem_id="pairs-gallery", format="png")
+            gallery = gr.Gallery(
+                label=f"pairs: {CAPTION}{frames}", columns=6, height="auto", elem_id="pairs-gallery", format="png"
+            )
             table = gr.Dataframe(label="this page's pairs", interactive=False, elem_id="pairs-table")
             with gr.Accordion("Rejects, by stage/kind/reason", open=False):
                 reasons = browser.reject_reasons() if browser else []
-                reason = gr.Dropdown(choices=[(f"{r} ({c})", r) for r, c in reasons],
-                                     value=reasons[0][0] if reasons else None, label="reason", elem_id="reason")
+                reason = gr.Dropdown(
+                    choices=[(f"{r} ({c})", r) for r, c in reasons],
+                    value=reasons[0][0] if reasons else None,
+                    label="reason",
+                    elem_id="reason",
+                )
                 reject_page = gr.Number(value=1, precision=0, minimum=1, label="page", elem_id="reject-page")
                 rejects = gr.Dataframe(headers=list(REJECT_COLUMNS), interactive=False, elem_id="rejects-table")
 
         def show_pairs(search_text, noun_value, sort_key, order_value, page_value, step=0):
-            answer = pairs_answer(browser, search_text, noun_value, sort_key, order_value == ORDERS[0],
-                                  (page_value or 1) + step)
+            answer = pairs_answer(
+                browser, search_text, noun_value, sort_key, order_value == ORDERS[0], (page_value or 1) + step
+            )
             if answer.page is None:
                 return answer.status, gr.Dropdown(choices=answer.nouns, value=None), 1, [], None
             rows = answer.page.rows
             headers = list(rows[0]) if rows else list(TABLE_COLUMNS)
             table = gr.Dataframe(value=[[row[key] for key in headers] for row in rows], headers=headers)
-            return (answer.status, gr.Dropdown(choices=answer.nouns, value=answer.noun), answer.page.page,
-                    list(answer.page.items), table)
+            return (
+                answer.status,
+                gr.Dropdown(choices=answer.nouns, value=answer.noun),
+                answer.page.page,
+                list(answer.page.items),
+                table,
+            )
 
         def first_page(search_text, noun_value, sort_key, order_value, _page_value):
             return show_pairs(search_text, noun_value, sort_key, order_value, 1)
@@ -213,10 +260,19 @@ def launch(app, host: str, port: int, *, block: bool = True):
     import gradio as gr
 
     app.queue(default_concurrency_limit=1, max_size=64)
-    theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],
-                              font_mono=["ui-monospace", "monospace"])  # no web fonts: the page works offline
-    return app.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_BYTES, show_error=True,
-                      prevent_thread_lock=not block, theme=theme, css=CSS, ssr_mode=False)
+    theme = gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+    )  # no web fonts: the page works offline
+    return app.launch(
+        server_name=host,
+        server_port=port,
+        max_file_size=MAX_FILE_BYTES,
+        show_error=True,
+        prevent_thread_lock=not block,
+        theme=theme,
+        css=CSS,
+        ssr_mode=False,
+    )
 
 
 def settings_from(params: Path | None) -> tuple[EvalConfig, str]:
@@ -241,8 +297,15 @@ def load_sources(args: argparse.Namespace):
     else:
         print(f"demo: {args.world}: no world manifest: no demo images, no seen/unseen split, no pairs")
     device = pick_device(args.device)
-    models = DemoModels.load(args.artifacts, proposer=args.proposer, variants=args.variants, clips=args.clip,
-                             settings=settings, device=device, world_classes=world.classes if world else None)
+    models = DemoModels.load(
+        args.artifacts,
+        proposer=args.proposer,
+        variants=args.variants,
+        clips=args.clip,
+        settings=settings,
+        device=device,
+        world_classes=world.classes if world else None,
+    )
     print(f"demo: loaded {', '.join(models.variants)} on {device} with {where}")
     examples = None
     if world is not None and args.benchmark in world.benchmark_roots:
@@ -261,27 +324,52 @@ def main(argv: list[str] | None = None) -> int:
     cli = parser("ovseg demo", __doc__)
     cli.add_argument("--port", type=int, default=7860, help="port to serve on (default: 7860)")
     cli.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1, this machine only)")
-    cli.add_argument("--artifacts", type=Path, default=paths.ARTIFACTS,
-                     help="folder holding proposer/, clip_<name>/ and adapter_<name>/ (default: artifacts)")
+    cli.add_argument(
+        "--artifacts",
+        type=Path,
+        default=paths.ARTIFACTS,
+        help="folder holding proposer/, clip_<name>/ and adapter_<name>/ (default: artifacts)",
+    )
     cli.add_argument("--proposer", type=Path, default=None, help="proposer folder (default: ARTIFACTS/proposer)")
-    cli.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), metavar="VARIANT",
-                     help=f"variants to offer (default: {' '.join(DEFAULT_VARIANTS)}; any two-stage variant of "
-                          "`ovseg evaluate`, e.g. mpt, ft, ft_adapter_ens)")
-    cli.add_argument("--clip", type=Path, action="append", default=[], metavar="DIR",
-                     help="also offer the crop path with this CLIP folder (as crops:<folder name>); repeatable")
+    cli.add_argument(
+        "--variants",
+        nargs="+",
+        default=list(DEFAULT_VARIANTS),
+        metavar="VARIANT",
+        help=f"variants to offer (default: {' '.join(DEFAULT_VARIANTS)}; any two-stage variant of "
+        "`ovseg evaluate`, e.g. mpt, ft, ft_adapter_ens)",
+    )
+    cli.add_argument(
+        "--clip",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also offer the crop path with this CLIP folder (as crops:<folder name>); repeatable",
+    )
     cli.add_argument("--world", type=Path, default=paths.WORLD_MANIFEST, help="world manifest (default: %(default)s)")
     cli.add_argument("--benchmark", default="demo", help="the benchmark whose images can be picked (default: demo)")
     cli.add_argument("--pairs", type=Path, default=paths.PAIRS, help="pairs shards (default: %(default)s)")
-    cli.add_argument("--rejects", type=Path, default=paths.REJECTS,
-                     help=f"folder of reject shard folders (default: {paths.REJECTS})")
-    cli.add_argument("--params", type=Path, default=None,
-                     help="take the segmenter settings from this file's evaluate section (default: params.yaml "
-                          "when present, else the defaults)")
-    cli.add_argument("--max-side", type=int, default=MAX_SIDE,
-                     help=f"resize larger images to this longer side (default: {MAX_SIDE})")
-    cli.add_argument("--short-side", type=int, default=None,
-                     help="segment at this shorter side, pictures at the image's size (default: the evaluate "
-                          "settings' short_side; null there: the image's own size)")
+    cli.add_argument(
+        "--rejects", type=Path, default=paths.REJECTS, help=f"folder of reject shard folders (default: {paths.REJECTS})"
+    )
+    cli.add_argument(
+        "--params",
+        type=Path,
+        default=None,
+        help="take the segmenter settings from this file's evaluate section (default: params.yaml "
+        "when present, else the defaults)",
+    )
+    cli.add_argument(
+        "--max-side", type=int, default=MAX_SIDE, help=f"resize larger images to this longer side (default: {MAX_SIDE})"
+    )
+    cli.add_argument(
+        "--short-side",
+        type=int,
+        default=None,
+        help="segment at this shorter side, pictures at the image's size (default: the evaluate "
+        "settings' short_side; null there: the image's own size)",
+    )
     cli.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: one per core)")
     cli.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default: auto)")
     args = cli.parse_args(argv)

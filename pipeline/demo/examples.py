@@ -1,4 +1,5 @@
 """A benchmark's images as the demo's examples: each with the class list of its ground truth."""
+
 from __future__ import annotations
 
 import numpy as np

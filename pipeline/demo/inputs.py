@@ -12,6 +12,7 @@ classes (with one, every pixel gets it), at most :data:`MAX_CLASSES` classes and
 :data:`MAX_NAMES` names in all (each name costs a text-tower pass per prompt template), and no
 name in two classes.
 """
+
 from __future__ import annotations
 
 import re
@@ -73,8 +74,13 @@ def fit_within(pixels: np.ndarray, max_side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.BICUBIC))
 
 
-def read_upload(path: str | Path | None, *, max_side: int = MAX_SIDE, max_pixels: int = DECOMPRESSION_LIMIT,
-                max_bytes: int = MAX_FILE_BYTES) -> InputImage:
+def read_upload(
+    path: str | Path | None,
+    *,
+    max_side: int = MAX_SIDE,
+    max_pixels: int = DECOMPRESSION_LIMIT,
+    max_bytes: int = MAX_FILE_BYTES,
+) -> InputImage:
     """The uploaded file at ``path`` as an :class:`InputImage`; :class:`InputError` naming the file otherwise."""
     if path is None or str(path) == "":
         raise InputError("no image: upload one, or pick a demo image")
@@ -101,8 +107,10 @@ def image_problem_message(problem: ImageProblem, name: str) -> str:
     if problem.reason == "oversized":
         pixels = re.search(r"(\d+) pixels", detail)
         size = f"{int(pixels.group(1)):,} pixels" if pixels else "too many pixels"
-        return (f"{name}: {size}, more than the {DECOMPRESSION_LIMIT:,} accepted (Pillow's decompression-bomb "
-                "limit); not decoded")
+        return (
+            f"{name}: {size}, more than the {DECOMPRESSION_LIMIT:,} accepted (Pillow's decompression-bomb "
+            "limit); not decoded"
+        )
     return f"{name}: not an image that can be read ({detail})"
 
 
@@ -119,8 +127,10 @@ def read_classes(text: str | None, *, max_classes: int = MAX_CLASSES, max_names:
     """
     text = (text or "").strip()
     if not text:
-        raise InputError("no classes: type class names separated by commas, synonyms of one class separated by '|' "
-                         "(e.g. 'sky, grass|lawn, zebra')")
+        raise InputError(
+            "no classes: type class names separated by commas, synonyms of one class separated by '|' "
+            "(e.g. 'sky, grass|lawn, zebra')"
+        )
     if len(text) > MAX_CLASS_TEXT:
         raise InputError(f"the class list is {len(text):,} characters long; at most {MAX_CLASS_TEXT:,} are accepted")
     try:
@@ -132,17 +142,21 @@ def read_classes(text: str | None, *, max_classes: int = MAX_CLASSES, max_names:
     if len(classes) == 1:
         synonyms = split_synonyms(classes[0])
         if len(synonyms) > 1:
-            raise InputError(f"one class only, '{synonyms[0]}' with the synonyms {', '.join(synonyms[1:])}: "
-                             "separate classes with commas and synonyms of one class with '|' "
-                             "(e.g. 'cat|kitty, dog')")
+            raise InputError(
+                f"one class only, '{synonyms[0]}' with the synonyms {', '.join(synonyms[1:])}: "
+                "separate classes with commas and synonyms of one class with '|' "
+                "(e.g. 'cat|kitty, dog')"
+            )
         raise InputError(f"one class only ('{synonyms[0]}'): with one class every pixel gets it; give at least two")
     names: dict[str, int] = {}
     for index, name in enumerate(classes):
         for synonym in split_synonyms(name):
             other = names.setdefault(synonym.lower(), index)
             if other != index:
-                raise InputError(f"'{synonym}' names two classes ({classes[other].split(',')[0]!r} and "
-                                 f"{name.split(',')[0]!r}); a name may belong to one class only")
+                raise InputError(
+                    f"'{synonym}' names two classes ({classes[other].split(',')[0]!r} and "
+                    f"{name.split(',')[0]!r}); a name may belong to one class only"
+                )
     if len(names) > max_names:
         raise InputError(f"{len(names)} names (classes and synonyms): at most {max_names} are accepted")
     return classes

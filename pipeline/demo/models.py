@@ -9,6 +9,7 @@ cached per synonym, so a vocabulary is embedded once. With the world's class lis
 are split into seen and unseen as in the evaluation (the one-pass ensemble uses α for seen
 classes and β for unseen ones); without it every class counts as unseen.
 """
+
 from __future__ import annotations
 
 import threading
@@ -64,9 +65,17 @@ class DemoModels:
         return list(self.segmenters)
 
     @classmethod
-    def load(cls, artifacts: Path, *, proposer: Path | None = None, variants: Sequence[str] = DEFAULT_VARIANTS,
-             clips: Sequence[Path] = (), settings: EvalConfig = EvalConfig(), device: torch.device | str = "cpu",
-             world_classes: list[dict] | None = None) -> "DemoModels":
+    def load(
+        cls,
+        artifacts: Path,
+        *,
+        proposer: Path | None = None,
+        variants: Sequence[str] = DEFAULT_VARIANTS,
+        clips: Sequence[Path] = (),
+        settings: EvalConfig = EvalConfig(),
+        device: torch.device | str = "cpu",
+        world_classes: list[dict] | None = None,
+    ) -> DemoModels:
         """Load the proposer (``artifacts/proposer`` unless given) and every variant's segmenter; every folder is
         checked before anything loads, errors name the missing one."""
         device = torch.device(device)
@@ -95,8 +104,14 @@ class DemoModels:
         """``[C]`` bool: which classes the models saw labelled (see :func:`class_is_seen`); ``None`` without a world."""
         return class_is_seen(list(class_names), self.world_classes)
 
-    def segment(self, image: np.ndarray, class_names: Sequence[str], variants: Sequence[str],
-                why: bool = False, short_side: int | None = None) -> list[VariantResult]:
+    def segment(
+        self,
+        image: np.ndarray,
+        class_names: Sequence[str],
+        variants: Sequence[str],
+        why: bool = False,
+        short_side: int | None = None,
+    ) -> list[VariantResult]:
         """Each chosen variant's :class:`VariantResult` for ``image`` (``H×W×3 uint8``), in page order.
 
         With ``short_side``, the models see the image resized (bicubic) to that shorter side and the
@@ -128,6 +143,7 @@ class DemoModels:
                 seconds = time.perf_counter() - start
                 shares, unlabelled = pixel_shares(labels, class_names)
                 why_picture = outline_picture(picture, explanation, class_names) if explanation else None
-                results.append(VariantResult(name, labels, picture, shares, unlabelled, seconds, explanation,
-                                             why_picture))
+                results.append(
+                    VariantResult(name, labels, picture, shares, unlabelled, seconds, explanation, why_picture)
+                )
         return results

@@ -5,6 +5,7 @@ with the message of the bad input (an :class:`~pipeline.demo.inputs.InputError`)
 exception out of a handler, so the server keeps running and the page says what went wrong.
 An unexpected error is reported the same way, naming its type, and logged with its traceback.
 """
+
 from __future__ import annotations
 
 import html
@@ -51,8 +52,7 @@ class SegmentAnswer:
         return status_html(self.message, self.ok)
 
 
-def input_image(upload: str | Path | None, example: str | None, examples: Examples | None,
-                max_side: int) -> InputImage:
+def input_image(upload: str | Path | None, example: str | None, examples: Examples | None, max_side: int) -> InputImage:
     """The image to segment: the upload, else the picked example; :class:`InputError` when there is neither."""
     if upload:
         return read_upload(upload, max_side=max_side)
@@ -64,9 +64,18 @@ def input_image(upload: str | Path | None, example: str | None, examples: Exampl
     raise InputError("no image: upload one, or pick a demo image")
 
 
-def segment_answer(models: DemoModels, examples: Examples | None, upload: str | Path | None, example: str | None,
-                   classes_text: str | None, variants: Sequence[str] | None, why: bool, *, max_side: int,
-                   short_side: int | None) -> SegmentAnswer:
+def segment_answer(
+    models: DemoModels,
+    examples: Examples | None,
+    upload: str | Path | None,
+    example: str | None,
+    classes_text: str | None,
+    variants: Sequence[str] | None,
+    why: bool,
+    *,
+    max_side: int,
+    short_side: int | None,
+) -> SegmentAnswer:
     """Check the inputs, segment with each chosen variant and say what was done (or what is wrong)."""
     try:
         classes = read_classes(classes_text)
@@ -96,14 +105,18 @@ def shares_html(classes: Sequence[str], results: Sequence[VariantResult]) -> str
         red, green, blue = class_colour(index)
         synonyms = ", ".join(split_synonyms(class_name)[1:])
         cells = "".join(f"<td>{result.shares[name]:.1f} %</td>" for result in results)
-        rows.append(f'<tr class="class-row" data-class="{html.escape(name)}">'
-                    f'<td><span class="swatch" style="background: rgb({red}, {green}, {blue})"></span></td>'
-                    f'<td class="class-name">{html.escape(name)}</td><td class="synonyms">{html.escape(synonyms)}</td>'
-                    f"{cells}</tr>")
+        rows.append(
+            f'<tr class="class-row" data-class="{html.escape(name)}">'
+            f'<td><span class="swatch" style="background: rgb({red}, {green}, {blue})"></span></td>'
+            f'<td class="class-name">{html.escape(name)}</td><td class="synonyms">{html.escape(synonyms)}</td>'
+            f"{cells}</tr>"
+        )
     cells = "".join(f"<td>{result.unlabelled:.1f} %</td>" for result in results)
     rows.append(f'<tr class="unlabelled"><td></td><td>unlabelled</td><td></td>{cells}</tr>')
-    return (f'<table id="shares" class="shares"><thead><tr><th></th><th>class</th><th>synonyms</th>{head}</tr>'
-            f'</thead><tbody>{"".join(rows)}</tbody></table>')
+    return (
+        f'<table id="shares" class="shares"><thead><tr><th></th><th>class</th><th>synonyms</th>{head}</tr>'
+        f"</thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def why_html(result: VariantResult) -> str:
@@ -121,10 +134,12 @@ def why_html(result: VariantResult) -> str:
     )
     if not rows:
         rows = '<tr><td colspan="6">no proposal decides 1 % of the image</td></tr>'
-    return (f'<h4>why: {html.escape(result.variant)}</h4>'
-            f'<table class="why" id="why-{slug(result.variant)}"><thead><tr><th>#</th><th>decides</th>'
-            "<th>objectness</th><th>proposer (top 3)</th><th>CLIP (top 3)</th><th>ensemble</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table>")
+    return (
+        f"<h4>why: {html.escape(result.variant)}</h4>"
+        f'<table class="why" id="why-{slug(result.variant)}"><thead><tr><th>#</th><th>decides</th>'
+        "<th>objectness</th><th>proposer (top 3)</th><th>CLIP (top 3)</th><th>ensemble</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
 
 
 @dataclass
@@ -142,8 +157,9 @@ class PairsAnswer:
         return status_html(self.message, self.ok).replace('id="status"', 'id="pairs-status"')
 
 
-def pairs_answer(browser: PairsBrowser | None, search: str | None, noun: str | None, sort: str, descending: bool,
-                 page: object) -> PairsAnswer:
+def pairs_answer(
+    browser: PairsBrowser | None, search: str | None, noun: str | None, sort: str, descending: bool, page: object
+) -> PairsAnswer:
     """The nouns matching ``search`` and a page of ``noun``'s pairs (the first match when ``noun`` is not one)."""
     if browser is None:
         return PairsAnswer(False, "no pairs loaded (start the demo with --pairs pointing at the mine stage's output)")

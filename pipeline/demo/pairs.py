@@ -7,6 +7,7 @@ ties go by image id, and pairs without a margin come last whatever the order. Re
 (:data:`pipeline.beam.schemas.REJECTS`, every stage folder under ``data/rejects``) are
 grouped by ``stage/kind/reason``.
 """
+
 from __future__ import annotations
 
 import math
@@ -50,8 +51,10 @@ class PairsPage:
         if self.total == 0:
             return f"'{self.noun}': no pairs"
         first = (self.page - 1) * PAGE_SIZE + 1
-        return (f"'{self.noun}': {self.total} pairs; page {self.page} of {self.pages} "
-                f"(pairs {first}–{first + len(self.rows) - 1})")
+        return (
+            f"'{self.noun}': {self.total} pairs; page {self.page} of {self.pages} "
+            f"(pairs {first}–{first + len(self.rows) - 1})"
+        )
 
 
 def framed(crop: np.ndarray, colour: tuple[int, int, int], width: int = FRAME) -> np.ndarray:
@@ -77,8 +80,9 @@ def clamp_page(page: Any, pages: int) -> int:
 class PairsBrowser:
     """The pairs and rejects tables, with the images folder the pairs' ``file_name`` is relative to."""
 
-    def __init__(self, pairs: pa.Table, images_dir: Path, rejects: pa.Table | None = None,
-                 judge: PairJudge | None = None):
+    def __init__(
+        self, pairs: pa.Table, images_dir: Path, rejects: pa.Table | None = None, judge: PairJudge | None = None
+    ):
         missing = sorted(set(PAIRS.names) - set(pairs.column_names))
         if missing:
             raise ValueError(f"the pairs table lacks the columns {missing}")
@@ -90,13 +94,15 @@ class PairsBrowser:
         self._by_noun: dict[str, list[int]] = {}
         for index, noun in enumerate(nouns):
             self._by_noun.setdefault(noun, []).append(index)
-        self._columns = {key: np.asarray(pairs.column(key).to_numpy(zero_copy_only=False), dtype=np.float64)
-                         for key in SORT_KEYS}
+        self._columns = {
+            key: np.asarray(pairs.column(key).to_numpy(zero_copy_only=False), dtype=np.float64) for key in SORT_KEYS
+        }
         self._image_ids = np.asarray(pairs.column("image_id").to_numpy(), dtype=np.int64)
 
     @classmethod
-    def load(cls, pairs_dir: Path, images_dir: Path, rejects_dir: Path | None = None,
-             judge: PairJudge | None = None) -> "PairsBrowser":
+    def load(
+        cls, pairs_dir: Path, images_dir: Path, rejects_dir: Path | None = None, judge: PairJudge | None = None
+    ) -> PairsBrowser:
         """Read ``pairs_dir`` (shards of :data:`PAIRS`) and every shard folder under ``rejects_dir``."""
         if not pairs_dir.is_dir():
             raise FileNotFoundError(f"{pairs_dir}: pairs folder not found (run the mine stage, or give --pairs)")
@@ -134,13 +140,20 @@ class PairsBrowser:
 
         return sorted(rows, key=key)
 
-    def page(self, noun: str, sort: str = "similarity", descending: bool = True, page: Any = 1,
-             page_size: int = PAGE_SIZE, crop_size: int = 128) -> PairsPage:
+    def page(
+        self,
+        noun: str,
+        sort: str = "similarity",
+        descending: bool = True,
+        page: Any = 1,
+        page_size: int = PAGE_SIZE,
+        crop_size: int = 128,
+    ) -> PairsPage:
         """Page ``page`` (1-based, clamped) of ``noun``'s pairs: crops with captions and the rows' values."""
         order = self.order(noun, sort, descending)
         pages = page_count(len(order), page_size)
         page = clamp_page(page, pages)
-        chosen = order[(page - 1) * page_size: page * page_size]
+        chosen = order[(page - 1) * page_size : page * page_size]
         rows = self.pairs.take(pa.array(chosen, pa.int64())).to_pylist() if chosen else []
         items = []
         for row in rows:
@@ -153,8 +166,14 @@ class PairsBrowser:
                 row["verdict"] = verdict.describe()
                 crop = framed(crop, verdict.colour)
             items.append((crop, caption))
-        table = [{key: round(row[key], 4) if isinstance(row[key], float) else row[key]
-                  for key in TABLE_COLUMNS + ("verdict",) if key in row} for row in rows]
+        table = [
+            {
+                key: round(row[key], 4) if isinstance(row[key], float) else row[key]
+                for key in TABLE_COLUMNS + ("verdict",)
+                if key in row
+            }
+            for row in rows
+        ]
         return PairsPage(noun, len(order), page, pages, items, table)
 
     # ------------------------------------------------------------------ rejects
@@ -166,8 +185,11 @@ class PairsBrowser:
 
     def rejects_page(self, reason: str, page: Any = 1, page_size: int = 50) -> tuple[list[dict[str, Any]], int, int]:
         """``(rows, page, pages)`` of the rejects of one ``stage/kind/reason``, in file order."""
-        rows = [row for row in self.rejects.select(list(REJECT_COLUMNS)).to_pylist()
-                if f"{row['stage']}/{row['kind']}/{row['reason']}" == reason]
+        rows = [
+            row
+            for row in self.rejects.select(list(REJECT_COLUMNS)).to_pylist()
+            if f"{row['stage']}/{row['kind']}/{row['reason']}" == reason
+        ]
         pages = page_count(len(rows), page_size)
         page = clamp_page(page, pages)
-        return rows[(page - 1) * page_size: page * page_size], page, pages
+        return rows[(page - 1) * page_size : page * page_size], page, pages

@@ -9,6 +9,7 @@ first, with their objectness and the top classes of the proposer (its probabilit
 to the objectness), of CLIP (for the crop path, its masked crop; for the one-pass variants,
 the pooled mask) and of the ensemble. :func:`outline_picture` draws them on the prediction picture.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -20,8 +21,8 @@ from PIL import Image, ImageDraw
 from scipy.ndimage import distance_transform_edt
 
 from core.classnames import display_names
-from model.scoring import predict_labels
 from model.proposal_segmenter import image_to_tensor
+from model.scoring import predict_labels
 from model.two_stage import TwoStageSegmenter
 from pipeline.evaluation.label_overlay import class_colour, font
 from pipeline.evaluation.segmentation import resize_label
@@ -57,12 +58,13 @@ class Explanation:
     labels: np.ndarray
     proposals: list[ProposalView]
 
-    def at_size(self, size: tuple[int, int]) -> "Explanation":
+    def at_size(self, size: tuple[int, int]) -> Explanation:
         """The same explanation with labels and masks resized (nearest) to ``size`` ``(height, width)``."""
         if tuple(self.labels.shape) == tuple(size):
             return self
-        views = [replace(view, mask=resize_label(view.mask.astype(np.int32), size).astype(bool))
-                 for view in self.proposals]
+        views = [
+            replace(view, mask=resize_label(view.mask.astype(np.int32), size).astype(bool)) for view in self.proposals
+        ]
         return Explanation(resize_label(self.labels, size), views)
 
 
@@ -74,9 +76,15 @@ def top_classes(probs: torch.Tensor, names: Sequence[str], k: int = TOP_CLASSES)
 
 
 @torch.no_grad()
-def explain(segmenter: TwoStageSegmenter, image: np.ndarray, class_names: Sequence[str],
-            seen: Sequence[bool] | np.ndarray | None = None, *, max_proposals: int = MAX_PROPOSALS,
-            min_share: float = MIN_SHARE) -> Explanation:
+def explain(
+    segmenter: TwoStageSegmenter,
+    image: np.ndarray,
+    class_names: Sequence[str],
+    seen: Sequence[bool] | np.ndarray | None = None,
+    *,
+    max_proposals: int = MAX_PROPOSALS,
+    min_share: float = MIN_SHARE,
+) -> Explanation:
     """Segment ``image`` (``H×W×3 uint8``) among ``class_names`` step by step; see the module docstring."""
     if len(class_names) == 0:
         raise ValueError("class_names is empty")
@@ -98,8 +106,9 @@ def explain(segmenter: TwoStageSegmenter, image: np.ndarray, class_names: Sequen
     decided = deciding_proposals(probs, mask_probs, labels)
     names = display_names(class_names)
     counts = np.bincount(decided[decided >= 0].ravel(), minlength=probs.shape[0])
-    order = sorted((q for q in range(len(counts)) if counts[q] >= min_share * decided.size),
-                   key=lambda q: (-counts[q], q))[:max_proposals]
+    order = sorted(
+        (q for q in range(len(counts)) if counts[q] >= min_share * decided.size), key=lambda q: (-counts[q], q)
+    )[:max_proposals]
     views = [
         ProposalView(
             query=q,
@@ -120,9 +129,9 @@ def deciding_proposals(probs: torch.Tensor, mask_probs: torch.Tensor, labels: to
     safe = labels.clamp_min(0)
     out = np.full(tuple(labels.shape), -1, np.int64)
     for top in range(0, labels.shape[0], 64):  # bands of rows bound the [Q, rows, W] scores
-        band = safe[top:top + 64]
-        contribution = probs[:, band] * mask_probs[:, top:top + 64].to(probs.device)
-        out[top:top + 64] = contribution.argmax(0).cpu().numpy()
+        band = safe[top : top + 64]
+        contribution = probs[:, band] * mask_probs[:, top : top + 64].to(probs.device)
+        out[top : top + 64] = contribution.argmax(0).cpu().numpy()
     out[labels.cpu().numpy() < 0] = -1
     return out
 
@@ -135,7 +144,7 @@ def outline_picture(picture: Image.Image, explanation: Explanation, class_names:
     names = display_names(class_names)
     for view in explanation.proposals:
         once = eroded(view.mask)
-        region = pixels[:view.mask.shape[0], :view.mask.shape[1]]
+        region = pixels[: view.mask.shape[0], : view.mask.shape[1]]
         region[view.mask & ~once] = (0, 0, 0)
         region[once & ~eroded(once)] = (255, 255, 255)
     out = Image.fromarray(pixels)
@@ -146,13 +155,17 @@ def outline_picture(picture: Image.Image, explanation: Explanation, class_names:
         if not view.mask.any():
             continue
         depth = distance_transform_edt(np.pad(view.mask, 1))[1:-1, 1:-1]
-        free = np.where(taken[:depth.shape[0], :depth.shape[1]], 0.0, depth)
+        free = np.where(taken[: depth.shape[0], : depth.shape[1]], 0.0, depth)
         y, x = (int(i) for i in np.unravel_index(int(np.argmax(free if free.max() > 0 else depth)), depth.shape))
-        taken[max(0, y - 16):y + 16, max(0, x - 16):x + 16] = True
+        taken[max(0, y - 16) : y + 16, max(0, x - 16) : x + 16] = True
         label = str(number)
         half_width = int(face.getlength(label)) // 2 + 3
-        draw.rectangle([x - half_width, y - 8, x + half_width, y + 7],
-                       fill=class_colour(names.index(view.winner)), outline=(0, 0, 0))
-        draw.text((x - half_width + 3, y - 7), label, fill=(255, 255, 255), font=face, stroke_width=1,
-                  stroke_fill=(0, 0, 0))
+        draw.rectangle(
+            [x - half_width, y - 8, x + half_width, y + 7],
+            fill=class_colour(names.index(view.winner)),
+            outline=(0, 0, 0),
+        )
+        draw.text(
+            (x - half_width + 3, y - 7), label, fill=(255, 255, 255), font=face, stroke_width=1, stroke_fill=(0, 0, 0)
+        )
     return out

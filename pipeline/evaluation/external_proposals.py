@@ -20,6 +20,7 @@ The reading and decoding here also serve the proposer's full outputs that the ``
 stage stores (:mod:`pipeline.evaluation.stored_proposals`): :func:`read_proposals` takes
 the columns to read and the row type to build.
 """
+
 from __future__ import annotations
 
 import math
@@ -83,9 +84,12 @@ def decode_masks(rows: Sequence[EncodedMask], file_name: str, path: Path) -> tor
     return torch.from_numpy(np.stack([decode_mask(row, file_name, path) for row in rows]))
 
 
-def read_proposals(path: str | os.PathLike, images_root: str | os.PathLike,
-                   columns: dict[str, pa.DataType] = COLUMNS, row_type: type[EncodedMask] = EncodedMask
-                   ) -> ProposalFile:
+def read_proposals(
+    path: str | os.PathLike,
+    images_root: str | os.PathLike,
+    columns: dict[str, pa.DataType] = COLUMNS,
+    row_type: type[EncodedMask] = EncodedMask,
+) -> ProposalFile:
     """Read and check a proposals file whose ``file_name`` values are relative to ``images_root``.
 
     ``columns`` (:data:`COLUMNS` first, then any more) are read and each row becomes
@@ -116,15 +120,17 @@ def read_columns(path: Path, columns: dict[str, pa.DataType] = COLUMNS) -> pa.Ta
         raise ValueError(f"{path}: not a readable Parquet file ({exc})") from exc
     missing = [name for name in columns if name not in schema.names]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; a proposals file needs {list(columns)} "
-                         "(the `ovseg propose` format)")
+        raise ValueError(
+            f"{path}: missing column(s) {missing}; a proposals file needs {list(columns)} (the `ovseg propose` format)"
+        )
     table = pq.read_table(path, columns=list(columns))
     for name, wanted in columns.items():
         try:
             column = table.column(name).cast(wanted)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-            raise ValueError(f"{path}: column {name!r} has type {schema.field(name).type}, "
-                             f"expected {wanted} ({exc})") from exc
+            raise ValueError(
+                f"{path}: column {name!r} has type {schema.field(name).type}, expected {wanted} ({exc})"
+            ) from exc
         if column.null_count:
             raise ValueError(f"{path}: column {name!r} has {column.null_count} null value(s)")
         table = table.set_column(table.schema.get_field_index(name), name, column)
@@ -142,8 +148,9 @@ def check_values(columns: dict[str, list], path: Path) -> None:
             raise ValueError(f"{path}: row {row} ({name!r}, proposal {pid}) has score {score}; scores are >= 0")
 
 
-def check_group(name: str, rows: list[EncodedMask], images_root: str | os.PathLike, path: Path
-                ) -> tuple[EncodedMask, ...]:
+def check_group(
+    name: str, rows: list[EncodedMask], images_root: str | os.PathLike, path: Path
+) -> tuple[EncodedMask, ...]:
     """One image's rows sorted by ``proposal_id``, after checking its name, ids and size."""
     try:
         safe_join(images_root, name)

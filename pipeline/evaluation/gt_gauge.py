@@ -5,6 +5,7 @@ a masked crop and classified among all the benchmark's classes. Accuracy is the 
 accuracy per class, then averaged over classes (so that frequent stuff classes do not
 dominate), and over the seen, unseen, thing and stuff subsets when they are known.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,8 @@ from model.crops import masked_crops
 from model.one_pass import OnePassSegmenter
 from model.oracle import gt_segments
 from model.precision import full_precision
-from model.text import TextClassifier
 from model.proposal_segmenter import image_to_tensor
+from model.text import TextClassifier
 from pipeline.datasets.segmentation import SegmentationDataset
 
 
@@ -101,8 +102,9 @@ def crop_accuracy(
         if len(classes) == 0:
             continue
         image = torch.from_numpy(sample.image).permute(2, 0, 1).to(device)
-        crops = masked_crops(image, masks.to(device), size=bundle.image_size, mean=bundle.mean, std=bundle.std,
-                             expand_ratio=expand_ratio)
+        crops = masked_crops(
+            image, masks.to(device), size=bundle.image_size, mean=bundle.mean, std=bundle.std, expand_ratio=expand_ratio
+        )
         pending_crops.append(crops.crops[crops.valid])
         pending_masks.append(crops.crop_masks[crops.valid])
         pending_labels.append(classes.to(device)[crops.valid])
@@ -141,8 +143,9 @@ def one_pass_accuracy(
     return accuracy_summary(names, correct, total, subsets)
 
 
-def accuracy_summary(names: list[str], correct: np.ndarray, total: np.ndarray,
-                     subsets: dict[str, np.ndarray] | None, **extra) -> dict:
+def accuracy_summary(
+    names: list[str], correct: np.ndarray, total: np.ndarray, subsets: dict[str, np.ndarray] | None, **extra
+) -> dict:
     """Per-class and mean top-1 accuracy (percent) from per-class counts, over all classes and each subset."""
     present = total > 0
     per_class = np.where(present, 100.0 * correct / np.maximum(total, 1), np.nan)
@@ -151,8 +154,10 @@ def accuracy_summary(names: list[str], correct: np.ndarray, total: np.ndarray,
         "classes_present": int(present.sum()),
         "chance": round(100.0 / len(names), 2),
         "mean": _mean(per_class, present),
-        "per_class": {name.split(",")[0].strip(): (None if np.isnan(v) else round(float(v), 2))
-                      for name, v in zip(names, per_class)},
+        "per_class": {
+            name.split(",")[0].strip(): (None if np.isnan(v) else round(float(v), 2))
+            for name, v in zip(names, per_class)
+        },
         **extra,
     }
     for subset, member in sorted((subsets or {}).items()):

@@ -1,4 +1,5 @@
 """The per-class IoU bar chart of one evaluation (matplotlib, Agg backend, no timestamps)."""
+
 from __future__ import annotations
 
 import io
@@ -8,10 +9,10 @@ from collections.abc import Mapping
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-from matplotlib.patches import Patch  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.patches import Patch
 
-from core.io import atomic_write_bytes  # noqa: E402
+from core.io import atomic_write_bytes
 
 SEEN_COLOUR = "#3b7dd8"
 UNSEEN_COLOUR = "#e07b39"

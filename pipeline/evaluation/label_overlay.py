@@ -7,6 +7,7 @@ and colours them by that rank, so that a few classes of a large vocabulary never
 near-identical colours.
 Pixels labelled -1 (ignore / no prediction) are left uncoloured.
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -102,8 +103,9 @@ def legend(entries: Sequence[tuple[int, str]], width: int = LEGEND_WIDTH, height
     for row, (index, text) in enumerate(shown):
         top = PADDING + row * ROW_HEIGHT
         swatch_top = top + (ROW_HEIGHT - SWATCH) // 2
-        draw.rectangle([PADDING, swatch_top, PADDING + SWATCH - 1, swatch_top + SWATCH - 1],
-                       fill=class_colour(index), outline=TEXT)
+        draw.rectangle(
+            [PADDING, swatch_top, PADDING + SWATCH - 1, swatch_top + SWATCH - 1], fill=class_colour(index), outline=TEXT
+        )
         draw.text((text_x, top + 2), fit_text(text, width - text_x - PADDING, face), fill=TEXT, font=face)
     if hidden and capacity > 0:
         top = PADDING + len(shown) * ROW_HEIGHT
@@ -132,8 +134,9 @@ def sheet_classes(rows: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]]
     return sorted(shown - {-1})
 
 
-def row_legend(gt: np.ndarray, pred: np.ndarray, class_names: Sequence[str],
-               colour_of: dict[int, int]) -> list[tuple[int, str]]:
+def row_legend(
+    gt: np.ndarray, pred: np.ndarray, class_names: Sequence[str], colour_of: dict[int, int]
+) -> list[tuple[int, str]]:
     """Legend entries ``(colour index, text)`` of one sheet row: every class in its ground truth or its
     prediction, sorted by name; a class only in the prediction is marked ``(pred. only)``, one only in the
     ground truth ``(missed)``."""

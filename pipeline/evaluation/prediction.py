@@ -23,6 +23,7 @@ folder) instead of running the proposer:
 
     ovseg predict photo.jpg --classes "cat, dog" -o out.png --proposals sam.parquet --classifier maskpool
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,9 +41,9 @@ from core.classnames import parse_class_list
 from core.cli import command
 from core.device import pick_device
 from core.io import write_json
+from model.proposal_segmenter import ProposalSegmenter
 from model.proposer import load_proposer
 from model.scoring import resize_labels
-from model.proposal_segmenter import ProposalSegmenter
 from pipeline.datasets.files import read_rgb
 from pipeline.evaluation import segmenters
 from pipeline.evaluation.external_proposals import read_proposals
@@ -114,8 +115,9 @@ def build_segmenter(args: argparse.Namespace) -> ProposalSegmenter:
     device = pick_device(args.device)
     proposer = load_proposer(args.proposer, device) if args.proposals is None else None
     adapter = args.adapter if args.classifier == "adapter" else None
-    return segmenters.build_segmenter(args.classifier, proposer, args.clip, adapter_folder=adapter, settings=settings,
-                                      device=device)
+    return segmenters.build_segmenter(
+        args.classifier, proposer, args.clip, adapter_folder=adapter, settings=settings, device=device
+    )
 
 
 def prediction_settings(args: argparse.Namespace) -> EvalConfig:
@@ -128,8 +130,9 @@ def prediction_settings(args: argparse.Namespace) -> EvalConfig:
     return EvalConfig(lam=args.lam, alpha=args.alpha, beta=args.beta, mask_threshold=args.mask_threshold)
 
 
-def segment_with_proposals(segmenter: ProposalSegmenter, image: np.ndarray, resized: np.ndarray,
-                           classes: list[str], args: argparse.Namespace) -> tuple[np.ndarray, int]:
+def segment_with_proposals(
+    segmenter: ProposalSegmenter, image: np.ndarray, resized: np.ndarray, classes: list[str], args: argparse.Namespace
+) -> tuple[np.ndarray, int]:
     """Labels of ``resized`` from the image's masks in ``--proposals`` (at ``image``'s size), and their count.
 
     An image the file has no row for is all unlabelled (a warning says so).
@@ -142,8 +145,10 @@ def segment_with_proposals(segmenter: ProposalSegmenter, image: np.ndarray, resi
         return np.full(resized.shape[:2], -1, np.int32), 0
     masks, scores = entry
     if tuple(masks.shape[1:]) != image.shape[:2]:
-        raise ValueError(f"{args.proposals}: the masks of {name!r} are {masks.shape[1]}×{masks.shape[2]}, "
-                         f"the image is {image.shape[0]}×{image.shape[1]}")
+        raise ValueError(
+            f"{args.proposals}: the masks of {name!r} are {masks.shape[1]}×{masks.shape[2]}, "
+            f"the image is {image.shape[0]}×{image.shape[1]}"
+        )
     masks = resize_labels(masks, resized.shape[:2])
     return segmenter.segment_with_masks(resized, masks, scores, classes), int(masks.shape[0])
 
@@ -203,34 +208,79 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Example: ovseg predict photo.jpg --classes 'sky, grass|lawn, dog' -o out.png --json",
     )
     cli.add_argument("image", type=Path, help="an image file (any format Pillow reads)")
-    cli.add_argument("--classes", required=True,
-                        help="class names separated by commas; synonyms of one class separated by '|'")
+    cli.add_argument(
+        "--classes", required=True, help="class names separated by commas; synonyms of one class separated by '|'"
+    )
     cli.add_argument("-o", "--out", type=Path, required=True, help="output picture (PNG)")
-    cli.add_argument("--json", type=Path, nargs="?", const=Path(""), default=None, metavar="PATH",
-                        help="also write the per-class pixel shares (default path: the picture's, with .json)")
-    cli.add_argument("--clip", type=Path, default=None,
-                        help=f"CLIP folder (default: {paths.CLIP_FT_MPT} for crops, {paths.CLIP_BASE} for "
-                             "maskpool and adapter)")
-    cli.add_argument("--proposer", type=Path, default=paths.PROPOSER,
-                        help=f"proposer folder (default: {paths.PROPOSER}; not used with --proposals)")
-    cli.add_argument("--classifier", choices=CLASSIFIERS, default="crops",
-                        help="crops: CLIP on each masked crop (OVSeg, default); maskpool, adapter: one CLIP pass "
-                             "per image, masks pooled from it plainly or by the Mask-Adapter")
-    cli.add_argument("--adapter", type=Path, default=paths.adapter("base"),
-                        help=f"Mask-Adapter folder for --classifier adapter (default: {paths.adapter('base')})")
-    cli.add_argument("--proposals", type=Path, default=None, metavar="FILE.parquet",
-                        help="classify this image's masks from this file (the `ovseg propose` format, e.g. SAM's "
-                             "masks) instead of running the proposer")
-    cli.add_argument("--proposals-root", type=Path, default=None, metavar="DIR",
-                        help="folder the file_name column is relative to (default: the image's folder)")
+    cli.add_argument(
+        "--json",
+        type=Path,
+        nargs="?",
+        const=Path(""),
+        default=None,
+        metavar="PATH",
+        help="also write the per-class pixel shares (default path: the picture's, with .json)",
+    )
+    cli.add_argument(
+        "--clip",
+        type=Path,
+        default=None,
+        help=f"CLIP folder (default: {paths.CLIP_FT_MPT} for crops, {paths.CLIP_BASE} for maskpool and adapter)",
+    )
+    cli.add_argument(
+        "--proposer",
+        type=Path,
+        default=paths.PROPOSER,
+        help=f"proposer folder (default: {paths.PROPOSER}; not used with --proposals)",
+    )
+    cli.add_argument(
+        "--classifier",
+        choices=CLASSIFIERS,
+        default="crops",
+        help="crops: CLIP on each masked crop (OVSeg, default); maskpool, adapter: one CLIP pass "
+        "per image, masks pooled from it plainly or by the Mask-Adapter",
+    )
+    cli.add_argument(
+        "--adapter",
+        type=Path,
+        default=paths.adapter("base"),
+        help=f"Mask-Adapter folder for --classifier adapter (default: {paths.adapter('base')})",
+    )
+    cli.add_argument(
+        "--proposals",
+        type=Path,
+        default=None,
+        metavar="FILE.parquet",
+        help="classify this image's masks from this file (the `ovseg propose` format, e.g. SAM's "
+        "masks) instead of running the proposer",
+    )
+    cli.add_argument(
+        "--proposals-root",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="folder the file_name column is relative to (default: the image's folder)",
+    )
     cli.add_argument("--lam", type=float, default=0.7, help="CLIP's weight in the ensemble, 0..1 (default: 0.7)")
-    cli.add_argument("--alpha", type=float, default=0.7,
-                        help="maskpool/adapter: CLIP's weight for seen classes in the ensemble (default: 0.7)")
-    cli.add_argument("--beta", type=float, default=0.9,
-                        help="maskpool/adapter: CLIP's weight for unseen classes in the ensemble (default: 0.9)")
+    cli.add_argument(
+        "--alpha",
+        type=float,
+        default=0.7,
+        help="maskpool/adapter: CLIP's weight for seen classes in the ensemble (default: 0.7)",
+    )
+    cli.add_argument(
+        "--beta",
+        type=float,
+        default=0.9,
+        help="maskpool/adapter: CLIP's weight for unseen classes in the ensemble (default: 0.9)",
+    )
     cli.add_argument("--mask-threshold", type=float, default=0.4, help="proposal binarisation (default: 0.4)")
-    cli.add_argument("--short-side", type=int, default=None,
-                        help="resize the image's shorter side to this many pixels before segmenting")
+    cli.add_argument(
+        "--short-side",
+        type=int,
+        default=None,
+        help="resize the image's shorter side to this many pixels before segmenting",
+    )
     cli.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: auto)")
     args = cli.parse_args(argv)
     if args.json is not None and str(args.json) in ("", "."):

@@ -35,14 +35,16 @@ mIoU labels each proposal with its best-overlapping ground-truth class. The
 thresholds default to those the proposer stage benchmarked with. ``--json`` prints
 the full result (per class too) as JSON, or writes it to FILE.
 """
+
 from __future__ import annotations
 
 import math
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -85,8 +87,9 @@ class QualityConfig:
 
 
 # ----------------------------------------------------------------------------- per image
-def segment_ious(binary_masks: torch.Tensor, gt: np.ndarray | torch.Tensor, ignore_index: int = -1
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def segment_ious(
+    binary_masks: torch.Tensor, gt: np.ndarray | torch.Tensor, ignore_index: int = -1
+) -> tuple[torch.Tensor, torch.Tensor]:
     """IoU of every ground-truth segment with every proposal: ``(classes [K], iou [K, Q])``.
 
     ``binary_masks [Q,H,W]`` bool; ``gt [H,W]`` integer labels. Pixels equal to
@@ -94,8 +97,9 @@ def segment_ious(binary_masks: torch.Tensor, gt: np.ndarray | torch.Tensor, igno
     spilling onto unlabelled pixels is not penalised. Classes come out sorted.
     """
     if binary_masks.ndim != 3 or binary_masks.dtype != torch.bool:
-        raise ValueError(f"binary_masks must be a bool [Q, H, W] tensor, got {binary_masks.dtype} "
-                         f"{list(binary_masks.shape)}")
+        raise ValueError(
+            f"binary_masks must be a bool [Q, H, W] tensor, got {binary_masks.dtype} {list(binary_masks.shape)}"
+        )
     gt = as_label_tensor(gt, binary_masks.device)
     if gt.shape != binary_masks.shape[-2:]:
         raise ValueError(f"masks of size {tuple(binary_masks.shape[-2:])} do not match gt of size {tuple(gt.shape)}")
@@ -105,8 +109,9 @@ def segment_ious(binary_masks: torch.Tensor, gt: np.ndarray | torch.Tensor, igno
     return classes, mask_iou(segments, proposals, dtype=torch.float64)  # float64 keeps pixel counts exact
 
 
-def best_ious(binary_masks: torch.Tensor, gt: np.ndarray | torch.Tensor, keep: torch.Tensor | None = None,
-              ignore_index: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
+def best_ious(
+    binary_masks: torch.Tensor, gt: np.ndarray | torch.Tensor, keep: torch.Tensor | None = None, ignore_index: int = -1
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per ground-truth segment, the best IoU over the proposals where ``keep [Q]`` is True (all if None).
 
     Returns ``(classes [K] int64, best [K] float64)``; ``best`` is 0 when no proposal is kept.
@@ -160,14 +165,17 @@ class QualityAccumulator:
     def __init__(self, num_classes: int, settings: QualityConfig):
         self.num_classes = num_classes
         self.settings = settings
-        self.recall = {"all": RecallCounter(num_classes, settings.iou_threshold),
-                       "scored": RecallCounter(num_classes, settings.iou_threshold)}
+        self.recall = {
+            "all": RecallCounter(num_classes, settings.iou_threshold),
+            "scored": RecallCounter(num_classes, settings.iou_threshold),
+        }
         self.oracle = {"all": ConfusionMatrix(num_classes), "scored": ConfusionMatrix(num_classes)}
         self.images = 0
         self.proposals = {"all": 0, "scored": 0}
 
-    def add(self, masks: torch.Tensor, mask_probs: torch.Tensor, scores: torch.Tensor,
-            gt: np.ndarray | torch.Tensor) -> None:
+    def add(
+        self, masks: torch.Tensor, mask_probs: torch.Tensor, scores: torch.Tensor, gt: np.ndarray | torch.Tensor
+    ) -> None:
         """One image: bool ``masks [Q,H,W]``, soft ``mask_probs [Q,H,W]``, objectness ``scores [Q]``, ``gt [H,W]``."""
         gt = as_label_tensor(gt, masks.device)
         keep = scores.to(masks.device) >= self.settings.score_threshold
@@ -188,26 +196,36 @@ class QualityAccumulator:
         settings, every = self.settings, self.recall["all"]
         metrics: dict[str, Any] = {
             "images": self.images,
-            "settings": {"mask_threshold": settings.mask_threshold, "iou_threshold": settings.iou_threshold,
-                         "score_threshold": settings.score_threshold},
+            "settings": {
+                "mask_threshold": settings.mask_threshold,
+                "iou_threshold": settings.iou_threshold,
+                "score_threshold": settings.score_threshold,
+            },
             "proposals_per_image": round(self.proposals["all"] / self.images, 3),
             "scored_proposals_per_image": round(self.proposals["scored"] / self.images, 3),
-            "segments": {"all": int(every.segments.sum()), **{k: int(every.segments[m].sum()) for k, m in subsets.items()}},
+            "segments": {
+                "all": int(every.segments.sum()),
+                **{k: int(every.segments[m].sum()) for k, m in subsets.items()},
+            },
         }
         for name, counter in (("recall", every), ("recall_scored", self.recall["scored"])):
             metrics[name] = _rounded({"all": counter.recall(), **{k: counter.recall(m) for k, m in subsets.items()}})
-        metrics["mean_best_iou"] = _rounded({"all": every.mean_best_iou(),
-                                             **{k: every.mean_best_iou(m) for k, m in subsets.items()}})
+        metrics["mean_best_iou"] = _rounded(
+            {"all": every.mean_best_iou(), **{k: every.mean_best_iou(m) for k, m in subsets.items()}}
+        )
         seen = subsets.get("seen")
         for name, key in (("oracle", "all"), ("oracle_scored", "scored")):
             summary = self.oracle[key].summary(seen=seen)
             metrics[name] = _rounded({k: summary[k] for k in ORACLE_KEYS if k in summary})
         scored = self.recall["scored"]
         metrics["per_class"] = {
-            class_names[c]: {"segments": int(every.segments[c]),
-                             "recall": _round(100.0 * every.recalled[c] / every.segments[c]),
-                             "recall_scored": _round(100.0 * scored.recalled[c] / every.segments[c])}
-            for c in range(self.num_classes) if every.segments[c] > 0
+            class_names[c]: {
+                "segments": int(every.segments[c]),
+                "recall": _round(100.0 * every.recalled[c] / every.segments[c]),
+                "recall_scored": _round(100.0 * scored.recalled[c] / every.segments[c]),
+            }
+            for c in range(self.num_classes)
+            if every.segments[c] > 0
         }
         return metrics
 
@@ -273,8 +291,9 @@ def evaluate_proposals(
     text = model.vocabulary.embeddings.to(device)
     accumulator = QualityAccumulator(len(names), settings)
     seconds = 0.0
-    bar = progress(_batches(dataset, keys, settings.batch_size), desc=desc,
-                   total=math.ceil(len(keys) / settings.batch_size))
+    bar = progress(
+        _batches(dataset, keys, settings.batch_size), desc=desc, total=math.ceil(len(keys) / settings.batch_size)
+    )
     for samples in bar:
         images = torch.from_numpy(np.stack([s.image for s in samples])).permute(0, 3, 1, 2).to(device)
         _sync(device)
@@ -306,17 +325,19 @@ def format_report(report: QualityReport) -> str:
         return f"  {title:<22} " + ", ".join(parts)
 
     s = m["settings"]
-    return "\n".join([
-        f"{m['benchmark']}: {m['images']} images, {m['segments']['all']} segments, {m['queries']} queries "
-        f"(mask > {s['mask_threshold']}, IoU >= {s['iou_threshold']}, score >= {s['score_threshold']})",
-        line("recall (all queries)", m["recall"]),
-        line("recall (scored)", m["recall_scored"]),
-        line("mean best IoU", m["mean_best_iou"]),
-        line("oracle mIoU", m["oracle"]),
-        line("oracle mIoU (scored)", m["oracle_scored"]),
-        f"  proposals/image {m['proposals_per_image']:.1f} non-empty, {m['scored_proposals_per_image']:.1f} scored; "
-        f"{report.images_per_s:.1f} images/s",
-    ])
+    return "\n".join(
+        [
+            f"{m['benchmark']}: {m['images']} images, {m['segments']['all']} segments, {m['queries']} queries "
+            f"(mask > {s['mask_threshold']}, IoU >= {s['iou_threshold']}, score >= {s['score_threshold']})",
+            line("recall (all queries)", m["recall"]),
+            line("recall (scored)", m["recall_scored"]),
+            line("mean best IoU", m["mean_best_iou"]),
+            line("oracle mIoU", m["oracle"]),
+            line("oracle mIoU (scored)", m["oracle_scored"]),
+            f"  proposals/image {m['proposals_per_image']:.1f} non-empty, {m['scored_proposals_per_image']:.1f} scored; "
+            f"{report.images_per_s:.1f} images/s",
+        ]
+    )
 
 
 # ----------------------------------------------------------------------------- `ovseg proposer-bench`
@@ -324,7 +345,9 @@ def format_report(report: QualityReport) -> str:
 
 @command("proposer-bench")
 def main(argv: list[str] | None = None) -> int:
-    cli = parser("ovseg proposer-bench", "proposal quality of a trained proposer on a benchmark: segment recall and oracle mIoU")
+    cli = parser(
+        "ovseg proposer-bench", "proposal quality of a trained proposer on a benchmark: segment recall and oracle mIoU"
+    )
     cli.add_argument("--proposer", type=Path, default=paths.PROPOSER, help="trained proposer folder")
     cli.add_argument("--world", type=Path, default=paths.WORLD_MANIFEST, help="world manifest")
     cli.add_argument("--benchmark", default="demo", help="benchmark name in the world (default: demo)")
@@ -334,11 +357,21 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--limit", type=int, default=None, help="only the first N images")
     cli.add_argument("--batch-size", type=int, default=16)
     cli.add_argument("--device", default="auto")
-    cli.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: on a busy 2-core machine 2 threads ran ~15x slower)")
+    cli.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a busy 2-core machine 2 threads ran ~15x slower)",
+    )
     cli.add_argument("--per-class", action="store_true", help="also print every class's recall")
-    cli.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
-                        help="print the full result as JSON (or write it to FILE)")
+    cli.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="FILE",
+        help="print the full result as JSON (or write it to FILE)",
+    )
     args = cli.parse_args(argv)
     set_threads(args.threads, "--threads")
     model, extra = load_trained_proposer(args.proposer, pick_device(args.device))
@@ -346,22 +379,26 @@ def main(argv: list[str] | None = None) -> int:
     settings = QualityConfig(
         mask_threshold=stored_mask_threshold(extra) if args.threshold is None else args.threshold,
         iou_threshold=float(stored.get("iou_threshold", 0.5)) if args.iou is None else args.iou,
-        score_threshold=(float(stored.get("score_threshold", 0.5)) if args.score_threshold is None
-                         else args.score_threshold),
+        score_threshold=(
+            float(stored.get("score_threshold", 0.5)) if args.score_threshold is None else args.score_threshold
+        ),
         batch_size=args.batch_size,
     )
     world = load_world(args.world)
     dataset = world.benchmark(args.benchmark)
-    report = evaluate_proposals(model, dataset, settings, limit=args.limit,
-                                subsets=class_subsets(dataset.class_names, world.classes))
+    report = evaluate_proposals(
+        model, dataset, settings, limit=args.limit, subsets=class_subsets(dataset.class_names, world.classes)
+    )
     if args.json == "-":
         print(dumps_json({**report.metrics, "images_per_s": round(report.images_per_s, 1)}), end="")
         return 0
     print(format_report(report))
     if args.per_class:
         for name, row in report.metrics["per_class"].items():
-            print(f"  {name:<28} {row['segments']:4d} segments  recall {row['recall']:5.1f}  "
-                  f"scored {row['recall_scored']:5.1f}")
+            print(
+                f"  {name:<28} {row['segments']:4d} segments  recall {row['recall']:5.1f}  "
+                f"scored {row['recall_scored']:5.1f}"
+            )
     if args.json:
         write_json(args.json, report.metrics)
     return 0

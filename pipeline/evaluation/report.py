@@ -9,6 +9,7 @@ benchmark. Rows follow :func:`pipeline.evaluation.variants.variant_names` (any v
 records appears, with its description; unregistered names last), columns the papers' order
 (others after them, sorted); figures have one decimal and ``–`` marks a missing or undefined figure.
 """
+
 from __future__ import annotations
 
 import csv
@@ -24,8 +25,14 @@ MISSING = "–"
 #: Benchmarks in the column order of the papers' tables (``demo``: the demo world's A-150); others follow, sorted.
 BENCHMARK_ORDER = ("ade847", "pc459", "ade150", "demo", "pc59", "voc20")
 #: Column headings: the papers' names of the benchmarks.
-PAPER_NAMES = {"ade847": "A-847", "pc459": "PC-459", "ade150": "A-150", "demo": "A-150", "pc59": "PC-59",
-               "voc20": "PAS-20"}
+PAPER_NAMES = {
+    "ade847": "A-847",
+    "pc459": "PC-459",
+    "ade150": "A-150",
+    "demo": "A-150",
+    "pc59": "PC-59",
+    "voc20": "PAS-20",
+}
 EVAL_KEYS = ("mIoU", "mIoU_seen", "mIoU_unseen", "images", "classes")
 CROP_KEYS = ("mean", "seen", "unseen", "chance")
 
@@ -63,8 +70,10 @@ def read_crop_metrics(root: str | Path) -> dict[str, dict[str, Any]]:
     records: dict[str, dict[str, Any]] = {}
     for path in sorted(Path(root).glob("*.json")):
         by_benchmark = read_json(path)
-        if not isinstance(by_benchmark, dict) or not by_benchmark or not all(
-            isinstance(r, dict) and "mean" in r for r in by_benchmark.values()
+        if (
+            not isinstance(by_benchmark, dict)
+            or not by_benchmark
+            or not all(isinstance(r, dict) and "mean" in r for r in by_benchmark.values())
         ):
             raise ValueError(f"{path}: not a crop-benchmark record ({{benchmark: {{mean, ...}}}})")
         for benchmark, record in sorted(by_benchmark.items()):
@@ -146,8 +155,11 @@ def split_table(records: EvalRecords, rows: list[str], benchmarks: list[str]) ->
         cells = [f"`{name}`"]
         for benchmark in benchmarks:
             record = records.get((name, benchmark))
-            cells.append(MISSING if record is None else
-                         " / ".join(_fmt(record.get(key)) for key in ("mIoU_seen", "mIoU_unseen", "hIoU")))
+            cells.append(
+                MISSING
+                if record is None
+                else " / ".join(_fmt(record.get(key)) for key in ("mIoU_seen", "mIoU_unseen", "hIoU"))
+            )
         lines.append(cells)
     return _table(header, lines)
 
@@ -250,7 +262,8 @@ def miou_csv(records: EvalRecords) -> str:
             record = records.get((name, benchmark))
             if record is None:
                 continue
-            figures = ["" if record.get(k) is None else f"{float(record[k]):.2f}"
-                       for k in ("mIoU", "mIoU_seen", "mIoU_unseen")]
+            figures = [
+                "" if record.get(k) is None else f"{float(record[k]):.2f}" for k in ("mIoU", "mIoU_seen", "mIoU_unseen")
+            ]
             writer.writerow([f"{name} / {benchmark}", name, benchmark, *figures])
     return buffer.getvalue()

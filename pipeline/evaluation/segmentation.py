@@ -14,6 +14,7 @@ training classes) and neither seen nor unseen in the demo world (whose list hold
 every class of its images: such a name is a distractor of a wide vocabulary, which
 counts in the mIoU when predicted, as any class absent from the ground truth).
 """
+
 from __future__ import annotations
 
 import math
@@ -30,11 +31,11 @@ from core.params import check_keys
 from core.progress import progress
 from model.dense_clip import POOLINGS
 from model.metrics import ConfusionMatrix
-from model.proposer.inference import Proposals
 from model.precision import Precision, check_inference_precision, inference_autocast, resolve_inference_precision
-from model.proposer import check_max_proposals
-from model.scoring import resize_labels
 from model.proposal_segmenter import ProposalSegmenter
+from model.proposer import check_max_proposals
+from model.proposer.inference import Proposals
+from model.scoring import resize_labels
 from pipeline.datasets.segmentation import IGNORE, Sample, SegmentationDataset
 from pipeline.evaluation.gt_gauge import class_subsets, world_entries
 from pipeline.evaluation.variants import Variant
@@ -129,14 +130,22 @@ class EvalConfig:
         """The settings that change the figures of a crop-path variant with that ``ensemble``, for the
         metrics record."""
         lams = ("zsseg_lam",) if ensemble == "zsseg" else ("lam", "lam_seen", "lam_unseen")
-        keys = (*lams, "mask_threshold", "expand_ratio", "short_side", "max_images", "precision",
-                "max_proposals")
+        keys = (*lams, "mask_threshold", "expand_ratio", "short_side", "max_images", "precision", "max_proposals")
         return {key: getattr(self, key) for key in keys}
 
     def one_pass_provenance(self) -> dict[str, Any]:
         """:meth:`provenance` for Mask-Adapter's family, whose ensemble and pooling differ."""
-        keys = ("alpha", "beta", "pooling", "attention_depth", "mask_threshold", "short_side", "max_images",
-                "precision", "max_proposals")
+        keys = (
+            "alpha",
+            "beta",
+            "pooling",
+            "attention_depth",
+            "mask_threshold",
+            "short_side",
+            "max_images",
+            "precision",
+            "max_proposals",
+        )
         return {key: getattr(self, key) for key in keys}
 
 
@@ -166,8 +175,7 @@ def class_is_seen(class_names: Sequence[str], world_classes: list[dict] | None) 
     return subsets.get("seen")
 
 
-def class_is_unseen(class_names: Sequence[str], world_classes: list[dict] | None, *,
-                closed: bool) -> np.ndarray | None:
+def class_is_unseen(class_names: Sequence[str], world_classes: list[dict] | None, *, closed: bool) -> np.ndarray | None:
     """``[C]`` bool: the classes ``mIoU_unseen`` averages (see the module docstring); ``closed``: the world's
     class list names every class of its images (:attr:`pipeline.datasets.manifest.World.closed_vocabulary`)."""
     seen = class_is_seen(class_names, world_classes)
@@ -217,8 +225,9 @@ def benchmark_keys(dataset: SegmentationDataset, settings: EvalConfig) -> list[s
     return dataset.keys()[: settings.max_images] if settings.max_images else dataset.keys()
 
 
-def segmented_batches(dataset: SegmentationDataset, keys: Sequence[str], settings: EvalConfig, desc: str
-                      ) -> Iterator[tuple[list[Sample], list[np.ndarray]]]:
+def segmented_batches(
+    dataset: SegmentationDataset, keys: Sequence[str], settings: EvalConfig, desc: str
+) -> Iterator[tuple[list[Sample], list[np.ndarray]]]:
     """``(samples, images as segmented)`` by ``settings.batch_size`` keys, with a progress bar: the batches
     every evaluation and the ``propose`` stage segment (same batches, same proposer bits)."""
     for start in progress(range(0, len(keys), settings.batch_size), desc=desc):
@@ -255,15 +264,23 @@ def evaluate_benchmark(
     if proposals is not None and stored is not None:
         raise ValueError("external proposals and stored proposer outputs exclude each other")
     if proposals is not None and variant.mode != "two_stage":
-        raise ValueError(f"variant {variant.name!r} ({variant.mode}) does not classify proposals: "
-                         "external proposals go with the two-stage variants only")
+        raise ValueError(
+            f"variant {variant.name!r} ({variant.mode}) does not classify proposals: "
+            "external proposals go with the two-stage variants only"
+        )
     with inference_autocast(settings.precision, segmenter.device):
         return _evaluate(segmenter, dataset, variant, settings, seen, proposals, stored)
 
 
-def _evaluate(segmenter: ProposalSegmenter, dataset: SegmentationDataset, variant: Variant, settings: EvalConfig,
-              seen: np.ndarray | None, proposals: ProposalLookup | None, stored: StoredLookup | None
-              ) -> EvaluationRun:
+def _evaluate(
+    segmenter: ProposalSegmenter,
+    dataset: SegmentationDataset,
+    variant: Variant,
+    settings: EvalConfig,
+    seen: np.ndarray | None,
+    proposals: ProposalLookup | None,
+    stored: StoredLookup | None,
+) -> EvaluationRun:
     names = list(dataset.class_names)
     keys = benchmark_keys(dataset, settings)
     keep = set(example_keys(keys, settings.overlay_images))
@@ -276,8 +293,9 @@ def _evaluate(segmenter: ProposalSegmenter, dataset: SegmentationDataset, varian
         if proposals is not None:
             predictions = segment_with_proposals(segmenter, samples, images, proposals, names, text)
             run.images_without_proposals += sum(p is None for p in predictions)
-            predictions = [np.full(im.shape[:2], IGNORE, np.int32) if p is None else p
-                           for p, im in zip(predictions, images)]
+            predictions = [
+                np.full(im.shape[:2], IGNORE, np.int32) if p is None else p for p, im in zip(predictions, images)
+            ]
         elif variant.mode == "two_stage":
             predictions = segmenter.segment_batch(images, names, text, seen, given)
         elif variant.mode == "oracle":
@@ -312,8 +330,10 @@ def segment_with_proposals(
             continue
         masks, scores = entry
         if tuple(masks.shape[1:]) != sample.image.shape[:2]:
-            raise ValueError(f"the proposals of image {sample.key!r} are {masks.shape[1]}×{masks.shape[2]}, "
-                             f"the image is {sample.image.shape[0]}×{sample.image.shape[1]}")
+            raise ValueError(
+                f"the proposals of image {sample.key!r} are {masks.shape[1]}×{masks.shape[2]}, "
+                f"the image is {sample.image.shape[0]}×{sample.image.shape[1]}"
+            )
         found.append((i, resize_labels(masks, image.shape[:2]), scores))
     labels = segmenter.segment_with_masks_batch(
         [images[i] for i, _, _ in found], [m for _, m, _ in found], [s for _, _, s in found], names, text
@@ -365,7 +385,8 @@ def metrics_record(
         classes_outside_world=None if seen is None else int(len(names) - np.sum(seen) - np.sum(unseen)),
         classes_scored=summary["valid_classes"],
         per_class={name: _figure(iou) for name, iou in zip(names, summary["per_class_iou"])},
-        settings=(settings.provenance(variant.ensemble) if variant.classifier == "crops"
-                  else settings.one_pass_provenance()),
+        settings=(
+            settings.provenance(variant.ensemble) if variant.classifier == "crops" else settings.one_pass_provenance()
+        ),
     )
     return record

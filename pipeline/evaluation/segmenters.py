@@ -11,6 +11,7 @@ alone); ``crops`` with ``ensemble="zsseg"`` is zsseg.baseline's seen/unseen ense
 :func:`variant_folders` finds a named variant's folders under ``artifacts/``
 (``clip_<clip>``, ``adapter_<adapter>``) with errors naming the missing one.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,10 +43,17 @@ def variant_folders(spec: Variant, artifacts: Path) -> tuple[Path, Path | None]:
     return clip, adapter
 
 
-def build_segmenter(classifier: str, proposer: MaskProposer | None, clip_folder: Path, *,
-                    adapter_folder: Path | None = None, settings: EvalConfig = EvalConfig(),
-                    ensemble: str | None = None, proposer_clip_folder: Path | None = None,
-                    device: torch.device) -> ProposalSegmenter:
+def build_segmenter(
+    classifier: str,
+    proposer: MaskProposer | None,
+    clip_folder: Path,
+    *,
+    adapter_folder: Path | None = None,
+    settings: EvalConfig = EvalConfig(),
+    ensemble: str | None = None,
+    proposer_clip_folder: Path | None = None,
+    device: torch.device,
+) -> ProposalSegmenter:
     """The segmenter of one classifier (``crops``, ``maskpool``, ``adapter``) on the CLIP of ``clip_folder``.
 
     ``proposer_clip_folder`` (crops): the CLIP whose text tower the proposer was trained against
@@ -64,38 +72,65 @@ def build_segmenter(classifier: str, proposer: MaskProposer | None, clip_folder:
     if ensemble not in ENSEMBLES[classifier]:
         raise ValueError(f"ensemble {ensemble!r}: the {classifier} classifier takes {', '.join(ENSEMBLES[classifier])}")
     if (classifier == "adapter") != (adapter_folder is not None):
-        raise ValueError(f"classifier {classifier!r}: a Mask-Adapter folder is needed for 'adapter' and only there, "
-                         f"got {adapter_folder}")
+        raise ValueError(
+            f"classifier {classifier!r}: a Mask-Adapter folder is needed for 'adapter' and only there, "
+            f"got {adapter_folder}"
+        )
     clip = load_clip_folder(clip_folder, device)
     if classifier == "crops":
-        lam_seen, lam_unseen = (zsseg_exponents(settings.zsseg_lam) if ensemble == "zsseg"
-                                else (settings.lam_seen, settings.lam_unseen))
+        lam_seen, lam_unseen = (
+            zsseg_exponents(settings.zsseg_lam) if ensemble == "zsseg" else (settings.lam_seen, settings.lam_unseen)
+        )
         proposer_clip = None
         if proposer_clip_folder is not None:  # also without a proposer: stored proposals are checked against it
             proposer_clip = load_clip_folder(proposer_clip_folder, device)
             if text_tower_digest(proposer_clip.model) == text_tower_digest(clip.model):
                 proposer_clip = None
         return TwoStageSegmenter(
-            proposer, clip, proposer_clip=proposer_clip, lam=settings.lam, lam_seen=lam_seen, lam_unseen=lam_unseen,
-            mask_threshold=settings.mask_threshold, expand_ratio=settings.expand_ratio,
-            clip_batch_size=settings.clip_batch_size, max_proposals=settings.max_proposals,
+            proposer,
+            clip,
+            proposer_clip=proposer_clip,
+            lam=settings.lam,
+            lam_seen=lam_seen,
+            lam_unseen=lam_unseen,
+            mask_threshold=settings.mask_threshold,
+            expand_ratio=settings.expand_ratio,
+            clip_batch_size=settings.clip_batch_size,
+            max_proposals=settings.max_proposals,
         )
     adapter, proposer_clip = None, None
     if adapter_folder is not None:
         adapter, clip, proposer_clip = load_adapter_and_clip(adapter_folder, clip, device)
     alpha, beta = (settings.alpha, settings.beta) if ensemble == "mask_adapter" else (1.0, 1.0)
-    return OnePassSegmenter(proposer, clip, adapter=adapter, pooling=settings.pooling,
-                            attention_depth=settings.attention_depth, alpha=alpha, beta=beta,
-                            mask_threshold=settings.mask_threshold, image_batch_size=settings.batch_size,
-                            proposer_clip=proposer_clip, max_proposals=settings.max_proposals)
+    return OnePassSegmenter(
+        proposer,
+        clip,
+        adapter=adapter,
+        pooling=settings.pooling,
+        attention_depth=settings.attention_depth,
+        alpha=alpha,
+        beta=beta,
+        mask_threshold=settings.mask_threshold,
+        image_batch_size=settings.batch_size,
+        proposer_clip=proposer_clip,
+        max_proposals=settings.max_proposals,
+    )
 
 
-def build_variant_segmenter(spec: Variant, proposer: MaskProposer | None, artifacts: Path, settings: EvalConfig,
-                            device: torch.device) -> ProposalSegmenter:
+def build_variant_segmenter(
+    spec: Variant, proposer: MaskProposer | None, artifacts: Path, settings: EvalConfig, device: torch.device
+) -> ProposalSegmenter:
     """:func:`build_segmenter` for a named variant (``base``, ``ft_mpt``, ``adapter_ens``, ``maskpool`` ...)
     with its folders under ``artifacts``."""
     clip, adapter = variant_folders(spec, artifacts)
     base = artifacts / "clip_base"
-    return build_segmenter(spec.classifier, proposer, clip, adapter_folder=adapter, settings=settings,
-                           ensemble=spec.ensemble,
-                           proposer_clip_folder=base if spec.clip_name != "base" and base.is_dir() else None, device=device)
+    return build_segmenter(
+        spec.classifier,
+        proposer,
+        clip,
+        adapter_folder=adapter,
+        settings=settings,
+        ensemble=spec.ensemble,
+        proposer_clip_folder=base if spec.clip_name != "base" and base.is_dir() else None,
+        device=device,
+    )

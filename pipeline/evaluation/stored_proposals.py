@@ -20,6 +20,7 @@ live proposer computes them: the binary masks from the RLE, the soft masks from 
 Reading and decoding are those of external proposals (:mod:`.external_proposals`), so the
 file is also a valid ``--proposals`` file.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,8 +39,8 @@ import torch
 from core.classnames import display_names
 from core.columns import required
 from model.precision import Precision, inference_autocast
-from model.proposer.inference import Proposals, soft_masks
 from model.proposal_segmenter import ProposalSegmenter
+from model.proposer.inference import Proposals, soft_masks
 from pipeline.datasets.proposal_table import PROPOSALS, PROPOSALS_SORT_BY, proposal_rows
 from pipeline.datasets.segmentation import SegmentationDataset
 from pipeline.evaluation.external_proposals import (
@@ -100,20 +101,29 @@ def image_rows(file_name: str, proposals: Proposals, class_names: Sequence[str])
     """The rows of one image's proposer outputs (batch dimension 1, masks and logits kept), one per query."""
     if proposals.masks is None or proposals.mask_logits is None:
         raise ValueError("proposals without binarised masks or stride-4 logits cannot be stored")
-    rows = proposal_rows(file_name, proposals.masks[0], proposals.scores[0], proposals.class_probs[0],
-                         display_names(class_names), keep_empty=True)
+    rows = proposal_rows(
+        file_name,
+        proposals.masks[0],
+        proposals.scores[0],
+        proposals.class_probs[0],
+        display_names(class_names),
+        keep_empty=True,
+    )
     logits = proposals.mask_logits[0].to("cpu", torch.float32).numpy().astype("<f4")
     class_probs = proposals.class_probs[0].to("cpu", torch.float32).numpy()
     for row in rows:
         q = row["proposal_id"]
-        row.update(class_probs=class_probs[q].tolist(), mask_logits=logits[q].tobytes(),
-                   logits_height=logits.shape[1], logits_width=logits.shape[2])
+        row.update(
+            class_probs=class_probs[q].tolist(),
+            mask_logits=logits[q].tobytes(),
+            logits_height=logits.shape[1],
+            logits_width=logits.shape[2],
+        )
     return rows
 
 
 @torch.no_grad()
-def propose_benchmark(segmenter: ProposalSegmenter, dataset: SegmentationDataset, settings: EvalConfig
-                      ) -> pa.Table:
+def propose_benchmark(segmenter: ProposalSegmenter, dataset: SegmentationDataset, settings: EvalConfig) -> pa.Table:
     """The proposer of ``segmenter`` over the images an evaluation with ``settings`` covers, in its
     batches and at its sizes; the sorted table, its :class:`ProposalsInfo` in the schema metadata.
 
@@ -123,8 +133,7 @@ def propose_benchmark(segmenter: ProposalSegmenter, dataset: SegmentationDataset
         return _propose_benchmark(segmenter, dataset, settings)
 
 
-def _propose_benchmark(segmenter: ProposalSegmenter, dataset: SegmentationDataset, settings: EvalConfig
-                       ) -> pa.Table:
+def _propose_benchmark(segmenter: ProposalSegmenter, dataset: SegmentationDataset, settings: EvalConfig) -> pa.Table:
     names = list(dataset.class_names)
     keys = benchmark_keys(dataset, settings)
     text = segmenter.proposer_embeddings(names)
@@ -136,8 +145,18 @@ def _propose_benchmark(segmenter: ProposalSegmenter, dataset: SegmentationDatase
         for sample, proposals in zip(samples, segmenter.propose_images(images, names, text)):
             rows.extend(image_rows(benchmark_image_name(dataset, sample.key), proposals, names))
     rows.sort(key=lambda row: tuple(row[c] for c in PROPOSALS_SORT_BY))
-    info = ProposalsInfo(dataset.name, names, settings.short_side, settings.mask_threshold, settings.max_images,
-                         len(keys), queries, text_fingerprint(text), settings.max_proposals, settings.precision)
+    info = ProposalsInfo(
+        dataset.name,
+        names,
+        settings.short_side,
+        settings.mask_threshold,
+        settings.max_images,
+        len(keys),
+        queries,
+        text_fingerprint(text),
+        settings.max_proposals,
+        settings.precision,
+    )
     table = pa.Table.from_pylist(rows, schema=SCHEMA.with_metadata({METADATA_KEY: json.dumps(asdict(info))}))
     check_counts(table, info, "the proposals table")
     return table
@@ -151,8 +170,10 @@ def check_counts(table: pa.Table, info: ProposalsInfo, where: str) -> None:
         raise ValueError(f"{where}: {len(per_image)} images, expected {info.images}")
     wrong = sorted(name for name, count in per_image.items() if count != info.queries)
     if wrong:
-        raise ValueError(f"{where}: image {wrong[0]!r} has {per_image[wrong[0]]} rows, expected one per query "
-                         f"({info.queries}); {len(wrong)} such image(s)")
+        raise ValueError(
+            f"{where}: image {wrong[0]!r} has {per_image[wrong[0]]} rows, expected one per query "
+            f"({info.queries}); {len(wrong)} such image(s)"
+        )
 
 
 @dataclass(frozen=True)
@@ -169,8 +190,10 @@ class StoredProposals:
         file_name = benchmark_image_name(self.dataset, key)
         rows = self.images.get(file_name)
         if rows is None:
-            raise ValueError(f"{self.path}: no proposals for image {file_name!r} (key {key!r}); "
-                             f"rerun the propose stage for {self.info.benchmark!r}")
+            raise ValueError(
+                f"{self.path}: no proposals for image {file_name!r} (key {key!r}); "
+                f"rerun the propose stage for {self.info.benchmark!r}"
+            )
         height, width = rows[0].height, rows[0].width
         logits = np.stack([_logits(row, file_name, self.path) for row in rows])
         return Proposals(
@@ -185,27 +208,35 @@ class StoredProposals:
         ``max_proposals`` and ``precision`` and holds every one of ``keys``."""
         for name in ("short_side", "mask_threshold", "max_proposals", "precision"):
             if getattr(self.info, name) != getattr(settings, name):
-                raise ValueError(f"{self.path}: proposals made with {name} {getattr(self.info, name)}, the evaluation "
-                                 f"uses {getattr(settings, name)}; rerun the propose stage")
+                raise ValueError(
+                    f"{self.path}: proposals made with {name} {getattr(self.info, name)}, the evaluation "
+                    f"uses {getattr(settings, name)}; rerun the propose stage"
+                )
         missing = [key for key in keys if benchmark_image_name(self.dataset, key) not in self.images]
         if missing:
-            raise ValueError(f"{self.path}: no proposals for {len(missing)} of the {len(keys)} images evaluated "
-                             f"(first: {missing[0]!r}); rerun the propose stage")
+            raise ValueError(
+                f"{self.path}: no proposals for {len(missing)} of the {len(keys)} images evaluated "
+                f"(first: {missing[0]!r}); rerun the propose stage"
+            )
 
     def check_text(self, text_emb: torch.Tensor, variant: str) -> None:
         """``ValueError`` unless ``text_emb`` (what ``variant``'s proposer scores against) is what the file's
         proposer scored against: else that variant's proposer classes would differ."""
         if text_fingerprint(text_emb) != self.info.text_sha256:
-            raise ValueError(f"{self.path}: the proposer's classes were scored against other text embeddings than "
-                             f"variant {variant!r} gives it (its CLIP's text tower differs from the base CLIP's); "
-                             "evaluate it without --stored-proposals (the live proposer)")
+            raise ValueError(
+                f"{self.path}: the proposer's classes were scored against other text embeddings than "
+                f"variant {variant!r} gives it (its CLIP's text tower differs from the base CLIP's); "
+                "evaluate it without --stored-proposals (the live proposer)"
+            )
 
 
 def _logits(row: ProposerRow, file_name: str, path: Path) -> np.ndarray:
     expected = 4 * row.logits_height * row.logits_width
     if len(row.mask_logits) != expected:
-        raise ValueError(f"{path}: mask {row.proposal_id} of {file_name!r} has {len(row.mask_logits)} bytes of "
-                         f"logits, expected {expected} ({row.logits_height}×{row.logits_width} float32)")
+        raise ValueError(
+            f"{path}: mask {row.proposal_id} of {file_name!r} has {len(row.mask_logits)} bytes of "
+            f"logits, expected {expected} ({row.logits_height}×{row.logits_width} float32)"
+        )
     return np.frombuffer(row.mask_logits, dtype="<f4").reshape(row.logits_height, row.logits_width)
 
 
@@ -232,12 +263,16 @@ def read_stored_proposals(path: str | os.PathLike, dataset: SegmentationDataset)
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: stored proposals not found (run `dvc repro propose`, "
-                                "or evaluate without --stored-proposals: the live proposer)")
+        raise FileNotFoundError(
+            f"{path}: stored proposals not found (run `dvc repro propose`, "
+            "or evaluate without --stored-proposals: the live proposer)"
+        )
     info = read_info(path)
     if info.benchmark != dataset.name or list(info.class_names) != list(dataset.class_names):
-        raise ValueError(f"{path}: proposals of benchmark {info.benchmark!r} with {len(info.class_names)} classes, "
-                         f"not of {dataset.name!r} with its {len(dataset.class_names)}")
+        raise ValueError(
+            f"{path}: proposals of benchmark {info.benchmark!r} with {len(info.class_names)} classes, "
+            f"not of {dataset.name!r} with its {len(dataset.class_names)}"
+        )
     stored = read_proposals(path, images_folder(dataset), {**COLUMNS, **OUTPUT_COLUMNS}, ProposerRow)
     check_counts(pq.read_table(path, columns=["file_name", "proposal_id"]), info, str(path))
     classes = len(info.class_names)
@@ -246,6 +281,8 @@ def read_stored_proposals(path: str | os.PathLike, dataset: SegmentationDataset)
             raise ValueError(f"{path}: image {file_name!r} has proposal ids other than 0..{info.queries - 1}")
         bad = next((row for row in rows if len(row.class_probs) != classes), None)
         if bad is not None:
-            raise ValueError(f"{path}: mask {bad.proposal_id} of {file_name!r} has {len(bad.class_probs)} class "
-                             f"probabilities for {classes} classes")
+            raise ValueError(
+                f"{path}: mask {bad.proposal_id} of {file_name!r} has {len(bad.class_probs)} class "
+                f"probabilities for {classes} classes"
+            )
     return StoredProposals(path, info, dataset, stored.images)

@@ -20,6 +20,7 @@ Variant names are what ``python -m stages.evaluate --variant`` takes and what
 
 This module is pure Python (no torch), so the report can order its rows cheaply.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,20 +45,34 @@ ZSSEG: dict[str, tuple[str, str]] = {
 #: ensemble (``evaluate.lam``, ``lam_seen``/``lam_unseen``) or zsseg.baseline's (``evaluate.zsseg_lam``) for
 #: crops; Mask-Adapter's (``evaluate.alpha``/``beta``) or ``none`` (CLIP's classes alone, the proposer's
 #: objectness kept) for the one-pass classifiers.
-ENSEMBLES: dict[str, tuple[str, ...]] = {"crops": ("ovseg", "zsseg"), "maskpool": ("mask_adapter", "none"),
-                                         "adapter": ("mask_adapter", "none")}
+ENSEMBLES: dict[str, tuple[str, ...]] = {
+    "crops": ("ovseg", "zsseg"),
+    "maskpool": ("mask_adapter", "none"),
+    "adapter": ("mask_adapter", "none"),
+}
 #: Mask-Adapter's family (one CLIP pass per image): name -> (CLIP, adapter or None, ensemble, description).
 ONE_PASS: dict[str, tuple[str, str | None, str, str]] = {
-    "maskpool": ("base", None, "mask_adapter",
-                 "proposals pooled from one base-CLIP pass per image, Mask-Adapter's ensemble"),
+    "maskpool": (
+        "base",
+        None,
+        "mask_adapter",
+        "proposals pooled from one base-CLIP pass per image, Mask-Adapter's ensemble",
+    ),
     "adapter": ("base", "base", "none", "proposals classified by the Mask-Adapter on the base CLIP alone"),
     "adapter_ens": ("base", "base", "mask_adapter", "the Mask-Adapter on the base CLIP, ensembled with the proposer"),
-    "ft_adapter_ens": ("ft", "ft", "mask_adapter",
-                       "the Mask-Adapter on the finetuned CLIP, ensembled with the proposer"),
+    "ft_adapter_ens": (
+        "ft",
+        "ft",
+        "mask_adapter",
+        "the Mask-Adapter on the finetuned CLIP, ensembled with the proposer",
+    ),
 }
 #: Ground-truth-mask rows of the one-pass classifiers: name -> (CLIP, adapter or None).
-ONE_PASS_GT: dict[str, tuple[str, str | None]] = {"maskpool": ("base", None), "adapter": ("base", "base"),
-                                                  "ft_adapter": ("ft", "ft")}
+ONE_PASS_GT: dict[str, tuple[str, str | None]] = {
+    "maskpool": ("base", None),
+    "adapter": ("base", "base"),
+    "ft_adapter": ("ft", "ft"),
+}
 MODES = ("two_stage", "oracle", "gt_masks")
 CLASSIFIERS = tuple(ENSEMBLES)
 ORACLE = "oracle"
@@ -87,8 +102,10 @@ class Variant:
 
     def __post_init__(self) -> None:
         if self.ensemble not in ENSEMBLES.get(self.classifier, ()):
-            raise ValueError(f"variant {self.name!r}: ensemble {self.ensemble!r}; the {self.classifier} classifier "
-                             f"takes {', '.join(ENSEMBLES[self.classifier])}")
+            raise ValueError(
+                f"variant {self.name!r}: ensemble {self.ensemble!r}; the {self.classifier} classifier "
+                f"takes {', '.join(ENSEMBLES[self.classifier])}"
+            )
 
     @property
     def needs_proposer(self) -> bool:
@@ -108,18 +125,26 @@ def variant(name: str) -> Variant:
         return Variant(name, "two_stage", clip_name, description, ensemble="zsseg")
     if name in ONE_PASS:
         clip_name, adapter, ensemble, description = ONE_PASS[name]
-        return Variant(name, "two_stage", clip_name, description, "adapter" if adapter else "maskpool", adapter,
-                       ensemble)
+        return Variant(
+            name, "two_stage", clip_name, description, "adapter" if adapter else "maskpool", adapter, ensemble
+        )
     if name == ORACLE:
         return Variant(name, "oracle", "base", "proposals labelled by the ground truth (a perfect classifier)")
-    rest = name[len(GT_MASKS_PREFIX):] if name.startswith(GT_MASKS_PREFIX) else None
+    rest = name[len(GT_MASKS_PREFIX) :] if name.startswith(GT_MASKS_PREFIX) else None
     if rest in CLIPS:
         return Variant(name, "gt_masks", rest, f"ground-truth masks classified by the {rest} CLIP (crops)")
     if rest in ONE_PASS_GT:
         clip_name, adapter = ONE_PASS_GT[rest]
         how = f"the Mask-Adapter on the {clip_name} CLIP" if adapter else f"pooling one {clip_name}-CLIP pass per image"
-        return Variant(name, "gt_masks", clip_name, f"ground-truth masks classified by {how}",
-                       "adapter" if adapter else "maskpool", adapter, "mask_adapter")
+        return Variant(
+            name,
+            "gt_masks",
+            clip_name,
+            f"ground-truth masks classified by {how}",
+            "adapter" if adapter else "maskpool",
+            adapter,
+            "mask_adapter",
+        )
     raise ValueError(f"unknown variant {name!r}; choose from {', '.join(variant_names())}")
 
 

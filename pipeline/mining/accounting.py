@@ -19,10 +19,12 @@ otherwise rejected as ``no_noun`` (the caption has no noun) or ``no_pair``
 (its nouns' pairs were all filtered out). A caption whose image id is not in
 the file is rejected as ``unknown_image``.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from pipeline.beam.schemas import reject_row
 
@@ -72,7 +74,9 @@ def precheck(image: ImageInput, nouns: Sequence[NounEntry]) -> dict[str, Any] | 
     return None
 
 
-def caption_rejects(image: ImageInput, nouns: Sequence[NounEntry], pairs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def caption_rejects(
+    image: ImageInput, nouns: Sequence[NounEntry], pairs: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
     """Rejects of the captions of an image with pairs that no pair uses, by caption id."""
     used = {caption_id for pair in pairs for caption_id in pair["caption_ids"]}
     with_nouns = {caption_id for entry in nouns for caption_id in entry.caption_ids}
@@ -83,8 +87,15 @@ def caption_rejects(image: ImageInput, nouns: Sequence[NounEntry], pairs: Sequen
         else:
             reason, detail = REASON_NO_NOUN, "this caption has no noun"
         rejects.append(
-            reject_row(STAGE, "caption", reason, image_id=image.image_id, caption_id=caption_id,
-                       file_name=image.file_name, detail=detail)
+            reject_row(
+                STAGE,
+                "caption",
+                reason,
+                image_id=image.image_id,
+                caption_id=caption_id,
+                file_name=image.file_name,
+                detail=detail,
+            )
         )
     return rejects
 
@@ -92,7 +103,13 @@ def caption_rejects(image: ImageInput, nouns: Sequence[NounEntry], pairs: Sequen
 def orphan_rejects(orphans: Iterable[tuple[int, int]]) -> list[dict[str, Any]]:
     """``unknown_image`` rejects of ``(caption_id, image_id)`` captions whose image is not in the file."""
     return [
-        reject_row(STAGE, "caption", REASON_UNKNOWN_IMAGE, image_id=image_id, caption_id=caption_id,
-                   detail=f"image id {image_id} is not among the captions file's images")
+        reject_row(
+            STAGE,
+            "caption",
+            REASON_UNKNOWN_IMAGE,
+            image_id=image_id,
+            caption_id=caption_id,
+            detail=f"image id {image_id} is not among the captions file's images",
+        )
         for caption_id, image_id in sorted(orphans)
     ]

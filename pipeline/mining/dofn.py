@@ -7,9 +7,11 @@ inside ``process()``, nothing in ``finish_bundle`` (Beam's DaskRunner drops
 what it emits), and the DoFn emits ``(tag, row)`` pairs on its one main output
 (see :mod:`pipeline.beam.runner` for why not tagged outputs).
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa

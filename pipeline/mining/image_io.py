@@ -9,6 +9,7 @@ exception: a bad file rejects one image, not the job.
 Pixels are taken as stored: EXIF orientation is not applied, as in COCO, whose
 annotations refer to the stored pixel grid.
 """
+
 from __future__ import annotations
 
 import io
@@ -27,7 +28,12 @@ REASON_UNDECODABLE = "undecodable"
 REASON_OVERSIZED = "oversized"
 REASON_SIZE_MISMATCH = "size_mismatch"
 IMAGE_REASONS = (
-    REASON_MISSING, REASON_UNREADABLE, REASON_EMPTY, REASON_UNDECODABLE, REASON_OVERSIZED, REASON_SIZE_MISMATCH
+    REASON_MISSING,
+    REASON_UNREADABLE,
+    REASON_EMPTY,
+    REASON_UNDECODABLE,
+    REASON_OVERSIZED,
+    REASON_SIZE_MISMATCH,
 )
 
 
@@ -71,7 +77,8 @@ def decode_image(
                 width, height = image.size
                 if width * height > max_pixels:
                     return ImageProblem(
-                        REASON_OVERSIZED, f"{where}: {width}x{height} = {width * height} pixels > max_pixels {max_pixels}"
+                        REASON_OVERSIZED,
+                        f"{where}: {width}x{height} = {width * height} pixels > max_pixels {max_pixels}",
                     )
                 image.load()
                 pixels = np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
@@ -88,7 +95,9 @@ def decode_image(
     return pixels
 
 
-def load_image(path: str, *, max_pixels: int, expected_size: tuple[int, int] | None = None) -> np.ndarray | ImageProblem:
+def load_image(
+    path: str, *, max_pixels: int, expected_size: tuple[int, int] | None = None
+) -> np.ndarray | ImageProblem:
     """:func:`read_image_bytes` then :func:`decode_image`."""
     data = read_image_bytes(path)
     if isinstance(data, ImageProblem):

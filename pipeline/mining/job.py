@@ -24,14 +24,16 @@ rejected, or belongs to a rejected image — each exactly once. Only then do the
 outputs replace the previous ones, together. The bytes depend only on the
 inputs, the models and the parameters, not on the runner or the worker count.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import apache_beam as beam
 import numpy as np
@@ -125,9 +127,7 @@ def build_mine_pipeline(
     groups = group_count(len(images), mine.settings.images_per_batch)
     keyed_images = pipeline | "Images" >> beam.Create(list(images)) | "KeyImages" >> beam.Map(key_image, groups)
     keyed_nouns = (
-        pipeline
-        | "NounShards" >> beam.Create(list(noun_shards))
-        | "ReadNouns" >> beam.FlatMap(read_noun_shard, groups)
+        pipeline | "NounShards" >> beam.Create(list(noun_shards)) | "ReadNouns" >> beam.FlatMap(read_noun_shard, groups)
     )
     outputs = (
         (keyed_images, keyed_nouns)
@@ -193,7 +193,9 @@ def summarise(captions: CocoCaptions, pairs: pa.Table, rejects: pa.Table) -> dic
     covered = [caption_id for image_id in rejected_images for caption_id in captions_of.get(image_id, ())]
     reconcile("captions", caption_ids_in, used_captions, _column(caption_rejects, "caption_id") + covered)
 
-    by_reason = Counter(f"{kind}/{reason}" for kind, reason in zip(_column(rejects, "kind"), _column(rejects, "reason")))
+    by_reason = Counter(
+        f"{kind}/{reason}" for kind, reason in zip(_column(rejects, "kind"), _column(rejects, "reason"))
+    )
     frequencies = noun_frequencies(pairs)
     images_with_pairs = len(set(_column(pairs, "image_id")))
     margins = [value for value in _column(pairs, "margin") if value is not None]
@@ -246,7 +248,10 @@ def run_mine_job(
     with atomic_dir(pairs_dir) as pairs_stage, atomic_dir(rejects_dir) as rejects_stage:
         LOG.info(
             "mine: %d images, %d noun shards, runner %s, device %s",
-            len(images), len(noun_shards), dict(runner_cfg or {}).get("runner", "direct"), settings.device,
+            len(images),
+            len(noun_shards),
+            dict(runner_cfg or {}).get("runner", "direct"),
+            settings.device,
         )
         run_pipeline(
             lambda pipeline: build_mine_pipeline(
@@ -257,8 +262,7 @@ def run_mine_job(
         pairs = read_shards(pairs_stage, PAIRS)
         rejects = read_shards(rejects_stage, REJECTS)
         counts = summarise(captions, pairs, rejects)
-        LOG.info("mine: %d pairs of %d images, rejects %s", counts["pairs"], counts["images_with_pairs"],
-                 counts["rejects"])
+        LOG.info(
+            "mine: %d pairs of %d images, rejects %s", counts["pairs"], counts["images_with_pairs"], counts["rejects"]
+        )
     return MineOutputs(pairs=pairs, rejects=rejects, counts=counts)
-
-

@@ -13,6 +13,7 @@ embedding. For every noun:
 * ``margin``: ``S[n, region] − max_{r ≠ region} S[n, r]``, how clearly the
   region beats the noun's runner-up region; NaN when there is one region.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -12,10 +12,12 @@ the composition of each proposer batch (batched convolutions round differently
 from single ones, ~1e-7). The job fixes the batches: a group's images are
 always the same, mined in image-id order, whatever the runner.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -86,20 +88,34 @@ def mine_regions(
     """The pairs of one image (``image``: ``[3, H, W]`` uint8 on the models' device) from its regions."""
     height, width = image.shape[1:]
     if len(regions) == 0:
-        return MinedImage(item.image, problem=ImageProblem(
-            REASON_NO_PROPOSAL,
-            f"no usable region among the proposals (mask > {settings.mask_threshold}, score ≥ "
-            f"{settings.min_proposal_score}, area ≥ {settings.min_area(height, width)} px)"))
-    crops = masked_crops(image, regions.masks, size=models.clip.image_size, mean=models.clip.mean,
-                         std=models.clip.std, expand_ratio=settings.expand_ratio)
+        return MinedImage(
+            item.image,
+            problem=ImageProblem(
+                REASON_NO_PROPOSAL,
+                f"no usable region among the proposals (mask > {settings.mask_threshold}, score ≥ "
+                f"{settings.min_proposal_score}, area ≥ {settings.min_area(height, width)} px)",
+            ),
+        )
+    crops = masked_crops(
+        image,
+        regions.masks,
+        size=models.clip.image_size,
+        mean=models.clip.mean,
+        std=models.clip.std,
+        expand_ratio=settings.expand_ratio,
+    )
     region_embeddings = models.clip.encode_image(crops.crops, crops.crop_masks)
     noun_embeddings = models.noun_embeddings([entry.noun for entry in item.nouns]).to(region_embeddings.device)
     match = match_nouns_to_regions(similarity_matrix(noun_embeddings, region_embeddings), models.logit_scale)
     keep = kept_nouns(match, settings)
     if not bool(keep.any()):
         counts = ", ".join(f"{reason} {int(mask.sum())}" for reason, mask in pair_filter(match, settings).items())
-        return MinedImage(item.image, problem=ImageProblem(
-            REASON_NO_PAIR, f"all {len(item.nouns)} nouns filtered out (below the threshold of: {counts})"))
+        return MinedImage(
+            item.image,
+            problem=ImageProblem(
+                REASON_NO_PAIR, f"all {len(item.nouns)} nouns filtered out (below the threshold of: {counts})"
+            ),
+        )
     return MinedImage(item.image, pairs=pair_rows(item, regions, match, keep))
 
 

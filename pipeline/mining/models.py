@@ -7,13 +7,14 @@ two jobs of one process is reloaded) and the device. The CLIP's
 :class:`model.text.TextClassifier` lives with it, so a noun's text embedding is
 computed once per process.
 """
+
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 

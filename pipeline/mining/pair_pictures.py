@@ -12,6 +12,7 @@ measures precision (:class:`PairJudge`, built on :func:`~pipeline.mining.quality
 frequent nouns, a few crops spread evenly over the noun's similarity ranking (best first),
 each framed green (right), red (wrong) or grey (not judged, or no truth), with its similarity.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -93,18 +94,19 @@ def pair_crop(image: np.ndarray, mask: np.ndarray, *, size: int = CROP_SIZE, con
         top, left, side = 0, 0, max(mask.shape)
     else:
         height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
-        side = int(round(max(height, width) * (1 + 2 * context)))
+        side = round(max(height, width) * (1 + 2 * context))
         side = max(2, height, width, min(side, max(image_height, image_width)))
-        top = _place(int(round((rows.min() + rows.max() + 1) / 2 - side / 2)), side, image_height)
-        left = _place(int(round((cols.min() + cols.max() + 1) / 2 - side / 2)), side, image_width)
+        top = _place(round((rows.min() + rows.max() + 1) / 2 - side / 2), side, image_height)
+        left = _place(round((cols.min() + cols.max() + 1) / 2 - side / 2), side, image_width)
     shown = np.where(mask[..., None], image.astype(np.float32), image.astype(np.float32) * DIM).round().astype(np.uint8)
     edge = mask & ~eroded(mask)
     shown[edge] = 255
     canvas = np.full((side, side, 3), PAD_GREY, np.uint8)
     src_top, src_left = max(top, 0), max(left, 0)
     src_bottom, src_right = min(top + side, mask.shape[0]), min(left + side, mask.shape[1])
-    canvas[src_top - top:src_bottom - top, src_left - left:src_right - left] = shown[src_top:src_bottom,
-                                                                                    src_left:src_right]
+    canvas[src_top - top : src_bottom - top, src_left - left : src_right - left] = shown[
+        src_top:src_bottom, src_left:src_right
+    ]
     return np.asarray(Image.fromarray(canvas).resize((size, size), Image.BILINEAR))
 
 
@@ -139,8 +141,9 @@ def spread(count: int, picks: int) -> list[int]:
     return sorted(set(np.linspace(0, count - 1, picks).round().astype(int).tolist()))
 
 
-def pick_pairs(pairs: pa.Table, nouns: int = SHEET_NOUNS, per_noun: int = CROPS_PER_NOUN
-               ) -> list[tuple[str, int, list[dict[str, Any]]]]:
+def pick_pairs(
+    pairs: pa.Table, nouns: int = SHEET_NOUNS, per_noun: int = CROPS_PER_NOUN
+) -> list[tuple[str, int, list[dict[str, Any]]]]:
     """``(noun, pairs, rows)`` for the ``nouns`` most frequent nouns (ties by noun): up to ``per_noun`` rows
     spread over the noun's pairs ranked by similarity (highest first, ties by image id)."""
     rows = pairs.select(list(PAIR_COLUMNS)).to_pylist()
@@ -153,8 +156,15 @@ def pick_pairs(pairs: pa.Table, nouns: int = SHEET_NOUNS, per_noun: int = CROPS_
     return groups
 
 
-def contact_sheet(pairs: pa.Table, images_dir: Path, judge: PairJudge | None = None, *, nouns: int = SHEET_NOUNS,
-                  per_noun: int = CROPS_PER_NOUN, size: int = CROP_SIZE) -> Image.Image:
+def contact_sheet(
+    pairs: pa.Table,
+    images_dir: Path,
+    judge: PairJudge | None = None,
+    *,
+    nouns: int = SHEET_NOUNS,
+    per_noun: int = CROPS_PER_NOUN,
+    size: int = CROP_SIZE,
+) -> Image.Image:
     """The contact sheet of the module docstring; images are read from ``images_dir`` (the pairs' ``file_name``)."""
     groups = pick_pairs(pairs, nouns, per_noun)
     face = ImageFont.load_default(size=FONT_SIZE)
@@ -164,10 +174,22 @@ def contact_sheet(pairs: pa.Table, images_dir: Path, judge: PairJudge | None = N
     row_height = cell + CAPTION + GAP
     sheet = Image.new("RGB", (width, title_height + max(1, len(groups)) * row_height), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
-    legend = ("green: right (mask IoU >= 0.5 with the noun's class in the truth), red: wrong, "
-              "grey: not judged" if judge is not None else "no truth to judge against (not the demo world)")
-    draw.text((GAP, 2), fit(f"mined pairs: {len(groups)} most frequent nouns, crops spread over each noun's "
-                                 "similarity ranking (best first)", width - 2 * GAP, face), fill=(0, 0, 0), font=face)
+    legend = (
+        "green: right (mask IoU >= 0.5 with the noun's class in the truth), red: wrong, grey: not judged"
+        if judge is not None
+        else "no truth to judge against (not the demo world)"
+    )
+    draw.text(
+        (GAP, 2),
+        fit(
+            f"mined pairs: {len(groups)} most frequent nouns, crops spread over each noun's "
+            "similarity ranking (best first)",
+            width - 2 * GAP,
+            face,
+        ),
+        fill=(0, 0, 0),
+        font=face,
+    )
     draw.text((GAP, 2 + CAPTION), fit(legend, width - 2 * GAP, face), fill=(0, 0, 0), font=face)
     if not groups:
         draw.text((GAP, title_height), "no pairs", fill=(0, 0, 0), font=face)

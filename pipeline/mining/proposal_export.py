@@ -12,6 +12,7 @@ The command:
 It covers every image directly inside DIR and writes the table atomically. Scores and class names refer to the proposer's training vocabulary, or
 to ``--classes`` (comma-separated names, embedded with the CLIP of ``--clip``).
 """
+
 from __future__ import annotations
 
 import os
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
 
 def list_images(folder: str | os.PathLike) -> list[str]:
     """Image files directly inside ``folder`` (by suffix, case-insensitive), as sorted relative names.
@@ -103,8 +105,11 @@ def propose_folder(
         images = torch.from_numpy(np.stack([image for _, image in run])).permute(0, 3, 1, 2).to(device)
         proposals = propose(model, images, text, mask_threshold=mask_threshold)
         for i, (name, _) in enumerate(run):
-            rows.extend(proposal_rows(name, proposals.masks[i], proposals.scores[i], proposals.class_probs[i],
-                                      class_names, min_score))
+            rows.extend(
+                proposal_rows(
+                    name, proposals.masks[i], proposals.scores[i], proposals.class_probs[i], class_names, min_score
+                )
+            )
     rows.sort(key=lambda r: (r["file_name"], r["proposal_id"]))
     return pa.Table.from_pylist(rows, schema=PROPOSALS), len(names)
 
@@ -129,15 +134,20 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--images", type=Path, required=True, help="folder of images (not searched recursively)")
     cli.add_argument("--out", type=Path, required=True, help="Parquet file to write")
     cli.add_argument("--proposer", type=Path, default=paths.PROPOSER, help="trained proposer folder")
-    cli.add_argument("--threshold", type=float, default=None,
-                        help="mask binarisation threshold (default: the proposer's, 0.4)")
+    cli.add_argument(
+        "--threshold", type=float, default=None, help="mask binarisation threshold (default: the proposer's, 0.4)"
+    )
     cli.add_argument("--min-score", type=float, default=0.0, help="drop proposals with a lower objectness")
     cli.add_argument("--classes", default=None, help='comma-separated class names to score against, e.g. "cat, dog"')
     cli.add_argument("--clip", type=Path, default=paths.CLIP_BASE, help="CLIP folder embedding --classes")
     cli.add_argument("--batch-size", type=int, default=16)
     cli.add_argument("--device", default="auto")
-    cli.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: on a busy 2-core machine 2 threads ran ~15x slower)")
+    cli.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a busy 2-core machine 2 threads ran ~15x slower)",
+    )
     args = cli.parse_args(argv)
     started = time.perf_counter()
     set_threads(args.threads, "--threads")
@@ -155,16 +165,20 @@ def main(argv: list[str] | None = None) -> int:
         names = parse_classes(args.classes)
         text = TextClassifier(load_clip_folder(args.clip, device))(names)
         if text.shape[1] != model.config.text_dim:
-            raise ValueError(f"{args.clip}: the CLIP's embeddings have D={text.shape[1]}, the proposer "
-                             f"expects {model.config.text_dim} (use the CLIP it was trained with)")
+            raise ValueError(
+                f"{args.clip}: the CLIP's embeddings have D={text.shape[1]}, the proposer "
+                f"expects {model.config.text_dim} (use the CLIP it was trained with)"
+            )
     else:
         names = [name.split(",")[0].strip() for name in model.vocabulary.names]
         text = model.vocabulary.embeddings
-    table, images = propose_folder(model, args.images, text, names, mask_threshold=threshold,
-                                   min_score=args.min_score, batch_size=args.batch_size)
+    table, images = propose_folder(
+        model, args.images, text, names, mask_threshold=threshold, min_score=args.min_score, batch_size=args.batch_size
+    )
     write_table(table, args.out)
-    print(f"propose: {table.num_rows} proposals of {images} images -> {args.out} "
-          f"({time.perf_counter() - started:.1f} s)")
+    print(
+        f"propose: {table.num_rows} proposals of {images} images -> {args.out} ({time.perf_counter() - started:.1f} s)"
+    )
     return 0
 
 

@@ -29,13 +29,15 @@ figures in ``metrics/mine.json``; this command evaluates any pairs folder.
     ovseg mine-quality [--manifest data/world/manifest.json] [--pairs data/pairs] [--nouns data/nouns]
                        [--iou 0.5] [--out quality.json] [--per-class]
 """
+
 from __future__ import annotations
 
 import sys
 import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -67,7 +69,7 @@ def class_lookup(classes: Sequence[Mapping[str, Any]]) -> dict[str, tuple[int, .
     """
     lookup: dict[str, set[int]] = {}
     for index, entry in enumerate(classes):
-        words = [part for part in str(entry["name"]).split(",")] + list(entry.get("synonyms") or [])
+        words = list(str(entry["name"]).split(",")) + list(entry.get("synonyms") or [])
         for word in words:
             key = normalise_name(word)
             if key:
@@ -99,7 +101,9 @@ class TruthLabels:
         return read_coco_stuff_label(path, self._table)
 
 
-def judge_pairs(rows: Sequence[Mapping[str, Any]], label: np.ndarray, lookup: Mapping[str, tuple[int, ...]]) -> list[PairVerdict]:
+def judge_pairs(
+    rows: Sequence[Mapping[str, Any]], label: np.ndarray, lookup: Mapping[str, tuple[int, ...]]
+) -> list[PairVerdict]:
     """Verdicts for the pair rows of one image with truth ``label``."""
     verdicts = []
     valid = label >= 0
@@ -114,8 +118,11 @@ def judge_pairs(rows: Sequence[Mapping[str, Any]], label: np.ndarray, lookup: Ma
                 f"pair ({row['image_id']}, {row['noun']!r}): mask {mask.shape} and truth label {label.shape} differ in size"
             )
         mask &= valid
-        ious = mask_iou(torch.from_numpy(mask)[None], torch.from_numpy(label[None] == np.array(classes)[:, None, None]),
-                        dtype=torch.float64)[0].tolist()
+        ious = mask_iou(
+            torch.from_numpy(mask)[None],
+            torch.from_numpy(label[None] == np.array(classes)[:, None, None]),
+            dtype=torch.float64,
+        )[0].tolist()
         best = int(np.argmax(ious))
         verdicts.append(PairVerdict(classes[best], ious[best]))
     return verdicts
@@ -225,8 +232,9 @@ def _cell(value: float | None) -> str:
 @command("mine-quality")
 def main(argv: list[str] | None = None) -> int:
     cli = parser("ovseg mine-quality", "how good mined pairs are, against the demo world's ground truth")
-    cli.add_argument("--manifest", type=Path, default=paths.WORLD_MANIFEST,
-                     help="world manifest (default: %(default)s)")
+    cli.add_argument(
+        "--manifest", type=Path, default=paths.WORLD_MANIFEST, help="world manifest (default: %(default)s)"
+    )
     cli.add_argument("--pairs", type=Path, default=paths.PAIRS, help="pairs shards (default: %(default)s)")
     cli.add_argument("--nouns", type=Path, default=paths.NOUNS, help="nouns shards (default: %(default)s)")
     cli.add_argument("--iou", type=float, default=0.5, help="IoU a correct pair reaches (default: 0.5)")
@@ -240,8 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     world = load_world(args.manifest)
     if world.truth_paths is None:
         raise ValueError(f"{args.manifest}: a {world.source!r} world has no ground truth to evaluate against")
-    report = evaluate_mining(read_shards(args.pairs, PAIRS), read_shards(args.nouns, NOUNS), world,
-                             iou_threshold=args.iou)
+    report = evaluate_mining(
+        read_shards(args.pairs, PAIRS), read_shards(args.nouns, NOUNS), world, iou_threshold=args.iou
+    )
     print(format_report(report, per_class=args.per_class))
     if args.out is not None:
         write_json(args.out, report)

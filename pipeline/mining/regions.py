@@ -5,6 +5,7 @@ masks. Keeping them all costs one CLIP crop each and makes the margin over the
 "runner-up region" meaningless (the runner-up of a noun's best region would be
 its copy), so usable masks are deduplicated by greedy mask NMS.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

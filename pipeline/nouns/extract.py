@@ -46,11 +46,13 @@ Output
     :func:`extract_nouns` returns every mention in text order, duplicates kept,
     so that a caller can count mentions.
 """
+
 from __future__ import annotations
 
 import re
 import unicodedata
-from typing import AbstractSet, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import AbstractSet
 
 import spacy
 from spacy.language import Language
@@ -118,12 +120,7 @@ def _separator(doc: Doc, previous: Token, token: Token) -> str | None:
     if previous.i == token.i - 1:
         return " " if previous.whitespace_ == " " else None
     between = doc[previous.i + 1]
-    if (
-        previous.i == token.i - 2
-        and between.text == "-"
-        and not previous.whitespace_
-        and not between.whitespace_
-    ):
+    if previous.i == token.i - 2 and between.text == "-" and not previous.whitespace_ and not between.whitespace_:
         return "-"
     return None
 
@@ -194,7 +191,4 @@ def nouns_of_texts(
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     docs = nlp.pipe((normalise_text(text) for text in texts), batch_size=batch_size)
-    return [
-        extract_nouns(doc, stoplist, compounds=compounds, max_compound_words=max_compound_words)
-        for doc in docs
-    ]
+    return [extract_nouns(doc, stoplist, compounds=compounds, max_compound_words=max_compound_words) for doc in docs]

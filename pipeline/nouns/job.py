@@ -23,13 +23,15 @@ images with ≥ 1 noun row + images rejected, each input exactly once
 The output bytes depend only on the captions and the parameters, not on the
 runner or the number of workers.
 """
+
 from __future__ import annotations
 
 import functools
 import logging
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
@@ -107,7 +109,11 @@ def image_outputs(
     if not captions:
         return [], [
             reject_row(
-                STAGE, "image", REASON_NO_CAPTION, image_id=image_id, file_name=file_name,
+                STAGE,
+                "image",
+                REASON_NO_CAPTION,
+                image_id=image_id,
+                file_name=file_name,
                 detail="no caption refers to this image",
             )
         ]
@@ -120,8 +126,13 @@ def image_outputs(
         if not caption_nouns:
             rejects.append(
                 reject_row(
-                    STAGE, "caption", REASON_NO_NOUN, image_id=image_id, caption_id=caption_id,
-                    file_name=file_name, detail=f"no noun in {_quote(text)}",
+                    STAGE,
+                    "caption",
+                    REASON_NO_NOUN,
+                    image_id=image_id,
+                    caption_id=caption_id,
+                    file_name=file_name,
+                    detail=f"no noun in {_quote(text)}",
                 )
             )
         for noun in caption_nouns:
@@ -130,7 +141,11 @@ def image_outputs(
     if not mentions:
         rejects.append(
             reject_row(
-                STAGE, "image", REASON_NO_NOUN, image_id=image_id, file_name=file_name,
+                STAGE,
+                "image",
+                REASON_NO_NOUN,
+                image_id=image_id,
+                file_name=file_name,
                 detail=f"none of its {len(captions)} captions has a noun",
             )
         )
@@ -287,8 +302,12 @@ def summarise(captions: CocoCaptions, nouns: pa.Table, rejects: pa.Table) -> dic
     caption_rejects = rejects.filter(pc.equal(rejects["kind"], "caption"))
     image_rejects = rejects.filter(pc.equal(rejects["kind"], "image"))
     used_captions = pc.list_flatten(nouns["caption_ids"]).to_pylist()
-    reconcile("captions", [caption_id for caption_id, _, _ in texts], used_captions, _column(caption_rejects, "caption_id"))
-    reconcile("images", [image_id for image_id, _ in images], _column(nouns, "image_id"), _column(image_rejects, "image_id"))
+    reconcile(
+        "captions", [caption_id for caption_id, _, _ in texts], used_captions, _column(caption_rejects, "caption_id")
+    )
+    reconcile(
+        "images", [image_id for image_id, _ in images], _column(nouns, "image_id"), _column(image_rejects, "image_id")
+    )
 
     by_reason: dict[str, int] = {}
     for kind, reason in zip(_column(rejects, "kind"), _column(rejects, "reason")):
@@ -347,9 +366,7 @@ def run_nouns_job(
             dict(runner_cfg or {}).get("runner", "direct"),
         )
         run_pipeline(
-            lambda pipeline: build_nouns_pipeline(
-                pipeline, captions, nouns_stage, rejects_stage, extract, num_shards
-            ),
+            lambda pipeline: build_nouns_pipeline(pipeline, captions, nouns_stage, rejects_stage, extract, num_shards),
             runner_cfg,
         )
         nouns = read_shards(nouns_stage, NOUNS)
@@ -357,6 +374,10 @@ def run_nouns_job(
         counts = summarise(captions, nouns, rejects)
         LOG.info(
             "nouns: %d rows, %d unique nouns, rejects %s; writing %s and %s",
-            counts["noun_rows"], counts["unique_nouns"], counts["rejects"], Path(out_dir), Path(rejects_dir),
+            counts["noun_rows"],
+            counts["unique_nouns"],
+            counts["rejects"],
+            Path(out_dir),
+            Path(rejects_dir),
         )
     return counts

@@ -17,6 +17,7 @@ detectron2 does (a shorter side above ``ade847_max_short_side`` becomes it: bili
 image, nearest for the label) or else copied byte for byte, and a uint16 TIFF of the class
 indices, 65535 = ignore.
 """
+
 from __future__ import annotations
 
 import functools

@@ -1,9 +1,11 @@
 """The checks every converter starts with, each failing as a :class:`pipeline.prepare.records.Rejected`."""
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 

@@ -15,20 +15,29 @@
 From ``data``: ``source`` (only ``coco`` prepares anything), ``benchmarks`` (which to prepare)
 and ``real.coco_root``/``real.images``/``real.labels`` (COCO-Stuff's training images and labels).
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from core.params import check_keys
 
 #: The raw download each benchmark is prepared from (a key of ``prepare.raw``).
-RAW_OF = {"ade847": "ade847", "ade150": "ade150", "pc59": "pascal_context", "pc459": "pascal_context",
-          "voc20": "voc20"}
+RAW_OF = {"ade847": "ade847", "ade150": "ade150", "pc59": "pascal_context", "pc459": "pascal_context", "voc20": "voc20"}
 RAW_KEYS = ("ade150", "ade847", "pascal_context", "voc20")
-PREPARE_KEYS = ("raw", "pascal_context_split", "ade847_max_short_side", "jpeg_quality", "coco_stuff",
-                "allow_partial", "num_shards", "runner")
+PREPARE_KEYS = (
+    "raw",
+    "pascal_context_split",
+    "ade847_max_short_side",
+    "jpeg_quality",
+    "coco_stuff",
+    "allow_partial",
+    "num_shards",
+    "runner",
+)
 COCO_STUFF = "coco_stuff171"
 
 
@@ -67,7 +76,7 @@ class PrepareConfig:
         return sets + ([COCO_STUFF] if self.coco_stuff else [])
 
     @classmethod
-    def from_params(cls, prepare: Mapping[str, Any], data: Mapping[str, Any]) -> "PrepareConfig":
+    def from_params(cls, prepare: Mapping[str, Any], data: Mapping[str, Any]) -> PrepareConfig:
         """Build from the ``prepare`` and ``data`` sections; unknown keys and bad values raise
         ``ValueError`` naming the key."""
         if not isinstance(prepare, Mapping):

@@ -8,6 +8,7 @@
 Keys are the file stems of either folder, so an image without a label and a label without
 an image are both accounted for. Nothing is written: the rows describe the files as they are.
 """
+
 from __future__ import annotations
 
 import functools
@@ -34,8 +35,9 @@ def _stems(folder: Path, suffix: str) -> dict[str, Path]:
     return {path.name[: -len(suffix)]: path for path in folder.iterdir() if path.name.endswith(suffix)}
 
 
-def pair_items(benchmark: str, root: Path, images: Path, labels: Path, image_suffix: str,
-               label_suffix: str) -> list[Item]:
+def pair_items(
+    benchmark: str, root: Path, images: Path, labels: Path, image_suffix: str, label_suffix: str
+) -> list[Item]:
     """One item per stem found among ``images`` or ``labels`` (folders under ``root``), sorted."""
     if not images.is_dir() and not labels.is_dir():
         raise FileNotFoundError(f"{benchmark}: neither {images} nor {labels} exists")
@@ -43,20 +45,25 @@ def pair_items(benchmark: str, root: Path, images: Path, labels: Path, image_suf
     items = []
     for key in sorted(set(image_files) | set(label_files)):
         image, label = image_files.get(key), label_files.get(key)
-        items.append(Item(
-            benchmark, key,
-            str(image) if image else None, str(label) if label else None,
-            (images / (key + image_suffix)).relative_to(root).as_posix(),
-            (labels / (key + label_suffix)).relative_to(root).as_posix(),
-        ))
+        items.append(
+            Item(
+                benchmark,
+                key,
+                str(image) if image else None,
+                str(label) if label else None,
+                (images / (key + image_suffix)).relative_to(root).as_posix(),
+                (labels / (key + label_suffix)).relative_to(root).as_posix(),
+            )
+        )
     return items
 
 
 def ade150_items(root: Path) -> list[Item]:
     """The ADE20K-150 validation pairs of ``ADEChallengeData2016``."""
     layout = LAYOUTS[ADE150]
-    return pair_items(ADE150, root, root / layout.images, root / layout.labels, layout.image_suffix,
-                      layout.label_suffix)
+    return pair_items(
+        ADE150, root, root / layout.images, root / layout.labels, layout.image_suffix, layout.label_suffix
+    )
 
 
 def coco_stuff_items(images: Path, labels: Path) -> list[Item]:
@@ -64,8 +71,7 @@ def coco_stuff_items(images: Path, labels: Path) -> list[Item]:
     return pair_items(COCO_STUFF, Path(os.path.commonpath([images, labels])), images, labels, ".jpg", ".png")
 
 
-_ADE150_TABLE = value_table({0: IGNORE, **{value: value - 1 for value in range(1, len(class_names(ADE150)) + 1)}},
-                            256)
+_ADE150_TABLE = value_table({0: IGNORE, **{value: value - 1 for value in range(1, len(class_names(ADE150)) + 1)}}, 256)
 
 
 @functools.lru_cache(maxsize=2)

@@ -1,4 +1,5 @@
 """The job's inputs: every item of every benchmark to prepare, after checking that the downloads are there."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,8 +48,9 @@ def list_inputs(config: PrepareConfig) -> list[Item]:
     the file for an index, split list, class list or annotation file that is not as expected."""
     missing = missing_downloads(config)
     if missing:
-        raise MissingDownloadError("prepare: these downloads are missing (README, 'Real data'):\n  - "
-                                   + "\n  - ".join(missing))
+        raise MissingDownloadError(
+            "prepare: these downloads are missing (README, 'Real data'):\n  - " + "\n  - ".join(missing)
+        )
     sets = config.prepared_sets()
     items: list[Item] = []
     if "ade847" in sets:

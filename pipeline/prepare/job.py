@@ -18,12 +18,14 @@ input item is prepared or rejected, exactly once), checks that the files written
 rows, and verifies counts and value ranges (:mod:`pipeline.prepare.verify`). Only when all of
 it holds do the outputs replace the previous ones, together with the metrics.
 """
+
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
@@ -93,8 +95,13 @@ def _key_item(item: Item, num_groups: int) -> tuple[int, Item]:
     return shard_of([item.benchmark, item.key], num_groups), item
 
 
-def build_prepare_pipeline(pipeline: beam.Pipeline, items: Sequence[Item], out_root: str | os.PathLike,
-                           options: ConvertOptions, num_shards: int) -> None:
+def build_prepare_pipeline(
+    pipeline: beam.Pipeline,
+    items: Sequence[Item],
+    out_root: str | os.PathLike,
+    options: ConvertOptions,
+    num_shards: int,
+) -> None:
     """Apply the prepare job to ``pipeline``: files and shards under ``out_root``."""
     groups = groups_for(len(items))
     out_root = Path(out_root).absolute()  # the workers may not share the driver's working directory
@@ -123,8 +130,14 @@ def _examples(rejects: pa.Table) -> list[str]:
     return [f"{row['benchmark']} {row['key']}: {row['reason']}: {row['detail']}" for row in rows]
 
 
-def verify(items: Sequence[Item], benchmarks: Sequence[str], out_root: Path, item_rows: pa.Table,
-           reject_rows: pa.Table, allow_partial: bool) -> tuple[dict[str, dict[str, Any]], list[str]]:
+def verify(
+    items: Sequence[Item],
+    benchmarks: Sequence[str],
+    out_root: Path,
+    item_rows: pa.Table,
+    reject_rows: pa.Table,
+    allow_partial: bool,
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Reconcile every benchmark (raises :class:`pipeline.beam.reconcile.ReconciliationError`) and
     return its metrics and the problems that fail the stage."""
     metrics: dict[str, dict[str, Any]] = {}
@@ -132,8 +145,12 @@ def verify(items: Sequence[Item], benchmarks: Sequence[str], out_root: Path, ite
     for name in benchmarks:
         keys_in = [item.key for item in items if item.benchmark == name]
         done, rejected = of_benchmark(item_rows, name), of_benchmark(reject_rows, name)
-        reconcile(f"{name} images", keys_in,  # type: ignore[arg-type]  # reconcile takes any hashable ids
-                  done.column("key").to_pylist(), rejected.column("key").to_pylist())
+        reconcile(
+            f"{name} images",
+            keys_in,  # type: ignore[arg-type]  # reconcile takes any hashable ids
+            done.column("key").to_pylist(),
+            rejected.column("key").to_pylist(),
+        )
         metrics[name], found = benchmark_metrics(name, done, rejected, len(keys_in), allow_partial)
         problems += found + written_problems(out_root, name, done.column("key").to_pylist())
     return metrics, problems
@@ -165,16 +182,22 @@ def run_prepare_job(
         raise ValueError(f"items of benchmarks {unknown} that are not being prepared")
     benchmarks = sorted(set(benchmarks))
     with atomic_dir(out_dir) as stage, atomic_dir(metrics_dir) as metrics_stage:
-        LOG.info("prepare: %d items of %s on runner %s", len(items), ", ".join(benchmarks),
-                 dict(runner_cfg or {}).get("runner", "direct"))
+        LOG.info(
+            "prepare: %d items of %s on runner %s",
+            len(items),
+            ", ".join(benchmarks),
+            dict(runner_cfg or {}).get("runner", "direct"),
+        )
         run_pipeline(lambda pipeline: build_prepare_pipeline(pipeline, items, stage, options, num_shards), runner_cfg)
         item_rows = read_shards(stage / ITEMS_DIR, ITEMS)
         reject_rows = read_shards(stage / REJECTS_DIR, REJECTS)
         metrics, problems = verify(items, benchmarks, stage, item_rows, reject_rows, allow_partial)
         if problems:
-            raise PreparationError("prepare: verification failed, nothing written:\n  - " + "\n  - ".join(problems)
-                                   + ("\nfirst rejects:\n  - " + "\n  - ".join(_examples(reject_rows))
-                                      if reject_rows.num_rows else ""))
+            raise PreparationError(
+                "prepare: verification failed, nothing written:\n  - "
+                + "\n  - ".join(problems)
+                + ("\nfirst rejects:\n  - " + "\n  - ".join(_examples(reject_rows)) if reject_rows.num_rows else "")
+            )
         if "voc20" in benchmarks:
             voc.write_split(stage / PREPARED_ROOTS["voc20"], of_benchmark(item_rows, "voc20").column("key").to_pylist())
         summary = {

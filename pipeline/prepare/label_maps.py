@@ -4,6 +4,7 @@ In memory a converted label is ``int32`` class indices with ``-1`` = ignore (the
 convention, :mod:`pipeline.datasets.segmentation`); on disk each benchmark has its own
 (:mod:`pipeline.datasets.benchmarks`), written by :func:`encode_png` or :func:`encode_tiff16`.
 """
+
 from __future__ import annotations
 
 import io
@@ -37,8 +38,11 @@ def to_classes(raw: np.ndarray, table: np.ndarray, what: str) -> np.ndarray:
         raise Rejected(REASON_OUT_OF_RANGE, f"{what}: label values {_listed(outside)} outside 0..{len(table) - 1}")
     classes = table[raw]
     if (classes == INVALID).any():
-        raise Rejected(REASON_OUT_OF_RANGE, f"{what}: label values {_listed(np.unique(raw[classes == INVALID]))} "
-                                            f"are no class of the benchmark and not ignore")
+        raise Rejected(
+            REASON_OUT_OF_RANGE,
+            f"{what}: label values {_listed(np.unique(raw[classes == INVALID]))} "
+            f"are no class of the benchmark and not ignore",
+        )
     return classes
 
 

@@ -13,6 +13,7 @@
 
 ADE20K-150 and COCO-Stuff are validated where they lie (``prepare.json`` names their folders).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

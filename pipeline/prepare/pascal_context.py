@@ -21,11 +21,13 @@ The validation split is the list file ``prepare.pascal_context_split`` (VOC2010'
 Both go under the prepared ``VOCdevkit/VOC2010`` (:data:`pipeline.datasets.benchmarks.LAYOUTS`),
 with each validation image copied byte for byte to ``JPEGImages/``.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import scipy.io
@@ -36,22 +38,8 @@ from pipeline.datasets.benchmarks import LAYOUTS
 from pipeline.datasets.vocab import class_names
 from pipeline.prepare.checks import checked_pair, copy_file, load_image, read_split, require_image, require_same_size
 from pipeline.prepare.config import ConvertOptions
-from pipeline.prepare.label_maps import (
-    IGNORE,
-    INVALID,
-    classes_row,
-    encode_png,
-    encode_tiff16,
-    to_stored,
-    value_table,
-)
-from pipeline.prepare.records import (
-    REASON_OUT_OF_RANGE,
-    REASON_SIZE_MISMATCH,
-    REASON_UNREADABLE,
-    Item,
-    Rejected,
-)
+from pipeline.prepare.label_maps import IGNORE, INVALID, classes_row, encode_png, encode_tiff16, to_stored, value_table
+from pipeline.prepare.records import REASON_OUT_OF_RANGE, REASON_SIZE_MISMATCH, REASON_UNREADABLE, Item, Rejected
 
 PC59, PC459 = "pc59", "pc459"
 DETAIL_NAME = "trainval_merged.json"
@@ -59,9 +47,67 @@ LABELS_NAME = "labels.txt"
 MATS_DIR = "trainval"
 #: The ``labels.txt`` category id of each PC-59 class, in the label order of
 #: ``pipeline/datasets/vocab/pc59.json`` (the Detail API's evaluation order).
-PC59_CATEGORY_IDS = (2, 23, 25, 31, 34, 45, 59, 65, 72, 98, 397, 113, 207, 258, 284, 308, 347, 368, 416, 427,
-                     9, 18, 22, 33, 44, 46, 68, 80, 85, 104, 115, 144, 158, 159, 162, 187, 189, 220, 232, 259,
-                     260, 105, 296, 355, 295, 324, 326, 349, 354, 360, 366, 19, 415, 420, 424, 440, 445, 454, 458)
+PC59_CATEGORY_IDS = (
+    2,
+    23,
+    25,
+    31,
+    34,
+    45,
+    59,
+    65,
+    72,
+    98,
+    397,
+    113,
+    207,
+    258,
+    284,
+    308,
+    347,
+    368,
+    416,
+    427,
+    9,
+    18,
+    22,
+    33,
+    44,
+    46,
+    68,
+    80,
+    85,
+    104,
+    115,
+    144,
+    158,
+    159,
+    162,
+    187,
+    189,
+    220,
+    232,
+    259,
+    260,
+    105,
+    296,
+    355,
+    295,
+    324,
+    326,
+    349,
+    354,
+    360,
+    366,
+    19,
+    415,
+    420,
+    424,
+    440,
+    445,
+    454,
+    458,
+)
 PC459_CLASSES = 459
 
 
@@ -89,16 +135,21 @@ def read_labels_txt(path: Path) -> dict[int, str]:
     if sorted(labels) != list(range(1, PC459_CLASSES + 1)):
         raise ValueError(f"{path}: expected ids 1..{PC459_CLASSES}, got {len(labels)} ids")
     ours = class_names(PC459)
-    wrong = [f"{i}: {labels[i]!r} vs {ours[i - 1]!r}" for i in sorted(labels)
-             if not _names_match(labels[i], ours[i - 1])]
+    wrong = [
+        f"{i}: {labels[i]!r} vs {ours[i - 1]!r}" for i in sorted(labels) if not _names_match(labels[i], ours[i - 1])
+    ]
     if wrong:
         raise ValueError(f"{path}: class names differ from pipeline/datasets/vocab/pc459.json: {wrong[:10]}")
     return labels
 
 
 def _segmentation_key(entry: Any, where: str, path: Path) -> None:
-    if not isinstance(entry, dict) or "image_id" not in entry or "category_id" not in entry \
-            or "segmentation" not in entry:
+    if (
+        not isinstance(entry, dict)
+        or "image_id" not in entry
+        or "category_id" not in entry
+        or "segmentation" not in entry
+    ):
         raise ValueError(f"{path}: {where} lacks image_id, category_id or segmentation")
 
 
@@ -109,8 +160,9 @@ def read_detail(path: Path, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: PASCAL in Detail annotations not found (trainval_merged.json)")
     data = read_json(path)
-    if not isinstance(data, dict) or not all(isinstance(data.get(k), list)
-                                             for k in ("images", "annos_segmentation", "categories")):
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), list) for k in ("images", "annos_segmentation", "categories")
+    ):
         raise ValueError(f"{path}: expected lists 'images', 'annos_segmentation' and 'categories'")
     categories: dict[int, str] = {}
     for position, category in enumerate(data["categories"]):
@@ -118,8 +170,11 @@ def read_detail(path: Path, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
             raise ValueError(f"{path}: categories[{position}] lacks an integer category_id")
         categories[category["category_id"]] = str(category.get("name", ""))
     ours = class_names(PC59)
-    wrong = [f"{cid}: {categories.get(cid)!r} vs {name!r}" for cid, name in zip(PC59_CATEGORY_IDS, ours)
-             if cid not in categories or not _names_match(categories[cid], name)]
+    wrong = [
+        f"{cid}: {categories.get(cid)!r} vs {name!r}"
+        for cid, name in zip(PC59_CATEGORY_IDS, ours)
+        if cid not in categories or not _names_match(categories[cid], name)
+    ]
     if wrong:
         raise ValueError(f"{path}: categories differ from pipeline/datasets/vocab/pc59.json: {wrong[:10]}")
     index_of = {cid: index for index, cid in enumerate(PC59_CATEGORY_IDS)}
@@ -128,8 +183,11 @@ def read_detail(path: Path, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
     by_id: dict[int, str] = {}
     annotated: dict[str, dict[str, Any]] = {}
     for position, image in enumerate(data["images"]):
-        fields_ok = isinstance(image, dict) and isinstance(image.get("file_name"), str) \
+        fields_ok = (
+            isinstance(image, dict)
+            and isinstance(image.get("file_name"), str)
             and all(isinstance(image.get(k), int) for k in ("image_id", "height", "width"))
+        )
         if not fields_ok:
             raise ValueError(f"{path}: images[{position}] lacks image_id, file_name, height or width")
         key = Path(image["file_name"]).stem
@@ -163,8 +221,17 @@ def list_items(root: Path, benchmarks: Iterable[str], split: str) -> list[Item]:
         for key in keys:
             image = f"JPEGImages/{key}.jpg"
             extra = {"annotated": key in detail, **detail.get(key, {})}
-            items.append(Item(PC59, key, str(safe_join(root, image)), str(root / DETAIL_NAME), image,
-                              f"{DETAIL_NAME}#{key}", extra))
+            items.append(
+                Item(
+                    PC59,
+                    key,
+                    str(safe_join(root, image)),
+                    str(root / DETAIL_NAME),
+                    image,
+                    f"{DETAIL_NAME}#{key}",
+                    extra,
+                )
+            )
     return sorted(items, key=lambda item: (item.benchmark, item.key))
 
 
@@ -174,11 +241,15 @@ def _decode(segmentation: Any, height: int, width: int, where: str) -> np.ndarra
         if isinstance(segmentation, dict):
             size = [int(v) for v in segmentation.get("size", [])]
             if size != [height, width]:
-                raise Rejected(REASON_SIZE_MISMATCH, f"{where}: mask size {size} differs from the image's "
-                                                     f"{[height, width]}")
+                raise Rejected(
+                    REASON_SIZE_MISMATCH, f"{where}: mask size {size} differs from the image's {[height, width]}"
+                )
             counts = segmentation["counts"]
-            rle = mask_utils.frPyObjects(segmentation, height, width) if isinstance(counts, list) else \
-                {"size": size, "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+            rle = (
+                mask_utils.frPyObjects(segmentation, height, width)
+                if isinstance(counts, list)
+                else {"size": size, "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+            )
         else:
             rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
         return mask_utils.decode(rle).astype(bool)
@@ -202,12 +273,16 @@ def convert_pc59(item: Item, out: Path, options: ConvertOptions) -> dict[str, An
         painted[mask] = category_id
     unknown = classes == INVALID
     if unknown.any():
-        raise Rejected(REASON_OUT_OF_RANGE, f"{item.label_name}: category ids {sorted(set(painted[unknown].tolist()))} "
-                                            f"are not among the file's categories")
+        raise Rejected(
+            REASON_OUT_OF_RANGE,
+            f"{item.label_name}: category ids {sorted(set(painted[unknown].tolist()))} "
+            f"are not among the file's categories",
+        )
     layout = LAYOUTS[PC59]
     copy_file(image_path, out / layout.images / (item.key + layout.image_suffix))
-    atomic_write_bytes(out / layout.labels / (item.key + layout.label_suffix),
-                       encode_png(to_stored(classes, 255, np.uint8)))
+    atomic_write_bytes(
+        out / layout.labels / (item.key + layout.label_suffix), encode_png(to_stored(classes, 255, np.uint8))
+    )
     return classes_row(item, classes)
 
 
@@ -215,7 +290,9 @@ def read_label_map(path: str) -> np.ndarray:
     """``LabelMap`` of a PASCAL-Context ``.mat`` file as integers."""
     try:
         content = scipy.io.loadmat(path)
-    except Exception as exc:  # scipy raises MatReadError, ValueError, NotImplementedError (v7.3 files) and more: one reject
+    except (
+        Exception
+    ) as exc:  # scipy raises MatReadError, ValueError, NotImplementedError (v7.3 files) and more: one reject
         raise Rejected(REASON_UNREADABLE, f"{path}: unreadable .mat file ({exc})") from None
     label = content.get("LabelMap")
     if not isinstance(label, np.ndarray) or label.ndim != 2 or label.dtype.kind not in "uif":
@@ -225,8 +302,9 @@ def read_label_map(path: str) -> np.ndarray:
     return label.astype(np.int64)
 
 
-_PC459_TABLE = value_table({0: IGNORE, **{value: value - 1 for value in range(1, PC459_CLASSES + 1)}},
-                           PC459_CLASSES + 1)
+_PC459_TABLE = value_table(
+    {0: IGNORE, **{value: value - 1 for value in range(1, PC459_CLASSES + 1)}}, PC459_CLASSES + 1
+)
 
 
 def convert_pc459(item: Item, out: Path, options: ConvertOptions) -> dict[str, Any]:
@@ -234,6 +312,7 @@ def convert_pc459(item: Item, out: Path, options: ConvertOptions) -> dict[str, A
     pair = checked_pair(item, read_label_map, _PC459_TABLE)
     layout = LAYOUTS[PC459]
     copy_file(pair.image, out / layout.images / (item.key + layout.image_suffix))
-    atomic_write_bytes(out / layout.labels / (item.key + layout.label_suffix),
-                       encode_tiff16(to_stored(pair.classes, 65535, np.uint16)))
+    atomic_write_bytes(
+        out / layout.labels / (item.key + layout.label_suffix), encode_tiff16(to_stored(pair.classes, 65535, np.uint16))
+    )
     return classes_row(item, pair.classes)

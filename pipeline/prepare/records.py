@@ -5,6 +5,7 @@ validated image–label pair) or in ``rejects/`` (:data:`REJECTS`, with one of :
 Paths in both tables are relative to the benchmark's raw download folder, so the rows do
 not depend on where the downloads live.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -31,8 +32,14 @@ REASON_OUT_OF_RANGE = "out_of_range"  # label values that are no class of the be
 REASON_IMAGE_WITHOUT_LABEL = "image_without_label"
 REASON_LABEL_WITHOUT_IMAGE = "label_without_image"
 REASON_MISSING = "missing"  # listed by the split (or index) but neither its image nor its label exists
-REASONS = (REASON_UNREADABLE, REASON_SIZE_MISMATCH, REASON_OUT_OF_RANGE, REASON_IMAGE_WITHOUT_LABEL,
-           REASON_LABEL_WITHOUT_IMAGE, REASON_MISSING)
+REASONS = (
+    REASON_UNREADABLE,
+    REASON_SIZE_MISMATCH,
+    REASON_OUT_OF_RANGE,
+    REASON_IMAGE_WITHOUT_LABEL,
+    REASON_LABEL_WITHOUT_IMAGE,
+    REASON_MISSING,
+)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ differs from the expected one (:data:`pipeline.prepare.records.EXPECTED_IMAGES`;
 ``allow_partial`` fewer are accepted and the metrics say so), or when the files written do not
 match the rows.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -35,8 +36,9 @@ def class_count(name: str) -> int:
     return len(class_names("coco_stuff171" if name == COCO_STUFF else name))
 
 
-def benchmark_metrics(name: str, items: pa.Table, rejects: pa.Table, inputs: int,
-                      allow_partial: bool) -> tuple[dict[str, Any], list[str]]:
+def benchmark_metrics(
+    name: str, items: pa.Table, rejects: pa.Table, inputs: int, allow_partial: bool
+) -> tuple[dict[str, Any], list[str]]:
     """``(metrics, problems)`` of one benchmark from its item and reject rows."""
     images, expected = items.num_rows, EXPECTED_IMAGES[name]
     reasons = Counter(rejects.column("reason").to_pylist())
@@ -80,15 +82,21 @@ def written_problems(out: Path, name: str, keys: list[str]) -> list[str]:
         return []
     layout = LAYOUTS[name]
     labels = out / PREPARED_ROOTS[name] / layout.labels
-    found = sorted(p.name[: -len(layout.label_suffix)] for p in labels.glob("*" + layout.label_suffix)) \
-        if labels.is_dir() else []
+    found = (
+        sorted(p.name[: -len(layout.label_suffix)] for p in labels.glob("*" + layout.label_suffix))
+        if labels.is_dir()
+        else []
+    )
     problems = []
     if found != sorted(keys):
         extra, lost = sorted(set(found) - set(keys)), sorted(set(keys) - set(found))
-        problems.append(f"{name}: label files in {labels} differ from the prepared rows "
-                        f"(extra {extra[:_EXAMPLES]}, missing {lost[:_EXAMPLES]})")
-    missing_images = [key for key in keys if not (out / PREPARED_ROOTS[name] / layout.images /
-                                                  (key + layout.image_suffix)).is_file()]
+        problems.append(
+            f"{name}: label files in {labels} differ from the prepared rows "
+            f"(extra {extra[:_EXAMPLES]}, missing {lost[:_EXAMPLES]})"
+        )
+    missing_images = [
+        key for key in keys if not (out / PREPARED_ROOTS[name] / layout.images / (key + layout.image_suffix)).is_file()
+    ]
     if missing_images:
         problems.append(f"{name}: {len(missing_images)} prepared images are missing, e.g. {missing_images[:_EXAMPLES]}")
     return problems

@@ -10,6 +10,7 @@ The layout is already the one the ``voc20`` reader takes (background and border 
 the prepared ``VOCdevkit/VOC2012`` holds only the validated pairs, both files copied byte for
 byte, and a ``val.txt`` listing them.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

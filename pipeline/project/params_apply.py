@@ -10,6 +10,7 @@ keeps the spelling it has in the override (``5.0e-6`` stays ``5.0e-6``). A value
 spans several lines in params.yaml cannot be replaced this way and is refused.
 ``--dry`` prints the changes and writes nothing; otherwise the file is replaced atomically.
 """
+
 from __future__ import annotations
 
 import sys
@@ -141,8 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         for path in (args.override, args.params):
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: file not found")
-        text, changes = apply_override(args.params.read_text(encoding="utf-8"),
-                                       args.override.read_text(encoding="utf-8"))
+        text, changes = apply_override(
+            args.params.read_text(encoding="utf-8"), args.override.read_text(encoding="utf-8")
+        )
     except (FileNotFoundError, KeyError, ValueError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"params-apply: {args.override}: {message}", file=sys.stderr)

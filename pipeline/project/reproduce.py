@@ -20,6 +20,7 @@ and which stages' outputs are bitwise identical to the committed ones (the deter
 finding: training on CPU threads is not guaranteed bitwise stable across runs), and with
 ``--json`` writes all of it to a file.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -69,8 +71,9 @@ def metric_files(root: Path) -> list[Path]:
     return sorted(p.relative_to(root) for p in metrics.rglob("*.json") if "timings" not in p.relative_to(metrics).parts)
 
 
-def compare_metrics(expected_root: Path, actual_root: Path, abs_tol: float, rel_tol: float,
-                    only_under: list[str] | None = None) -> list[dict]:
+def compare_metrics(
+    expected_root: Path, actual_root: Path, abs_tol: float, rel_tol: float, only_under: list[str] | None = None
+) -> list[dict]:
     """One row per committed metric; ``only_under``: just the files under these paths (None: all)."""
     rows = []
     for rel in metric_files(expected_root):
@@ -93,8 +96,14 @@ def compare_hashes(expected_lock: dict, actual_lock: dict, stages: list[str]) ->
     for stage in stages:
         expected, actual = lock_outs(expected_lock, stage), lock_outs(actual_lock, stage)
         for path, md5 in sorted(expected.items()):
-            rows.append({"what": f"{stage}:{path}", "expected": md5, "reproduced": actual.get(path),
-                         "ok": actual.get(path) == md5})
+            rows.append(
+                {
+                    "what": f"{stage}:{path}",
+                    "expected": md5,
+                    "reproduced": actual.get(path),
+                    "ok": actual.get(path) == md5,
+                }
+            )
     return rows
 
 
@@ -106,8 +115,10 @@ def format_table(rows: list[dict]) -> str:
 
     width = max([len(r["what"]) for r in rows] + [4])
     lines = [f"{'what':<{width}}  {'expected':>34}  {'reproduced':>34}  ok"]
-    lines += [f"{r['what']:<{width}}  {fmt(r['expected']):>34}  {fmt(r['reproduced']):>34}  "
-              f"{'yes' if r['ok'] else 'NO'}" for r in rows]
+    lines += [
+        f"{r['what']:<{width}}  {fmt(r['expected']):>34}  {fmt(r['reproduced']):>34}  {'yes' if r['ok'] else 'NO'}"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
@@ -120,8 +131,9 @@ def timed_repro(cwd: Path, env: dict[str, str], targets: list[str] | None = None
     timings: list[tuple[str, float]] = []
     current, since = None, time.perf_counter()
     command = [sys.executable, "-m", "dvc", "repro", "--force", *(targets or [])]
-    with subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, bufsize=1) as proc:
+    with subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             sys.stdout.write(line)
@@ -161,23 +173,33 @@ def determinism(expected_lock: dict, actual_lock: dict, stages: set[str] | None 
         if stage not in expected_lock.get("stages", {}) or not lock_outs(actual_lock, stage):
             continue
         expected, actual = lock_outs(expected_lock, stage), lock_outs(actual_lock, stage)
-        rows.append({"stage": stage, "identical": expected == actual,
-                     "differ": sorted(path for path in actual if expected.get(path) != actual[path])})
+        rows.append(
+            {
+                "stage": stage,
+                "identical": expected == actual,
+                "differ": sorted(path for path in actual if expected.get(path) != actual[path]),
+            }
+        )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     cli = parser("python -m pipeline.project.reproduce", __doc__)
-    cli.add_argument("--targets", nargs="+", metavar="STAGE",
-                     help="reproduce only these stages and those they depend on (default: the whole DAG)")
+    cli.add_argument(
+        "--targets",
+        nargs="+",
+        metavar="STAGE",
+        help="reproduce only these stages and those they depend on (default: the whole DAG)",
+    )
     cli.add_argument("--params", type=Path, default=None)
     cli.add_argument("--keep", type=Path, help="reproduce in this folder and keep it (default: a temp folder)")
     cli.add_argument("--json", type=Path, help="also write the timings, determinism and checks here")
     args = cli.parse_args(argv)
     cfg = load_params("reproduce", args.params)
     repo = Path.cwd()
-    committed_lock = yaml.safe_load(subprocess.run(["git", "show", "HEAD:dvc.lock"], capture_output=True,
-                                                   text=True, check=True).stdout)
+    committed_lock = yaml.safe_load(
+        subprocess.run(["git", "show", "HEAD:dvc.lock"], capture_output=True, text=True, check=True).stdout
+    )
     with tempfile.TemporaryDirectory(prefix="ovseg-reproduce-") as tmp:
         workdir = args.keep or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -188,30 +210,44 @@ def main(argv: list[str] | None = None) -> int:
         ran = {stage for stage, _ in timings}
         exact = [stage for stage in cfg["exact_stages"] if args.targets is None or stage in ran]
         # A partial run leaves the other stages' committed metrics in the clone: compare only what ran.
-        only_under = None if args.targets is None else sorted(
-            path for stage in ran for path in lock_outs(new_lock, stage))
+        only_under = (
+            None if args.targets is None else sorted(path for stage in ran for path in lock_outs(new_lock, stage))
+        )
         # The committed metrics are those of the clone's checkout, before dvc repro rewrote them.
         expected_root = workdir / "expected"
-        subprocess.run(["git", "worktree", "add", "--quiet", "--detach", str(expected_root), "HEAD"], cwd=clone,
-                       check=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--quiet", "--detach", str(expected_root), "HEAD"], cwd=clone, check=True
+        )
         rows = compare_hashes(committed_lock, new_lock, exact)
-        rows += compare_metrics(expected_root, clone, float(cfg["abs_tolerance"]), float(cfg["rel_tolerance"]),
-                                only_under)
+        rows += compare_metrics(
+            expected_root, clone, float(cfg["abs_tolerance"]), float(cfg["rel_tolerance"]), only_under
+        )
     same = determinism(committed_lock, new_lock, None if args.targets is None else ran)
     print(f"\nWall time of each stage (clone, git clone to last stage: {wall:.0f} s):\n{format_timings(timings)}")
-    print("\nBitwise identical to the committed outputs: "
-          + (", ".join(r["stage"] for r in same if r["identical"]) or "none"))
+    print(
+        "\nBitwise identical to the committed outputs: "
+        + (", ".join(r["stage"] for r in same if r["identical"]) or "none")
+    )
     print("Different: " + (", ".join(r["stage"] for r in same if not r["identical"]) or "none"))
     print()
     print(format_table(rows))
     failed = [r for r in rows if not r["ok"]]
-    print(f"\nreproduction check: {len(rows) - len(failed)} of {len(rows)} within tolerance "
-          f"(abs {cfg['abs_tolerance']}, rel {cfg['rel_tolerance']}; exact hashes for {', '.join(exact) or 'none'}"
-          + (f"; stages run: {', '.join(sorted(ran))})" if args.targets else ")"))
+    print(
+        f"\nreproduction check: {len(rows) - len(failed)} of {len(rows)} within tolerance "
+        f"(abs {cfg['abs_tolerance']}, rel {cfg['rel_tolerance']}; exact hashes for {', '.join(exact) or 'none'}"
+        + (f"; stages run: {', '.join(sorted(ran))})" if args.targets else ")")
+    )
     if args.json:
-        write_json(args.json, {"passed": not failed, "wall_seconds": round(wall, 1),
-                               "stage_seconds": {stage: round(sec, 1) for stage, sec in timings},
-                               "determinism": same, "checks": rows})
+        write_json(
+            args.json,
+            {
+                "passed": not failed,
+                "wall_seconds": round(wall, 1),
+                "stage_seconds": {stage: round(sec, 1) for stage, sec in timings},
+                "determinism": same,
+                "checks": rows,
+            },
+        )
     return 1 if failed else 0
 
 

@@ -1,7 +1,8 @@
 """Batched image augmentation on tensors: one ``grid_sample`` call per batch, with masks or labels warped alike."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -7,6 +7,7 @@
   RNG and loss log), announcing where it continues.
 - :func:`run_key`: a short hash of a run's settings.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,9 +16,10 @@ import json
 import os
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -101,13 +103,23 @@ class Checkpointer:
             return None
         final = self.directory / f"epoch-{epoch:04d}.pt"
         if current().is_main:
-            self._write(final, epoch=epoch, step=step, model=model, optimizer=optimizer, scheduler=scheduler,
-                        extra=extra)
+            self._write(
+                final, epoch=epoch, step=step, model=model, optimizer=optimizer, scheduler=scheduler, extra=extra
+            )
         barrier()
         return final
 
-    def _write(self, final: Path, *, epoch: int, step: int, model: torch.nn.Module, optimizer: Any, scheduler: Any,
-               extra: Mapping[str, Any] | None) -> None:
+    def _write(
+        self,
+        final: Path,
+        *,
+        epoch: int,
+        step: int,
+        model: torch.nn.Module,
+        optimizer: Any,
+        scheduler: Any,
+        extra: Mapping[str, Any] | None,
+    ) -> None:
         payload = {
             "format": CHECKPOINT_FORMAT,
             "run_key": self.run_key,

@@ -19,12 +19,13 @@ every batch; the loss is over the whole batch, on image embeddings gathered from
 process (the text side, template draws and augmentation draws are computed for the whole
 batch on each), and the gradients are summed, so P processes train like one.
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -63,7 +64,7 @@ class AdaptConfig:
     seed: int = 0
 
     @classmethod
-    def from_params(cls, params: dict, **overrides) -> "AdaptConfig":
+    def from_params(cls, params: dict, **overrides) -> AdaptConfig:
         cfg = config_from_params(cls, params, what="mask adaptation", **overrides)
         if cfg.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {cfg.mode!r}")
@@ -91,14 +92,13 @@ def pairs_digest(pairs: Sequence[MaskPair]) -> str:
 def noun_template_embeddings(bundle: ClipBundle, nouns: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
     """L2-normalised text embeddings ``[num_nouns, num_templates, D]`` of every filled template."""
     texts = [t.format(noun) for noun in nouns for t in templates]
-    chunks = [bundle.encode_text(texts[i:i + 1024]) for i in range(0, len(texts), 1024)]
+    chunks = [bundle.encode_text(texts[i : i + 1024]) for i in range(0, len(texts), 1024)]
     return torch.cat(chunks).view(len(nouns), len(templates), -1)
 
 
 def cut_crops(dataset: MaskedCropDataset, num_workers: int, batch_size: int = 256):
     """Every pair's crop, mask, noun index and validity, in row order (crops as float16)."""
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
-                                         collate_fn=collate)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate)
     parts = [(c.half(), m, y, v) for c, m, y, v in progress(loader, desc="cutting crops")]
     return tuple(torch.cat(column) for column in zip(*parts))
 
@@ -154,11 +154,25 @@ def adapt_clip(
 
     trained, params = trained_part(bundle, cfg)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
-    loop = TrainingLoop(trained, params, optimizer, desc=desc, checkpoint_dir=checkpoint_dir,
-                        run_key=cfg.run_key(pairs_digest(pairs)), epochs=cfg.epochs,
-                        total_steps=cfg.total_steps(len(pairs)), warmup_steps=cfg.warmup_steps)
-    dataset = MaskedCropDataset(pairs, nouns, size=bundle.image_size, mean=bundle.mean.cpu(), std=bundle.std.cpu(),
-                                expand_ratio=cfg.expand_ratio)
+    loop = TrainingLoop(
+        trained,
+        params,
+        optimizer,
+        desc=desc,
+        checkpoint_dir=checkpoint_dir,
+        run_key=cfg.run_key(pairs_digest(pairs)),
+        epochs=cfg.epochs,
+        total_steps=cfg.total_steps(len(pairs)),
+        warmup_steps=cfg.warmup_steps,
+    )
+    dataset = MaskedCropDataset(
+        pairs,
+        nouns,
+        size=bundle.image_size,
+        mean=bundle.mean.cpu(),
+        std=bundle.std.cpu(),
+        expand_ratio=cfg.expand_ratio,
+    )
     all_crops, all_masks, all_labels, all_valid = cut_crops(dataset, cfg.num_workers)
 
     def losses(epoch: int) -> Iterator[dict[str, torch.Tensor]]:
@@ -167,9 +181,15 @@ def adapt_clip(
         for batch in epoch_batches(len(pairs), cfg.batch_size, cfg.seed, epoch):
             rows, local, start = valid_rows(batch, all_valid, ranks)
             choice = torch.from_numpy(template_rng.integers(len(templates), size=len(rows)))
-            crops, crop_masks = random_resized_crops(all_crops[local].float(), bundle.image_size, cfg.crop_scale,
-                                                     generator, flip=False, masks=all_masks[local],
-                                                     part_of=(start, len(rows)))
+            crops, crop_masks = random_resized_crops(
+                all_crops[local].float(),
+                bundle.image_size,
+                cfg.crop_scale,
+                generator,
+                flip=False,
+                masks=all_masks[local],
+                part_of=(start, len(rows)),
+            )
             labels = all_labels[rows]
             text = text_table[labels.to(device), choice.to(device)]
             image = bundle.encode_image(crops.to(device), crop_masks.to(device) if cfg.mode == "prompts" else None)

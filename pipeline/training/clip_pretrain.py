@@ -14,11 +14,12 @@ the contrastive loss is over the whole batch, on image and text embeddings gathe
 every process, the logit scale's own gradient is taken on rank 0 only, and the gradients
 are summed, so P processes train like one.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ class PretrainConfig:
     max_steps: int | None = None  # stop after this many optimizer steps, the schedule's span (None: every epoch)
 
     @classmethod
-    def from_params(cls, params: dict, seed: int) -> "PretrainConfig":
+    def from_params(cls, params: dict, seed: int) -> PretrainConfig:
         return config_from_params(cls, params, what="pretraining", seed=seed)
 
     def total_steps(self, num_images: int) -> int:
@@ -79,8 +80,7 @@ def continued_config(params: dict, *, steps: int, batch_size: int, num_images: i
     if num_images < batch_size:
         raise ValueError(f"{what}: {num_images} images, fewer than one batch of {batch_size}")
     epochs = -(-steps // (num_images // batch_size))
-    return config_from_params(PretrainConfig, params, what=what, epochs=epochs, batch_size=batch_size,
-                              max_steps=steps)
+    return config_from_params(PretrainConfig, params, what=what, epochs=epochs, batch_size=batch_size, max_steps=steps)
 
 
 def pretrain_clip(
@@ -106,12 +106,21 @@ def pretrain_clip(
     pixels = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # uint8 [N,3,H,W], kept on CPU
     mean, std = bundle.mean.view(1, 3, 1, 1), bundle.std.view(1, 3, 1, 1)
 
-    optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay, no_decay=("embedding",)),
-                                  lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+    optimizer = torch.optim.AdamW(
+        weight_decay_groups(model, cfg.weight_decay, no_decay=("embedding",)), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps
+    )
     total_steps = cfg.total_steps(len(images))
-    loop = TrainingLoop(model, model.parameters(), optimizer, desc=desc, checkpoint_dir=checkpoint_dir,
-                        run_key=cfg.run_key(), epochs=-(-total_steps // (len(images) // cfg.batch_size)),
-                        total_steps=total_steps, warmup_steps=cfg.warmup_steps)  # the last epoch may stop early
+    loop = TrainingLoop(
+        model,
+        model.parameters(),
+        optimizer,
+        desc=desc,
+        checkpoint_dir=checkpoint_dir,
+        run_key=cfg.run_key(),
+        epochs=-(-total_steps // (len(images) // cfg.batch_size)),
+        total_steps=total_steps,
+        warmup_steps=cfg.warmup_steps,
+    )  # the last epoch may stop early
 
     def losses(epoch: int) -> Iterator[dict[str, torch.Tensor]]:
         rng = np.random.default_rng(epoch_seed(cfg.seed, epoch))
@@ -129,8 +138,9 @@ def pretrain_clip(
             scale = model.logit_scale.exp().clamp(max=100)
             # every process computes the whole batch's loss; the gradient reaches its own rows through
             # gather_rows, and the scale's direct one is rank 0's alone (the sum then counts it once)
-            loss = contrastive_loss(gather_rows(image_emb), gather_rows(text_emb),
-                                    scale if ranks.is_main else scale.detach())
+            loss = contrastive_loss(
+                gather_rows(image_emb), gather_rows(text_emb), scale if ranks.is_main else scale.detach()
+            )
             yield {"loss": loss, "logit_scale": scale}
 
     return loop.run(losses)

@@ -1,4 +1,5 @@
 """The order of the training data: a pure function of (seed, epoch), so a resumed run sees the same batches."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -23,12 +23,14 @@ What a training loop needs (besides sharding its batch)::
     broadcast_module(model)                        # once: every process starts from rank 0's weights
     ... loss.backward(); sync_gradients(params)    # every step, before clipping and optimizer.step()
 """
+
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -59,7 +61,7 @@ class DistributedConfig:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any] | None, where: str) -> "DistributedConfig":
+    def from_params(cls, params: Mapping[str, Any] | None, where: str) -> DistributedConfig:
         params = dict(params or {})
         check_keys(params, cls.__dataclass_fields__, where)
         try:
@@ -160,8 +162,10 @@ def barrier() -> None:
 def local_batch_size(batch_size: int, world_size: int) -> int:
     """B/P: the items of a global batch of ``batch_size`` that each of ``world_size`` processes takes."""
     if batch_size % world_size:
-        raise ValueError(f"batch_size {batch_size} is not divisible by {world_size} processes "
-                         "(the global batch is split evenly across them)")
+        raise ValueError(
+            f"batch_size {batch_size} is not divisible by {world_size} processes "
+            "(the global batch is split evenly across them)"
+        )
     return batch_size // world_size
 
 
@@ -224,8 +228,11 @@ def sync_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
     params = [p for p in parameters if p.requires_grad]
     # A parameter no process has a gradient for stays without one (the optimizer skips it, as with one
     # process); one that only some processes reached gets zeros on the others.
-    anywhere = sum_across(torch.tensor([p.grad is not None for p in params], dtype=torch.int32,
-                                       device=params[0].device if params else None))
+    anywhere = sum_across(
+        torch.tensor(
+            [p.grad is not None for p in params], dtype=torch.int32, device=params[0].device if params else None
+        )
+    )
     params = [p for p, n in zip(params, anywhere.tolist()) if n > 0]
     for p in params:
         if p.grad is None:
@@ -235,7 +242,7 @@ def sync_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         offset = 0
         for p in bucket:
-            p.grad.copy_(flat[offset:offset + p.numel()].view_as(p.grad))
+            p.grad.copy_(flat[offset : offset + p.numel()].view_as(p.grad))
             offset += p.numel()
 
 
@@ -255,7 +262,11 @@ def _buckets(params: list[torch.nn.Parameter]) -> list[list[torch.nn.Parameter]]
     size = 0
     for p in params:
         last = buckets[-1] if buckets else None
-        if last is None or size + p.numel() > _BUCKET_ELEMENTS or (last[0].dtype, last[0].device) != (p.dtype, p.device):
+        if (
+            last is None
+            or size + p.numel() > _BUCKET_ELEMENTS
+            or (last[0].dtype, last[0].device) != (p.dtype, p.device)
+        ):
             buckets.append([p])
             size = p.numel()
         else:

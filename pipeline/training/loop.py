@@ -18,10 +18,11 @@ Under torchrun every process runs the same loop (:mod:`pipeline.training.distrib
 trained module is broadcast from rank 0 before the first step, gradients are summed before
 clipping, only rank 0 shows progress and writes checkpoints.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 
@@ -72,15 +73,20 @@ class TrainingLoop:
         self.scheduler = warmup_cosine_schedule(optimizer, warmup_steps, total_steps, min_lr_ratio)
         self.log = LossLog()
         self.checkpointer = Checkpointer(checkpoint_dir, run_key=run_key, epochs=epochs)
-        self.start_epoch, self.step, resumed = resume_run(self.checkpointer, self.log, desc=desc, model=model,
-                                                          optimizer=optimizer, scheduler=self.scheduler)
+        self.start_epoch, self.step, resumed = resume_run(
+            self.checkpointer, self.log, desc=desc, model=model, optimizer=optimizer, scheduler=self.scheduler
+        )
         if resumed is not None and resumed.extra.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(resumed.extra["scaler"])
 
     def run(self, epoch: Epoch) -> LossLog:
         """Train the remaining epochs, each from ``epoch(index)``; returns the loss log (resumed rows included)."""
-        bar = progress(range(self.total_steps - self.step), desc=self.desc, total=self.total_steps - self.step,
-                       enabled=None if current().is_main else False)  # advanced by hand, once per step
+        bar = progress(
+            range(self.total_steps - self.step),
+            desc=self.desc,
+            total=self.total_steps - self.step,
+            enabled=None if current().is_main else False,
+        )  # advanced by hand, once per step
         self.model.train()
         for index in range(self.start_epoch, self.epochs):
             batches = epoch(index)
@@ -88,14 +94,23 @@ class TrainingLoop:
                 self._update(terms["loss"])
                 self.step += 1
                 logged = {name: value.detach() for name, value in terms.items()}
-                self.log.append(step=self.step, epoch=index, lr=self.scheduler.get_last_lr()[0],
-                                **(sum_terms(logged) if self.shared_terms else logged))
+                self.log.append(
+                    step=self.step,
+                    epoch=index,
+                    lr=self.scheduler.get_last_lr()[0],
+                    **(sum_terms(logged) if self.shared_terms else logged),
+                )
                 bar.update(1)
                 if self.step % 10 == 0:
                     bar.set_postfix(epoch=index, loss=f"{self.log.rows[-1]['loss']:.3f}")
-            self.checkpointer.save(epoch=index + 1, step=self.step, model=self.model, optimizer=self.optimizer,
-                                   scheduler=self.scheduler,
-                                   extra={"log": self.log.state_dict(), "scaler": self.scaler.state_dict()})
+            self.checkpointer.save(
+                epoch=index + 1,
+                step=self.step,
+                model=self.model,
+                optimizer=self.optimizer,
+                scheduler=self.scheduler,
+                extra={"log": self.log.state_dict(), "scaler": self.scaler.state_dict()},
+            )
         bar.close()
         self.model.eval()
         return self.log

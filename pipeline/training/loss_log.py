@@ -1,11 +1,13 @@
 """Per-step loss terms, kept through resumes and written as CSV for ``dvc plots``."""
+
 from __future__ import annotations
 
 import csv
 import io
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 

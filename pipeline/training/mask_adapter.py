@@ -26,12 +26,14 @@ batch from its layout (how many segments and matches each image has, gathered fr
 process) and sliced, the losses' normalisers (masks, consistency pairs) are summed across
 processes and so are the gradients, so P processes train like one.
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -43,6 +45,7 @@ from model.dense_clip import DenseClip, DenseImage
 from model.mask_adapter import MaskAdapter
 from model.masks import mask_iou
 from model.oracle import gt_segments
+from model.precision import PRECISIONS, autocast_context, training_autocast_dtype
 from model.proposer import MaskProposer, propose
 from pipeline.training.checkpoint import run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
@@ -50,7 +53,6 @@ from pipeline.training.distributed import current, gather_rows, shard_bounds, su
 from pipeline.training.loop import TrainingLoop
 from pipeline.training.loss_log import LossLog
 from pipeline.training.optim import weight_decay_groups
-from model.precision import PRECISIONS, autocast_context, training_autocast_dtype
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,10 @@ class AdapterTrainConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.warmup_epochs >= 0 and self.mixed_epochs >= 0 and self.warmup_epochs + self.mixed_epochs >= 1,
-             "warmup_epochs and mixed_epochs must be >= 0, and train at least one epoch together"),
+            (
+                self.warmup_epochs >= 0 and self.mixed_epochs >= 0 and self.warmup_epochs + self.mixed_epochs >= 1,
+                "warmup_epochs and mixed_epochs must be >= 0, and train at least one epoch together",
+            ),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.lr > 0, f"lr must be positive, got {self.lr}"),
             (min(self.max_gt_masks, self.mixed_gt_masks) >= 1, "max_gt_masks and mixed_gt_masks must be >= 1"),
@@ -89,7 +93,7 @@ class AdapterTrainConfig:
                 raise ValueError(f"mask_adapter: {message}")
 
     @classmethod
-    def from_params(cls, params: dict) -> "AdapterTrainConfig":
+    def from_params(cls, params: dict) -> AdapterTrainConfig:
         return config_from_params(cls, params, what="mask_adapter")
 
     @property
@@ -114,13 +118,18 @@ class AdapterData:
     def __len__(self) -> int:
         return len(self.segment_masks)
 
-    def batch(self, indices: Sequence[int], *, mixed: bool = True) -> "AdapterData":
+    def batch(self, indices: Sequence[int], *, mixed: bool = True) -> AdapterData:
         """The rows at ``indices``, in that order (``mixed``: as :meth:`StreamingData.batch`; prepared rows
         keep their candidates)."""
         index = torch.as_tensor(list(indices), dtype=torch.long)
         pick = [int(i) for i in indices]
-        return AdapterData(self.dense.select(index), self.projected[index], [self.segment_masks[i] for i in pick],
-                           [self.segment_labels[i] for i in pick], [self.candidates[i] for i in pick])
+        return AdapterData(
+            self.dense.select(index),
+            self.projected[index],
+            [self.segment_masks[i] for i in pick],
+            [self.segment_labels[i] for i in pick],
+            [self.candidates[i] for i in pick],
+        )
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
@@ -189,13 +198,21 @@ class BatchPreparer:
 
 def prepare_data(images: TrainingImages, prepare: BatchPreparer, batch_size: int = 32) -> AdapterData:
     """Every training image prepared once, in order (for sets that fit in memory)."""
-    parts = [prepare(*images.batch(range(start, min(start + batch_size, len(images)))))
-             for start in progress(range(0, len(images), batch_size), desc="mask_adapter: CLIP pass and matches")]
-    dense = DenseImage(torch.cat([p.dense.features for p in parts]),
-                       [torch.cat(column) for column in zip(*(p.dense.states for p in parts))])
-    return AdapterData(dense, torch.cat([p.projected for p in parts]),
-                       [m for p in parts for m in p.segment_masks], [c for p in parts for c in p.segment_labels],
-                       [c for p in parts for c in p.candidates])
+    parts = [
+        prepare(*images.batch(range(start, min(start + batch_size, len(images)))))
+        for start in progress(range(0, len(images), batch_size), desc="mask_adapter: CLIP pass and matches")
+    ]
+    dense = DenseImage(
+        torch.cat([p.dense.features for p in parts]),
+        [torch.cat(column) for column in zip(*(p.dense.states for p in parts))],
+    )
+    return AdapterData(
+        dense,
+        torch.cat([p.projected for p in parts]),
+        [m for p in parts for m in p.segment_masks],
+        [c for p in parts for c in p.segment_labels],
+        [c for p in parts for c in p.candidates],
+    )
 
 
 @dataclass
@@ -221,8 +238,9 @@ def adapter_masks(masks: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """Masks ``[M, H, W]`` resized (bilinear) to 4× the grid, as the adapter resizes them."""
     if masks.shape[0] == 0:
         return torch.empty(0, 4 * grid[0], 4 * grid[1])
-    return F.interpolate(masks[:, None].float(), size=(4 * grid[0], 4 * grid[1]), mode="bilinear",
-                         align_corners=False)[:, 0]
+    return F.interpolate(masks[:, None].float(), size=(4 * grid[0], 4 * grid[1]), mode="bilinear", align_corners=False)[
+        :, 0
+    ]
 
 
 @dataclass
@@ -249,17 +267,19 @@ def batch_layout(data: AdapterData, device: torch.device | None = None) -> list[
     if not current().active:
         return local
     # one flat row per process: each image's segment count, then its segments' match counts
-    flat = gather_rows(torch.tensor([n for counts in local for n in (len(counts), *counts)], dtype=torch.long,
-                                    device=device)).tolist()
+    flat = gather_rows(
+        torch.tensor([n for counts in local for n in (len(counts), *counts)], dtype=torch.long, device=device)
+    ).tolist()
     layout, at = [], 0
     while at < len(flat):
-        layout.append(flat[at + 1:at + 1 + flat[at]])
+        layout.append(flat[at + 1 : at + 1 + flat[at]])
         at += 1 + flat[at]
     return layout
 
 
-def _draw(counts: list[int], mixed: bool, cfg: AdapterTrainConfig,
-          rng: np.random.Generator) -> tuple[np.ndarray, list[int], list[int]]:
+def _draw(
+    counts: list[int], mixed: bool, cfg: AdapterTrainConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, list[int], list[int]]:
     """One image's draws from its ``counts`` (:func:`mask_layout`): the segments taken, the matched segments
     and the proposal picked for each."""
     take = rng.permutation(len(counts))[: cfg.mixed_gt_masks if mixed else cfg.max_gt_masks]
@@ -272,8 +292,15 @@ def _draw(counts: list[int], mixed: bool, cfg: AdapterTrainConfig,
     return take, matched, picks
 
 
-def draw_masks(data: AdapterData, mixed: bool, cfg: AdapterTrainConfig, rng: np.random.Generator, *,
-               layout: list[list[int]] | None = None, part_of: tuple[int, int] | None = None) -> MaskBatch:
+def draw_masks(
+    data: AdapterData,
+    mixed: bool,
+    cfg: AdapterTrainConfig,
+    rng: np.random.Generator,
+    *,
+    layout: list[list[int]] | None = None,
+    part_of: tuple[int, int] | None = None,
+) -> MaskBatch:
     """The masks of one step over the images of ``data`` (see the module docstring), drawn with ``rng``.
 
     With ``part_of=(start, total)`` the images of ``data`` are rows ``start:start+len(data)`` of a batch of
@@ -285,9 +312,9 @@ def draw_masks(data: AdapterData, mixed: bool, cfg: AdapterTrainConfig, rng: np.
     if len(layout) != total or not 0 <= start <= start + len(data) <= total:
         raise ValueError(f"rows {start}..{start + len(data)} of a batch of {total} with {len(layout)} layouts")
     draws = [_draw(counts, mixed, cfg, rng) for counts in layout]
-    width = max(1, max(len(take) + 2 * len(matched) for take, matched, _ in draws))
+    width = max(1, *(len(take) + 2 * len(matched) for take, matched, _ in draws))
     per_image: list[tuple[list[torch.Tensor], list[int], list[tuple[int, int]]]] = []
-    for i, (take, matched, picks) in enumerate(draws[start:start + len(data)]):
+    for i, (take, matched, picks) in enumerate(draws[start : start + len(data)]):
         segments, labels = data.segment_masks[i], data.segment_labels[i].tolist()
         masks = [segments[g] for g in take]
         mask_labels = [labels[g] for g in take]
@@ -311,9 +338,14 @@ def draw_masks(data: AdapterData, mixed: bool, cfg: AdapterTrainConfig, rng: np.
     return MaskBatch(masks, labels, torch.tensor(proposal, dtype=torch.long), torch.tensor(segment, dtype=torch.long))
 
 
-def adapter_losses(embeddings: torch.Tensor, step: MaskBatch, classifier: torch.Tensor, scale: torch.Tensor,
-                   cfg: AdapterTrainConfig,
-                   sum_across: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+def adapter_losses(
+    embeddings: torch.Tensor,
+    step: MaskBatch,
+    classifier: torch.Tensor,
+    scale: torch.Tensor,
+    cfg: AdapterTrainConfig,
+    sum_across: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
     """``ce``, ``consistency`` and their weighted ``loss`` for embeddings ``[B, M, D]``; ``classifier [C+1, D]``.
 
     A batch split across processes passes ``sum_across`` (a tensor's sum over the processes): the terms are
@@ -364,14 +396,22 @@ def train_adapter(
     adapter.to(device)
     for p in dense_clip.parameters():
         p.requires_grad_(False)
-    optimizer = torch.optim.AdamW(weight_decay_groups(adapter, cfg.weight_decay, no_decay=("void", "gamma")),
-                                  lr=cfg.lr)
+    optimizer = torch.optim.AdamW(weight_decay_groups(adapter, cfg.weight_decay, no_decay=("void", "gamma")), lr=cfg.lr)
     dtype = training_autocast_dtype(cfg.precision, device)
-    loop = TrainingLoop(adapter, adapter.parameters(), optimizer, desc=desc, checkpoint_dir=checkpoint_dir,
-                        run_key=run_key({**asdict(cfg), "data": data.fingerprint(), "identity": identity}),
-                        epochs=cfg.epochs, total_steps=cfg.epochs * (len(data) // cfg.batch_size),
-                        warmup_steps=cfg.warmup_steps, grad_clip=cfg.grad_clip,
-                        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16), shared_terms=True)
+    loop = TrainingLoop(
+        adapter,
+        adapter.parameters(),
+        optimizer,
+        desc=desc,
+        checkpoint_dir=checkpoint_dir,
+        run_key=run_key({**asdict(cfg), "data": data.fingerprint(), "identity": identity}),
+        epochs=cfg.epochs,
+        total_steps=cfg.epochs * (len(data) // cfg.batch_size),
+        warmup_steps=cfg.warmup_steps,
+        grad_clip=cfg.grad_clip,
+        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
+        shared_terms=True,
+    )
     scale = torch.tensor(float(logit_scale), device=device)
 
     def losses(epoch: int) -> Iterator[dict[str, torch.Tensor]]:
@@ -386,7 +426,8 @@ def train_adapter(
             with autocast_context(device, dtype):
                 embeddings = adapter.embed(dense_clip, dense, masks.masks.to(device), rows.projected.to(device))
             # under several processes the terms are this one's share
-            yield adapter_losses(embeddings.float(), masks, classifier, scale, cfg,
-                                 sum_across if ranks.active else None)
+            yield adapter_losses(
+                embeddings.float(), masks, classifier, scale, cfg, sum_across if ranks.active else None
+            )
 
     return loop.run(losses)

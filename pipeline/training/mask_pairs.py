@@ -6,12 +6,13 @@ cuts every crop once, keeps them in memory and applies the per-epoch augmentatio
 random resized crop, as in the reference recipe) to whole batches, seeded by
 (seed, epoch), so batches do not depend on the number of workers.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -19,14 +20,14 @@ import torch
 from core.classnames import display_name
 from core.rle import decode_rle, encode_rle
 from model.crops import masked_crops
-from pipeline.datasets.files import read_rgb
 from pipeline.datasets.coco import CocoStuffLabels
+from pipeline.datasets.files import read_rgb
 
 
 @dataclass(frozen=True)
 class MaskPair:
     image_path: str
-    rle: dict          # {"size": [h, w], "counts": "<ascii>"}
+    rle: dict  # {"size": [h, w], "counts": "<ascii>"}
     noun: str
 
 
@@ -43,7 +44,7 @@ def ground_truth_pairs(labels: CocoStuffLabels) -> list[MaskPair]:
     """One pair per class present in each training label map, in key order (what a fixed-vocabulary
     dataset gives; the world's ``train_labels()`` hold the seen classes only)."""
     pairs = []
-    for key in labels.keys():
+    for key in labels:
         sample = labels.load(key)
         pairs.extend(pairs_from_label(str(labels.image_path(key)), sample.label, labels.class_names))
     return pairs
@@ -52,8 +53,9 @@ def ground_truth_pairs(labels: CocoStuffLabels) -> list[MaskPair]:
 class MaskedCropDataset(torch.utils.data.Dataset):
     """Item ``row`` gives ``(crop [3,S,S] normalised, crop_mask [S,S], noun index, valid)``."""
 
-    def __init__(self, pairs: Sequence[MaskPair], nouns: Sequence[str], *, size: int, mean, std,
-                 expand_ratio: float = 0.0):
+    def __init__(
+        self, pairs: Sequence[MaskPair], nouns: Sequence[str], *, size: int, mean, std, expand_ratio: float = 0.0
+    ):
         index = {noun: i for i, noun in enumerate(nouns)}
         self.pairs = list(pairs)
         self.labels = [index[p.noun] for p in self.pairs]
@@ -70,10 +72,12 @@ class MaskedCropDataset(torch.utils.data.Dataset):
         image = torch.from_numpy(self._read(pair.image_path)).permute(2, 0, 1)
         mask = torch.from_numpy(decode_rle(pair.rle))
         if mask.shape != image.shape[1:]:
-            raise ValueError(f"{pair.image_path}: mask size {tuple(mask.shape)} differs from the image's "
-                             f"{tuple(image.shape[1:])}")
-        crops = masked_crops(image, mask[None], size=self.size, mean=self.mean, std=self.std,
-                             expand_ratio=self.expand_ratio)
+            raise ValueError(
+                f"{pair.image_path}: mask size {tuple(mask.shape)} differs from the image's {tuple(image.shape[1:])}"
+            )
+        crops = masked_crops(
+            image, mask[None], size=self.size, mean=self.mean, std=self.std, expand_ratio=self.expand_ratio
+        )
         return crops.crops[0], crops.crop_masks[0], self.labels[row], bool(crops.valid[0])
 
 
@@ -105,7 +109,10 @@ def read_pairs(pairs_dir: str | Path, images_dir: str | Path, *, limit: int | No
         rows = sorted(rows, key=lambda r: (-r["similarity"], r["image_id"], r["noun"]))[:limit]
         rows.sort(key=lambda r: (r["image_id"], r["noun"]))
     return [
-        MaskPair(str(safe_join(images_dir, r["file_name"])),
-                 {"size": [r["height"], r["width"]], "counts": r["mask_rle"]}, r["noun"])
+        MaskPair(
+            str(safe_join(images_dir, r["file_name"])),
+            {"size": [r["height"], r["width"]], "counts": r["mask_rle"]},
+            r["noun"],
+        )
         for r in rows
     ]

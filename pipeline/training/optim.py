@@ -1,12 +1,16 @@
 """Optimizer building blocks shared by the trainers."""
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 
-def weight_decay_groups(model: torch.nn.Module, weight_decay: float, no_decay: Sequence[str] = ()) -> list[dict[str, Any]]:
+def weight_decay_groups(
+    model: torch.nn.Module, weight_decay: float, no_decay: Sequence[str] = ()
+) -> list[dict[str, Any]]:
     """AdamW parameter groups: weight decay on matrices and kernels (``ndim >= 2``) only.
 
     Biases and norms are never decayed, nor any parameter whose name contains one of

@@ -18,14 +18,16 @@ every batch, with the augmentation drawn for the whole batch; the criterion's
 normalisers (target masks, cross-entropy weights) are summed across processes and so are
 the gradients, so P processes train like one on the same global batch.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -82,8 +84,10 @@ class ProposerTrainConfig:
             (self.warmup_steps >= 0, f"warmup_steps must be >= 0, got {self.warmup_steps}"),
             (0 <= self.min_lr_ratio <= 1, f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}"),
             (self.grad_clip >= 0, f"grad_clip must be >= 0, got {self.grad_clip}"),
-            (len(self.scale_range) == 2 and 0 < self.scale_range[0] <= self.scale_range[1],
-             f"scale_range must be [low, high] with 0 < low <= high, got {list(self.scale_range)}"),
+            (
+                len(self.scale_range) == 2 and 0 < self.scale_range[0] <= self.scale_range[1],
+                f"scale_range must be [low, high] with 0 < low <= high, got {list(self.scale_range)}",
+            ),
             (self.crop_size is None or self.crop_size >= 1, f"crop_size must be positive, got {self.crop_size}"),
             (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}"),
         ]
@@ -92,7 +96,7 @@ class ProposerTrainConfig:
                 raise ValueError(message)
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "ProposerTrainConfig":
+    def from_params(cls, params: Mapping[str, Any]) -> ProposerTrainConfig:
         return config_from_params(cls, params, what="proposer.train")
 
 
@@ -141,8 +145,7 @@ class StreamingTrainingSet:
     size, not the pixels (hashing a real dataset would mean reading all of it).
     """
 
-    def __init__(self, dataset: SegmentationDataset, image_size: int, *, threads: int = 4,
-                 limit: int | None = None):
+    def __init__(self, dataset: SegmentationDataset, image_size: int, *, threads: int = 4, limit: int | None = None):
         if image_size < 1:
             raise ValueError(f"image_size must be positive, got {image_size}")
         self.dataset = dataset
@@ -225,8 +228,12 @@ PROPOSER_NO_DECAY = ("query_feat", "query_pos", "no_object", "log_scale")  # que
 def proposer_run_key(cfg: ProposerTrainConfig, model: MaskProposer, data_fingerprint: str, text: torch.Tensor) -> str:
     """Identity of a training run: recipe, architecture, data and text embeddings."""
     text_digest = hashlib.sha256(text.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()
-    payload = {"train": asdict(cfg), "model": config_to_dict(model.config), "data": data_fingerprint,
-               "text": text_digest[:16]}
+    payload = {
+        "train": asdict(cfg),
+        "model": config_to_dict(model.config),
+        "data": data_fingerprint,
+        "text": text_digest[:16],
+    }
     return run_key(payload)
 
 
@@ -260,11 +267,21 @@ def train_proposer(
     criterion = SetCriterion(model.config.loss)
     dtype = training_autocast_dtype(cfg.precision, device)
     optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay, PROPOSER_NO_DECAY), lr=cfg.lr)
-    loop = TrainingLoop(model, model.parameters(), optimizer, desc=desc, checkpoint_dir=checkpoint_dir,
-                        run_key=proposer_run_key(cfg, model, data.fingerprint(), text), epochs=cfg.epochs,
-                        total_steps=cfg.epochs * (len(data) // cfg.batch_size), warmup_steps=cfg.warmup_steps,
-                        min_lr_ratio=cfg.min_lr_ratio, grad_clip=cfg.grad_clip,
-                        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16), shared_terms=True)
+    loop = TrainingLoop(
+        model,
+        model.parameters(),
+        optimizer,
+        desc=desc,
+        checkpoint_dir=checkpoint_dir,
+        run_key=proposer_run_key(cfg, model, data.fingerprint(), text),
+        epochs=cfg.epochs,
+        total_steps=cfg.epochs * (len(data) // cfg.batch_size),
+        warmup_steps=cfg.warmup_steps,
+        min_lr_ratio=cfg.min_lr_ratio,
+        grad_clip=cfg.grad_clip,
+        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
+        shared_terms=True,
+    )
     fill = tuple(float(v) for v in model.config.pixel_mean)
 
     def losses(epoch: int) -> Iterator[dict[str, torch.Tensor]]:
@@ -272,9 +289,16 @@ def train_proposer(
         for batch in epoch_batches(len(data), cfg.batch_size, cfg.seed, epoch):
             start, stop = shard_bounds(len(batch), ranks)
             images, labels = data.batch(batch[start:stop])
-            images, labels = augment_batch(images.to(device), labels.to(device), generator,
-                                           scale_range=cfg.scale_range, hflip=cfg.hflip,
-                                           crop_size=cfg.crop_size, fill=fill, part_of=(start, len(batch)))
+            images, labels = augment_batch(
+                images.to(device),
+                labels.to(device),
+                generator,
+                scale_range=cfg.scale_range,
+                hflip=cfg.hflip,
+                crop_size=cfg.crop_size,
+                fill=fill,
+                part_of=(start, len(batch)),
+            )
             targets = [semantic_targets(label) for label in labels]
             with autocast_context(device, dtype):
                 outputs = model(images, text)

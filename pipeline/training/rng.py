@@ -1,9 +1,11 @@
 """Every random number generator a run touches: seeding them, and their state for checkpoints."""
+
 from __future__ import annotations
 
 import random
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch

@@ -15,12 +15,13 @@ pass, forward and backward, is most of a step); both are gathered from every pro
 computes the whole batch's loss, the gradient reaching the context through its own classes,
 and the gradients are summed, so P processes train like one.
 """
+
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -33,11 +34,11 @@ from model.mask_adapter import clip_fingerprint
 from model.text_prompts import TextPrompts, freeze_clip_for_text_prompts, prompted_class_embeddings, text_fingerprint
 from pipeline.training.augment import random_resized_crops
 from pipeline.training.checkpoint import run_key
+from pipeline.training.clip_adaptation import cut_crops, pairs_digest, valid_rows
 from pipeline.training.data_order import epoch_batches, epoch_seed
 from pipeline.training.distributed import Ranks, current, gather_rows, shard_bounds
 from pipeline.training.loop import TrainingLoop
 from pipeline.training.loss_log import LossLog
-from pipeline.training.clip_adaptation import cut_crops, pairs_digest, valid_rows
 from pipeline.training.mask_pairs import MaskedCropDataset, MaskPair
 
 
@@ -74,7 +75,7 @@ class TextPromptConfig:
             raise ValueError(f"text_prompts.expand_ratio must be >= 0, got {self.expand_ratio}")
 
     @classmethod
-    def from_params(cls, params: dict) -> "TextPromptConfig":
+    def from_params(cls, params: dict) -> TextPromptConfig:
         return config_from_params(cls, params, what="text_prompts")
 
     def run_key(self, data_digest: str) -> str:
@@ -139,11 +140,25 @@ def learn_text_prompts(
     digest = hashlib.sha256(
         f"{pairs_digest(pairs)}\n{list(class_names)}\n{text_fingerprint(model)}\n{clip_fingerprint(model)}".encode()
     ).hexdigest()[:16]
-    loop = TrainingLoop(bundle.text_prompts, params, optimizer, desc=desc, checkpoint_dir=checkpoint_dir,
-                        run_key=cfg.run_key(digest), epochs=cfg.epochs,
-                        total_steps=cfg.epochs * (len(pairs) // cfg.batch_size), warmup_steps=cfg.warmup_steps)
-    dataset = MaskedCropDataset(pairs, nouns, size=bundle.image_size, mean=bundle.mean.cpu(), std=bundle.std.cpu(),
-                                expand_ratio=cfg.expand_ratio)
+    loop = TrainingLoop(
+        bundle.text_prompts,
+        params,
+        optimizer,
+        desc=desc,
+        checkpoint_dir=checkpoint_dir,
+        run_key=cfg.run_key(digest),
+        epochs=cfg.epochs,
+        total_steps=cfg.epochs * (len(pairs) // cfg.batch_size),
+        warmup_steps=cfg.warmup_steps,
+    )
+    dataset = MaskedCropDataset(
+        pairs,
+        nouns,
+        size=bundle.image_size,
+        mean=bundle.mean.cpu(),
+        std=bundle.std.cpu(),
+        expand_ratio=cfg.expand_ratio,
+    )
     all_crops, _, all_labels, all_valid = cut_crops(dataset, cfg.num_workers)
     first, last = shard_bounds(len(class_names), ranks, even=False)  # the classes this process embeds
     local_classes = class_names[first:last]
@@ -152,8 +167,14 @@ def learn_text_prompts(
         augment = torch.Generator().manual_seed(epoch_seed(cfg.seed + 1, epoch))
         for batch in epoch_batches(len(pairs), cfg.batch_size, cfg.seed, epoch):
             rows, local, start = valid_rows(batch, all_valid, ranks)
-            crops = random_resized_crops(all_crops[local].float(), bundle.image_size, cfg.crop_scale,
-                                         augment, flip=cfg.flip, part_of=(start, len(rows)))
+            crops = random_resized_crops(
+                all_crops[local].float(),
+                bundle.image_size,
+                cfg.crop_scale,
+                augment,
+                flip=cfg.flip,
+                part_of=(start, len(rows)),
+            )
             labels = all_labels[rows].to(device)
             with torch.no_grad():
                 image = gather_rows(bundle.encode_image(crops.to(device)))

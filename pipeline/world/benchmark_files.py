@@ -6,6 +6,7 @@ layout's first ignore value (ADE 0 "other", 65535 in the uint16 TIFFs, 255 in PC
 "background" in VOC). VOC labels are palette PNGs whose objects are outlined by a one-pixel
 void border (255), as in VOC's own annotations. Files are written without timestamps.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -83,10 +84,16 @@ def write_key_list(root: Path, benchmark: DemoBenchmark) -> None:
     path.write_text("".join(stem + "\n" for stem in stems), encoding="utf-8")
 
 
-def write_pair(root: Path, benchmark: DemoBenchmark, stem: str, image: np.ndarray, classes: np.ndarray,
-               jpeg_quality: int) -> None:
+def write_pair(
+    root: Path, benchmark: DemoBenchmark, stem: str, image: np.ndarray, classes: np.ndarray, jpeg_quality: int
+) -> None:
     """The image (JPEG) and its label under ``root`` in the benchmark's layout."""
     layout = LAYOUTS[benchmark.name]
-    Image.fromarray(image).save(root / layout.images / f"{stem}{layout.image_suffix}", format="JPEG",
-                                quality=jpeg_quality, subsampling=0, optimize=False)
+    Image.fromarray(image).save(
+        root / layout.images / f"{stem}{layout.image_suffix}",
+        format="JPEG",
+        quality=jpeg_quality,
+        subsampling=0,
+        optimize=False,
+    )
     save_label(encode_label(classes, benchmark, layout), root / layout.labels / f"{stem}{layout.label_suffix}", layout)

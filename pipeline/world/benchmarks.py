@@ -19,6 +19,7 @@ holds are drawn from the benchmark's own vocabulary stream, stratified so that t
 unseen classes stays the world's; each benchmark draws its images from its own split streams,
 so adding or changing one leaves the others' bytes (and the training split's) unchanged.
 """
+
 from __future__ import annotations
 
 import re
@@ -42,8 +43,13 @@ PC59_LEFT_OUT_THINGS = 6
 #: ``voc20``: fewer, larger objects per image than the other benchmarks.
 VOC_THINGS_PER_IMAGE = (1, 3)
 VOC_THING_SCALE = (0.3, 0.65)
-_STEMS = {"ade847": "ADE_val_{:08d}", "pc459": "2010_{:06d}", "demo": "demo_val_{:08d}",
-          "pc59": "2010_{:06d}", "voc20": "2012_{:06d}"}
+_STEMS = {
+    "ade847": "ADE_val_{:08d}",
+    "pc459": "2010_{:06d}",
+    "demo": "demo_val_{:08d}",
+    "pc59": "2010_{:06d}",
+    "voc20": "2012_{:06d}",
+}
 
 
 @dataclass(frozen=True)
@@ -134,8 +140,16 @@ def _stratified(members: list[int], count: int, unseen: frozenset[int], rng: np.
     return sorted(picked)
 
 
-def _benchmark(name: str, split: str, images: int, world: list[int], size: int,
-               catalogue: tuple[ClassSpec, ...], things: list[int], **scene) -> DemoBenchmark:
+def _benchmark(
+    name: str,
+    split: str,
+    images: int,
+    world: list[int],
+    size: int,
+    catalogue: tuple[ClassSpec, ...],
+    things: list[int],
+    **scene,
+) -> DemoBenchmark:
     """The benchmark whose list holds the catalogue classes ``world`` plus distractors up to ``size``."""
     entries = [(entry_of(catalogue[c]), c) for c in world]
     if size > len(entries):
@@ -152,12 +166,22 @@ def _benchmark(name: str, split: str, images: int, world: list[int], size: int,
 def demo_benchmark(catalogue: tuple[ClassSpec, ...], config: WorldConfig) -> DemoBenchmark:
     """``demo``: the world's classes in catalogue order (unsorted: its bytes predate the others)."""
     things = [i for i, spec in enumerate(catalogue) if spec.isthing]
-    return DemoBenchmark("demo", "benchmark", config.benchmark_images,
-                         tuple(entry_of(spec) for spec in catalogue), tuple(range(len(catalogue))), tuple(things))
+    return DemoBenchmark(
+        "demo",
+        "benchmark",
+        config.benchmark_images,
+        tuple(entry_of(spec) for spec in catalogue),
+        tuple(range(len(catalogue))),
+        tuple(things),
+    )
 
 
-def world_benchmarks(names: list[str] | tuple[str, ...], config: WorldConfig, unseen: frozenset[int],
-                     catalogue: tuple[ClassSpec, ...] = CATALOGUE) -> list[DemoBenchmark]:
+def world_benchmarks(
+    names: list[str] | tuple[str, ...],
+    config: WorldConfig,
+    unseen: frozenset[int],
+    catalogue: tuple[ClassSpec, ...] = CATALOGUE,
+) -> list[DemoBenchmark]:
     """The benchmarks ``names`` (each of :data:`WORLD_BENCHMARKS`), in that tuple's order."""
     unknown = sorted(set(names) - set(WORLD_BENCHMARKS))
     if unknown:
@@ -180,6 +204,17 @@ def world_benchmarks(names: list[str] | tuple[str, ...], config: WorldConfig, un
             out.append(_benchmark(name, name, images, stuff + kept, size, catalogue, things))
         else:  # voc20: things only, on stuff that is background
             chosen = _stratified(things, size, unseen, rng)
-            out.append(_benchmark(name, name, images, chosen, size, catalogue, chosen,
-                                  things_per_image=VOC_THINGS_PER_IMAGE, thing_scale=VOC_THING_SCALE))
+            out.append(
+                _benchmark(
+                    name,
+                    name,
+                    images,
+                    chosen,
+                    size,
+                    catalogue,
+                    chosen,
+                    things_per_image=VOC_THINGS_PER_IMAGE,
+                    thing_scale=VOC_THING_SCALE,
+                )
+            )
     return out

@@ -7,6 +7,7 @@ unseen classes are mentioned as often as seen ones. Noun phrases use synonyms, p
 word from the class's palette; most captions also carry non-visual nouns
 ("a picture of", "in this image").
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -109,8 +110,9 @@ def stuff_noun(spec: ClassSpec, rng: np.random.Generator) -> tuple[str, bool]:
     return noun, False
 
 
-def _caption(facts: dict[int, tuple[int, float]], catalogue: tuple[ClassSpec, ...],
-             rng: np.random.Generator) -> CaptionText:
+def _caption(
+    facts: dict[int, tuple[int, float]], catalogue: tuple[ClassSpec, ...], rng: np.random.Generator
+) -> CaptionText:
     present = list(facts)
     weights = np.array(_MENTION_WEIGHTS[: min(MAX_MENTIONS, len(present))])
     k = int(rng.choice(len(weights), p=weights / weights.sum())) + 1
@@ -138,8 +140,12 @@ def _caption(facts: dict[int, tuple[int, float]], catalogue: tuple[ClassSpec, ..
         phrases = [thing(c) for c in things]
         listed = _join([p for p, _ in phrases] + ["the " + stuff_np(c) for c in rest])
         template = _PLACE_TEMPLATES[int(rng.integers(len(_PLACE_TEMPLATES)))]
-        text = template.format(T=listed, S=stuff_np(place), prep=catalogue[place].preposition,
-                               be="are" if phrases[0][1] or len(phrases) + len(rest) > 1 else "is")
+        text = template.format(
+            T=listed,
+            S=stuff_np(place),
+            prep=catalogue[place].preposition,
+            be="are" if phrases[0][1] or len(phrases) + len(rest) > 1 else "is",
+        )
     elif len(things) >= 2 and not stuff and rng.random() < 0.4:
         (a, _), (b, _) = thing(things[0]), thing(things[1])
         text = _PAIR_TEMPLATES[int(rng.integers(len(_PAIR_TEMPLATES)))].format(A=a, B=b)
@@ -150,12 +156,15 @@ def _caption(facts: dict[int, tuple[int, float]], catalogue: tuple[ClassSpec, ..
             template = _SINGLE_TEMPLATES[int(rng.integers(len(_SINGLE_TEMPLATES)))]
         else:
             template = _LIST_TEMPLATES[int(rng.integers(len(_LIST_TEMPLATES)))]
-        text = template.format(L=_join([p for p, _ in phrases]), be="are" if phrases[0][1] or len(phrases) > 1 else "is")
+        text = template.format(
+            L=_join([p for p, _ in phrases]), be="are" if phrases[0][1] or len(phrases) > 1 else "is"
+        )
     return CaptionText(text[0].upper() + text[1:], tuple(sorted(chosen)), colour)
 
 
-def write_captions(facts: dict[int, tuple[int, float]], catalogue: tuple[ClassSpec, ...], count: int,
-                   rng: np.random.Generator) -> list[CaptionText]:
+def write_captions(
+    facts: dict[int, tuple[int, float]], catalogue: tuple[ClassSpec, ...], count: int, rng: np.random.Generator
+) -> list[CaptionText]:
     """``count`` captions of an image whose visible classes are ``facts``
     (catalogue index → (instances, largest visible area share)); distinct when
     a few redraws allow it."""

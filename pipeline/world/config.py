@@ -1,8 +1,10 @@
 """The demo world's parameters (params.yaml ``data`` + ``data.demo``), validated."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 from core.params import check_keys
 
@@ -52,7 +54,7 @@ class WorldConfig:
             raise ValueError("data.demo: " + "; ".join(problems))
 
     @classmethod
-    def from_params(cls, data: Mapping[str, Any]) -> "WorldConfig":
+    def from_params(cls, data: Mapping[str, Any]) -> WorldConfig:
         """Build from the ``data`` params section: ``seed`` and the ``demo`` subsection."""
         demo = dict(data.get("demo") or {})
         check_keys(demo, {f.name for f in fields(cls)} - {"seed"}, "data.demo")

@@ -5,14 +5,16 @@ each split is dealt up front, so the bytes do not depend on ``workers`` or on th
 order in which images are made. JPEGs are written by PIL at a fixed quality, PNGs
 without timestamps, JSON with sorted keys; nothing depends on the clock.
 """
+
 from __future__ import annotations
 
 import functools
 import multiprocessing
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -78,8 +80,9 @@ def _save_png(array: np.ndarray, path: Path) -> None:
     Image.fromarray(array.astype(np.uint8)).save(path, format="PNG", optimize=False, compress_level=1)
 
 
-def make_image(out: Path, config: WorldConfig, unseen: frozenset[int], benchmark: DemoBenchmark | None,
-               item: tuple[int, ScenePlan]) -> ImageResult:
+def make_image(
+    out: Path, config: WorldConfig, unseen: frozenset[int], benchmark: DemoBenchmark | None, item: tuple[int, ScenePlan]
+) -> ImageResult:
     """Compose, paint, caption and write one image of the training split (``benchmark`` None) or of a benchmark."""
     index, plan = item
     split = "train" if benchmark is None else benchmark.split
@@ -140,18 +143,24 @@ def _instances_json(results: Iterable[ImageResult], size: int, classes: list[dic
         image_id = result.index + 1
         images.append({"id": image_id, "file_name": result.file_name, "height": size, "width": size})
         for segment in result.segments:
-            annotations.append({
-                "id": len(annotations) + 1,
-                "image_id": image_id,
-                "category_id": segment.class_index + 1,
-                "segmentation": segment.rle,
-                "area": segment.area,
-                "bbox": list(segment.bbox),
-                "iscrowd": 0,
-            })
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": segment.class_index + 1,
+                    "segmentation": segment.rle,
+                    "area": segment.area,
+                    "bbox": list(segment.bbox),
+                    "iscrowd": 0,
+                }
+            )
     categories = [
-        {"id": c["id"], "name": c["name"], "supercategory": "thing" if c["isthing"] else "stuff",
-         "isthing": c["isthing"]}
+        {
+            "id": c["id"],
+            "name": c["name"],
+            "supercategory": "thing" if c["isthing"] else "stuff",
+            "isthing": c["isthing"],
+        }
         for c in classes
     ]
     return {"images": images, "annotations": annotations, "categories": categories}
@@ -161,7 +170,9 @@ def _per_class(counts: np.ndarray, catalogue: tuple[ClassSpec, ...]) -> dict[str
     return {spec.name: int(counts[i]) for i, spec in enumerate(catalogue)}
 
 
-def benchmark_statistics(benchmark: DemoBenchmark, results: list[ImageResult], unseen: frozenset[int]) -> dict[str, Any]:
+def benchmark_statistics(
+    benchmark: DemoBenchmark, results: list[ImageResult], unseen: frozenset[int]
+) -> dict[str, Any]:
     """One benchmark's entry of ``world.json``: its vocabulary and the classes its images show."""
     label_of = benchmark.label_of
     listed = [c for c in range(len(CATALOGUE)) if label_of[c] >= 0]
@@ -180,9 +191,13 @@ def benchmark_statistics(benchmark: DemoBenchmark, results: list[ImageResult], u
     }
 
 
-def world_statistics(config: WorldConfig, unseen: frozenset[int], train: list[ImageResult],
-                     benchmark: list[ImageResult],
-                     benchmarks: dict[str, tuple[DemoBenchmark, list[ImageResult]]] | None = None) -> dict[str, Any]:
+def world_statistics(
+    config: WorldConfig,
+    unseen: frozenset[int],
+    train: list[ImageResult],
+    benchmark: list[ImageResult],
+    benchmarks: dict[str, tuple[DemoBenchmark, list[ImageResult]]] | None = None,
+) -> dict[str, Any]:
     """The numbers of ``world.json``: classes, images, captions, segments per class, mention rates, and
     (``benchmarks``: name -> its spec and images) each benchmark's vocabulary and classes present."""
     k = len(CATALOGUE)
@@ -247,8 +262,10 @@ def world_statistics(config: WorldConfig, unseen: frozenset[int], train: list[Im
             "images_per_class": _per_class(bench_images, CATALOGUE),
             "min_segments_per_class": int(bench_segments.min()),
         },
-        "benchmarks": {name: benchmark_statistics(spec, results, unseen)
-                       for name, (spec, results) in sorted((benchmarks or {}).items())},
+        "benchmarks": {
+            name: benchmark_statistics(spec, results, unseen)
+            for name, (spec, results) in sorted((benchmarks or {}).items())
+        },
     }
 
 
@@ -256,11 +273,13 @@ def _preview_items(out: Path, train: list[ImageResult], count: int) -> list[Prev
     items = []
     for result in train[:count]:
         stem = Path(result.file_name).stem
-        items.append(PreviewItem(
-            image=read_rgb(out / "coco/images/train" / result.file_name),
-            truth=read_label(out / "truth/labels/train" / f"{stem}.png").astype(np.int32),
-            captions=[c.text for c in result.captions],
-        ))
+        items.append(
+            PreviewItem(
+                image=read_rgb(out / "coco/images/train" / result.file_name),
+                truth=read_label(out / "truth/labels/train" / f"{stem}.png").astype(np.int32),
+                captions=[c.text for c in result.captions],
+            )
+        )
     return items
 
 

@@ -1,4 +1,5 @@
 """A montage to eyeball the world: each row shows an image, its full label overlay, and its captions."""
+
 from __future__ import annotations
 
 import colorsys
@@ -24,8 +25,10 @@ class PreviewItem:
 
 def class_colours(count: int) -> np.ndarray:
     """``count`` well-separated RGB colours (golden-ratio hues), the same on every run."""
-    colours = [colorsys.hsv_to_rgb((i * 0.618033988749895) % 1.0, 0.75 if i % 2 else 0.95, 0.95 if i % 3 else 0.7)
-               for i in range(count)]
+    colours = [
+        colorsys.hsv_to_rgb((i * 0.618033988749895) % 1.0, 0.75 if i % 2 else 0.95, 0.95 if i % 3 else 0.7)
+        for i in range(count)
+    ]
     return (np.asarray(colours) * 255).round().astype(np.uint8)
 
 
@@ -57,8 +60,9 @@ def make_preview(items: list[PreviewItem], class_names: list[str]) -> Image.Imag
             ys, xs = np.nonzero(item.truth == index)
             x = 2 * MARGIN + side + int(np.median(xs)) * SCALE
             y = top + int(np.median(ys)) * SCALE
-            draw.text((x, y), class_names[index], fill="white", font=font, anchor="mm", stroke_width=2,
-                      stroke_fill="black")
+            draw.text(
+                (x, y), class_names[index], fill="white", font=font, anchor="mm", stroke_width=2, stroke_fill="black"
+            )
         y = top
         for caption in item.captions:
             for line in textwrap.wrap(caption, width=70):

@@ -4,11 +4,13 @@ Nothing is copied: the manifest points at the validated absolute paths, and the
 only files written next to it are ``classes.json`` (COCO-Stuff-171, seen or not as
 ``data.real.split`` says, see :mod:`pipeline.world.splits`) and ``world.json`` (counts).
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from core.params import check_keys
 from pipeline.datasets.benchmarks import benchmark_names, missing_paths, open_benchmark
@@ -84,8 +86,13 @@ def coco_classes(split: str = "none") -> list[dict[str, Any]]:
     unseen = set(unseen_coco_names(split))
     synonyms = voc_synonyms()
     return [
-        {"id": c["id"], "name": c["name"], "synonyms": synonyms.get(c["name"], []), "isthing": int(c["isthing"]),
-         "seen": int(c["name"] not in unseen)}
+        {
+            "id": c["id"],
+            "name": c["name"],
+            "synonyms": synonyms.get(c["name"], []),
+            "isthing": int(c["isthing"]),
+            "seen": int(c["name"] not in unseen),
+        }
         for c in coco_stuff_categories()
     ]
 
@@ -134,9 +141,14 @@ def describe_real_world(real: Mapping[str, Any], wanted_benchmarks: list[str]) -
     statistics = {
         "source": "coco",
         "split": split,
-        "classes": {"total": len(classes), "stuff": sum(not c["isthing"] for c in classes),
-                    "things": sum(c["isthing"] for c in classes), "seen": seen, "unseen": len(classes) - seen,
-                    "unseen_names": sorted(c["name"] for c in classes if not c["seen"])},
+        "classes": {
+            "total": len(classes),
+            "stuff": sum(not c["isthing"] for c in classes),
+            "things": sum(c["isthing"] for c in classes),
+            "seen": seen,
+            "unseen": len(classes) - seen,
+            "unseen_names": sorted(c["name"] for c in classes if not c["seen"]),
+        },
         "train": {
             "images": len(captions.images),
             "captioned_images": len(captions.captions),

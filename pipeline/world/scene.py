@@ -12,6 +12,7 @@ its neighbour band (a lone band stays, however little of it shows). So the image
 the labels, the instances and the captions always agree, and no segment is
 smaller than ``min_visible`` except, rarely, a lone stuff band.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -65,8 +66,9 @@ def _weighted_count(rng: np.random.Generator, weights: tuple[float, ...], lo: in
     return int(rng.choice(options, p=p / p.sum()))
 
 
-def plan_split(catalogue: tuple[ClassSpec, ...], count: int, config: WorldConfig, split: str,
-               things: Sequence[int] | None = None) -> list[ScenePlan]:
+def plan_split(
+    catalogue: tuple[ClassSpec, ...], count: int, config: WorldConfig, split: str, things: Sequence[int] | None = None
+) -> list[ScenePlan]:
     """The plans of the ``count`` images of ``split``, from the split's planning stream; the things are
     dealt from ``things`` (catalogue indices; default every thing)."""
     rng = rng_for(config.seed, STREAM_PLAN, split)
@@ -168,13 +170,14 @@ def _bands(stuff: tuple[int, ...], size: int, rng: np.random.Generator) -> list[
     ys, xs = (np.mgrid[0:size, 0:size].astype(np.float32) + 0.5) / size
     band = np.zeros((size, size), dtype=np.int8)
     for cut in cuts:
-        boundary = cut + rng.uniform(0, 0.05) * np.sin(2 * np.pi * rng.uniform(0.5, 2.0) * xs + rng.uniform(0, 2 * np.pi))
+        boundary = cut + rng.uniform(0, 0.05) * np.sin(
+            2 * np.pi * rng.uniform(0.5, 2.0) * xs + rng.uniform(0, 2 * np.pi)
+        )
         band += (ys > boundary).astype(np.int8)
     return [band == k for k in range(n)]
 
 
-def compose(plan: ScenePlan, catalogue: tuple[ClassSpec, ...], config: WorldConfig,
-            rng: np.random.Generator) -> Scene:
+def compose(plan: ScenePlan, catalogue: tuple[ClassSpec, ...], config: WorldConfig, rng: np.random.Generator) -> Scene:
     """Lay out a planned scene (bands, then things in random order) and apply the remnant rule."""
     size = config.image_size
     layers = [Layer(index, mask) for index, mask in zip(plan.stuff, _bands(plan.stuff, size, rng))]

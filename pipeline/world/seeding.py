@@ -3,6 +3,7 @@
 Keys have a fixed length: numpy's ``SeedSequence`` pads short keys with zeros,
 so ``[s, 1]`` and ``[s, 1, 0]`` would collide.
 """
+
 from __future__ import annotations
 
 import numpy as np

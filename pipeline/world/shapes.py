@@ -6,14 +6,26 @@ radius is 1 and its aspect ratio is folded in). An outline is a *level*
 rim texture uses. Every outline lies within radius ~1.3 so the caller can bound
 its pixels.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-OUTLINES = ("ellipse", "egg", "square", "blob", "annulus", "sector", "wave", "shirt",
-            "polygon3", "polygon4", "polygon6")
+OUTLINES = (
+    "ellipse",
+    "egg",
+    "square",
+    "blob",
+    "annulus",
+    "sector",
+    "wave",
+    "shirt",
+    "polygon3",
+    "polygon4",
+    "polygon6",
+)
 EXTENT = 1.3  # every outline fits in |u|, |v| <= EXTENT
 
 
@@ -38,7 +50,9 @@ def sample_outline(family: str, rng: np.random.Generator) -> Outline:
     if family == "sector":
         return Outline(family, (float(rng.uniform(0.8, 1.15) * np.pi),))
     if family == "wave":
-        return Outline(family, (float(rng.uniform(0.2, 0.35)), float(rng.uniform(1.5, 2.5)), float(rng.uniform(0, 2 * np.pi))))
+        return Outline(
+            family, (float(rng.uniform(0.2, 0.35)), float(rng.uniform(1.5, 2.5)), float(rng.uniform(0, 2 * np.pi)))
+        )
     if family == "egg":
         return Outline(family, (float(rng.uniform(0.1, 0.25)),))
     return Outline(family)
@@ -81,5 +95,5 @@ def outline_level(outline: Outline, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         sleeves = np.maximum(np.abs(u) / 1.15, np.abs(v + 0.5) / 0.3)
         return np.minimum(body, sleeves)
     if family.startswith("polygon"):
-        return _polygon(r, theta, int(family[len("polygon"):]))
+        return _polygon(r, theta, int(family[len("polygon") :]))
     raise ValueError(f"unknown outline family {family!r}")

@@ -11,6 +11,7 @@ and the evaluation reports the benchmarks' seen and unseen classes apart (and th
   evaluation finds VOC's classes among the world's by name. VOC's background is ignore on the
   benchmark (its reader) and has no COCO-Stuff class.
 """
+
 from __future__ import annotations
 
 from pipeline.datasets.vocab import class_names, coco_stuff_categories
@@ -18,8 +19,23 @@ from pipeline.datasets.vocab import class_names, coco_stuff_categories
 #: The unseen classes of each split, as its source names them.
 SPLITS: dict[str, tuple[str, ...]] = {
     "none": (),
-    "coco_stuff_156_15": ("cow", "giraffe", "suitcase", "frisbee", "skateboard", "carrot", "scissors", "cardboard",
-                          "clouds", "grass", "playingfield", "river", "road", "tree", "wall-concrete"),
+    "coco_stuff_156_15": (
+        "cow",
+        "giraffe",
+        "suitcase",
+        "frisbee",
+        "skateboard",
+        "carrot",
+        "scissors",
+        "cardboard",
+        "clouds",
+        "grass",
+        "playingfield",
+        "river",
+        "road",
+        "tree",
+        "wall-concrete",
+    ),
     "voc_15_5": ("pottedplant", "sheep", "sofa", "train", "tvmonitor"),
 }
 #: VOC class names that COCO-Stuff spells differently → the COCO-Stuff class carrying them (the other 14 VOC

@@ -7,6 +7,7 @@ Stuff is painted on the whole image in image-side units ``(x, y)`` in [0, 1].
 All randomness comes from the generator passed in; outputs are float RGB in
 [0, 255] of shape ``H×W×3``.
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -21,8 +22,9 @@ from pipeline.world.shapes import Outline
 MIN_PERIOD_PX = 4.0
 
 
-def jitter_palette(palette: tuple[RGB, ...], rng: np.random.Generator, hue: float = 0.025,
-                   value: float = 0.08) -> np.ndarray:
+def jitter_palette(
+    palette: tuple[RGB, ...], rng: np.random.Generator, hue: float = 0.025, value: float = 0.08
+) -> np.ndarray:
     """The palette with one small hue shift and brightness factor for the whole instance."""
     shift = rng.uniform(-hue, hue)
     gain = rng.uniform(1 - value, 1 + value)
@@ -171,7 +173,9 @@ def _rings(f: _ThingFrame, rng: np.random.Generator) -> np.ndarray:
 def _speckle(f: _ThingFrame, rng: np.random.Generator) -> np.ndarray:
     period = f.period
     a, b = _rotate(f.u, f.v, rng.uniform(0, 180))
-    noise = 0.65 * value_noise(rng, a / period, b / period) + 0.35 * value_noise(rng, a / (period / 2.5), b / (period / 2.5))
+    noise = 0.65 * value_noise(rng, a / period, b / period) + 0.35 * value_noise(
+        rng, a / (period / 2.5), b / (period / 2.5)
+    )
     index = (noise > 1 - f.texture.duty * 0.9 - 0.05).astype(np.int8)
     if len(f.palette) > 2:
         index = np.where(noise < 0.3, 1, np.where(noise > 0.68, 2, 0))
@@ -235,12 +239,23 @@ _THING_PAINTERS: dict[str, Callable[[_ThingFrame, np.random.Generator], np.ndarr
 }
 
 
-def paint_thing(texture: Texture, outline: Outline, u: np.ndarray, v: np.ndarray, level: np.ndarray,
-                radius_px: float, rng: np.random.Generator) -> np.ndarray:
+def paint_thing(
+    texture: Texture,
+    outline: Outline,
+    u: np.ndarray,
+    v: np.ndarray,
+    level: np.ndarray,
+    radius_px: float,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Paint one thing instance over its local coordinates."""
     palette = jitter_palette(texture.palette, rng)
     # keep texture details at least MIN_PERIOD_PX pixels wide on small instances
-    scale = max(1.0, MIN_PERIOD_PX / (texture.period * radius_px)) if texture.family not in ("wedges", "gradient", "rim") else 1.0
+    scale = (
+        max(1.0, MIN_PERIOD_PX / (texture.period * radius_px))
+        if texture.family not in ("wedges", "gradient", "rim")
+        else 1.0
+    )
     period, size = texture.period * scale, texture.size * scale
     phase = rng.random()
     painter = _THING_PAINTERS.get(texture.family)

@@ -12,8 +12,13 @@ def test_parse_class_list():
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [("", "no class names"), (" , ,", "no class names"), ("cat, |dog", "empty synonym"),
-     ("cat, dog||puppy", "empty synonym"), ("Cat, dog, cat|kitty", "'cat' is listed twice")],
+    [
+        ("", "no class names"),
+        (" , ,", "no class names"),
+        ("cat, |dog", "empty synonym"),
+        ("cat, dog||puppy", "empty synonym"),
+        ("Cat, dog, cat|kitty", "'cat' is listed twice"),
+    ],
 )
 def test_parse_class_list_errors(text, message):
     with pytest.raises(ValueError, match=message):

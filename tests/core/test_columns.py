@@ -1,4 +1,5 @@
 """The shared Parquet column shapes."""
+
 from __future__ import annotations
 
 import pyarrow as pa
@@ -15,5 +16,10 @@ def test_required_columns_and_lists_hold_no_nulls() -> None:
 
 def test_mask_fields() -> None:
     assert [f.name for f in MASK_FIELDS] == ["mask_rle", "height", "width", "bbox", "area"]
-    assert pa.table({"mask_rle": ["2"], "height": [1], "width": [2], "bbox": [[0.0, 0.0, 2.0, 1.0]], "area": [2]},
-                    schema=pa.schema(MASK_FIELDS)).num_rows == 1
+    assert (
+        pa.table(
+            {"mask_rle": ["2"], "height": [1], "width": [2], "bbox": [[0.0, 0.0, 2.0, 1.0]], "area": [2]},
+            schema=pa.schema(MASK_FIELDS),
+        ).num_rows
+        == 1
+    )

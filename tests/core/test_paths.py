@@ -5,6 +5,7 @@ A stage names a path as ``paths.NAME`` or ``paths.stage_metrics("x")`` / ``paths
 check reads the stage modules statically, so renaming a path in ``dvc.yaml`` without renaming it
 in :mod:`core.paths` (or the reverse) fails here.
 """
+
 from __future__ import annotations
 
 import ast
@@ -35,6 +36,7 @@ def declared_paths(dvc_yaml: Path) -> dict[str, tuple[str, set[PurePosixPath]]]:
         items = stage.get("foreach", {None: {}})
         body = stage.get("do", stage)
         for key, item in items.items():
+
             def fill(text: str) -> str:
                 return _ITEM.sub(lambda m: str(key if m.group(1) == "key" else item[m.group(1)[5:]]), text)
 
@@ -45,9 +47,13 @@ def declared_paths(dvc_yaml: Path) -> dict[str, tuple[str, set[PurePosixPath]]]:
 
 
 def _string_constants(tree: ast.Module) -> dict[str, str]:
-    return {target.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
-            for target in node.targets
-            if isinstance(target, ast.Name) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)}
+    return {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+    }
 
 
 def named_paths(module_file: Path) -> set[PurePosixPath]:
@@ -56,10 +62,16 @@ def named_paths(module_file: Path) -> set[PurePosixPath]:
     constants = _string_constants(tree)
     found = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                and isinstance(node.func.value, ast.Name) and node.func.value.id == "paths":
-            args = [arg.value if isinstance(arg, ast.Constant) else constants.get(getattr(arg, "id", None))
-                    for arg in node.args]
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "paths"
+        ):
+            args = [
+                arg.value if isinstance(arg, ast.Constant) else constants.get(getattr(arg, "id", None))
+                for arg in node.args
+            ]
             if all(isinstance(arg, str) for arg in args):
                 found.add(PurePosixPath(getattr(paths, node.func.attr)(*args)))
         elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "paths":
@@ -98,20 +110,34 @@ def test_every_path_a_stage_names_is_one_of_its_deps_or_outputs() -> None:
 def test_every_path_constant_is_declared_by_some_stage() -> None:
     declared = set().union(*(found for _, found in declared_paths(ROOT / "dvc.yaml").values()))
     constants = {name: PurePosixPath(value) for name, value in vars(paths).items() if isinstance(value, Path)}
-    assert {name for name, path in constants.items() if path not in UNDECLARED and not _related(path, declared)} == set()
+    assert {
+        name for name, path in constants.items() if path not in UNDECLARED and not _related(path, declared)
+    } == set()
 
 
 def test_stages_name_the_paths_they_use() -> None:
     """The check has something to check: the Beam and evaluation stages name their paths here."""
     stages = declared_paths(ROOT / "dvc.yaml")
-    assert {paths.WORLD_MANIFEST, paths.NOUNS, paths.PAIRS, paths.MINE_REJECTS, paths.stage_metrics("mine"),
-            paths.MINE_PLOTS} <= named_paths(ROOT / "stages/mine.py")
+    assert {
+        paths.WORLD_MANIFEST,
+        paths.NOUNS,
+        paths.PAIRS,
+        paths.MINE_REJECTS,
+        paths.stage_metrics("mine"),
+        paths.MINE_PLOTS,
+    } <= named_paths(ROOT / "stages/mine.py")
     assert stages["mine"][0] == "stages.mine" and PurePosixPath("data/pairs") in stages["mine"][1]
     assert stages["prompt_tune@ft"][1] >= {PurePosixPath("artifacts/clip_ft"), PurePosixPath("artifacts/clip_ft_mpt")}
 
 
-@pytest.mark.parametrize("old, new", [("data/pairs", "data/mined_pairs"), ("metrics/nouns.json", "metrics/noun.json"),
-                                      ("plots/proposer/loss.csv", "plots/proposer/losses.csv")])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("data/pairs", "data/mined_pairs"),
+        ("metrics/nouns.json", "metrics/noun.json"),
+        ("plots/proposer/loss.csv", "plots/proposer/losses.csv"),
+    ],
+)
 def test_a_path_renamed_in_dvc_yaml_alone_is_reported(tmp_path: Path, old: str, new: str) -> None:
     renamed = tmp_path / "dvc.yaml"
     renamed.write_text((ROOT / "dvc.yaml").read_text().replace(old, new))

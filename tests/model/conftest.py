@@ -1,4 +1,5 @@
 """What the segmenter tests share: a random proposer for the tiny CLIP."""
+
 from __future__ import annotations
 
 import pytest

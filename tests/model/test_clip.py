@@ -1,4 +1,5 @@
 """model.clip: building from names/configs/files/folders, saving and reloading, offline errors."""
+
 from __future__ import annotations
 
 import copy
@@ -287,10 +288,17 @@ def test_cuda_build_matches_cpu(tiny_clip, images):
 
 
 def _timm_config(tmp_path, timm_name: str):
-    config = {"embed_dim": 48,
-              "vision_cfg": {"timm_model_name": timm_name, "timm_model_pretrained": False, "timm_pool": "",
-                             "timm_proj": "mlp", "image_size": 64},
-              "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    config = {
+        "embed_dim": 48,
+        "vision_cfg": {
+            "timm_model_name": timm_name,
+            "timm_model_pretrained": False,
+            "timm_pool": "",
+            "timm_proj": "mlp",
+            "image_size": 64,
+        },
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    }
     path = tmp_path / f"{timm_name}.json"
     path.write_text(json.dumps(config))
     return str(path)

@@ -1,4 +1,5 @@
 """model.contrastive: symmetric CLIP loss, with same-group pairs removed from the negatives."""
+
 from __future__ import annotations
 
 import math

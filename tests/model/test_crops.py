@@ -1,4 +1,5 @@
 """model.crops: box geometry, mean fill, resizing and odd masks on hand-made inputs."""
+
 from __future__ import annotations
 
 import pytest

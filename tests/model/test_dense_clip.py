@@ -1,4 +1,5 @@
 """Dense CLIP features: the pass, the head, and the two poolings, on a ViT and a timm ConvNeXt tower."""
+
 from __future__ import annotations
 
 import open_clip
@@ -14,8 +15,14 @@ def convnext_clip() -> open_clip.CLIP:
     """A random timm ConvNeXt CLIP with the paper's head layout (``convnext_large_d_320``: no timm pool, MLP
     projection), at the smallest ConvNeXt size."""
     torch.manual_seed(0)
-    vision = {"timm_model_name": "convnext_atto", "timm_model_pretrained": False, "timm_pool": "",
-              "timm_proj": "mlp", "timm_drop": 0.0, "image_size": 64}
+    vision = {
+        "timm_model_name": "convnext_atto",
+        "timm_model_pretrained": False,
+        "timm_pool": "",
+        "timm_proj": "mlp",
+        "timm_drop": 0.0,
+        "image_size": 64,
+    }
     text = {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}
     return open_clip.CLIP(embed_dim=48, vision_cfg=vision, text_cfg=text).eval()
 

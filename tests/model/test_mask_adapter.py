@@ -1,4 +1,5 @@
 """The Mask-Adapter module: shapes, the paper's size, the mask prior, and its folder."""
+
 from __future__ import annotations
 
 import copy
@@ -75,11 +76,14 @@ def test_folder_round_trip_and_the_wrong_clip_is_refused(tiny_clip, tmp_path):
         load_mask_adapter(tmp_path, tiny_clip.model)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"num_maps": 0}, "num_maps must be >= 1"),
-    ({"mask_channels": 6}, "multiple of 4"),
-    ({"pooling": "max"}, "pooling must be one of"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"num_maps": 0}, "num_maps must be >= 1"),
+        ({"mask_channels": 6}, "multiple of 4"),
+        ({"pooling": "max"}, "pooling must be one of"),
+    ],
+)
 def test_bad_configs_are_named(overrides, message):
     with pytest.raises(ValueError, match=message):
         small(**overrides)

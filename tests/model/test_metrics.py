@@ -1,4 +1,5 @@
 """ConfusionMatrix against a direct per-class NumPy computation."""
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,9 @@ def reference_figures(preds: list[np.ndarray], gts: list[np.ndarray], k: int, se
 def random_maps(seed: int, n: int = 4, shape=(13, 17)) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Label maps where class 5 is never in the ground truth but predicted, class 6 nowhere."""
     rng = np.random.default_rng(seed)
-    gts = [rng.choice([-1, 0, 1, 2, 3, 4], size=shape, p=[0.1, 0.3, 0.2, 0.2, 0.1, 0.1]).astype(np.int32)
-           for _ in range(n)]
+    gts = [
+        rng.choice([-1, 0, 1, 2, 3, 4], size=shape, p=[0.1, 0.3, 0.2, 0.2, 0.1, 0.1]).astype(np.int32) for _ in range(n)
+    ]
     preds = []
     for g in gts:
         p = np.where(rng.random(shape) < 0.6, np.maximum(g, 0), rng.integers(0, 6, size=shape)).astype(np.int64)
@@ -110,9 +112,7 @@ def test_torch_input_equals_numpy_input():
     # Accelerator tensors are counted with torch.bincount; check that path on CPU tensors.
     for p, g in zip(preds, gts):
         p[0, 0] = IGNORE  # an unpredicted pixel
-        np.testing.assert_array_equal(
-            a._counts_torch(torch.from_numpy(p), torch.from_numpy(g)), a._counts_numpy(p, g)
-        )
+        np.testing.assert_array_equal(a._counts_torch(torch.from_numpy(p), torch.from_numpy(g)), a._counts_numpy(p, g))
 
 
 def test_hand_case_and_unpredicted_pixels():

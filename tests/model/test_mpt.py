@@ -1,4 +1,5 @@
 """model.mpt: mask prompt tuning equals plain CLIP on full masks and only ever trains the prompts."""
+
 from __future__ import annotations
 
 import json

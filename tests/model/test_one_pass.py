@@ -1,4 +1,5 @@
 """OnePassSegmenter: Mask-Adapter's family on a random tiny proposer and CLIP."""
+
 from __future__ import annotations
 
 import json
@@ -53,7 +54,7 @@ def test_segment_is_the_ensemble_of_one_pass_probabilities(proposer, tiny_clip, 
 def test_maskpool_probabilities_come_from_pooling_the_resized_image(tiny_clip):
     seg = OnePassSegmenter(None, tiny_clip, pooling="mean")
     tensor = image_to_tensor(image(), seg.device)  # 40 x 56 -> 40 x 56 (multiples of 8)
-    classes, masks = gt_segments(label_map())
+    _classes, masks = gt_segments(label_map())
     embeddings = seg.mask_embeddings([tensor], [masks])[0]
     normalised = (tensor - tiny_clip.mean[:, None, None]) / tiny_clip.std[:, None, None]
     with torch.no_grad():
@@ -81,19 +82,26 @@ def test_exponents_are_checked(tiny_clip):
         OnePassSegmenter(None, tiny_clip, alpha=1.5)
 
 
-def test_an_adapter_with_its_own_clip_classifies_with_it_and_the_proposer_keeps_its_text(proposer, tiny_clip,
-                                                                                          tmp_path):
+def test_an_adapter_with_its_own_clip_classifies_with_it_and_the_proposer_keeps_its_text(proposer, tiny_clip, tmp_path):
     # The paper's road: a ConvNeXt CLIP of the adapter's own (another embedding size than the proposer's).
-    config = {"embed_dim": 48,
-              "vision_cfg": {"timm_model_name": "convnext_atto", "timm_model_pretrained": False, "timm_pool": "",
-                             "timm_proj": "mlp", "image_size": 64},
-              "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}
+    config = {
+        "embed_dim": 48,
+        "vision_cfg": {
+            "timm_model_name": "convnext_atto",
+            "timm_model_pretrained": False,
+            "timm_pool": "",
+            "timm_proj": "mlp",
+            "image_size": 64,
+        },
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    }
     (tmp_path / "convnext.json").write_text(json.dumps(config))
     convnext = build_clip(str(tmp_path / "convnext.json"), device="cpu", seed=0)
     torch.manual_seed(0)
     own = MaskAdapter(MaskAdapterConfig(clip_dim=48, num_maps=2, hidden=8, blocks=1, pooling="mean"))
-    folder = save_mask_adapter(own, tmp_path / "adapter", clip_model=convnext.model, own_clip=convnext,
-                               extra={"clip": OWN_CLIP_DIR})
+    folder = save_mask_adapter(
+        own, tmp_path / "adapter", clip_model=convnext.model, own_clip=convnext, extra={"clip": OWN_CLIP_DIR}
+    )
     assert adapter_clip_folder(folder) == folder / OWN_CLIP_DIR
     adapter, clip, proposer_clip = load_adapter_and_clip(folder, tiny_clip, "cpu")
     assert clip.embed_dim == 48 and proposer_clip is tiny_clip

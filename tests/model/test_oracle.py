@@ -1,4 +1,5 @@
 """Oracle diagnostics on a hand-built 8x8 image with two squares."""
+
 from __future__ import annotations
 
 import numpy as np

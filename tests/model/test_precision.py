@@ -1,4 +1,5 @@
 """Precision settings: one vocabulary, the autocast of a run and the float32 scoring inside it."""
+
 from __future__ import annotations
 
 from typing import get_args
@@ -6,9 +7,19 @@ from typing import get_args
 import pytest
 import torch
 
-from model.precision import (INFERENCE_PRECISIONS, PRECISION_SETTINGS, PRECISIONS, Precision, check_inference_precision,
-                             check_precision, full_precision, inference_autocast, native_bf16,
-                             resolve_inference_precision, training_autocast_dtype)
+from model.precision import (
+    INFERENCE_PRECISIONS,
+    PRECISION_SETTINGS,
+    PRECISIONS,
+    Precision,
+    check_inference_precision,
+    check_precision,
+    full_precision,
+    inference_autocast,
+    native_bf16,
+    resolve_inference_precision,
+    training_autocast_dtype,
+)
 from model.scoring import clip_class_probs, predict_labels, semantic_map
 
 CPU = torch.device("cpu")
@@ -90,10 +101,16 @@ def test_scoring_is_the_same_float32_under_autocast():
     generator = torch.Generator().manual_seed(0)
     image_emb, text_emb = torch.randn(6, 32, generator=generator), torch.randn(5, 32, generator=generator)
     class_probs, mask_probs = torch.rand(6, 5, generator=generator), torch.rand(6, 9, 11, generator=generator)
-    plain = (clip_class_probs(image_emb, text_emb), semantic_map(class_probs, mask_probs),
-             predict_labels(class_probs, mask_probs))
+    plain = (
+        clip_class_probs(image_emb, text_emb),
+        semantic_map(class_probs, mask_probs),
+        predict_labels(class_probs, mask_probs),
+    )
     with inference_autocast("bf16", CPU):
-        cast = (clip_class_probs(image_emb, text_emb), semantic_map(class_probs, mask_probs),
-                predict_labels(class_probs, mask_probs))
+        cast = (
+            clip_class_probs(image_emb, text_emb),
+            semantic_map(class_probs, mask_probs),
+            predict_labels(class_probs, mask_probs),
+        )
     for expected, got in zip(plain, cast):
         assert got.dtype == expected.dtype and torch.equal(got, expected)

@@ -1,4 +1,5 @@
 """The base of both segmenters: each brings its own parameters, none borrows the other's."""
+
 import pytest
 
 from model.one_pass import OnePassSegmenter
@@ -16,8 +17,13 @@ def test_each_segmenter_holds_only_its_own_parameters(tiny_clip):
     assert not hasattr(one_pass, "lam") and not hasattr(two_stage, "beta")
 
 
-@pytest.mark.parametrize("make", [lambda clip: OnePassSegmenter(None, clip, mask_threshold=1.0),
-                                  lambda clip: TwoStageSegmenter(None, clip, mask_threshold=-0.1)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda clip: OnePassSegmenter(None, clip, mask_threshold=1.0),
+        lambda clip: TwoStageSegmenter(None, clip, mask_threshold=-0.1),
+    ],
+)
 def test_the_shared_parameters_are_checked_once_for_both(tiny_clip, make):
     with pytest.raises(ValueError, match=r"mask_threshold must lie in \[0, 1\)"):
         make(tiny_clip)

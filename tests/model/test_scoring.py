@@ -1,4 +1,5 @@
 """Pure scoring functions of the two-stage segmenter on hand-computed cases."""
+
 from __future__ import annotations
 
 import pytest
@@ -163,7 +164,7 @@ def test_adapter_ensemble_follows_mask_adapter():
     got = adapter_ensemble(p_prop, p_out, 0.7, 0.9, seen)
     p_in = p_prop / p_prop.sum(-1, keepdim=True)
     exponents = torch.tensor([0.7, 0.7, 0.9, 0.9])
-    product = p_in ** (1 - exponents) * p_out ** exponents
+    product = p_in ** (1 - exponents) * p_out**exponents
     assert torch.allclose(got, product / product.sum(-1, keepdim=True) * objectness, atol=1e-6)
     # alpha = beta = 1: CLIP's classes, the proposer's objectness; 0: the proposer alone.
     assert torch.allclose(adapter_ensemble(p_prop, p_out, 1.0, 1.0, seen), p_out * objectness, atol=1e-6)

@@ -1,4 +1,5 @@
 """model.text: prompt ensembles over templates and synonyms, checked against a manual computation."""
+
 from __future__ import annotations
 
 import json
@@ -100,6 +101,8 @@ def test_a_clip_folder_carries_its_template_set_to_every_classifier(tmp_path):
     classifier = TextClassifier(loaded, disk_cache=None)
     assert classifier.templates == ["a photo of a {}."]
     assert torch.allclose(classifier(["grass"])[0], _manual(loaded, "grass", ["a photo of a {}."]), atol=1e-5)
+
+
 def test_the_disk_cache_gives_back_exactly_what_encoding_gives_and_never_other_weights(tiny_clip, tmp_path):
     names = ["sky", "grass, lawn", "zebra"]
     cold = TextClassifier(tiny_clip, disk_cache=tmp_path)(names)

@@ -1,5 +1,6 @@
 """model.text_prompts: the learned-prompt encoder is encode_text with the context swapped in, trains only
 the context, and fits only the text tower it was learned on; CLIP folders carry the prompts."""
+
 from __future__ import annotations
 
 import os
@@ -43,7 +44,7 @@ def test_context_set_to_a_real_prefix_gives_encode_text_of_that_text(tiny_clip, 
     n_ctx = int((prefix_tokens != 0).sum()) - 2  # without SOS and EOT
     prompts = TextPrompts(n_ctx, model.token_embedding.embedding_dim)
     with torch.no_grad():
-        prompts.ctx.copy_(model.token_embedding(prefix_tokens[1:1 + n_ctx]))
+        prompts.ctx.copy_(model.token_embedding(prefix_tokens[1 : 1 + n_ctx]))
         learned = encode_with_text_prompts(model, tokenizer, prompts, NAMES)
         reference = model.encode_text(tokenizer([f"{prefix} {name}." for name in NAMES]))
     # The padding after EOT is cut off (the causal mask hides it from EOT), so the sums may differ in the last bits.

@@ -45,7 +45,7 @@ def test_a_row_does_not_depend_on_its_batch(tiny_clip):
     tokens = tiny_clip.tokenize(PROMPTS + ["a photo of a dog.", "a photo of the sky."])
     with torch.no_grad():
         together = encode_tokens(tiny_clip.model, tokens)
-        alone = torch.cat([encode_tokens(tiny_clip.model, tokens[i:i + 1]) for i in range(len(tokens))])
+        alone = torch.cat([encode_tokens(tiny_clip.model, tokens[i : i + 1]) for i in range(len(tokens))])
         shuffled = encode_tokens(tiny_clip.model, tokens[[4, 2, 0, 3, 1]])
     assert torch.equal(together, alone)
     assert torch.equal(shuffled, together[[4, 2, 0, 3, 1]])

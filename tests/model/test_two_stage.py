@@ -1,4 +1,5 @@
 """TwoStageSegmenter wired to a randomly initialised tiny proposer and tiny CLIP."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,8 +12,8 @@ from model.crops import masked_crops
 from model.mpt import MaskPrompts
 from model.one_pass import OnePassSegmenter
 from model.oracle import gt_segments, oracle_semantic_map
-from model.proposer import build_proposer, load_proposer_config
 from model.proposal_segmenter import image_to_tensor
+from model.proposer import build_proposer, load_proposer_config
 from model.scoring import ensemble, predict_labels, scores_to_labels
 from model.two_stage import TwoStageSegmenter
 from tests.doubles import label_map
@@ -75,13 +76,15 @@ def test_clip_probs_use_mask_prompts_when_present(proposer, tiny_clip, image):
     assert base.shape == (masks.shape[0], len(NAMES))
     torch.testing.assert_close(base.sum(-1), torch.ones(masks.shape[0]))
     prompted_clip = dataclasses.replace(tiny_clip)
-    prompted_clip.prompts = MaskPrompts.for_visual(tiny_clip.model.visual, 2, generator=torch.Generator().manual_seed(0))
+    prompted_clip.prompts = MaskPrompts.for_visual(
+        tiny_clip.model.visual, 2, generator=torch.Generator().manual_seed(0)
+    )
     with torch.no_grad():
         prompted_clip.prompts.prompts.mul_(50)  # make the prompts' effect unmistakable
     prompted = TwoStageSegmenter(proposer, prompted_clip).clip_probs([tensor], [masks], text)[0]
-    unprompted = TwoStageSegmenter(proposer, prompted_clip, use_mask_prompts=False).clip_probs(
-        [tensor], [masks], text
-    )[0]
+    unprompted = TwoStageSegmenter(proposer, prompted_clip, use_mask_prompts=False).clip_probs([tensor], [masks], text)[
+        0
+    ]
     torch.testing.assert_close(unprompted, base)
     assert not torch.allclose(prompted, base)
     # An empty mask gets the uniform distribution.
@@ -96,7 +99,12 @@ def test_classify_gt_segments_recovers_labels_with_matching_text(proposer, tiny_
     gt = label_map()
     classes, segments = gt_segments(gt)
     crops = masked_crops(
-        image_to_tensor(image, CPU), segments, size=tiny_clip.image_size, mean=tiny_clip.mean, std=tiny_clip.std, expand_ratio=0.1
+        image_to_tensor(image, CPU),
+        segments,
+        size=tiny_clip.image_size,
+        mean=tiny_clip.mean,
+        std=tiny_clip.std,
+        expand_ratio=0.1,
     )
     with torch.no_grad():
         own = tiny_clip.encode_image(crops.crops)
@@ -159,8 +167,10 @@ def test_a_clip_only_segmenter_classifies_ground_truth_segments(proposer, tiny_c
     clip_only = TwoStageSegmenter(None, tiny_clip)
     assert clip_only.device == tiny_clip.device
     gt = label_map()
-    assert np.array_equal(clip_only.classify_gt_segments(image, gt, NAMES),
-                          TwoStageSegmenter(proposer, tiny_clip).classify_gt_segments(image, gt, NAMES))
+    assert np.array_equal(
+        clip_only.classify_gt_segments(image, gt, NAMES),
+        TwoStageSegmenter(proposer, tiny_clip).classify_gt_segments(image, gt, NAMES),
+    )
     with pytest.raises(ValueError, match="has no proposer"):
         clip_only.segment(image, NAMES)
 
@@ -238,8 +248,9 @@ def test_max_proposals_keeps_the_best_scored_and_none_changes_nothing(proposer, 
     text = default.text_embeddings(NAMES)
     uncapped = default.propose(images, text)
     assert default.max_proposals is None
-    assert np.array_equal(segmenter_class(proposer, tiny_clip, max_proposals=None).segment(image, NAMES),
-                          default.segment(image, NAMES))
+    assert np.array_equal(
+        segmenter_class(proposer, tiny_clip, max_proposals=None).segment(image, NAMES), default.segment(image, NAMES)
+    )
     capped = segmenter_class(proposer, tiny_clip, max_proposals=5).propose(images, text)
     assert capped.masks.shape[:2] == (2, 5) and capped.mask_probs.shape[:2] == (2, 5)
     for i in range(2):

@@ -4,6 +4,7 @@
 the stages from their own ``tmp_path`` (outputs are relative to the working
 directory) and point them at these inputs with ``--world``/``--artifacts``/``--params``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,8 +25,14 @@ TINY_WORLD = {
     "source": "demo",
     "seed": 3,
     "benchmarks": ["demo", "voc20"],
-    "demo": {"train_images": 4, "benchmark_images": 4, "extra_benchmark_images": 3, "image_size": 64,
-             "preview_images": 1, "workers": 1},
+    "demo": {
+        "train_images": 4,
+        "benchmark_images": 4,
+        "extra_benchmark_images": 3,
+        "image_size": 64,
+        "preview_images": 1,
+        "workers": 1,
+    },
 }
 EVALUATE_PARAMS = {
     "lam": 0.7,

@@ -1,4 +1,5 @@
 """Stage base_clip with pretrained weights: the folder, the metrics and the loss plot DVC declares."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Stage base_clip_longer: finetune's step budget, and the folder, metrics, loss plot and timing it writes."""
+
 from __future__ import annotations
 
 import csv
@@ -38,27 +39,46 @@ def _pairs(world_manifest: Path, out: Path, count: int) -> None:
     rows = []
     for i in range(count):
         mask = np.zeros((64, 64), bool)
-        mask[(i % 4) * 16:(i % 4) * 16 + 16, :32] = True
+        mask[(i % 4) * 16 : (i % 4) * 16 + 16, :32] = True
         rle = encode_rle(mask)
-        rows.append({"image_id": i, "file_name": files[i % len(files)], "noun": ["zebra", "sky"][i % 2],
-                     "mask_rle": rle["counts"], "height": 64, "width": 64, "similarity": 0.5 - i / 100})
+        rows.append(
+            {
+                "image_id": i,
+                "file_name": files[i % len(files)],
+                "noun": ["zebra", "sky"][i % 2],
+                "mask_rle": rle["counts"],
+                "height": 64,
+                "width": 64,
+                "similarity": 0.5 - i / 100,
+            }
+        )
     out.mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist(rows), out / "part-00000.parquet")
 
 
 @pytest.mark.slow
 def test_the_stage_trains_finetunes_steps_and_writes_its_outputs(tmp_path):
-    world_params = {"source": "demo", "seed": 3, "benchmarks": ["demo"],
-                    "demo": {"train_images": 16, "benchmark_images": 2, "image_size": 64, "preview_images": 1,
-                             "workers": 1}}
+    world_params = {
+        "source": "demo",
+        "seed": 3,
+        "benchmarks": ["demo"],
+        "demo": {"train_images": 16, "benchmark_images": 2, "image_size": 64, "preview_images": 1, "workers": 1},
+    }
     (tmp_path / "world.yaml").write_text(yaml.safe_dump({"data": world_params}))
     assert world_main(["--params", "world.yaml", "--out", str(paths.WORLD)]) == 0
     manifest = paths.WORLD_MANIFEST
     _pairs(manifest, paths.PAIRS, 21)
     base = build_clip("ovseg-tiny-vit", device="cpu", seed=0)
     save_clip_folder(base, "artifacts/clip_base")
-    section = {"lr": 1e-3, "warmup_steps": 1, "weight_decay": 0.1, "crop_scale": [0.5, 1.0], "image_side": 64,
-               "seed": 0, "device": "cpu"}
+    section = {
+        "lr": 1e-3,
+        "warmup_steps": 1,
+        "weight_decay": 0.1,
+        "crop_scale": [0.5, 1.0],
+        "image_side": 64,
+        "seed": 0,
+        "device": "cpu",
+    }
     finetune = {"epochs": 3, "batch_size": 8, "max_pairs": 17, "device": "cpu"}  # 17 pairs: 2 steps an epoch
 
     summary = run(section, finetune, paths.CLIP_LONGER, manifest=manifest)

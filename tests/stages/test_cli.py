@@ -1,4 +1,5 @@
 """The `ovseg` command: dispatch by name, former names as aliases."""
+
 import pytest
 
 from stages.cli import ALIASES, COMMANDS, main

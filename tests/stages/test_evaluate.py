@@ -1,4 +1,5 @@
 """Stage `evaluate` (and `report` on its real outputs) on a tiny world with tiny random models."""
+
 from __future__ import annotations
 
 import json
@@ -25,11 +26,21 @@ FIGURES = {"mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "fwIoU", "mACC", "pACC", 
 
 
 def evaluate(inputs, variant: str, params: Path | None = None, *extra: str) -> int:
-    return evaluate_main([
-        "--variant", *variant.split(), "--benchmark", "demo",
-        "--world", str(inputs.manifest), "--artifacts", str(inputs.artifacts),
-        "--params", str(params or inputs.params), *extra,
-    ])
+    return evaluate_main(
+        [
+            "--variant",
+            *variant.split(),
+            "--benchmark",
+            "demo",
+            "--world",
+            str(inputs.manifest),
+            "--artifacts",
+            str(inputs.artifacts),
+            "--params",
+            str(params or inputs.params),
+            *extra,
+        ]
+    )
 
 
 def record(variant: str) -> dict:
@@ -42,7 +53,7 @@ def test_evaluate_writes_metrics_pictures_and_timing(eval_inputs, tmp_path, monk
     printed = capsys.readouterr().out
     assert "evaluate base/demo: mIoU" in printed and "images/s" in printed
     result = record("base")
-    assert FIGURES <= set(result)
+    assert set(result) >= FIGURES
     assert result["images"] == 4 and result["classes"] == 44 and len(result["per_class"]) == 44
     assert result["classes_seen"] + result["classes_unseen"] == 44 and result["classes_unseen"] > 0
     assert result["variant"] == "base" and result["mode"] == "two_stage" and result["settings"]["lam"] == 0.7
@@ -57,18 +68,33 @@ def test_evaluate_writes_metrics_pictures_and_timing(eval_inputs, tmp_path, monk
     assert timing["images"] == 4 and timing["images_per_s"] > 0
 
 
-def test_one_process_evaluates_every_benchmark_of_the_params_as_separate_runs_do(eval_inputs, tmp_path,
-                                                                                  monkeypatch):
+def test_one_process_evaluates_every_benchmark_of_the_params_as_separate_runs_do(eval_inputs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     params = tmp_path / "both.yaml"
-    params.write_text(yaml.safe_dump({"evaluate": yaml.safe_load(eval_inputs.params.read_text())["evaluate"],
-                                      "data": {"benchmarks": ["voc20", "demo"]}}))
-    args = ["--variant", "base", "oracle", "--world", str(eval_inputs.manifest), "--artifacts",
-            str(eval_inputs.artifacts), "--params", str(params)]
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "evaluate": yaml.safe_load(eval_inputs.params.read_text())["evaluate"],
+                "data": {"benchmarks": ["voc20", "demo"]},
+            }
+        )
+    )
+    args = [
+        "--variant",
+        "base",
+        "oracle",
+        "--world",
+        str(eval_inputs.manifest),
+        "--artifacts",
+        str(eval_inputs.artifacts),
+        "--params",
+        str(params),
+    ]
     assert evaluate_main(args) == 0  # no --benchmark: data.benchmarks
     together = {path: path.read_bytes() for path in sorted(paths.EVAL_METRICS.glob("*/*.json"))}
-    assert sorted(str(path) for path in together) == [f"metrics/eval/{v}/{b}.json" for v in ("base", "oracle")
-                                                      for b in ("demo", "voc20")]
+    assert sorted(str(path) for path in together) == [
+        f"metrics/eval/{v}/{b}.json" for v in ("base", "oracle") for b in ("demo", "voc20")
+    ]
     for benchmark in ("demo", "voc20"):
         assert evaluate_main([*args, "--benchmark", benchmark]) == 0
     assert {path: path.read_bytes() for path in together} == together
@@ -120,8 +146,23 @@ def test_clear_errors(eval_inputs, tmp_path, monkeypatch, capsys, make_params):
     assert "unknown keys ['lamda']" in capsys.readouterr().err
     assert evaluate(eval_inputs, "base", make_params(lam=1.5)) == 2
     assert "evaluate.lam must lie in [0, 1]" in capsys.readouterr().err
-    assert evaluate_main(["--variant", "base", "--benchmark", "ade150", "--world", str(eval_inputs.manifest),
-                          "--artifacts", str(eval_inputs.artifacts), "--params", str(eval_inputs.params)]) == 2
+    assert (
+        evaluate_main(
+            [
+                "--variant",
+                "base",
+                "--benchmark",
+                "ade150",
+                "--world",
+                str(eval_inputs.manifest),
+                "--artifacts",
+                str(eval_inputs.artifacts),
+                "--params",
+                str(eval_inputs.params),
+            ]
+        )
+        == 2
+    )
     assert "no benchmark 'ade150'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         evaluate(eval_inputs, "gt_masks")  # diagnostics name their CLIP: gt_masks_base, gt_masks_ft_mpt, ...
@@ -205,9 +246,23 @@ def test_voc_15_5_records_seen_unseen_and_hiou(tmp_path, make_params):
     data["benchmarks"] = ["voc20"]
     build_world(data, tmp_path / "world")
     save_clip_folder(build_clip("ovseg-tiny-vit", device="cpu", seed=0), tmp_path / paths.CLIP_BASE)
-    assert evaluate_main(["--variant", "gt_masks_base", "--benchmark", "voc20", "--world",
-                          str(tmp_path / "world/manifest.json"), "--artifacts", str(tmp_path / paths.ARTIFACTS),
-                          "--params", str(make_params())]) == 0
+    assert (
+        evaluate_main(
+            [
+                "--variant",
+                "gt_masks_base",
+                "--benchmark",
+                "voc20",
+                "--world",
+                str(tmp_path / "world/manifest.json"),
+                "--artifacts",
+                str(tmp_path / paths.ARTIFACTS),
+                "--params",
+                str(make_params()),
+            ]
+        )
+        == 0
+    )
     result = json.loads((paths.EVAL_METRICS / "gt_masks_base/voc20.json").read_text())
     assert (result["classes"], result["classes_seen"], result["classes_unseen"]) == (20, 15, 5)
     seen, unseen, hiou = result["mIoU_seen"], result["mIoU_unseen"], result["hIoU"]

@@ -1,4 +1,5 @@
 """Stage `crops` (`ovseg gt-gauge`): several CLIP folders in one process, one JSON each."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,10 @@ def test_several_folders_write_one_json_each(eval_inputs, capsys) -> None:
 
 def test_single_json_and_errors(eval_inputs, capsys) -> None:
     clip = str(eval_inputs.artifacts / "clip_base")
-    assert main([clip, "--world", str(eval_inputs.manifest), "--benchmark", "demo", "--json", "one.json",
-                 "--no-prompts"]) == 0
+    assert (
+        main([clip, "--world", str(eval_inputs.manifest), "--benchmark", "demo", "--json", "one.json", "--no-prompts"])
+        == 0
+    )
     assert set(json.loads(Path("one.json").read_text())) == {"demo"}
     assert not Path("metrics/timings/crops.json").exists()  # only the stage (--json-dir) records its time
     with pytest.raises(SystemExit):
@@ -49,14 +52,36 @@ def test_one_pass_gauges_are_named_after_their_classifier(eval_inputs, tmp_path,
     clip_folder = eval_inputs.artifacts / "clip_base"
     torch.manual_seed(0)
     adapter = MaskAdapter(MaskAdapterConfig(clip_dim=128, num_maps=2, hidden=8, blocks=1, mask_prior=4.0))
-    folder = save_mask_adapter(adapter, tmp_path / "adapter_ft", clip_model=load_clip_folder(clip_folder, "cpu").model,
-                               extra={"clip": str(clip_folder)})
-    assert main(["--maskpool", str(clip_folder), "--adapter", str(folder), "--pooling", "mean",
-                 "--attention-depth", "None", "--world", str(eval_inputs.manifest), "--json-dir", "out"]) == 0
+    folder = save_mask_adapter(
+        adapter,
+        tmp_path / "adapter_ft",
+        clip_model=load_clip_folder(clip_folder, "cpu").model,
+        extra={"clip": str(clip_folder)},
+    )
+    assert (
+        main(
+            [
+                "--maskpool",
+                str(clip_folder),
+                "--adapter",
+                str(folder),
+                "--pooling",
+                "mean",
+                "--attention-depth",
+                "None",
+                "--world",
+                str(eval_inputs.manifest),
+                "--json-dir",
+                "out",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "maskpool on demo: mean " in printed and "ft_adapter on demo: mean " in printed
-    maskpool, ft_adapter = (json.loads(Path(f"out/{name}.json").read_text())["demo"] for name in ("maskpool",
-                                                                                                  "ft_adapter"))
+    maskpool, ft_adapter = (
+        json.loads(Path(f"out/{name}.json").read_text())["demo"] for name in ("maskpool", "ft_adapter")
+    )
     assert maskpool["segments"] == ft_adapter["segments"] > 0 and 0 <= ft_adapter["mean"] <= 100
     assert adapter_result_name(Path("artifacts/adapter_base")) == "adapter"
     assert maskpool_result_name(Path("artifacts/clip_ft")) == "ft_maskpool"

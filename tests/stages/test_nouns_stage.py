@@ -1,4 +1,5 @@
 """Stage `nouns` end to end on a tiny world in the real on-disk layout (in-memory Beam runner)."""
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,16 @@ def write_params(path: Path, nouns: dict) -> Path:
 
 def args(tmp_path: Path, manifest: Path, params: Path) -> list[str]:
     return [
-        "--params", str(params), "--manifest", str(manifest), "--out", str(tmp_path / "data" / "nouns"),
-        "--rejects", str(tmp_path / "data" / "rejects" / "nouns"), "--metrics", str(tmp_path / "metrics" / "nouns.json"),
+        "--params",
+        str(params),
+        "--manifest",
+        str(manifest),
+        "--out",
+        str(tmp_path / "data" / "nouns"),
+        "--rejects",
+        str(tmp_path / "data" / "rejects" / "nouns"),
+        "--metrics",
+        str(tmp_path / "metrics" / "nouns.json"),
     ]
 
 
@@ -69,7 +78,9 @@ def test_stage_writes_nouns_rejects_and_metrics(tmp_path, capsys):
     assert main(args(tmp_path, manifest, params)) == 0
 
     nouns = read_shards(tmp_path / "data" / "nouns", NOUNS).to_pylist()
-    assert [(r["image_id"], r["noun"], r["caption_ids"], r["count"]) for r in sorted(nouns, key=lambda r: r["noun"])] == [
+    assert [
+        (r["image_id"], r["noun"], r["caption_ids"], r["count"]) for r in sorted(nouns, key=lambda r: r["noun"])
+    ] == [
         (1, "dog", [10, 11], 2),
         (1, "sofa", [10], 1),
     ]

@@ -1,4 +1,5 @@
 """`ovseg predict` on a demo image with tiny random models: picture size, shares, errors."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,23 @@ from stages.cli import main as cli_main
 
 
 def predict(inputs, image: Path, classes: str, out: Path, *extra: str) -> int:
-    return cli_main(["predict", str(image), "--classes", classes, "-o", str(out),
-                     "--clip", str(inputs.artifacts / "clip_base"),
-                     "--proposer", str(inputs.artifacts / "proposer"), "--device", "cpu", *extra])
+    return cli_main(
+        [
+            "predict",
+            str(image),
+            "--classes",
+            classes,
+            "-o",
+            str(out),
+            "--clip",
+            str(inputs.artifacts / "clip_base"),
+            "--proposer",
+            str(inputs.artifacts / "proposer"),
+            "--device",
+            "cpu",
+            *extra,
+        ]
+    )
 
 
 def test_predict_writes_the_overlay_with_legend_and_shares(eval_inputs, tmp_path, capsys):
@@ -63,19 +78,37 @@ def test_predict_errors_name_the_problem(eval_inputs, tmp_path, capsys, image, c
 
 
 def test_predict_without_a_clip_folder(eval_inputs, tmp_path, capsys):
-    code = cli_main(["predict", str(eval_inputs.benchmark_images[0]), "--classes", "cat", "-o",
-                     str(tmp_path / "out.png"), "--clip", str(tmp_path / "nowhere")])
+    code = cli_main(
+        [
+            "predict",
+            str(eval_inputs.benchmark_images[0]),
+            "--classes",
+            "cat",
+            "-o",
+            str(tmp_path / "out.png"),
+            "--clip",
+            str(tmp_path / "nowhere"),
+        ]
+    )
     assert code == 2
     assert "nowhere: CLIP folder not found (give one with --clip)" in capsys.readouterr().err
 
 
-def test_predict_record_is_unchanged_without_proposals_and_one_pass_classifiers_use_the_proposer(eval_inputs,
-                                                                                                 tmp_path):
+def test_predict_record_is_unchanged_without_proposals_and_one_pass_classifiers_use_the_proposer(eval_inputs, tmp_path):
     image, out = eval_inputs.benchmark_images[0], tmp_path / "out.png"
     assert predict(eval_inputs, image, "sky, grass", out, "--json") == 0
     record = json.loads(out.with_suffix(".json").read_text())
-    assert set(record) == {"image", "size", "classes", "shares", "unlabelled", "clip", "proposer", "lam",
-                           "mask_threshold"}
+    assert set(record) == {
+        "image",
+        "size",
+        "classes",
+        "shares",
+        "unlabelled",
+        "clip",
+        "proposer",
+        "lam",
+        "mask_threshold",
+    }
     assert predict(eval_inputs, image, "sky, grass", out, "--json", "--classifier", "maskpool", "--beta", "1") == 0
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["classifier"] == "maskpool" and record["alpha"] == 0.7 and record["beta"] == 1.0

@@ -1,4 +1,5 @@
 """Stage `prepare`: the demo no-op (same bytes, no Beam), a real-layout run, and its errors."""
+
 from __future__ import annotations
 
 import subprocess
@@ -13,8 +14,10 @@ from stages.prepare import SKIPPED, main
 from tests.pipeline.prepare.raw_formats import write_raw_downloads
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO = {"data": {"source": "demo", "benchmarks": ["demo"]},
-        "prepare": {"raw": {}, "runner": {"runner": "direct", "workers": 2}}}
+DEMO = {
+    "data": {"source": "demo", "benchmarks": ["demo"]},
+    "prepare": {"raw": {}, "runner": {"runner": "direct", "workers": 2}},
+}
 
 
 def _params(tmp_path: Path, params: dict) -> Path:
@@ -41,11 +44,18 @@ def test_the_demo_skips_with_the_same_bytes_every_time(tmp_path, capsys) -> None
 
 def test_the_demo_does_not_import_beam(tmp_path) -> None:
     params = _params(tmp_path, DEMO)
-    code = ("import sys; from stages.prepare import main; "
-            f"assert main(['--params', {str(params)!r}]) == 0; "
-            "assert 'apache_beam' not in sys.modules and 'torch' not in sys.modules, 'heavy imports'")
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                            env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    code = (
+        "import sys; from stages.prepare import main; "
+        f"assert main(['--params', {str(params)!r}]) == 0; "
+        "assert 'apache_beam' not in sys.modules and 'torch' not in sys.modules, 'heavy imports'"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / paths.PREPARED / "prepare.json").is_file()
 
@@ -56,11 +66,16 @@ def test_real_downloads_are_prepared_and_reported(tmp_path, capsys) -> None:
     params["data"]["benchmarks"] = ["voc20", "pc59"]
     assert main(["--params", str(_params(tmp_path, params))]) == 0
     printed = capsys.readouterr().out
-    assert "prepare: voc20: 2/1449 images (partial: 1447 missing, accepted), label_without_image 1, " \
-           "size_mismatch 1;" in printed
+    assert (
+        "prepare: voc20: 2/1449 images (partial: 1447 missing, accepted), label_without_image 1, "
+        "size_mismatch 1;" in printed
+    )
     assert "-> data/prepared/VOCdevkit/VOC2010" in printed and "prepare: coco_stuff171: 2/118287" in printed
-    assert sorted(p.name for p in (tmp_path / paths.PREPARE_METRICS).iterdir()) == \
-        ["coco_stuff171.json", "pc59.json", "voc20.json"]
+    assert sorted(p.name for p in (tmp_path / paths.PREPARE_METRICS).iterdir()) == [
+        "coco_stuff171.json",
+        "pc59.json",
+        "voc20.json",
+    ]
 
 
 def test_errors_name_what_is_wrong(tmp_path, capsys) -> None:

@@ -1,4 +1,5 @@
 """Stage `proposer` end to end on a tiny generated world, then `ovseg proposer-bench` and `ovseg propose`."""
+
 from __future__ import annotations
 
 import json
@@ -134,7 +135,9 @@ def test_propose_command_writes_sorted_readable_parquet(trained: Path, tmp_path:
     assert table.schema.equals(PROPOSALS)
     rows = table.to_pylist()
     assert rows and {r["file_name"] for r in rows} <= {p.name for p in images.iterdir()}
-    assert [(r["file_name"], r["proposal_id"]) for r in rows] == sorted((r["file_name"], r["proposal_id"]) for r in rows)
+    assert [(r["file_name"], r["proposal_id"]) for r in rows] == sorted(
+        (r["file_name"], r["proposal_id"]) for r in rows
+    )
     for row in rows[:5]:
         mask = decode_rle({"size": [row["height"], row["width"]], "counts": row["mask_rle"]})
         assert mask.shape == (64, 64) and int(mask.sum()) == row["area"] > 0
@@ -163,6 +166,7 @@ def test_propose_errors_name_the_problem(trained: Path, tmp_path: Path, monkeypa
     assert "image folder not found" in capsys.readouterr().err
     assert not (tmp_path / "x.parquet").exists()
     images = trained / paths.WORLD / "benchmarks/demo/images/validation"
-    assert ovseg(["propose", "--images", str(images), "--out", str(tmp_path / "x.parquet"),
-                  "--classes", "cat,,dog"]) == 2
+    assert (
+        ovseg(["propose", "--images", str(images), "--out", str(tmp_path / "x.parquet"), "--classes", "cat,,dog"]) == 2
+    )
     assert "non-empty class names" in capsys.readouterr().err

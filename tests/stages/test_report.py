@@ -1,4 +1,5 @@
 """Stage `report`: fixture evaluation and crop-benchmark JSONs → the papers' table, gaps as '–'."""
+
 from __future__ import annotations
 
 import json
@@ -8,30 +9,57 @@ from core import paths
 from stages.report import main
 
 
-def write_eval(variant: str, benchmark: str, m: float | None, seen: float | None, unseen: float | None,
-               images: int = 200, classes: int = 44, classes_seen: int = 31, classes_unseen: int = 13,
-               hiou: float | None = None) -> None:
+def write_eval(
+    variant: str,
+    benchmark: str,
+    m: float | None,
+    seen: float | None,
+    unseen: float | None,
+    images: int = 200,
+    classes: int = 44,
+    classes_seen: int = 31,
+    classes_unseen: int = 13,
+    hiou: float | None = None,
+) -> None:
     path = Path(f"metrics/eval/{variant}/{benchmark}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({
-        "variant": variant, "benchmark": benchmark, "mIoU": m, "mIoU_seen": seen, "mIoU_unseen": unseen,
-        "hIoU": hiou, "images": images, "classes": classes, "classes_seen": classes_seen,
-        "classes_unseen": classes_unseen, "classes_outside_world": classes - classes_seen - classes_unseen,
-        "per_class": {},
-    }))
+    path.write_text(
+        json.dumps(
+            {
+                "variant": variant,
+                "benchmark": benchmark,
+                "mIoU": m,
+                "mIoU_seen": seen,
+                "mIoU_unseen": unseen,
+                "hIoU": hiou,
+                "images": images,
+                "classes": classes,
+                "classes_seen": classes_seen,
+                "classes_unseen": classes_unseen,
+                "classes_outside_world": classes - classes_seen - classes_unseen,
+                "per_class": {},
+            }
+        )
+    )
 
 
 def write_crops() -> None:
     paths.CROP_METRICS.mkdir(parents=True)
-    (paths.CROP_METRICS / "base.json").write_text(json.dumps({"demo": {"mean": 33.333, "seen": 40.0,
-                                                                    "unseen": 20.0, "chance": 2.27}}))
+    (paths.CROP_METRICS / "base.json").write_text(
+        json.dumps({"demo": {"mean": 33.333, "seen": 40.0, "unseen": 20.0, "chance": 2.27}})
+    )
 
 
 #: base on the five benchmarks of the demo world, ft_mpt on two, the references on the demo one.
-FIVE = [("base", "ade847", 5.0, 6.0, 4.0, 847), ("base", "pc459", 8.0, 9.0, 7.0, 459),
-        ("base", "demo", 12.0, 15.55, 4.44, 44), ("base", "pc59", 20.0, 22.0, 16.0, 59),
-        ("base", "voc20", 40.0, 44.0, 30.0, 20), ("ft_mpt", "demo", 41.25, 50.0, 20.04, 44),
-        ("ft_mpt", "voc20", 50.0, 55.0, 40.0, 20)]
+FIVE = [
+    ("base", "ade847", 5.0, 6.0, 4.0, 847),
+    ("base", "pc459", 8.0, 9.0, 7.0, 459),
+    ("base", "demo", 12.0, 15.55, 4.44, 44),
+    ("base", "pc59", 20.0, 22.0, 16.0, 59),
+    ("base", "voc20", 40.0, 44.0, 30.0, 20),
+    ("ft_mpt", "demo", 41.25, 50.0, 20.04, 44),
+    ("ft_mpt", "voc20", 50.0, 55.0, 40.0, 20),
+]
 
 EXPECTED_FIVE = """\
 ## Variants
@@ -77,8 +105,18 @@ def test_report_renders_the_papers_table_with_gaps(tmp_path, monkeypatch, capsys
     monkeypatch.chdir(tmp_path)
     for name, benchmark, m, seen, unseen, classes in FIVE:
         split = (14, 6) if benchmark == "voc20" else (31, 13)
-        write_eval(name, benchmark, m, seen, unseen, images=200 if benchmark == "demo" else 100, classes=classes,
-                   classes_seen=split[0], classes_unseen=split[1], hiou=_hiou(seen, unseen))
+        write_eval(
+            name,
+            benchmark,
+            m,
+            seen,
+            unseen,
+            images=200 if benchmark == "demo" else 100,
+            classes=classes,
+            classes_seen=split[0],
+            classes_unseen=split[1],
+            hiou=_hiou(seen, unseen),
+        )
     write_eval("oracle", "demo", 80.0, 81.0, 77.75, images=100, hiou=_hiou(81.0, 77.75))
     write_crops()
     assert main([]) == 0
@@ -115,7 +153,7 @@ def test_report_without_results_says_so(tmp_path, monkeypatch):
 def test_report_refuses_a_misplaced_record(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     write_eval("base", "demo", 1.0, 1.0, 1.0)
-    (paths.EVAL_METRICS / "base/demo.json").rename((paths.EVAL_METRICS / "base/ade150.json"))
+    (paths.EVAL_METRICS / "base/demo.json").rename(paths.EVAL_METRICS / "base/ade150.json")
     assert main([]) == 2
     assert "ade150.json: the record is for base/demo, not base/ade150" in capsys.readouterr().err
     assert not Path("reports").exists()

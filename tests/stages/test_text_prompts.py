@@ -1,4 +1,5 @@
 """Stage `text_prompts`: a new CLIP folder with learned prompts, its metrics and loss plot, same bytes twice."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,23 @@ from core import paths
 from model.clip import TEXT_PROMPTS_FILE, load_clip_folder
 from stages.text_prompts import main, run
 
-PARAMS = {"n_ctx": 4, "epochs": 2, "batch_size": 4, "samples_per_class": None, "lr": 0.02, "momentum": 0.9,
-          "weight_decay": 5.0e-4, "warmup_steps": 1, "crop_scale": [0.9, 1.0], "flip": True, "expand_ratio": 0.0,
-          "num_workers": 0, "seed": 0, "threads": 1, "device": "cpu"}
+PARAMS = {
+    "n_ctx": 4,
+    "epochs": 2,
+    "batch_size": 4,
+    "samples_per_class": None,
+    "lr": 0.02,
+    "momentum": 0.9,
+    "weight_decay": 5.0e-4,
+    "warmup_steps": 1,
+    "crop_scale": [0.9, 1.0],
+    "flip": True,
+    "expand_ratio": 0.0,
+    "num_workers": 0,
+    "seed": 0,
+    "threads": 1,
+    "device": "cpu",
+}
 
 
 def params_file(path: Path, **overrides) -> Path:

@@ -1,4 +1,5 @@
 """Stage `world`: the demo world from params, the real-data (coco) manifest, and its error messages."""
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,7 @@ def test_demo_world_from_params(tmp_path: Path, capsys) -> None:
 
 def test_demo_world_writes_the_benchmarks_of_the_params(tmp_path: Path, capsys) -> None:
     out = tmp_path / paths.WORLD
-    data = {**TINY_DEMO, "benchmarks": ["voc20", "ade847"],
-            "demo": {**TINY_DEMO["demo"], "extra_benchmark_images": 3}}
+    data = {**TINY_DEMO, "benchmarks": ["voc20", "ade847"], "demo": {**TINY_DEMO["demo"], "extra_benchmark_images": 3}}
     assert main(["--params", str(_params(tmp_path, data)), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "benchmark ade847: 3 images, 847 class names (44 of the world, 803 distractors)" in printed
@@ -86,7 +86,9 @@ def _coco_tree(root: Path) -> dict:
         images.append({"id": image_id, "file_name": f"{name}.jpg", "height": 10, "width": 12})
         annotations.append({"id": 100 + image_id, "image_id": image_id, "caption": "A person on a wooden floor."})
     annotations.append({"id": 500, "image_id": 77, "caption": "An image that is not in the file."})
-    (coco / "annotations/captions_train2017.json").write_text(json.dumps({"images": images, "annotations": annotations}))
+    (coco / "annotations/captions_train2017.json").write_text(
+        json.dumps({"images": images, "annotations": annotations})
+    )
     ade = root / "ADEChallengeData2016"
     (ade / "images/validation").mkdir(parents=True)
     (ade / "annotations/validation").mkdir(parents=True)
@@ -118,8 +120,13 @@ def test_coco_source_writes_a_manifest_of_validated_paths(tmp_path: Path) -> Non
     assert manifest["source"] == "coco" and "truth" not in manifest
     assert manifest["train"]["images"] == str(tmp_path / "datasets/coco/train2017")
     assert list(manifest["benchmarks"]) == ["ade150"] and Path(manifest["benchmarks"]["ade150"]["root"]).is_absolute()
-    assert statistics["train"] == {"images": 2, "captioned_images": 2, "captions": 2, "orphan_captions": 1,
-                                   "label_files": 2}
+    assert statistics["train"] == {
+        "images": 2,
+        "captioned_images": 2,
+        "captions": 2,
+        "orphan_captions": 1,
+        "label_files": 2,
+    }
     assert statistics["benchmarks"] == {"ade150": {"images": 2}}
     assert read_json(out / "world.json") == statistics
 
@@ -144,9 +151,16 @@ def test_missing_real_folders_are_all_listed(tmp_path: Path, capsys) -> None:
     with pytest.raises(MissingDataError) as info:
         build_world(data, tmp_path / "world")
     message = str(info.value)
-    for expected in ("COCO captions file", "captions_train2017.json", "COCO images folder", "train2017",
-                     "COCO-Stuff labels folder", f"benchmark ade150: {tmp_path / 'no_ade'}",
-                     "benchmark 'voc21' is unknown", "benchmark 'pc59' is listed in data.benchmarks"):
+    for expected in (
+        "COCO captions file",
+        "captions_train2017.json",
+        "COCO images folder",
+        "train2017",
+        "COCO-Stuff labels folder",
+        f"benchmark ade150: {tmp_path / 'no_ade'}",
+        "benchmark 'voc21' is unknown",
+        "benchmark 'pc59' is listed in data.benchmarks",
+    ):
         assert expected in message
     previous = tmp_path / "world"
     previous.mkdir()
@@ -186,8 +200,25 @@ def test_coco_stuff_156_15_marks_its_15_unseen_and_their_pixels_read_as_ignore(t
     statistics = build_world(data, tmp_path / "world")
     world = load_world(tmp_path / "world/manifest.json")
     unseen = sorted(c["name"] for c in world.unseen_classes)
-    assert unseen == sorted(["cow", "giraffe", "suitcase", "frisbee", "skateboard", "carrot", "scissors", "cardboard",
-                             "clouds", "grass", "playingfield", "river", "road", "tree", "wall-concrete"])
+    assert unseen == sorted(
+        [
+            "cow",
+            "giraffe",
+            "suitcase",
+            "frisbee",
+            "skateboard",
+            "carrot",
+            "scissors",
+            "cardboard",
+            "clouds",
+            "grass",
+            "playingfield",
+            "river",
+            "road",
+            "tree",
+            "wall-concrete",
+        ]
+    )
     assert statistics["split"] == "coco_stuff_156_15" and statistics["classes"]["seen"] == 156
     assert statistics["classes"]["unseen_names"] == unseen
     labels = world.train_labels()

@@ -3,17 +3,18 @@
 Names are the benchmarks' own, index = label value of the prepared on-disk format
 (see each reader); synonyms are separated by ", " and stray whitespace is stripped.
 """
+
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
 VOCAB_NAMES = ("ade150", "ade847", "pc459", "pc59", "voc20", "coco_stuff171")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(name: str) -> tuple[Any, ...]:
     if name not in VOCAB_NAMES:
         raise KeyError(f"unknown vocabulary {name!r}; known: {', '.join(VOCAB_NAMES)}")

@@ -64,8 +64,9 @@ def test_top_proposals_keeps_the_best_scored_in_query_order():
         assert proposals.scores[image, dropped].max() <= top.scores[image].min()
     # Ties go to the lower query index.
     assert top_proposals(_proposals([[0.5, 0.5, 0.5]]), 2).scores.shape == (1, 2)
-    assert torch.equal(top_proposals(_proposals([[0.5, 0.5, 0.5]]), 2).class_probs,
-                       _proposals([[0.5, 0.5, 0.5]]).class_probs[:, :2])
+    assert torch.equal(
+        top_proposals(_proposals([[0.5, 0.5, 0.5]]), 2).class_probs, _proposals([[0.5, 0.5, 0.5]]).class_probs[:, :2]
+    )
 
 
 def test_no_cap_changes_nothing_and_bad_caps_are_refused():

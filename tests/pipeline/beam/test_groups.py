@@ -1,4 +1,5 @@
 """Image groups and tagged outputs of the Beam jobs."""
+
 from __future__ import annotations
 
 from pipeline.beam.groups import group_count, group_of, payloads

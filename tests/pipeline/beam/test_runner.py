@@ -1,4 +1,5 @@
 """pipeline.beam.runner: options per runner name, the local Dask cluster, and the Dask traps it guards."""
+
 from __future__ import annotations
 
 import os

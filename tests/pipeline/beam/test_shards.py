@@ -1,4 +1,5 @@
 """pipeline.beam.shards: stable sharding, sorted deterministic files, complete shard sets."""
+
 from __future__ import annotations
 
 import random

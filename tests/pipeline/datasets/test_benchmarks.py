@@ -1,4 +1,5 @@
 """Benchmark readers on fixture folders written in each benchmark's real on-disk format."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """COCO captions and COCO-Stuff labels readers on fixture files written in the real formats."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """The world manifest: schema checks and path confinement."""
+
 from __future__ import annotations
 
 import json
@@ -12,10 +13,14 @@ from pipeline.datasets.manifest import check_classes, check_manifest, demo_manif
 
 def _write(tmp_path: Path, manifest: dict, classes: list | None = None) -> Path:
     (tmp_path / "coco").mkdir(exist_ok=True)
-    classes = classes if classes is not None else [
-        {"id": 1, "name": "sky", "synonyms": [], "isthing": 0, "seen": 1},
-        {"id": 2, "name": "ring", "synonyms": ["hoop"], "isthing": 1, "seen": 0},
-    ]
+    classes = (
+        classes
+        if classes is not None
+        else [
+            {"id": 1, "name": "sky", "synonyms": [], "isthing": 0, "seen": 1},
+            {"id": 2, "name": "ring", "synonyms": ["hoop"], "isthing": 1, "seen": 0},
+        ]
+    )
     (tmp_path / "coco/classes.json").write_text(json.dumps(classes))
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps(manifest))
@@ -83,10 +88,15 @@ def test_a_benchmark_reads_the_class_list_its_entry_names(tmp_path: Path) -> Non
     (root / "images_detectron2/validation").mkdir(parents=True)
     (root / "annotations_detectron2/validation").mkdir(parents=True)
     Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(root / "images_detectron2/validation/a.jpg")
-    Image.fromarray(np.array([[0, 1, 2, 65535, 1]] * 4, np.uint16)).save(root / "annotations_detectron2/validation/a.tif")
+    Image.fromarray(np.array([[0, 1, 2, 65535, 1]] * 4, np.uint16)).save(
+        root / "annotations_detectron2/validation/a.tif"
+    )
     (root / "classes.json").write_text(json.dumps(["sky", "ring, hoop", "volcano"]))
     manifest = demo_manifest(["ade847", "demo"])
-    assert manifest["benchmarks"]["ade847"] == {"root": "benchmarks/ade847", "classes": "benchmarks/ade847/classes.json"}
+    assert manifest["benchmarks"]["ade847"] == {
+        "root": "benchmarks/ade847",
+        "classes": "benchmarks/ade847/classes.json",
+    }
     world = load_world(_write(tmp_path, manifest))
     bench = world.benchmark("ade847")
     assert bench.class_names == ["sky", "ring, hoop", "volcano"]  # the world's list, not the shipped 847

@@ -1,4 +1,5 @@
 """The page's wiring: which pairs page each control of the *Mined pairs* tab asks for."""
+
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -22,8 +23,15 @@ def test_the_pairs_controls_ask_for_the_first_the_same_or_the_next_page(monkeypa
             if block_id in app.blocks:
                 handlers[(app.blocks[block_id].elem_id, event)] = function.fn
     values = ("dog", "dog", "similarity", "descending", 3)
-    for control in (("noun-search", "submit"), ("noun", "input"), ("sort", "input"), ("order", "input"),
-                    ("page", "submit"), ("previous", "click"), ("next", "click")):
+    for control in (
+        ("noun-search", "submit"),
+        ("noun", "input"),
+        ("sort", "input"),
+        ("order", "input"),
+        ("page", "submit"),
+        ("previous", "click"),
+        ("next", "click"),
+    ):
         handlers[control](*values)
     assert [request[-1] for request in asked] == [1, 1, 1, 1, 3, 2, 4]
     assert all(request[:3] == values[:3] for request in asked)

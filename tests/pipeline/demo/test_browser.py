@@ -14,6 +14,7 @@ classes of its ground truth; the test prints each variant's time from the click 
 Skipped when Chromium, its driver, selenium or gradio are missing, unless ``OVSEG_REQUIRE_BROWSER=1``
 (``.ci/run`` installs them and sets it), where that is a failure.
 """
+
 from __future__ import annotations
 
 import io
@@ -38,8 +39,9 @@ from pipeline.evaluation.label_overlay import LEGEND_WIDTH, ROW_HEIGHT, class_co
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[3]
-CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
-                 if shutil.which(name)), None)
+CHROMIUM = next(
+    (shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None
+)
 DRIVER = shutil.which("chromedriver")
 TIMEOUT = 180
 #: The upload's width and height; OVSEG_DEMO_PHOTO=512x512 times the variants on a larger one.
@@ -56,8 +58,10 @@ def missing_browser() -> str | None:
             missing.append(f"the Python package {module}")
     if not missing:
         return None
-    return (f"{' and '.join(missing)} not found: apt-get install chromium chromium-driver; "
-            "pip install -e '.[test]' (.ci/run does both)")
+    return (
+        f"{' and '.join(missing)} not found: apt-get install chromium chromium-driver; "
+        "pip install -e '.[test]' (.ci/run does both)"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +87,13 @@ def server(project, tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "server.log"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False", "OVSEG_PROGRESS": "0"}
     with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "pipeline.demo.app", "--port", str(port), "--threads", "2"],
-                                   cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.demo.app", "--port", str(port), "--threads", "2"],
+            cwd=project,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + TIMEOUT
@@ -119,8 +128,14 @@ def browser(server):
 
     options = Options()
     options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1600,1300", "--lang=en-GB"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1600,1300",
+        "--lang=en-GB",
+    ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(DRIVER), options=options)
     try:
@@ -186,8 +201,11 @@ def segment(driver, classes: str, variants: list[str]) -> tuple[tuple[str, str],
     box.send_keys(Keys.CONTROL, "a")  # typed, not clear(): the page hears keys, not a script setting the value
     box.send_keys(Keys.DELETE)
     if len(classes) > 200:  # a long list is pasted: the value set, then the input event the page listens to
-        driver.execute_script("arguments[0].value = arguments[1];"
-                              "arguments[0].dispatchEvent(new Event('input', {bubbles: true}));", box, classes)
+        driver.execute_script(
+            "arguments[0].value = arguments[1];arguments[0].dispatchEvent(new Event('input', {bubbles: true}));",
+            box,
+            classes,
+        )
     elif classes:
         box.send_keys(classes)
     for label in css(driver, "#variants label"):
@@ -205,8 +223,11 @@ def picture(driver, variant: str) -> Image.Image:
     """The picture the page shows for ``variant``, as the browser loaded it (its natural size checked)."""
     selector = f"#out-{variant.replace('_', '-')} img"
     image = wait(driver, lambda d: css(d, selector) and css(d, selector)[0], f"{variant}'s picture")
-    wait(driver, lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image),
-         f"{variant}'s picture to load")
+    wait(
+        driver,
+        lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image),
+        f"{variant}'s picture to load",
+    )
     natural = driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", image)
     with urllib.request.urlopen(image.get_attribute("src"), timeout=30) as response:
         loaded = Image.open(io.BytesIO(response.read()))
@@ -222,8 +243,7 @@ def photo(project, tmp_path_factory) -> tuple[Path, str]:
     and the class list of its ground truth (the first image with at least 3 classes)."""
     world = load_world(project / paths.WORLD_MANIFEST)
     examples = Examples(world.benchmark("demo"))
-    pixels, classes = next(example for example in map(examples.load, examples.keys())
-                           if example[1].count(",") >= 2)
+    pixels, classes = next(example for example in map(examples.load, examples.keys()) if example[1].count(",") >= 2)
     path = tmp_path_factory.mktemp("uploads") / "photo.png"
     Image.fromarray(pixels).resize(PHOTO, Image.BICUBIC).save(path)
     return path, classes
@@ -241,8 +261,9 @@ def test_an_upload_is_segmented_by_each_variant_at_its_size_with_the_legend(brow
     for index, name in enumerate(variants):  # a new synonym (embedded on the first click), then the same list
         for attempt in ("new class list", "same list"):
             (kind, text), seconds = segment(browser, f"{classes}|word{index}", [name])
-            assert kind == "ok" and text.startswith(f"segmented photo.png, {width}×{height} among {len(names)} "
-                                                    f"classes: {name} "), text
+            assert kind == "ok" and text.startswith(
+                f"segmented photo.png, {width}×{height} among {len(names)} classes: {name} "
+            ), text
             print(f"  {name}, {attempt}: {seconds:.2f} s (server {text.split()[-2]} s)")
     (kind, text), seconds = segment(browser, classes, variants)
     assert kind == "ok" and all(f"{name} " in text for name in variants), text
@@ -279,7 +300,7 @@ def test_an_upload_is_segmented_by_each_variant_at_its_size_with_the_legend(brow
 
 
 def test_bad_input_is_answered_in_the_page_and_the_server_keeps_serving(browser, photo, tmp_path):
-    path, classes = photo
+    path, _classes = photo
     notes = tmp_path / "notes.png"
     notes.write_text("not a picture")
     kind, text = upload(browser, notes)
@@ -287,14 +308,17 @@ def test_bad_input_is_answered_in_the_page_and_the_server_keeps_serving(browser,
     (kind, text), _ = segment(browser, "sky, grass", ["base"])
     assert kind == "error" and text.startswith("notes.png: not an image that can be read"), text
     upload(browser, path)
-    for typed, message in (("", "no classes: type class names"),
-                             ("grass|lawn|meadow", "one class only, 'grass' with the synonyms lawn, meadow"),
-                             (", ".join(f"c{i}" for i in range(500)), "500 classes: at most 150 are accepted")):
+    for typed, message in (
+        ("", "no classes: type class names"),
+        ("grass|lawn|meadow", "one class only, 'grass' with the synonyms lawn, meadow"),
+        (", ".join(f"c{i}" for i in range(500)), "500 classes: at most 150 are accepted"),
+    ):
         (kind, text), _ = segment(browser, typed, ["base"])
         assert kind == "error" and text.startswith(message), text
     (kind, text), _ = segment(browser, "sky, zebra", ["maskpool"])
-    assert kind == "ok" and text.startswith(f"segmented photo.png, {PHOTO[0]}×{PHOTO[1]} among 2 classes: "
-                                            "maskpool"), text
+    assert kind == "ok" and text.startswith(f"segmented photo.png, {PHOTO[0]}×{PHOTO[1]} among 2 classes: maskpool"), (
+        text
+    )
 
 
 def test_the_pairs_tab_pages_through_a_nouns_pairs(browser):
@@ -305,13 +329,17 @@ def test_the_pairs_tab_pages_through_a_nouns_pairs(browser):
     search = css(browser, "#noun-search input, #noun-search textarea")[0]
     noun = text.split("'")[1]
     search.send_keys(noun[:3].upper() + "\n")
-    kind, text = wait(browser, lambda d: status(d, "pairs-status")[1].startswith(f"'{noun[:3]}") and
-                      status(d, "pairs-status"), "the search")
+    kind, text = wait(
+        browser,
+        lambda d: status(d, "pairs-status")[1].startswith(f"'{noun[:3]}") and status(d, "pairs-status"),
+        "the search",
+    )
     assert kind == "ok", text
     pages = int(re.search(r"page 1 of (\d+)", text).group(1))
     css(browser, "#next")[0].click()  # the next page, or the last one again
     expected = f"page {min(2, pages)} of {pages}"
-    kind, text = wait(browser, lambda d: expected in status(d, "pairs-status")[1] and status(d, "pairs-status"),
-                      expected)
+    kind, text = wait(
+        browser, lambda d: expected in status(d, "pairs-status")[1] and status(d, "pairs-status"), expected
+    )
     assert len(css(browser, "#pairs-gallery img")) > 0 and len(css(browser, "#pairs-table tbody tr")) > 0
     open_tab(browser, "segment")

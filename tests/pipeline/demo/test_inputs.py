@@ -1,4 +1,5 @@
 """The demo's input checks: uploads (not an image, empty, huge, too large to decode) and class lists."""
+
 from __future__ import annotations
 
 import io
@@ -47,14 +48,23 @@ def test_a_large_image_is_resized_to_the_longest_side(tmp_path):
     assert fit_within(image.pixels, 100) is image.pixels
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"these are notes, not a picture", "notes.png: not an image that can be read"),
-    (b"", "notes.png: the file is empty"),
-    # above the limit (decided from the header) and above twice the limit (Pillow refuses to open it)
-    (png_claiming(10_000, 10_000), f"notes.png: 100,000,000 pixels, more than the {DECOMPRESSION_LIMIT:,} accepted"),
-    (png_claiming(20_000, 20_000), f"notes.png: 400,000,000 pixels, more than the {DECOMPRESSION_LIMIT:,} accepted"),
-    (png_claiming(400, 300)[:60], "notes.png: not an image that can be read (cannot be decoded"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"these are notes, not a picture", "notes.png: not an image that can be read"),
+        (b"", "notes.png: the file is empty"),
+        # above the limit (decided from the header) and above twice the limit (Pillow refuses to open it)
+        (
+            png_claiming(10_000, 10_000),
+            f"notes.png: 100,000,000 pixels, more than the {DECOMPRESSION_LIMIT:,} accepted",
+        ),
+        (
+            png_claiming(20_000, 20_000),
+            f"notes.png: 400,000,000 pixels, more than the {DECOMPRESSION_LIMIT:,} accepted",
+        ),
+        (png_claiming(400, 300)[:60], "notes.png: not an image that can be read (cannot be decoded"),
+    ],
+)
 def test_bad_uploads_are_input_errors_naming_the_file(tmp_path, content, message):
     (tmp_path / "notes.png").write_bytes(content)
     with pytest.raises(InputError) as error:
@@ -77,16 +87,19 @@ def test_class_lists_read_as_predict_reads_them():
     assert class_list_text(["sky", "grass, lawn"]) == "sky, grass|lawn"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("", "no classes: type class names separated by commas"),
-    (" , ,", "no class names in ', ,'"),
-    ("cat|kitty|feline", "one class only, 'cat' with the synonyms kitty, feline: separate classes with commas"),
-    ("cat", "one class only ('cat'): with one class every pixel gets it; give at least two"),
-    (", ".join(f"class{i}" for i in range(500)), f"500 classes: at most {MAX_CLASSES} are accepted"),
-    ("dog|puppy, puppy|pup", "'puppy' names two classes ('dog' and 'puppy')"),
-    ("cat, dog|", "class 'dog|' has an empty synonym"),
-    ("x" * 10_001, "the class list is 10,001 characters long"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "no classes: type class names separated by commas"),
+        (" , ,", "no class names in ', ,'"),
+        ("cat|kitty|feline", "one class only, 'cat' with the synonyms kitty, feline: separate classes with commas"),
+        ("cat", "one class only ('cat'): with one class every pixel gets it; give at least two"),
+        (", ".join(f"class{i}" for i in range(500)), f"500 classes: at most {MAX_CLASSES} are accepted"),
+        ("dog|puppy, puppy|pup", "'puppy' names two classes ('dog' and 'puppy')"),
+        ("cat, dog|", "class 'dog|' has an empty synonym"),
+        ("x" * 10_001, "the class list is 10,001 characters long"),
+    ],
+)
 def test_bad_class_lists_are_input_errors(text, message):
     with pytest.raises(InputError) as error:
         read_classes(text)

@@ -1,4 +1,5 @@
 """The demo's segmenters: loaded once from the artifacts, one answer per variant, the same labels as segment()."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """What the page shows: every bad input is answered with a message (never an exception), good input with results."""
+
 from __future__ import annotations
 
 import html
@@ -51,21 +52,31 @@ def files(tmp_path):
 
 
 def ask(models, examples, upload=None, example=None, classes=CLASSES, variants=("base",), why=False, max_side=1024):
-    return segment_answer(models, examples, upload, example, classes, list(variants), why, max_side=max_side,
-                          short_side=None)
+    return segment_answer(
+        models, examples, upload, example, classes, list(variants), why, max_side=max_side, short_side=None
+    )
 
 
-@pytest.mark.parametrize(("case", "message"), [
-    ({"upload": "notes.txt"}, "notes.txt: not an image that can be read (cannot be decoded (UnidentifiedImageError"),
-    ({"upload": "empty.jpg"}, "empty.jpg: the file is empty"),
-    ({"upload": "bomb.png"}, "bomb.png: 400,000,000 pixels, more than the 89,478,485 accepted"),
-    ({"upload": "a.png", "classes": ""}, "no classes: type class names separated by commas"),
-    ({"upload": "a.png", "classes": ", ".join(f"c{i}" for i in range(500))}, "500 classes: at most 150 are accepted"),
-    ({"upload": "a.png", "classes": "grass|lawn|meadow"}, "one class only, 'grass' with the synonyms lawn, meadow"),
-    ({"upload": "a.png", "variants": ()}, "no variant chosen: tick at least one"),
-    ({}, "no image: upload one, or pick a demo image"),
-    ({"example": "not_a_key"}, "'not_a_key' is not an image of the benchmark 'demo'"),
-])
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        (
+            {"upload": "notes.txt"},
+            "notes.txt: not an image that can be read (cannot be decoded (UnidentifiedImageError",
+        ),
+        ({"upload": "empty.jpg"}, "empty.jpg: the file is empty"),
+        ({"upload": "bomb.png"}, "bomb.png: 400,000,000 pixels, more than the 89,478,485 accepted"),
+        ({"upload": "a.png", "classes": ""}, "no classes: type class names separated by commas"),
+        (
+            {"upload": "a.png", "classes": ", ".join(f"c{i}" for i in range(500))},
+            "500 classes: at most 150 are accepted",
+        ),
+        ({"upload": "a.png", "classes": "grass|lawn|meadow"}, "one class only, 'grass' with the synonyms lawn, meadow"),
+        ({"upload": "a.png", "variants": ()}, "no variant chosen: tick at least one"),
+        ({}, "no image: upload one, or pick a demo image"),
+        ({"example": "not_a_key"}, "'not_a_key' is not an image of the benchmark 'demo'"),
+    ],
+)
 def test_each_bad_input_is_answered_in_the_page(models, examples, files, case, message):
     if "upload" in case:
         case = {**case, "upload": str(files / case["upload"])}
@@ -125,6 +136,7 @@ def test_an_unexpected_error_is_answered_and_logged(models, examples, files, mon
 
     monkeypatch.setattr(models, "segment", broken)
     answer = ask(models, examples, upload=str(files / "a.png"))
-    assert not answer.ok and answer.message == ("internal error (RuntimeError: out of cheese); the server log has "
-                                                "the details")
+    assert not answer.ok and answer.message == (
+        "internal error (RuntimeError: out of cheese); the server log has the details"
+    )
     assert "segmentation failed" in caplog.text and "Traceback" in caplog.text

@@ -1,4 +1,5 @@
 """Browsing the mined pairs and the rejects: nouns, search, sorting (nulls last), pages, verdicts."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,7 +37,7 @@ def test_sorting_by_each_key_with_missing_margins_last(browser):
             got = [values[i][key] for i in order]
             present = [v for v in got if v is not None]
             assert present == sorted(present, reverse=descending)
-            assert got[len(present):] == [None] * (len(got) - len(present))  # nulls last in both orders
+            assert got[len(present) :] == [None] * (len(got) - len(present))  # nulls last in both orders
     with pytest.raises(ValueError, match="unknown sort key 'colour'"):
         browser.order(noun, "colour")
 
@@ -66,13 +67,16 @@ def test_a_page_shows_crops_with_values_and_verdicts(browser):
 def test_pages_clamp_and_count(browser):
     assert clamp_page("x", 3) == 1 and clamp_page(0, 3) == 1 and clamp_page(9, 3) == 3 and clamp_page(2.0, 3) == 2
     page = browser.page("thing", page=99)
-    assert page.page == 1 and PAGE_SIZE > page.total
+    assert page.page == 1 and page.total < PAGE_SIZE
     assert browser.page("nothing at all").describe() == "'nothing at all': no pairs"
 
 
 def test_rejects_by_stage_kind_and_reason(browser):
-    assert browser.reject_reasons() == [("mine/caption/no_pair", 1), ("mine/image/no_proposal", 1),
-                                        ("nouns/caption/no_noun", 1)]
+    assert browser.reject_reasons() == [
+        ("mine/caption/no_pair", 1),
+        ("mine/image/no_proposal", 1),
+        ("nouns/caption/no_noun", 1),
+    ]
     rows, page, pages = browser.rejects_page("nouns/caption/no_noun", 5)
     assert (page, pages) == (1, 1) and rows[0]["detail"] == "no noun in 'A.'" and rows[0]["caption_id"] == 9
 

@@ -1,4 +1,5 @@
 """Reading masks of any generator from a Parquet file in the `ovseg propose` format."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,8 +52,11 @@ def test_the_columns_read_are_those_of_ovseg_propose():
 
 
 def test_rle_round_trip_keeps_every_pixel(tmp_path):
-    images = {"a.jpg": random_masks(6, 37, 53, 0), "sub/b.png": random_masks(5, 1, 70, 1),
-              "c.jpg": random_masks(4, 64, 1, 2)}
+    images = {
+        "a.jpg": random_masks(6, 37, 53, 0),
+        "sub/b.png": random_masks(5, 1, 70, 1),
+        "c.jpg": random_masks(4, 64, 1, 2),
+    }
     rows = [row for name, masks in images.items() for row in rows_of(name, masks, torch.rand(masks.shape[0]))]
     rows.reverse()  # the reader sorts by proposal_id, whatever the file's order
     proposals = read_proposals(write(tmp_path / "p.parquet", rows), tmp_path)
@@ -82,9 +86,16 @@ def test_a_generator_without_classes_needs_only_the_columns_read(tmp_path):
     """SAM has no class names: the table may hold just the columns read, with wider types."""
     mask = np.zeros((8, 9), bool)
     mask[2:5, 3:7] = True
-    table = pa.table({"file_name": ["x.jpg", "x.jpg"], "proposal_id": pa.array([7, 2], pa.int64()),
-                      "score": pa.array([0.5, 0.25], pa.float64()), "mask_rle": [encode_rle(mask)["counts"]] * 2,
-                      "height": pa.array([8, 8], pa.int64()), "width": pa.array([9, 9], pa.int64())})
+    table = pa.table(
+        {
+            "file_name": ["x.jpg", "x.jpg"],
+            "proposal_id": pa.array([7, 2], pa.int64()),
+            "score": pa.array([0.5, 0.25], pa.float64()),
+            "mask_rle": [encode_rle(mask)["counts"]] * 2,
+            "height": pa.array([8, 8], pa.int64()),
+            "width": pa.array([9, 9], pa.int64()),
+        }
+    )
     pq.write_table(table, tmp_path / "sam.parquet")
     masks, scores = read_proposals(tmp_path / "sam.parquet", tmp_path).masks("x.jpg")
     assert masks.shape == (2, 8, 9) and torch.equal(masks[0], torch.from_numpy(mask))

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from model.clip import build_clip
-from pipeline.datasets.segmentation import Sample
 from model.precision import inference_autocast
+from pipeline.datasets.segmentation import Sample
 from pipeline.evaluation.gt_gauge import class_subsets, crop_accuracy, top1
 from tests.doubles import MemoryDataset
 
@@ -39,16 +39,21 @@ def tiny_benchmark() -> MemoryDataset:
     label[16:, 16:] = 2
     other = np.zeros((32, 32), np.int32)
     rng = np.random.default_rng(0)
-    return MemoryDataset("tiny", CLASS_NAMES, [Sample("a", rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), label),
-                                               Sample("b", rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), other)])
+    return MemoryDataset(
+        "tiny",
+        CLASS_NAMES,
+        [
+            Sample("a", rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), label),
+            Sample("b", rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), other),
+        ],
+    )
 
 
 def test_accuracy_is_the_mean_of_per_class_accuracies():
     bundle = build_clip("ovseg-tiny-vit", device="cpu", seed=0, image_size=32)
-    result = crop_accuracy(bundle, tiny_benchmark(), subsets=class_subsets(CLASS_NAMES, WORLD),
-                           batch_size=2)
+    result = crop_accuracy(bundle, tiny_benchmark(), subsets=class_subsets(CLASS_NAMES, WORLD), batch_size=2)
     assert result["segments"] == 4 and result["classes_present"] == 3
-    values = [v for v in result["per_class"].values()]
+    values = list(result["per_class"].values())
     assert set(result["per_class"]) == {"sky", "hoop", "lemon"}
     assert all(v in (0.0, 50.0, 100.0) for v in values)
     assert result["mean"] == pytest.approx(np.mean(values), abs=0.01)

@@ -1,4 +1,5 @@
 """The per-class IoU chart: which bars are drawn, and reproducible PNG bytes."""
+
 from __future__ import annotations
 
 from PIL import Image

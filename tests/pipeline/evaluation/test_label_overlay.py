@@ -1,4 +1,5 @@
 """Palette, overlays, legends and comparison sheets."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,8 +47,12 @@ def test_colorize_and_blend_leave_unlabelled_pixels_alone():
 
 @pytest.mark.parametrize(
     ("labels", "message"),
-    [(np.array([[0, 3]]), "labels must lie in -1..2"), (np.array([[-2, 0]]), "labels must lie in -1..2"),
-     (np.zeros((2, 2), np.float32), "integer"), (np.zeros((2,), np.int32), "integer H×W")],
+    [
+        (np.array([[0, 3]]), "labels must lie in -1..2"),
+        (np.array([[-2, 0]]), "labels must lie in -1..2"),
+        (np.zeros((2, 2), np.float32), "integer"),
+        (np.zeros((2,), np.int32), "integer H×W"),
+    ],
 )
 def test_bad_labels_are_refused(labels, message):
     with pytest.raises(ValueError, match=message):
@@ -71,7 +76,6 @@ def test_legend_lists_entries_and_says_how_many_did_not_fit():
     assert tuple(swatch_rows[3]) == (255, 255, 255)  # the "more" row has no swatch
 
 
-
 def test_fit_text_shortens_with_an_ellipsis():
     face = font()
     assert fit_text("sky", 100, face) == "sky"
@@ -89,8 +93,9 @@ def test_comparison_sheet_has_a_row_per_example():
     image = np.zeros((32, 48, 3), np.uint8)
     gt = np.zeros((32, 48), np.int32)
     pred = np.ones((32, 48), np.int32)
-    sheet = comparison_sheet([("a", image, gt, pred), ("b", image, gt, gt)], ["sky", "grass, lawn"],
-                             panel_height=64, title="t")
+    sheet = comparison_sheet(
+        [("a", image, gt, pred), ("b", image, gt, gt)], ["sky", "grass, lawn"], panel_height=64, title="t"
+    )
     assert sheet.width == 3 * (96 + PADDING) + LEGEND_WIDTH
     one = comparison_sheet([("a", image, gt, pred)], ["sky", "grass"], panel_height=64, title="t")
     assert sheet.height - one.height == 64 + ROW_HEIGHT + PADDING
@@ -115,5 +120,5 @@ def test_a_large_vocabulary_sheet_has_distinct_colours_and_a_legend_that_fits():
     sheet = comparison_sheet([("a", image, gt, pred)], names, panel_height=64)
     assert sheet.height >= legend_height(32)  # the row grew: no "… more" line
     column = 16 * 64 // 16
-    gt_panel = np.asarray(sheet)[2 * ROW_HEIGHT + PADDING + 2, column + PADDING:2 * column + PADDING:4]
+    gt_panel = np.asarray(sheet)[2 * ROW_HEIGHT + PADDING + 2, column + PADDING : 2 * column + PADDING : 4]
     assert len({tuple(c) for c in gt_panel}) == 16  # 16 classes, 16 colours

@@ -1,4 +1,5 @@
 """Proposal recall and oracle mIoU on hand-built masks, and the benchmark loop on a tiny proposer."""
+
 from __future__ import annotations
 
 import math
@@ -92,8 +93,10 @@ def test_accumulator_recall_and_oracle_all_versus_scored() -> None:
     assert m["oracle"]["mIoU"] == 100.0 and m["oracle"]["pACC"] == 100.0
     # without the class-2 proposal its pixels get no prediction: class 2 IoU 0, class 0 still 100
     assert m["oracle_scored"]["mIoU"] == 50.0 and m["oracle_scored"]["mIoU_unseen"] == 0.0
-    assert m["per_class"] == {"a": {"segments": 1, "recall": 100.0, "recall_scored": 100.0},
-                              "c": {"segments": 1, "recall": 100.0, "recall_scored": 0.0}}
+    assert m["per_class"] == {
+        "a": {"segments": 1, "recall": 100.0, "recall_scored": 100.0},
+        "c": {"segments": 1, "recall": 100.0, "recall_scored": 0.0},
+    }
 
 
 def test_oracle_uses_the_soft_masks_to_split_overlaps() -> None:
@@ -132,8 +135,12 @@ def tiny_proposer():
 
 def test_evaluate_proposals_reports_every_figure_and_is_deterministic() -> None:
     model, data = tiny_proposer(), tiny_benchmark()
-    subsets = {"seen": np.array([True, True, False]), "unseen": np.array([False, False, True]),
-               "things": np.array([False, False, True]), "stuff": np.array([True, True, False])}
+    subsets = {
+        "seen": np.array([True, True, False]),
+        "unseen": np.array([False, False, True]),
+        "things": np.array([False, False, True]),
+        "stuff": np.array([True, True, False]),
+    }
     report = evaluate_proposals(model, data, QualityConfig(batch_size=1), subsets=subsets)
     m = report.metrics
     assert m["benchmark"] == "tiny" and m["images"] == 2 and m["queries"] == 6

@@ -1,4 +1,5 @@
 """The evaluation loop and its record, on an in-memory dataset with tiny random models."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,7 +43,7 @@ def dataset() -> MemoryDataset:
     samples = []
     for i, (h, w) in enumerate([(40, 48), (40, 48), (36, 52), (40, 48), (40, 48)]):
         label = np.zeros((h, w), np.int32)
-        label[h // 2:] = 1
+        label[h // 2 :] = 1
         label[5:15, 10:25] = 2
         label[:, :2] = -1
         samples.append(Sample(f"img{i}", rng.integers(0, 256, (h, w, 3), dtype=np.uint8), label))
@@ -96,9 +97,13 @@ def test_settings_validate_and_refuse_unknown_keys():
     assert EvalConfig.from_params({"lam": 0.5, "device": "cpu"}).lam == 0.5
     with pytest.raises(ValueError, match=r"unknown keys \['lamda'\]"):
         EvalConfig.from_params({"lamda": 0.5})
-    for bad, message in [({"lam_unseen": 2.0}, "lam_unseen must lie"), ({"mask_threshold": 1.0}, "mask_threshold"),
-                         ({"batch_size": 0}, "batch_size must be >= 1"), ({"short_side": 0}, "short_side"),
-                         ({"expand_ratio": -0.1}, "expand_ratio")]:
+    for bad, message in [
+        ({"lam_unseen": 2.0}, "lam_unseen must lie"),
+        ({"mask_threshold": 1.0}, "mask_threshold"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"short_side": 0}, "short_side"),
+        ({"expand_ratio": -0.1}, "expand_ratio"),
+    ]:
         with pytest.raises(ValueError, match=message):
             EvalConfig.from_params(bad)
 
@@ -118,15 +123,19 @@ def test_resize_short_side():
 
 
 def test_class_is_seen_matches_names_and_synonyms():
-    world = [{"name": "lawn", "synonyms": [], "seen": 1, "isthing": 0},
-             {"name": "sky", "synonyms": ["heaven"], "seen": 0, "isthing": 0}]
+    world = [
+        {"name": "lawn", "synonyms": [], "seen": 1, "isthing": 0},
+        {"name": "sky", "synonyms": ["heaven"], "seen": 0, "isthing": 0},
+    ]
     assert class_is_seen(NAMES, world).tolist() == [False, True, False]
     assert class_is_seen(NAMES, None) is None
 
 
 def test_class_is_unseen_leaves_distractors_out_in_a_closed_world_only():
-    world = [{"name": "lawn", "synonyms": [], "seen": 1, "isthing": 0},
-             {"name": "sky", "synonyms": ["heaven"], "seen": 0, "isthing": 0}]
+    world = [
+        {"name": "lawn", "synonyms": [], "seen": 1, "isthing": 0},
+        {"name": "sky", "synonyms": ["heaven"], "seen": 0, "isthing": 0},
+    ]
     names = ["heaven", "grass, lawn", "volcano"]
     assert class_is_unseen(names, world, closed=True).tolist() == [True, False, False]  # volcano: a distractor
     assert class_is_unseen(names, world, closed=False).tolist() == [True, False, True]  # real data: unseen
@@ -136,9 +145,15 @@ def test_class_is_unseen_leaves_distractors_out_in_a_closed_world_only():
 def test_metrics_record_counts_classes_outside_the_world():
     confusion = ConfusionMatrix(3)
     confusion.update(np.array([0, 1, 2]), np.array([0, 1, 1]))
-    record = metrics_record(EvaluationRun(confusion, images=1), NAMES, np.array([True, False, False]),
-                            variant=variant("base"), benchmark="memory", settings=EvalConfig(),
-                            unseen=np.array([False, True, False]))
+    record = metrics_record(
+        EvaluationRun(confusion, images=1),
+        NAMES,
+        np.array([True, False, False]),
+        variant=variant("base"),
+        benchmark="memory",
+        settings=EvalConfig(),
+        unseen=np.array([False, True, False]),
+    )
     assert (record["classes_seen"], record["classes_unseen"], record["classes_outside_world"]) == (1, 1, 1)
     assert record["mIoU_unseen"] == 50.0 and record["mIoU"] == 50.0
 
@@ -152,8 +167,9 @@ def test_metrics_record_rounds_and_turns_nan_into_null():
     confusion = ConfusionMatrix(3)
     confusion.update(np.array([0, 0, 1, 1]), np.array([0, 0, 1, 0]))  # class 2 never appears
     run = EvaluationRun(confusion, images=1)
-    record = metrics_record(run, NAMES, np.array([True, False, False]), variant=variant("base"),
-                            benchmark="memory", settings=EvalConfig())
+    record = metrics_record(
+        run, NAMES, np.array([True, False, False]), variant=variant("base"), benchmark="memory", settings=EvalConfig()
+    )
     assert set(FIGURES) <= set(record)
     assert record["per_class"] == {"sky": 66.67, "grass": 50.0, "zebra": None}
     assert record["mIoU"] == 58.33 and record["mIoU_seen"] == 66.67 and record["mIoU_unseen"] == 50.0
@@ -161,8 +177,14 @@ def test_metrics_record_rounds_and_turns_nan_into_null():
     counts = ("classes", "classes_seen", "classes_unseen", "classes_scored")
     assert [record[key] for key in counts] == [3, 1, 2, 2]
     assert record["settings"]["mask_threshold"] == 0.4
-    empty = metrics_record(EvaluationRun(ConfusionMatrix(3), 0), NAMES, None, variant=variant("oracle"),
-                           benchmark="memory", settings=EvalConfig())
+    empty = metrics_record(
+        EvaluationRun(ConfusionMatrix(3), 0),
+        NAMES,
+        None,
+        variant=variant("oracle"),
+        benchmark="memory",
+        settings=EvalConfig(),
+    )
     assert empty["mIoU"] is None and empty["mIoU_seen"] is None and empty["classes_seen"] is None
     assert not any(isinstance(v, float) and math.isnan(v) for v in empty.values())
 
@@ -179,8 +201,9 @@ def ground_truth_file(dataset: MemoryDataset, path, keys=None):
 
 
 @pytest.mark.parametrize("batch_size", [1, 2])
-def test_ground_truth_proposals_give_the_figures_of_the_ground_truth_diagnostic(dataset, segmenter, tmp_path,
-                                                                                batch_size):
+def test_ground_truth_proposals_give_the_figures_of_the_ground_truth_diagnostic(
+    dataset, segmenter, tmp_path, batch_size
+):
     """Disjoint masks scored 1 are each painted with CLIP's top class: exactly what ``gt_masks_base`` does."""
     settings = EvalConfig(batch_size=batch_size, overlay_images=5)
     lookup = ground_truth_file(dataset, tmp_path / "gt.parquet")
@@ -190,16 +213,19 @@ def test_ground_truth_proposals_give_the_figures_of_the_ground_truth_diagnostic(
     assert external.images_without_proposals == 0
     for ours, theirs in zip(external.examples, diagnostic.examples):
         assert np.array_equal(ours.prediction, theirs.prediction)
-    figures = [metrics_record(run, NAMES, None, variant=variant("base"), benchmark="memory", settings=settings)
-               for run in (external, diagnostic)]
+    figures = [
+        metrics_record(run, NAMES, None, variant=variant("base"), benchmark="memory", settings=settings)
+        for run in (external, diagnostic)
+    ]
     assert {k: figures[0][k] for k in FIGURES} == {k: figures[1][k] for k in FIGURES}
 
 
 def test_images_without_proposals_are_unlabelled_and_counted(dataset, tmp_path):
     clip_only = OnePassSegmenter(None, build_clip("ovseg-tiny-vit", device="cpu", seed=0))
     lookup = ground_truth_file(dataset, tmp_path / "some.parquet", keys=["img1", "img3"])
-    run = evaluate_benchmark(clip_only, dataset, variant("maskpool"), EvalConfig(overlay_images=5, short_side=24),
-                             None, lookup)
+    run = evaluate_benchmark(
+        clip_only, dataset, variant("maskpool"), EvalConfig(overlay_images=5, short_side=24), None, lookup
+    )
     assert run.images == 5 and run.images_without_proposals == 3
     assert run.confusion.total == scored_pixels(dataset)  # unlabelled images still count, as misses
     for example in run.examples:

@@ -1,4 +1,5 @@
 """The one builder of segmenters: each classifier from its folders, with the settings it is given."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -38,8 +39,9 @@ def proposer(tiny_clip):
 
 
 def test_each_classifier_gets_its_segmenter_and_settings(artifacts, proposer):
-    settings = EvalConfig(lam=0.6, alpha=0.2, beta=0.8, mask_threshold=0.3, expand_ratio=0.1, clip_batch_size=7,
-                          max_proposals=9)
+    settings = EvalConfig(
+        lam=0.6, alpha=0.2, beta=0.8, mask_threshold=0.3, expand_ratio=0.1, clip_batch_size=7, max_proposals=9
+    )
     crops = build_segmenter("crops", proposer, artifacts / "clip_base", settings=settings, device=CPU)
     assert type(crops) is TwoStageSegmenter
     assert (crops.lam, crops.mask_threshold, crops.expand_ratio, crops.clip_batch_size) == (0.6, 0.3, 0.1, 7)
@@ -47,16 +49,24 @@ def test_each_classifier_gets_its_segmenter_and_settings(artifacts, proposer):
     pooled = build_segmenter("maskpool", proposer, artifacts / "clip_base", settings=settings, device=CPU)
     assert isinstance(pooled, OnePassSegmenter) and pooled.adapter is None
     assert (pooled.alpha, pooled.beta, pooled.mask_threshold, pooled.max_proposals) == (0.2, 0.8, 0.3, 9)
-    alone = build_segmenter("adapter", proposer, artifacts / "clip_base", adapter_folder=artifacts / "adapter_base",
-                            settings=settings, ensemble="none", device=CPU)
+    alone = build_segmenter(
+        "adapter",
+        proposer,
+        artifacts / "clip_base",
+        adapter_folder=artifacts / "adapter_base",
+        settings=settings,
+        ensemble="none",
+        device=CPU,
+    )
     assert isinstance(alone.adapter, MaskAdapter) and (alone.alpha, alone.beta) == (1.0, 1.0)
 
 
 def test_a_variant_is_built_as_the_classifier_with_its_folders(artifacts, proposer):
     image = np.random.default_rng(0).integers(0, 256, (32, 40, 3), dtype=np.uint8)
     by_name = build_variant_segmenter(variant("adapter_ens"), proposer, artifacts, EvalConfig(), CPU)
-    direct = build_segmenter("adapter", proposer, artifacts / "clip_base", adapter_folder=artifacts / "adapter_base",
-                             device=CPU)
+    direct = build_segmenter(
+        "adapter", proposer, artifacts / "clip_base", adapter_folder=artifacts / "adapter_base", device=CPU
+    )
     assert np.array_equal(by_name.segment(image, NAMES), direct.segment(image, NAMES))
     assert (by_name.alpha, by_name.beta) == (0.7, 0.9)
 
@@ -66,8 +76,9 @@ def test_zsseg_swaps_clips_exponents_for_seen_and_unseen_classes(artifacts, prop
     from model.text_prompts import TextPrompts
 
     prompts = TextPrompts.for_clip(tiny_clip.model, 4, generator=torch.Generator().manual_seed(0))
-    derive_clip_folder(artifacts / "clip_base", artifacts / "clip_prompts", text_prompts=prompts,
-                       clip_model=tiny_clip.model)
+    derive_clip_folder(
+        artifacts / "clip_base", artifacts / "clip_prompts", text_prompts=prompts, clip_model=tiny_clip.model
+    )
     settings = EvalConfig(lam=0.6, lam_seen=0.1, zsseg_lam=0.75)
     zsseg = build_variant_segmenter(variant("zsseg"), proposer, artifacts, settings, CPU)
     assert zsseg.clip.text_prompts is not None

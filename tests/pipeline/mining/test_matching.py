@@ -1,4 +1,5 @@
 """Mining's pure parts: best region per noun, softmax, margin, pair filters, usable regions and mask NMS."""
+
 from __future__ import annotations
 
 import math
@@ -95,8 +96,8 @@ def _box(height: int, width: int, y0: int, y1: int, x0: int, x1: int) -> torch.T
 
 
 def test_mask_nms():
-    a = _box(10, 10, 0, 10, 0, 5)   # 50 px
-    b = _box(10, 10, 0, 10, 0, 4)   # 40 px inside a: IoU 0.8
+    a = _box(10, 10, 0, 10, 0, 5)  # 50 px
+    b = _box(10, 10, 0, 10, 0, 4)  # 40 px inside a: IoU 0.8
     c = _box(10, 10, 0, 10, 5, 10)  # disjoint from a
     masks = torch.stack([a, b, c])
     # b scores higher than a: b is kept, a (IoU 0.8 with b) dropped at 0.75, kept at 0.9.
@@ -109,10 +110,10 @@ def test_mask_nms():
 
 def test_usable_regions_threshold_area_score_and_nms():
     probs = torch.zeros(4, 10, 10)
-    probs[0, :, :5] = 0.9                 # 50 px, kept
-    probs[1, :, :4] = 0.8                 # 40 px, duplicate of 0 (IoU 0.8)
-    probs[2, :2, 5:] = 0.45               # 10 px: below min_area_pixels 16
-    probs[3, :, 5:] = 0.3                 # below the mask threshold: empty
+    probs[0, :, :5] = 0.9  # 50 px, kept
+    probs[1, :, :4] = 0.8  # 40 px, duplicate of 0 (IoU 0.8)
+    probs[2, :2, 5:] = 0.45  # 10 px: below min_area_pixels 16
+    probs[3, :, 5:] = 0.3  # below the mask threshold: empty
     scores = torch.tensor([0.7, 0.6, 0.9, 0.9])
     regions = usable_regions(probs, scores, MiningConfig(mask_threshold=0.4, min_area_pixels=16, nms_iou=0.75))
     assert regions.proposal_ids.tolist() == [0]
@@ -129,17 +130,21 @@ def test_usable_regions_threshold_area_score_and_nms():
 
 def test_max_proposals_keeps_the_best_scored_regions_after_nms():
     probs = torch.zeros(5, 10, 10)
-    probs[0, :, :5] = 0.9                 # 50 px
-    probs[1, :, :4] = 0.8                 # duplicate of 0 (IoU 0.8), dropped by NMS before the cap
-    probs[2, :3, 5:] = 0.9                # 15 px
-    probs[3, 3:6, 5:] = 0.9               # 15 px
-    probs[4, 6:, 5:] = 0.9                # 20 px
+    probs[0, :, :5] = 0.9  # 50 px
+    probs[1, :, :4] = 0.8  # duplicate of 0 (IoU 0.8), dropped by NMS before the cap
+    probs[2, :3, 5:] = 0.9  # 15 px
+    probs[3, 3:6, 5:] = 0.9  # 15 px
+    probs[4, 6:, 5:] = 0.9  # 20 px
     scores = torch.tensor([0.5, 0.95, 0.8, 0.6, 0.8])
     settings = MiningConfig(min_area_pixels=1, nms_iou=0.75)
     everything = usable_regions(probs, scores, settings)
     assert everything.proposal_ids.tolist() == [1, 2, 3, 4]
-    assert usable_regions(probs, scores, MiningConfig(min_area_pixels=1, nms_iou=0.75, max_proposals=None)) \
-        .proposal_ids.tolist() == everything.proposal_ids.tolist()
+    assert (
+        usable_regions(
+            probs, scores, MiningConfig(min_area_pixels=1, nms_iou=0.75, max_proposals=None)
+        ).proposal_ids.tolist()
+        == everything.proposal_ids.tolist()
+    )
     capped = usable_regions(probs, scores, MiningConfig(min_area_pixels=1, nms_iou=0.75, max_proposals=2))
     # After NMS: 1 (0.95), 2 (0.8), 3 (0.6), 4 (0.8); the best two: 1 and 2 (tie with 4: lower id), in id order.
     assert capped.proposal_ids.tolist() == [1, 2]
@@ -150,7 +155,7 @@ def test_max_proposals_keeps_the_best_scored_regions_after_nms():
 def test_nms_and_similarities_stay_float32_under_bf16_autocast():
     masks = torch.zeros(2, 900, dtype=torch.bool)
     masks[0, :310] = True
-    masks[1, :301] = True                 # inside: IoU 301/310 ≈ 0.971 (bf16 has no 301)
+    masks[1, :301] = True  # inside: IoU 301/310 ≈ 0.971 (bf16 has no 301)
     masks = masks.view(2, 30, 30)
     generator = torch.Generator().manual_seed(0)
     nouns = torch.nn.functional.normalize(torch.randn(3, 16, generator=generator), dim=-1)

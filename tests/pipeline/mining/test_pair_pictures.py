@@ -1,4 +1,5 @@
 """Pictures of mined pairs: the crop around a mask, the picks per noun and the contact sheet with verdicts."""
+
 from __future__ import annotations
 
 import io
@@ -56,8 +57,9 @@ def test_spread_and_picks():
     masks = [np.eye(8, dtype=bool)] * 5
     rows = [pair_row(1, "cat", masks[i], 0.1 * i) for i in range(5)] + [pair_row(2, "dog", masks[0], 0.3)]
     groups = pick_pairs(pa.Table.from_pylist(rows, schema=PAIRS), nouns=1, per_noun=2)
-    assert [(noun, count, [r["similarity"] for r in picked]) for noun, count, picked in groups] == \
-        [("cat", 5, [pytest.approx(0.4), pytest.approx(0.0)])]
+    assert [(noun, count, [r["similarity"] for r in picked]) for noun, count, picked in groups] == [
+        ("cat", 5, [pytest.approx(0.4), pytest.approx(0.0)])
+    ]
 
 
 def test_the_contact_sheet_marks_each_crop_against_the_truth(world):
@@ -66,9 +68,11 @@ def test_the_contact_sheet_marks_each_crop_against_the_truth(world):
     present = [int(i) for i in np.unique(label) if i >= 0]
     absent = next(i for i in range(len(world.classes)) if i not in present)
     first, name = present[0], world.classes[present[0]]["name"]
-    rows = [pair_row(1, name, label == first, 0.9),                                # its true segment: right
-            pair_row(1, world.classes[absent]["name"], label == first, 0.8),       # a class not in the image: wrong
-            pair_row(1, "thing", label == first, 0.7)]                             # names no class: not judged
+    rows = [
+        pair_row(1, name, label == first, 0.9),  # its true segment: right
+        pair_row(1, world.classes[absent]["name"], label == first, 0.8),  # a class not in the image: wrong
+        pair_row(1, "thing", label == first, 0.7),
+    ]  # names no class: not judged
     pairs = pa.Table.from_pylist(rows, schema=PAIRS)
     judge = sheet_judge(world)
     assert isinstance(judge, PairJudge)

@@ -1,4 +1,5 @@
 """Rows of `ovseg propose`: one per non-empty proposal, with RLE, bbox, area and the best class."""
+
 from __future__ import annotations
 
 import pyarrow as pa

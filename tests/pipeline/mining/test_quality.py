@@ -1,4 +1,5 @@
 """Mining quality against the demo world's truth: precision, non-class share, class recall."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,14 +19,24 @@ def world(tmp_path_factory):
 
 
 def nouns_table(words: list[str]) -> pa.Table:
-    return pa.Table.from_pylist([{"image_id": 1, "file_name": "000000000001.jpg", "noun": word, "caption_ids": [1],
-                                  "count": 1} for word in words], schema=NOUNS)
+    return pa.Table.from_pylist(
+        [
+            {"image_id": 1, "file_name": "000000000001.jpg", "noun": word, "caption_ids": [1], "count": 1}
+            for word in words
+        ],
+        schema=NOUNS,
+    )
 
 
 def test_names_and_lookup():
     assert normalise_name("  Traffic   LIGHT ") == "traffic light"
-    lookup = class_lookup([{"name": "building, edifice", "synonyms": []}, {"name": "dalmatian", "synonyms": ["dog"]},
-                           {"name": "hound", "synonyms": ["Dog"]}])
+    lookup = class_lookup(
+        [
+            {"name": "building, edifice", "synonyms": []},
+            {"name": "dalmatian", "synonyms": ["dog"]},
+            {"name": "hound", "synonyms": ["Dog"]},
+        ]
+    )
     assert lookup == {"building": (0,), "dalmatian": (1,), "dog": (1, 2), "edifice": (0,), "hound": (2,)}
 
 
@@ -33,18 +44,19 @@ def test_precision_non_class_share_and_recall(world):
     names = [c["name"] for c in world.classes]
     truth = TruthLabels(world)
     # The image with the most classes; among them one with a synonym, and two others.
-    image_id, label = max(((i, truth.load(f"{i:012d}.jpg")) for i in range(1, 5)),
-                          key=lambda item: len(np.unique(item[1])))
+    image_id, label = max(
+        ((i, truth.load(f"{i:012d}.jpg")) for i in range(1, 5)), key=lambda item: len(np.unique(item[1]))
+    )
     present = [int(i) for i in np.unique(label) if i >= 0]
     synonym_class = next(i for i in present if world.classes[i]["synonyms"])
     first, second = [i for i in present if i != synonym_class][:2]
     absent = next(i for i in range(len(names)) if i not in present)
     never_paired = next(i for i in range(len(names)) if i not in present and i != absent)
     rows = [
-        pair_row(image_id, names[first], label == first),                  # exact segment: IoU 1
-        pair_row(image_id, names[second], label == first),                 # another class's segment: wrong
-        pair_row(image_id, names[absent], label == first),                 # a class absent from the image: IoU 0
-        pair_row(image_id, "zzzthing", label == first),                    # names no class
+        pair_row(image_id, names[first], label == first),  # exact segment: IoU 1
+        pair_row(image_id, names[second], label == first),  # another class's segment: wrong
+        pair_row(image_id, names[absent], label == first),  # a class absent from the image: IoU 0
+        pair_row(image_id, "zzzthing", label == first),  # names no class
         pair_row(image_id, world.classes[synonym_class]["synonyms"][0].upper(), label == synonym_class),  # synonym
     ]
     pairs = pa.Table.from_pylist(rows, schema=PAIRS)

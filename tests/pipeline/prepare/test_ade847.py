@@ -1,4 +1,5 @@
 """ADE20K-847 from ADE20K_2021_17_01: the class ids, the index pickle, the items, one conversion read back."""
+
 from __future__ import annotations
 
 import json
@@ -68,8 +69,9 @@ def test_conversion_resizes_like_detectron2_and_reads_back(tmp_path) -> None:
     assert prepared.keys() == ["ADE_val_00000001", "ADE_val_00000002"]
     small = prepared.load("ADE_val_00000001")  # 12 x 16: kept, the image copied byte for byte
     assert np.array_equal(small.label, tree.truths["ade847"]["ADE_val_00000001"])
-    assert (out / "images_detectron2/validation/ADE_val_00000001.jpg").read_bytes() == \
-        open(items["ADE_val_00000001"].image, "rb").read()
+    assert (out / "images_detectron2/validation/ADE_val_00000001.jpg").read_bytes() == open(
+        items["ADE_val_00000001"].image, "rb"
+    ).read()
     large = prepared.load("ADE_val_00000002")  # 30 x 40 -> 20 x 27
     assert large.image.shape == (20, 27, 3)
     assert np.array_equal(large.label, resize_nearest(tree.truths["ade847"]["ADE_val_00000002"], 20, 27))

@@ -1,5 +1,6 @@
 """The prepare Beam job on raw fixtures of every benchmark: read back by the readers, rejects, metrics,
 same bytes twice, and the verdicts that fail it."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,9 +31,16 @@ def _config(tree, **prepare) -> PrepareConfig:
 
 def _run(config: PrepareConfig, out: Path, items=None) -> dict:
     items = list_inputs(config) if items is None else items
-    return run_prepare_job(items, sorted({item.benchmark for item in items}), out / "prepared", out / "metrics",
-                           options=config.options, num_shards=config.num_shards, runner_cfg=config.runner,
-                           allow_partial=config.allow_partial)
+    return run_prepare_job(
+        items,
+        sorted({item.benchmark for item in items}),
+        out / "prepared",
+        out / "metrics",
+        options=config.options,
+        num_shards=config.num_shards,
+        runner_cfg=config.runner,
+        allow_partial=config.allow_partial,
+    )
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -129,8 +137,9 @@ def test_out_of_range_values_fail_and_leave_the_previous_outputs(tmp_path) -> No
     with pytest.raises(PreparationError) as info:
         _run(config, tmp_path / "run", voc_only)
     message = str(info.value)
-    assert "voc20: 1 labels hold values out of range, e.g. SegmentationClass/2007_000101.png: label values [21]" \
-        in message
+    assert (
+        "voc20: 1 labels hold values out of range, e.g. SegmentationClass/2007_000101.png: label values [21]" in message
+    )
     assert "pc459: 1 labels hold values out of range" in message and "first rejects:" in message
     assert _files(tmp_path / "run/prepared") == {"previous.txt": b"kept"}
     assert not (tmp_path / "run/metrics").exists()

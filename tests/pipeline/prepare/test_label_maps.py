@@ -1,4 +1,5 @@
 """Label arrays: ADE's R/G decoding, value tables, detectron2's resize rule, nearest resizing, encodings."""
+
 from __future__ import annotations
 
 import io
@@ -38,14 +39,17 @@ def test_value_tables_map_known_values_and_refuse_the_others() -> None:
         to_classes(np.array([[7, 9, 1]]), table, "x.png")
 
 
-@pytest.mark.parametrize(("size", "limit", "expected"), [
-    ((683, 512), 512, (683, 512)),        # shorter side already 512
-    ((600, 800), 512, (512, 683)),        # landscape: round(800 / 600 * 512) = 683
-    ((2000, 1500), 512, (683, 512)),      # portrait
-    ((300, 4000), 512, (300, 4000)),      # shorter side below the limit: kept
-    ((900, 900), 512, (512, 512)),
-    ((900, 1200), None, (900, 1200)),     # no limit
-])
+@pytest.mark.parametrize(
+    ("size", "limit", "expected"),
+    [
+        ((683, 512), 512, (683, 512)),  # shorter side already 512
+        ((600, 800), 512, (512, 683)),  # landscape: round(800 / 600 * 512) = 683
+        ((2000, 1500), 512, (683, 512)),  # portrait
+        ((300, 4000), 512, (300, 4000)),  # shorter side below the limit: kept
+        ((900, 900), 512, (512, 512)),
+        ((900, 1200), None, (900, 1200)),  # no limit
+    ],
+)
 def test_short_side_rule_is_detectron2s(size, limit, expected) -> None:
     assert short_side_size(*size, limit) == expected
 

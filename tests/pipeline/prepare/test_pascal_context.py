@@ -1,4 +1,5 @@
 """PASCAL-Context 59/459: the class tables, labels.txt and Detail checks, conversions read back by the readers."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,10 @@ def tree(tmp_path):
 
 
 def _items(tree, benchmark):
-    return {item.key: item for item in pascal_context.list_items(tree.raw["pascal_context"], [benchmark],
-                                                                  "ImageSets/Main/val.txt")}
+    return {
+        item.key: item
+        for item in pascal_context.list_items(tree.raw["pascal_context"], [benchmark], "ImageSets/Main/val.txt")
+    }
 
 
 def test_both_conversions_read_back_pixel_for_pixel(tree, tmp_path) -> None:

@@ -1,4 +1,5 @@
 """`ovseg params-apply`: an override merged into params.yaml in place, nothing else touched."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,12 +35,17 @@ def test_only_changed_values_are_rewritten_and_comments_stay_in_place() -> None:
     override = "data:\n  benchmarks: [ade150, voc20]\ntrain:\n  lr: 5.0e-6\n  runner: {workers: 16}\n  workers: 4\n"
     text, changes = apply_override(PARAMS, override)
     assert text == PARAMS.replace("[demo]      #", "[ade150, voc20] #").replace(
-        "lr: 1.4e-3              #", "lr: 5.0e-6              #").replace(
-        "workers: null", "workers: 4").replace("{runner: direct, workers: 2}   #", "{runner: direct, workers: 16}  #")
+        "lr: 1.4e-3              #", "lr: 5.0e-6              #"
+    ).replace("workers: null", "workers: 4").replace(
+        "{runner: direct, workers: 2}   #", "{runner: direct, workers: 16}  #"
+    )
     assert yaml.safe_load(text)["train"] == {"lr": 5e-6, "workers": 4, "runner": {"runner": "direct", "workers": 16}}
-    assert changes == ["data.benchmarks: [demo] -> [ade150, voc20]", "train.lr: 0.0014 -> 5.0e-06",
-                       "train.runner: {runner: direct, workers: 2} -> {runner: direct, workers: 16}",
-                       "train.workers: null -> 4"]
+    assert changes == [
+        "data.benchmarks: [demo] -> [ade150, voc20]",
+        "train.lr: 0.0014 -> 5.0e-06",
+        "train.runner: {runner: direct, workers: 2} -> {runner: direct, workers: 16}",
+        "train.workers: null -> 4",
+    ]
 
 
 def test_unchanged_values_make_no_change() -> None:
@@ -75,7 +81,9 @@ def test_cli_dry_run_and_write(tmp_path: Path, capsys) -> None:
 
 
 def test_the_real_data_recipe_applies_to_the_repository_params() -> None:
-    text, changes = apply_override((REPO / "params.yaml").read_text(), (REPO / "configs/real-coco-vit-b16.yaml").read_text())
+    text, changes = apply_override(
+        (REPO / "params.yaml").read_text(), (REPO / "configs/real-coco-vit-b16.yaml").read_text()
+    )
     params = yaml.safe_load(text)
     assert params["data"]["source"] == "coco" and params["clip"]["model"] == "ViT-B-16"
     assert params["data"]["benchmarks"] == ["ade847", "pc459", "ade150", "pc59", "voc20"]

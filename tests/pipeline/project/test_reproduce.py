@@ -1,4 +1,5 @@
 """The reproduction check on a tiny git + DVC project whose stages need no ML."""
+
 from __future__ import annotations
 
 import json
@@ -13,21 +14,28 @@ from pipeline.project.reproduce import compare_metrics, determinism, main, numer
 
 DVC_YAML = {
     "stages": {
-        "make": {"cmd": "mkdir -p data metrics && echo fixed > data/x.txt && "
-                        "echo '{\"a\": 1.0, \"per_class\": {\"cat\": 3.0}, \"n\": [2, 4]}' > metrics/m.json",
-                 "outs": ["data/x.txt"], "metrics": [{"metrics/m.json": {"cache": False}}]},
+        "make": {
+            "cmd": "mkdir -p data metrics && echo fixed > data/x.txt && "
+            'echo \'{"a": 1.0, "per_class": {"cat": 3.0}, "n": [2, 4]}\' > metrics/m.json',
+            "outs": ["data/x.txt"],
+            "metrics": [{"metrics/m.json": {"cache": False}}],
+        },
         "stamp": {"cmd": "date +%s%N > stamp.txt", "deps": ["data/x.txt"], "outs": ["stamp.txt"]},
         # only git-tracked outputs and an unchanged input: a plain `dvc repro` would skip it
-        "score": {"cmd": "echo '{\"s\": 3}' > metrics/s.json", "deps": ["data/x.txt"],
-                  "metrics": [{"metrics/s.json": {"cache": False}}]},
+        "score": {
+            "cmd": "echo '{\"s\": 3}' > metrics/s.json",
+            "deps": ["data/x.txt"],
+            "metrics": [{"metrics/s.json": {"cache": False}}],
+        },
     }
 }
 PARAMS = {"reproduce": {"exact_stages": ["make"], "abs_tolerance": 0.5, "rel_tolerance": 0.0}}
 
 
 def git(*args: str, cwd: Path) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True, capture_output=True
+    )
 
 
 @pytest.fixture
@@ -51,8 +59,7 @@ def test_a_faithful_reproduction_passes(project: Path, monkeypatch, capsys) -> N
     assert "reproduction check: 6 of 6 within tolerance" in printed
     result = json.loads((project.parent / "result.json").read_text())
     assert result["passed"] and set(result["stage_seconds"]) == {"make", "stamp", "score"}  # every stage ran
-    assert {r["stage"]: r["identical"] for r in result["determinism"]} == {"make": True, "stamp": False,
-                                                                          "score": True}
+    assert {r["stage"]: r["identical"] for r in result["determinism"]} == {"make": True, "stamp": False, "score": True}
     assert "Different: stamp" in printed
 
 
@@ -80,9 +87,13 @@ def test_targets_reproduce_only_their_part_and_compare_only_its_metrics(project:
 
 def test_helpers() -> None:
     assert list(numeric_leaves({"b": [1, {"c": 2.5}], "per_class": {"x": 1}, "ok": True, "s": "t"})) == [
-        ("b[0]", 1.0), ("b[1].c", 2.5)]
-    locks = ({"stages": {"s": {"outs": [{"path": "o", "md5": "1"}]}, "t": {"cmd": "x"}}},
-             {"stages": {"s": {"outs": [{"path": "o", "md5": "2"}]}, "t": {"cmd": "x"}}})
+        ("b[0]", 1.0),
+        ("b[1].c", 2.5),
+    ]
+    locks = (
+        {"stages": {"s": {"outs": [{"path": "o", "md5": "1"}]}, "t": {"cmd": "x"}}},
+        {"stages": {"s": {"outs": [{"path": "o", "md5": "2"}]}, "t": {"cmd": "x"}}},
+    )
     assert determinism(*locks) == [{"stage": "s", "identical": False, "differ": ["o"]}]
 
 

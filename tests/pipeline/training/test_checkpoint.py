@@ -115,8 +115,14 @@ def _train(checkpoint_dir, stop_after: int, total_epochs: int = 4):
             scheduler.step()
             step += 1
             log.append(step=step, epoch=epoch, lr=scheduler.get_last_lr()[0], **terms)
-        ckpt.save(epoch=epoch + 1, step=step, model=model, optimizer=optimizer, scheduler=scheduler,
-                  extra={"log": log.state_dict()})
+        ckpt.save(
+            epoch=epoch + 1,
+            step=step,
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            extra={"log": log.state_dict()},
+        )
     return model, log
 
 

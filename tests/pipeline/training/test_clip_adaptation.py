@@ -1,4 +1,5 @@
 """The mask-adaptation trainer: what it trains, what it locks, and resume equivalence."""
+
 import pytest
 import torch
 

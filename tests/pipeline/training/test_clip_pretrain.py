@@ -62,8 +62,13 @@ def test_pretraining_needs_a_caption_per_image(tmp_path):
     captions[3] = []
     cfg = PretrainConfig.from_params({"epochs": 1, "batch_size": 8}, seed=0)
     with pytest.raises(ValueError, match="at least one caption"):
-        pretrain_clip(build_clip("ovseg-tiny-vit", device="cpu", seed=0, image_size=16), images, captions, cfg,
-                      checkpoint_dir=tmp_path)
+        pretrain_clip(
+            build_clip("ovseg-tiny-vit", device="cpu", seed=0, image_size=16),
+            images,
+            captions,
+            cfg,
+            checkpoint_dir=tmp_path,
+        )
 
 
 def test_masks_follow_the_image_crops():
@@ -76,8 +81,9 @@ def test_masks_follow_the_image_crops():
 
 
 def test_a_continued_run_takes_its_step_budget_in_as_many_epochs_as_it_needs():
-    cfg = continued_config({"lr": 3e-4, "warmup_steps": 2, "seed": 4}, steps=5, batch_size=8, num_images=16,
-                           what="base_clip_longer")
+    cfg = continued_config(
+        {"lr": 3e-4, "warmup_steps": 2, "seed": 4}, steps=5, batch_size=8, num_images=16, what="base_clip_longer"
+    )
     assert (cfg.epochs, cfg.batch_size, cfg.max_steps, cfg.lr, cfg.seed) == (3, 8, 5, 3e-4, 4)
     assert cfg.total_steps(16) == 5 and cfg.total_steps(17) == 5  # two full batches an epoch either way
     assert PretrainConfig(epochs=3, batch_size=8).total_steps(20) == 6  # no budget: every full batch

@@ -8,6 +8,7 @@ pretraining (``pretrain_clip``), Mask-Adapter (``train_adapter``) and text-promp
 accuracy (±1 point), and 2-process finetune and pretraining runs killed after an epoch and
 resumed must end with the weights of uninterrupted ones.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,6 +29,7 @@ from model.text import load_templates
 from model.text_prompts import TextPrompts, prompted_class_embeddings
 from pipeline.training.augment import augment_batch, random_resized_crops
 from pipeline.training.checkpoint import Checkpointer
+from pipeline.training.clip_adaptation import AdaptConfig, adapt_clip, cut_crops, noun_template_embeddings
 from pipeline.training.clip_pretrain import PretrainConfig, pretrain_clip
 from pipeline.training.distributed import (
     DistributedConfig,
@@ -40,7 +42,6 @@ from pipeline.training.distributed import (
     sum_terms,
     sync_gradients,
 )
-from pipeline.training.clip_adaptation import AdaptConfig, adapt_clip, cut_crops, noun_template_embeddings
 from pipeline.training.mask_adapter import (
     AdapterTrainConfig,
     BatchPreparer,
@@ -57,14 +58,36 @@ from tests.doubles import COLOURS, NOUNS, mask_pairs, save_then_die, shapes
 
 CPU = torch.device("cpu")
 FINETUNE = dict(epochs=4, batch_size=8, lr=1e-3, warmup_steps=2, crop_scale=[0.8, 1.0])  # 6 steps an epoch
-PROPOSER = ProposerTrainConfig(epochs=5, batch_size=4, lr=3e-3, warmup_steps=2, crop_size=28,  # 4 steps an epoch
-                               scale_range=(0.8, 1.2), precision="fp32", seed=3)
+PROPOSER = ProposerTrainConfig(
+    epochs=5,
+    batch_size=4,
+    lr=3e-3,
+    warmup_steps=2,
+    crop_size=28,  # 4 steps an epoch
+    scale_range=(0.8, 1.2),
+    precision="fp32",
+    seed=3,
+)
 PRETRAIN = PretrainConfig(epochs=5, batch_size=8, lr=2e-3, warmup_steps=2, crop_scale=(0.6, 1.0))  # 32 images: 4 steps
-ADAPTER = AdapterTrainConfig(warmup_epochs=2, mixed_epochs=3, batch_size=4, lr=1e-2, warmup_steps=2,  # 16: 4 steps
-                             match_iou=0.0, mask_threshold=0.0, precision="fp32")
+ADAPTER = AdapterTrainConfig(
+    warmup_epochs=2,
+    mixed_epochs=3,
+    batch_size=4,
+    lr=1e-2,
+    warmup_steps=2,  # 16: 4 steps
+    match_iou=0.0,
+    mask_threshold=0.0,
+    precision="fp32",
+)
 ADAPTER_ARCHITECTURE = MaskAdapterConfig(clip_dim=128, num_maps=2, hidden=8, blocks=1, mask_prior=4.0)
-TEXT_PROMPTS = TextPromptConfig(n_ctx=4, epochs=4, batch_size=8, samples_per_class=None, lr=0.5,  # 48 pairs: 6 steps
-                                warmup_steps=2)
+TEXT_PROMPTS = TextPromptConfig(
+    n_ctx=4,
+    epochs=4,
+    batch_size=8,
+    samples_per_class=None,
+    lr=0.5,  # 48 pairs: 6 steps
+    warmup_steps=2,
+)
 PROMPT_CLASSES = [*NOUNS, "grass"]  # 5 classes: the processes embed 2 and 3 of them
 
 
@@ -112,8 +135,9 @@ def adapter_inputs():
 
 # ----------------------------------------------------------------------------- what each process runs
 def _join(rank: int, world_size: int, port: int) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)
 
 
@@ -156,8 +180,16 @@ def adapter_worker(rank, world_size, port, data, text, checkpoint_dir, out):
     _join(rank, world_size, port)
     with process_group(DistributedConfig(world_size, "gloo"), CPU) as ranks:
         adapter = tiny_adapter()
-        log = train_adapter(adapter, adapter.dense_clip(tiny_clip().model), data, text, 10.0, ADAPTER,
-                            checkpoint_dir=checkpoint_dir, identity="t")
+        log = train_adapter(
+            adapter,
+            adapter.dense_clip(tiny_clip().model),
+            data,
+            text,
+            10.0,
+            ADAPTER,
+            checkpoint_dir=checkpoint_dir,
+            identity="t",
+        )
     if ranks.is_main:
         torch.save({"state": adapter.state_dict(), "rows": log.rows}, out)
 
@@ -254,11 +286,18 @@ def test_a_split_batch_gets_the_draws_of_the_whole_batch() -> None:
     aug = dict(scale_range=(0.7, 1.3), hflip=True, crop_size=12)
     whole_aug = augment_batch(images, labels, torch.Generator().manual_seed(4), **aug)
     for start, stop in ((0, 2), (2, 6)):
-        part = random_resized_crops(images[start:stop], 12, (0.5, 1.0), torch.Generator().manual_seed(4),
-                                    masks=masks[start:stop], part_of=(start, 6))
+        part = random_resized_crops(
+            images[start:stop],
+            12,
+            (0.5, 1.0),
+            torch.Generator().manual_seed(4),
+            masks=masks[start:stop],
+            part_of=(start, 6),
+        )
         assert torch.equal(part[0], whole[0][start:stop]) and torch.equal(part[1], whole[1][start:stop])
-        part_aug = augment_batch(images[start:stop], labels[start:stop], torch.Generator().manual_seed(4),
-                                 part_of=(start, 6), **aug)
+        part_aug = augment_batch(
+            images[start:stop], labels[start:stop], torch.Generator().manual_seed(4), part_of=(start, 6), **aug
+        )
         assert torch.equal(part_aug[0], whole_aug[0][start:stop])
         assert torch.equal(part_aug[1], whole_aug[1][start:stop])
     with pytest.raises(ValueError, match="do not lie in a batch of 6"):
@@ -269,8 +308,16 @@ def test_the_launcher_relaunches_only_when_asked(monkeypatch) -> None:
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert relaunch_under_torchrun("stages.proposer", [], 1) is None
     command = torchrun_command("stages.clip_adaptation", ["finetune"], 2)
-    assert command[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                           "-m", "stages.clip_adaptation", "finetune"]
+    assert command[1:] == [
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "stages.clip_adaptation",
+        "finetune",
+    ]
     monkeypatch.setenv("WORLD_SIZE", "2")  # already under torchrun: run here
     assert relaunch_under_torchrun("stages.proposer", [], 2) is None
 
@@ -423,8 +470,10 @@ def test_two_processes_pretrain_clip_like_one(pretrain_runs) -> None:
     twin = tiny_clip()
     twin.model.load_state_dict(two["state"])
     accuracy = caption_accuracy(one["bundle"], images), caption_accuracy(twin, images)
-    print(f"pretraining, 1 vs 2 processes: loss curves within {worst:.1e} relative, "
-          f"accuracy {accuracy[0]:.1f} vs {accuracy[1]:.1f}")
+    print(
+        f"pretraining, 1 vs 2 processes: loss curves within {worst:.1e} relative, "
+        f"accuracy {accuracy[0]:.1f} vs {accuracy[1]:.1f}"
+    )
     assert accuracy[1] == pytest.approx(accuracy[0], abs=1.0)
 
 
@@ -478,8 +527,9 @@ def test_two_processes_train_the_mask_adapter_like_one(tmp_path) -> None:
     images, prepare, text = adapter_inputs()
     data = prepare_data(images, prepare, batch_size=16)
     one = tiny_adapter()
-    log = train_adapter(one, one.dense_clip(tiny_clip().model), data, text, 10.0, ADAPTER,
-                        checkpoint_dir=tmp_path / "one", identity="t")
+    log = train_adapter(
+        one, one.dense_clip(tiny_clip().model), data, text, 10.0, ADAPTER, checkpoint_dir=tmp_path / "one", identity="t"
+    )
     assert log.rows[-1]["loss"] < log.rows[0]["loss"] and sum(r["consistency"] > 0 for r in log.rows) >= 12
     expected = segment_accuracy(one, data, text)
     for name, two_data in (("prepared", data), ("streamed", StreamingData(images, prepare))):
@@ -490,8 +540,10 @@ def test_two_processes_train_the_mask_adapter_like_one(tmp_path) -> None:
         twin = tiny_adapter()
         twin.load_state_dict(two["state"])
         accuracy = segment_accuracy(twin, data, text)
-        print(f"mask_adapter ({name}), 1 vs 2 processes: loss curves within {worst:.1e} relative, "
-              f"segment accuracy {expected:.1f} vs {accuracy:.1f}")
+        print(
+            f"mask_adapter ({name}), 1 vs 2 processes: loss curves within {worst:.1e} relative, "
+            f"segment accuracy {expected:.1f} vs {accuracy:.1f}"
+        )
         assert accuracy == pytest.approx(expected, abs=1.0)
 
 
@@ -519,6 +571,8 @@ def test_two_processes_learn_text_prompts_like_one(tmp_path) -> None:
     twin.text_prompts = TextPrompts(TEXT_PROMPTS.n_ctx, one.text_prompts.width)
     twin.text_prompts.load_state_dict(two["state"])
     accuracy = prompt_accuracy(one, pairs), prompt_accuracy(twin, pairs)
-    print(f"text_prompts, 1 vs 2 processes: loss curves within {worst:.1e} relative, "
-          f"accuracy {accuracy[0]:.1f} vs {accuracy[1]:.1f}")
+    print(
+        f"text_prompts, 1 vs 2 processes: loss curves within {worst:.1e} relative, "
+        f"accuracy {accuracy[0]:.1f} vs {accuracy[1]:.1f}"
+    )
     assert accuracy[1] == pytest.approx(accuracy[0], abs=1.0)

@@ -1,4 +1,5 @@
 """The training loop on a tiny regression recipe: steps, step budget, checkpoints, resume, clipping."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,8 +19,18 @@ def regression(tmp_path, *, epochs=4, total_steps=None, grad_clip=0.0, lr=0.1, s
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    loop = TrainingLoop(model, model.parameters(), optimizer, desc="t", checkpoint_dir=tmp_path, run_key="r",
-                        epochs=epochs, total_steps=total_steps or epochs * 4, warmup_steps=2, grad_clip=grad_clip)
+    loop = TrainingLoop(
+        model,
+        model.parameters(),
+        optimizer,
+        desc="t",
+        checkpoint_dir=tmp_path,
+        run_key="r",
+        epochs=epochs,
+        total_steps=total_steps or epochs * 4,
+        warmup_steps=2,
+        grad_clip=grad_clip,
+    )
 
     def losses(epoch):
         noise = torch.Generator().manual_seed(epoch_seed(5, epoch))

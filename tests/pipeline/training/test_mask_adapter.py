@@ -1,4 +1,5 @@
 """The Mask-Adapter trainer: the data it prepares, the masks it draws, its losses, and resume equivalence."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,7 +33,7 @@ def scenes(count: int = 6) -> tuple[np.ndarray, np.ndarray]:
     images = rng.integers(0, 256, size=(count, SIZE, SIZE, 3), dtype=np.uint8)
     labels = np.full((count, SIZE, SIZE), -1, np.int16)
     for i in range(count):
-        labels[i, SIZE // 2:] = i % 3
+        labels[i, SIZE // 2 :] = i % 3
         labels[i, 2:12, 2:12] = 3 + i % 2
         if i % 2:
             labels[i, 4:14, 18:30] = 5
@@ -46,8 +47,9 @@ def data(tiny_clip) -> tuple[AdapterData, torch.Tensor]:
     text = torch.nn.functional.normalize(torch.randn(6, 128, generator=torch.Generator().manual_seed(1)), dim=-1)
     dense_clip = MaskAdapter(adapter_config()).dense_clip(tiny_clip.model)
     # match_iou 0 and threshold 0: every proposal that touches a segment matches it, so phase (b) has work.
-    prepare = BatchPreparer(dense_clip, tiny_clip.mean, tiny_clip.std, proposer, text,
-                            recipe(match_iou=0.0, mask_threshold=0.0))
+    prepare = BatchPreparer(
+        dense_clip, tiny_clip.mean, tiny_clip.std, proposer, text, recipe(match_iou=0.0, mask_threshold=0.0)
+    )
     return prepare_data(TrainingSet(tuple(map(str, range(6))), *scenes()), prepare, batch_size=4), text
 
 
@@ -56,14 +58,16 @@ def adapter_config() -> MaskAdapterConfig:
 
 
 def recipe(**overrides) -> AdapterTrainConfig:
-    return AdapterTrainConfig(**{"warmup_epochs": 1, "mixed_epochs": 1, "batch_size": 3, "lr": 1e-2,
-                                 "warmup_steps": 0, **overrides})
+    return AdapterTrainConfig(
+        **{"warmup_epochs": 1, "mixed_epochs": 1, "batch_size": 3, "lr": 1e-2, "warmup_steps": 0, **overrides}
+    )
 
 
 def train(adapter: MaskAdapter, clip, data, cfg: AdapterTrainConfig, directory):
     prepared, text = data
-    return train_adapter(adapter, adapter.dense_clip(clip.model), prepared, text, 10.0, cfg, checkpoint_dir=directory,
-                         identity="t")
+    return train_adapter(
+        adapter, adapter.dense_clip(clip.model), prepared, text, 10.0, cfg, checkpoint_dir=directory, identity="t"
+    )
 
 
 def test_mask_iou_the_matching_uses():
@@ -122,7 +126,7 @@ def test_losses_weigh_cross_entropy_and_consistency(data):
 
 
 def test_training_changes_the_adapter_and_lowers_the_loss(data, tiny_clip, tmp_path):
-    prepared, text = data
+    _prepared, _text = data
     torch.manual_seed(0)
     adapter = MaskAdapter(adapter_config())
     before = {k: v.clone() for k, v in adapter.state_dict().items()}
@@ -134,7 +138,7 @@ def test_training_changes_the_adapter_and_lowers_the_loss(data, tiny_clip, tmp_p
 
 @pytest.mark.slow
 def test_killed_then_resumed_run_ends_with_the_same_weights(data, tiny_clip, tmp_path):
-    prepared, text = data
+    _prepared, _text = data
     cfg = recipe(warmup_epochs=1, mixed_epochs=2)
 
     def fresh() -> MaskAdapter:
@@ -157,11 +161,10 @@ def test_bad_recipes_are_named(data, tiny_clip, tmp_path):
         AdapterTrainConfig.from_params({"lr_typo": 1})
     with pytest.raises(ValueError, match="train at least one epoch"):
         recipe(warmup_epochs=0, mixed_epochs=0)
-    prepared, text = data
+    _prepared, _text = data
     adapter = MaskAdapter(adapter_config())
     with pytest.raises(ValueError, match="fewer than one batch"):
         train(adapter, tiny_clip, data, recipe(batch_size=64), tmp_path)
-
 
 
 def test_streaming_prepares_each_batch_as_the_cached_set_does(data, tiny_clip):
@@ -184,11 +187,13 @@ def test_streaming_runs_the_proposer_in_mixed_epochs_only(data, tiny_clip):
     calls = []
     proposer.register_forward_hook(lambda *_: calls.append(1))
     dense_clip = MaskAdapter(adapter_config()).dense_clip(tiny_clip.model)
-    prepare = BatchPreparer(dense_clip, tiny_clip.mean, tiny_clip.std, proposer, text,
-                            recipe(match_iou=0.0, mask_threshold=0.0))
+    prepare = BatchPreparer(
+        dense_clip, tiny_clip.mean, tiny_clip.std, proposer, text, recipe(match_iou=0.0, mask_threshold=0.0)
+    )
     streamed = StreamingData(TrainingSet(tuple(map(str, range(6))), *scenes()), prepare)
     ground_truth = streamed.batch([4, 1], mixed=False)
     assert not calls and all(len(c) == 0 for image in ground_truth.candidates for c in image)
     mixed = streamed.batch([4, 1])
     assert calls and [[len(c) for c in image] for image in mixed.candidates] == [
-        [len(c) for c in image] for image in prepared.batch([4, 1]).candidates]
+        [len(c) for c in image] for image in prepared.batch([4, 1]).candidates
+    ]

@@ -28,10 +28,10 @@ def test_dataset_crops_on_the_fly_and_flags_empty_masks(tmp_path):
     _write_image(tmp_path / "a.jpg")
     full = np.zeros((32, 40), bool)
     full[4:20, 8:30] = True
-    pairs = [p for p in pairs_from_label(str(tmp_path / "a.jpg"), full.astype(np.int32) - 1 + 1, ["bg", "box"])]
+    pairs = list(pairs_from_label(str(tmp_path / "a.jpg"), full.astype(np.int32) - 1 + 1, ["bg", "box"]))
     empty = type(pairs[0])(str(tmp_path / "a.jpg"), encode_rle(np.zeros((32, 40), bool)), "box")
     data = MaskedCropDataset([*pairs, empty], ["bg", "box"], size=16, mean=[0.5] * 3, std=[0.25] * 3)
-    crop, mask, label, valid = data[0]
+    crop, mask, _label, valid = data[0]
     assert crop.shape == (3, 16, 16) and mask.shape == (16, 16) and valid
     batch = collate([data[i] for i in range(len(data))])
     assert batch[0].shape == (3, 3, 16, 16)
@@ -39,9 +39,17 @@ def test_dataset_crops_on_the_fly_and_flags_empty_masks(tmp_path):
 
 
 def _write_pairs(path, rows):
-    schema = pa.schema([("image_id", pa.int64()), ("file_name", pa.string()), ("noun", pa.string()),
-                        ("mask_rle", pa.string()), ("height", pa.int32()), ("width", pa.int32()),
-                        ("similarity", pa.float32())])
+    schema = pa.schema(
+        [
+            ("image_id", pa.int64()),
+            ("file_name", pa.string()),
+            ("noun", pa.string()),
+            ("mask_rle", pa.string()),
+            ("height", pa.int32()),
+            ("width", pa.int32()),
+            ("similarity", pa.float32()),
+        ]
+    )
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
 
 
@@ -50,8 +58,10 @@ def test_read_pairs_resolves_files_and_keeps_the_most_similar(tmp_path):
     mask[1:3, 1:3] = True
     rle = encode_rle(mask)["counts"]
     (tmp_path / "pairs").mkdir()
-    rows = [dict(image_id=i, file_name=f"{i}.jpg", noun=n, mask_rle=rle, height=4, width=4, similarity=s)
-            for i, n, s in [(1, "zebra", 0.2), (1, "sky", 0.9), (2, "ring", 0.5)]]
+    rows = [
+        dict(image_id=i, file_name=f"{i}.jpg", noun=n, mask_rle=rle, height=4, width=4, similarity=s)
+        for i, n, s in [(1, "zebra", 0.2), (1, "sky", 0.9), (2, "ring", 0.5)]
+    ]
     _write_pairs(tmp_path / "pairs" / "part-0.parquet", rows)
     pairs = read_pairs(tmp_path / "pairs", tmp_path / "images")
     assert [p.noun for p in pairs] == ["zebra", "sky", "ring"]
@@ -64,9 +74,10 @@ def test_read_pairs_resolves_files_and_keeps_the_most_similar(tmp_path):
 def test_read_pairs_refuses_paths_out_of_the_images_root(tmp_path):
     (tmp_path / "pairs").mkdir()
     rle = encode_rle(np.ones((2, 2), bool))["counts"]
-    _write_pairs(tmp_path / "pairs" / "part-0.parquet",
-                 [dict(image_id=1, file_name="../secret.jpg", noun="x", mask_rle=rle, height=2, width=2,
-                       similarity=1.0)])
+    _write_pairs(
+        tmp_path / "pairs" / "part-0.parquet",
+        [dict(image_id=1, file_name="../secret.jpg", noun="x", mask_rle=rle, height=2, width=2, similarity=1.0)],
+    )
     with pytest.raises(UnsafePathError):
         read_pairs(tmp_path / "pairs", tmp_path / "images")
 

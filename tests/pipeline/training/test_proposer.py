@@ -1,4 +1,5 @@
 """The proposer trainer: settings, in-memory data, augmentation, and resume after a kill."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,13 +28,15 @@ def test_config_validation_names_the_problem() -> None:
     assert ProposerTrainConfig.from_params({"epochs": 2}).epochs == 2
     with pytest.raises(ValueError, match=r"proposer.train: unknown keys \['config'\]"):
         ProposerTrainConfig.from_params({"epochs": 2, "config": "proposer-demo"})  # refused, never dropped
-    for bad, message in (({"epochs": 0}, "epochs"), ({"scale_range": [1.2, 0.8]}, "scale_range"),
-                         ({"precision": "fp8"}, "precision"), ({"crop_size": 0}, "crop_size"),
-                         ({"grad_clip": -1}, "grad_clip")):
+    for bad, message in (
+        ({"epochs": 0}, "epochs"),
+        ({"scale_range": [1.2, 0.8]}, "scale_range"),
+        ({"precision": "fp8"}, "precision"),
+        ({"crop_size": 0}, "crop_size"),
+        ({"grad_clip": -1}, "grad_clip"),
+    ):
         with pytest.raises(ValueError, match=message):
             ProposerTrainConfig(**bad)
-
-
 
 
 def test_load_training_set_checks_sizes_and_resizes() -> None:
@@ -64,8 +67,6 @@ def test_streaming_set_decodes_the_same_batches() -> None:
     assert images.shape == (2, 3, 16, 16) and labels.shape == (2, 16, 16)
 
 
-
-
 def _train(data: TrainingSet, text: torch.Tensor, checkpoint_dir, cfg: ProposerTrainConfig):
     torch.manual_seed(0)
     config = load_proposer_config("proposer-tiny")
@@ -78,8 +79,9 @@ def _train(data: TrainingSet, text: torch.Tensor, checkpoint_dir, cfg: ProposerT
 def test_training_learns_and_resumes_to_identical_weights(tmp_path) -> None:
     data = load_training_set(shapes(8), threads=1)
     text = F.normalize(torch.randn(3, 16, generator=torch.Generator().manual_seed(0)), dim=-1)
-    cfg = ProposerTrainConfig(epochs=3, batch_size=4, lr=3e-3, warmup_steps=2, crop_size=28,
-                              scale_range=(0.8, 1.2), precision="fp32", seed=3)
+    cfg = ProposerTrainConfig(
+        epochs=3, batch_size=4, lr=3e-3, warmup_steps=2, crop_size=28, scale_range=(0.8, 1.2), precision="fp32", seed=3
+    )
     straight, straight_log = _train(data, text, tmp_path / "a", cfg)
     rows = straight_log.rows
     assert len(rows) == 6 and rows[-1]["loss"] < rows[0]["loss"]

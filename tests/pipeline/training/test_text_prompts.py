@@ -1,4 +1,5 @@
 """The text-prompt learner: what it trains, that it learns, its sampling, and resume equivalence."""
+
 import numpy as np
 import pytest
 import torch
@@ -25,7 +26,7 @@ def pairs(tmp_path):
         masks = []
         for j, colour in enumerate(COLOURS):
             mask = np.zeros((24, 24), bool)
-            mask[j * 6:(j + 1) * 6, (i % 3) * 4:(i % 3) * 4 + 12] = True
+            mask[j * 6 : (j + 1) * 6, (i % 3) * 4 : (i % 3) * 4 + 12] = True
             image[mask] = colour
             masks.append(mask)
         path = tmp_path / f"{i}.png"
@@ -94,7 +95,8 @@ def test_the_global_generator_does_not_steer_learning(pairs, tmp_path):
     for global_seed in (1, 2):
         bundle = tiny_clip()
         torch.manual_seed(global_seed)
-        learn_text_prompts(bundle, pairs, CLASSES, cfg(epochs=1, num_workers=2),
-                           checkpoint_dir=tmp_path / str(global_seed), desc="t")
+        learn_text_prompts(
+            bundle, pairs, CLASSES, cfg(epochs=1, num_workers=2), checkpoint_dir=tmp_path / str(global_seed), desc="t"
+        )
         contexts.append(bundle.text_prompts.ctx.detach().clone())
     assert torch.equal(*contexts)

@@ -1,4 +1,5 @@
 """The demo world's five benchmarks: vocabularies, on-disk layouts read back by the real readers, independence."""
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,9 @@ from pipeline.world.catalogue import CATALOGUE, choose_unseen
 from pipeline.world.config import WorldConfig
 from pipeline.world.generate import generate_world
 
-CONFIG = WorldConfig(seed=5, train_images=8, benchmark_images=4, extra_benchmark_images=4, image_size=64,
-                     preview_images=2, workers=1)
+CONFIG = WorldConfig(
+    seed=5, train_images=8, benchmark_images=4, extra_benchmark_images=4, image_size=64, preview_images=2, workers=1
+)
 UNSEEN_NAMES = choose_unseen(CATALOGUE, CONFIG.unseen_fraction, CONFIG.seed)
 UNSEEN = frozenset(i for i, spec in enumerate(CATALOGUE) if spec.name in UNSEEN_NAMES)
 WORLD_ENTRIES = {entry_of(spec) for spec in CATALOGUE}
@@ -39,8 +41,11 @@ def five(tmp_path_factory) -> tuple[Path, dict]:
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_vocabularies_have_the_real_sizes_and_mixes() -> None:
@@ -96,11 +101,15 @@ def test_label_files_have_each_layouts_format(five) -> None:
     assert tif.format == "TIFF" and tif.mode == "I;16"
     assert np.asarray(tif).max() < 847
     assert Image.open(next((out / "benchmarks/pc459/annotations_detectron2/pc459_val").glob("*.tif"))).mode == "I;16"
-    pc59 = np.concatenate([np.asarray(Image.open(p)).ravel()
-                           for p in sorted((out / "benchmarks/pc59/annotations_detectron2/pc59_val").glob("*.png"))])
+    pc59 = np.concatenate(
+        [
+            np.asarray(Image.open(p)).ravel()
+            for p in sorted((out / "benchmarks/pc59/annotations_detectron2/pc59_val").glob("*.png"))
+        ]
+    )
     assert set(np.unique(pc59).tolist()) <= set(range(59)) | {255}
     voc = Image.open(next((out / "benchmarks/voc20/SegmentationClass").glob("*.png")))
-    assert voc.mode == "P" and voc.getpalette()[:3 * 256] == voc_palette()
+    assert voc.mode == "P" and voc.getpalette()[: 3 * 256] == voc_palette()
     values = np.asarray(voc)
     assert {0, 255} <= set(np.unique(values).tolist()) and values.max() <= 255
     assert ((values == 0) | (values == 255) | ((values >= 1) & (values <= 20))).all()
@@ -133,5 +142,7 @@ def test_train_split_and_demo_bytes_do_not_depend_on_the_other_benchmarks(five, 
     other.mkdir()
     generate_world(WorldConfig(**{**CONFIG.__dict__, "extra_benchmark_images": 2}), other, ["voc20"])
     assert all(_digests(other)[k] == v for k, v in kept.items())
-    assert _digests(other)["benchmarks/voc20/JPEGImages/2012_000001.jpg"] == \
-        _digests(out)["benchmarks/voc20/JPEGImages/2012_000001.jpg"]
+    assert (
+        _digests(other)["benchmarks/voc20/JPEGImages/2012_000001.jpg"]
+        == _digests(out)["benchmarks/voc20/JPEGImages/2012_000001.jpg"]
+    )

@@ -1,4 +1,5 @@
 """Captions mention some (never none) of the visible classes, with counts, plurals and synonyms."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """The demo world's classes: enough of them, distinct looks, real nouns, a stratified unseen split."""
+
 from __future__ import annotations
 
 import pytest
@@ -27,9 +28,10 @@ def test_looks_are_distinct() -> None:
     for family in {spec.texture.family for spec in CATALOGUE}:
         members = [spec for spec in CATALOGUE if spec.texture.family == family]
         for i, a in enumerate(members):
-            for b in members[i + 1:]:
-                distance = sum(abs(x - y) for ca, cb in zip(a.texture.palette[:2], b.texture.palette[:2])
-                               for x, y in zip(ca, cb))
+            for b in members[i + 1 :]:
+                distance = sum(
+                    abs(x - y) for ca, cb in zip(a.texture.palette[:2], b.texture.palette[:2]) for x, y in zip(ca, cb)
+                )
                 assert distance > 120, (a.name, b.name)
     assert all(spec.outline in OUTLINES for spec in THINGS)
 
@@ -42,17 +44,29 @@ def test_nouns_are_tagged_noun_by_spacy() -> None:
         for noun in spec.nouns:
             forms = [noun, spec.plural(noun)] if spec.isthing else [noun]
             for form in forms:
-                sentences.append(f"A picture of a small {form} on the grass." if form == noun
-                                 else f"There are two {form} in this image.")
+                sentences.append(
+                    f"A picture of a small {form} on the grass."
+                    if form == noun
+                    else f"There are two {form} in this image."
+                )
                 expected.append((form, noun))
-    for doc, (form, lemma) in zip(nlp.pipe(sentences), expected):
+    for doc, (form, _lemma) in zip(nlp.pipe(sentences), expected):
         tokens = [t for t in doc if t.text == form]
         assert tokens, doc.text
         assert tokens[0].pos_ == "NOUN", (doc.text, tokens[0].pos_)
 
 
-@pytest.mark.parametrize("noun, plural", [("zebra", "zebras"), ("peach", "peaches"), ("candy", "candies"),
-                                          ("loaf", "loaves"), ("bus", "buses"), ("key", "keys")])
+@pytest.mark.parametrize(
+    "noun, plural",
+    [
+        ("zebra", "zebras"),
+        ("peach", "peaches"),
+        ("candy", "candies"),
+        ("loaf", "loaves"),
+        ("bus", "buses"),
+        ("key", "keys"),
+    ],
+)
 def test_plural(noun: str, plural: str) -> None:
     assert plural_of(noun) == plural
 

@@ -1,4 +1,5 @@
 """A small demo world on disk: formats, statistics, consistency between files, byte-identity."""
+
 from __future__ import annotations
 
 import hashlib
@@ -31,8 +32,11 @@ def world(tmp_path_factory) -> tuple[Path, dict]:
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_statistics(world) -> None:
@@ -94,8 +98,12 @@ def test_instances_match_truth_labels(world) -> None:
         truth = read_label(out / "truth/labels/train" / image["file_name"].replace(".jpg", ".png"))
         covered = np.zeros_like(truth, dtype=np.int64)
         for annotation in by_image[image["id"]]:
-            mask = mask_utils.decode({"size": annotation["segmentation"]["size"],
-                                      "counts": annotation["segmentation"]["counts"].encode("ascii")})
+            mask = mask_utils.decode(
+                {
+                    "size": annotation["segmentation"]["size"],
+                    "counts": annotation["segmentation"]["counts"].encode("ascii"),
+                }
+            )
             assert mask.sum() == annotation["area"]
             if CATALOGUE[annotation["category_id"] - 1].isthing:
                 assert annotation["area"] >= CONFIG.min_visible * SIZE * SIZE  # the remnant rule
@@ -121,8 +129,9 @@ def test_captions_describe_visible_classes(world) -> None:
     captions = w.captions()
     assert not captions.orphans and len(captions.images) == 40
     assert all(len(c) == 5 for c in captions.captions.values())
-    noun_class = {form: i for i, spec in enumerate(CATALOGUE) for noun in spec.nouns
-                  for form in (noun, spec.plural(noun))}
+    noun_class = {
+        form: i for i, spec in enumerate(CATALOGUE) for noun in spec.nouns for form in (noun, spec.plural(noun))
+    }
     truth = w.truth().labels
     for image_id, record in list(captions.images.items())[:15]:
         present = set(np.unique(truth.load(Path(record.file_name).stem).label).tolist())

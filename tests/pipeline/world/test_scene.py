@@ -1,4 +1,5 @@
 """Scene planning, composition (occlusion, remnant rule) and painting."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -50,7 +51,7 @@ def test_composition_owner_and_remnant_rule() -> None:
         # a thing's visible pixels are its own extent minus what later layers cover
         for k, layer in enumerate(scene.layers):
             later = np.zeros_like(layer.mask)
-            for other in scene.layers[k + 1:]:
+            for other in scene.layers[k + 1 :]:
                 later |= other.mask
             assert np.array_equal(scene.visible(k), layer.mask & ~later)
         planned = sum(n for _, n in plan.things) + len(plan.stuff)
@@ -93,7 +94,7 @@ def test_hidden_stuff_bands_merge_into_a_neighbour() -> None:
 def test_render_is_deterministic() -> None:
     plan, scene, rng = _scene(3)
     image = render(scene, CATALOGUE, rng)
-    plan, scene2, rng2 = _scene(3)
+    _plan, scene2, rng2 = _scene(3)
     assert image.shape == (96, 96, 3) and image.dtype == np.uint8
     assert np.array_equal(image, render(scene2, CATALOGUE, rng2))
     assert image.std() > 10

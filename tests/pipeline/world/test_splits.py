@@ -1,4 +1,5 @@
 """zsseg's zero-shot splits: the unseen names, their COCO-Stuff classes, and VOC's seen/unseen classes."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,8 +9,23 @@ from pipeline.evaluation.segmentation import class_is_seen
 from pipeline.world import splits
 from pipeline.world.real import coco_classes
 
-COCO_15 = ["cow", "giraffe", "suitcase", "frisbee", "skateboard", "carrot", "scissors", "cardboard", "clouds", "grass",
-           "playingfield", "river", "road", "tree", "wall-concrete"]
+COCO_15 = [
+    "cow",
+    "giraffe",
+    "suitcase",
+    "frisbee",
+    "skateboard",
+    "carrot",
+    "scissors",
+    "cardboard",
+    "clouds",
+    "grass",
+    "playingfield",
+    "river",
+    "road",
+    "tree",
+    "wall-concrete",
+]
 VOC_5 = ["pottedplant", "sheep", "sofa", "train", "tvmonitor"]
 
 
@@ -30,8 +46,10 @@ def test_a_name_that_matches_no_class_fails_loudly(monkeypatch):
         splits.unseen_coco_names("voc_15_5")
 
 
-@pytest.mark.parametrize("split, unseen", [("none", []), ("coco_stuff_156_15", COCO_15),
-                                           ("voc_15_5", ["potted plant", "sheep", "couch", "train", "tv"])])
+@pytest.mark.parametrize(
+    "split, unseen",
+    [("none", []), ("coco_stuff_156_15", COCO_15), ("voc_15_5", ["potted plant", "sheep", "couch", "train", "tv"])],
+)
 def test_classes_json_marks_exactly_the_splits_unseen_classes(split, unseen):
     classes = coco_classes(split)
     assert len(classes) == 171

@@ -1,4 +1,5 @@
 """Painters and outlines: shapes, ranges, determinism, and the Voronoi helper against brute force."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +11,7 @@ from pipeline.world.textures import _voronoi, jitter_palette, paint_stuff, paint
 
 
 def _grid(n: int = 48, reach: float = EXTENT) -> tuple[np.ndarray, np.ndarray]:
-    v, u = np.mgrid[-reach:reach:n * 1j, -reach:reach:n * 1j].astype(np.float32)
+    v, u = np.mgrid[-reach : reach : n * 1j, -reach : reach : n * 1j].astype(np.float32)
     return u, v
 
 
@@ -33,7 +34,7 @@ def test_thing_painters(spec) -> None:
     assert first.shape == (48, 48, 3) and first.dtype == np.float32
     assert np.array_equal(first, again)
     inside = level <= 1
-    assert 0 <= first.min() and first.max() <= 255.5
+    assert first.min() >= 0 and first.max() <= 255.5
     # a texture, not a flat fill: at least two clearly different colours inside the outline
     assert np.ptp(first[inside].mean(axis=1)) > 25
 
@@ -42,7 +43,7 @@ def test_thing_painters(spec) -> None:
 def test_stuff_painters(spec) -> None:
     y, x = (np.mgrid[0:64, 0:64].astype(np.float32) + 0.5) / 64
     rgb = paint_stuff(spec.texture, x, y, np.random.default_rng(3))
-    assert rgb.shape == (64, 64, 3) and 0 <= rgb.min() and rgb.max() <= 255.5
+    assert rgb.shape == (64, 64, 3) and rgb.min() >= 0 and rgb.max() <= 255.5
     assert np.ptp(rgb.mean(axis=2)) > 10
 
 
@@ -85,7 +86,7 @@ def test_voronoi_matches_brute_force() -> None:
 def test_value_noise_and_palette_jitter() -> None:
     u, v = _grid(32, reach=4.0)
     noise = value_noise(np.random.default_rng(0), u, v)
-    assert 0 <= noise.min() and noise.max() <= 1 and noise.std() > 0.05
+    assert noise.min() >= 0 and noise.max() <= 1 and noise.std() > 0.05
     palette = jitter_palette(((200, 30, 30), (20, 20, 20)), np.random.default_rng(0))
     assert palette.shape == (2, 3)
     assert np.abs(palette - np.array([[200, 30, 30], [20, 20, 20]])).max() < 40
