@@ -6,7 +6,8 @@ import torch
 
 
 def mask_iou(a: torch.Tensor, b: torch.Tensor | None = None, *, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """IoU ``[A, B]`` of bool masks ``a [A, H, W]`` and ``b [B, H, W]`` (``b`` defaults to ``a``); 0 where both are empty.
+    """IoU ``[A, B]`` of bool masks ``a [A, H, W]`` and ``b [B, H, W]`` (``b`` defaults to ``a``); 0 where both
+    are empty.
 
     Intersections are products of 0/1 matrices in ``dtype``: exact in float32 (TF32 too) below
     2^24 pixels a mask; pass ``torch.float64`` where pixel counts must stay exact beyond that.

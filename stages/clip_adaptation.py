@@ -1,7 +1,7 @@
 """Stages ``finetune``, ``finetune_gt`` and ``prompt_tune``: adapt CLIP to masked crops.
 
     python -m stages.clip_adaptation finetune            # image tower on the mined pairs  -> artifacts/clip_ft
-    python -m stages.clip_adaptation finetune_gt         # same recipe on seen-class ground truth -> artifacts/clip_ft_gt
+    python -m stages.clip_adaptation finetune_gt         # same recipe, seen-class ground truth -> artifacts/clip_ft_gt
     python -m stages.clip_adaptation prompt_tune base    # mask prompts on the base CLIP -> artifacts/clip_mpt
     python -m stages.clip_adaptation prompt_tune ft      # mask prompts on the finetuned CLIP -> artifacts/clip_ft_mpt
 

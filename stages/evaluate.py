@@ -28,8 +28,8 @@ the proposer (what the DVC stages do; same figures, see :mod:`pipeline.evaluatio
 
     python -m stages.evaluate --variant base oracle --benchmark demo --stored-proposals data/proposals
 
-Each benchmark's ``<folder>/<benchmark>.parquet`` must match the ``evaluate`` settings (``short_side``, ``mask_threshold``, the images)
-and each variant's proposer text embeddings, else the stage stops naming the difference.
+Each benchmark's ``<folder>/<benchmark>.parquet`` must match the ``evaluate`` settings (``short_side``,
+``mask_threshold``, the images) and each variant's proposer text embeddings, else the stage stops naming the difference.
 
 Masks from any generator (SAM, ``ovseg propose``, ...) instead of the proposer:
 

@@ -285,10 +285,8 @@ def package_data(root: Path, path: Path, tree: ast.Module | None = None) -> set[
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and _clean_relative(node.value)
     ]
     anchored = any(
-        (isinstance(node, ast.Name)
-        and node.id == "__file__")
-        or (isinstance(node, ast.Call)
-        and _func_name(node) == "files")
+        (isinstance(node, ast.Name) and node.id == "__file__")
+        or (isinstance(node, ast.Call) and _func_name(node) == "files")
         for node in nodes
     )
     if anchored:  # only then is following paths worth it

@@ -61,4 +61,4 @@ class HungarianMatcher:
         """Per image ``(query_idx, target_idx)``, as :func:`hungarian_match`."""
         if len(targets) != len(pred_logits):
             raise ValueError(f"{len(targets)} targets for a batch of {len(pred_logits)} images")
-        return [hungarian_match(self.cost_matrix(l, m, t)) for l, m, t in zip(pred_logits, pred_masks, targets)]
+        return [hungarian_match(self.cost_matrix(lg, m, t)) for lg, m, t in zip(pred_logits, pred_masks, targets)]

@@ -175,7 +175,7 @@ def comparison_sheet(
     local = np.full(len(class_names) + 1, -1, dtype=np.int64)  # class index (-1 last) -> sheet colour
     local[shown] = np.arange(len(shown))
     panels, widths, legends = [], [], []
-    for caption, image, gt, pred in rows:
+    for _caption, image, gt, pred in rows:
         _check_labels(gt, len(class_names))
         _check_labels(pred, len(class_names))
         h, w = image.shape[:2]

@@ -334,7 +334,8 @@ def format_report(report: QualityReport) -> str:
             line("mean best IoU", m["mean_best_iou"]),
             line("oracle mIoU", m["oracle"]),
             line("oracle mIoU (scored)", m["oracle_scored"]),
-            f"  proposals/image {m['proposals_per_image']:.1f} non-empty, {m['scored_proposals_per_image']:.1f} scored; "
+            f"  proposals/image {m['proposals_per_image']:.1f} non-empty, "
+            f"{m['scored_proposals_per_image']:.1f} scored; "
             f"{report.images_per_s:.1f} images/s",
         ]
     )

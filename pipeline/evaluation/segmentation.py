@@ -305,8 +305,7 @@ def _evaluate(
         else:
             raise ValueError(f"unknown evaluation mode {variant.mode!r}")
         for sample, prediction in zip(samples, predictions):
-            prediction = resize_label(prediction, sample.label.shape)
-            confusion.update(prediction, sample.label)
+            confusion.update(resize_label(prediction, sample.label.shape), sample.label)
             run.images += 1
             if sample.key in keep:
                 run.examples.append(Example(sample.key, sample.image, sample.label, prediction))

@@ -9,7 +9,8 @@ The command:
     ovseg propose --images DIR --out FILE.parquet [--proposer artifacts/proposer] [--threshold T]
                   [--classes "cat, dog"] [--clip artifacts/clip_base] [--min-score S]
 
-It covers every image directly inside DIR and writes the table atomically. Scores and class names refer to the proposer's training vocabulary, or
+It covers every image directly inside DIR and writes the table atomically. Scores and class names refer to the
+proposer's training vocabulary, or
 to ``--classes`` (comma-separated names, embedded with the CLIP of ``--clip``).
 """
 

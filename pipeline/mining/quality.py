@@ -115,7 +115,8 @@ def judge_pairs(
         mask = decode_rle({"size": [row["height"], row["width"]], "counts": row["mask_rle"]})
         if mask.shape != label.shape:
             raise ValueError(
-                f"pair ({row['image_id']}, {row['noun']!r}): mask {mask.shape} and truth label {label.shape} differ in size"
+                f"pair ({row['image_id']}, {row['noun']!r}): mask {mask.shape} and truth label {label.shape} "
+                "differ in size"
             )
         mask &= valid
         ious = mask_iou(
@@ -210,7 +211,8 @@ def format_report(report: dict, per_class: bool = False) -> str:
     lines = [
         f"pairs {report['pairs']}: {report['class_pairs']} name a class, {report['non_class_pairs']} do not "
         f"(share {report['non_class_share']})",
-        f"{'classes':<8} {'pairs':>7} {'precision':>9} {'mean IoU':>8} {'recall':>7}  (IoU ≥ {report['iou_threshold']})",
+        f"{'classes':<8} {'pairs':>7} {'precision':>9} {'mean IoU':>8} {'recall':>7}  "
+        f"(IoU ≥ {report['iou_threshold']})",
     ]
     for name, part in (("all", report), ("seen", report["seen"]), ("unseen", report["unseen"])):
         pairs = part["class_pairs"] if name == "all" else part["pairs"]

@@ -52,7 +52,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from typing import AbstractSet
+from collections.abc import Set as AbstractSet
 
 import spacy
 from spacy.language import Language

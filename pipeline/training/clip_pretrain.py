@@ -55,7 +55,8 @@ class PretrainConfig:
         return config_from_params(cls, params, what="pretraining", seed=seed)
 
     def total_steps(self, num_images: int) -> int:
-        """The optimizer steps of a run on ``num_images`` images: full batches of every epoch, capped by ``max_steps``."""
+        """The optimizer steps of a run on ``num_images`` images: full batches of every epoch, capped by
+        ``max_steps``."""
         steps = self.epochs * (num_images // self.batch_size)
         return steps if self.max_steps is None else min(steps, self.max_steps)
 

@@ -110,7 +110,7 @@ def current() -> Ranks:
     """The ranks of the running process group, or rank 0 of 1 without one."""
     if not (dist.is_available() and dist.is_initialized()):
         return Ranks()
-    return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+    return Ranks(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
 def start(cfg: DistributedConfig, device: torch.device) -> Ranks:

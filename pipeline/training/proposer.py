@@ -3,7 +3,8 @@
 Every training image and its label map are decoded once and kept in memory
 (:class:`TrainingSet`; a set too large for that, such as COCO-Stuff, is decoded
 batch by batch by :class:`StreamingTrainingSet`); each batch is augmented on the
-fly with one ``grid_sample`` call (random zoom, crop and horizontal flip), turned into one target mask per class present (:func:`semantic_targets`)
+fly with one ``grid_sample`` call (random zoom, crop and horizontal flip), turned into one target mask per class
+present (:func:`semantic_targets`)
 and scored against the fixed text embeddings of the seen class names. The loss
 is :class:`SetCriterion` (Hungarian matching; cross-entropy with a down-weighted
 "no object", focal and dice mask losses, deep supervision), optimised with AdamW
@@ -250,7 +251,8 @@ def train_proposer(
     """Train ``model`` in place on ``data`` against the fixed ``text_embeddings [C,D]``.
 
     ``data`` is a :class:`TrainingSet` (decoded in memory) or a
-    :class:`StreamingTrainingSet` (decoded per batch). Label ``i`` of ``data`` is row ``i`` of ``text_embeddings``. Checkpoints after
+    :class:`StreamingTrainingSet` (decoded per batch). Label ``i`` of ``data`` is row ``i`` of ``text_embeddings``.
+    Checkpoints after
     every epoch but the last in ``checkpoint_dir`` and resumes from the newest one of the same
     run (see :func:`run_key`). Returns the per-step loss log; the model is left in
     eval mode on ``device``. Under torchrun each process trains on its part of every batch.

@@ -30,14 +30,15 @@ def _entries(values: list) -> list[str]:
 
 
 def declared_paths(dvc_yaml: Path) -> dict[str, tuple[str, set[PurePosixPath]]]:
-    """Per stage (``name``, or ``name@key`` for each key of a ``foreach``): the module its command runs and its declared paths."""
+    """Per stage (``name``, or ``name@key`` for each key of a ``foreach``): the module its command runs and its
+    declared paths."""
     stages = {}
     for name, stage in yaml.safe_load(dvc_yaml.read_text())["stages"].items():
         items = stage.get("foreach", {None: {}})
         body = stage.get("do", stage)
         for key, item in items.items():
 
-            def fill(text: str) -> str:
+            def fill(text: str, key: str = key, item: dict = item) -> str:
                 return _ITEM.sub(lambda m: str(key if m.group(1) == "key" else item[m.group(1)[5:]]), text)
 
             module = re.search(r"python -m ([\w.]+)", body["cmd"]).group(1)

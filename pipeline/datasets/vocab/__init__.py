@@ -7,7 +7,7 @@ Names are the benchmarks' own, index = label value of the prepared on-disk forma
 from __future__ import annotations
 
 import json
-from functools import cache, lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 

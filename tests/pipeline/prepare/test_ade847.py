@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,9 +70,8 @@ def test_conversion_resizes_like_detectron2_and_reads_back(tmp_path) -> None:
     assert prepared.keys() == ["ADE_val_00000001", "ADE_val_00000002"]
     small = prepared.load("ADE_val_00000001")  # 12 x 16: kept, the image copied byte for byte
     assert np.array_equal(small.label, tree.truths["ade847"]["ADE_val_00000001"])
-    assert (out / "images_detectron2/validation/ADE_val_00000001.jpg").read_bytes() == open(
-        items["ADE_val_00000001"].image, "rb"
-    ).read()
+    image = items["ADE_val_00000001"].image
+    assert (out / "images_detectron2/validation/ADE_val_00000001.jpg").read_bytes() == Path(image).read_bytes()
     large = prepared.load("ADE_val_00000002")  # 30 x 40 -> 20 x 27
     assert large.image.shape == (20, 27, 3)
     assert np.array_equal(large.label, resize_nearest(tree.truths["ade847"]["ADE_val_00000002"], 20, 27))

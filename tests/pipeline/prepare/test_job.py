@@ -82,9 +82,10 @@ def test_the_readers_read_the_prepared_labels_pixel_for_pixel(prepared) -> None:
         assert benchmark.keys() == sorted(tree.truths[name]), name
         for key, expected in tree.truths[name].items():
             sample = benchmark.load(key)
-            if sample.label.shape != expected.shape:  # ADE-847's large image, resized to a 20-pixel short side
-                expected = resize_nearest(expected, *sample.label.shape)
-            assert np.array_equal(sample.label, expected), (name, key)
+            truth = expected
+            if sample.label.shape != truth.shape:  # ADE-847's large image, resized to a 20-pixel short side
+                truth = resize_nearest(truth, *sample.label.shape)
+            assert np.array_equal(sample.label, truth), (name, key)
     assert (out / "VOCdevkit/VOC2012/ImageSets/Segmentation/val.txt").read_text() == "2007_000033\n2007_000042\n"
     ade150 = open_benchmark("ade150", tree.raw["ade150"])  # validated in place: the readers' view of the truth
     assert np.array_equal(ade150.load("ADE_val_00000001").label, tree.truths["ade150"]["ADE_val_00000001"])

@@ -92,7 +92,7 @@ def test_hidden_stuff_bands_merge_into_a_neighbour() -> None:
 
 
 def test_render_is_deterministic() -> None:
-    plan, scene, rng = _scene(3)
+    _, scene, rng = _scene(3)
     image = render(scene, CATALOGUE, rng)
     _plan, scene2, rng2 = _scene(3)
     assert image.shape == (96, 96, 3) and image.dtype == np.uint8
