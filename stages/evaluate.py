@@ -320,9 +320,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{PROPOSALS_OUT}/proposals-<file stem>; else metrics/eval and plots/eval)",
     )
     args = cli.parse_args(argv)
+    benchmarks = chosen_benchmarks(args)
     run(
         args.variant,
-        chosen_benchmarks(args),
+        benchmarks,
         load_params("evaluate", args.params),
         world_path=args.world,
         artifacts=args.artifacts,

@@ -92,13 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         help=f"folder to write, one <benchmark>.parquet each (default: {paths.PROPOSALS})",
     )
     args = cli.parse_args(argv)
-    run(
-        chosen_benchmarks(args),
-        load_params("evaluate", args.params),
-        world_path=args.world,
-        artifacts=args.artifacts,
-        out=args.out,
-    )
+    benchmarks = chosen_benchmarks(args)
+    run(benchmarks, load_params("evaluate", args.params), world_path=args.world, artifacts=args.artifacts, out=args.out)
     return 0
 
 
