@@ -8,7 +8,11 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn, Protocol
+
+from core import paths
+from core.params import load_params
 
 #: Errors that mean "bad input" (a missing file, an unknown key, a bad value), not a bug.
 USER_ERRORS = (FileNotFoundError, KeyError, ValueError)
@@ -25,6 +29,31 @@ class Command(Protocol):
 def parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
     """An argument parser whose description is the first paragraph of the command's docstring."""
     return argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n\n")[0])
+
+
+def add_benchmark_options(cli: argparse.ArgumentParser) -> None:
+    """The options of a stage that runs the trained models on benchmarks of the world: ``--benchmark``
+    (read with :func:`chosen_benchmarks`), ``--params``, ``--world`` and ``--artifacts``."""
+    cli.add_argument(
+        "--benchmark",
+        nargs="+",
+        default=None,
+        metavar="BENCHMARK",
+        help="benchmarks of the world manifest (e.g. demo voc20; default: every one of the params' data.benchmarks)",
+    )
+    cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
+    cli.add_argument("--world", type=Path, default=paths.WORLD_MANIFEST, help="world manifest (default: %(default)s)")
+    cli.add_argument(
+        "--artifacts",
+        type=Path,
+        default=paths.ARTIFACTS,
+        help="folder holding the trained models: clip_<name>/ and proposer/ (default: artifacts)",
+    )
+
+
+def chosen_benchmarks(args: argparse.Namespace) -> list[str]:
+    """The benchmarks named by ``--benchmark``, else the params' ``data.benchmarks``."""
+    return args.benchmark or load_params("data", args.params)["benchmarks"]
 
 
 def run_command(name: str, body: Callable[[], int | None]) -> int:

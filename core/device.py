@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import argparse
+
     import torch
 
 
@@ -18,6 +20,17 @@ def pick_device(requested: str | None = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device '{requested}' requested but CUDA is not available")
     return device
+
+
+def add_device_arguments(cli: argparse.ArgumentParser) -> None:
+    """A command's ``--device`` (for :func:`pick_device`) and ``--threads`` (for :func:`set_threads`, default 1)."""
+    cli.add_argument("--device", default="auto")
+    cli.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: on a busy 2-core machine 2 threads ran ~15x slower)",
+    )
 
 
 def set_threads(threads: int | None, what: str = "threads") -> None:

@@ -60,7 +60,7 @@ import torch
 
 from core import paths
 from core.classnames import display_names
-from core.cli import command, exit_process, parser
+from core.cli import add_benchmark_options, chosen_benchmarks, command, exit_process, parser
 from core.device import pick_device, set_threads
 from core.io import atomic_write_bytes, write_json
 from core.params import load_params
@@ -294,21 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="VARIANT",
         help=f"one or more of: {', '.join(variant_names())} (several run in one process)",
     )
-    cli.add_argument(
-        "--benchmark",
-        nargs="+",
-        default=None,
-        metavar="BENCHMARK",
-        help="benchmarks of the world manifest (e.g. demo voc20; default: every one of the params' data.benchmarks)",
-    )
-    cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
-    cli.add_argument("--world", type=Path, default=paths.WORLD_MANIFEST, help="world manifest (default: %(default)s)")
-    cli.add_argument(
-        "--artifacts",
-        type=Path,
-        default=paths.ARTIFACTS,
-        help="folder holding clip_<name>/ and proposer/ (default: artifacts)",
-    )
+    add_benchmark_options(cli)
     cli.add_argument(
         "--proposals",
         type=Path,
@@ -334,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{PROPOSALS_OUT}/proposals-<file stem>; else metrics/eval and plots/eval)",
     )
     args = cli.parse_args(argv)
-    benchmarks = args.benchmark or load_params("data", args.params)["benchmarks"]
+    benchmarks = chosen_benchmarks(args)
     run(
         args.variant,
         benchmarks,

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from core import paths
-from core.cli import command, exit_process, parser
+from core.cli import add_benchmark_options, chosen_benchmarks, command, exit_process, parser
 from core.device import pick_device, set_threads
 from core.io import atomic_dir
 from core.params import load_params
@@ -84,21 +84,7 @@ def run(
 @command("propose-benchmark")
 def main(argv: list[str] | None = None) -> int:
     cli = parser("python -m stages.propose", __doc__)
-    cli.add_argument(
-        "--benchmark",
-        nargs="+",
-        default=None,
-        metavar="BENCHMARK",
-        help="benchmarks of the world manifest (default: every one of the params' data.benchmarks)",
-    )
-    cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
-    cli.add_argument("--world", type=Path, default=paths.WORLD_MANIFEST, help="world manifest (default: %(default)s)")
-    cli.add_argument(
-        "--artifacts",
-        type=Path,
-        default=paths.ARTIFACTS,
-        help="folder holding proposer/ and clip_base/ (default: artifacts)",
-    )
+    add_benchmark_options(cli)
     cli.add_argument(
         "--out",
         type=Path,
@@ -106,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"folder to write, one <benchmark>.parquet each (default: {paths.PROPOSALS})",
     )
     args = cli.parse_args(argv)
-    benchmarks = args.benchmark or load_params("data", args.params)["benchmarks"]
+    benchmarks = chosen_benchmarks(args)
     run(benchmarks, load_params("evaluate", args.params), world_path=args.world, artifacts=args.artifacts, out=args.out)
     return 0
 

@@ -8,6 +8,8 @@ dominate), and over the seen, unseen, thing and stuff subsets when they are know
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 
@@ -19,7 +21,7 @@ from model.oracle import gt_segments
 from model.precision import full_precision
 from model.proposal_segmenter import image_to_tensor
 from model.text import TextClassifier
-from pipeline.datasets.segmentation import SegmentationDataset
+from pipeline.datasets.segmentation import Sample, SegmentationDataset
 
 
 def world_entries(class_names: list[str], world_classes: list[dict]) -> list[dict | None]:
@@ -56,6 +58,19 @@ def class_subsets(class_names: list[str], world_classes: list[dict] | None) -> d
     if known_kind.all():
         subsets.update(things=thing, stuff=~thing)
     return subsets
+
+
+def segmented_samples(
+    dataset: SegmentationDataset, limit: int | None, *, desc: str
+) -> Iterator[tuple[Sample, torch.Tensor, torch.Tensor]]:
+    """``(sample, classes, masks)`` of the first ``limit`` images (all: ``None`` or 0) that hold a
+    ground-truth segment, in the dataset's order (see :func:`model.oracle.gt_segments`)."""
+    keys = dataset.keys()[:limit] if limit else dataset.keys()
+    for key in progress(keys, desc=desc):
+        sample = dataset.load(key)
+        classes, masks = gt_segments(sample.label)
+        if len(classes) > 0:
+            yield sample, classes, masks
 
 
 @full_precision
@@ -95,12 +110,7 @@ def crop_accuracy(
         np.add.at(correct, labels, (predicted == labels).astype(np.int64))
         pending_crops.clear(), pending_masks.clear(), pending_labels.clear()
 
-    keys = dataset.keys()[:limit] if limit else dataset.keys()
-    for key in progress(keys, desc="gt-gauge"):
-        sample = dataset.load(key)
-        classes, masks = gt_segments(sample.label)
-        if len(classes) == 0:
-            continue
+    for sample, classes, masks in segmented_samples(dataset, limit, desc="gt-gauge"):
         image = torch.from_numpy(sample.image).permute(2, 0, 1).to(device)
         crops = masked_crops(
             image, masks.to(device), size=bundle.image_size, mean=bundle.mean, std=bundle.std, expand_ratio=expand_ratio
@@ -129,12 +139,7 @@ def one_pass_accuracy(
     text = segmenter.text_embeddings(names)
     correct = np.zeros(len(names), np.int64)
     total = np.zeros(len(names), np.int64)
-    keys = dataset.keys()[:limit] if limit else dataset.keys()
-    for key in progress(keys, desc="mask classification"):
-        sample = dataset.load(key)
-        classes, masks = gt_segments(sample.label)
-        if len(classes) == 0:
-            continue
+    for sample, classes, masks in segmented_samples(dataset, limit, desc="mask classification"):
         image = image_to_tensor(sample.image, segmenter.clip.device)
         probs = segmenter.clip_probs([image], [masks.to(image.device)], text)[0]
         labels = classes.cpu().numpy()

@@ -51,7 +51,7 @@ import torch
 
 from core import paths
 from core.cli import command, parser
-from core.device import pick_device, set_threads
+from core.device import add_device_arguments, pick_device, set_threads
 from core.io import dumps_json, write_json
 from core.progress import progress
 from model.masks import mask_iou
@@ -357,13 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--score-threshold", type=float, default=None, help="objectness for 'scored' queries")
     cli.add_argument("--limit", type=int, default=None, help="only the first N images")
     cli.add_argument("--batch-size", type=int, default=16)
-    cli.add_argument("--device", default="auto")
-    cli.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch CPU threads (default 1: on a busy 2-core machine 2 threads ran ~15x slower)",
-    )
+    add_device_arguments(cli)
     cli.add_argument("--per-class", action="store_true", help="also print every class's recall")
     cli.add_argument(
         "--json",

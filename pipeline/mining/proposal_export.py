@@ -29,7 +29,7 @@ import torch
 
 from core import paths
 from core.cli import command, parser
-from core.device import pick_device, set_threads
+from core.device import add_device_arguments, pick_device, set_threads
 from core.io import safe_join
 from core.progress import progress
 from model.proposer import MaskProposer, propose
@@ -142,13 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--classes", default=None, help='comma-separated class names to score against, e.g. "cat, dog"')
     cli.add_argument("--clip", type=Path, default=paths.CLIP_BASE, help="CLIP folder embedding --classes")
     cli.add_argument("--batch-size", type=int, default=16)
-    cli.add_argument("--device", default="auto")
-    cli.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch CPU threads (default 1: on a busy 2-core machine 2 threads ran ~15x slower)",
-    )
+    add_device_arguments(cli)
     args = cli.parse_args(argv)
     started = time.perf_counter()
     set_threads(args.threads, "--threads")

@@ -103,6 +103,21 @@ def cut_crops(dataset: MaskedCropDataset, num_workers: int, batch_size: int = 25
     return tuple(torch.cat(column) for column in zip(*parts))
 
 
+def cut_pair_crops(
+    bundle: ClipBundle, pairs: Sequence[MaskPair], nouns: Sequence[str], expand_ratio: float, num_workers: int
+) -> tuple[torch.Tensor, ...]:
+    """:func:`cut_crops` of ``pairs`` at the CLIP's input size and normalisation, labels indexing ``nouns``."""
+    dataset = MaskedCropDataset(
+        pairs,
+        nouns,
+        size=bundle.image_size,
+        mean=bundle.mean.cpu(),
+        std=bundle.std.cpu(),
+        expand_ratio=expand_ratio,
+    )
+    return cut_crops(dataset, num_workers)
+
+
 def valid_rows(batch: Sequence[int], valid: torch.Tensor, ranks: Ranks) -> tuple[torch.Tensor, torch.Tensor, int]:
     """``(rows, local, start)``: the rows of ``batch`` whose crop is ``valid``, this process's part of them
     (those of its share of the batch) and where that part starts among ``rows``."""
@@ -165,15 +180,9 @@ def adapt_clip(
         total_steps=cfg.total_steps(len(pairs)),
         warmup_steps=cfg.warmup_steps,
     )
-    dataset = MaskedCropDataset(
-        pairs,
-        nouns,
-        size=bundle.image_size,
-        mean=bundle.mean.cpu(),
-        std=bundle.std.cpu(),
-        expand_ratio=cfg.expand_ratio,
+    all_crops, all_masks, all_labels, all_valid = cut_pair_crops(
+        bundle, pairs, nouns, cfg.expand_ratio, cfg.num_workers
     )
-    all_crops, all_masks, all_labels, all_valid = cut_crops(dataset, cfg.num_workers)
 
     def losses(epoch: int) -> Iterator[dict[str, torch.Tensor]]:
         template_rng = np.random.default_rng([cfg.seed, epoch, 7])

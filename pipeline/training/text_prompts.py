@@ -34,12 +34,12 @@ from model.mask_adapter import clip_fingerprint
 from model.text_prompts import TextPrompts, freeze_clip_for_text_prompts, prompted_class_embeddings, text_fingerprint
 from pipeline.training.augment import random_resized_crops
 from pipeline.training.checkpoint import run_key
-from pipeline.training.clip_adaptation import cut_crops, pairs_digest, valid_rows
+from pipeline.training.clip_adaptation import cut_pair_crops, pairs_digest, valid_rows
 from pipeline.training.data_order import epoch_batches, epoch_seed
 from pipeline.training.distributed import Ranks, current, gather_rows, shard_bounds
 from pipeline.training.loop import TrainingLoop
 from pipeline.training.loss_log import LossLog
-from pipeline.training.mask_pairs import MaskedCropDataset, MaskPair
+from pipeline.training.mask_pairs import MaskPair
 
 
 @dataclass(frozen=True)
@@ -151,15 +151,7 @@ def learn_text_prompts(
         total_steps=cfg.epochs * (len(pairs) // cfg.batch_size),
         warmup_steps=cfg.warmup_steps,
     )
-    dataset = MaskedCropDataset(
-        pairs,
-        nouns,
-        size=bundle.image_size,
-        mean=bundle.mean.cpu(),
-        std=bundle.std.cpu(),
-        expand_ratio=cfg.expand_ratio,
-    )
-    all_crops, _, all_labels, all_valid = cut_crops(dataset, cfg.num_workers)
+    all_crops, _, all_labels, all_valid = cut_pair_crops(bundle, pairs, nouns, cfg.expand_ratio, cfg.num_workers)
     first, last = shard_bounds(len(class_names), ranks, even=False)  # the classes this process embeds
     local_classes = class_names[first:last]
 

@@ -4,7 +4,8 @@ import textwrap
 
 import pytest
 
-from core.cli import command, parser, run_command
+from core import paths
+from core.cli import add_benchmark_options, chosen_benchmarks, command, parser, run_command
 
 
 def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -53,3 +54,14 @@ def test_exit_process_keeps_the_code_the_output_and_the_exit_handlers(tmp_path) 
     assert done.stdout == "buffered, no newlinehandler ran\n"
     assert (tmp_path / "log.txt").read_text() == "logged\n"  # logging's exit handler flushed it
     assert [p.name for p in tmp_path.iterdir()] == ["log.txt"]  # the temporary folder was removed
+
+
+def test_benchmark_options_default_to_the_params_benchmarks(tmp_path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("data:\n  benchmarks: [demo, voc20]\n")
+    cli = parser("ovseg x", None)
+    add_benchmark_options(cli)
+    args = cli.parse_args(["--params", str(params)])
+    assert (args.world, args.artifacts) == (paths.WORLD_MANIFEST, paths.ARTIFACTS)
+    assert chosen_benchmarks(args) == ["demo", "voc20"]
+    assert chosen_benchmarks(cli.parse_args(["--params", str(params), "--benchmark", "pc59"])) == ["pc59"]

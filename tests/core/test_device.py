@@ -1,7 +1,9 @@
+import argparse
+
 import pytest
 import torch
 
-from core.device import pick_device, set_threads
+from core.device import add_device_arguments, pick_device, set_threads
 
 
 def test_set_threads_sets_and_refuses_nonsense() -> None:
@@ -15,3 +17,12 @@ def test_set_threads_sets_and_refuses_nonsense() -> None:
 def test_pick_device() -> None:
     assert pick_device("cpu") == torch.device("cpu")
     assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_device_arguments_default_to_auto_and_one_thread() -> None:
+    cli = argparse.ArgumentParser()
+    add_device_arguments(cli)
+    args = cli.parse_args([])
+    assert (args.device, args.threads) == ("auto", 1)
+    args = cli.parse_args(["--device", "cpu", "--threads", "3"])
+    assert (args.device, args.threads) == ("cpu", 3)

@@ -20,27 +20,14 @@ from pipeline.datasets.proposal_table import PROPOSALS, proposal_rows, write_tab
 from stages.evaluate import main as evaluate_main
 from stages.report import main as report_main
 from stages.world import build_world
+from tests.stages.test_propose import inputs_args
 from tests.stages.test_world import _coco_tree  # the real-layout COCO fixture tree
 
 FIGURES = {"mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "fwIoU", "mACC", "pACC", "per_class"}
 
 
 def evaluate(inputs, variant: str, params: Path | None = None, *extra: str) -> int:
-    return evaluate_main(
-        [
-            "--variant",
-            *variant.split(),
-            "--benchmark",
-            "demo",
-            "--world",
-            str(inputs.manifest),
-            "--artifacts",
-            str(inputs.artifacts),
-            "--params",
-            str(params or inputs.params),
-            *extra,
-        ]
-    )
+    return evaluate_main(["--variant", *variant.split(), *inputs_args(inputs, params), *extra])
 
 
 def record(variant: str) -> dict:

@@ -79,30 +79,33 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
+def stage_arguments(root: Path, out: str = "data", extra: list[str] | None = None) -> list[str]:
+    """The stage's command line on the project at ``root``, writing under ``root / out``."""
+    return [
+        "--params",
+        str(root / "params.yaml"),
+        "--manifest",
+        str(root / paths.WORLD_MANIFEST),
+        "--nouns",
+        str(root / paths.NOUNS),
+        "--clip",
+        str(root / paths.CLIP_BASE),
+        "--proposer",
+        str(root / paths.PROPOSER),
+        "--out",
+        str(root / out / "pairs"),
+        "--rejects",
+        str(root / out / "rejects/mine"),
+        "--metrics",
+        str(root / out / "metrics/mine.json"),
+        "--plots",
+        str(root / out / "plots/mine"),
+        *(extra or []),
+    ]
+
+
 def run_stage(root: Path, out: str = "data", extra: list[str] | None = None) -> int:
-    return mine_stage.main(
-        [
-            "--params",
-            str(root / "params.yaml"),
-            "--manifest",
-            str(root / paths.WORLD_MANIFEST),
-            "--nouns",
-            str(root / paths.NOUNS),
-            "--clip",
-            str(root / paths.CLIP_BASE),
-            "--proposer",
-            str(root / paths.PROPOSER),
-            "--out",
-            str(root / out / "pairs"),
-            "--rejects",
-            str(root / out / "rejects/mine"),
-            "--metrics",
-            str(root / out / "metrics/mine.json"),
-            "--plots",
-            str(root / out / "plots/mine"),
-            *(extra or []),
-        ]
-    )
+    return mine_stage.main(stage_arguments(root, out, extra))
 
 
 def file_bytes(directory: Path) -> dict[str, bytes]:
@@ -166,29 +169,10 @@ def test_stage_writes_pairs_rejects_metrics_plot_and_timing(project, monkeypatch
 
 def test_stage_names_a_missing_model_folder(project, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    code = mine_stage.main(
-        [
-            "--params",
-            str(project / "params.yaml"),
-            "--manifest",
-            str(project / paths.WORLD_MANIFEST),
-            "--nouns",
-            str(project / paths.NOUNS),
-            "--clip",
-            str(project / paths.CLIP_BASE),
-            "--proposer",
-            str(tmp_path / "no_proposer"),
-            "--out",
-            str(tmp_path / "pairs"),
-            "--rejects",
-            str(tmp_path / "rejects"),
-            "--metrics",
-            str(tmp_path / "mine.json"),
-        ]
-    )
+    code = run_stage(project, out=str(tmp_path), extra=["--proposer", str(tmp_path / "no_proposer")])
     assert code == 2
     assert "no_proposer: model folder not found" in capsys.readouterr().err
-    assert not (tmp_path / "pairs").exists() and not (tmp_path / "mine.json").exists()
+    assert not (tmp_path / "pairs").exists() and not (tmp_path / "metrics/mine.json").exists()
 
 
 def test_mine_quality_needs_a_world_with_truth(project, tmp_path, capsys):
@@ -250,31 +234,8 @@ def test_auto_precision_is_resolved_on_the_device(monkeypatch, native):
 
 
 def _start(project: Path) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "stages.mine",
-        "--params",
-        str(project / "params.yaml"),
-        "--manifest",
-        str(project / paths.WORLD_MANIFEST),
-        "--nouns",
-        str(project / paths.NOUNS),
-        "--clip",
-        str(project / paths.CLIP_BASE),
-        "--proposer",
-        str(project / paths.PROPOSER),
-        "--out",
-        str(project / "killed/pairs"),
-        "--rejects",
-        str(project / "killed/rejects/mine"),
-        "--metrics",
-        str(project / "killed/metrics/mine.json"),
-        "--plots",
-        str(project / "killed/plots/mine"),
-    ]
     return subprocess.Popen(
-        command,
+        [sys.executable, "-m", "stages.mine", *stage_arguments(project, out="killed")],
         cwd=project,
         start_new_session=True,
         stdout=subprocess.DEVNULL,

@@ -16,7 +16,8 @@ from stages.propose import main as propose_main
 VARIANTS = "base mpt oracle gt_masks_base"
 
 
-def inputs_args(inputs) -> list[str]:
+def inputs_args(inputs, params: Path | None = None) -> list[str]:
+    """The options naming the ``eval_inputs`` (``params``: another params file)."""
     return [
         "--benchmark",
         "demo",
@@ -25,7 +26,7 @@ def inputs_args(inputs) -> list[str]:
         "--artifacts",
         str(inputs.artifacts),
         "--params",
-        str(inputs.params),
+        str(params or inputs.params),
     ]
 
 

@@ -5,7 +5,7 @@ import torch
 from model.clip import build_clip
 from model.precision import inference_autocast
 from pipeline.datasets.segmentation import Sample
-from pipeline.evaluation.gt_gauge import class_subsets, crop_accuracy, top1
+from pipeline.evaluation.gt_gauge import class_subsets, crop_accuracy, segmented_samples, top1
 from tests.doubles import MemoryDataset
 
 WORLD = [
@@ -47,6 +47,18 @@ def tiny_benchmark() -> MemoryDataset:
             Sample("b", rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), other),
         ],
     )
+
+
+def test_segmented_samples_skip_images_without_a_segment_and_stop_at_the_limit():
+    tiny = tiny_benchmark()
+    blank = Sample("0", np.zeros((32, 32, 3), np.uint8), np.full((32, 32), -1, np.int32))  # sorts first
+    dataset = MemoryDataset("tiny", CLASS_NAMES, [blank, *map(tiny.load, tiny.keys())])
+    found = [
+        (sample.key, classes.tolist(), int(masks.sum()))
+        for sample, classes, masks in segmented_samples(dataset, None, desc="t")
+    ]
+    assert found == [("a", [0, 1, 2], 1024), ("b", [0], 1024)]
+    assert [sample.key for sample, _, _ in segmented_samples(dataset, 2, desc="t")] == ["a"]
 
 
 def test_accuracy_is_the_mean_of_per_class_accuracies():
