@@ -30,7 +30,7 @@ from model.precision import INFERENCE_PRECISIONS, inference_autocast
 from model.proposer import load_proposer
 from pipeline.datasets.manifest import load_world
 from pipeline.datasets.segmentation import IGNORE
-from pipeline.evaluation.segmentation import RUNTIME_KEYS, EvalConfig, class_is_seen
+from pipeline.evaluation.miou import RUNTIME_KEYS, EvalConfig, class_is_seen
 from pipeline.evaluation.segmenters import build_variant_segmenter
 from pipeline.evaluation.variants import variant
 

@@ -73,7 +73,7 @@ from pipeline.datasets.segmentation import SegmentationDataset
 from pipeline.evaluation.external_proposals import benchmark_proposals, images_folder, read_proposals
 from pipeline.evaluation.iou_chart import per_class_iou_chart
 from pipeline.evaluation.label_overlay import comparison_sheet
-from pipeline.evaluation.segmentation import (
+from pipeline.evaluation.miou import (
     EvalConfig,
     EvaluationRun,
     ProposalLookup,

@@ -29,7 +29,7 @@ from core.timing import StageTimer
 from model.proposer import load_proposer
 from pipeline.datasets.manifest import load_world
 from pipeline.datasets.proposal_table import write_table
-from pipeline.evaluation.segmentation import EvalConfig
+from pipeline.evaluation.miou import EvalConfig
 from pipeline.evaluation.segmenters import build_segmenter
 from pipeline.evaluation.stored_proposals import propose_benchmark, read_stored_proposals
 

@@ -39,7 +39,7 @@ from core.device import pick_device, set_threads
 from core.params import load_params
 from pipeline.demo.inputs import MAX_CLASSES, MAX_FILE_BYTES, MAX_SIDE, read_upload
 from pipeline.demo.models import DEFAULT_VARIANTS, DemoModels
-from pipeline.evaluation.segmentation import EvalConfig
+from pipeline.evaluation.miou import EvalConfig
 
 LOG = logging.getLogger("ovseg.demo")
 DEFAULT_PARAMS = Path("params.yaml")

@@ -25,8 +25,8 @@ from PIL import Image
 from model.proposer import load_proposer
 from model.two_stage import TwoStageSegmenter
 from pipeline.demo.why import Explanation, explain, outline_picture
+from pipeline.evaluation.miou import EvalConfig, class_is_seen, resize_label, resize_short_side
 from pipeline.evaluation.prediction import pixel_shares, prediction_picture
-from pipeline.evaluation.segmentation import EvalConfig, class_is_seen, resize_label, resize_short_side
 from pipeline.evaluation.segmenters import build_segmenter, build_variant_segmenter, variant_folders
 from pipeline.evaluation.variants import variant
 

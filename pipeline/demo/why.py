@@ -25,7 +25,7 @@ from model.proposal_segmenter import image_to_tensor
 from model.scoring import predict_labels
 from model.two_stage import TwoStageSegmenter
 from pipeline.evaluation.label_overlay import class_colour, font
-from pipeline.evaluation.segmentation import resize_label
+from pipeline.evaluation.miou import resize_label
 from pipeline.mining.pair_pictures import eroded
 
 TOP_CLASSES = 3

@@ -48,7 +48,7 @@ from pipeline.datasets.files import read_rgb
 from pipeline.evaluation import segmenters
 from pipeline.evaluation.external_proposals import read_proposals
 from pipeline.evaluation.label_overlay import LEGEND_WIDTH, blend, with_legend
-from pipeline.evaluation.segmentation import EvalConfig, resize_label, resize_short_side
+from pipeline.evaluation.miou import EvalConfig, resize_label, resize_short_side
 
 
 def percentages(counts: Sequence[int]) -> list[float]:

@@ -5,7 +5,7 @@
 masked crop, ``lam``), ``maskpool`` and ``adapter`` classify from one CLIP pass per image
 (Mask-Adapter's ensemble, ``alpha``/``beta``; ``ensemble="none"`` keeps CLIP's classes
 alone); ``crops`` with ``ensemble="zsseg"`` is zsseg.baseline's seen/unseen ensemble
-(``zsseg_lam``). Every other setting comes from :class:`~pipeline.evaluation.segmentation.EvalConfig`
+(``zsseg_lam``). Every other setting comes from :class:`~pipeline.evaluation.miou.EvalConfig`
 (its ``precision`` is applied by the run that uses the segmenter, not here).
 
 :func:`variant_folders` finds a named variant's folders under ``artifacts/``
@@ -26,7 +26,7 @@ from model.proposer import MaskProposer
 from model.scoring import zsseg_exponents
 from model.text_tower import text_tower_digest
 from model.two_stage import TwoStageSegmenter
-from pipeline.evaluation.segmentation import EvalConfig
+from pipeline.evaluation.miou import EvalConfig
 from pipeline.evaluation.variants import CLASSIFIERS, ENSEMBLES, Variant
 
 

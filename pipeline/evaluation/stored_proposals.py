@@ -51,7 +51,7 @@ from pipeline.evaluation.external_proposals import (
     images_folder,
     read_proposals,
 )
-from pipeline.evaluation.segmentation import EvalConfig, benchmark_keys, segmented_batches
+from pipeline.evaluation.miou import EvalConfig, benchmark_keys, segmented_batches
 
 #: The columns beyond the proposals table that reproduce the proposer exactly.
 OUTPUT_COLUMNS: dict[str, pa.DataType] = {

@@ -10,7 +10,7 @@ from pipeline.datasets.manifest import load_world
 from pipeline.demo.models import DEFAULT_VARIANTS, DemoModels
 from pipeline.demo.why import eroded, explain
 from pipeline.evaluation.label_overlay import LEGEND_WIDTH, legend_height
-from pipeline.evaluation.segmentation import resize_label, resize_short_side
+from pipeline.evaluation.miou import resize_label, resize_short_side
 
 NAMES = ["sky", "grass, lawn", "zebra", "water, sea"]
 

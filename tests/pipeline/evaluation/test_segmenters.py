@@ -13,7 +13,7 @@ from model.mask_adapter import MaskAdapter, MaskAdapterConfig, save_mask_adapter
 from model.one_pass import OnePassSegmenter
 from model.proposer import build_proposer, load_proposer_config
 from model.two_stage import TwoStageSegmenter
-from pipeline.evaluation.segmentation import EvalConfig
+from pipeline.evaluation.miou import EvalConfig
 from pipeline.evaluation.segmenters import build_segmenter, build_variant_segmenter, variant_folders
 from pipeline.evaluation.variants import variant
 

@@ -19,7 +19,7 @@ from model.proposer import build_proposer, load_proposer_config
 from model.two_stage import TwoStageSegmenter
 from pipeline.datasets.benchmarks import open_benchmark
 from pipeline.datasets.proposal_table import proposal_rows, write_table
-from pipeline.evaluation.segmentation import EvalConfig, evaluate_benchmark, resize_short_side
+from pipeline.evaluation.miou import EvalConfig, evaluate_benchmark, resize_short_side
 from pipeline.evaluation.stored_proposals import METADATA_KEY, image_rows, propose_benchmark, read_stored_proposals
 from pipeline.evaluation.variants import variant
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.evaluation.segmentation import EvalConfig
+from pipeline.evaluation.miou import EvalConfig
 from pipeline.project.params_apply import apply_override, main
 from pipeline.training.clip_adaptation import AdaptConfig
 from stages.mine import MineStageConfig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.datasets.vocab import class_names
-from pipeline.evaluation.segmentation import class_is_seen
+from pipeline.evaluation.miou import class_is_seen
 from pipeline.world import splits
 from pipeline.world.real import coco_classes
 

@@ -20,7 +20,7 @@ from model.two_stage import TwoStageSegmenter
 from pipeline.datasets.proposal_table import PROPOSALS, proposal_rows, write_table
 from pipeline.datasets.segmentation import Sample
 from pipeline.evaluation.external_proposals import read_proposals
-from pipeline.evaluation.segmentation import (
+from pipeline.evaluation.miou import (
     FIGURES,
     EvalConfig,
     EvaluationRun,
