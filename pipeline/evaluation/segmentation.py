@@ -304,8 +304,9 @@ def _evaluate(
             predictions = segmenter.classify_gt_segments_batch(images, labels, names, text, IGNORE)
         else:
             raise ValueError(f"unknown evaluation mode {variant.mode!r}")
-        for sample, prediction in zip(samples, predictions):
-            confusion.update(resize_label(prediction, sample.label.shape), sample.label)
+        for sample, segmented in zip(samples, predictions):
+            prediction = resize_label(segmented, sample.label.shape)  # at the sample's size, as the example keeps it
+            confusion.update(prediction, sample.label)
             run.images += 1
             if sample.key in keep:
                 run.examples.append(Example(sample.key, sample.image, sample.label, prediction))
