@@ -28,7 +28,7 @@ from model.mask_adapter import MaskAdapter
 from model.proposal_segmenter import ProposalSegmenter
 from model.proposer.inference import Proposals
 from model.proposer.network import MaskProposer
-from model.scoring import adapter_ensemble, clip_class_probs
+from model.scoring import SeenMask, adapter_ensemble, clip_class_probs
 
 
 class OnePassSegmenter(ProposalSegmenter):
@@ -80,8 +80,8 @@ class OnePassSegmenter(ProposalSegmenter):
     @torch.no_grad()
     def mask_embeddings(self, images: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Embeddings ``[Q_i, D]`` (not normalised) of each image's masks ``[Q_i, H_i, W_i]``; one pass per image."""
-        out: list[torch.Tensor | None] = [None] * len(images)
-        by_size: dict[tuple[int, int], list[int]] = {}
+        out: dict[int, torch.Tensor] = {}
+        by_size: dict[tuple[int, ...], list[int]] = {}
         for i, image in enumerate(images):
             by_size.setdefault(tuple(image.shape[-2:]), []).append(i)
         for (height, width), members in by_size.items():
@@ -95,7 +95,7 @@ class OnePassSegmenter(ProposalSegmenter):
                 projected = self.dense.projected(dense) if self.adapter is not None else None
                 for j, i in enumerate(chunk):
                     out[i] = self._embed_one(dense, j, masks[i].to(self.clip.device), projected)
-        return out
+        return [out[i] for i in range(len(images))]
 
     def _embed_one(self, dense, j: int, masks: torch.Tensor, projected: torch.Tensor | None) -> torch.Tensor:
         if masks.shape[0] == 0:
@@ -103,6 +103,7 @@ class OnePassSegmenter(ProposalSegmenter):
         one = dense.select(torch.tensor([j], device=dense.features.device))
         if self.adapter is None:
             return self.dense.pool(one, mask_weights(masks, one.grid)[None])[0].float()
+        assert projected is not None  # computed whenever there is an adapter
         return self.adapter.embed(self.dense, one, masks[None].float(), projected[j : j + 1])[0].float()
 
     @torch.no_grad()
@@ -118,10 +119,8 @@ class OnePassSegmenter(ProposalSegmenter):
             for emb, masks in zip(embeddings, binary_masks)
         ]
 
-    def clip_has_say(self, num_classes: int, seen: Sequence[bool] | torch.Tensor | None) -> bool:
+    def clip_has_say(self, num_classes: int, seen: SeenMask | None) -> bool:
         return self.alpha > 0 or self.beta > 0
 
-    def combine(
-        self, props: Proposals, p_clip: torch.Tensor, seen: Sequence[bool] | torch.Tensor | None
-    ) -> torch.Tensor:
+    def combine(self, props: Proposals, p_clip: torch.Tensor, seen: SeenMask | None) -> torch.Tensor:
         return adapter_ensemble(props.class_probs[0], p_clip, self.alpha, self.beta, seen)

@@ -25,7 +25,7 @@ from model.clip import ClipBundle
 from model.oracle import as_label_tensor, gt_segments, oracle_semantic_map, paint_segments
 from model.proposer.inference import Proposals, check_max_proposals, propose, top_proposals
 from model.proposer.network import MaskProposer
-from model.scoring import predict_labels, scores_to_labels
+from model.scoring import SeenMask, predict_labels, scores_to_labels
 from model.text import TextClassifier
 
 ImageLike = np.ndarray | torch.Tensor
@@ -98,7 +98,7 @@ class ProposalSegmenter:
         self.max_proposals = check_max_proposals(max_proposals)
         self.text = TextClassifier(clip, templates)
         if proposer_clip is not None or clip.text_prompts is not None:
-            self.proposer_text = TextClassifier(text_clip, templates, learned_prompts=False)
+            self.proposer_text: TextClassifier | None = TextClassifier(text_clip, templates, learned_prompts=False)
         else:
             self.proposer_text = None
 
@@ -155,13 +155,11 @@ class ProposalSegmenter:
         (uniform for empty masks)."""
         raise NotImplementedError
 
-    def clip_has_say(self, num_classes: int, seen: Sequence[bool] | torch.Tensor | None) -> bool:
+    def clip_has_say(self, num_classes: int, seen: SeenMask | None) -> bool:
         """False when CLIP's probabilities would not change the scores (the proposer decides alone)."""
         raise NotImplementedError
 
-    def combine(
-        self, props: Proposals, p_clip: torch.Tensor, seen: Sequence[bool] | torch.Tensor | None
-    ) -> torch.Tensor:
+    def combine(self, props: Proposals, p_clip: torch.Tensor, seen: SeenMask | None) -> torch.Tensor:
         """The class scores ``[Q, C]`` of one image's proposals from the proposer's and CLIP's opinions."""
         raise NotImplementedError
 
@@ -172,7 +170,7 @@ class ProposalSegmenter:
         image: ImageLike,
         class_names: Sequence[str],
         text_emb: torch.Tensor | None = None,
-        seen: Sequence[bool] | torch.Tensor | None = None,
+        seen: SeenMask | None = None,
     ) -> np.ndarray:
         """Label map ``[H, W]`` (np.int32, indices into ``class_names``) of one image.
 
@@ -189,7 +187,7 @@ class ProposalSegmenter:
         images: Sequence[ImageLike],
         class_names: Sequence[str],
         text_emb: torch.Tensor | None = None,
-        seen: Sequence[bool] | torch.Tensor | None = None,
+        seen: SeenMask | None = None,
         proposals: Sequence[Proposals] | None = None,
     ) -> list[np.ndarray]:
         """:meth:`segment` for several images: one proposer batch per run of equal sizes,
@@ -203,7 +201,7 @@ class ProposalSegmenter:
         tensors = [image_to_tensor(image, self.device) for image in images]
         proposals = self._given_or_proposed(tensors, class_names, text_emb, proposals)
         if self.clip_has_say(len(class_names), seen):
-            clip_probs = self.clip_probs(tensors, [p.masks[0] for p in proposals], text_emb)
+            clip_probs = self.clip_probs(tensors, [p.binary_masks()[0] for p in proposals], text_emb)
         else:  # proposer only: skip CLIP
             clip_probs = [p.class_probs[0] for p in proposals]
         labels = []
@@ -307,7 +305,7 @@ class ProposalSegmenter:
         text_emb = self._resolve_text(class_names, text_emb).to(self.device)
         tensors = [image_to_tensor(image, self.device) for image in images]
         for tensor, image_masks, image_scores in zip(tensors, masks, scores):
-            _check_masks(image_masks, image_scores, tuple(tensor.shape[1:]))
+            _check_masks(image_masks, image_scores, (tensor.shape[1], tensor.shape[2]))
         binary = [image_masks.to(self.device) for image_masks in masks]
         probs = self.clip_probs(tensors, binary, text_emb)
         return [
@@ -354,7 +352,7 @@ class ProposalSegmenter:
         proposals = self._given_or_proposed(tensors, class_names, text_emb, proposals)
         for props, gt_t in zip(proposals, gt_tensors):
             scores = oracle_semantic_map(
-                props.masks[0], gt_t, len(class_names), ignore_index, mask_probs=props.mask_probs[0]
+                props.binary_masks()[0], gt_t, len(class_names), ignore_index, mask_probs=props.mask_probs[0]
             )
             out.append(_to_numpy(scores_to_labels(scores)))
         return out

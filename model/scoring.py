@@ -14,11 +14,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TypeAlias
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from model.precision import full_precision
+
+#: Which of the C classes are seen: a ``[C]`` bool vector, in any form :func:`torch.as_tensor` takes.
+SeenMask: TypeAlias = torch.Tensor | np.ndarray | Sequence[bool]
 
 #: Temperature applied to CLIP cosine similarities when classifying crops; the
 #: reference implementation uses CLIP's pretrained scale, fixed at 100.
@@ -72,7 +77,7 @@ def clip_class_probs(
 def ensemble_exponents(
     num_classes: int,
     lam: float,
-    seen: torch.Tensor | Sequence[bool] | None = None,
+    seen: SeenMask | None = None,
     lam_seen: float | None = None,
     lam_unseen: float | None = None,
     device: torch.device | None = None,
@@ -120,7 +125,7 @@ def ensemble(
     p_prop: torch.Tensor,
     p_clip: torch.Tensor,
     lam: float,
-    seen: torch.Tensor | Sequence[bool] | None = None,
+    seen: SeenMask | None = None,
     lam_seen: float | None = None,
     lam_unseen: float | None = None,
 ) -> torch.Tensor:
@@ -146,7 +151,7 @@ def adapter_ensemble(
     p_out: torch.Tensor,
     alpha: float,
     beta: float,
-    seen: torch.Tensor | Sequence[bool] | None = None,
+    seen: SeenMask | None = None,
 ) -> torch.Tensor:
     """Mask-Adapter's (FC-CLIP's) ensemble, ``[..., Q, C]``.
 

@@ -42,7 +42,7 @@ from model.crops import masked_crops
 from model.proposal_segmenter import ProposalSegmenter
 from model.proposer.inference import Proposals
 from model.proposer.network import MaskProposer
-from model.scoring import CLIP_LOGIT_SCALE, clip_class_probs, ensemble, ensemble_exponents
+from model.scoring import CLIP_LOGIT_SCALE, SeenMask, clip_class_probs, ensemble, ensemble_exponents
 
 
 class TwoStageSegmenter(ProposalSegmenter):
@@ -145,13 +145,11 @@ class TwoStageSegmenter(ProposalSegmenter):
             chunks.append(self.clip.encode_image(crops[start:stop], crop_masks[start:stop] if prompted else None))
         return torch.cat(chunks)
 
-    def clip_has_say(self, num_classes: int, seen: Sequence[bool] | torch.Tensor | None) -> bool:
+    def clip_has_say(self, num_classes: int, seen: SeenMask | None) -> bool:
         """False when every class's CLIP exponent is 0 (the proposer decides alone)."""
         exponents = ensemble_exponents(num_classes, self.lam, seen, self.lam_seen, self.lam_unseen)
         return not bool((exponents == 0).all())
 
-    def combine(
-        self, props: Proposals, p_clip: torch.Tensor, seen: Sequence[bool] | torch.Tensor | None
-    ) -> torch.Tensor:
+    def combine(self, props: Proposals, p_clip: torch.Tensor, seen: SeenMask | None) -> torch.Tensor:
         """The class scores ``[Q, C]`` of one image's proposals: OVSeg's geometric ensemble."""
         return ensemble(props.class_probs[0], p_clip, self.lam, seen, self.lam_seen, self.lam_unseen)

@@ -69,8 +69,12 @@ def run(stage: str, variant: str | None, params_file: Path | None = None) -> dic
         pairs = ground_truth_pairs(world.train_labels())
     else:
         pairs = read_pairs(PAIRS, world.images_dir, limit=limit)
-    source = CLIP_FOLDERS[variant] if stage == "prompt_tune" else CLIP_FOLDERS["base"]
-    out = OUTPUTS[(stage, variant)] if stage == "prompt_tune" else OUTPUTS[stage]
+    if stage != "prompt_tune":
+        source, out = CLIP_FOLDERS["base"], OUTPUTS[stage]
+    elif variant is None:
+        raise ValueError("prompt_tune needs a variant (base or ft)")
+    else:
+        source, out = CLIP_FOLDERS[variant], OUTPUTS[(stage, variant)]
     name = f"{stage}_{variant}" if variant else stage
     timer = StageTimer(name)
     with process_group(distributed, device) as ranks:

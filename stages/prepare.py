@@ -30,6 +30,14 @@ from pipeline.prepare.outputs import PREPARED_ROOTS, write_skipped
 SKIPPED = "data.source is 'demo': the world stage generates the demo benchmark, there is nothing to prepare"
 
 
+def _source_folder(config: PrepareConfig, name: str) -> Path:
+    """The folder prepared set ``name`` is read from (COCO-Stuff: the folder holding its images)."""
+    if name == COCO_STUFF:
+        assert config.coco_images is not None  # from_params sets it with coco_stuff
+        return config.coco_images.parent
+    return config.raw_root(name)
+
+
 def build_prepared(config: PrepareConfig, out: Path, metrics_dir: Path) -> dict[str, dict[str, Any]]:
     """Prepare (or, in the demo, skip) into ``out`` and ``metrics_dir``; the metrics per benchmark."""
     if not config.active:
@@ -39,10 +47,7 @@ def build_prepared(config: PrepareConfig, out: Path, metrics_dir: Path) -> dict[
     from pipeline.prepare.job import run_prepare_job
 
     items = list_inputs(config)
-    sources = {
-        name: str(config.coco_images.parent) if name == COCO_STUFF else str(config.raw_root(name))
-        for name in config.prepared_sets()
-    }
+    sources = {name: str(_source_folder(config, name)) for name in config.prepared_sets()}
     return run_prepare_job(
         items,
         config.prepared_sets(),

@@ -90,6 +90,7 @@ def run(
         log = learn_text_prompts(bundle, pairs, class_names, cfg, checkpoint_dir=checkpoints, desc=name)
     if not ranks.is_main:
         return {}
+    assert bundle.text_prompts is not None  # learn_text_prompts made them
     derive_clip_folder(source, out, text_prompts=bundle.text_prompts, clip_model=bundle.model)
     log.write(paths.loss_plot(name))
     last = log.epoch_means(cfg.epochs - 1)

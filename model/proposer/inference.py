@@ -31,6 +31,12 @@ class Proposals:
     masks: torch.Tensor | None = None
     mask_logits: torch.Tensor | None = None
 
+    def binary_masks(self) -> torch.Tensor:
+        """``masks``, for proposals that have them (made with a ``mask_threshold``); else ``ValueError``."""
+        if self.masks is None:
+            raise ValueError("these proposals have no binary masks (they were made without a mask_threshold)")
+        return self.masks
+
     def image(self, i: int) -> Proposals:
         """The proposals of image ``i`` alone (batch dimension 1)."""
 

@@ -43,10 +43,11 @@ def run_beam_stage(
     ``input_errors``, or :data:`UNACCOUNTED` when the outputs do not account for the inputs
     (nothing is written then); both print ``stage: …`` on stderr.
     """
+    bad_input: tuple[type[Exception], ...] = (FileNotFoundError, KeyError, ValueError, *input_errors)
     quiet_beam_logging()
     try:
         metrics = job()
-    except (FileNotFoundError, KeyError, ValueError, *input_errors) as exc:
+    except bad_input as exc:
         print(f"{stage}: error: {exc}", file=sys.stderr)
         return BAD_INPUT
     except ReconciliationError as exc:

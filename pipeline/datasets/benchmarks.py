@@ -187,7 +187,7 @@ def open_benchmark(name: str, root: str | Path, class_names: list[str] | None = 
 def label_counts(dataset: SegmentationDataset) -> np.ndarray:
     """Pixels per class over the whole dataset (ignore excluded); loads every sample."""
     counts = np.zeros(len(dataset.class_names), dtype=np.int64)
-    for key in dataset:
+    for key in dataset.keys():  # noqa: SIM118 (a SegmentationDataset is not iterable: keys() lists it)
         label = dataset.load(key).label
         counts += np.bincount(label[label >= 0].ravel(), minlength=len(counts))[: len(counts)]
     return counts

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from model.proposal_segmenter import ProposalSegmenter
 from model.proposer import load_proposer
-from model.two_stage import TwoStageSegmenter
 from pipeline.demo.why import Explanation, explain, outline_picture
 from pipeline.evaluation.miou import EvalConfig, class_is_seen, resize_label, resize_short_side
 from pipeline.evaluation.prediction import pixel_shares, prediction_picture
@@ -53,7 +53,7 @@ class VariantResult:
 class DemoModels:
     """Segmenters by variant name (in page order), the world's classes (or ``None``) for the seen/unseen split."""
 
-    def __init__(self, segmenters: dict[str, TwoStageSegmenter], world_classes: list[dict] | None = None):
+    def __init__(self, segmenters: dict[str, ProposalSegmenter], world_classes: list[dict] | None = None):
         if not segmenters:
             raise ValueError("the demo needs at least one variant")
         self.segmenters = dict(segmenters)

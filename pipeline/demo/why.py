@@ -1,7 +1,7 @@
 """Why a segmentation came out as it did: the proposals that decided it, with each opinion's top classes.
 
 :func:`explain` runs a segmenter's steps one by one (the proposer, CLIP on the binarised
-proposals, the variant's ensemble, the semantic map) instead of :meth:`TwoStageSegmenter.segment`,
+proposals, the variant's ensemble, the semantic map) instead of :meth:`ProposalSegmenter.segment`,
 so that it can keep what each step said; its labels are the same as ``segment``'s (tested).
 A pixel is *decided* by the proposal with the largest share ``p(c|q) · mask_q`` of its winning
 class ``c``; the proposals that decide at least ``min_share`` of the image are listed, largest
@@ -21,9 +21,8 @@ from PIL import Image, ImageDraw
 from scipy.ndimage import distance_transform_edt
 
 from core.classnames import display_names
-from model.proposal_segmenter import image_to_tensor
+from model.proposal_segmenter import ProposalSegmenter, image_to_tensor
 from model.scoring import predict_labels
-from model.two_stage import TwoStageSegmenter
 from pipeline.evaluation.label_overlay import class_colour, font
 from pipeline.evaluation.miou import resize_label
 from pipeline.mining.pair_pictures import eroded
@@ -77,7 +76,7 @@ def top_classes(probs: torch.Tensor, names: Sequence[str], k: int = TOP_CLASSES)
 
 @torch.no_grad()
 def explain(
-    segmenter: TwoStageSegmenter,
+    segmenter: ProposalSegmenter,
     image: np.ndarray,
     class_names: Sequence[str],
     seen: Sequence[bool] | np.ndarray | None = None,

@@ -28,6 +28,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, cast
 
 import numpy as np
 import pyarrow as pa
@@ -50,6 +51,12 @@ COLUMNS: dict[str, pa.DataType] = {
 
 #: One image's masks: bool ``[Q, H, W]`` and float32 scores ``[Q]``, in ``proposal_id`` order.
 ImageMasks = tuple[torch.Tensor, torch.Tensor]
+
+
+class _ImageFiles(Protocol):
+    """A benchmark that names its files (as :class:`pipeline.datasets.benchmarks.FolderBenchmark` does)."""
+
+    def paths(self, key: str) -> tuple[Path, Path]: ...
 
 
 @dataclass(frozen=True)
@@ -218,7 +225,8 @@ def images_folder(dataset: SegmentationDataset) -> Path:
 def benchmark_image_name(dataset: SegmentationDataset, key: str) -> str:
     """The image file of a benchmark key relative to :func:`images_folder`, POSIX separators:
     the ``file_name`` that ``ovseg propose --images <that folder>`` writes for it."""
-    return dataset.paths(key)[0].relative_to(images_folder(dataset).resolve()).as_posix()
+    image_path = cast(_ImageFiles, dataset).paths(key)[0]  # a benchmark without paths() fails here
+    return image_path.relative_to(images_folder(dataset).resolve()).as_posix()
 
 
 def benchmark_proposals(proposals: ProposalFile, dataset: SegmentationDataset) -> Callable[[str], ImageMasks | None]:

@@ -96,7 +96,9 @@ def crop_accuracy(
     use_prompts = bundle.prompts is not None
     correct = np.zeros(len(names), np.int64)
     total = np.zeros(len(names), np.int64)
-    pending_crops, pending_masks, pending_labels = [], [], []
+    pending_crops: list[torch.Tensor] = []
+    pending_masks: list[torch.Tensor] = []
+    pending_labels: list[torch.Tensor] = []
 
     def flush() -> None:
         if not pending_crops:
@@ -108,7 +110,8 @@ def crop_accuracy(
         predicted = top1(emb, text).cpu().numpy()
         np.add.at(total, labels, 1)
         np.add.at(correct, labels, (predicted == labels).astype(np.int64))
-        pending_crops.clear(), pending_masks.clear(), pending_labels.clear()
+        for pending in (pending_crops, pending_masks, pending_labels):
+            pending.clear()
 
     for sample, classes, masks in segmented_samples(dataset, limit, desc="gt-gauge"):
         image = torch.from_numpy(sample.image).permute(2, 0, 1).to(device)

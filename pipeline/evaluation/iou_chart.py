@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.artist import Artist
 from matplotlib.patches import Patch
 
 from core.io import atomic_write_bytes
@@ -20,16 +21,22 @@ UNSEEN_COLOUR = "#e07b39"
 MAX_BARS = 80
 
 
+def _scored(per_class: Mapping[str, float | None]) -> dict[str, float]:
+    """The classes with an IoU and their IoUs, in benchmark order."""
+    return {name: iou for name, iou in per_class.items() if iou is not None}
+
+
 def select_bars(per_class: Mapping[str, float | None], max_bars: int = MAX_BARS) -> tuple[list[str], int]:
     """The classes to draw (benchmark order) and how many scored classes were left out.
 
     Classes without an IoU are never drawn. With more than ``max_bars`` scored
     classes, the ``max_bars // 2`` best and worst are kept (ties by name).
     """
-    scored = [name for name, iou in per_class.items() if iou is not None]
+    scores = _scored(per_class)
+    scored = list(scores)
     if len(scored) <= max_bars:
         return scored, 0
-    ranked = sorted(scored, key=lambda name: (-per_class[name], name))
+    ranked = sorted(scored, key=lambda name: (-scores[name], name))
     half = max_bars // 2
     keep = set(ranked[:half]) | set(ranked[-half:])
     return [name for name in scored if name in keep], len(scored) - len(keep)
@@ -53,7 +60,8 @@ def per_class_iou_chart(
     height = max(2.5, 0.5 + 0.2 * len(names))
     fig, ax = plt.subplots(figsize=(6.4, height), dpi=100)
     try:
-        values = [per_class[name] for name in names]
+        scores = _scored(per_class)
+        values = [scores[name] for name in names]
         colours = [SEEN_COLOUR if seen is None or seen.get(name, False) else UNSEEN_COLOUR for name in names]
         positions = list(range(len(names)))
         ax.barh(positions, values, color=colours)
@@ -63,7 +71,7 @@ def per_class_iou_chart(
         ax.set_xlabel("IoU (%)")
         suffix = f" ({left_out} middle classes not shown)" if left_out else ""
         ax.set_title(title + suffix, fontsize=9)
-        handles = []
+        handles: list[Artist] = []
         if mean is not None:
             ax.axvline(mean, color="black", linestyle="--", linewidth=1)
             handles.append(plt.Line2D([], [], color="black", linestyle="--", label=f"mIoU {mean:.1f}"))

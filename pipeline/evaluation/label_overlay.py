@@ -181,7 +181,7 @@ def comparison_sheet(
         h, w = image.shape[:2]
         size = (max(1, round(w * panel_height / h)), panel_height)
         trio = [image, blend(image, local[gt], max(len(shown), 1)), blend(image, local[pred], max(len(shown), 1))]
-        panels.append([Image.fromarray(p).resize(size, Image.NEAREST) for p in trio])
+        panels.append([Image.fromarray(p).resize(size, Image.Resampling.NEAREST) for p in trio])
         widths.append(size[0])
         legends.append(row_legend(gt, pred, class_names, colour_of))
     column = max(widths)
@@ -194,9 +194,9 @@ def comparison_sheet(
     for col, heading in enumerate(("image", "ground truth", "prediction")):
         draw.text((col * (column + PADDING) + PADDING, top_title + 2), heading, fill=TEXT, font=face)
     top = top_title + header
-    for (caption, *_), trio, entries, height in zip(rows, panels, legends, heights):
+    for (caption, *_), row_panels, entries, height in zip(rows, panels, legends, heights):
         draw.text((PADDING, top), fit_text(caption, sheet_width - 2 * PADDING, face), fill=TEXT, font=face)
-        for col, panel in enumerate(trio):
+        for col, panel in enumerate(row_panels):
             sheet.paste(panel, (col * (column + PADDING), top + ROW_HEIGHT))
         sheet.paste(legend(entries, LEGEND_WIDTH, height), (3 * (column + PADDING), top + ROW_HEIGHT))
         top += height + header

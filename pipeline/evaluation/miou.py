@@ -179,11 +179,11 @@ def class_is_unseen(class_names: Sequence[str], world_classes: list[dict] | None
     """``[C]`` bool: the classes ``mIoU_unseen`` averages (see the module docstring); ``closed``: the world's
     class list names every class of its images (:attr:`pipeline.datasets.manifest.World.closed_vocabulary`)."""
     seen = class_is_seen(class_names, world_classes)
-    if seen is None:
+    if seen is None or world_classes is None:  # (without a class list, seen is None too)
         return None
     if not closed:
         return ~seen
-    in_world = np.array([entry is not None for entry in world_entries(list(class_names), world_classes)], bool)
+    in_world = np.array([entry is not None for entry in world_entries(list(class_names), world_classes)], np.bool_)
     return in_world & ~seen
 
 
@@ -204,7 +204,7 @@ def resize_short_side(image: np.ndarray, short_side: int | None) -> np.ndarray:
     height, width = image.shape[:2]
     scale = short_side / min(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.array(Image.fromarray(image).resize(size, Image.BICUBIC))
+    return np.array(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
 
 
 def resize_label(label: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -291,11 +291,9 @@ def _evaluate(
         labels = [resize_label(s.label, im.shape[:2]) for s, im in zip(samples, images)]
         given = None if stored is None or variant.mode == "gt_masks" else [stored(s.key) for s in samples]
         if proposals is not None:
-            predictions = segment_with_proposals(segmenter, samples, images, proposals, names, text)
-            run.images_without_proposals += sum(p is None for p in predictions)
-            predictions = [
-                np.full(im.shape[:2], IGNORE, np.int32) if p is None else p for p, im in zip(predictions, images)
-            ]
+            found = segment_with_proposals(segmenter, samples, images, proposals, names, text)
+            run.images_without_proposals += sum(p is None for p in found)
+            predictions = [np.full(im.shape[:2], IGNORE, np.int32) if p is None else p for p, im in zip(found, images)]
         elif variant.mode == "two_stage":
             predictions = segmenter.segment_batch(images, names, text, seen, given)
         elif variant.mode == "oracle":
@@ -304,8 +302,8 @@ def _evaluate(
             predictions = segmenter.classify_gt_segments_batch(images, labels, names, text, IGNORE)
         else:
             raise ValueError(f"unknown evaluation mode {variant.mode!r}")
-        for sample, raw_prediction in zip(samples, predictions):
-            prediction = resize_label(raw_prediction, sample.label.shape)
+        for sample, segmented in zip(samples, predictions):
+            prediction = resize_label(segmented, sample.label.shape)  # at the sample's size, as the example keeps it
             confusion.update(prediction, sample.label)
             run.images += 1
             if sample.key in keep:
@@ -381,8 +379,10 @@ def metrics_record(
         pixels=summary["pixels"],
         classes=len(names),
         classes_seen=None if seen is None else int(np.sum(seen)),
-        classes_unseen=None if seen is None else int(np.sum(unseen)),
-        classes_outside_world=None if seen is None else int(len(names) - np.sum(seen) - np.sum(unseen)),
+        classes_unseen=None if seen is None or unseen is None else int(np.sum(unseen)),
+        classes_outside_world=(
+            None if seen is None or unseen is None else int(len(names) - np.sum(seen) - np.sum(unseen))
+        ),
         classes_scored=summary["valid_classes"],
         per_class={name: _figure(iou) for name, iou in zip(names, summary["per_class_iou"])},
         settings=(

@@ -302,7 +302,7 @@ def evaluate_proposals(
         _sync(device)
         seconds += time.perf_counter() - started
         for i, sample in enumerate(samples):
-            accumulator.add(proposals.masks[i], proposals.mask_probs[i], proposals.scores[i], sample.label)
+            accumulator.add(proposals.binary_masks()[i], proposals.mask_probs[i], proposals.scores[i], sample.label)
     metrics = {"benchmark": dataset.name, "queries": model.num_queries, **accumulator.metrics(names, subsets)}
     return QualityReport(metrics=metrics, images=len(keys), inference_seconds=seconds)
 

@@ -128,9 +128,10 @@ def _table(header: list[str], rows: list[list[str]], numeric_from: int = 1) -> l
 def row_mean(records: EvalRecords, name: str, benchmarks: list[str]) -> float | None:
     """The mean mIoU of row ``name`` over ``benchmarks``; ``None`` unless it has a figure for each."""
     figures = [records.get((name, b), {}).get("mIoU") for b in benchmarks]
-    if not figures or any(f is None for f in figures):
+    present = [f for f in figures if f is not None]
+    if not figures or len(present) < len(figures):
         return None
-    return sum(float(f) for f in figures) / len(figures)
+    return sum(float(f) for f in present) / len(present)
 
 
 def miou_table(records: EvalRecords, rows: list[str], benchmarks: list[str], first: str) -> list[str]:

@@ -29,7 +29,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -137,6 +137,8 @@ def _propose_benchmark(segmenter: ProposalSegmenter, dataset: SegmentationDatase
     names = list(dataset.class_names)
     keys = benchmark_keys(dataset, settings)
     text = segmenter.proposer_embeddings(names)
+    if segmenter.proposer is None:
+        raise ValueError("this segmenter has no proposer: there are no proposer outputs to store")
     queries = segmenter.proposer.config.decoder.num_queries
     if settings.max_proposals is not None:  # the cap keeps that many per image (see ProposalSegmenter.propose)
         queries = min(queries, settings.max_proposals)
@@ -274,9 +276,10 @@ def read_stored_proposals(path: str | os.PathLike, dataset: SegmentationDataset)
             f"not of {dataset.name!r} with its {len(dataset.class_names)}"
         )
     stored = read_proposals(path, images_folder(dataset), {**COLUMNS, **OUTPUT_COLUMNS}, ProposerRow)
+    rows_by_image = cast(dict[str, tuple[ProposerRow, ...]], stored.images)  # rows of the row_type given
     check_counts(pq.read_table(path, columns=["file_name", "proposal_id"]), info, str(path))
     classes = len(info.class_names)
-    for file_name, rows in stored.images.items():
+    for file_name, rows in rows_by_image.items():
         if [row.proposal_id for row in rows] != list(range(info.queries)):
             raise ValueError(f"{path}: image {file_name!r} has proposal ids other than 0..{info.queries - 1}")
         bad = next((row for row in rows if len(row.class_probs) != classes), None)
@@ -285,4 +288,4 @@ def read_stored_proposals(path: str | os.PathLike, dataset: SegmentationDataset)
                 f"{path}: mask {bad.proposal_id} of {file_name!r} has {len(bad.class_probs)} class "
                 f"probabilities for {classes} classes"
             )
-    return StoredProposals(path, info, dataset, stored.images)
+    return StoredProposals(path, info, dataset, rows_by_image)

@@ -107,7 +107,7 @@ def pair_crop(image: np.ndarray, mask: np.ndarray, *, size: int = CROP_SIZE, con
     canvas[src_top - top : src_bottom - top, src_left - left : src_right - left] = shown[
         src_top:src_bottom, src_left:src_right
     ]
-    return np.asarray(Image.fromarray(canvas).resize((size, size), Image.BILINEAR))
+    return np.asarray(Image.fromarray(canvas).resize((size, size), Image.Resampling.BILINEAR))
 
 
 def _place(start: int, side: int, extent: int) -> int:
@@ -127,7 +127,7 @@ def eroded(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def fit(text: str, width: int, face: ImageFont.FreeTypeFont) -> str:
+def fit(text: str, width: int, face: ImageFont.ImageFont | ImageFont.FreeTypeFont) -> str:
     """``text`` cut with an ellipsis to render within ``width`` pixels."""
     while face.getlength(text) > width and len(text) > 1:
         text = text[:-2] + "…"

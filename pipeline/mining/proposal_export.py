@@ -105,11 +105,10 @@ def propose_folder(
     for run in runs:
         images = torch.from_numpy(np.stack([image for _, image in run])).permute(0, 3, 1, 2).to(device)
         proposals = propose(model, images, text, mask_threshold=mask_threshold)
+        masks = proposals.binary_masks()
         for i, (name, _) in enumerate(run):
             rows.extend(
-                proposal_rows(
-                    name, proposals.masks[i], proposals.scores[i], proposals.class_probs[i], class_names, min_score
-                )
+                proposal_rows(name, masks[i], proposals.scores[i], proposals.class_probs[i], class_names, min_score)
             )
     rows.sort(key=lambda r: (r["file_name"], r["proposal_id"]))
     return pa.Table.from_pylist(rows, schema=PROPOSALS), len(names)
@@ -165,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"expects {model.config.text_dim} (use the CLIP it was trained with)"
             )
     else:
-        names = [name.split(",")[0].strip() for name in model.vocabulary.names]
-        text = model.vocabulary.embeddings
+        vocabulary = model.vocabulary
+        assert vocabulary is not None  # load_trained_proposer refuses a proposer without one
+        names = [name.split(",")[0].strip() for name in vocabulary.names]
+        text = vocabulary.embeddings
     table, images = propose_folder(
         model, args.images, text, names, mask_threshold=threshold, min_score=args.min_score, batch_size=args.batch_size
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import overload
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +15,32 @@ def warp(x: torch.Tensor, theta: torch.Tensor, size: tuple[int, int], *, mode: s
     ``padding``: what lies outside the input (zeros or border)."""
     grid = F.affine_grid(theta.to(x.device), [theta.shape[0], 1, *size], align_corners=False)
     return F.grid_sample(x, grid.to(x.dtype), mode=mode, padding_mode=padding, align_corners=False)
+
+
+@overload
+def random_resized_crops(
+    images: torch.Tensor,
+    out_size: int,
+    scale: tuple[float, float],
+    generator: torch.Generator,
+    *,
+    flip: bool = True,
+    masks: None = None,
+    part_of: tuple[int, int] | None = None,
+) -> torch.Tensor: ...
+
+
+@overload
+def random_resized_crops(
+    images: torch.Tensor,
+    out_size: int,
+    scale: tuple[float, float],
+    generator: torch.Generator,
+    *,
+    flip: bool = True,
+    masks: torch.Tensor,
+    part_of: tuple[int, int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 def random_resized_crops(

@@ -30,7 +30,7 @@ import contextlib
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -206,9 +206,9 @@ def gather_rows(x: torch.Tensor) -> torch.Tensor:
         return x
     ranks = current()
     count = torch.tensor([x.shape[0]], device=x.device)
-    counts = [torch.empty_like(count) for _ in range(ranks.world_size)]
-    dist.all_gather(counts, count)
-    counts = [int(c) for c in counts]
+    gathered = [torch.empty_like(count) for _ in range(ranks.world_size)]
+    dist.all_gather(gathered, count)
+    counts = [int(c) for c in gathered]
     padded = x.new_zeros((max(counts), *x.shape[1:]))
     padded[: x.shape[0]] = x.detach()
     parts = [torch.empty_like(padded) for _ in range(ranks.world_size)]
@@ -238,11 +238,12 @@ def sync_gradients(parameters: Iterable[torch.nn.Parameter]) -> None:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
     for bucket in _buckets(params):
-        flat = torch.cat([p.grad.reshape(-1) for p in bucket])
+        grads = [cast(torch.Tensor, p.grad) for p in bucket]  # every one has a gradient now (set above)
+        flat = torch.cat([grad.reshape(-1) for grad in grads])
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         offset = 0
-        for p in bucket:
-            p.grad.copy_(flat[offset : offset + p.numel()].view_as(p.grad))
+        for p, grad in zip(bucket, grads):
+            grad.copy_(flat[offset : offset + p.numel()].view_as(grad))
             offset += p.numel()
 
 

@@ -22,7 +22,7 @@ clipping, only rank 0 shows progress and writes checkpoints.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import torch
 
@@ -51,7 +51,7 @@ class TrainingLoop:
     def __init__(
         self,
         model: torch.nn.Module,
-        params: Sequence[torch.nn.Parameter],
+        params: Iterable[torch.nn.Parameter],
         optimizer: torch.optim.Optimizer,
         *,
         desc: str,

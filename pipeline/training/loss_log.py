@@ -30,7 +30,7 @@ class LossLog:
     def columns(self) -> list[str]:
         return list(self.rows[0]) if self.rows else list(self.FIXED)
 
-    def append(self, *, step: int, epoch: int, lr: float, **terms: float | torch.Tensor) -> None:
+    def append(self, *, step: int, epoch: int, lr: float | torch.Tensor, **terms: float | torch.Tensor) -> None:
         row: dict[str, float] = {"step": int(step), "epoch": int(epoch), "lr": float(lr)}
         for name in sorted(terms):
             value = terms[name]

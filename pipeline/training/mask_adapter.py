@@ -33,7 +33,7 @@ import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 import torch
@@ -45,7 +45,7 @@ from model.dense_clip import DenseClip, DenseImage
 from model.mask_adapter import MaskAdapter
 from model.masks import mask_iou
 from model.oracle import gt_segments
-from model.precision import PRECISIONS, autocast_context, training_autocast_dtype
+from model.precision import PRECISIONS, Precision, autocast_context, training_autocast_dtype
 from model.proposer import MaskProposer, propose
 from pipeline.training.checkpoint import run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
@@ -288,7 +288,7 @@ def _draw(
         matched = [g for g in range(len(counts)) if counts[g]]
         if len(matched) > cfg.matched_masks:
             matched = sorted(rng.choice(matched, size=cfg.matched_masks, replace=False).tolist())
-        picks = [rng.integers(counts[g]) for g in matched]
+        picks = [int(rng.integers(counts[g])) for g in matched]
     return take, matched, picks
 
 
@@ -315,16 +315,17 @@ def draw_masks(
     width = max(1, *(len(take) + 2 * len(matched) for take, matched, _ in draws))
     per_image: list[tuple[list[torch.Tensor], list[int], list[tuple[int, int]]]] = []
     for i, (take, matched, picks) in enumerate(draws[start : start + len(data)]):
-        segments, labels = data.segment_masks[i], data.segment_labels[i].tolist()
-        masks = [segments[g] for g in take]
-        mask_labels = [labels[g] for g in take]
+        segments, segment_labels = data.segment_masks[i], data.segment_labels[i].tolist()
+        image_masks = [segments[g] for g in take]
+        mask_labels = [segment_labels[g] for g in take]
         pairs = []
         if matched:
-            first = len(masks)
-            masks += [data.candidates[i][g][pick] for g, pick in zip(matched, picks)] + [segments[g] for g in matched]
-            mask_labels += [labels[g] for g in matched] * 2
+            first = len(image_masks)
+            image_masks += [data.candidates[i][g][pick] for g, pick in zip(matched, picks)]
+            image_masks += [segments[g] for g in matched]
+            mask_labels += [segment_labels[g] for g in matched] * 2
             pairs = [(first + j, first + len(matched) + j) for j in range(len(matched))]
-        per_image.append((masks, mask_labels, pairs))
+        per_image.append((image_masks, mask_labels, pairs))
     shape = data.segment_masks[0].shape[-2:]
     masks = torch.zeros(len(data), width, *shape)
     labels = torch.full((len(data), width), -1, dtype=torch.long)
@@ -397,7 +398,7 @@ def train_adapter(
     for p in dense_clip.parameters():
         p.requires_grad_(False)
     optimizer = torch.optim.AdamW(weight_decay_groups(adapter, cfg.weight_decay, no_decay=("void", "gamma")), lr=cfg.lr)
-    dtype = training_autocast_dtype(cfg.precision, device)
+    dtype = training_autocast_dtype(cast(Precision, cfg.precision), device)  # checked by the config
     loop = TrainingLoop(
         adapter,
         adapter.parameters(),

@@ -44,7 +44,7 @@ def ground_truth_pairs(labels: CocoStuffLabels) -> list[MaskPair]:
     """One pair per class present in each training label map, in key order (what a fixed-vocabulary
     dataset gives; the world's ``train_labels()`` hold the seen classes only)."""
     pairs = []
-    for key in labels:
+    for key in labels.keys():  # noqa: SIM118 (a SegmentationDataset is not iterable: keys() lists it)
         sample = labels.load(key)
         pairs.extend(pairs_from_label(str(labels.image_path(key)), sample.label, labels.class_names))
     return pairs

@@ -28,14 +28,14 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from core.params import config_from_params
-from model.precision import PRECISIONS, autocast_context, training_autocast_dtype
+from model.precision import PRECISIONS, Precision, autocast_context, training_autocast_dtype
 from model.proposer import MaskProposer, SetCriterion, config_to_dict, semantic_targets
 from pipeline.datasets.segmentation import SegmentationDataset
 from pipeline.training.augment import augment_batch
@@ -267,7 +267,7 @@ def train_proposer(
     model.to(device)
     text = text_embeddings.detach().to(device, torch.float32)
     criterion = SetCriterion(model.config.loss)
-    dtype = training_autocast_dtype(cfg.precision, device)
+    dtype = training_autocast_dtype(cast(Precision, cfg.precision), device)  # checked by the config
     optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay, PROPOSER_NO_DECAY), lr=cfg.lr)
     loop = TrainingLoop(
         model,

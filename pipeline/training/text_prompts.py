@@ -133,15 +133,15 @@ def learn_text_prompts(
         raise ValueError(f"{desc}: {len(pairs)} pairs, fewer than one batch of {cfg.batch_size}")
     device, model = bundle.device, bundle.model
     generator = torch.Generator().manual_seed(cfg.seed)
-    bundle.text_prompts = TextPrompts.for_clip(model, cfg.n_ctx, generator=generator)
-    params = freeze_clip_for_text_prompts(model, bundle.text_prompts)
+    prompts = bundle.text_prompts = TextPrompts.for_clip(model, cfg.n_ctx, generator=generator)
+    params = freeze_clip_for_text_prompts(model, prompts)
     scale = model.logit_scale.detach().float().exp().clamp(max=100)
     optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     digest = hashlib.sha256(
         f"{pairs_digest(pairs)}\n{list(class_names)}\n{text_fingerprint(model)}\n{clip_fingerprint(model)}".encode()
     ).hexdigest()[:16]
     loop = TrainingLoop(
-        bundle.text_prompts,
+        prompts,
         params,
         optimizer,
         desc=desc,
@@ -171,12 +171,12 @@ def learn_text_prompts(
             with torch.no_grad():
                 image = gather_rows(bundle.encode_image(crops.to(device)))
             # the whole batch's loss on every process; the gradient reaches the context through its own classes
-            text = gather_rows(prompted_class_embeddings(model, bundle.tokenizer, bundle.text_prompts, local_classes))
+            text = gather_rows(prompted_class_embeddings(model, bundle.tokenizer, prompts, local_classes))
             logits = scale * image @ text.T
             accuracy = (logits.argmax(dim=1) == labels).float().mean()
             yield {"loss": F.cross_entropy(logits, labels), "accuracy": accuracy}
 
     log = loop.run(losses)
-    bundle.text_prompts.requires_grad_(False)
+    prompts.requires_grad_(False)
     model.requires_grad_(True)
     return log

@@ -6,7 +6,8 @@ from PIL import Image
 
 from core.io import UnsafePathError
 from core.rle import decode_rle, encode_rle
-from pipeline.training.mask_pairs import MaskedCropDataset, collate, pairs_from_label, read_pairs
+from pipeline.datasets.coco import CocoStuffLabels
+from pipeline.training.mask_pairs import MaskedCropDataset, collate, ground_truth_pairs, pairs_from_label, read_pairs
 
 
 def test_pairs_from_label_gives_one_pair_per_present_class():
@@ -22,6 +23,24 @@ def _write_image(path, size=(32, 40)):
     array = np.zeros((*size, 3), np.uint8)
     array[..., 0] = 200
     Image.fromarray(array).save(path)
+
+
+def test_ground_truth_pairs_walk_the_labels_in_key_order(tmp_path):
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    for key, (first, second) in {"b": (1, 2), "a": (2, 255)}.items():
+        _write_image(tmp_path / "img" / f"{key}.jpg", size=(4, 6))
+        raw = np.full((4, 6), first - 1, np.uint8)  # COCO-Stuff stores category id - 1
+        raw[2:] = 255 if second == 255 else second - 1
+        Image.fromarray(raw).save(tmp_path / "lab" / f"{key}.png")
+    labels = CocoStuffLabels(tmp_path / "img", tmp_path / "lab", [{"id": 1, "name": "sky"}, {"id": 2, "name": "sea"}])
+    pairs = ground_truth_pairs(labels)
+    assert [(p.image_path, p.noun) for p in pairs] == [
+        (str(tmp_path / "img" / "a.jpg"), "sea"),
+        (str(tmp_path / "img" / "b.jpg"), "sky"),
+        (str(tmp_path / "img" / "b.jpg"), "sea"),
+    ]
+    assert decode_rle(pairs[0].rle).sum() == 12 and decode_rle(pairs[1].rle).sum() == 12
 
 
 def test_dataset_crops_on_the_fly_and_flags_empty_masks(tmp_path):
