@@ -94,10 +94,10 @@ def pair_crop(image: np.ndarray, mask: np.ndarray, *, size: int = CROP_SIZE, con
         top, left, side = 0, 0, max(mask.shape)
     else:
         height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
-        side = round(max(height, width) * (1 + 2 * context))
+        side = int(round(max(height, width) * (1 + 2 * context)))
         side = max(2, height, width, min(side, max(image_height, image_width)))
-        top = _place(round((rows.min() + rows.max() + 1) / 2 - side / 2), side, image_height)
-        left = _place(round((cols.min() + cols.max() + 1) / 2 - side / 2), side, image_width)
+        top = _place(int(round((rows.min() + rows.max() + 1) / 2 - side / 2)), side, image_height)
+        left = _place(int(round((cols.min() + cols.max() + 1) / 2 - side / 2)), side, image_width)
     shown = np.where(mask[..., None], image.astype(np.float32), image.astype(np.float32) * DIM).round().astype(np.uint8)
     edge = mask & ~eroded(mask)
     shown[edge] = 255

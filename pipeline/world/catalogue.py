@@ -359,7 +359,7 @@ def choose_unseen(catalogue: tuple[ClassSpec, ...], fraction: float, seed: int) 
     unseen: set[str] = set()
     for isthing in (False, True):
         names = sorted(spec.name for spec in catalogue if spec.isthing == isthing)
-        count = round(fraction * len(names))
+        count = int(round(fraction * len(names)))
         if fraction > 0:
             count = max(count, 1)
         count = min(count, len(names) - 1)
