@@ -22,8 +22,12 @@ records, or its own). Their results are named ``maskpool`` for ``artifacts/clip_
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from core import paths
 from core.cli import command, exit_process, parser
@@ -35,7 +39,7 @@ from model.dense_clip import POOLINGS
 from model.mask_adapter import adapter_clip_folder, load_mask_adapter
 from model.one_pass import OnePassSegmenter
 from model.precision import PRECISION_SETTINGS, inference_autocast
-from pipeline.datasets.manifest import load_world
+from pipeline.datasets.manifest import World, load_world
 from pipeline.evaluation.gt_gauge import class_subsets, crop_accuracy, one_pass_accuracy
 
 SUMMARY_KEYS = ("mean", "seen", "unseen", "things", "stuff")
@@ -69,30 +73,43 @@ def adapter_result_name(folder: Path) -> str:
     return "adapter" if clip_name in ("base", "") else f"{clip_name}_adapter"
 
 
-def one_pass_segmenters(args, device) -> dict[str, Callable[[], OnePassSegmenter]]:
+def maskpool_builder(folder: Path, args: argparse.Namespace, device: torch.device) -> Callable[[], OnePassSegmenter]:
+    """Builds maskpool's classifier: segments pooled from one pass of the CLIP in ``folder``."""
+
+    def build() -> OnePassSegmenter:
+        bundle = load_clip_folder(folder, device)
+        return OnePassSegmenter(None, bundle, pooling=args.pooling, attention_depth=args.attention_depth)
+
+    return build
+
+
+def adapter_builder(folder: Path, clip_folder: Path, device: torch.device) -> Callable[[], OnePassSegmenter]:
+    """Builds the classifier of the Mask-Adapter in ``folder`` on the CLIP in ``clip_folder``."""
+
+    def build() -> OnePassSegmenter:
+        bundle = load_clip_folder(clip_folder, device)
+        return OnePassSegmenter(None, bundle, adapter=load_mask_adapter(folder, bundle.model, device))
+
+    return build
+
+
+def one_pass_segmenters(args: argparse.Namespace, device: torch.device) -> dict[str, Callable[[], OnePassSegmenter]]:
     """Builders of the requested one-pass classifiers, by result name (each folder checked first)."""
     builders: dict[str, Callable[[], OnePassSegmenter]] = {}
     for folder in args.maskpool:
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: CLIP folder not found")
-        builders[maskpool_result_name(folder)] = lambda folder=folder: OnePassSegmenter(
-            None, load_clip_folder(folder, device), pooling=args.pooling, attention_depth=args.attention_depth
-        )
+        builders[maskpool_result_name(folder)] = maskpool_builder(folder, args, device)
     for folder in args.adapter:
         clip_folder = adapter_clip_folder(folder)
         if not clip_folder.is_dir():
             raise FileNotFoundError(f"{folder}: the CLIP folder it records, {clip_folder}, is not found")
-
-        def build(folder=folder, clip_folder=clip_folder) -> OnePassSegmenter:
-            bundle = load_clip_folder(clip_folder, device)
-            return OnePassSegmenter(None, bundle, adapter=load_mask_adapter(folder, bundle.model, device))
-
-        builders[adapter_result_name(folder)] = build
+        builders[adapter_result_name(folder)] = adapter_builder(folder, clip_folder, device)
     return builders
 
 
-@command("gt-gauge")
-def main(argv: list[str] | None = None) -> int:
+def gauge_parser() -> argparse.ArgumentParser:
+    """The command line of ``ovseg gt-gauge`` (see the module docstring)."""
     cli = parser("ovseg gt-gauge", __doc__)
     cli.add_argument(
         "clips",
@@ -144,6 +161,55 @@ def main(argv: list[str] | None = None) -> int:
     output = cli.add_mutually_exclusive_group()
     output.add_argument("--json", type=Path, help="write the full result of the single CLIP folder here")
     output.add_argument("--json-dir", type=Path, help="write DIR/<name>.json for each folder (see above)")
+    return cli
+
+
+def print_per_class(result: dict[str, Any]) -> None:
+    for class_name, value in result["per_class"].items():
+        print(f"  {class_name:<20} {'-' if value is None else f'{value:5.1f}'}")
+
+
+def gauge_clip_folders(
+    args: argparse.Namespace, names: list[str], world: World, device: torch.device
+) -> dict[str, dict]:
+    """The crop gauge of each CLIP folder of ``args.clips`` (result name from ``names``) on each benchmark,
+    printed as it comes: ``{name: {benchmark: result}}``."""
+    results: dict[str, dict] = {}
+    for folder, name in zip(args.clips, names):
+        bundle = load_clip_folder(folder, device)
+        if args.no_prompts:
+            bundle.prompts = None
+        results[name] = {}
+        for benchmark in args.benchmarks or world.benchmark_names:
+            dataset = world.benchmark(benchmark)
+            result = crop_accuracy(bundle, dataset, subsets=class_subsets(dataset.class_names, world.classes))
+            results[name][benchmark] = result
+            print(format_summary(f"{folder} on {benchmark}", result))
+            if args.per_class:
+                print_per_class(result)
+    return results
+
+
+def gauge_one_pass(
+    args: argparse.Namespace, one_pass: dict[str, Callable[[], OnePassSegmenter]], world: World
+) -> dict[str, dict]:
+    """The gauge of each one-pass classifier (built in turn) on each benchmark, printed as it comes."""
+    results: dict[str, dict] = {}
+    for name, build in one_pass.items():
+        segmenter = build()
+        results[name] = {}
+        for benchmark in args.benchmarks or world.benchmark_names:
+            dataset = world.benchmark(benchmark)
+            subsets = class_subsets(dataset.class_names, world.classes)
+            result = one_pass_accuracy(segmenter, dataset, subsets=subsets)
+            results[name][benchmark] = result
+            print(format_summary(f"{name} on {benchmark}", result))
+    return results
+
+
+@command("gt-gauge")
+def main(argv: list[str] | None = None) -> int:
+    cli = gauge_parser()
     args = cli.parse_args(argv)
     if args.json and len(args.clips) + len(args.maskpool) + len(args.adapter) != 1:
         cli.error("--json takes one CLIP folder; use --json-dir for several")
@@ -160,30 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     all_names = names + list(one_pass)
     if len(set(all_names)) != len(all_names):
         cli.error(f"two classifiers share a result name: {', '.join(all_names)}")
-    results: dict[str, dict] = {}
     with inference_autocast(args.precision, device):
-        for folder, name in zip(args.clips, names):
-            bundle = load_clip_folder(folder, device)
-            if args.no_prompts:
-                bundle.prompts = None
-            results[name] = {}
-            for benchmark in args.benchmarks or world.benchmark_names:
-                dataset = world.benchmark(benchmark)
-                result = crop_accuracy(bundle, dataset, subsets=class_subsets(dataset.class_names, world.classes))
-                results[name][benchmark] = result
-                print(format_summary(f"{folder} on {benchmark}", result))
-                if args.per_class:
-                    for class_name, value in result["per_class"].items():
-                        print(f"  {class_name:<20} {'-' if value is None else f'{value:5.1f}'}")
-        for name, build in one_pass.items():
-            segmenter = build()
-            results[name] = {}
-            for benchmark in args.benchmarks or world.benchmark_names:
-                dataset = world.benchmark(benchmark)
-                subsets = class_subsets(dataset.class_names, world.classes)
-                result = one_pass_accuracy(segmenter, dataset, subsets=subsets)
-                results[name][benchmark] = result
-                print(format_summary(f"{name} on {benchmark}", result))
+        results = gauge_clip_folders(args, names, world, device)
+        results.update(gauge_one_pass(args, one_pass, world))
     if args.json:
         write_json(args.json, next(iter(results.values())))
     if args.json_dir:

@@ -25,8 +25,11 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from core import paths
 from core.cli import exit_process, parser, run_command
@@ -35,12 +38,14 @@ from core.io import write_json
 from core.launch import relaunch_under_torchrun
 from core.params import check_keys, load_params
 from core.timing import StageTimer
-from model.clip import build_clip, load_clip_folder
+from model.clip import ClipBundle, build_clip, load_clip_folder
 from model.mask_adapter import OWN_CLIP_DIR, MaskAdapter, MaskAdapterConfig, clip_fingerprint, save_mask_adapter
-from model.proposer import load_proposer
+from model.proposer import MaskProposer, load_proposer
 from model.text import TextClassifier
 from pipeline.datasets.manifest import load_world
+from pipeline.datasets.segmentation import SegmentationDataset
 from pipeline.training.distributed import DistributedConfig, process_group
+from pipeline.training.loss_log import LossLog
 from pipeline.training.mask_adapter import (
     AdapterData,
     AdapterTrainConfig,
@@ -49,7 +54,7 @@ from pipeline.training.mask_adapter import (
     prepare_data,
     train_adapter,
 )
-from pipeline.training.proposer import StreamingTrainingSet, load_training_set
+from pipeline.training.proposer import StreamingTrainingSet, TrainingSet, load_training_set
 from pipeline.training.rng import seed_everything
 
 WORLD = paths.WORLD_MANIFEST
@@ -74,6 +79,58 @@ def distributed_settings(params: dict[str, Any]) -> DistributedConfig:
     return DistributedConfig.from_params(params.get("distributed"), "params.yaml:mask_adapter.distributed")
 
 
+def adapter_clip(clip_name: str, params: dict[str, Any], device: torch.device) -> tuple[ClipBundle, bool]:
+    """The CLIP the adapter reads and whether it is the adapter's own (``clip_model`` on the ``base`` adapter)."""
+    if clip_name == "base" and params.get("clip_model"):
+        # the paper's road: a CLIP of the adapter's own (ConvNeXt), not the pipeline's base CLIP
+        return build_clip(params["clip_model"], params.get("clip_pretrained") or "", device=device), True
+    return load_clip_folder(CLIPS[clip_name], device), False
+
+
+def training_images(train: SegmentationDataset, params: dict[str, Any]) -> TrainingSet | StreamingTrainingSet:
+    """The training images: decoded up front, or batch by batch with ``streaming`` (which needs an ``image_size``)."""
+    image_size = params.get("image_size")
+    if not params.get("streaming"):
+        return load_training_set(train, image_size=image_size)
+    if not image_size:
+        raise ValueError("params.yaml:mask_adapter: streaming needs an image_size (every batch is resized to it)")
+    return StreamingTrainingSet(train, int(image_size))
+
+
+def training_summary(data: AdapterData | StreamingData, log: LossLog, epochs: int) -> dict[str, Any]:
+    """``metrics/mask_adapter_<clip>.json``: the images, epochs, steps and last epoch's mean losses, and (data
+    prepared up front) how many segments there were and how many have a matching proposal."""
+    last = log.epoch_means(epochs - 1)
+    summary = {
+        "images": len(data),
+        "epochs": epochs,
+        "steps": len(log.rows),
+        **{f"final_{key}": round(last[key], 4) for key in ("loss", "ce", "consistency")},
+    }
+    if isinstance(data, AdapterData):
+        summary["segments"] = sum(len(labels) for labels in data.segment_labels)
+        summary["segments_with_match"] = sum(sum(len(c) > 0 for c in image) for image in data.candidates)
+    return summary
+
+
+def frozen_proposer(
+    base_text: torch.Tensor | None, class_names: Sequence[str], device: torch.device
+) -> tuple[MaskProposer, torch.Tensor]:
+    """``artifacts/proposer`` and the embeddings of ``class_names`` it scores against: those of the text tower it
+    was trained with, the pipeline's base CLIP (``base_text`` when already computed, else embedded here)."""
+    proposer = load_proposer(PROPOSER, device)
+    if base_text is None:
+        base_text = TextClassifier(load_clip_folder(CLIPS["base"], device))(class_names)
+    return proposer, base_text
+
+
+def matched_note(summary: dict[str, Any]) -> str:
+    """How many segments have a matching proposal, when the summary counts them."""
+    if "segments" not in summary:
+        return ""
+    return f" ({summary['segments_with_match']} of {summary['segments']} segments have a matching proposal)"
+
+
 def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
     """Train the adapter and write the stage's outputs; under torchrun every process trains, rank 0 writes (the
     others return an empty summary)."""
@@ -90,31 +147,15 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
             raise FileNotFoundError(f"{folder}: not found (run the stage that writes it first)")
     with process_group(distributed, device) as ranks:
         device = ranks.device(device)
-        own_clip = clip_name == "base" and bool(params.get("clip_model"))
-        if own_clip:  # the paper's road: a CLIP of the adapter's own (ConvNeXt), not the pipeline's base CLIP
-            bundle = build_clip(params["clip_model"], params.get("clip_pretrained") or "", device=device)
-        else:
-            bundle = load_clip_folder(CLIPS[clip_name], device)
+        bundle, own_clip = adapter_clip(clip_name, params, device)
         architecture, cfg = split_params(params, bundle.embed_dim)
         seed_everything(cfg.seed)
         train = load_world(WORLD).train_labels()
-        image_size = params.get("image_size")
-        if params.get("streaming"):
-            if not image_size:
-                raise ValueError(
-                    "params.yaml:mask_adapter: streaming needs an image_size (every batch is resized to it)"
-                )
-            training_set = StreamingTrainingSet(train, int(image_size))
-        else:
-            training_set = load_training_set(train, image_size=image_size)
+        training_set = training_images(train, params)
         text_emb = TextClassifier(bundle)(train.class_names)
         adapter = MaskAdapter(architecture).to(device)
         dense_clip = adapter.dense_clip(bundle.model)
-        proposer = load_proposer(PROPOSER, device)
-        # The proposer scores against the text tower it was trained with: the pipeline's base CLIP.
-        proposer_text = (
-            text_emb if not own_clip else TextClassifier(load_clip_folder(CLIPS["base"], device))(train.class_names)
-        )
+        proposer, proposer_text = frozen_proposer(text_emb if not own_clip else None, train.class_names, device)
         if ranks.is_main:
             print(
                 f"{name}: {len(training_set)} images, {len(train.class_names)} seen classes, "
@@ -139,25 +180,11 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
         extra={"clip": OWN_CLIP_DIR if own_clip else str(CLIPS[clip_name])},
     )
     log.write(paths.loss_plot(name))
-    last = log.epoch_means(cfg.epochs - 1)
-    summary = {
-        "images": len(data),
-        "epochs": cfg.epochs,
-        "steps": len(log.rows),
-        **{f"final_{key}": round(last[key], 4) for key in ("loss", "ce", "consistency")},
-    }
-    if isinstance(data, AdapterData):
-        summary["segments"] = sum(len(labels) for labels in data.segment_labels)
-        summary["segments_with_match"] = sum(sum(len(c) > 0 for c in image) for image in data.candidates)
+    summary = training_summary(data, log, cfg.epochs)
     write_json(paths.stage_metrics(name), summary)
     summary.update(timer.write(images_per_s=len(data) * cfg.epochs / max(timer.seconds(), 1e-9)))
     shutil.rmtree(checkpoints, ignore_errors=True)
-    matched = (
-        f" ({summary['segments_with_match']} of {summary['segments']} segments have a matching proposal)"
-        if "segments" in summary
-        else ""
-    )
-    print(f"{name}: wrote {out} in {summary['seconds']} s{matched}")
+    print(f"{name}: wrote {out} in {summary['seconds']} s{matched_note(summary)}")
     return summary
 
 

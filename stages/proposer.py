@@ -34,13 +34,21 @@ from core.launch import relaunch_under_torchrun
 from core.params import check_keys, load_params
 from core.timing import StageTimer
 from model.clip import load_clip_folder
-from model.proposer import Vocabulary, build_proposer, load_proposer_config, save_proposer
+from model.proposer import MaskProposer, Vocabulary, build_proposer, load_proposer_config, save_proposer
 from model.text import TextClassifier
 from pipeline.datasets.manifest import load_world
+from pipeline.datasets.segmentation import SegmentationDataset
 from pipeline.evaluation.gt_gauge import class_subsets
-from pipeline.evaluation.proposal_quality import QualityConfig, evaluate_proposals, format_report
+from pipeline.evaluation.proposal_quality import QualityConfig, QualityReport, evaluate_proposals, format_report
 from pipeline.training.distributed import DistributedConfig, process_group
-from pipeline.training.proposer import ProposerTrainConfig, StreamingTrainingSet, load_training_set, train_proposer
+from pipeline.training.loss_log import LossLog
+from pipeline.training.proposer import (
+    ProposerTrainConfig,
+    StreamingTrainingSet,
+    TrainingSet,
+    load_training_set,
+    train_proposer,
+)
 from pipeline.training.rng import seed_everything
 
 WORLD = paths.WORLD_MANIFEST
@@ -140,6 +148,52 @@ def class_vocabulary_names(world_classes: list[dict[str, Any]]) -> list[str]:
     return [", ".join([c["name"], *c.get("synonyms", [])]) for c in world_classes]
 
 
+def training_images(settings: ProposerStageConfig, labels: SegmentationDataset) -> TrainingSet | StreamingTrainingSet:
+    """The training images, decoded up front or (``streaming``) batch by batch, on a thread per core."""
+    threads = max(1, torch.get_num_threads())
+    if not settings.streaming:
+        return load_training_set(labels, image_size=settings.image_size, threads=threads)
+    if settings.image_size is None:  # from_params refuses it: streaming resizes every batch to image_size
+        raise ValueError("proposer: streaming needs an image_size")
+    return StreamingTrainingSet(labels, settings.image_size, threads=max(4, threads))
+
+
+def build_stage_proposer(settings: ProposerStageConfig, text_dim: int) -> MaskProposer:
+    """The untrained proposer of ``settings.config``, its text width set to the CLIP's ``text_dim``, its initial
+    weights drawn from ``settings.train.seed``."""
+    config = load_proposer_config(settings.config)
+    if config.text_dim != text_dim:
+        print(f"proposer: text_dim {config.text_dim} of '{config.name}' set to the CLIP's {text_dim}")
+        config = dataclasses.replace(config, text_dim=text_dim)
+    torch.manual_seed(settings.train.seed)
+    return build_proposer(config, settings.backbone_weights)
+
+
+def metrics_and_extra(
+    settings: ProposerStageConfig, model: MaskProposer, images: int, classes: int, log: LossLog, report: QualityReport
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(metrics/proposer.json, the extra of the proposer folder's config)`` of a trained and benchmarked run
+    on ``images`` training images of ``classes`` seen classes."""
+    cfg = settings.train
+    last = log.epoch_means(cfg.epochs - 1)
+    metrics = {
+        "config": model.config.name,
+        "train_images": images,
+        "classes": classes,
+        "epochs": cfg.epochs,
+        "steps": len(log.rows),
+        "final_loss": round(last["loss"], 4),
+        "quality": {k: report.metrics[k] for k in METRIC_KEYS},
+    }
+    extra = {
+        "mask_threshold": settings.quality.mask_threshold,
+        "quality_settings": asdict(settings.quality),
+        "train": {**asdict(cfg), "images": images, "steps": len(log.rows)},
+        "quality": {k: report.metrics[k] for k in ("benchmark", "recall", "recall_scored", "oracle")},
+    }
+    return metrics, extra
+
+
 def run(settings: ProposerStageConfig, clip_dir: Path, out: Path, manifest: Path = WORLD) -> dict[str, Any]:
     """Train, benchmark, save; returns the metrics written to ``metrics/proposer.json``. Under torchrun
     every process trains and rank 0 benchmarks and writes (the others return an empty dict)."""
@@ -150,28 +204,18 @@ def run(settings: ProposerStageConfig, clip_dir: Path, out: Path, manifest: Path
         device = ranks.device(device)
         seed_everything(settings.train.seed)
         world = load_world(manifest)
-        labels = world.train_labels()
-        threads = max(1, torch.get_num_threads())
-        if settings.streaming:
-            data = StreamingTrainingSet(labels, settings.image_size, threads=max(4, threads))
-        else:
-            data = load_training_set(labels, image_size=settings.image_size, threads=threads)
+        data = training_images(settings, world.train_labels())
         names = class_vocabulary_names(world.seen_classes)
         clip = load_clip_folder(clip_dir, device)
         text = TextClassifier(clip)(names).float()
         del clip
 
-        config = load_proposer_config(settings.config)
-        if config.text_dim != text.shape[1]:
-            print(f"proposer: text_dim {config.text_dim} of '{config.name}' set to the CLIP's {text.shape[1]}")
-            config = dataclasses.replace(config, text_dim=int(text.shape[1]))
-        torch.manual_seed(settings.train.seed)
-        model = build_proposer(config, settings.backbone_weights)
+        model = build_stage_proposer(settings, int(text.shape[1]))
         cfg = settings.train
         if ranks.is_main:
             print(
-                f"proposer: {config.name} on {len(data)} images ({len(names)} seen classes), {cfg.epochs} epochs "
-                f"of batch {cfg.batch_size} on {device}, {torch.get_num_threads()} threads"
+                f"proposer: {model.config.name} on {len(data)} images ({len(names)} seen classes), {cfg.epochs} "
+                f"epochs of batch {cfg.batch_size} on {device}, {torch.get_num_threads()} threads"
                 + (f", {ranks.world_size} processes" if ranks.active else "")
             )
         train_started = timer.seconds()
@@ -191,22 +235,7 @@ def run(settings: ProposerStageConfig, clip_dir: Path, out: Path, manifest: Path
         subsets=class_subsets(dataset.class_names, world.classes),
     )
     print(format_report(report))
-    last = log.epoch_means(cfg.epochs - 1)
-    metrics = {
-        "config": config.name,
-        "train_images": len(data),
-        "classes": len(names),
-        "epochs": cfg.epochs,
-        "steps": len(log.rows),
-        "final_loss": round(last["loss"], 4),
-        "quality": {k: report.metrics[k] for k in METRIC_KEYS},
-    }
-    extra = {
-        "mask_threshold": settings.quality.mask_threshold,
-        "quality_settings": asdict(settings.quality),
-        "train": {**asdict(cfg), "images": len(data), "steps": len(log.rows)},
-        "quality": {k: report.metrics[k] for k in ("benchmark", "recall", "recall_scored", "oracle")},
-    }
+    metrics, extra = metrics_and_extra(settings, model, len(data), len(names), log, report)
     save_proposer(model, out, extra=extra)
     write_json(METRICS, metrics)
     timer.write(train_seconds=train_seconds, bench_images_per_s=report.images_per_s)

@@ -133,6 +133,47 @@ def _precision(ious: Sequence[float], threshold: float) -> float | None:
     return round(sum(iou >= threshold for iou in ious) / len(ious), _DIGITS) if ious else None
 
 
+def judge_all_pairs(
+    pairs: pa.Table, labels: TruthLabels, lookup: Mapping[str, tuple[int, ...]], num_classes: int
+) -> tuple[dict[int, list[float]], int]:
+    """Every pair judged, image by image (sorted by file name, then noun): ``(the IoUs of the pairs naming each
+    class, the number of pairs naming none)``."""
+    by_image: dict[str, list[dict[str, Any]]] = {}
+    for row in pairs.select(["image_id", "file_name", "noun", "mask_rle", "height", "width"]).to_pylist():
+        by_image.setdefault(row["file_name"], []).append(row)
+    per_class_ious: dict[int, list[float]] = {index: [] for index in range(num_classes)}
+    non_class = 0
+    for file_name in sorted(by_image):
+        rows = sorted(by_image[file_name], key=lambda row: row["noun"])
+        for verdict in judge_pairs(rows, labels.load(file_name), lookup):
+            if verdict.class_index is None:
+                non_class += 1
+            else:
+                per_class_ious[verdict.class_index].append(verdict.iou)
+    return per_class_ious, non_class
+
+
+def _class_group_figures(
+    indices: Sequence[int],
+    per_class_ious: Mapping[int, Sequence[float]],
+    named: set[int],
+    with_pairs: set[int],
+    iou_threshold: float,
+) -> dict[str, Any]:
+    """Pairs, precision, mean IoU and class recall over the classes ``indices``."""
+    ious = [iou for index in indices for iou in per_class_ious[index]]
+    in_nouns = [index for index in indices if index in named]
+    found = [index for index in in_nouns if index in with_pairs]
+    return {
+        "pairs": len(ious),
+        "precision": _precision(ious, iou_threshold),
+        "mean_iou": round(float(np.mean(ious)), _DIGITS) if ious else None,
+        "classes_in_nouns": len(in_nouns),
+        "classes_with_pairs": len(found),
+        "class_recall": round(len(found) / len(in_nouns), _DIGITS) if in_nouns else None,
+    }
+
+
 def evaluate_mining(
     pairs: pa.Table,
     nouns: pa.Table,
@@ -147,36 +188,12 @@ def evaluate_mining(
     """
     classes = world.classes
     lookup = class_lookup(classes)
-    labels = TruthLabels(world)
-    by_image: dict[str, list[dict[str, Any]]] = {}
-    for row in pairs.select(["image_id", "file_name", "noun", "mask_rle", "height", "width"]).to_pylist():
-        by_image.setdefault(row["file_name"], []).append(row)
-
-    per_class_ious: dict[int, list[float]] = {index: [] for index in range(len(classes))}
-    non_class = 0
-    for file_name in sorted(by_image):
-        rows = sorted(by_image[file_name], key=lambda row: row["noun"])
-        for verdict in judge_pairs(rows, labels.load(file_name), lookup):
-            if verdict.class_index is None:
-                non_class += 1
-            else:
-                per_class_ious[verdict.class_index].append(verdict.iou)
-
+    per_class_ious, non_class = judge_all_pairs(pairs, TruthLabels(world), lookup, len(classes))
     named = {index for noun in set(nouns.column("noun").to_pylist()) for index in lookup.get(normalise_name(noun), ())}
     with_pairs = {index for index, ious in per_class_ious.items() if ious}
 
     def split(indices: Sequence[int]) -> dict[str, Any]:
-        ious = [iou for index in indices for iou in per_class_ious[index]]
-        in_nouns = [index for index in indices if index in named]
-        found = [index for index in in_nouns if index in with_pairs]
-        return {
-            "pairs": len(ious),
-            "precision": _precision(ious, iou_threshold),
-            "mean_iou": round(float(np.mean(ious)), _DIGITS) if ious else None,
-            "classes_in_nouns": len(in_nouns),
-            "classes_with_pairs": len(found),
-            "class_recall": round(len(found) / len(in_nouns), _DIGITS) if in_nouns else None,
-        }
+        return _class_group_figures(indices, per_class_ious, named, with_pairs, iou_threshold)
 
     everything = split(range(len(classes)))
     return {

@@ -81,44 +81,26 @@ def _quote(text: str) -> str:
     return repr(text if len(text) <= _DETAIL_TEXT_CHARS else text[:_DETAIL_TEXT_CHARS] + "…")
 
 
-def image_outputs(
-    image_id: int,
-    file_name: str | None,
-    captions: Sequence[tuple[int, str]],
-    nouns: Sequence[Sequence[str]],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Noun rows and rejects of one image group (pure).
+def _orphan_rejects(image_id: int, captions: Sequence[tuple[int, str]]) -> list[dict[str, Any]]:
+    """The rejects of the captions of an unknown image, by caption id."""
+    return [
+        reject_row(
+            STAGE,
+            "caption",
+            REASON_UNKNOWN_IMAGE,
+            image_id=image_id,
+            caption_id=caption_id,
+            detail=f"image id {image_id} is not among the captions file's images",
+        )
+        for caption_id, _ in sorted(captions)
+    ]
 
-    ``file_name`` is None when the image id is unknown (its captions are
-    orphans); ``captions`` are ``(caption_id, text)`` and ``nouns`` their
-    nouns, one list per caption (ignored for orphans). Rows come sorted by
-    noun, rejects by caption id.
-    """
-    if file_name is None:
-        return [], [
-            reject_row(
-                STAGE,
-                "caption",
-                REASON_UNKNOWN_IMAGE,
-                image_id=image_id,
-                caption_id=caption_id,
-                detail=f"image id {image_id} is not among the captions file's images",
-            )
-            for caption_id, _ in sorted(captions)
-        ]
-    if not captions:
-        return [], [
-            reject_row(
-                STAGE,
-                "image",
-                REASON_NO_CAPTION,
-                image_id=image_id,
-                file_name=file_name,
-                detail="no caption refers to this image",
-            )
-        ]
-    if len(nouns) != len(captions):
-        raise ValueError(f"image {image_id}: {len(captions)} captions but {len(nouns)} noun lists")
+
+def _tally_nouns(
+    image_id: int, file_name: str, captions: Sequence[tuple[int, str]], nouns: Sequence[Sequence[str]]
+) -> tuple[dict[str, set[int]], dict[str, int], list[dict[str, Any]]]:
+    """Per noun of the image's captions, the ids of the captions naming it and its number of mentions; and the
+    rejects of the captions without a noun, by caption id."""
     caption_ids: dict[str, set[int]] = {}
     mentions: dict[str, int] = {}
     rejects = []
@@ -138,17 +120,37 @@ def image_outputs(
         for noun in caption_nouns:
             caption_ids.setdefault(noun, set()).add(caption_id)
             mentions[noun] = mentions.get(noun, 0) + 1
+    return caption_ids, mentions, rejects
+
+
+def _image_reject(image_id: int, file_name: str, reason: str, detail: str) -> dict[str, Any]:
+    """The reject of a whole image."""
+    return reject_row(STAGE, "image", reason, image_id=image_id, file_name=file_name, detail=detail)
+
+
+def image_outputs(
+    image_id: int,
+    file_name: str | None,
+    captions: Sequence[tuple[int, str]],
+    nouns: Sequence[Sequence[str]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Noun rows and rejects of one image group (pure).
+
+    ``file_name`` is None when the image id is unknown (its captions are
+    orphans); ``captions`` are ``(caption_id, text)`` and ``nouns`` their
+    nouns, one list per caption (ignored for orphans). Rows come sorted by
+    noun, rejects by caption id.
+    """
+    if file_name is None:
+        return [], _orphan_rejects(image_id, captions)
+    if not captions:
+        return [], [_image_reject(image_id, file_name, REASON_NO_CAPTION, "no caption refers to this image")]
+    if len(nouns) != len(captions):
+        raise ValueError(f"image {image_id}: {len(captions)} captions but {len(nouns)} noun lists")
+    caption_ids, mentions, rejects = _tally_nouns(image_id, file_name, captions, nouns)
     if not mentions:
-        rejects.append(
-            reject_row(
-                STAGE,
-                "image",
-                REASON_NO_NOUN,
-                image_id=image_id,
-                file_name=file_name,
-                detail=f"none of its {len(captions)} captions has a noun",
-            )
-        )
+        detail = f"none of its {len(captions)} captions has a noun"
+        rejects.append(_image_reject(image_id, file_name, REASON_NO_NOUN, detail))
     rows = [
         {
             "image_id": image_id,

@@ -82,57 +82,32 @@ class PrepareConfig:
         if not isinstance(prepare, Mapping):
             raise ValueError("params 'prepare' must be a mapping")
         check_keys(prepare, PREPARE_KEYS, "prepare")
-        source = data.get("source")
-        if source not in ("demo", "coco"):
-            raise ValueError(f"data.source must be 'demo' or 'coco', got {source!r}")
-        benchmarks = data.get("benchmarks") or []
-        if not isinstance(benchmarks, list) or not all(isinstance(name, str) for name in benchmarks):
-            raise ValueError(f"data.benchmarks: expected a list of benchmark names, got {benchmarks!r}")
-
-        raw = prepare.get("raw") or {}
-        if not isinstance(raw, Mapping):
-            raise ValueError("prepare.raw: expected a mapping of download name to folder")
-        check_keys(raw, RAW_KEYS, "prepare.raw")
+        source, benchmarks = _data_source(data)
+        raw = _raw_downloads(prepare)
         runner = prepare.get("runner", {"runner": "direct"})
         if not isinstance(runner, Mapping):
             raise ValueError("prepare.runner must be a mapping (runner, workers, dask_address, options)")
-        max_side = prepare.get("ade847_max_short_side", 512)
-        if max_side is not None and (not _is_int(max_side) or max_side < 1):
-            raise ValueError(f"prepare.ade847_max_short_side must be a positive integer or null, got {max_side!r}")
-        quality = prepare.get("jpeg_quality", 95)
-        if not _is_int(quality) or not 1 <= quality <= 100:
-            raise ValueError(f"prepare.jpeg_quality must be an integer in 1..100, got {quality!r}")
+        options = _convert_options(prepare)
         num_shards = prepare.get("num_shards", 4)
         if not _is_int(num_shards) or num_shards < 1:
             raise ValueError(f"prepare.num_shards must be a positive integer, got {num_shards!r}")
         split = prepare.get("pascal_context_split", "ImageSets/Main/val.txt")
         if not isinstance(split, str) or not split:
             raise ValueError(f"prepare.pascal_context_split must be a path under raw.pascal_context, got {split!r}")
-        flags = {}
-        for key, default in (("coco_stuff", True), ("allow_partial", False)):
-            flags[key] = prepare.get(key, default)
-            if not isinstance(flags[key], bool):
-                raise ValueError(f"prepare.{key} must be true or false, got {flags[key]!r}")
-
+        flags = {key: _flag(prepare, key, default) for key, default in (("coco_stuff", True), ("allow_partial", False))}
         coco_images = coco_labels = None
         if source == "coco":
             unknown = sorted(set(benchmarks) - set(RAW_OF))
             if unknown:
                 raise ValueError(f"data.benchmarks: {unknown} cannot be prepared; known: {sorted(RAW_OF)}")
             if flags["coco_stuff"]:
-                real = data.get("real") or {}
-                missing = [key for key in ("coco_root", "images", "labels") if key not in real]
-                if missing:
-                    raise ValueError(f"data.real: missing keys {missing} (prepare.coco_stuff checks COCO-Stuff)")
-                coco_root = Path(str(real["coco_root"])).expanduser()
-                coco_images = (coco_root / str(real["images"])).absolute()
-                coco_labels = (coco_root / str(real["labels"])).absolute()
+                coco_images, coco_labels = _coco_stuff_folders(data.get("real") or {})
         return cls(
             source=source,
             benchmarks=tuple(benchmarks),
             raw={str(key): Path(str(path)).expanduser().absolute() for key, path in sorted(raw.items()) if path},
             pascal_context_split=split,
-            options=ConvertOptions(ade847_max_short_side=max_side, jpeg_quality=quality),
+            options=options,
             coco_stuff=flags["coco_stuff"],
             coco_images=coco_images,
             coco_labels=coco_labels,
@@ -147,6 +122,54 @@ class PrepareConfig:
         if key not in self.raw:
             raise ValueError(f"prepare.raw.{key}: no folder for benchmark {benchmark} (data.benchmarks lists it)")
         return self.raw[key]
+
+
+def _data_source(data: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """``data.source`` (``demo`` or ``coco``) and ``data.benchmarks`` (names), checked."""
+    source = data.get("source")
+    if source not in ("demo", "coco"):
+        raise ValueError(f"data.source must be 'demo' or 'coco', got {source!r}")
+    benchmarks = data.get("benchmarks") or []
+    if not isinstance(benchmarks, list) or not all(isinstance(name, str) for name in benchmarks):
+        raise ValueError(f"data.benchmarks: expected a list of benchmark names, got {benchmarks!r}")
+    return source, benchmarks
+
+
+def _raw_downloads(prepare: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``prepare.raw``, checked: download name → folder."""
+    raw = prepare.get("raw") or {}
+    if not isinstance(raw, Mapping):
+        raise ValueError("prepare.raw: expected a mapping of download name to folder")
+    check_keys(raw, RAW_KEYS, "prepare.raw")
+    return raw
+
+
+def _convert_options(prepare: Mapping[str, Any]) -> ConvertOptions:
+    """``prepare.ade847_max_short_side`` and ``prepare.jpeg_quality``, checked."""
+    max_side = prepare.get("ade847_max_short_side", 512)
+    if max_side is not None and (not _is_int(max_side) or max_side < 1):
+        raise ValueError(f"prepare.ade847_max_short_side must be a positive integer or null, got {max_side!r}")
+    quality = prepare.get("jpeg_quality", 95)
+    if not _is_int(quality) or not 1 <= quality <= 100:
+        raise ValueError(f"prepare.jpeg_quality must be an integer in 1..100, got {quality!r}")
+    return ConvertOptions(ade847_max_short_side=max_side, jpeg_quality=quality)
+
+
+def _flag(prepare: Mapping[str, Any], key: str, default: bool) -> bool:
+    """``prepare.<key>``, which must be a boolean."""
+    value = prepare.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"prepare.{key} must be true or false, got {value!r}")
+    return value
+
+
+def _coco_stuff_folders(real: Mapping[str, Any]) -> tuple[Path, Path]:
+    """COCO-Stuff's training images and labels (absolute) from ``data.real``."""
+    missing = [key for key in ("coco_root", "images", "labels") if key not in real]
+    if missing:
+        raise ValueError(f"data.real: missing keys {missing} (prepare.coco_stuff checks COCO-Stuff)")
+    coco_root = Path(str(real["coco_root"])).expanduser()
+    return (coco_root / str(real["images"])).absolute(), (coco_root / str(real["labels"])).absolute()
 
 
 def _is_int(value: Any) -> bool:

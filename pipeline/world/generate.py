@@ -191,6 +191,60 @@ def benchmark_statistics(
     }
 
 
+def _class_counts(results: list[ImageResult]) -> tuple[np.ndarray, np.ndarray]:
+    """Per catalogue class: its segments and the images showing it, over ``results``."""
+    segments = np.zeros(len(CATALOGUE), dtype=np.int64)
+    images_with = np.zeros(len(CATALOGUE), dtype=np.int64)
+    for result in results:
+        for segment in result.segments:
+            segments[segment.class_index] += 1
+        images_with[sorted({s.class_index for s in result.segments})] += 1
+    return segments, images_with
+
+
+def _class_statistics(unseen: frozenset[int], unseen_mask: np.ndarray) -> dict[str, Any]:
+    """The ``classes`` entry of ``world.json``: how many stuff, thing, seen and unseen classes."""
+    k = len(CATALOGUE)
+    n_things = sum(spec.isthing for spec in CATALOGUE)
+    return {
+        "total": k,
+        "stuff": k - n_things,
+        "things": n_things,
+        "seen": int(k - unseen_mask.sum()),
+        "unseen": int(unseen_mask.sum()),
+        "unseen_share": round(float(unseen_mask.mean()), 4),
+        "unseen_names": sorted(CATALOGUE[i].name for i in unseen),
+    }
+
+
+def _train_statistics(config: WorldConfig, unseen_mask: np.ndarray, train: list[ImageResult]) -> dict[str, Any]:
+    """The ``train`` entry of ``world.json``: images, captions, segments and images per class, and how often
+    captions mention the classes shown (per class, and as rates over the seen and the unseen classes)."""
+    segments, images_with = _class_counts(train)
+    mentions = np.zeros(len(CATALOGUE), dtype=np.int64)
+    colour_captions = 0
+    for result in train:
+        for caption in result.captions:
+            mentions[list(caption.mentions)] += 1
+            colour_captions += caption.colour_word
+    rate = mentions / np.maximum(images_with * config.captions_per_image, 1)
+    captions = sum(len(r.captions) for r in train)
+    return {
+        "images": len(train),
+        "captions": captions,
+        "captions_per_image": config.captions_per_image,
+        "things_per_image_mean": round(float(np.mean([sum(s.isthing for s in r.segments) for r in train])), 3),
+        "stuff_per_image_mean": round(float(np.mean([sum(not s.isthing for s in r.segments) for r in train])), 3),
+        "dropped_remnants": int(sum(r.dropped for r in train)),
+        "segments_per_class": _per_class(segments, CATALOGUE),
+        "images_per_class": _per_class(images_with, CATALOGUE),
+        "mentions_per_class": _per_class(mentions, CATALOGUE),
+        "mention_rate_seen": round(float(rate[~unseen_mask].mean()), 4),
+        "mention_rate_unseen": round(float(rate[unseen_mask].mean()), 4) if unseen_mask.any() else None,
+        "colour_word_share": round(colour_captions / max(captions, 1), 4),
+    }
+
+
 def world_statistics(
     config: WorldConfig,
     unseen: frozenset[int],
@@ -200,61 +254,16 @@ def world_statistics(
 ) -> dict[str, Any]:
     """The numbers of ``world.json``: classes, images, captions, segments per class, mention rates, and
     (``benchmarks``: name -> its spec and images) each benchmark's vocabulary and classes present."""
-    k = len(CATALOGUE)
-    n_things = sum(spec.isthing for spec in CATALOGUE)
-    segments = np.zeros(k, dtype=np.int64)
-    images_with = np.zeros(k, dtype=np.int64)
-    mentions = np.zeros(k, dtype=np.int64)
-    colour_captions = 0
-    things_per_image, stuff_per_image = [], []
-    for result in train:
-        present = sorted({s.class_index for s in result.segments})
-        for segment in result.segments:
-            segments[segment.class_index] += 1
-        images_with[present] += 1
-        things_per_image.append(sum(s.isthing for s in result.segments))
-        stuff_per_image.append(sum(not s.isthing for s in result.segments))
-        for caption in result.captions:
-            mentions[list(caption.mentions)] += 1
-            colour_captions += caption.colour_word
-    bench_segments = np.zeros(k, dtype=np.int64)
-    bench_images = np.zeros(k, dtype=np.int64)
-    for result in benchmark:
-        for segment in result.segments:
-            bench_segments[segment.class_index] += 1
-        bench_images[sorted({s.class_index for s in result.segments})] += 1
-    rate = mentions / np.maximum(images_with * config.captions_per_image, 1)
-    unseen_mask = np.isin(np.arange(k), sorted(unseen))
-    captions = sum(len(r.captions) for r in train)
+    unseen_mask = np.isin(np.arange(len(CATALOGUE)), sorted(unseen))
+    bench_segments, bench_images = _class_counts(benchmark)
     return {
         "source": "demo",
         "seed": config.seed,
         "image_size": config.image_size,
         "remnant_rule": REMNANT_RULE,
         "min_visible": config.min_visible,
-        "classes": {
-            "total": k,
-            "stuff": k - n_things,
-            "things": n_things,
-            "seen": int(k - unseen_mask.sum()),
-            "unseen": int(unseen_mask.sum()),
-            "unseen_share": round(float(unseen_mask.mean()), 4),
-            "unseen_names": sorted(CATALOGUE[i].name for i in unseen),
-        },
-        "train": {
-            "images": len(train),
-            "captions": captions,
-            "captions_per_image": config.captions_per_image,
-            "things_per_image_mean": round(float(np.mean(things_per_image)), 3),
-            "stuff_per_image_mean": round(float(np.mean(stuff_per_image)), 3),
-            "dropped_remnants": int(sum(r.dropped for r in train)),
-            "segments_per_class": _per_class(segments, CATALOGUE),
-            "images_per_class": _per_class(images_with, CATALOGUE),
-            "mentions_per_class": _per_class(mentions, CATALOGUE),
-            "mention_rate_seen": round(float(rate[~unseen_mask].mean()), 4),
-            "mention_rate_unseen": round(float(rate[unseen_mask].mean()), 4) if unseen_mask.any() else None,
-            "colour_word_share": round(colour_captions / max(captions, 1), 4),
-        },
+        "classes": _class_statistics(unseen, unseen_mask),
+        "train": _train_statistics(config, unseen_mask, train),
         "benchmark": {
             "name": "demo",
             "images": len(benchmark),
