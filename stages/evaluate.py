@@ -126,6 +126,31 @@ def write_pictures(
         atomic_write_bytes(paths["overlays"], buffer.getvalue())
 
 
+def checked_variants(
+    variant_names: Sequence[str], benchmarks: Sequence[str], proposals: Path | None, stored_proposals: Path | None
+) -> list[Variant]:
+    """The variants named, once each, after checking that the benchmarks and the two proposal sources fit them."""
+    if proposals is not None and stored_proposals is not None:
+        raise ValueError(
+            "--proposals (masks to classify) and --stored-proposals (the proposer's outputs) exclude each other"
+        )
+    specs = [variant(name) for name in variant_names]
+    if len({spec.name for spec in specs}) != len(specs):
+        raise ValueError(f"a variant is listed twice: {', '.join(variant_names)}")
+    if not benchmarks or len(set(benchmarks)) != len(benchmarks):
+        raise ValueError(f"expected distinct benchmarks, got {list(benchmarks)}")
+    if proposals is not None:
+        diagnostics = [spec.name for spec in specs if spec.mode != "two_stage"]
+        if diagnostics:
+            raise ValueError(
+                f"--proposals classifies given masks; the diagnostics {', '.join(diagnostics)} "
+                "make their own (evaluate them without --proposals)"
+            )
+        if len(benchmarks) != 1:
+            raise ValueError(f"--proposals holds the masks of one benchmark, got {len(benchmarks)} benchmarks")
+    return specs
+
+
 def run(
     variant_names: Sequence[str],
     benchmarks: Sequence[str],
@@ -147,24 +172,8 @@ def run(
     ``<benchmark>.parquet`` is read instead of running the proposer. Every input is checked
     before any work starts.
     """
-    if proposals is not None and stored_proposals is not None:
-        raise ValueError(
-            "--proposals (masks to classify) and --stored-proposals (the proposer's outputs) exclude each other"
-        )
-    specs = [variant(name) for name in variant_names]
-    if len({spec.name for spec in specs}) != len(specs):
-        raise ValueError(f"a variant is listed twice: {', '.join(variant_names)}")
-    if not benchmarks or len(set(benchmarks)) != len(benchmarks):
-        raise ValueError(f"expected distinct benchmarks, got {list(benchmarks)}")
+    specs = checked_variants(variant_names, benchmarks, proposals, stored_proposals)
     if proposals is not None:
-        diagnostics = [spec.name for spec in specs if spec.mode != "two_stage"]
-        if diagnostics:
-            raise ValueError(
-                f"--proposals classifies given masks; the diagnostics {', '.join(diagnostics)} "
-                "make their own (evaluate them without --proposals)"
-            )
-        if len(benchmarks) != 1:
-            raise ValueError(f"--proposals holds the masks of one benchmark, got {len(benchmarks)} benchmarks")
         out = proposals_out(proposals) if out is None else out
     params = dict(params)
     device = pick_device(params.pop("device", "auto"))

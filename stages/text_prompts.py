@@ -27,7 +27,8 @@ from model.clip import derive_clip_folder, load_clip_folder
 from pipeline.datasets.manifest import load_world
 from pipeline.training.checkpoint import Checkpointer
 from pipeline.training.distributed import DistributedConfig, process_group
-from pipeline.training.mask_pairs import ground_truth_pairs
+from pipeline.training.loss_log import LossLog
+from pipeline.training.mask_pairs import MaskPair, ground_truth_pairs
 from pipeline.training.rng import seed_everything
 from pipeline.training.text_prompts import TextPromptConfig, learn_text_prompts, sample_per_class
 
@@ -46,6 +47,32 @@ def seen_class_names(world) -> list[str]:
 
 def distributed_settings(section: dict) -> DistributedConfig:
     return DistributedConfig.from_params(section.get("distributed"), "params.yaml:text_prompts.distributed")
+
+
+def seen_pairs(world_path: Path) -> tuple[list[str], list[MaskPair]]:
+    """The seen class names and the ground-truth pairs of the world's training labels (the same classes)."""
+    world = load_world(world_path)
+    labels = world.train_labels()
+    class_names = seen_class_names(world)
+    if len(class_names) != len(labels.class_names):
+        raise ValueError(
+            f"{world_path}: {len(class_names)} seen classes but the training labels have {len(labels.class_names)}"
+        )
+    return class_names, ground_truth_pairs(labels)
+
+
+def training_summary(log: LossLog, pairs: list[MaskPair], class_names: list[str], cfg: TextPromptConfig) -> dict:
+    """The stage's metrics: what it trained on and the last epoch's mean loss and accuracy."""
+    last = log.epoch_means(cfg.epochs - 1)
+    return {
+        "segments": len(pairs),
+        "classes": len(class_names),
+        "samples": len(sample_per_class(pairs, cfg.samples_per_class, cfg.seed)),
+        "epochs": cfg.epochs,
+        "steps": len(log.rows),
+        "final_loss": round(last["loss"], 4),
+        "final_accuracy": round(100 * last["accuracy"], 2),
+    }
 
 
 def run(
@@ -69,14 +96,7 @@ def run(
     name = f"text_prompts_{clip_name}"
     timer = StageTimer(name)
     seed_everything(cfg.seed)
-    world = load_world(world_path)
-    labels = world.train_labels()
-    class_names = seen_class_names(world)
-    if len(class_names) != len(labels.class_names):
-        raise ValueError(
-            f"{world_path}: {len(class_names)} seen classes but the training labels have {len(labels.class_names)}"
-        )
-    pairs = ground_truth_pairs(labels)
+    class_names, pairs = seen_pairs(world_path)
     checkpoints = Path(".checkpoints") / name
     with process_group(distributed, device) as ranks:
         device = ranks.device(device)
@@ -93,16 +113,7 @@ def run(
     assert bundle.text_prompts is not None  # learn_text_prompts made them
     derive_clip_folder(source, out, text_prompts=bundle.text_prompts, clip_model=bundle.model)
     log.write(paths.loss_plot(name))
-    last = log.epoch_means(cfg.epochs - 1)
-    summary = {
-        "segments": len(pairs),
-        "classes": len(class_names),
-        "samples": len(sample_per_class(pairs, cfg.samples_per_class, cfg.seed)),
-        "epochs": cfg.epochs,
-        "steps": len(log.rows),
-        "final_loss": round(last["loss"], 4),
-        "final_accuracy": round(100 * last["accuracy"], 2),
-    }
+    summary = training_summary(log, pairs, class_names, cfg)
     write_json(paths.stage_metrics(name), summary)
     summary.update(timer.write(steps_per_s=len(log.rows) / max(timer.seconds(), 1e-9)))
     Checkpointer(checkpoints).clear()

@@ -200,8 +200,8 @@ def predict(args: argparse.Namespace) -> dict[str, Any]:
     return record
 
 
-@command("predict")
-def main(argv: list[str] | None = None) -> int:
+def predict_parser() -> argparse.ArgumentParser:
+    """The ``ovseg predict`` command line."""
     cli = argparse.ArgumentParser(
         prog="ovseg predict",
         description="segment one image among any class names",
@@ -221,6 +221,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATH",
         help="also write the per-class pixel shares (default path: the picture's, with .json)",
     )
+    add_model_arguments(cli)
+    add_setting_arguments(cli)
+    return cli
+
+
+def add_model_arguments(cli: argparse.ArgumentParser) -> None:
+    """Which models classify, and where the masks come from."""
     cli.add_argument(
         "--clip",
         type=Path,
@@ -261,6 +268,10 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="folder the file_name column is relative to (default: the image's folder)",
     )
+
+
+def add_setting_arguments(cli: argparse.ArgumentParser) -> None:
+    """The ensemble weights, the mask threshold, the image size and the device."""
     cli.add_argument("--lam", type=float, default=0.7, help="CLIP's weight in the ensemble, 0..1 (default: 0.7)")
     cli.add_argument(
         "--alpha",
@@ -282,7 +293,11 @@ def main(argv: list[str] | None = None) -> int:
         help="resize the image's shorter side to this many pixels before segmenting",
     )
     cli.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: auto)")
-    args = cli.parse_args(argv)
+
+
+@command("predict")
+def main(argv: list[str] | None = None) -> int:
+    args = predict_parser().parse_args(argv)
     if args.json is not None and str(args.json) in ("", "."):
         args.json = args.out.with_suffix(".json")
     record = predict(args)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from model.clip import load_clip_folder
+from model.clip import ClipBundle, load_clip_folder
 from model.mask_adapter import load_adapter_and_clip
 from model.one_pass import OnePassSegmenter
 from model.proposal_segmenter import ProposalSegmenter
@@ -78,26 +78,50 @@ def build_segmenter(
         )
     clip = load_clip_folder(clip_folder, device)
     if classifier == "crops":
-        lam_seen, lam_unseen = (
-            zsseg_exponents(settings.zsseg_lam) if ensemble == "zsseg" else (settings.lam_seen, settings.lam_unseen)
-        )
-        proposer_clip = None
-        if proposer_clip_folder is not None:  # also without a proposer: stored proposals are checked against it
-            proposer_clip = load_clip_folder(proposer_clip_folder, device)
-            if text_tower_digest(proposer_clip.model) == text_tower_digest(clip.model):
-                proposer_clip = None
-        return TwoStageSegmenter(
-            proposer,
-            clip,
-            proposer_clip=proposer_clip,
-            lam=settings.lam,
-            lam_seen=lam_seen,
-            lam_unseen=lam_unseen,
-            mask_threshold=settings.mask_threshold,
-            expand_ratio=settings.expand_ratio,
-            clip_batch_size=settings.clip_batch_size,
-            max_proposals=settings.max_proposals,
-        )
+        return crops_segmenter(proposer, clip, settings, ensemble, proposer_clip_folder, device)
+    return one_pass_segmenter(proposer, clip, settings, ensemble, adapter_folder, device)
+
+
+def crops_segmenter(
+    proposer: MaskProposer | None,
+    clip: ClipBundle,
+    settings: EvalConfig,
+    ensemble: str,
+    proposer_clip_folder: Path | None,
+    device: torch.device,
+) -> TwoStageSegmenter:
+    """The ``crops`` segmenter of :func:`build_segmenter`, its ensemble's exponents and proposer CLIP resolved."""
+    lam_seen, lam_unseen = (
+        zsseg_exponents(settings.zsseg_lam) if ensemble == "zsseg" else (settings.lam_seen, settings.lam_unseen)
+    )
+    proposer_clip = None
+    if proposer_clip_folder is not None:  # also without a proposer: stored proposals are checked against it
+        proposer_clip = load_clip_folder(proposer_clip_folder, device)
+        if text_tower_digest(proposer_clip.model) == text_tower_digest(clip.model):
+            proposer_clip = None
+    return TwoStageSegmenter(
+        proposer,
+        clip,
+        proposer_clip=proposer_clip,
+        lam=settings.lam,
+        lam_seen=lam_seen,
+        lam_unseen=lam_unseen,
+        mask_threshold=settings.mask_threshold,
+        expand_ratio=settings.expand_ratio,
+        clip_batch_size=settings.clip_batch_size,
+        max_proposals=settings.max_proposals,
+    )
+
+
+def one_pass_segmenter(
+    proposer: MaskProposer | None,
+    clip: ClipBundle,
+    settings: EvalConfig,
+    ensemble: str,
+    adapter_folder: Path | None,
+    device: torch.device,
+) -> OnePassSegmenter:
+    """The ``maskpool`` or ``adapter`` segmenter of :func:`build_segmenter` (the adapter's CLIP loaded with it)."""
     adapter, proposer_clip = None, None
     if adapter_folder is not None:
         adapter, clip, proposer_clip = load_adapter_and_clip(adapter_folder, clip, device)

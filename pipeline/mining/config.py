@@ -57,68 +57,74 @@ class MiningConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        problems = []
-
-        def check(ok: bool, message: str) -> None:
-            if not ok:
-                problems.append(message)
-
-        check(
-            _number(self.mask_threshold) and 0 <= self.mask_threshold < 1,
-            f"mask_threshold must lie in [0, 1), got {self.mask_threshold!r}",
-        )
-        check(
-            _number(self.min_proposal_score) and 0 <= self.min_proposal_score <= 1,
-            f"min_proposal_score must lie in [0, 1], got {self.min_proposal_score!r}",
-        )
-        check(
-            _integer(self.min_area_pixels) and self.min_area_pixels >= 1,
-            f"min_area_pixels must be an integer >= 1, got {self.min_area_pixels!r}",
-        )
-        check(
-            _number(self.min_area_fraction) and 0 <= self.min_area_fraction < 1,
-            f"min_area_fraction must lie in [0, 1), got {self.min_area_fraction!r}",
-        )
-        check(
-            self.nms_iou is None or (_number(self.nms_iou) and 0 < self.nms_iou <= 1),
-            f"nms_iou must be null or lie in (0, 1], got {self.nms_iou!r}",
-        )
-        check(
-            self.min_similarity is None or (_number(self.min_similarity) and -1 <= self.min_similarity <= 1),
-            f"min_similarity must be null or a cosine in [-1, 1], got {self.min_similarity!r}",
-        )
-        check(
-            self.min_softmax is None or (_number(self.min_softmax) and 0 <= self.min_softmax <= 1),
-            f"min_softmax must be null or lie in [0, 1], got {self.min_softmax!r}",
-        )
-        check(
-            self.min_margin is None or (_number(self.min_margin) and 0 <= self.min_margin <= 2),
-            f"min_margin must be null or lie in [0, 2], got {self.min_margin!r}",
-        )
-        check(
-            _number(self.expand_ratio) and self.expand_ratio >= 0,
-            f"expand_ratio must be >= 0, got {self.expand_ratio!r}",
-        )
-        check(
-            _integer(self.max_pixels) and self.max_pixels >= 1,
-            f"max_pixels must be a positive integer, got {self.max_pixels!r}",
-        )
-        check(
-            _integer(self.images_per_batch) and self.images_per_batch >= 1,
-            f"images_per_batch must be a positive integer, got {self.images_per_batch!r}",
-        )
-        check(_integer(self.threads) and self.threads >= 1, f"threads must be a positive integer, got {self.threads!r}")
-        check(
-            self.precision in INFERENCE_PRECISIONS,
-            f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got {self.precision!r}",
-        )
-        check(
-            self.max_proposals is None or (_integer(self.max_proposals) and self.max_proposals >= 1),
-            f"max_proposals must be null or an integer >= 1, got {self.max_proposals!r}",
-        )
-        check(isinstance(self.device, str) and bool(self.device), f"device must be a name, got {self.device!r}")
+        checks = [*self._filter_checks(), *self._limit_checks()]
+        problems = [message for ok, message in checks if not ok]
         if problems:
             raise ValueError("mining settings: " + "; ".join(problems))
+
+    def _filter_checks(self) -> list[tuple[bool, str]]:
+        """(valid, message) of each threshold that turns proposals into regions and matches into pairs."""
+        return [
+            (
+                _number(self.mask_threshold) and 0 <= self.mask_threshold < 1,
+                f"mask_threshold must lie in [0, 1), got {self.mask_threshold!r}",
+            ),
+            (
+                _number(self.min_proposal_score) and 0 <= self.min_proposal_score <= 1,
+                f"min_proposal_score must lie in [0, 1], got {self.min_proposal_score!r}",
+            ),
+            (
+                _integer(self.min_area_pixels) and self.min_area_pixels >= 1,
+                f"min_area_pixels must be an integer >= 1, got {self.min_area_pixels!r}",
+            ),
+            (
+                _number(self.min_area_fraction) and 0 <= self.min_area_fraction < 1,
+                f"min_area_fraction must lie in [0, 1), got {self.min_area_fraction!r}",
+            ),
+            (
+                self.nms_iou is None or (_number(self.nms_iou) and 0 < self.nms_iou <= 1),
+                f"nms_iou must be null or lie in (0, 1], got {self.nms_iou!r}",
+            ),
+            (
+                self.min_similarity is None or (_number(self.min_similarity) and -1 <= self.min_similarity <= 1),
+                f"min_similarity must be null or a cosine in [-1, 1], got {self.min_similarity!r}",
+            ),
+            (
+                self.min_softmax is None or (_number(self.min_softmax) and 0 <= self.min_softmax <= 1),
+                f"min_softmax must be null or lie in [0, 1], got {self.min_softmax!r}",
+            ),
+            (
+                self.min_margin is None or (_number(self.min_margin) and 0 <= self.min_margin <= 2),
+                f"min_margin must be null or lie in [0, 2], got {self.min_margin!r}",
+            ),
+        ]
+
+    def _limit_checks(self) -> list[tuple[bool, str]]:
+        """(valid, message) of the crop, image, batch, thread, precision, proposal-count and device settings."""
+        return [
+            (
+                _number(self.expand_ratio) and self.expand_ratio >= 0,
+                f"expand_ratio must be >= 0, got {self.expand_ratio!r}",
+            ),
+            (
+                _integer(self.max_pixels) and self.max_pixels >= 1,
+                f"max_pixels must be a positive integer, got {self.max_pixels!r}",
+            ),
+            (
+                _integer(self.images_per_batch) and self.images_per_batch >= 1,
+                f"images_per_batch must be a positive integer, got {self.images_per_batch!r}",
+            ),
+            (_integer(self.threads) and self.threads >= 1, f"threads must be a positive integer, got {self.threads!r}"),
+            (
+                self.precision in INFERENCE_PRECISIONS,
+                f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, got {self.precision!r}",
+            ),
+            (
+                self.max_proposals is None or (_integer(self.max_proposals) and self.max_proposals >= 1),
+                f"max_proposals must be null or an integer >= 1, got {self.max_proposals!r}",
+            ),
+            (isinstance(self.device, str) and bool(self.device), f"device must be a name, got {self.device!r}"),
+        ]
 
     def min_area(self, height: int, width: int) -> int:
         """The smallest usable region area in pixels for an ``height × width`` image."""

@@ -23,6 +23,7 @@ finding: training on CPU threads is not guaranteed bitwise stable across runs), 
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -183,7 +184,14 @@ def determinism(expected_lock: dict, actual_lock: dict, stages: set[str] | None 
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def format_determinism(same: list[dict]) -> str:
+    """Two lines: the stages whose outputs are bitwise identical, and the others (rows of :func:`determinism`)."""
+    identical = ", ".join(r["stage"] for r in same if r["identical"]) or "none"
+    different = ", ".join(r["stage"] for r in same if not r["identical"]) or "none"
+    return f"Bitwise identical to the committed outputs: {identical}\nDifferent: {different}"
+
+
+def reproduce_parser() -> argparse.ArgumentParser:
     cli = parser("python -m pipeline.project.reproduce", __doc__)
     cli.add_argument(
         "--targets",
@@ -194,7 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--params", type=Path, default=None)
     cli.add_argument("--keep", type=Path, help="reproduce in this folder and keep it (default: a temp folder)")
     cli.add_argument("--json", type=Path, help="also write the timings, determinism and checks here")
-    args = cli.parse_args(argv)
+    return cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = reproduce_parser().parse_args(argv)
     cfg = load_params("reproduce", args.params)
     repo = Path.cwd()
     committed_lock = yaml.safe_load(
@@ -224,11 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     same = determinism(committed_lock, new_lock, None if args.targets is None else ran)
     print(f"\nWall time of each stage (clone, git clone to last stage: {wall:.0f} s):\n{format_timings(timings)}")
-    print(
-        "\nBitwise identical to the committed outputs: "
-        + (", ".join(r["stage"] for r in same if r["identical"]) or "none")
-    )
-    print("Different: " + (", ".join(r["stage"] for r in same if not r["identical"]) or "none"))
+    print("\n" + format_determinism(same))
     print()
     print(format_table(rows))
     failed = [r for r in rows if not r["ok"]]

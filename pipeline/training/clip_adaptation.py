@@ -144,6 +144,30 @@ def trained_part(bundle: ClipBundle, cfg: AdaptConfig) -> tuple[torch.nn.Module,
     return model.visual, list(model.visual.parameters())
 
 
+def adaptation_loop(
+    trained: torch.nn.Module,
+    params: list[torch.nn.Parameter],
+    pairs: Sequence[MaskPair],
+    cfg: AdaptConfig,
+    *,
+    checkpoint_dir: str | Path,
+    desc: str,
+) -> TrainingLoop:
+    """The AdamW loop over ``trained`` (of :func:`trained_part`), its run keyed by the pairs."""
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    return TrainingLoop(
+        trained,
+        params,
+        optimizer,
+        desc=desc,
+        checkpoint_dir=checkpoint_dir,
+        run_key=cfg.run_key(pairs_digest(pairs)),
+        epochs=cfg.epochs,
+        total_steps=cfg.total_steps(len(pairs)),
+        warmup_steps=cfg.warmup_steps,
+    )
+
+
 def adapt_clip(
     bundle: ClipBundle,
     pairs: Sequence[MaskPair],
@@ -168,18 +192,7 @@ def adapt_clip(
     scale = model.logit_scale.detach().exp().clamp(max=100)
 
     trained, params = trained_part(bundle, cfg)
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
-    loop = TrainingLoop(
-        trained,
-        params,
-        optimizer,
-        desc=desc,
-        checkpoint_dir=checkpoint_dir,
-        run_key=cfg.run_key(pairs_digest(pairs)),
-        epochs=cfg.epochs,
-        total_steps=cfg.total_steps(len(pairs)),
-        warmup_steps=cfg.warmup_steps,
-    )
+    loop = adaptation_loop(trained, params, pairs, cfg, checkpoint_dir=checkpoint_dir, desc=desc)
     all_crops, all_masks, all_labels, all_valid = cut_pair_crops(
         bundle, pairs, nouns, cfg.expand_ratio, cfg.num_workers
     )

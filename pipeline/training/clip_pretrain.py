@@ -84,6 +84,27 @@ def continued_config(params: dict, *, steps: int, batch_size: int, num_images: i
     return config_from_params(PretrainConfig, params, what=what, epochs=epochs, batch_size=batch_size, max_steps=steps)
 
 
+def pretrain_loop(
+    model: torch.nn.Module, num_images: int, cfg: PretrainConfig, *, checkpoint_dir: str | Path, desc: str
+) -> TrainingLoop:
+    """The AdamW loop over the whole CLIP (embeddings not decayed), ``cfg``'s steps over ``num_images``."""
+    optimizer = torch.optim.AdamW(
+        weight_decay_groups(model, cfg.weight_decay, no_decay=("embedding",)), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps
+    )
+    total_steps = cfg.total_steps(num_images)
+    return TrainingLoop(
+        model,
+        model.parameters(),
+        optimizer,
+        desc=desc,
+        checkpoint_dir=checkpoint_dir,
+        run_key=cfg.run_key(),
+        epochs=-(-total_steps // (num_images // cfg.batch_size)),
+        total_steps=total_steps,
+        warmup_steps=cfg.warmup_steps,
+    )  # the last epoch may stop early
+
+
 def pretrain_clip(
     bundle: ClipBundle,
     images: np.ndarray,
@@ -106,22 +127,7 @@ def pretrain_clip(
     model = bundle.model
     pixels = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # uint8 [N,3,H,W], kept on CPU
     mean, std = bundle.mean.view(1, 3, 1, 1), bundle.std.view(1, 3, 1, 1)
-
-    optimizer = torch.optim.AdamW(
-        weight_decay_groups(model, cfg.weight_decay, no_decay=("embedding",)), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps
-    )
-    total_steps = cfg.total_steps(len(images))
-    loop = TrainingLoop(
-        model,
-        model.parameters(),
-        optimizer,
-        desc=desc,
-        checkpoint_dir=checkpoint_dir,
-        run_key=cfg.run_key(),
-        epochs=-(-total_steps // (len(images) // cfg.batch_size)),
-        total_steps=total_steps,
-        warmup_steps=cfg.warmup_steps,
-    )  # the last epoch may stop early
+    loop = pretrain_loop(model, len(images), cfg, checkpoint_dir=checkpoint_dir, desc=desc)
 
     def losses(epoch: int) -> Iterator[dict[str, torch.Tensor]]:
         rng = np.random.default_rng(epoch_seed(cfg.seed, epoch))

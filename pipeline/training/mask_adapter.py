@@ -370,6 +370,36 @@ def adapter_losses(
     return {"loss": loss, "ce": ce, "consistency": consistency}
 
 
+def adapter_loop(
+    adapter: MaskAdapter,
+    data: AdapterData | StreamingData,
+    cfg: AdapterTrainConfig,
+    dtype: torch.dtype | None,
+    *,
+    device: torch.device,
+    checkpoint_dir: str | Path,
+    identity: str,
+    desc: str,
+) -> TrainingLoop:
+    """The AdamW loop over ``adapter`` (loss scaled under float16 autocast), its run keyed by ``cfg``, the data
+    and ``identity``."""
+    optimizer = torch.optim.AdamW(weight_decay_groups(adapter, cfg.weight_decay, no_decay=("void", "gamma")), lr=cfg.lr)
+    return TrainingLoop(
+        adapter,
+        adapter.parameters(),
+        optimizer,
+        desc=desc,
+        checkpoint_dir=checkpoint_dir,
+        run_key=run_key({**asdict(cfg), "data": data.fingerprint(), "identity": identity}),
+        epochs=cfg.epochs,
+        total_steps=cfg.epochs * (len(data) // cfg.batch_size),
+        warmup_steps=cfg.warmup_steps,
+        grad_clip=cfg.grad_clip,
+        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
+        shared_terms=True,
+    )
+
+
 def train_adapter(
     adapter: MaskAdapter,
     dense_clip: DenseClip,
@@ -397,21 +427,9 @@ def train_adapter(
     adapter.to(device)
     for p in dense_clip.parameters():
         p.requires_grad_(False)
-    optimizer = torch.optim.AdamW(weight_decay_groups(adapter, cfg.weight_decay, no_decay=("void", "gamma")), lr=cfg.lr)
     dtype = training_autocast_dtype(cast(Precision, cfg.precision), device)  # checked by the config
-    loop = TrainingLoop(
-        adapter,
-        adapter.parameters(),
-        optimizer,
-        desc=desc,
-        checkpoint_dir=checkpoint_dir,
-        run_key=run_key({**asdict(cfg), "data": data.fingerprint(), "identity": identity}),
-        epochs=cfg.epochs,
-        total_steps=cfg.epochs * (len(data) // cfg.batch_size),
-        warmup_steps=cfg.warmup_steps,
-        grad_clip=cfg.grad_clip,
-        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
-        shared_terms=True,
+    loop = adapter_loop(
+        adapter, data, cfg, dtype, device=device, checkpoint_dir=checkpoint_dir, identity=identity, desc=desc
     )
     scale = torch.tensor(float(logit_scale), device=device)
 

@@ -238,6 +238,36 @@ def proposer_run_key(cfg: ProposerTrainConfig, model: MaskProposer, data_fingerp
     return run_key(payload)
 
 
+def proposer_loop(
+    model: MaskProposer,
+    data: TrainingSet | StreamingTrainingSet,
+    text: torch.Tensor,
+    cfg: ProposerTrainConfig,
+    dtype: torch.dtype | None,
+    *,
+    device: torch.device,
+    checkpoint_dir: str | os.PathLike,
+    desc: str,
+) -> TrainingLoop:
+    """The AdamW loop over ``model`` (loss scaled under float16 autocast), its run keyed by :func:`proposer_run_key`."""
+    optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay, PROPOSER_NO_DECAY), lr=cfg.lr)
+    return TrainingLoop(
+        model,
+        model.parameters(),
+        optimizer,
+        desc=desc,
+        checkpoint_dir=checkpoint_dir,
+        run_key=proposer_run_key(cfg, model, data.fingerprint(), text),
+        epochs=cfg.epochs,
+        total_steps=cfg.epochs * (len(data) // cfg.batch_size),
+        warmup_steps=cfg.warmup_steps,
+        min_lr_ratio=cfg.min_lr_ratio,
+        grad_clip=cfg.grad_clip,
+        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
+        shared_terms=True,
+    )
+
+
 def train_proposer(
     model: MaskProposer,
     data: TrainingSet | StreamingTrainingSet,
@@ -268,22 +298,7 @@ def train_proposer(
     text = text_embeddings.detach().to(device, torch.float32)
     criterion = SetCriterion(model.config.loss)
     dtype = training_autocast_dtype(cast(Precision, cfg.precision), device)  # checked by the config
-    optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay, PROPOSER_NO_DECAY), lr=cfg.lr)
-    loop = TrainingLoop(
-        model,
-        model.parameters(),
-        optimizer,
-        desc=desc,
-        checkpoint_dir=checkpoint_dir,
-        run_key=proposer_run_key(cfg, model, data.fingerprint(), text),
-        epochs=cfg.epochs,
-        total_steps=cfg.epochs * (len(data) // cfg.batch_size),
-        warmup_steps=cfg.warmup_steps,
-        min_lr_ratio=cfg.min_lr_ratio,
-        grad_clip=cfg.grad_clip,
-        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
-        shared_terms=True,
-    )
+    loop = proposer_loop(model, data, text, cfg, dtype, device=device, checkpoint_dir=checkpoint_dir, desc=desc)
     fill = tuple(float(v) for v in model.config.pixel_mean)
 
     def losses(epoch: int) -> Iterator[dict[str, torch.Tensor]]:

@@ -110,6 +110,47 @@ def class_nouns(pairs: Sequence[MaskPair], class_names: Sequence[str], ranks: Ra
     return nouns
 
 
+def prompt_training_pairs(
+    pairs: Sequence[MaskPair], class_names: Sequence[str], cfg: TextPromptConfig, ranks: Ranks, desc: str
+) -> tuple[list[str], list[MaskPair]]:
+    """The nouns of ``pairs`` among ``class_names`` and the pairs sampled per class, at least one batch of them."""
+    shard_bounds(cfg.batch_size, ranks)  # refuses a batch that does not split evenly
+    nouns = class_nouns(pairs, class_names, ranks, desc)
+    pairs = sample_per_class(pairs, cfg.samples_per_class, cfg.seed)
+    if len(pairs) < cfg.batch_size:
+        raise ValueError(f"{desc}: {len(pairs)} pairs, fewer than one batch of {cfg.batch_size}")
+    return nouns, pairs
+
+
+def text_prompt_loop(
+    model: torch.nn.Module,
+    prompts: TextPrompts,
+    params: list[torch.nn.Parameter],
+    pairs: Sequence[MaskPair],
+    class_names: Sequence[str],
+    cfg: TextPromptConfig,
+    *,
+    checkpoint_dir: str | Path,
+    desc: str,
+) -> TrainingLoop:
+    """The SGD loop over ``prompts``, its run keyed by the pairs, the classes and the CLIP."""
+    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    digest = hashlib.sha256(
+        f"{pairs_digest(pairs)}\n{list(class_names)}\n{text_fingerprint(model)}\n{clip_fingerprint(model)}".encode()
+    ).hexdigest()[:16]
+    return TrainingLoop(
+        prompts,
+        params,
+        optimizer,
+        desc=desc,
+        checkpoint_dir=checkpoint_dir,
+        run_key=cfg.run_key(digest),
+        epochs=cfg.epochs,
+        total_steps=cfg.epochs * (len(pairs) // cfg.batch_size),
+        warmup_steps=cfg.warmup_steps,
+    )
+
+
 def learn_text_prompts(
     bundle: ClipBundle,
     pairs: Sequence[MaskPair],
@@ -126,31 +167,13 @@ def learn_text_prompts(
     Under torchrun each process takes its part of every batch (batch_size / processes) and of the classes.
     """
     ranks = current()
-    shard_bounds(cfg.batch_size, ranks)  # refuses a batch that does not split evenly
-    nouns = class_nouns(pairs, class_names, ranks, desc)
-    pairs = sample_per_class(pairs, cfg.samples_per_class, cfg.seed)
-    if len(pairs) < cfg.batch_size:
-        raise ValueError(f"{desc}: {len(pairs)} pairs, fewer than one batch of {cfg.batch_size}")
+    nouns, pairs = prompt_training_pairs(pairs, class_names, cfg, ranks, desc)
     device, model = bundle.device, bundle.model
     generator = torch.Generator().manual_seed(cfg.seed)
     prompts = bundle.text_prompts = TextPrompts.for_clip(model, cfg.n_ctx, generator=generator)
     params = freeze_clip_for_text_prompts(model, prompts)
     scale = model.logit_scale.detach().float().exp().clamp(max=100)
-    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    digest = hashlib.sha256(
-        f"{pairs_digest(pairs)}\n{list(class_names)}\n{text_fingerprint(model)}\n{clip_fingerprint(model)}".encode()
-    ).hexdigest()[:16]
-    loop = TrainingLoop(
-        prompts,
-        params,
-        optimizer,
-        desc=desc,
-        checkpoint_dir=checkpoint_dir,
-        run_key=cfg.run_key(digest),
-        epochs=cfg.epochs,
-        total_steps=cfg.epochs * (len(pairs) // cfg.batch_size),
-        warmup_steps=cfg.warmup_steps,
-    )
+    loop = text_prompt_loop(model, prompts, params, pairs, class_names, cfg, checkpoint_dir=checkpoint_dir, desc=desc)
     all_crops, _, all_labels, all_valid = cut_pair_crops(bundle, pairs, nouns, cfg.expand_ratio, cfg.num_workers)
     first, last = shard_bounds(len(class_names), ranks, even=False)  # the classes this process embeds
     local_classes = class_names[first:last]
