@@ -8,6 +8,7 @@ shard's rows are sorted by; ``*_SHARD_BY`` the columns that choose the shard.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
@@ -106,3 +107,22 @@ def reject_row(
         "reason": reason,
         "detail": detail,
     }
+
+
+#: The reject reason of a caption whose image id the captions file does not list (``nouns`` and ``mine``).
+REASON_UNKNOWN_IMAGE = "unknown_image"
+
+
+def unknown_image_rejects(stage: str, captions: Iterable[tuple[int, int]]) -> list[dict[str, Any]]:
+    """:data:`REASON_UNKNOWN_IMAGE` rejects of ``(caption_id, image_id)`` captions, by caption id."""
+    return [
+        reject_row(
+            stage,
+            "caption",
+            REASON_UNKNOWN_IMAGE,
+            image_id=image_id,
+            caption_id=caption_id,
+            detail=f"image id {image_id} is not among the captions file's images",
+        )
+        for caption_id, image_id in sorted(captions)
+    ]

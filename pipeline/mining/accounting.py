@@ -26,14 +26,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.beam.schemas import reject_row
+from pipeline.beam.schemas import reject_row, unknown_image_rejects
 
 STAGE = "mine"
 REASON_NO_CAPTION = "no_caption"
 REASON_NO_NOUN = "no_noun"
 REASON_NO_PROPOSAL = "no_proposal"
 REASON_NO_PAIR = "no_pair"
-REASON_UNKNOWN_IMAGE = "unknown_image"
 
 
 @dataclass(frozen=True)
@@ -102,14 +101,4 @@ def caption_rejects(
 
 def orphan_rejects(orphans: Iterable[tuple[int, int]]) -> list[dict[str, Any]]:
     """``unknown_image`` rejects of ``(caption_id, image_id)`` captions whose image is not in the file."""
-    return [
-        reject_row(
-            STAGE,
-            "caption",
-            REASON_UNKNOWN_IMAGE,
-            image_id=image_id,
-            caption_id=caption_id,
-            detail=f"image id {image_id} is not among the captions file's images",
-        )
-        for caption_id, image_id in sorted(orphans)
-    ]
+    return unknown_image_rejects(STAGE, orphans)

