@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from core.numerics import pin_torch
+
 if TYPE_CHECKING:
     import argparse
 
@@ -11,8 +13,14 @@ if TYPE_CHECKING:
 
 
 def pick_device(requested: str | None = "auto") -> torch.device:
-    """'auto' → CUDA when available, else CPU; anything else is passed to torch.device."""
+    """'auto' → CUDA when available, else CPU; anything else is passed to torch.device.
+
+    Every torch process picks its device, so this is also where portable numerics' in-process part is set
+    (:func:`core.numerics.pin_torch`).
+    """
     import torch
+
+    pin_torch()
 
     if requested in (None, "", "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -34,10 +42,12 @@ def add_device_arguments(cli: argparse.ArgumentParser) -> None:
 
 
 def set_threads(threads: int | None, what: str = "threads") -> None:
-    """Use ``threads`` CPU threads for torch's intra-op work; None keeps torch's default (one per core).
+    """Use ``threads`` CPU threads for torch's intra-op work; None keeps torch's default: ``numerics.threads``
+    under portable numerics (:mod:`core.numerics`), one per core under native.
 
     CPU float sums depend on the thread count, so a stage that must reproduce bitwise fixes it.
     """
+    pin_torch()
     if threads is None:
         return
     if int(threads) < 1:

@@ -46,7 +46,7 @@ from safetensors.torch import save_file
 
 from core.io import atomic_dir, dumps_json, read_json
 from model.mpt import PROMPTS_FILE, MaskPrompts, encode_image_with_prompts, load_mask_prompts, save_mask_prompts
-from model.precision import Precision, check_precision
+from model.precision import Precision, check_portable_precision, check_precision
 from model.text_prompts import TEXT_PROMPTS_FILE, TextPrompts, load_text_prompts, save_text_prompts
 from model.text_tower import encode_tokens, is_native_text_tower
 
@@ -180,6 +180,7 @@ def build_clip(
     mixed precision: matmul weights low precision, LayerNorms fp32).
     """
     check_precision(precision, "precision", WEIGHT_PRECISIONS)
+    check_portable_precision(precision)
     device = torch.device(device)
     model_cfg, preprocess_cfg, checkpoint = _resolve_source(source, pretrained, cache_dir, allow_download)
     _check_native_clip(model_cfg, source)

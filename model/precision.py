@@ -17,6 +17,9 @@ model call: the towers' matmuls and convolutions then run in bf16. What follows 
 call (softmaxes, ensembles, semantic maps, argmaxes, mask IoUs) is decorated with
 :func:`full_precision`: autocast is off inside, so a matmul there stays float32 (a bf16
 ``@`` would round a pixel count above 256 or a cosine to 3 digits).
+
+Under portable numerics (:mod:`core.numerics`) every run is fp32: ``auto`` resolves to it on any device,
+and an explicit bf16 or fp16 is an error, since its bits would depend on the CPU's bf16 support.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from collections.abc import Callable, Collection
 from typing import Literal, TypeVar, get_args
 
 import torch
+
+from core.numerics import portable
 
 #: A precision setting: plain float32, bf16 or fp16 (autocast in a run; open_clip's low-precision
 #: weights in :func:`model.clip.build_clip`), or ``auto`` (resolved on the run's device).
@@ -66,10 +71,22 @@ def native_bf16(device: torch.device | str) -> bool:
     return any(probe is not None and probe() for probe in probes)
 
 
+def check_portable_precision(precision: Precision) -> None:
+    """``ValueError`` for a low precision asked for explicitly under portable numerics."""
+    if portable() and precision not in ("auto", "fp32"):
+        raise ValueError(
+            f"precision {precision}: portable numerics compute in fp32 (params numerics.mode); "
+            "use fp32 or auto, or numerics.mode: native"
+        )
+
+
 def resolve_inference_precision(precision: Precision, device: torch.device | str) -> Precision:
     """The precision a run with setting ``precision`` uses on ``device``: ``auto`` becomes bf16 where
-    :func:`native_bf16`, else fp32; fp32 and bf16 stay."""
+    :func:`native_bf16`, else fp32; fp32 and bf16 stay. Portable numerics: always fp32."""
     check_inference_precision(precision, "precision")
+    check_portable_precision(precision)
+    if portable():
+        return "fp32"
     if precision == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     return precision
@@ -92,9 +109,10 @@ def inference_autocast(precision: Precision, device: torch.device | str) -> cont
 def training_autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of a training run with setting ``precision`` on ``device``; ``None`` means plain fp32.
 
-    ``auto`` is bf16 where :func:`native_bf16`, else fp16 on CUDA and fp32 on a CPU.
+    ``auto`` is bf16 where :func:`native_bf16`, else fp16 on CUDA and fp32 on a CPU. Portable numerics: fp32.
     """
-    if precision == "fp32":
+    check_portable_precision(precision)
+    if precision == "fp32" or portable():
         return None
     if precision == "bf16":
         return torch.bfloat16

@@ -11,10 +11,13 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-# MKL outside its Conditional Numerical Reproducibility mode picks sgemm code by memory alignment, so the same
-# product can differ in its last bit between two equal models (seen on an AMD EPYC with AVX512-BF16). The suite,
-# and every process it starts, runs in CNR mode; MKL reads this when it loads, so it is set before torch is imported.
-os.environ["MKL_CBWR"] = "AUTO"
+from core.numerics import MODE_VARIABLE, Numerics, numerics_environment
+
+# The suite, and every process it starts, runs under portable numerics with one thread (core/numerics.py): the
+# libraries read the pins when they load, so they are set before torch is imported. Among others, MKL outside
+# its Conditional Numerical Reproducibility mode picks sgemm code by memory alignment, so the same product can
+# differ in its last bit between two equal models (seen on an AMD EPYC with AVX512-BF16).
+os.environ.update(numerics_environment(Numerics("portable", threads=1)))
 
 import pytest
 import torch
@@ -31,6 +34,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """CPU float sums depend on the thread count: every test, and every fixture it sets up, starts with
     one torch thread, so expected values hold on any machine (a stage under test may set its own)."""
     torch.set_num_threads(1)
+
+
+@pytest.fixture
+def native_numerics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Native numerics for a test of low precision (portable numerics refuse bf16 and resolve ``auto`` to fp32);
+    the ISA pins stay, as torch has read them."""
+    monkeypatch.setenv(MODE_VARIABLE, "native")
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,9 @@ from safetensors.torch import save_file
 from model.clip import CONFIG_DIR, build_clip, load_clip_folder, save_clip_folder
 from model.mpt import MaskPrompts
 
+# Low-precision runs: bf16 asked for explicitly, or auto resolved on a bf16 CPU.
+pytestmark = pytest.mark.usefixtures("native_numerics")
+
 CPU = torch.device("cpu")
 TINY = "ovseg-tiny-vit"
 

@@ -22,6 +22,9 @@ from model.precision import (
 )
 from model.scoring import clip_class_probs, predict_labels, semantic_map
 
+# Low-precision runs: bf16 asked for explicitly, or auto resolved on a bf16 CPU.
+pytestmark = pytest.mark.usefixtures("native_numerics")
+
 CPU = torch.device("cpu")
 
 

@@ -18,6 +18,9 @@ from model.scoring import ensemble, predict_labels, scores_to_labels
 from model.two_stage import TwoStageSegmenter
 from tests.doubles import label_map
 
+# Low-precision runs: bf16 asked for explicitly, or auto resolved on a bf16 CPU.
+pytestmark = pytest.mark.usefixtures("native_numerics")
+
 NAMES = ["cat", "dog, puppy", "sky", "grass"]
 CPU = torch.device("cpu")
 

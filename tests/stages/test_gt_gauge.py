@@ -12,6 +12,9 @@ from model.clip import load_clip_folder
 from model.mask_adapter import MaskAdapter, MaskAdapterConfig, save_mask_adapter
 from stages.gt_gauge import adapter_result_name, main, maskpool_result_name, result_name
 
+# Low-precision runs: bf16 asked for explicitly, or auto resolved on a bf16 CPU.
+pytestmark = pytest.mark.usefixtures("native_numerics")
+
 
 def test_several_folders_write_one_json_each(eval_inputs, capsys) -> None:
     clips = [str(eval_inputs.artifacts / "clip_base"), str(eval_inputs.artifacts / "clip_mpt")]

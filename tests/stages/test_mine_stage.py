@@ -27,6 +27,9 @@ from stages.cli import main as main_cli
 from stages.mine import MineStageConfig
 from tests.doubles import random_proposer
 
+# Low-precision runs: bf16 asked for explicitly, or auto resolved on a bf16 CPU.
+pytestmark = pytest.mark.usefixtures("native_numerics")
+
 REPO = Path(__file__).resolve().parents[2]
 
 PARAMS = {

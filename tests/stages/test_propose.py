@@ -13,6 +13,9 @@ from core import paths
 from stages.evaluate import main as evaluate_main
 from stages.propose import main as propose_main
 
+# Low-precision runs: bf16 asked for explicitly, or auto resolved on a bf16 CPU.
+pytestmark = pytest.mark.usefixtures("native_numerics")
+
 VARIANTS = "base mpt oracle gt_masks_base"
 
 

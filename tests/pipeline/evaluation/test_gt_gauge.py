@@ -8,6 +8,9 @@ from pipeline.datasets.segmentation import Sample
 from pipeline.evaluation.gt_gauge import class_subsets, crop_accuracy, segmented_samples, top1
 from tests.doubles import MemoryDataset
 
+# Low-precision runs: bf16 asked for explicitly, or auto resolved on a bf16 CPU.
+pytestmark = pytest.mark.usefixtures("native_numerics")
+
 WORLD = [
     {"id": 1, "name": "sky", "synonyms": [], "isthing": 0, "seen": 1},
     {"id": 2, "name": "ring", "synonyms": ["hoop"], "isthing": 1, "seen": 0},

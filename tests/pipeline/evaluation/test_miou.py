@@ -34,6 +34,9 @@ from pipeline.evaluation.miou import (
 from pipeline.evaluation.variants import variant
 from tests.doubles import MemoryDataset
 
+# Low-precision runs: bf16 asked for explicitly, or auto resolved on a bf16 CPU.
+pytestmark = pytest.mark.usefixtures("native_numerics")
+
 NAMES = ["sky", "grass, lawn", "zebra"]
 
 

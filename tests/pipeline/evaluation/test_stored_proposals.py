@@ -23,6 +23,9 @@ from pipeline.evaluation.miou import EvalConfig, evaluate_benchmark, resize_shor
 from pipeline.evaluation.stored_proposals import METADATA_KEY, image_rows, propose_benchmark, read_stored_proposals
 from pipeline.evaluation.variants import variant
 
+# Low-precision runs: bf16 asked for explicitly, or auto resolved on a bf16 CPU.
+pytestmark = pytest.mark.usefixtures("native_numerics")
+
 CLASSES = ["sky", "grass, lawn", "zebra"]
 SIZES = [(40, 48), (40, 48), (37, 51), (40, 48), (40, 48)]  # a run of sizes broken by an odd one
 

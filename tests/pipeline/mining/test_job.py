@@ -31,6 +31,9 @@ from pipeline.world.config import WorldConfig
 from pipeline.world.generate import generate_world
 from tests.doubles import random_proposer
 
+# Low-precision runs: bf16 asked for explicitly, or auto resolved on a bf16 CPU.
+pytestmark = pytest.mark.usefixtures("native_numerics")
+
 SIZE = 64
 STOPLIST = ["photo", "picture", "image", "scene", "view"]
 IN_MEMORY = {"runner": "direct-inmemory"}

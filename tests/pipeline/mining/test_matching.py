@@ -12,6 +12,9 @@ from pipeline.mining.config import MiningConfig
 from pipeline.mining.matching import kept_nouns, match_nouns_to_regions, pair_filter, similarity_matrix
 from pipeline.mining.regions import mask_nms, usable_regions
 
+# Low-precision runs: bf16 asked for explicitly, or auto resolved on a bf16 CPU.
+pytestmark = pytest.mark.usefixtures("native_numerics")
+
 # 3 nouns × 4 regions, cosine similarities.
 SIMILARITY = torch.tensor(
     [
