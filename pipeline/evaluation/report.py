@@ -100,7 +100,7 @@ def heading(benchmark: str, benchmarks: list[str]) -> str:
     return PAPER_NAMES.get(benchmark, f"`{benchmark}`")
 
 
-def _ordered(names: set[str]) -> list[str]:
+def report_order(names: set[str]) -> list[str]:
     """Registered variants in report order, then any others sorted."""
     known = [name for name in variant_names() if name in names]
     return known + sorted(names - set(known))
@@ -167,7 +167,7 @@ def split_table(records: EvalRecords, rows: list[str], benchmarks: list[str]) ->
 
 def crop_table(crops: CropRecords) -> list[str]:
     header = ["classifier", "all", "seen", "unseen", "chance"]
-    rows = [[f"`{name}`", *(_fmt(crops[name].get(key)) for key in CROP_KEYS)] for name in _ordered(set(crops))]
+    rows = [[f"`{name}`", *(_fmt(crops[name].get(key)) for key in CROP_KEYS)] for name in report_order(set(crops))]
     return _table(header, rows)
 
 
@@ -194,7 +194,7 @@ def render_results(records: EvalRecords, crops: CropRecords | None = None) -> st
     """The whole ``reports/results.md`` text (ends with a newline)."""
     crops = crops or {}
     benchmarks = _benchmarks(records)
-    ordered = _ordered({v for v, _ in records})
+    ordered = report_order({v for v, _ in records})
     variants = [name for name in ordered if not _is_diagnostic(name)]
     diagnostics = [name for name in ordered if _is_diagnostic(name)]
     out = [
@@ -258,7 +258,7 @@ def miou_csv(records: EvalRecords) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["run", "variant", "benchmark", "mIoU", "mIoU_seen", "mIoU_unseen"])
     benchmarks = _benchmarks(records)
-    for name in _ordered({v for v, _ in records}):
+    for name in report_order({v for v, _ in records}):
         for benchmark in benchmarks:
             record = records.get((name, benchmark))
             if record is None:

@@ -6,9 +6,9 @@
    run ``dvc repro --force`` there: every stage runs, including those whose outputs are
    committed to git (metrics, reports), which a plain ``dvc repro`` would skip when their
    inputs come out identical. ``--targets``: only these stages and those they depend on.
-2. The outputs of the stages without floating-point training (``reproduce.exact_stages``,
-   by default world and nouns) must have the same hashes in the new ``dvc.lock`` as in
-   the committed one.
+2. The outputs of the stages in ``reproduce.exact_stages`` (``all``: every stage that ran, the
+   default under portable numerics; or a list, e.g. the stages without floating-point training
+   under native numerics) must have the same hashes in the new ``dvc.lock`` as in the committed one.
 3. Every number in the committed metrics (``metrics/**.json`` except ``metrics/timings/``
    and the ``per_class`` breakdowns) must be reproduced within
    ``abs_tolerance + rel_tolerance × |committed|``; with ``--targets``, the metrics of the
@@ -191,6 +191,17 @@ def format_determinism(same: list[dict]) -> str:
     return f"Bitwise identical to the committed outputs: {identical}\nDifferent: {different}"
 
 
+def exact_stages(setting: str | list[str], ran: set[str], committed_lock: dict) -> list[str]:
+    """The stages whose output hashes must match: ``all`` of those that ran (and have committed outputs), or
+    those of the list that ran."""
+    if setting == "all":
+        committed = committed_lock.get("stages", {})
+        return sorted(stage for stage in ran if stage in committed and lock_outs(committed_lock, stage))
+    if isinstance(setting, str):
+        raise ValueError(f"reproduce.exact_stages must be 'all' or a list of stages, got {setting!r}")
+    return [stage for stage in setting if stage in ran]
+
+
 def reproduce_parser() -> argparse.ArgumentParser:
     cli = parser("python -m pipeline.project.reproduce", __doc__)
     cli.add_argument(
@@ -220,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - start
         new_lock = yaml.safe_load((clone / "dvc.lock").read_text())
         ran = {stage for stage, _ in timings}
-        exact = [stage for stage in cfg["exact_stages"] if args.targets is None or stage in ran]
+        exact = exact_stages(cfg["exact_stages"], ran, committed_lock)
         # A partial run leaves the other stages' committed metrics in the clone: compare only what ran.
         only_under = (
             None if args.targets is None else sorted(path for stage in ran for path in lock_outs(new_lock, stage))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.project.reproduce import compare_metrics, determinism, main, numeric_leaves
+from pipeline.project.reproduce import compare_metrics, determinism, exact_stages, main, numeric_leaves
 
 DVC_YAML = {
     "stages": {
@@ -105,3 +105,11 @@ def test_metric_tolerance(tmp_path: Path) -> None:
     assert [(r["what"], r["ok"]) for r in rows] == [("metrics/m.json:nan", True), ("metrics/m.json:v", True)]
     rows = compare_metrics(tmp_path / "expected", tmp_path / "actual", abs_tol=0.5, rel_tol=0.0)
     assert [r["ok"] for r in rows] == [True, False]
+
+
+def test_exact_stages_all_means_every_stage_that_ran_with_committed_outputs() -> None:
+    lock = {"stages": {"make": {"outs": [{"path": "a", "md5": "1"}]}, "report": {"outs": []}}}
+    assert exact_stages("all", {"make", "report", "new"}, lock) == ["make"]
+    assert exact_stages(["make", "other"], {"make"}, lock) == ["make"]
+    with pytest.raises(ValueError, match="'all' or a list"):
+        exact_stages("some", {"make"}, lock)
