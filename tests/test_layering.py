@@ -20,7 +20,7 @@ ALLOWED = {
     "pipeline/world": {"core", "pipeline/datasets"},
     "pipeline/prepare": {"core", "pipeline/beam", "pipeline/datasets"},
     "pipeline/demo": {"core", "model", "pipeline/beam", "pipeline/datasets", "pipeline/evaluation", "pipeline/mining"},
-    "pipeline/project": {"core"},
+    "pipeline/project": {"core", "pipeline/evaluation"},
     "stages": {"core", "model", "pipeline"},
 }
 
