@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from core import paths
-from core.cli import exit_process, parser, run_command
+from core.cli import add_params_option, exit_process, parser, run_command
 from core.device import pick_device, set_threads
 from core.io import write_json
 from core.launch import relaunch_under_torchrun
@@ -191,7 +191,7 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     cli = parser("python -m stages.mask_adapter", __doc__)
     cli.add_argument("clip", choices=sorted(CLIPS), help="which CLIP the adapter reads")
-    cli.add_argument("--params", type=Path, default=None)
+    add_params_option(cli)
     args = cli.parse_args(argv)
 
     def body() -> int | None:

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from core import paths
-from core.cli import exit_process, parser, run_command
+from core.cli import add_params_option, exit_process, parser, run_command
 from core.device import pick_device, set_threads
 from core.io import write_json
 from core.launch import relaunch_under_torchrun
@@ -127,7 +127,7 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     cli = parser("python -m stages.text_prompts", __doc__)
     cli.add_argument("clip", choices=sorted(FOLDERS), help="which CLIP learns the prompts")
-    cli.add_argument("--params", type=Path, default=None)
+    add_params_option(cli)
     args = cli.parse_args(argv)
 
     def body() -> int | None:
