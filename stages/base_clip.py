@@ -78,11 +78,9 @@ def run(clip: dict, out: Path, manifest: Path = WORLD) -> dict:
             world = load_world(manifest)
             captions = world.captions()
             ids = sorted(captions.captions)
-            if ranks.is_main:
-                print(
-                    f"base_clip: pretraining {clip['model']} on {len(ids)} images for {cfg.epochs} epochs on "
-                    f"{device}" + (f", {ranks.world_size} processes" if ranks.active else "")
-                )
+            ranks.announce(
+                f"base_clip: pretraining {clip['model']} on {len(ids)} images for {cfg.epochs} epochs on {device}"
+            )
             images = load_resized([captions.images[i].path for i in ids], bundle.image_size * 2)
             texts = [[c.text for c in captions.captions[i]] for i in ids]
             log = pretrain_clip(bundle, images, texts, cfg, checkpoint_dir=CHECKPOINTS)

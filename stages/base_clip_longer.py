@@ -81,12 +81,10 @@ def run(
         device = ranks.device(device)
         bundle = load_clip_folder(source, device)
         side = int(image_side) if image_side is not None else bundle.image_size * 2
-        if ranks.is_main:
-            print(
-                f"{NAME}: {steps} steps of {batch_size} images (finetune: {num_pairs} pairs), continuing {source} "
-                f"on {len(ids)} images with their captions, on {device}"
-                + (f", {ranks.world_size} processes" if ranks.active else "")
-            )
+        ranks.announce(
+            f"{NAME}: {steps} steps of {batch_size} images (finetune: {num_pairs} pairs), continuing {source} "
+            f"on {len(ids)} images with their captions, on {device}"
+        )
         images = load_resized([captions.images[i].path for i in ids], side)
         texts = [[c.text for c in captions.captions[i]] for i in ids]
         log = pretrain_clip(bundle, images, texts, cfg, checkpoint_dir=CHECKPOINTS, desc=NAME)

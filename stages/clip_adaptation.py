@@ -80,12 +80,10 @@ def run(stage: str, variant: str | None, params_file: Path | None = None) -> dic
     with process_group(distributed, device) as ranks:
         device = ranks.device(device)
         bundle = load_clip_folder(source, device)
-        if ranks.is_main:
-            print(
-                f"{name}: {len(pairs)} pairs, {len({p.noun for p in pairs})} nouns, {cfg.epochs} epochs, "
-                f"mode {cfg.mode}, from {source} on {device}"
-                + (f", {ranks.world_size} processes" if ranks.active else "")
-            )
+        ranks.announce(
+            f"{name}: {len(pairs)} pairs, {len({p.noun for p in pairs})} nouns, {cfg.epochs} epochs, "
+            f"mode {cfg.mode}, from {source} on {device}"
+        )
         log = adapt_clip(bundle, pairs, cfg, checkpoint_dir=Path(".checkpoints") / name, desc=name)
     if not ranks.is_main:
         return {}

@@ -212,12 +212,10 @@ def run(settings: ProposerStageConfig, clip_dir: Path, out: Path, manifest: Path
 
         model = build_stage_proposer(settings, int(text.shape[1]))
         cfg = settings.train
-        if ranks.is_main:
-            print(
-                f"proposer: {model.config.name} on {len(data)} images ({len(names)} seen classes), {cfg.epochs} "
-                f"epochs of batch {cfg.batch_size} on {device}, {torch.get_num_threads()} threads"
-                + (f", {ranks.world_size} processes" if ranks.active else "")
-            )
+        ranks.announce(
+            f"proposer: {model.config.name} on {len(data)} images ({len(names)} seen classes), {cfg.epochs} "
+            f"epochs of batch {cfg.batch_size} on {device}, {torch.get_num_threads()} threads"
+        )
         train_started = timer.seconds()
         log = train_proposer(model, data, text, cfg, device=device, checkpoint_dir=CHECKPOINTS)
         train_seconds = timer.seconds() - train_started

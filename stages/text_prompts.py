@@ -101,12 +101,10 @@ def run(
     with process_group(distributed, device) as ranks:
         device = ranks.device(device)
         bundle = load_clip_folder(source, device)
-        if ranks.is_main:
-            print(
-                f"{name}: {len(pairs)} ground-truth segments of {len(class_names)} seen classes, "
-                f"{cfg.samples_per_class or 'all'} per class, {cfg.epochs} epochs, from {source} on {device}"
-                + (f", {ranks.world_size} processes" if ranks.active else "")
-            )
+        ranks.announce(
+            f"{name}: {len(pairs)} ground-truth segments of {len(class_names)} seen classes, "
+            f"{cfg.samples_per_class or 'all'} per class, {cfg.epochs} epochs, from {source} on {device}"
+        )
         log = learn_text_prompts(bundle, pairs, class_names, cfg, checkpoint_dir=checkpoints, desc=name)
     if not ranks.is_main:
         return {}
