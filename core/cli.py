@@ -31,6 +31,17 @@ def parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n\n")[0])
 
 
+def add_params_option(cli: argparse.ArgumentParser) -> None:
+    """``--params``: the params file a command reads (default: params.yaml, see :mod:`core.params`)."""
+    cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
+
+
+def add_path_options(cli: argparse.ArgumentParser, *options: tuple[str, Path, str]) -> None:
+    """A path option ``--<name>`` for each ``(name, default, what)``, its help ``what (default: <default>)``."""
+    for name, default, what in options:
+        cli.add_argument(f"--{name}", type=Path, default=default, help=f"{what} (default: {default})")
+
+
 def add_benchmark_options(cli: argparse.ArgumentParser) -> None:
     """The options of a stage that runs the trained models on benchmarks of the world: ``--benchmark``
     (read with :func:`chosen_benchmarks`), ``--params``, ``--world`` and ``--artifacts``."""
@@ -41,13 +52,11 @@ def add_benchmark_options(cli: argparse.ArgumentParser) -> None:
         metavar="BENCHMARK",
         help="benchmarks of the world manifest (e.g. demo voc20; default: every one of the params' data.benchmarks)",
     )
-    cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
-    cli.add_argument("--world", type=Path, default=paths.WORLD_MANIFEST, help="world manifest (default: %(default)s)")
-    cli.add_argument(
-        "--artifacts",
-        type=Path,
-        default=paths.ARTIFACTS,
-        help="folder holding the trained models: clip_<name>/ and proposer/ (default: artifacts)",
+    add_params_option(cli)
+    add_path_options(
+        cli,
+        ("world", paths.WORLD_MANIFEST, "world manifest"),
+        ("artifacts", paths.ARTIFACTS, "folder holding the trained models: clip_<name>/ and proposer/"),
     )
 
 

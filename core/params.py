@@ -37,6 +37,14 @@ def check_keys(params: Mapping[str, Any], known: Iterable[str], where: str) -> N
         raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
 
 
+def check_fractions(values: Iterable[tuple[str, Any]], where: str = "") -> None:
+    """Every named value lies in [0, 1] (``None``: not set, not checked), else ``ValueError``:
+    ``<where><name> must lie in [0, 1], got <value>``."""
+    for name, value in values:
+        if value is not None and not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"{where}{name} must lie in [0, 1], got {value}")
+
+
 def config_from_params(cls: type[T], params: Mapping[str, Any], *, what: str, **overrides: Any) -> T:
     """A (frozen) dataclass built from a params section: unknown keys are an error, lists become tuples."""
     check_keys(params, cls.__dataclass_fields__, what)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from core.params import check_fractions
 from model.clip import ClipBundle
 from model.dense_clip import DenseClip, mask_weights
 from model.mask_adapter import MaskAdapter
@@ -55,9 +56,7 @@ class OnePassSegmenter(ProposalSegmenter):
         proposer_clip: ClipBundle | None = None,
         max_proposals: int | None = None,
     ):
-        for name, value in (("alpha", alpha), ("beta", beta)):
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1], got {value}")
+        check_fractions((("alpha", alpha), ("beta", beta)))
         super().__init__(
             proposer,
             clip,

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.params import check_fractions
 from model.precision import full_precision
 
 #: Which of the C classes are seen: a ``[C]`` bool vector, in any form :func:`torch.as_tensor` takes.
@@ -89,9 +90,7 @@ def ensemble_exponents(
     given. (The reference OVSeg weights seen classes with ``1 - λ`` on CLIP, i.e.
     ``lam_seen = 1 - lam``.)
     """
-    for name, value in (("lam", lam), ("lam_seen", lam_seen), ("lam_unseen", lam_unseen)):
-        if value is not None and not 0.0 <= float(value) <= 1.0:
-            raise ValueError(f"{name} must lie in [0, 1], got {value}")
+    check_fractions((("lam", lam), ("lam_seen", lam_seen), ("lam_unseen", lam_unseen)))
     exponents = torch.full((num_classes,), float(lam), dtype=torch.float32, device=device)
     if seen is None:
         if lam_seen is not None or lam_unseen is not None:

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 
 import torch
 
+from core.params import check_fractions
 from model.clip import ClipBundle
 from model.crops import masked_crops
 from model.proposal_segmenter import ProposalSegmenter
@@ -79,10 +80,7 @@ class TwoStageSegmenter(ProposalSegmenter):
     ):
         if clip_batch_size < 1:
             raise ValueError(f"clip_batch_size must be >= 1, got {clip_batch_size}")
-        ensemble_exponents(1, lam)  # validates lam's range early
-        for name, value in (("lam_seen", lam_seen), ("lam_unseen", lam_unseen)):
-            if value is not None and not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1], got {value}")
+        check_fractions((("lam", lam), ("lam_seen", lam_seen), ("lam_unseen", lam_unseen)))
         super().__init__(
             proposer,
             clip,

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from core import paths
-from core.cli import command, exit_process, parser
+from core.cli import add_params_option, command, exit_process, parser
 from core.device import pick_device
 from core.io import atomic_write_text, write_json
 from core.launch import relaunch_under_torchrun
@@ -78,11 +78,9 @@ def run(clip: dict, out: Path, manifest: Path = WORLD) -> dict:
             world = load_world(manifest)
             captions = world.captions()
             ids = sorted(captions.captions)
-            if ranks.is_main:
-                print(
-                    f"base_clip: pretraining {clip['model']} on {len(ids)} images for {cfg.epochs} epochs on "
-                    f"{device}" + (f", {ranks.world_size} processes" if ranks.active else "")
-                )
+            ranks.announce(
+                f"base_clip: pretraining {clip['model']} on {len(ids)} images for {cfg.epochs} epochs on {device}"
+            )
             images = load_resized([captions.images[i].path for i in ids], bundle.image_size * 2)
             texts = [[c.text for c in captions.captions[i]] for i in ids]
             log = pretrain_clip(bundle, images, texts, cfg, checkpoint_dir=CHECKPOINTS)
@@ -104,7 +102,7 @@ def run(clip: dict, out: Path, manifest: Path = WORLD) -> dict:
 @command("base_clip")
 def main(argv: list[str] | None = None) -> int:
     cli = parser("ovseg base-clip", __doc__)
-    cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
+    add_params_option(cli)
     cli.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output CLIP folder")
     args = cli.parse_args(argv)
     clip = load_params("clip", args.params)

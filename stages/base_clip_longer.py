@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from core import paths
-from core.cli import command, exit_process, parser
+from core.cli import add_params_option, command, exit_process, parser
 from core.device import pick_device
 from core.io import write_json
 from core.launch import relaunch_under_torchrun
@@ -81,12 +81,10 @@ def run(
         device = ranks.device(device)
         bundle = load_clip_folder(source, device)
         side = int(image_side) if image_side is not None else bundle.image_size * 2
-        if ranks.is_main:
-            print(
-                f"{NAME}: {steps} steps of {batch_size} images (finetune: {num_pairs} pairs), continuing {source} "
-                f"on {len(ids)} images with their captions, on {device}"
-                + (f", {ranks.world_size} processes" if ranks.active else "")
-            )
+        ranks.announce(
+            f"{NAME}: {steps} steps of {batch_size} images (finetune: {num_pairs} pairs), continuing {source} "
+            f"on {len(ids)} images with their captions, on {device}"
+        )
         images = load_resized([captions.images[i].path for i in ids], side)
         texts = [[c.text for c in captions.captions[i]] for i in ids]
         log = pretrain_clip(bundle, images, texts, cfg, checkpoint_dir=CHECKPOINTS, desc=NAME)
@@ -113,7 +111,7 @@ def run(
 @command(NAME)
 def main(argv: list[str] | None = None) -> int:
     cli = parser(f"python -m stages.{NAME}", __doc__)
-    cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
+    add_params_option(cli)
     cli.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output CLIP folder")
     args = cli.parse_args(argv)
     section = load_params(NAME, args.params)

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from core import paths
-from core.cli import exit_process, parser, run_command
+from core.cli import add_params_option, exit_process, parser, run_command
 from core.device import pick_device
 from core.io import write_json
 from core.launch import relaunch_under_torchrun
@@ -80,12 +80,10 @@ def run(stage: str, variant: str | None, params_file: Path | None = None) -> dic
     with process_group(distributed, device) as ranks:
         device = ranks.device(device)
         bundle = load_clip_folder(source, device)
-        if ranks.is_main:
-            print(
-                f"{name}: {len(pairs)} pairs, {len({p.noun for p in pairs})} nouns, {cfg.epochs} epochs, "
-                f"mode {cfg.mode}, from {source} on {device}"
-                + (f", {ranks.world_size} processes" if ranks.active else "")
-            )
+        ranks.announce(
+            f"{name}: {len(pairs)} pairs, {len({p.noun for p in pairs})} nouns, {cfg.epochs} epochs, "
+            f"mode {cfg.mode}, from {source} on {device}"
+        )
         log = adapt_clip(bundle, pairs, cfg, checkpoint_dir=Path(".checkpoints") / name, desc=name)
     if not ranks.is_main:
         return {}
@@ -109,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     cli = parser("python -m stages.clip_adaptation", __doc__)
     cli.add_argument("stage", choices=["finetune", "finetune_gt", "prompt_tune"])
     cli.add_argument("variant", nargs="?", choices=sorted(CLIP_FOLDERS), help="prompt_tune only: which CLIP")
-    cli.add_argument("--params", type=Path, default=None)
+    add_params_option(cli)
     args = cli.parse_args(argv)
     if (args.stage == "prompt_tune") != (args.variant is not None):
         cli.error("prompt_tune needs a variant (base or ft); the other stages take none")

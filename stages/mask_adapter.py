@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from core import paths
-from core.cli import exit_process, parser, run_command
+from core.cli import add_params_option, exit_process, parser, run_command
 from core.device import pick_device, set_threads
 from core.io import write_json
 from core.launch import relaunch_under_torchrun
@@ -156,12 +156,10 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
         adapter = MaskAdapter(architecture).to(device)
         dense_clip = adapter.dense_clip(bundle.model)
         proposer, proposer_text = frozen_proposer(text_emb if not own_clip else None, train.class_names, device)
-        if ranks.is_main:
-            print(
-                f"{name}: {len(training_set)} images, {len(train.class_names)} seen classes, "
-                f"{sum(p.numel() for p in adapter.parameters()):,} adapter parameters, on {device}"
-                + (f", {ranks.world_size} processes" if ranks.active else "")
-            )
+        ranks.announce(
+            f"{name}: {len(training_set)} images, {len(train.class_names)} seen classes, "
+            f"{sum(p.numel() for p in adapter.parameters()):,} adapter parameters, on {device}"
+        )
         prepare = BatchPreparer(dense_clip, bundle.mean, bundle.std, proposer, proposer_text, cfg)
         data = StreamingData(training_set, prepare) if params.get("streaming") else prepare_data(training_set, prepare)
         scale = float(bundle.model.logit_scale.detach().exp().clamp(max=100))
@@ -191,7 +189,7 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     cli = parser("python -m stages.mask_adapter", __doc__)
     cli.add_argument("clip", choices=sorted(CLIPS), help="which CLIP the adapter reads")
-    cli.add_argument("--params", type=Path, default=None)
+    add_params_option(cli)
     args = cli.parse_args(argv)
 
     def body() -> int | None:

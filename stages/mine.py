@@ -26,11 +26,10 @@ import io
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from core import paths
-from core.cli import exit_process, parser
+from core.cli import add_params_option, add_path_options, exit_process, parser
 from core.device import pick_device
 from core.io import atomic_write_bytes, atomic_write_text
 from core.params import check_keys, load_params
@@ -134,8 +133,9 @@ def build_pairs(params: MineStageConfig, args: argparse.Namespace) -> dict[str, 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
-    for name, default, what in (
+    add_params_option(parser)
+    add_path_options(
+        parser,
         ("manifest", paths.WORLD_MANIFEST, "world manifest"),
         ("nouns", paths.NOUNS, "nouns shards folder"),
         ("clip", paths.CLIP_BASE, "CLIP folder"),
@@ -144,8 +144,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("rejects", paths.MINE_REJECTS, "rejects folder"),
         ("metrics", paths.stage_metrics("mine"), "metrics file"),
         ("plots", paths.MINE_PLOTS, "plots folder"),
-    ):
-        parser.add_argument(f"--{name}", type=Path, default=default, help=f"{what} (default: {default})")
+    )
 
 
 def summary(metrics: dict[str, Any], args: argparse.Namespace) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core import paths
-from core.cli import exit_process, parser
+from core.cli import add_params_option, add_path_options, exit_process, parser
 from core.params import load_params
 from core.timing import StageTimer
 from pipeline.beam.stage import rejects_summary, run_beam_stage
@@ -115,16 +115,13 @@ def build_nouns(params: NounsConfig, manifest: Path, out: Path, rejects: Path) -
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
-    parser.add_argument(
-        "--manifest", type=Path, default=paths.WORLD_MANIFEST, help="world manifest (default: %(default)s)"
-    )
-    parser.add_argument("--out", type=Path, default=paths.NOUNS, help="nouns shards folder (default: %(default)s)")
-    parser.add_argument(
-        "--rejects", type=Path, default=paths.NOUNS_REJECTS, help="rejects folder (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--metrics", type=Path, default=paths.stage_metrics("nouns"), help="metrics file (default: %(default)s)"
+    add_params_option(parser)
+    add_path_options(
+        parser,
+        ("manifest", paths.WORLD_MANIFEST, "world manifest"),
+        ("out", paths.NOUNS, "nouns shards folder"),
+        ("rejects", paths.NOUNS_REJECTS, "rejects folder"),
+        ("metrics", paths.stage_metrics("nouns"), "metrics file"),
     )
 
 

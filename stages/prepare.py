@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core import paths
-from core.cli import command, exit_process, parser
+from core.cli import add_params_option, add_path_options, command, exit_process, parser
 from core.params import load_params
 from core.timing import StageTimer
 from pipeline.prepare.config import COCO_STUFF, PrepareConfig
@@ -76,13 +76,11 @@ def _describe(name: str, metrics: dict[str, Any], out: Path) -> str:
 @command("prepare")
 def main(argv: list[str] | None = None) -> int:
     cli = parser("python -m stages.prepare", __doc__)
-    cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
-    cli.add_argument("--out", type=Path, default=paths.PREPARED, help="prepared layouts (default: %(default)s)")
-    cli.add_argument(
-        "--metrics",
-        type=Path,
-        default=paths.PREPARE_METRICS,
-        help=f"metrics folder, one file per benchmark (default: {paths.PREPARE_METRICS})",
+    add_params_option(cli)
+    add_path_options(
+        cli,
+        ("out", paths.PREPARED, "prepared layouts"),
+        ("metrics", paths.PREPARE_METRICS, "metrics folder, one file per benchmark"),
     )
     args = cli.parse_args(argv)
     config = PrepareConfig.from_params(load_params("prepare", args.params), load_params("data", args.params))

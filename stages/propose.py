@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from core import paths
-from core.cli import add_benchmark_options, chosen_benchmarks, command, exit_process, parser
+from core.cli import add_benchmark_options, add_path_options, chosen_benchmarks, command, exit_process, parser
 from core.device import pick_device, set_threads
 from core.io import atomic_dir
 from core.params import load_params
@@ -85,12 +85,7 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     cli = parser("python -m stages.propose", __doc__)
     add_benchmark_options(cli)
-    cli.add_argument(
-        "--out",
-        type=Path,
-        default=paths.PROPOSALS,
-        help=f"folder to write, one <benchmark>.parquet each (default: {paths.PROPOSALS})",
-    )
+    add_path_options(cli, ("out", paths.PROPOSALS, "folder to write, one <benchmark>.parquet each"))
     args = cli.parse_args(argv)
     benchmarks = chosen_benchmarks(args)
     run(benchmarks, load_params("evaluate", args.params), world_path=args.world, artifacts=args.artifacts, out=args.out)

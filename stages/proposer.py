@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from core import paths
-from core.cli import command, exit_process, parser
+from core.cli import add_params_option, command, exit_process, parser
 from core.device import pick_device, set_threads
 from core.io import write_json
 from core.launch import relaunch_under_torchrun
@@ -212,12 +212,10 @@ def run(settings: ProposerStageConfig, clip_dir: Path, out: Path, manifest: Path
 
         model = build_stage_proposer(settings, int(text.shape[1]))
         cfg = settings.train
-        if ranks.is_main:
-            print(
-                f"proposer: {model.config.name} on {len(data)} images ({len(names)} seen classes), {cfg.epochs} "
-                f"epochs of batch {cfg.batch_size} on {device}, {torch.get_num_threads()} threads"
-                + (f", {ranks.world_size} processes" if ranks.active else "")
-            )
+        ranks.announce(
+            f"proposer: {model.config.name} on {len(data)} images ({len(names)} seen classes), {cfg.epochs} "
+            f"epochs of batch {cfg.batch_size} on {device}, {torch.get_num_threads()} threads"
+        )
         train_started = timer.seconds()
         log = train_proposer(model, data, text, cfg, device=device, checkpoint_dir=CHECKPOINTS)
         train_seconds = timer.seconds() - train_started
@@ -246,7 +244,7 @@ def run(settings: ProposerStageConfig, clip_dir: Path, out: Path, manifest: Path
 @command("proposer")
 def main(argv: list[str] | None = None) -> int:
     cli = parser("python -m stages.proposer", __doc__)
-    cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
+    add_params_option(cli)
     cli.add_argument("--clip", type=Path, default=DEFAULT_CLIP, help="CLIP folder giving the text embeddings")
     cli.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output proposer folder")
     cli.add_argument("--world", type=Path, default=WORLD, help="world manifest")

@@ -8,10 +8,8 @@ The output depends only on the JSON files read; see :mod:`pipeline.evaluation.re
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from core import paths
-from core.cli import command, exit_process, parser
+from core.cli import add_path_options, command, exit_process, parser
 from core.io import atomic_write_text
 from pipeline.evaluation.report import miou_csv, read_crop_metrics, read_eval_metrics, render_results
 
@@ -19,14 +17,12 @@ from pipeline.evaluation.report import miou_csv, read_crop_metrics, read_eval_me
 @command("report")
 def main(argv: list[str] | None = None) -> int:
     cli = parser("ovseg report", __doc__)
-    cli.add_argument("--eval", type=Path, default=paths.EVAL_METRICS, help="evaluation JSONs (default: %(default)s)")
-    cli.add_argument(
-        "--crops",
-        type=Path,
-        default=paths.CROP_METRICS,
-        help=f"crop-benchmark JSONs, optional (default: {paths.CROP_METRICS})",
+    add_path_options(
+        cli,
+        ("eval", paths.EVAL_METRICS, "evaluation JSONs"),
+        ("crops", paths.CROP_METRICS, "crop-benchmark JSONs, optional"),
+        ("out", paths.RESULTS_REPORT, "Markdown report"),
     )
-    cli.add_argument("--out", type=Path, default=paths.RESULTS_REPORT, help="Markdown report (default: %(default)s)")
     args = cli.parse_args(argv)
     records = read_eval_metrics(args.eval)
     crops = read_crop_metrics(args.crops)

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from core import paths
-from core.cli import exit_process, parser, run_command
+from core.cli import add_params_option, exit_process, parser, run_command
 from core.device import pick_device, set_threads
 from core.io import write_json
 from core.launch import relaunch_under_torchrun
@@ -101,12 +101,10 @@ def run(
     with process_group(distributed, device) as ranks:
         device = ranks.device(device)
         bundle = load_clip_folder(source, device)
-        if ranks.is_main:
-            print(
-                f"{name}: {len(pairs)} ground-truth segments of {len(class_names)} seen classes, "
-                f"{cfg.samples_per_class or 'all'} per class, {cfg.epochs} epochs, from {source} on {device}"
-                + (f", {ranks.world_size} processes" if ranks.active else "")
-            )
+        ranks.announce(
+            f"{name}: {len(pairs)} ground-truth segments of {len(class_names)} seen classes, "
+            f"{cfg.samples_per_class or 'all'} per class, {cfg.epochs} epochs, from {source} on {device}"
+        )
         log = learn_text_prompts(bundle, pairs, class_names, cfg, checkpoint_dir=checkpoints, desc=name)
     if not ranks.is_main:
         return {}
@@ -127,7 +125,7 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     cli = parser("python -m stages.text_prompts", __doc__)
     cli.add_argument("clip", choices=sorted(FOLDERS), help="which CLIP learns the prompts")
-    cli.add_argument("--params", type=Path, default=None)
+    add_params_option(cli)
     args = cli.parse_args(argv)
 
     def body() -> int | None:

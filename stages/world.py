@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core import paths
-from core.cli import command, exit_process, parser
+from core.cli import add_params_option, add_path_options, command, exit_process, parser
 from core.io import atomic_dir, write_json
 from core.params import load_params
 from core.timing import StageTimer
@@ -64,8 +64,8 @@ def build_world(data: Mapping[str, Any], out: Path) -> dict[str, Any]:
 @command("world")
 def main(argv: list[str] | None = None) -> int:
     cli = parser("python -m stages.world", __doc__)
-    cli.add_argument("--params", type=Path, default=None, help="params file (default: params.yaml)")
-    cli.add_argument("--out", type=Path, default=paths.WORLD, help="output folder (default: data/world)")
+    add_params_option(cli)
+    add_path_options(cli, ("out", paths.WORLD, "output folder"))
     args = cli.parse_args(argv)
     timer = StageTimer("world")
     statistics = build_world(load_params("data", args.params), args.out)

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from core.classnames import display_names
-from core.params import check_keys
+from core.params import check_fractions, check_keys
 from core.progress import progress
 from model.dense_clip import POOLINGS
 from model.metrics import ConfusionMatrix
@@ -96,10 +96,8 @@ class EvalConfig:
             raise ValueError(f"evaluate.pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.attention_depth is not None and int(self.attention_depth) < 1:
             raise ValueError(f"evaluate.attention_depth must be null or >= 1, got {self.attention_depth}")
-        for name in ("lam", "lam_seen", "lam_unseen", "zsseg_lam", "alpha", "beta"):
-            value = getattr(self, name)
-            if value is not None and not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"evaluate.{name} must lie in [0, 1], got {value}")
+        fractions = ("lam", "lam_seen", "lam_unseen", "zsseg_lam", "alpha", "beta")
+        check_fractions(((name, getattr(self, name)) for name in fractions), "evaluate.")
         if not 0.0 <= self.mask_threshold < 1.0:
             raise ValueError(f"evaluate.mask_threshold must lie in [0, 1), got {self.mask_threshold}")
         if self.expand_ratio < 0:

@@ -41,6 +41,7 @@ from core.classnames import parse_class_list
 from core.cli import command
 from core.device import pick_device
 from core.io import write_json
+from core.params import check_fractions
 from model.proposal_segmenter import ProposalSegmenter
 from model.proposer import load_proposer
 from model.scoring import resize_labels
@@ -122,9 +123,7 @@ def build_segmenter(args: argparse.Namespace) -> ProposalSegmenter:
 
 def prediction_settings(args: argparse.Namespace) -> EvalConfig:
     """The segmenter settings of the arguments (the rest as in the ``evaluate`` defaults); bad values name the flag."""
-    for flag, value in (("--lam", args.lam), ("--alpha", args.alpha), ("--beta", args.beta)):
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{flag} must lie in [0, 1], got {value}")
+    check_fractions((("--lam", args.lam), ("--alpha", args.alpha), ("--beta", args.beta)))
     if not 0.0 <= args.mask_threshold < 1.0:
         raise ValueError(f"--mask-threshold must lie in [0, 1), got {args.mask_threshold}")
     return EvalConfig(lam=args.lam, alpha=args.alpha, beta=args.beta, mask_threshold=args.mask_threshold)

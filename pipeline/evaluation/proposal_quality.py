@@ -53,6 +53,7 @@ from core import paths
 from core.cli import command, parser
 from core.device import add_device_arguments, pick_device, set_threads
 from core.io import dumps_json, write_json
+from core.params import check_fractions
 from core.progress import progress
 from model.masks import mask_iou
 from model.metrics import ConfusionMatrix
@@ -78,10 +79,7 @@ class QualityConfig:
     batch_size: int = 16
 
     def __post_init__(self) -> None:
-        for name in ("mask_threshold", "iou_threshold", "score_threshold"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must lie in [0, 1], got {value}")
+        check_fractions((name, getattr(self, name)) for name in ("mask_threshold", "iou_threshold", "score_threshold"))
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 

@@ -42,7 +42,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.io import atomic_dir
-from pipeline.beam.groups import group_count, payloads
+from pipeline.beam.groups import group_count, payloads, process_images
 from pipeline.beam.reconcile import ReconciliationError, reconcile
 from pipeline.beam.runner import join_branches, run_pipeline
 from pipeline.beam.schemas import PAIRS, PAIRS_SHARD_BY, PAIRS_SORT_BY, REJECTS, REJECTS_SHARD_BY, REJECTS_SORT_BY
@@ -129,12 +129,7 @@ def build_mine_pipeline(
     keyed_nouns = (
         pipeline | "NounShards" >> beam.Create(list(noun_shards)) | "ReadNouns" >> beam.FlatMap(read_noun_shard, groups)
     )
-    outputs = (
-        (keyed_images, keyed_nouns)
-        | "Inputs" >> beam.Flatten()
-        | "GroupImages" >> beam.GroupByKey()
-        | "MineImages" >> beam.ParDo(mine)
-    )
+    outputs = process_images((keyed_images, keyed_nouns), mine, "MineImages")
     written_pairs = (
         outputs
         | "Pairs" >> beam.FlatMap(payloads, PAIR)

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 from spacy.language import Language
 
 from core.io import atomic_dir
-from pipeline.beam.groups import group_count, group_of, payloads
+from pipeline.beam.groups import group_count, group_of, payloads, process_images
 from pipeline.beam.reconcile import reconcile
 from pipeline.beam.runner import join_branches, run_pipeline
 from pipeline.beam.schemas import (
@@ -265,12 +265,7 @@ def build_nouns_pipeline(
     groups = group_count(len(texts), extract.batch_size)
     keyed_images = pipeline | "Images" >> beam.Create(images) | "KeyImages" >> beam.Map(_key_image, groups)
     keyed_captions = pipeline | "Captions" >> beam.Create(texts) | "KeyCaptions" >> beam.Map(_key_caption, groups)
-    outputs = (
-        (keyed_images, keyed_captions)
-        | "Inputs" >> beam.Flatten()
-        | "GroupImages" >> beam.GroupByKey()
-        | "ExtractNouns" >> beam.ParDo(extract)
-    )
+    outputs = process_images((keyed_images, keyed_captions), extract, "ExtractNouns")
     written_nouns = (
         outputs
         | "NounRows" >> beam.FlatMap(payloads, _NOUN_ROW)

@@ -157,8 +157,8 @@ def adaptation_loop(
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
     return TrainingLoop(
         trained,
-        params,
         optimizer,
+        params=params,
         desc=desc,
         checkpoint_dir=checkpoint_dir,
         run_key=cfg.run_key(pairs_digest(pairs)),

@@ -94,7 +94,6 @@ def pretrain_loop(
     total_steps = cfg.total_steps(num_images)
     return TrainingLoop(
         model,
-        model.parameters(),
         optimizer,
         desc=desc,
         checkpoint_dir=checkpoint_dir,

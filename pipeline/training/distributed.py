@@ -87,6 +87,11 @@ class Ranks:
         """True when there is a process group (more than one process)."""
         return self.world_size > 1
 
+    def announce(self, line: str) -> None:
+        """Print ``line`` on the main process, with the number of processes when there are several."""
+        if self.is_main:
+            print(line + (f", {self.world_size} processes" if self.active else ""))
+
     def device(self, device: torch.device) -> torch.device:
         """``device`` with this process's GPU (``cuda:LOCAL_RANK``) when it names CUDA without an index."""
         if device.type == "cuda" and device.index is None and self.active:

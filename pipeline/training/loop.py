@@ -38,8 +38,10 @@ Epoch = Callable[[int], Iterator[LossTerms]]
 
 
 class TrainingLoop:
-    """One training run of ``model`` (the module trained, checkpointed and broadcast) on ``params``.
+    """One training run of ``model`` (the module trained, checkpointed and broadcast).
 
+    ``params``: the parameters ``optimizer`` trains, whose gradients are summed across processes and
+    clipped (by default all of ``model``'s, in their order).
     ``total_steps``: the schedule's span and the run's step budget; ``epochs``: how many epochs
     it spans (the last one stops at the budget). ``grad_clip > 0`` clips the global gradient
     norm after the gradients are summed (and unscaled). ``scaler``: a mixed-precision loss
@@ -51,9 +53,9 @@ class TrainingLoop:
     def __init__(
         self,
         model: torch.nn.Module,
-        params: Iterable[torch.nn.Parameter],
         optimizer: torch.optim.Optimizer,
         *,
+        params: Iterable[torch.nn.Parameter] | None = None,
         desc: str,
         checkpoint_dir: str | os.PathLike,
         run_key: str,
@@ -65,7 +67,8 @@ class TrainingLoop:
         scaler: torch.amp.GradScaler | None = None,
         shared_terms: bool = False,
     ):
-        self.model, self.params, self.optimizer = model, list(params), optimizer
+        self.model, self.optimizer = model, optimizer
+        self.params = list(params if params is not None else model.parameters())
         self.desc, self.epochs, self.total_steps = desc, epochs, total_steps
         self.grad_clip, self.shared_terms = grad_clip, shared_terms
         self.scaler = scaler if scaler is not None else torch.amp.GradScaler("cpu", enabled=False)

@@ -386,7 +386,6 @@ def adapter_loop(
     optimizer = torch.optim.AdamW(weight_decay_groups(adapter, cfg.weight_decay, no_decay=("void", "gamma")), lr=cfg.lr)
     return TrainingLoop(
         adapter,
-        adapter.parameters(),
         optimizer,
         desc=desc,
         checkpoint_dir=checkpoint_dir,

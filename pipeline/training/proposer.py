@@ -253,7 +253,6 @@ def proposer_loop(
     optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay, PROPOSER_NO_DECAY), lr=cfg.lr)
     return TrainingLoop(
         model,
-        model.parameters(),
         optimizer,
         desc=desc,
         checkpoint_dir=checkpoint_dir,

@@ -140,8 +140,8 @@ def text_prompt_loop(
     ).hexdigest()[:16]
     return TrainingLoop(
         prompts,
-        params,
         optimizer,
+        params=params,
         desc=desc,
         checkpoint_dir=checkpoint_dir,
         run_key=cfg.run_key(digest),

@@ -120,14 +120,23 @@ def _run(function: Callable[[Any], ImageResult], items: Sequence[Any], workers: 
         return list(pool.map(function, items, chunksize=max(1, min(64, len(items) // (4 * workers)))))
 
 
-def _captions_json(results: Iterable[ImageResult], size: int) -> dict[str, Any]:
+def _coco_entries(
+    results: Iterable[ImageResult], size: int, annotations_of: Callable[[ImageResult], Iterable[dict[str, Any]]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """COCO's ``images`` (id: the image's index + 1) and ``annotations``: each of ``annotations_of(result)``'s
+    fields after its running id (from 1) and its image's id."""
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     for result in results:
         image_id = result.index + 1
         images.append({"id": image_id, "file_name": result.file_name, "height": size, "width": size})
-        for caption in result.captions:
-            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "caption": caption.text})
+        for fields in annotations_of(result):
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, **fields})
+    return images, annotations
+
+
+def _captions_json(results: Iterable[ImageResult], size: int) -> dict[str, Any]:
+    images, annotations = _coco_entries(results, size, lambda result: ({"caption": c.text} for c in result.captions))
     return {
         "info": {"description": "ovseg demo world: synthetic captioned images"},
         "licenses": [],
@@ -136,24 +145,20 @@ def _captions_json(results: Iterable[ImageResult], size: int) -> dict[str, Any]:
     }
 
 
+def _segment_fields(result: ImageResult) -> Iterable[dict[str, Any]]:
+    """The instance annotation of each of ``result``'s segments (its id and image id aside)."""
+    for segment in result.segments:
+        yield {
+            "category_id": segment.class_index + 1,
+            "segmentation": segment.rle,
+            "area": segment.area,
+            "bbox": list(segment.bbox),
+            "iscrowd": 0,
+        }
+
+
 def _instances_json(results: Iterable[ImageResult], size: int, classes: list[dict]) -> dict[str, Any]:
-    images: list[dict[str, Any]] = []
-    annotations: list[dict[str, Any]] = []
-    for result in results:
-        image_id = result.index + 1
-        images.append({"id": image_id, "file_name": result.file_name, "height": size, "width": size})
-        for segment in result.segments:
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": segment.class_index + 1,
-                    "segmentation": segment.rle,
-                    "area": segment.area,
-                    "bbox": list(segment.bbox),
-                    "iscrowd": 0,
-                }
-            )
+    images, annotations = _coco_entries(results, size, _segment_fields)
     categories = [
         {
             "id": c["id"],

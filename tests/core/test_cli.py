@@ -1,11 +1,20 @@
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from core import paths
-from core.cli import add_benchmark_options, chosen_benchmarks, command, parser, run_command
+from core.cli import (
+    add_benchmark_options,
+    add_params_option,
+    add_path_options,
+    chosen_benchmarks,
+    command,
+    parser,
+    run_command,
+)
 
 
 def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -34,6 +43,17 @@ def test_success_and_bugs_pass_through() -> None:
 
 def test_parser_describes_with_the_first_paragraph() -> None:
     assert parser("ovseg x", "First paragraph.\n\nDetails.").description == "First paragraph."
+
+
+def test_path_options_are_paths_with_their_default_in_the_help() -> None:
+    cli = parser("ovseg x", None)
+    add_params_option(cli)
+    add_path_options(cli, ("out", Path("data/out"), "output folder"), ("metrics", Path("m.json"), "metrics file"))
+    assert vars(cli.parse_args([])) == {"params": None, "out": Path("data/out"), "metrics": Path("m.json")}
+    args = cli.parse_args(["--params", "p.yaml", "--out", "elsewhere"])
+    assert args.params == Path("p.yaml") and args.out == Path("elsewhere")
+    text = " ".join(cli.format_help().split())
+    assert "params file (default: params.yaml)" in text and "output folder (default: data/out)" in text
 
 
 def test_exit_process_keeps_the_code_the_output_and_the_exit_handlers(tmp_path) -> None:

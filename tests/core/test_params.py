@@ -2,7 +2,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from core.params import check_keys, config_from_params, load_params
+from core.params import check_fractions, check_keys, config_from_params, load_params
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,12 @@ def test_unknown_keys_are_refused_and_named() -> None:
     check_keys({"epochs": 2}, ["epochs", "lr"], "train")
     with pytest.raises(ValueError, match=r"^train: unknown keys \['epoch', 'lrr'\]; known: \['epochs', 'lr'\]$"):
         check_keys({"epoch": 2, "lrr": 1, "lr": 1}, ["epochs", "lr"], "train")
+
+
+def test_fractions_lie_in_the_unit_interval_unless_unset() -> None:
+    check_fractions((("lam", 0.0), ("alpha", 1.0), ("lam_seen", None)))
+    with pytest.raises(ValueError, match=r"^evaluate\.beta must lie in \[0, 1\], got 1\.5$"):
+        check_fractions((("alpha", 0.5), ("beta", 1.5), ("lam", -1)), "evaluate.")
 
 
 def test_config_from_params_is_strict_and_makes_lists_tuples() -> None:

@@ -82,27 +82,27 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
+def path_options(root: Path, **files: str | Path) -> list[str]:
+    """``--<name> <root / file>`` for each keyword, in order (``_`` in a name becomes ``-``; an absolute ``file``
+    stands as it is)."""
+    return [arg for name, file in files.items() for arg in (f"--{name.replace('_', '-')}", str(root / file))]
+
+
 def stage_arguments(root: Path, out: str = "data", extra: list[str] | None = None) -> list[str]:
     """The stage's command line on the project at ``root``, writing under ``root / out``."""
     return [
-        "--params",
-        str(root / "params.yaml"),
-        "--manifest",
-        str(root / paths.WORLD_MANIFEST),
-        "--nouns",
-        str(root / paths.NOUNS),
-        "--clip",
-        str(root / paths.CLIP_BASE),
-        "--proposer",
-        str(root / paths.PROPOSER),
-        "--out",
-        str(root / out / "pairs"),
-        "--rejects",
-        str(root / out / "rejects/mine"),
-        "--metrics",
-        str(root / out / "metrics/mine.json"),
-        "--plots",
-        str(root / out / "plots/mine"),
+        *path_options(
+            root,
+            params="params.yaml",
+            manifest=paths.WORLD_MANIFEST,
+            nouns=paths.NOUNS,
+            clip=paths.CLIP_BASE,
+            proposer=paths.PROPOSER,
+            out=f"{out}/pairs",
+            rejects=f"{out}/rejects/mine",
+            metrics=f"{out}/metrics/mine.json",
+            plots=f"{out}/plots/mine",
+        ),
         *(extra or []),
     ]
 
@@ -144,14 +144,9 @@ def test_stage_writes_pairs_rejects_metrics_plot_and_timing(project, monkeypatch
         main_cli(
             [
                 "mine-quality",
-                "--manifest",
-                str(project / paths.WORLD_MANIFEST),
-                "--pairs",
-                str(project / paths.PAIRS),
-                "--nouns",
-                str(project / paths.NOUNS),
-                "--out",
-                str(project / "quality.json"),
+                *path_options(
+                    project, manifest=paths.WORLD_MANIFEST, pairs=paths.PAIRS, nouns=paths.NOUNS, out="quality.json"
+                ),
                 "--per-class",
             ]
         )
@@ -187,12 +182,7 @@ def test_mine_quality_needs_a_world_with_truth(project, tmp_path, capsys):
         main_cli(
             [
                 "mine-quality",
-                "--manifest",
-                str(world / "manifest.json"),
-                "--pairs",
-                str(tmp_path / "pairs"),
-                "--nouns",
-                str(project / paths.NOUNS),
+                *path_options(project, manifest=world / "manifest.json", pairs=tmp_path / "pairs", nouns=paths.NOUNS),
             ]
         )
         == 2

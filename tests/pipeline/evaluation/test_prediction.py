@@ -100,13 +100,15 @@ def predict(root: Path, image: str, out: Path, *extra: str) -> int:
     )
 
 
+def predict_grid(root: Path, image: str, out: Path, *extra: str) -> int:
+    """:func:`predict` with the masks of ``grid.parquet``."""
+    return predict(root, image, out, "--proposals", str(root / "grid.parquet"), *extra)
+
+
 @pytest.mark.parametrize("classifier", ["crops", "maskpool", "adapter"])
 def test_a_grid_of_boxes_is_classified_end_to_end_without_a_proposer(generated, tmp_path, classifier):
     out = tmp_path / "out.png"
-    assert (
-        predict(generated, "a.png", out, "--proposals", str(generated / "grid.parquet"), "--classifier", classifier)
-        == 0
-    )
+    assert predict_grid(generated, "a.png", out, "--classifier", classifier) == 0
     with Image.open(out) as picture:
         assert picture.size == (40 + LEGEND_WIDTH, max(30, legend_height(3)))
     record = json.loads(out.with_suffix(".json").read_text())
@@ -120,28 +122,13 @@ def test_a_grid_of_boxes_is_classified_end_to_end_without_a_proposer(generated, 
 def test_masks_are_matched_by_the_path_under_the_proposals_root(generated, tmp_path, capsys):
     out = tmp_path / "out.png"
     # Named relative to the root's parent, "a.png" is "photos/a.png": the file holds no row for it.
-    assert (
-        predict(
-            generated,
-            "a.png",
-            out,
-            "--proposals",
-            str(generated / "grid.parquet"),
-            "--proposals-root",
-            str(generated),
-            "--short-side",
-            "15",
-        )
-        == 0
-    )
+    assert predict_grid(generated, "a.png", out, "--proposals-root", str(generated), "--short-side", "15") == 0
     assert "has no masks for 'photos/a.png'; nothing is labelled" in capsys.readouterr().err
     record = json.loads(out.with_suffix(".json").read_text())
     assert record["unlabelled"] == 100.0 and record["masks"] == 0 and record["size"] == [30, 40]
-    assert predict(generated, "b.png", out, "--proposals", str(generated / "grid.parquet")) == 0
+    assert predict_grid(generated, "b.png", out) == 0
     assert "has no masks for 'b.png'" in capsys.readouterr().err
-    assert (
-        predict(generated, "a.png", out, "--proposals", str(generated / "grid.parquet"), "--short-side", "15") == 0
-    )  # the masks follow the resized image
+    assert predict_grid(generated, "a.png", out, "--short-side", "15") == 0  # the masks follow the resized image
     assert json.loads(out.with_suffix(".json").read_text())["unlabelled"] == 0.0
 
 
@@ -149,12 +136,7 @@ def test_bad_proposal_inputs_are_clear_errors(generated, tmp_path, capsys):
     out = tmp_path / "out.png"
     assert predict(generated, "a.png", out, "--proposals", str(tmp_path / "none.parquet")) == 2
     assert "none.parquet: proposals file not found" in capsys.readouterr().err
-    assert (
-        predict(
-            generated, "a.png", out, "--proposals", str(generated / "grid.parquet"), "--proposals-root", str(tmp_path)
-        )
-        == 2
-    )
+    assert predict_grid(generated, "a.png", out, "--proposals-root", str(tmp_path)) == 2
     assert "a.png: the image is not inside --proposals-root" in capsys.readouterr().err
     (tmp_path / "photos").mkdir()
     Image.new("RGB", (41, 30)).save(tmp_path / "photos" / "a.png")
@@ -177,19 +159,6 @@ def test_bad_proposal_inputs_are_clear_errors(generated, tmp_path, capsys):
         == 2
     )
     assert "the masks of 'a.png' are 30×40, the image is 30×41" in capsys.readouterr().err
-    assert (
-        predict(
-            generated,
-            "a.png",
-            out,
-            "--proposals",
-            str(generated / "grid.parquet"),
-            "--classifier",
-            "adapter",
-            "--adapter",
-            str(tmp_path / "nowhere"),
-        )
-        == 2
-    )
+    assert predict_grid(generated, "a.png", out, "--classifier", "adapter", "--adapter", str(tmp_path / "nowhere")) == 2
     assert "nowhere: Mask-Adapter folder not found (give one with --adapter)" in capsys.readouterr().err
     assert not out.exists()

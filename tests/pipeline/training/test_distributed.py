@@ -278,6 +278,13 @@ def test_settings_and_shards_are_checked() -> None:
     assert Ranks().device(torch.device("cuda")) == torch.device("cuda")
 
 
+def test_only_the_main_process_announces_and_names_the_processes(capsys) -> None:
+    Ranks().announce("stage: 4 images")
+    Ranks(0, 3).announce("stage: 12 images")
+    Ranks(2, 3).announce("stage: not printed")
+    assert capsys.readouterr().out == "stage: 4 images\nstage: 12 images, 3 processes\n"
+
+
 def test_a_split_batch_gets_the_draws_of_the_whole_batch() -> None:
     images = torch.rand(6, 3, 16, 16)
     masks = torch.rand(6, 16, 16) > 0.5

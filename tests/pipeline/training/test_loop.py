@@ -21,7 +21,6 @@ def regression(tmp_path, *, epochs=4, total_steps=None, grad_clip=0.0, lr=0.1, s
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     loop = TrainingLoop(
         model,
-        model.parameters(),
         optimizer,
         desc="t",
         checkpoint_dir=tmp_path,
@@ -87,3 +86,14 @@ def test_gradients_are_clipped_to_the_global_norm(tmp_path, monkeypatch) -> None
     assert len(norms) == 16 and max(norms) <= 0.01 * (1 + 1e-5)
     regression(tmp_path / "plain")
     assert len(norms) == 16  # grad_clip 0: no clipping
+
+
+def test_the_loop_clips_the_parameters_it_is_given_else_all_of_the_models(tmp_path) -> None:
+    model = torch.nn.Linear(3, 1)
+    settings = dict(desc="t", run_key="r", epochs=1, total_steps=1, warmup_steps=0)
+    whole = TrainingLoop(model, torch.optim.SGD(model.parameters()), checkpoint_dir=tmp_path / "a", **settings)
+    assert whole.params == list(model.parameters())
+    bias = TrainingLoop(
+        model, torch.optim.SGD([model.bias]), params=[model.bias], checkpoint_dir=tmp_path / "b", **settings
+    )
+    assert bias.params == [model.bias]
