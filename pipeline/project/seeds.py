@@ -64,6 +64,7 @@ CLAIMS = (
     Claim("ft", "ft_gt", "mIoU_unseen", "mined pairs beat seen ground truth on unseen classes"),
     Claim("adapter_ens", "maskpool", what="the trained Mask-Adapter beats plain mask pooling"),
     Claim("maskpool", "base", what="one-pass mask pooling beats the crop path"),
+    Claim("adapter_ens", "base", what="the Mask-Adapter's ensemble beats the crop path with the same base CLIP"),
     Claim("base", "zsseg", what="templates with the fixed exponent beat zsseg's row"),
     Claim("prompts", "base", what="learned text prompts beat the templates"),
     Claim("ft_prompts", "ft", what="learned text prompts beat the templates on the finetuned CLIP"),
