@@ -30,6 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+import yaml
+
+from core.params import PARAMS_FILE, check_keys
+
 NumericsMode = Literal["portable", "native"]
 
 #: The variable that tells a process, and the processes it starts, which mode its environment was pinned for.
@@ -57,9 +61,7 @@ class Numerics:
 
     @classmethod
     def from_params(cls, section: Mapping[str, Any], where: str = "numerics") -> Numerics:
-        unknown = sorted(set(section) - {"mode", "threads"})
-        if unknown:
-            raise ValueError(f"{where}: unknown keys {unknown}; known: ['mode', 'threads']")
+        check_keys(section, cls.__dataclass_fields__, where)
         mode, threads = section.get("mode", cls.mode), section.get("threads", cls.threads)
         if mode not in get_args(NumericsMode):
             raise ValueError(f"{where}.mode must be one of {', '.join(get_args(NumericsMode))}, got {mode!r}")
@@ -94,10 +96,6 @@ def pin_from_params(params_file: str | os.PathLike | None = None) -> Numerics | 
     A process that already runs torch (a test session, a notebook importing a stage) keeps its own settings,
     as does one started outside a project (no params file): both return ``None``.
     """
-    import yaml
-
-    from core.params import PARAMS_FILE
-
     path = Path(params_file) if params_file is not None else PARAMS_FILE
     if "torch" in sys.modules or not path.is_file():
         return None
