@@ -4,6 +4,9 @@
     python -m stages.evaluate --variant base mpt oracle --benchmark demo voc20   # several, one process
     python -m stages.evaluate --variant zsseg      # every benchmark of the params' data.benchmarks
 
+``zsseg`` runs each benchmark under zsseg.baseline's own protocol for it, zero-shot or cross-dataset
+(params ``evaluate.zsseg``, :mod:`pipeline.evaluation.zsseg`); its record says which (``zsseg``).
+
 Several variants and benchmarks run in one process: each variant's segmenter is built once and
 its text embeddings serve every benchmark (the DVC stages run one variant, or one family, on
 all benchmarks: a process per variant and benchmark would pay the imports, the CLIP load and the
@@ -86,6 +89,7 @@ from pipeline.evaluation.miou import (
 from pipeline.evaluation.segmenters import build_variant_segmenter, variant_folders
 from pipeline.evaluation.stored_proposals import StoredProposals, read_stored_proposals
 from pipeline.evaluation.variants import Variant, variant, variant_names
+from pipeline.evaluation.zsseg import Protocol, Protocols
 
 PROPOSALS_OUT = Path("outputs")
 
@@ -178,6 +182,9 @@ def run(
     params = dict(params)
     device = pick_device(params.pop("device", "auto"))
     set_threads(params.pop("threads", None), "evaluate.threads")
+    protocols = Protocols.from_params(params.pop("zsseg")) if "zsseg" in params else None
+    if protocols is None and any(spec.name == "zsseg" for spec in specs):
+        raise ValueError("variant zsseg needs the params section evaluate.zsseg (its protocol per benchmark)")
     settings = EvalConfig.from_params(params).resolved(device)
     world = load_world(world_path)
     inputs = [benchmark_inputs(world, name, settings, proposals, stored_proposals) for name in benchmarks]
@@ -191,6 +198,13 @@ def run(
         proposer = load_proposer(folder, device)
     records = []
     for spec in specs:
+        if spec.name == "zsseg" and protocols is not None:  # a segmenter per benchmark: its own protocol
+            for bench in inputs:
+                protocol = protocols.protocol(bench.name)
+                each, each_settings = protocol.variant(spec.name), protocol.settings(settings)
+                segmenter = build_variant_segmenter(each, proposer, artifacts, each_settings, device)
+                records.append(evaluate_one(each, segmenter, bench, each_settings, device, proposals, out, protocol))
+            continue
         segmenter = build_variant_segmenter(
             spec, proposer if spec.needs_proposer else None, artifacts, settings, device
         )
@@ -238,9 +252,14 @@ def evaluate_one(
     device: torch.device,
     proposals: Path | None,
     out: Path | None,
+    protocol: Protocol | None = None,
 ) -> dict[str, Any]:
-    """One variant on one benchmark: evaluate, write its metrics, pictures and timing; its record."""
+    """One variant on one benchmark: evaluate, write its metrics, pictures and timing; its record.
+    ``protocol``: the ``zsseg`` row's on this benchmark (stored proposals are binarised at its threshold)."""
     dataset, benchmark, stored = bench.dataset, bench.name, bench.stored
+    lookup = None
+    if stored is not None:
+        lookup = stored.get if protocol is None else lambda key: protocol.proposals(stored.get(key))
     timer = StageTimer(f"evaluate_{spec.name}_{benchmark}")
     if stored is not None and spec.needs_proposer:
         with inference_autocast(settings.precision, segmenter.device):  # the embeddings the evaluation will use
@@ -249,9 +268,7 @@ def evaluate_one(
         f"evaluate {spec.name}/{benchmark}: {spec.description}; {len(dataset)} images, "
         f"{len(dataset.class_names)} classes, on {device} ({torch.get_num_threads()} CPU threads)"
     )
-    result = evaluate_benchmark(
-        segmenter, dataset, spec, settings, bench.seen, bench.lookup, stored.get if stored is not None else None
-    )
+    result = evaluate_benchmark(segmenter, dataset, spec, settings, bench.seen, bench.lookup, lookup)
     record = metrics_record(
         result,
         dataset.class_names,
@@ -261,6 +278,8 @@ def evaluate_one(
         settings=settings,
         unseen=bench.unseen,
     )
+    if protocol is not None:
+        record["zsseg"] = protocol.record()
     if proposals is not None:
         record.update(proposals=str(proposals), images_without_proposals=result.images_without_proposals)
     paths = output_paths(spec.name, benchmark, out)

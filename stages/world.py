@@ -22,7 +22,7 @@ from core.io import atomic_dir, write_json
 from core.params import load_params
 from core.timing import StageTimer
 from pipeline.datasets.manifest import MANIFEST_NAME, write_manifest
-from pipeline.world.benchmarks import WORLD_BENCHMARKS
+from pipeline.world.benchmarks import VAL_BENCHMARK, WORLD_BENCHMARKS
 from pipeline.world.config import WorldConfig
 from pipeline.world.generate import generate_world
 from pipeline.world.real import coco_classes, describe_real_world, real_split
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             f"world: {benchmark['images']} demo benchmark images, at least {benchmark['min_segments_per_class']} "
             f"segments per class; {statistics['train']['captions']} captions"
         )
-        for name in (n for n in WORLD_BENCHMARKS if n in statistics["benchmarks"]):
+        for name in (n for n in (*WORLD_BENCHMARKS, VAL_BENCHMARK) if n in statistics["benchmarks"]):
             entry = statistics["benchmarks"][name]
             print(
                 f"world: benchmark {name}: {entry['images']} images, {entry['vocabulary']} class names "

@@ -72,15 +72,18 @@ LAYOUTS: dict[str, BenchmarkLayout] = {
         BenchmarkLayout(
             "voc20", "JPEGImages", "SegmentationClass", ".png", 1, (0, 255), "ImageSets/Segmentation/val.txt"
         ),
-        BenchmarkLayout(
-            "demo",
-            "images/validation",
-            "annotations/validation",
-            ".png",
-            1,
-            (0,),
-            "images",
-            classes_file="classes.json",
+        *(
+            BenchmarkLayout(
+                name,
+                "images/validation",
+                "annotations/validation",
+                ".png",
+                1,
+                (0,),
+                "images",
+                classes_file="classes.json",
+            )
+            for name in ("demo", "val")  # val: the validation split, in demo's (A-150's) layout
         ),
     )
 }

@@ -46,6 +46,9 @@ FIGURES = ("mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "fwIoU", "mACC", "pACC")
 RUNTIME_KEYS = ("device", "threads")
 #: Keys of the section that other stages read: the crops stage's benchmark (dvc.yaml passes it).
 OTHER_STAGE_KEYS = ("crop_benchmark",)
+#: The ``zsseg`` row's protocols per benchmark (:mod:`pipeline.evaluation.zsseg`), read by the stage itself;
+#: they set ``zsseg_lam``, which is therefore no key of the section.
+PROTOCOL_KEYS = ("zsseg",)
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,8 @@ class EvalConfig:
 
     ``lam``: CLIP's exponent in the ensemble; ``lam_seen``/``lam_unseen``: per-class
     exponents for seen/unseen classes (``None``: ``lam``). ``zsseg_lam``: λ of
-    zsseg.baseline's ensemble (variant ``zsseg``: CLIP's exponent 1 − λ for seen classes,
-    λ for unseen ones; see :func:`model.scoring.zsseg_exponents`). ``mask_threshold``:
+    zsseg.baseline's ensemble (CLIP's exponent 1 − λ for seen classes, λ for unseen ones; see
+    :func:`model.scoring.zsseg_exponents`), set per benchmark by the ``zsseg`` row's protocol. ``mask_threshold``:
     binarisation of the proposals for the crops (and the oracle). ``expand_ratio``:
     crop box enlargement. ``batch_size``: images per segmenter call;
     ``clip_batch_size``: crops per CLIP forward. ``short_side``: resize images so
@@ -114,10 +117,10 @@ class EvalConfig:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> EvalConfig:
-        """Build from the params section; unknown keys (other than :data:`RUNTIME_KEYS` and
-        :data:`OTHER_STAGE_KEYS`) are an error."""
-        known = {f.name for f in fields(cls)}
-        check_keys(params, known | set(RUNTIME_KEYS) | set(OTHER_STAGE_KEYS), "evaluate")
+        """Build from the params section; unknown keys (other than :data:`RUNTIME_KEYS`,
+        :data:`OTHER_STAGE_KEYS` and :data:`PROTOCOL_KEYS`) are an error."""
+        known = {f.name for f in fields(cls)} - {"zsseg_lam"}
+        check_keys(params, known | set(RUNTIME_KEYS) | set(OTHER_STAGE_KEYS) | set(PROTOCOL_KEYS), "evaluate")
         return cls(**{k: v for k, v in params.items() if k in known})
 
     def resolved(self, device: torch.device | str) -> EvalConfig:

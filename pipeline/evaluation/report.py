@@ -190,6 +190,22 @@ def benchmark_lines(records: EvalRecords, benchmarks: list[str]) -> list[str]:
     return lines
 
 
+def protocol_lines(records: EvalRecords, benchmarks: list[str]) -> list[str]:
+    """One line per row evaluated under zsseg.baseline's protocols (the ``zsseg`` record key): each
+    benchmark's protocol, λ, mask threshold and the params entry they come from."""
+    lines = []
+    for name in report_order({v for v, _ in records}):
+        cells = [
+            f"{heading(b, benchmarks)} {p['protocol']} (λ {p['lam']:g}, mask threshold {p['mask_threshold']:g}; "
+            f"`evaluate.zsseg.{p['from']}`)"
+            for b in benchmarks
+            if (p := records.get((name, b), {}).get("zsseg"))
+        ]
+        if cells:
+            lines.append(f"`{name}` runs each benchmark under zsseg.baseline's protocol for it: {'; '.join(cells)}.")
+    return lines
+
+
 def render_results(records: EvalRecords, crops: CropRecords | None = None) -> str:
     """The whole ``reports/results.md`` text (ends with a newline)."""
     crops = crops or {}
@@ -210,6 +226,8 @@ def render_results(records: EvalRecords, crops: CropRecords | None = None) -> st
         out += ["No evaluation results yet: run `dvc repro` (or `python -m stages.evaluate`).", ""]
     if variants:
         out += ["## Variants", "", *miou_table(records, variants, benchmarks, "variant"), ""]
+        protocols = protocol_lines(records, benchmarks)
+        out += [*protocols, ""] if protocols else []
     if diagnostics:
         out += ["## Diagnostics", "", *miou_table(records, diagnostics, benchmarks, "diagnostic"), ""]
     if records:

@@ -39,7 +39,11 @@ CLIPS: dict[str, str] = {
 #: Crop-path variants with zsseg.baseline's ensemble (seen p_prop^λ·p_clip^(1−λ), unseen p_prop^(1−λ)·p_clip^λ):
 #: name -> (CLIP, description).
 ZSSEG: dict[str, tuple[str, str]] = {
-    "zsseg": ("prompts", "zsseg.baseline: proposals + base CLIP with learned text prompts, its seen/unseen ensemble"),
+    "zsseg": (
+        "prompts",
+        "zsseg.baseline: proposals + base CLIP with learned text prompts, its seen/unseen ensemble (the stage runs"
+        " each benchmark under zsseg's protocol for it: pipeline/evaluation/zsseg.py)",
+    ),
 }
 #: How each classifier's class probabilities may meet the proposer's, its default first: OVSeg's geometric
 #: ensemble (``evaluate.lam``, ``lam_seen``/``lam_unseen``) or zsseg.baseline's (``evaluate.zsseg_lam``) for

@@ -10,6 +10,10 @@ Each stands for one of the five the papers report, in that benchmark's on-disk l
 | ``demo`` | A-150 | the world's 44 classes (kept from before the others; its name stays) | every world class |
 | ``pc59`` | PC-59 | the stuff and most things of the world + distractors (59) | every world class; the rest is ignore |
 | ``voc20`` | PAS-20 | 20 world things (20) | those things, fewer and larger, on stuff (background) |
+| ``val`` | the validation split | ``demo``'s | every world class, images of its own |
+
+``val`` is no test benchmark: no result row reads it, and every value chosen by measurement is
+chosen on it (``python -m pipeline.project.tuning``, docs/tuning.md).
 
 *Distractors* are names from the real benchmarks' class lists (that benchmark's own list
 first, then the other shipped lists) that share no word with a world class name, synonym
@@ -36,6 +40,8 @@ from pipeline.world.seeding import STREAM_VOCAB, rng_for
 
 #: The demo world's benchmarks in the papers' column order.
 WORLD_BENCHMARKS = ("ade847", "pc459", "demo", "pc59", "voc20")
+#: The validation benchmark: ``demo``'s class list and layout, images of its own split.
+VAL_BENCHMARK = "val"
 #: The real vocabulary whose size (and first distractors) each benchmark takes; ``demo`` has none.
 _REAL_VOCABULARY = {"ade847": "ade847", "pc459": "pc459", "pc59": "pc59", "voc20": "voc20"}
 #: World things left out of ``pc59``'s list (their pixels are ignore, as PC-59's other classes).
@@ -49,6 +55,7 @@ _STEMS = {
     "demo": "demo_val_{:08d}",
     "pc59": "2010_{:06d}",
     "voc20": "2012_{:06d}",
+    VAL_BENCHMARK: "val_{:08d}",
 }
 
 
@@ -174,6 +181,11 @@ def demo_benchmark(catalogue: tuple[ClassSpec, ...], config: WorldConfig) -> Dem
         tuple(range(len(catalogue))),
         tuple(things),
     )
+
+
+def val_benchmark(catalogue: tuple[ClassSpec, ...], config: WorldConfig) -> DemoBenchmark:
+    """``val``: ``demo``'s class list and scenes, drawn from the ``val`` split's own streams."""
+    return replace(demo_benchmark(catalogue, config), name=VAL_BENCHMARK, split="val", images=config.val_images)
 
 
 def world_benchmarks(

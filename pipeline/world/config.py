@@ -17,6 +17,7 @@ class WorldConfig:
     train_images: int = 2000
     benchmark_images: int = 200
     extra_benchmark_images: int = 100  # each of ade847, pc459, pc59, voc20 (demo has benchmark_images)
+    val_images: int = 200  # the validation benchmark ``val`` (0: none)
     image_size: int = 128
     captions_per_image: int = 5
     unseen_fraction: float = 0.3
@@ -32,6 +33,8 @@ class WorldConfig:
         problems = []
         if self.train_images < 1 or self.benchmark_images < 1 or self.extra_benchmark_images < 1:
             problems.append("train_images, benchmark_images and extra_benchmark_images must be at least 1")
+        if self.val_images < 0:
+            problems.append(f"val_images must be at least 0, got {self.val_images}")
         if not 64 <= self.image_size <= 1024:
             problems.append(f"image_size must lie in 64..1024, got {self.image_size}")
         if self.captions_per_image < 1:

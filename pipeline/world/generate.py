@@ -25,7 +25,7 @@ from pipeline.datasets.coco import COCO_STUFF_IGNORE
 from pipeline.datasets.files import read_label, read_rgb
 from pipeline.datasets.manifest import MANIFEST_NAME, demo_manifest, write_manifest
 from pipeline.world.benchmark_files import prepare_folders, write_key_list, write_pair
-from pipeline.world.benchmarks import DemoBenchmark, world_benchmarks
+from pipeline.world.benchmarks import DemoBenchmark, val_benchmark, world_benchmarks
 from pipeline.world.captions import CaptionText, write_captions
 from pipeline.world.catalogue import CATALOGUE, ClassSpec, choose_unseen, classes_json
 from pipeline.world.config import WorldConfig
@@ -298,8 +298,9 @@ def _preview_items(out: Path, train: list[ImageResult], count: int) -> list[Prev
 
 
 def generate_world(config: WorldConfig, out: Path, benchmarks: Sequence[str] = ("demo",)) -> dict[str, Any]:
-    """Write the demo world with ``benchmarks`` (``demo`` always among them; see
-    :mod:`pipeline.world.benchmarks`) into the (empty) folder ``out``; return the ``world.json`` statistics."""
+    """Write the demo world with ``benchmarks`` (``demo`` always among them, and ``val`` when
+    ``config.val_images``; see :mod:`pipeline.world.benchmarks`) into the (empty) folder ``out``;
+    return the ``world.json`` statistics."""
     out = Path(out)
     for folder in ("coco/images/train", "coco/labels/train", "coco/annotations", "truth/labels/train"):
         (out / folder).mkdir(parents=True, exist_ok=True)
@@ -308,6 +309,8 @@ def generate_world(config: WorldConfig, out: Path, benchmarks: Sequence[str] = (
     classes = classes_json(CATALOGUE, unseen_names)
     write_json(out / "coco/classes.json", classes)
     specs = world_benchmarks(sorted({"demo", *benchmarks}), config, unseen)
+    if config.val_images:
+        specs.append(val_benchmark(CATALOGUE, config))
 
     plans = plan_split(CATALOGUE, config.train_images, config, "train")
     train = _run(functools.partial(make_image, out, config, unseen, None), list(enumerate(plans)), config.workers)

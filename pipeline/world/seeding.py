@@ -13,8 +13,9 @@ STREAM_PLAN = 1  # which classes each image of a split shows
 STREAM_IMAGE = 2  # one image's geometry, texture, captions
 STREAM_VOCAB = 3  # which world classes a benchmark's class list holds
 
-#: ``benchmark`` is the ``demo`` benchmark's split (its name predates the other four).
-SPLITS = {"train": 0, "benchmark": 1, "ade847": 2, "pc459": 3, "pc59": 4, "voc20": 5}
+#: ``benchmark`` is the ``demo`` benchmark's split (its name predates the other four); ``val`` the validation
+#: split that every tuned value is chosen on.
+SPLITS = {"train": 0, "benchmark": 1, "ade847": 2, "pc459": 3, "pc59": 4, "voc20": 5, "val": 6}
 
 
 def rng_for(seed: int, stream: int, split: str | None = None, index: int = 0) -> np.random.Generator:

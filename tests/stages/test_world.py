@@ -53,7 +53,7 @@ def test_demo_world_writes_the_benchmarks_of_the_params(tmp_path: Path, capsys) 
     assert "benchmark ade847: 3 images, 847 class names (44 of the world, 803 distractors)" in printed
     assert "benchmark voc20: 3 images, 20 class names" in printed
     world = load_world(out / "manifest.json")
-    assert world.benchmark_names == ["ade847", "demo", "voc20"]  # demo always: the gauges use it
+    assert world.benchmark_names == ["ade847", "demo", "val", "voc20"]  # demo and val always: gauges and tuning
     assert len(world.benchmark("ade847")) == 3 and len(world.benchmark("demo")) == 4
 
 

@@ -175,7 +175,7 @@ def test_missing_folders_listed(tmp_path: Path) -> None:
 
 
 def test_registry_and_vocabularies() -> None:
-    assert benchmark_names() == ["ade150", "ade847", "demo", "pc459", "pc59", "voc20"]
+    assert benchmark_names() == ["ade150", "ade847", "demo", "pc459", "pc59", "val", "voc20"]
     assert set(LAYOUTS) == set(benchmark_names())
     for name, size in (("ade150", 150), ("ade847", 847), ("pc459", 459), ("pc59", 59), ("voc20", 20)):
         names = class_names(name)

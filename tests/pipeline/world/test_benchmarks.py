@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from pipeline.datasets.manifest import load_world
 from pipeline.world.benchmark_files import voc_palette
 from pipeline.world.benchmarks import (
     PC59_LEFT_OUT_THINGS,
+    VAL_BENCHMARK,
     WORLD_BENCHMARKS,
     _words,
     entry_of,
@@ -26,7 +28,14 @@ from pipeline.world.config import WorldConfig
 from pipeline.world.generate import generate_world
 
 CONFIG = WorldConfig(
-    seed=5, train_images=8, benchmark_images=4, extra_benchmark_images=4, image_size=64, preview_images=2, workers=1
+    seed=5,
+    train_images=8,
+    benchmark_images=4,
+    extra_benchmark_images=4,
+    val_images=3,
+    image_size=64,
+    preview_images=2,
+    workers=1,
 )
 UNSEEN_NAMES = choose_unseen(CATALOGUE, CONFIG.unseen_fraction, CONFIG.seed)
 UNSEEN = frozenset(i for i, spec in enumerate(CATALOGUE) if spec.name in UNSEEN_NAMES)
@@ -79,7 +88,7 @@ def test_vocabularies_have_the_real_sizes_and_mixes() -> None:
 def test_five_layouts_are_read_back_by_the_real_readers(five) -> None:
     out, stats = five
     world = load_world(out / "manifest.json")
-    assert world.benchmark_names == sorted(WORLD_BENCHMARKS)
+    assert world.benchmark_names == sorted([*WORLD_BENCHMARKS, VAL_BENCHMARK])
     for name in WORLD_BENCHMARKS:
         bench = world.benchmark(name)
         assert isinstance(bench, FolderBenchmark) and bench.layout is LAYOUTS[name]
@@ -134,10 +143,10 @@ def test_train_split_and_demo_bytes_do_not_depend_on_the_other_benchmarks(five, 
     out, _ = five
     alone = tmp_path / "alone"
     alone.mkdir()
-    generate_world(CONFIG, alone, ["demo"])
+    generate_world(replace(CONFIG, val_images=0), alone, ["demo"])
     kept = {k: v for k, v in _digests(alone).items() if k not in ("manifest.json", "world.json")}
     assert kept and all(_digests(out)[k] == v for k, v in kept.items())
-    assert not (alone / "benchmarks/ade847").exists()
+    assert not (alone / "benchmarks/ade847").exists() and not (alone / "benchmarks/val").exists()
     other = tmp_path / "fewer_extra"
     other.mkdir()
     generate_world(WorldConfig(**{**CONFIG.__dict__, "extra_benchmark_images": 2}), other, ["voc20"])
@@ -146,3 +155,15 @@ def test_train_split_and_demo_bytes_do_not_depend_on_the_other_benchmarks(five, 
         _digests(other)["benchmarks/voc20/JPEGImages/2012_000001.jpg"]
         == _digests(out)["benchmarks/voc20/JPEGImages/2012_000001.jpg"]
     )
+
+
+def test_val_is_a_split_of_its_own_with_demos_classes(five) -> None:
+    """The validation benchmark: demo's class list and layout, images that no test benchmark holds."""
+    out, stats = five
+    world = load_world(out / "manifest.json")
+    val, demo = world.benchmark(VAL_BENCHMARK), world.benchmark("demo")
+    assert isinstance(val, FolderBenchmark) and val.layout is LAYOUTS[VAL_BENCHMARK]
+    assert val.class_names == demo.class_names and len(val) == 3 == stats["benchmarks"][VAL_BENCHMARK]["images"]
+    val_images = {h for k, h in _digests(out).items() if k.startswith("benchmarks/val/images/")}
+    test_images = {h for k, h in _digests(out).items() if k.startswith("benchmarks/") and "/val/" not in k}
+    assert len(val_images) == 3 and not val_images & test_images

@@ -143,7 +143,7 @@ def test_captions_describe_visible_classes(world) -> None:
 def test_load_world_views(world) -> None:
     out, _ = world
     w = load_world(out / "manifest.json")
-    assert w.source == "demo" and len(w.classes) == len(CATALOGUE) and w.benchmark_names == ["demo"]
+    assert w.source == "demo" and len(w.classes) == len(CATALOGUE) and w.benchmark_names == ["demo", "val"]
     train = w.train_labels()
     assert train.class_names == [c["name"] for c in w.seen_classes] and len(train) == 40
     truth = w.truth().labels
