@@ -73,9 +73,6 @@ class OnePassSegmenter(ProposalSegmenter):
         self.alpha, self.beta = float(alpha), float(beta)
         self.image_batch_size = int(image_batch_size)
 
-    def _logit_scale(self) -> torch.Tensor:
-        return self.clip.model.logit_scale.detach().float().exp().clamp(max=100.0)
-
     @torch.no_grad()
     def mask_embeddings(self, images: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Embeddings ``[Q_i, D]`` (not normalised) of each image's masks ``[Q_i, H_i, W_i]``; one pass per image."""
@@ -112,7 +109,7 @@ class OnePassSegmenter(ProposalSegmenter):
         """CLIP's class probabilities ``[Q_i, C]`` from the one pass (uniform for empty masks)."""
         embeddings = self.mask_embeddings(images, binary_masks)
         return [
-            clip_class_probs(emb, text_emb, self._logit_scale(), masks.flatten(1).any(1))
+            clip_class_probs(emb, text_emb, self.logit_scale, masks.flatten(1).any(1))
             if emb.shape[0]
             else torch.empty(0, text_emb.shape[0], device=text_emb.device)
             for emb, masks in zip(embeddings, binary_masks)

@@ -25,7 +25,7 @@ from model.clip import ClipBundle
 from model.oracle import as_label_tensor, gt_segments, oracle_semantic_map, paint_segments
 from model.proposer.inference import Proposals, check_max_proposals, propose, top_proposals
 from model.proposer.network import MaskProposer
-from model.scoring import SeenMask, predict_labels, scores_to_labels
+from model.scoring import CLIP_LOGIT_SCALE, SeenMask, predict_labels, scores_to_labels
 from model.text import TextClassifier
 
 ImageLike = np.ndarray | torch.Tensor
@@ -71,7 +71,11 @@ class ProposalSegmenter:
     with learned text prompts (zsseg.baseline) uses them on CLIP's side only.
     ``mask_threshold`` binarises the proposals. ``max_proposals``: each image keeps its that
     many best-scored proposals (:func:`model.proposer.top_proposals`; ``None``: all).
+    Both families classify at :data:`logit_scale` (:data:`model.scoring.CLIP_LOGIT_SCALE`: the one
+    temperature rule), whatever scale the CLIP learned.
     """
+
+    logit_scale: float = CLIP_LOGIT_SCALE
 
     def __init__(
         self,

@@ -26,8 +26,14 @@ from model.precision import full_precision
 #: Which of the C classes are seen: a ``[C]`` bool vector, in any form :func:`torch.as_tensor` takes.
 SeenMask: TypeAlias = torch.Tensor | np.ndarray | Sequence[bool]
 
-#: Temperature applied to CLIP cosine similarities when classifying crops; the
-#: reference implementation uses CLIP's pretrained scale, fixed at 100.
+#: The one temperature rule: every softmax of CLIP similarities over class names, in training
+#: (finetuning, mask prompts, text prompts, the Mask-Adapter) and at inference, in both families (masked
+#: crops, one pass), multiplies the cosines by 100. OVSeg and zsseg.baseline fix 100 (``get_sim_logits``);
+#: Mask-Adapter takes CLIP's own scale capped at 100, which is 100 for every pretrained CLIP. The demo's
+#: tiny CLIP learns ~14: at that scale the proposer would weigh ~7x more in the ensembles than the
+#: papers' exponents imply, and a prompt cross-entropy could not saturate. Only CLIP's own image-caption
+#: training (pretraining, ``base_clip_longer``) learns its scale, and mining's pair filter keeps it (its
+#: ``min_softmax`` is a threshold at that scale, not a classifier).
 CLIP_LOGIT_SCALE = 100.0
 
 

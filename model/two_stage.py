@@ -43,7 +43,7 @@ from model.crops import masked_crops
 from model.proposal_segmenter import ProposalSegmenter
 from model.proposer.inference import Proposals
 from model.proposer.network import MaskProposer
-from model.scoring import CLIP_LOGIT_SCALE, SeenMask, clip_class_probs, ensemble, ensemble_exponents
+from model.scoring import SeenMask, clip_class_probs, ensemble, ensemble_exponents
 
 
 class TwoStageSegmenter(ProposalSegmenter):
@@ -54,9 +54,7 @@ class TwoStageSegmenter(ProposalSegmenter):
 
     ``lam`` is CLIP's exponent in the ensemble; with a ``seen`` mask at call time,
     seen classes use ``lam_seen`` and unseen classes ``lam_unseen`` when those are
-    set (see :func:`model.scoring.ensemble_exponents`). ``clip_logit_scale`` is
-    the temperature of CLIP's softmax over class names (``None``: the CLIP's own
-    learned ``logit_scale.exp()``). ``use_mask_prompts`` feeds the crop masks to the
+    set (see :func:`model.scoring.ensemble_exponents`). ``use_mask_prompts`` feeds the crop masks to the
     bundle's mask prompts when it has any. Crops are encoded in chunks of
     ``clip_batch_size``.
     """
@@ -71,7 +69,6 @@ class TwoStageSegmenter(ProposalSegmenter):
         lam_unseen: float | None = None,
         mask_threshold: float = 0.4,
         expand_ratio: float = 0.0,
-        clip_logit_scale: float | None = CLIP_LOGIT_SCALE,
         use_mask_prompts: bool = True,
         clip_batch_size: int = 256,
         templates: Sequence[str] | None = None,
@@ -91,14 +88,8 @@ class TwoStageSegmenter(ProposalSegmenter):
         )
         self.lam, self.lam_seen, self.lam_unseen = float(lam), lam_seen, lam_unseen
         self.expand_ratio = float(expand_ratio)
-        self.clip_logit_scale = clip_logit_scale
         self.use_mask_prompts = use_mask_prompts
         self.clip_batch_size = int(clip_batch_size)
-
-    def _logit_scale(self) -> float | torch.Tensor:
-        if self.clip_logit_scale is not None:
-            return self.clip_logit_scale
-        return self.clip.model.logit_scale.detach().float().exp()
 
     @torch.no_grad()
     def clip_probs(
@@ -129,7 +120,7 @@ class TwoStageSegmenter(ProposalSegmenter):
             dense = torch.zeros(v.shape[0], text_emb.shape[1], device=embeddings.device)
             dense[v.to(embeddings.device)] = embeddings[start : start + n_valid]
             start += n_valid
-            out.append(clip_class_probs(dense, text_emb, self._logit_scale(), v))
+            out.append(clip_class_probs(dense, text_emb, self.logit_scale, v))
         return out
 
     def _encode_crops(self, crops: torch.Tensor, crop_masks: torch.Tensor) -> torch.Tensor:

@@ -41,6 +41,7 @@ from core.timing import StageTimer
 from model.clip import ClipBundle, build_clip, load_clip_folder
 from model.mask_adapter import OWN_CLIP_DIR, MaskAdapter, MaskAdapterConfig, clip_fingerprint, save_mask_adapter
 from model.proposer import MaskProposer, load_proposer
+from model.scoring import CLIP_LOGIT_SCALE
 from model.text import TextClassifier
 from pipeline.datasets.manifest import load_world
 from pipeline.datasets.segmentation import SegmentationDataset
@@ -162,11 +163,18 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
         )
         prepare = BatchPreparer(dense_clip, bundle.mean, bundle.std, proposer, proposer_text, cfg)
         data = StreamingData(training_set, prepare) if params.get("streaming") else prepare_data(training_set, prepare)
-        scale = float(bundle.model.logit_scale.detach().exp().clamp(max=100))
         identity = f"{clip_fingerprint(bundle.model)}:{dataclasses.asdict(architecture)}"
         checkpoints = Path(".checkpoints") / name
         log = train_adapter(
-            adapter, dense_clip, data, text_emb, scale, cfg, checkpoint_dir=checkpoints, identity=identity, desc=name
+            adapter,
+            dense_clip,
+            data,
+            text_emb,
+            CLIP_LOGIT_SCALE,
+            cfg,
+            checkpoint_dir=checkpoints,
+            identity=identity,
+            desc=name,
         )
     if not ranks.is_main:
         return {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import overload
 
@@ -27,6 +28,7 @@ def random_resized_crops(
     flip: bool = True,
     masks: None = None,
     part_of: tuple[int, int] | None = None,
+    ratio: tuple[float, float] = (1.0, 1.0),
 ) -> torch.Tensor: ...
 
 
@@ -40,6 +42,7 @@ def random_resized_crops(
     flip: bool = True,
     masks: torch.Tensor,
     part_of: tuple[int, int] | None = None,
+    ratio: tuple[float, float] = (1.0, 1.0),
 ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
@@ -52,8 +55,13 @@ def random_resized_crops(
     flip: bool = True,
     masks: torch.Tensor | None = None,
     part_of: tuple[int, int] | None = None,
+    ratio: tuple[float, float] = (1.0, 1.0),
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Random square crops covering an area fraction in ``scale``, resized to ``out_size``.
+    """Random crops covering an area fraction in ``scale``, resized to ``out_size`` squares.
+
+    ``ratio``: the crop's width/height drawn log-uniformly in that range (torchvision's and
+    detectron2's ``RandomResizedCrop``; a side longer than the image is cut to it); ``(1, 1)``, square
+    crops, draws nothing for it, so those crops are the same as before the option existed.
 
     ``images`` is ``[B,C,H,W]`` float. With ``flip`` each crop is mirrored with
     probability ½. ``masks`` (``[B,H,W]`` bool), when given, get the same crops
@@ -64,14 +72,20 @@ def random_resized_crops(
     """
     rows = _rows(images.shape[0], part_of)
     b = rows.stop if part_of is None else part_of[1]
-    side = torch.empty(b).uniform_(scale[0], scale[1], generator=generator).sqrt()  # fraction of the side
-    cx = (1 - side) * torch.rand(b, generator=generator) + side / 2
-    cy = (1 - side) * torch.rand(b, generator=generator) + side / 2
+    area = torch.empty(b).uniform_(scale[0], scale[1], generator=generator)
+    at_x, at_y = torch.rand(b, generator=generator), torch.rand(b, generator=generator)
     mirror = torch.rand(b, generator=generator) < 0.5
+    if tuple(ratio) == (1.0, 1.0):
+        width = height = area.sqrt()  # fractions of the image's sides
+    else:
+        aspect = torch.empty(b).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator).exp()
+        width, height = (area * aspect).sqrt().clamp(max=1.0), (area / aspect).sqrt().clamp(max=1.0)
+    cx = (1 - width) * at_x + width / 2
+    cy = (1 - height) * at_y + height / 2
     sign = torch.where(mirror & flip, -1.0, 1.0)
     theta = torch.zeros(b, 2, 3)
-    theta[:, 0, 0] = side * sign
-    theta[:, 1, 1] = side
+    theta[:, 0, 0] = width * sign
+    theta[:, 1, 1] = height
     theta[:, 0, 2] = cx * 2 - 1
     theta[:, 1, 2] = cy * 2 - 1
     theta = theta[rows]

@@ -11,7 +11,8 @@ Every crop is cut once before the first epoch (by ``num_workers`` data-loader wo
 and kept in memory as float16; each step augments its batch with one batched random
 resized crop drawn from (seed, epoch).
 
-``mode: image`` trains the image tower (the text tower and the logit scale stay fixed);
+``mode: image`` trains the image tower (the text tower stays fixed; logits are cosines times 100,
+:data:`model.scoring.CLIP_LOGIT_SCALE`);
 ``mode: prompts`` freezes CLIP entirely and trains mask prompts (MPT).
 
 Under torchrun (:mod:`pipeline.training.distributed`) each process encodes its part of
@@ -35,6 +36,7 @@ from core.progress import progress
 from model.clip import ClipBundle
 from model.contrastive import contrastive_loss
 from model.mpt import MaskPrompts, freeze_clip_for_prompt_tuning
+from model.scoring import CLIP_LOGIT_SCALE
 from model.text import load_templates
 from pipeline.training.augment import random_resized_crops
 from pipeline.training.checkpoint import run_key
@@ -189,7 +191,7 @@ def adapt_clip(
     templates = load_templates()
     model.eval()
     text_table = noun_template_embeddings(bundle, nouns, templates)
-    scale = model.logit_scale.detach().exp().clamp(max=100)
+    scale = CLIP_LOGIT_SCALE
 
     trained, params = trained_part(bundle, cfg)
     loop = adaptation_loop(trained, params, pairs, cfg, checkpoint_dir=checkpoint_dir, desc=desc)

@@ -7,7 +7,8 @@ seeded random subset of each class (zsseg: 32). Each step augments its batch (a 
 resized crop and a flip drawn from (seed, epoch)), embeds it with the frozen image tower,
 embeds every seen class name behind the learned context with the frozen text tower
 (synonyms averaged, as at inference) and takes the cross-entropy of the cosine logits
-times CLIP's logit scale. SGD with momentum, warm-up then cosine, a checkpoint per epoch.
+times 100 (:data:`model.scoring.CLIP_LOGIT_SCALE`, zsseg's fixed temperature). SGD with momentum,
+warm-up then cosine, a checkpoint per epoch.
 
 Under torchrun (:mod:`pipeline.training.distributed`) each process embeds its part of every
 batch (the augmentation drawn for the whole batch) and its part of the classes (the text
@@ -31,6 +32,7 @@ from core.classnames import display_name
 from core.params import config_from_params
 from model.clip import ClipBundle
 from model.mask_adapter import clip_fingerprint
+from model.scoring import CLIP_LOGIT_SCALE
 from model.text_prompts import TextPrompts, freeze_clip_for_text_prompts, prompted_class_embeddings, text_fingerprint
 from pipeline.training.augment import random_resized_crops
 from pipeline.training.checkpoint import run_key
@@ -55,6 +57,7 @@ class TextPromptConfig:
     weight_decay: float = 5e-4
     warmup_steps: int = 100
     crop_scale: tuple[float, float] = (0.9, 1.0)
+    crop_ratio: tuple[float, float] = (1.0, 1.0)
     flip: bool = True
     expand_ratio: float = 0.0
     num_workers: int = 0
@@ -71,6 +74,8 @@ class TextPromptConfig:
         low, high = self.crop_scale
         if not 0 < low <= high <= 1:
             raise ValueError(f"text_prompts.crop_scale must be [low, high] within (0, 1], got {list(self.crop_scale)}")
+        if not 0 < self.crop_ratio[0] <= self.crop_ratio[1]:
+            raise ValueError(f"text_prompts.crop_ratio must be [low, high] with 0 < low <= high, got {self.crop_ratio}")
         if self.expand_ratio < 0:
             raise ValueError(f"text_prompts.expand_ratio must be >= 0, got {self.expand_ratio}")
 
@@ -172,7 +177,7 @@ def learn_text_prompts(
     generator = torch.Generator().manual_seed(cfg.seed)
     prompts = bundle.text_prompts = TextPrompts.for_clip(model, cfg.n_ctx, generator=generator)
     params = freeze_clip_for_text_prompts(model, prompts)
-    scale = model.logit_scale.detach().float().exp().clamp(max=100)
+    scale = CLIP_LOGIT_SCALE
     loop = text_prompt_loop(model, prompts, params, pairs, class_names, cfg, checkpoint_dir=checkpoint_dir, desc=desc)
     all_crops, _, all_labels, all_valid = cut_pair_crops(bundle, pairs, nouns, cfg.expand_ratio, cfg.num_workers)
     first, last = shard_bounds(len(class_names), ranks, even=False)  # the classes this process embeds
@@ -189,6 +194,7 @@ def learn_text_prompts(
                 augment,
                 flip=cfg.flip,
                 part_of=(start, len(rows)),
+                ratio=cfg.crop_ratio,
             )
             labels = all_labels[rows].to(device)
             with torch.no_grad():

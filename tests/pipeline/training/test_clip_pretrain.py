@@ -128,3 +128,15 @@ def test_the_global_generator_does_not_steer_pretraining(tmp_path):
         pretrain_clip(bundle, images, captions, cfg, checkpoint_dir=tmp_path / str(global_seed))
         results.append(bundle.model.state_dict())
     assert all(torch.equal(results[0][k], results[1][k]) for k in results[0])
+
+
+def test_an_aspect_ratio_range_gives_non_square_crops_and_square_crops_draw_as_before():
+    images = torch.arange(2 * 40 * 40, dtype=torch.float32).reshape(2, 1, 40, 40)
+    square = random_resized_crops(images, 8, (0.3, 0.6), torch.Generator().manual_seed(3), flip=False)
+    same = random_resized_crops(images, 8, (0.3, 0.6), torch.Generator().manual_seed(3), flip=False, ratio=(1, 1))
+    assert torch.equal(square, same)
+    wide = random_resized_crops(images, 8, (0.3, 0.6), torch.Generator().manual_seed(3), flip=False, ratio=(3, 3))
+    # a crop three times wider than high: a row spans more columns of the image than a column spans rows
+    row_span = (wide[:, 0, :, -1] - wide[:, 0, :, 0]).abs().mean()
+    column_span = (wide[:, 0, -1, :] - wide[:, 0, 0, :]).abs().mean() / 40  # one image row is 40 values
+    assert row_span > 2 * column_span
