@@ -135,6 +135,7 @@ def one_pass_segmenter(
         alpha=alpha,
         beta=beta,
         mask_threshold=settings.mask_threshold,
+        adapter_mask_threshold=settings.adapter_mask_threshold,
         image_batch_size=settings.batch_size,
         proposer_clip=proposer_clip,
         max_proposals=settings.max_proposals,

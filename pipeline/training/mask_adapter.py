@@ -5,8 +5,9 @@
   random), cross-entropy over the seen class names plus the learned void.
 * **Mixed masks** (``mixed_epochs``): per image, ``mixed_gt_masks`` ground-truth
   segments, plus up to ``matched_masks`` proposals of the frozen proposer that match a
-  ground-truth segment at IoU > ``match_iou`` (binarised at ``mask_threshold``; one of a
-  segment's matches drawn at random), plus those segments again. Loss:
+  ground-truth segment at IoU > ``match_iou`` (the proposals binarised at ``match_threshold``
+  for the IoU; one of a segment's matches drawn at random, fed to the adapter binarised at
+  ``mask_threshold``), plus those segments again. Loss:
   ``ce_weight · CE + consistency_weight · (1 − cos(e_proposal, e_segment))`` with the
   segment's embedding detached — the mask consistency loss, which pulls a proposal's
   embedding toward that of the segment it approximates.
@@ -68,7 +69,8 @@ class AdapterTrainConfig:
     mixed_gt_masks: int = 16
     matched_masks: int = 8
     match_iou: float = 0.7
-    mask_threshold: float = 0.4
+    match_threshold: float = 0.4
+    mask_threshold: float = 0.5
     ce_weight: float = 2.0
     consistency_weight: float = 5.0
     precision: str = "auto"
@@ -84,7 +86,10 @@ class AdapterTrainConfig:
             (self.lr > 0, f"lr must be positive, got {self.lr}"),
             (min(self.max_gt_masks, self.mixed_gt_masks) >= 1, "max_gt_masks and mixed_gt_masks must be >= 1"),
             (self.matched_masks >= 0, f"matched_masks must be >= 0, got {self.matched_masks}"),
-            (0 <= self.match_iou < 1 and 0 <= self.mask_threshold < 1, "match_iou and mask_threshold lie in [0, 1)"),
+            (
+                all(0 <= value < 1 for value in (self.match_iou, self.match_threshold, self.mask_threshold)),
+                "match_iou, match_threshold and mask_threshold lie in [0, 1)",
+            ),
             (self.ce_weight >= 0 and self.consistency_weight >= 0, "loss weights must be >= 0"),
             (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}"),
         ]
@@ -179,7 +184,7 @@ class BatchPreparer:
         grid = dense.grid
         proposals = None
         if mixed and self.proposer is not None and self.cfg.mixed_epochs > 0:
-            proposals = propose(self.proposer, batch, self.text_emb, mask_threshold=self.cfg.mask_threshold).masks
+            proposals = propose(self.proposer, batch, self.text_emb).mask_probs
         segment_masks, segment_labels, candidates = [], [], []
         for i in range(batch.shape[0]):
             classes, masks = gt_segments(labels[i].to(device))
@@ -187,13 +192,24 @@ class BatchPreparer:
             segment_masks.append(adapter_masks(masks, grid).cpu())
             per_segment = [torch.empty(0, 4 * grid[0], 4 * grid[1]) for _ in range(len(classes))]
             if proposals is not None and len(classes):
-                iou = mask_iou(proposals[i], masks)
-                for g in range(len(classes)):
-                    hits = torch.nonzero(iou[:, g] > self.cfg.match_iou).flatten()
-                    per_segment[g] = adapter_masks(proposals[i][hits], grid).cpu()
+                matches = matched_proposals(proposals[i], masks, self.cfg)
+                per_segment = [adapter_masks(m, grid).cpu() for m in matches]
             candidates.append(per_segment)
         cpu = DenseImage(dense.features.cpu(), [state.cpu() for state in dense.states])
         return AdapterData(cpu, projected.cpu(), segment_masks, segment_labels, candidates)
+
+
+def matched_proposals(mask_probs: torch.Tensor, segments: torch.Tensor, cfg: AdapterTrainConfig) -> list[torch.Tensor]:
+    """Per segment of ``segments [G, H, W]`` (bool), the proposals of ``mask_probs [Q, H, W]`` that match it, as the
+    adapter's input ``[P, H, W]`` (0/1).
+
+    Two thresholds, as the reference (``fcclip/fcclip.py``): the IoU > ``match_iou`` is taken on the proposals
+    binarised at sigmoid >= ``match_threshold`` (0.4, ``compute_mask_iou``); a match is fed to the adapter binarised
+    at > ``mask_threshold`` (0.5, ``MASK_ADAPTER.MASK_THRESHOLD``), as at inference.
+    """
+    iou = mask_iou(mask_probs >= cfg.match_threshold, segments)
+    binary = (mask_probs > cfg.mask_threshold).float()
+    return [binary[torch.nonzero(iou[:, g] > cfg.match_iou).flatten()] for g in range(segments.shape[0])]
 
 
 def prepare_data(images: TrainingImages, prepare: BatchPreparer, batch_size: int = 32) -> AdapterData:

@@ -59,6 +59,8 @@ def test_each_classifier_gets_its_segmenter_and_settings(artifacts, proposer):
         device=CPU,
     )
     assert isinstance(alone.adapter, MaskAdapter) and (alone.alpha, alone.beta) == (1.0, 1.0)
+    # the adapter's input has its own threshold (default 0.5, the reference's); the crops keep theirs
+    assert (alone.mask_threshold, alone.adapter_mask_threshold) == (0.3, 0.5)
 
 
 def test_a_variant_is_built_as_the_classifier_with_its_folders(artifacts, proposer):

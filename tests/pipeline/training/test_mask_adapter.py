@@ -18,6 +18,7 @@ from pipeline.training.mask_adapter import (
     StreamingData,
     adapter_losses,
     draw_masks,
+    matched_proposals,
     prepare_data,
     train_adapter,
 )
@@ -48,7 +49,7 @@ def data(tiny_clip) -> tuple[AdapterData, torch.Tensor]:
     dense_clip = MaskAdapter(adapter_config()).dense_clip(tiny_clip.model)
     # match_iou 0 and threshold 0: every proposal that touches a segment matches it, so phase (b) has work.
     prepare = BatchPreparer(
-        dense_clip, tiny_clip.mean, tiny_clip.std, proposer, text, recipe(match_iou=0.0, mask_threshold=0.0)
+        dense_clip, tiny_clip.mean, tiny_clip.std, proposer, text, recipe(match_iou=0.0, match_threshold=0.0)
     )
     return prepare_data(TrainingSet(tuple(map(str, range(6))), *scenes()), prepare, batch_size=4), text
 
@@ -77,6 +78,24 @@ def test_mask_iou_the_matching_uses():
     b = torch.zeros(1, 4, 4, dtype=torch.bool)
     b[0, :, :2] = True
     assert torch.allclose(mask_iou(a, b), torch.tensor([[4 / 12], [8 / 16]]))
+
+
+def test_proposals_match_at_0_4_and_enter_the_adapter_at_0_5():
+    segment = torch.zeros(1, 4, 4, dtype=torch.bool)
+    segment[0, :2] = True
+    probs = torch.zeros(3, 4, 4)
+    probs[0, :2] = 0.4  # matches (sigmoid >= 0.4), but is empty at the input threshold
+    probs[1, :2] = 0.6  # matches, and enters as the segment
+    probs[2, :2] = 0.39  # below the match threshold: no IoU with the segment
+    cfg = AdapterTrainConfig()
+    assert (cfg.match_threshold, cfg.mask_threshold) == (0.4, 0.5)
+    (matches,) = matched_proposals(probs, segment, cfg)
+    assert matches.shape == (2, 4, 4)
+    assert torch.equal(matches[0], torch.zeros(4, 4))
+    assert torch.equal(matches[1], segment[0].float())
+    # one threshold for both (the former rule) would have dropped the first match
+    (one,) = matched_proposals(probs, segment, AdapterTrainConfig(match_threshold=0.5))
+    assert one.shape[0] == 1
 
 
 def test_prepared_data_holds_the_segments_and_their_matches(data):
