@@ -10,7 +10,8 @@
   ``mask_threshold``), plus those segments again. Loss:
   ``ce_weight · CE + consistency_weight · (1 − cos(e_proposal, e_segment))`` with the
   segment's embedding detached — the mask consistency loss, which pulls a proposal's
-  embedding toward that of the segment it approximates.
+  embedding toward that of the segment it approximates; averaged over ``matched_masks``
+  slots per image, unmatched slots counting with loss 0 (:func:`adapter_losses`).
 
 The frozen CLIP's pass over every training image and the proposer's matches are
 computed once before the first epoch (:func:`prepare_data`; no augmentation, so they
@@ -24,7 +25,7 @@ adapter and the pooling run under autocast (``precision``, as the proposer's tra
 Under torchrun (:mod:`pipeline.training.distributed`) each process takes its part of every
 batch (a streamed set prepares only those rows); the mask draws are made for the whole
 batch from its layout (how many segments and matches each image has, gathered from every
-process) and sliced, the losses' normalisers (masks, consistency pairs) are summed across
+process) and sliced, the losses' normalisers (masks, consistency slots) are summed across
 processes and so are the gradients, so P processes train like one.
 """
 
@@ -365,8 +366,13 @@ def adapter_losses(
 ) -> dict[str, torch.Tensor]:
     """``ce``, ``consistency`` and their weighted ``loss`` for embeddings ``[B, M, D]``; ``classifier [C+1, D]``.
 
+    The consistency term is the reference's ``1 − cos.mean()`` over ``matched_masks`` slots per image
+    (``fcclip/fcclip.py`` ``cosine_similarity_loss``): a slot without a match holds two empty masks, whose
+    embeddings agree (loss 0), and still counts in the mean. Its pull therefore grows with the matches found,
+    instead of being a mean over the real pairs (which, at ~2 matches an image, is ~4× the reference's).
+
     A batch split across processes passes ``sum_across`` (a tensor's sum over the processes): the terms are
-    then this process's share of the whole batch's (its sums over the batch's numbers of masks and of pairs).
+    then this process's share of the whole batch's (its sums over the batch's numbers of masks and of slots).
     """
     flat = F.normalize(embeddings.flatten(0, 1), dim=-1)
     labels = step.labels.flatten().to(flat.device)
@@ -374,14 +380,15 @@ def adapter_losses(
     valid = labels >= 0
     # the consistency pairs: each proposal's embedding against its segment's, the segment's detached
     cos = (flat[step.proposal.to(flat.device)] * flat[step.segment.to(flat.device)].detach()).sum(-1)
+    slots = torch.tensor(embeddings.shape[0] * cfg.matched_masks, device=flat.device)
     if sum_across is not None:
-        counts = sum_across(torch.stack([valid.sum(), torch.tensor(step.proposal.numel(), device=flat.device)]))
-        num_masks, num_pairs = counts.clamp_min(1).to(flat.dtype)
+        counts = sum_across(torch.stack([valid.sum(), slots]))
+        num_masks, num_slots = counts.clamp_min(1).to(flat.dtype)
         ce = F.cross_entropy(logits[valid], labels[valid], reduction="sum") / num_masks
-        consistency = (1 - cos).sum() / num_pairs
     else:
         ce = F.cross_entropy(logits[valid], labels[valid]) if bool(valid.any()) else flat.sum() * 0
-        consistency = (1 - cos).mean() if step.proposal.numel() else flat.sum() * 0
+        num_slots = slots.clamp_min(1).to(flat.dtype)
+    consistency = (1 - cos).sum() / num_slots if step.proposal.numel() else flat.sum() * 0
     loss = cfg.ce_weight * ce + cfg.consistency_weight * consistency
     return {"loss": loss, "ce": ce, "consistency": consistency}
 

@@ -18,6 +18,7 @@ from pipeline.training.mask_adapter import (
     StreamingData,
     adapter_losses,
     draw_masks,
+    mask_layout,
     matched_proposals,
     prepare_data,
     train_adapter,
@@ -142,6 +143,41 @@ def test_losses_weigh_cross_entropy_and_consistency(data):
     assert losses["consistency"] > 0
     off = adapter_losses(embeddings, step, classifier, torch.tensor(10.0), recipe(consistency_weight=0))
     assert torch.isclose(off["loss"], 2 * off["ce"])
+
+
+def test_consistency_is_averaged_over_the_matched_slots_of_every_image(data):
+    prepared, text = data
+    cfg = recipe(match_iou=0.0, matched_masks=8)
+    step = draw_masks(prepared.batch([1, 3]), mixed=True, cfg=cfg, rng=np.random.default_rng(0))
+    embeddings = torch.randn(*step.labels.shape, 128, generator=torch.Generator().manual_seed(3))
+    classifier = torch.cat([text, torch.randn(1, 128)])
+    losses = adapter_losses(embeddings, step, classifier, torch.tensor(10.0), cfg)
+    flat = torch.nn.functional.normalize(embeddings.flatten(0, 1), dim=-1)
+    per_pair = 1 - (flat[step.proposal] * flat[step.segment]).sum(-1)
+    assert 0 < step.proposal.numel() < 2 * 8  # some slots are empty
+    # 1 - cos averaged over 2 images x 8 slots, the empty slots counting with loss 0 (not a mean over the pairs)
+    assert torch.isclose(losses["consistency"], per_pair.sum() / 16)
+    assert losses["consistency"] < per_pair.mean()
+
+
+def test_the_slot_mean_splits_across_processes(data):
+    prepared, text = data
+    cfg = recipe(match_iou=0.0, matched_masks=8)
+    rows = [1, 3]
+    whole = draw_masks(prepared.batch(rows), mixed=True, cfg=cfg, rng=np.random.default_rng(0))
+    layout = mask_layout(prepared.batch(rows))
+    embeddings = torch.randn(*whole.labels.shape, 128, generator=torch.Generator().manual_seed(3))
+    classifier = torch.cat([text, torch.randn(1, 128)])
+    expected = adapter_losses(embeddings, whole, classifier, torch.tensor(10.0), cfg)
+    totals = torch.tensor([int((whole.labels >= 0).sum()), 2 * 8])  # masks and slots of both processes
+    shares = []
+    for k, row in enumerate(rows):
+        half = draw_masks(
+            prepared.batch([row]), True, cfg, np.random.default_rng(0), layout=layout, part_of=(k, len(rows))
+        )
+        shares.append(adapter_losses(embeddings[k : k + 1], half, classifier, torch.tensor(10.0), cfg, totals.to))
+    for term in ("ce", "consistency"):
+        assert torch.isclose(shares[0][term] + shares[1][term], expected[term])
 
 
 def test_training_changes_the_adapter_and_lowers_the_loss(data, tiny_clip, tmp_path):
