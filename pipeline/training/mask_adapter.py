@@ -1,8 +1,9 @@
 """Training the Mask-Adapter on the seen classes, CLIP and proposer frozen (the paper's two phases, one run).
 
 * **Ground-truth warm-up** (``warmup_epochs``): each image contributes at most
-  ``max_gt_masks`` of its ground-truth segments (one per seen class present, drawn at
-  random), cross-entropy over the seen class names plus the learned void.
+  ``max_gt_masks`` of its ground-truth segments (one per thing instance and stuff class where
+  the world has instances, as the reference's panoptic targets, else one per seen class
+  present; drawn at random), cross-entropy over the seen class names plus the learned void.
 * **Mixed masks** (``mixed_epochs``): per image, ``mixed_gt_masks`` ground-truth
   segments, plus up to ``matched_masks`` proposals of the frozen proposer that match a
   ground-truth segment at IoU > ``match_iou`` (the proposals binarised at ``match_threshold``
@@ -52,6 +53,7 @@ from model.proposer import MaskProposer, propose
 from pipeline.training.checkpoint import run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
 from pipeline.training.distributed import current, gather_rows, shard_bounds, sum_across
+from pipeline.training.instances import instance_segments
 from pipeline.training.loop import TrainingLoop
 from pipeline.training.loss_log import LossLog
 from pipeline.training.optim import weight_decay_groups
@@ -147,13 +149,14 @@ class AdapterData:
 
 
 class TrainingImages(Protocol):
-    """What :class:`pipeline.training.proposer.TrainingSet` and ``StreamingTrainingSet`` both give."""
+    """What :class:`pipeline.training.proposer.TrainingSet` and ``StreamingTrainingSet`` give (a batch's images and
+    labels), and :class:`pipeline.training.instances.WithInstances` (also their instance-id maps)."""
 
     def __len__(self) -> int: ...
 
     def fingerprint(self) -> str: ...
 
-    def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, ...]: ...
 
 
 @dataclass
@@ -172,9 +175,13 @@ class BatchPreparer:
     cfg: AdapterTrainConfig
 
     @torch.no_grad()
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor, *, mixed: bool = True) -> AdapterData:
+    def __call__(
+        self, images: torch.Tensor, labels: torch.Tensor, instances: torch.Tensor | None = None, *, mixed: bool = True
+    ) -> AdapterData:
         """``images [B, 3, H, W]`` uint8 and ``labels [B, H, W]`` (-1 ignore) → their :class:`AdapterData` (CPU);
-        ``mixed=False`` (a ground-truth epoch) skips the proposer: no proposal candidates."""
+        ``instances [B, H, W]``: instance-id maps (:mod:`pipeline.training.instances`), one segment per thing
+        instance (else one per class); ``mixed=False`` (a ground-truth epoch) skips the proposer: no proposal
+        candidates."""
         device = self.mean.device
         batch = images.to(device).float() / 255
         height, width = batch.shape[-2:]
@@ -188,7 +195,8 @@ class BatchPreparer:
             proposals = propose(self.proposer, batch, self.text_emb).mask_probs
         segment_masks, segment_labels, candidates = [], [], []
         for i in range(batch.shape[0]):
-            classes, masks = gt_segments(labels[i].to(device))
+            label = labels[i].to(device)
+            classes, masks = gt_segments(label) if instances is None else instance_segments(label, instances[i])
             segment_labels.append(classes.cpu())
             segment_masks.append(adapter_masks(masks, grid).cpu())
             per_segment = [torch.empty(0, 4 * grid[0], 4 * grid[1]) for _ in range(len(classes))]

@@ -110,6 +110,23 @@ def test_prepared_data_holds_the_segments_and_their_matches(data):
     assert sum(len(c) for per in prepared.candidates for c in per) > 0
 
 
+def test_instance_maps_give_one_segment_per_instance(tiny_clip):
+    images, labels = scenes(2)
+    dense_clip = MaskAdapter(adapter_config()).dense_clip(tiny_clip.model)
+    prepare = BatchPreparer(dense_clip, tiny_clip.mean, tiny_clip.std, None, torch.zeros(6, 128), recipe())
+    ids = torch.zeros(2, SIZE, SIZE, dtype=torch.long)
+    ids[0, 2:12, 2:7], ids[0, 2:12, 7:12] = 1, 2  # image 0's box (class 3) is two instances
+    batch = torch.from_numpy(images).permute(0, 3, 1, 2), torch.from_numpy(labels).long()
+    per_class = prepare(*batch, mixed=False)
+    per_instance = prepare(*batch, ids, mixed=False)
+    assert per_class.segment_labels[0].tolist() == [0, 3]
+    assert per_instance.segment_labels[0].tolist() == [0, 3, 3]
+    assert torch.allclose(
+        per_instance.segment_masks[0][1] + per_instance.segment_masks[0][2], per_class.segment_masks[0][1]
+    )
+    assert per_instance.segment_labels[1].tolist() == per_class.segment_labels[1].tolist()  # no instances: per class
+
+
 def test_warm_up_draws_ground_truth_only_and_caps_it(data):
     prepared, _ = data
     step = draw_masks(prepared.batch([0, 1]), mixed=False, cfg=recipe(max_gt_masks=2), rng=np.random.default_rng(0))
