@@ -260,7 +260,7 @@ def test_streaming_runs_the_proposer_in_mixed_epochs_only(data, tiny_clip):
     proposer.register_forward_hook(lambda *_: calls.append(1))
     dense_clip = MaskAdapter(adapter_config()).dense_clip(tiny_clip.model)
     prepare = BatchPreparer(
-        dense_clip, tiny_clip.mean, tiny_clip.std, proposer, text, recipe(match_iou=0.0, mask_threshold=0.0)
+        dense_clip, tiny_clip.mean, tiny_clip.std, proposer, text, recipe(match_iou=0.0, match_threshold=0.0)
     )
     streamed = StreamingData(TrainingSet(tuple(map(str, range(6))), *scenes()), prepare)
     ground_truth = streamed.batch([4, 1], mixed=False)
