@@ -176,7 +176,8 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
             f"{sum(p.numel() for p in adapter.parameters()):,} adapter parameters, on {device}"
         )
         prepare = BatchPreparer(dense_clip, bundle.mean, bundle.std, proposer, proposer_text, cfg)
-        data = StreamingData(training_set, prepare) if params.get("streaming") else prepare_data(training_set, prepare)
+        per_batch = params.get("streaming") or cfg.augment  # augmented draws need a fresh CLIP pass each
+        data = StreamingData(training_set, prepare) if per_batch else prepare_data(training_set, prepare)
         scale = float(bundle.model.logit_scale.detach().exp().clamp(max=100))
         identity = f"{clip_fingerprint(bundle.model)}:{dataclasses.asdict(architecture)}"
         checkpoints = Path(".checkpoints") / name

@@ -15,8 +15,10 @@
   slots per image, unmatched slots counting with loss 0 (:func:`adapter_losses`).
 
 The frozen CLIP's pass over every training image and the proposer's matches are
-computed once before the first epoch (:func:`prepare_data`; no augmentation, so they
-never change) and each step runs only the adapter and the pooling. A set too large to
+computed once before the first epoch (:func:`prepare_data`; without augmentation they
+never change) and each step runs only the adapter and the pooling. With ``augment``
+(large-scale jitter and flips, :func:`augment_rows`, drawn from ``(seed, epoch)``) every
+batch is prepared anew from its augmented images (:class:`StreamingData`). A set too large to
 keep prepared (COCO) is prepared batch by batch instead (:class:`StreamingData`), the
 same computation on the fly. Mask draws come from ``(seed, epoch)``,
 the batch order from :func:`epoch_batches`: a resumed run ends with the same weights.
@@ -50,6 +52,7 @@ from model.masks import mask_iou
 from model.oracle import gt_segments
 from model.precision import PRECISIONS, Precision, autocast_context, training_autocast_dtype
 from model.proposer import MaskProposer, propose
+from pipeline.training.augment import augment_batch
 from pipeline.training.checkpoint import run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
 from pipeline.training.distributed import current, gather_rows, shard_bounds, sum_across
@@ -78,8 +81,12 @@ class AdapterTrainConfig:
     consistency_weight: float = 5.0
     precision: str = "auto"
     seed: int = 0
+    augment: bool = False
+    scale_range: tuple[float, float] = (0.1, 2.0)
+    hflip: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "scale_range", tuple(float(s) for s in self.scale_range))
         checks = [
             (
                 self.warmup_epochs >= 0 and self.mixed_epochs >= 0 and self.warmup_epochs + self.mixed_epochs >= 1,
@@ -95,6 +102,10 @@ class AdapterTrainConfig:
             ),
             (self.ce_weight >= 0 and self.consistency_weight >= 0, "loss weights must be >= 0"),
             (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}"),
+            (
+                len(self.scale_range) == 2 and 0 < self.scale_range[0] <= self.scale_range[1],
+                f"scale_range must be [low, high] with 0 < low <= high, got {list(self.scale_range)}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -126,9 +137,9 @@ class AdapterData:
     def __len__(self) -> int:
         return len(self.segment_masks)
 
-    def batch(self, indices: Sequence[int], *, mixed: bool = True) -> AdapterData:
+    def batch(self, indices: Sequence[int], *, mixed: bool = True, **_: object) -> AdapterData:
         """The rows at ``indices``, in that order (``mixed``: as :meth:`StreamingData.batch`; prepared rows
-        keep their candidates)."""
+        keep their candidates and are never augmented)."""
         index = torch.as_tensor(list(indices), dtype=torch.long)
         pick = [int(i) for i in indices]
         return AdapterData(
@@ -183,7 +194,8 @@ class BatchPreparer:
         instance (else one per class); ``mixed=False`` (a ground-truth epoch) skips the proposer: no proposal
         candidates."""
         device = self.mean.device
-        batch = images.to(device).float() / 255
+        batch = images.to(device).float()
+        batch = batch / 255 if images.dtype == torch.uint8 else batch  # augmented batches are floats in 0..1
         height, width = batch.shape[-2:]
         size = self.dense_clip.input_size(height, width)
         x = F.interpolate(batch, size=size, mode="bilinear", align_corners=False) if size != (height, width) else batch
@@ -242,7 +254,8 @@ def prepare_data(images: TrainingImages, prepare: BatchPreparer, batch_size: int
 
 @dataclass
 class StreamingData:
-    """Training images prepared batch by batch, on the fly (for sets too large to keep prepared)."""
+    """Training images prepared batch by batch, on the fly (for sets too large to keep prepared, and for
+    augmented training: the frozen CLIP's pass and the matches are recomputed for every draw)."""
 
     images: TrainingImages
     prepare: BatchPreparer
@@ -250,13 +263,53 @@ class StreamingData:
     def __len__(self) -> int:
         return len(self.images)
 
-    def batch(self, indices: Sequence[int], *, mixed: bool = True) -> AdapterData:
+    def batch(
+        self,
+        indices: Sequence[int],
+        *,
+        mixed: bool = True,
+        generator: torch.Generator | None = None,
+        part_of: tuple[int, int] | None = None,
+    ) -> AdapterData:
         """The rows at ``indices``, prepared now; ``mixed=False`` (a ground-truth epoch, whose draws take no
-        proposals) without running the proposer: ~370 PFLOP of the recipe's 20 warm-up epochs."""
-        return self.prepare(*self.images.batch(indices), mixed=mixed)
+        proposals) without running the proposer: ~370 PFLOP of the recipe's 20 warm-up epochs. With the
+        recipe's ``augment`` and a ``generator``, the rows are augmented first (:func:`augment_rows`; ``part_of``:
+        these rows' place in a batch split across processes)."""
+        images, labels, *instances = self.images.batch(indices)
+        if self.prepare.cfg.augment and generator is not None:
+            fill = tuple(float(v) for v in self.prepare.mean.cpu())
+            images, labels, instances = augment_rows(
+                images, labels, instances[0] if instances else None, generator, self.prepare.cfg, fill, part_of
+            )
+        return self.prepare(images, labels, *instances, mixed=mixed)
 
     def fingerprint(self) -> str:
         return self.images.fingerprint()
+
+
+def augment_rows(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    instances: torch.Tensor | None,
+    generator: torch.Generator,
+    cfg: AdapterTrainConfig,
+    fill: Sequence[float],
+    part_of: tuple[int, int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Large-scale jitter and flips, as the reference's warm-up (``INPUT.MIN_SCALE`` 0.1, ``MAX_SCALE`` 2.0, a
+    random flip): each image zoomed by ``s ~ U(scale_range)``, a window of its size cropped from it (or the image
+    padded with ``fill``, labels with ignore), mirrored with probability ½ when ``hflip``
+    (:func:`pipeline.training.augment.augment_batch`). The instance-id maps get the same warp (the generator's
+    state replayed), outside pixels id 0. Returns float images in 0..1, labels, and ``[ids]`` or ``[]``."""
+    state = generator.get_state()
+    warp = {"scale_range": cfg.scale_range, "hflip": cfg.hflip, "fill": fill, "part_of": part_of}
+    images_out, labels_out = augment_batch(images, labels, generator, **warp)  # type: ignore[arg-type]
+    if instances is None:
+        return images_out, labels_out, []
+    replay = torch.Generator()
+    replay.set_state(state)
+    _, ids = augment_batch(images, instances, replay, **warp)  # type: ignore[arg-type]
+    return images_out, labels_out, [ids.clamp_min(0)]
 
 
 def adapter_masks(masks: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -453,6 +506,8 @@ def train_adapter(
     shard_bounds(cfg.batch_size, ranks)  # refuses a batch that does not split evenly
     if len(data) < cfg.batch_size:
         raise ValueError(f"{desc}: {len(data)} training images, fewer than one batch of {cfg.batch_size}")
+    if cfg.augment and not isinstance(data, StreamingData):
+        raise ValueError(f"{desc}: augment needs the data prepared per batch (StreamingData), not prepared once")
     device = text_emb.device
     adapter.to(device)
     for p in dense_clip.parameters():
@@ -466,9 +521,10 @@ def train_adapter(
     def losses(epoch: int) -> Iterator[dict[str, torch.Tensor]]:
         mixed = epoch >= cfg.warmup_epochs
         rng = np.random.default_rng(epoch_seed(cfg.seed + 1, epoch))
+        generator = torch.Generator().manual_seed(epoch_seed(cfg.seed + 2, epoch))  # the augmentation's draws
         for batch in epoch_batches(len(data), cfg.batch_size, cfg.seed, epoch):
             start, stop = shard_bounds(len(batch), ranks)  # this process's part of the batch
-            rows = data.batch(batch[start:stop], mixed=mixed)
+            rows = data.batch(batch[start:stop], mixed=mixed, generator=generator, part_of=(start, len(batch)))
             masks = draw_masks(rows, mixed, cfg, rng, layout=batch_layout(rows, device), part_of=(start, len(batch)))
             dense = DenseImage(rows.dense.features.to(device), [s.to(device) for s in rows.dense.states])
             classifier = torch.cat([text_emb, adapter.void[None]])

@@ -17,6 +17,7 @@ from pipeline.training.mask_adapter import (
     BatchPreparer,
     StreamingData,
     adapter_losses,
+    augment_rows,
     draw_masks,
     mask_layout,
     matched_proposals,
@@ -250,6 +251,61 @@ def test_streaming_prepares_each_batch_as_the_cached_set_does(data, tiny_clip):
     assert all(torch.equal(a, b) for a, b in zip(streamed.segment_masks, cached.segment_masks))
     assert all(len(c) == 0 for image in streamed.candidates for c in image)  # no mixed phase: no proposer pass
     assert StreamingData(images, prepare).fingerprint() == images.fingerprint()
+
+
+def test_augmentation_warps_labels_and_instances_alike_and_is_seeded():
+    images, labels = scenes(4)
+    labels = torch.from_numpy(labels).long().clamp_min(0)  # no ignore: padding is the only -1 after the warp
+    x = torch.from_numpy(images).permute(0, 3, 1, 2)
+    cfg = recipe(augment=True, scale_range=(0.5, 2.0))
+    out, warped, (ids,) = augment_rows(x, labels, labels + 1, torch.Generator().manual_seed(0), cfg, (0.5,) * 3)
+    assert out.shape == (4, 3, SIZE, SIZE) and out.dtype == torch.float32 and warped.shape == labels.shape
+    assert torch.equal(ids, warped + 1)  # the same warp; padding: ignore in the labels, no instance in the ids
+    assert not torch.equal(warped, labels) and bool((warped == -1).any())  # zoomed out somewhere: padded
+    again, *_ = augment_rows(x, labels, None, torch.Generator().manual_seed(0), cfg, (0.5,) * 3)
+    assert torch.equal(again, out)
+    other, *_ = augment_rows(x, labels, None, torch.Generator().manual_seed(1), cfg, (0.5,) * 3)
+    assert not torch.equal(other, out)
+
+
+def test_flips_alone_mirror_some_images_and_leave_the_others():
+    images, labels = scenes(6)
+    labels = torch.from_numpy(labels).long()
+    x = torch.from_numpy(images).permute(0, 3, 1, 2)
+    cfg = recipe(augment=True, scale_range=(1.0, 1.0), hflip=True)
+    _, warped, _ = augment_rows(x, labels, None, torch.Generator().manual_seed(0), cfg, (0.5,) * 3)
+    mirrored = [torch.equal(w, lab.flip(-1)) for w, lab in zip(warped, labels)]
+    kept = [torch.equal(w, lab) for w, lab in zip(warped, labels)]
+    assert all(m or k for m, k in zip(mirrored, kept)) and any(mirrored) and any(kept)
+
+
+def test_augmented_training_prepares_every_draw_and_is_deterministic(data, tiny_clip, tmp_path):
+    _prepared, text = data
+    cfg = recipe(augment=True, mixed_epochs=0, warmup_epochs=2)
+
+    calls: list[torch.Tensor] = []
+
+    class Recording(BatchPreparer):
+        def __call__(self, images, *rest, **kw):
+            calls.append(images)
+            return super().__call__(images, *rest, **kw)
+
+    def run(directory):
+        torch.manual_seed(0)
+        adapter = MaskAdapter(adapter_config())
+        dense_clip = adapter.dense_clip(tiny_clip.model)
+        prepare = Recording(dense_clip, tiny_clip.mean, tiny_clip.std, None, text, cfg)
+        streamed = StreamingData(TrainingSet(tuple(map(str, range(6))), *scenes()), prepare)
+        train_adapter(adapter, dense_clip, streamed, text, 10.0, cfg, checkpoint_dir=directory, identity="t")
+        return adapter.state_dict()
+
+    first = run(tmp_path / "a")
+    assert len(calls) == 4 and all(c.dtype == torch.float32 for c in calls)  # 2 epochs x 2 batches, augmented
+    assert not torch.equal(calls[0], calls[2])  # epoch 1 draws anew (same seed, other epoch)
+    second = run(tmp_path / "b")
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    with pytest.raises(ValueError, match="augment needs the data prepared per batch"):
+        train(MaskAdapter(adapter_config()), tiny_clip, data, cfg, tmp_path / "c")
 
 
 def test_streaming_runs_the_proposer_in_mixed_epochs_only(data, tiny_clip):
