@@ -7,7 +7,8 @@ classified and how the two opinions are combined:
 * each image is resized to a multiple of the tower's stride and encoded once
   (:class:`DenseClip`); its binarised proposals are pooled from that pass — directly
   (``maskpool``: the mask's share of each grid cell as weights) or through a trained
-  :class:`MaskAdapter`;
+  :class:`MaskAdapter`, whose input is binarised at ``adapter_mask_threshold`` (the reference's
+  ``MASK_ADAPTER.MASK_THRESHOLD`` 0.5, as in its training), not at the crop path's ``mask_threshold``;
 * CLIP's class probabilities are ``softmax(s · cos)`` with CLIP's own logit scale ``s``
   (clamped at 100), uniform for empty masks;
 * Mask-Adapter's ensemble (:func:`model.scoring.adapter_ensemble`) with ``alpha`` for
@@ -36,6 +37,7 @@ class OnePassSegmenter(ProposalSegmenter):
     """A proposer and a CLIP run once per image; ``adapter`` (optional) classifies the masks, else plain pooling.
 
     ``pooling``/``attention_depth`` configure plain pooling (an adapter brings its own).
+    ``adapter_mask_threshold``: binarises the proposals the adapter reads (``None``: ``mask_threshold``).
     ``image_batch_size``: images per CLIP pass. ``proposer``, ``proposer_clip``, ``mask_threshold``, ``templates``,
     ``max_proposals``: see :class:`model.proposal_segmenter.ProposalSegmenter`.
     """
@@ -51,6 +53,7 @@ class OnePassSegmenter(ProposalSegmenter):
         alpha: float = 0.7,
         beta: float = 0.9,
         mask_threshold: float = 0.4,
+        adapter_mask_threshold: float | None = None,
         image_batch_size: int = 16,
         templates: Sequence[str] | None = None,
         proposer_clip: ClipBundle | None = None,
@@ -72,6 +75,15 @@ class OnePassSegmenter(ProposalSegmenter):
             self.dense = DenseClip(clip.model, pooling=pooling, attention_depth=attention_depth)
         self.alpha, self.beta = float(alpha), float(beta)
         self.image_batch_size = int(image_batch_size)
+        if adapter_mask_threshold is not None and not 0.0 <= adapter_mask_threshold < 1.0:
+            raise ValueError(f"adapter_mask_threshold must lie in [0, 1), got {adapter_mask_threshold}")
+        self.adapter_mask_threshold = None if adapter_mask_threshold is None else float(adapter_mask_threshold)
+
+    def clip_masks(self, props: Proposals) -> torch.Tensor:
+        """The adapter reads the proposals binarised at its own threshold (``maskpool`` at ``mask_threshold``)."""
+        if self.adapter is None or self.adapter_mask_threshold is None:
+            return super().clip_masks(props)
+        return props.mask_probs[0] > self.adapter_mask_threshold
 
     @torch.no_grad()
     def mask_embeddings(self, images: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:

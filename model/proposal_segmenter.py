@@ -152,6 +152,11 @@ class ProposalSegmenter:
         return top_proposals(proposals, self.max_proposals)
 
     # ------------------------------------------------------------------ what each segmenter defines
+    def clip_masks(self, props: Proposals) -> torch.Tensor:
+        """One image's proposals as CLIP's classifier reads them, ``[Q, H, W]`` bool: binarised at
+        ``mask_threshold`` (a segmenter whose classifier has a threshold of its own overrides this)."""
+        return props.binary_masks()[0]
+
     def clip_probs(
         self, images: Sequence[torch.Tensor], binary_masks: Sequence[torch.Tensor], text_emb: torch.Tensor
     ) -> list[torch.Tensor]:
@@ -205,7 +210,7 @@ class ProposalSegmenter:
         tensors = [image_to_tensor(image, self.device) for image in images]
         proposals = self._given_or_proposed(tensors, class_names, text_emb, proposals)
         if self.clip_has_say(len(class_names), seen):
-            clip_probs = self.clip_probs(tensors, [p.binary_masks()[0] for p in proposals], text_emb)
+            clip_probs = self.clip_probs(tensors, [self.clip_masks(p) for p in proposals], text_emb)
         else:  # proposer only: skip CLIP
             clip_probs = [p.class_probs[0] for p in proposals]
         labels = []

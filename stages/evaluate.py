@@ -14,7 +14,7 @@ vocabulary's text embeddings each time).
 
 Variants (see :mod:`pipeline.evaluation.variants`): ``base``, ``mpt``, ``ft``, ``ft_mpt``,
 ``ft_gt``, ``longer`` (the two-stage segmenter with ``artifacts/clip_<variant>``), Mask-Adapter's
-family ``maskpool``, ``adapter``, ``adapter_ens``, ``ft_adapter_ens`` (one CLIP pass per
+family ``maskpool``, ``maskpool_mean``, ``adapter``, ``adapter_ens``, ``ft_adapter_ens`` (one CLIP pass per
 image, with ``artifacts/adapter_<clip>``), ``oracle`` (proposals labelled by the ground
 truth) and ``gt_masks_<name>`` (ground-truth segments classified by that classifier).
 Reads the ``evaluate`` params section, the world manifest, ``artifacts/proposer``
@@ -86,7 +86,7 @@ from pipeline.evaluation.miou import (
     evaluate_benchmark,
     metrics_record,
 )
-from pipeline.evaluation.segmenters import build_variant_segmenter, variant_folders
+from pipeline.evaluation.segmenters import build_variant_segmenter, variant_folders, variant_settings
 from pipeline.evaluation.stored_proposals import StoredProposals, read_stored_proposals
 from pipeline.evaluation.variants import Variant, variant, variant_names
 from pipeline.evaluation.zsseg import Protocol, Protocols
@@ -209,7 +209,9 @@ def run(
             spec, proposer if spec.needs_proposer else None, artifacts, settings, device
         )
         for bench in inputs:
-            records.append(evaluate_one(spec, segmenter, bench, settings, device, proposals, out))
+            records.append(
+                evaluate_one(spec, segmenter, bench, variant_settings(spec, settings), device, proposals, out)
+            )
     return records
 
 

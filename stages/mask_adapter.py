@@ -7,7 +7,9 @@ Reads the ``mask_adapter`` params section (the architecture keys of
 :class:`model.mask_adapter.MaskAdapterConfig`, the recipe keys of
 :class:`pipeline.training.mask_adapter.AdapterTrainConfig`, ``threads`` and ``device``),
 the world's training labels (seen classes; resized to ``image_size`` when set, and decoded
-and prepared batch by batch with ``streaming``, as the proposer's), the CLIP and
+and prepared batch by batch with ``streaming``, as the proposer's) and, with ``instance_masks``,
+its thing instances (the demo world's ``truth/instances_train.json``; a world without them
+trains on one mask per class, and says so), the CLIP and
 ``artifacts/proposer``. With
 ``clip_model`` (an open_clip name such as ``convnext_large_d_320``, weights from
 ``clip_pretrained``) the ``base`` adapter reads that CLIP instead of the pipeline's base CLIP,
@@ -25,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +45,10 @@ from model.mask_adapter import OWN_CLIP_DIR, MaskAdapter, MaskAdapterConfig, cli
 from model.proposer import MaskProposer, load_proposer
 from model.scoring import CLIP_LOGIT_SCALE
 from model.text import TextClassifier
-from pipeline.datasets.manifest import load_world
+from pipeline.datasets.manifest import World, load_world
 from pipeline.datasets.segmentation import SegmentationDataset
 from pipeline.training.distributed import DistributedConfig, process_group
+from pipeline.training.instances import WithInstances, world_instances
 from pipeline.training.loss_log import LossLog
 from pipeline.training.mask_adapter import (
     AdapterData,
@@ -65,7 +68,7 @@ ARCHITECTURE_KEYS = {f.name for f in dataclasses.fields(MaskAdapterConfig)} - {"
 RECIPE_KEYS = {f.name for f in dataclasses.fields(AdapterTrainConfig)}
 RUNTIME_KEYS = {"threads", "device", "distributed"}
 OWN_CLIP_KEYS = {"clip_model", "clip_pretrained"}
-DATA_KEYS = {"image_size", "streaming"}
+DATA_KEYS = {"image_size", "streaming", "instance_masks"}
 KNOWN_KEYS = ARCHITECTURE_KEYS | RECIPE_KEYS | RUNTIME_KEYS | OWN_CLIP_KEYS | DATA_KEYS
 
 
@@ -96,6 +99,17 @@ def training_images(train: SegmentationDataset, params: dict[str, Any]) -> Train
     if not image_size:
         raise ValueError("params.yaml:mask_adapter: streaming needs an image_size (every batch is resized to it)")
     return StreamingTrainingSet(train, int(image_size))
+
+
+def with_instances(
+    images: TrainingSet | StreamingTrainingSet, world: World, params: dict[str, Any], log: Callable[[str], None]
+) -> TrainingSet | StreamingTrainingSet | WithInstances:
+    """``images`` with their thing instances (``instance_masks``, the reference's panoptic targets) where the world
+    has them; otherwise as they are: one ground-truth mask per class."""
+    if not params.get("instance_masks", True):
+        return images
+    maps = world_instances(world, log)
+    return images if maps is None else WithInstances(images, maps)
 
 
 def training_summary(data: AdapterData | StreamingData, log: LossLog, epochs: int) -> dict[str, Any]:
@@ -151,8 +165,9 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
         bundle, own_clip = adapter_clip(clip_name, params, device)
         architecture, cfg = split_params(params, bundle.embed_dim)
         seed_everything(cfg.seed)
-        train = load_world(WORLD).train_labels()
-        training_set = training_images(train, params)
+        world = load_world(WORLD)
+        train = world.train_labels()
+        training_set = with_instances(training_images(train, params), world, params, ranks.announce)
         text_emb = TextClassifier(bundle)(train.class_names)
         adapter = MaskAdapter(architecture).to(device)
         dense_clip = adapter.dense_clip(bundle.model)
@@ -162,7 +177,8 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
             f"{sum(p.numel() for p in adapter.parameters()):,} adapter parameters, on {device}"
         )
         prepare = BatchPreparer(dense_clip, bundle.mean, bundle.std, proposer, proposer_text, cfg)
-        data = StreamingData(training_set, prepare) if params.get("streaming") else prepare_data(training_set, prepare)
+        per_batch = params.get("streaming") or cfg.augment  # augmented draws need a fresh CLIP pass each
+        data = StreamingData(training_set, prepare) if per_batch else prepare_data(training_set, prepare)
         identity = f"{clip_fingerprint(bundle.model)}:{dataclasses.asdict(architecture)}"
         checkpoints = Path(".checkpoints") / name
         log = train_adapter(

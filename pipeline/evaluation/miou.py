@@ -67,7 +67,9 @@ class EvalConfig:
     ``max_images``: evaluate the first N images only. ``overlay_images``: how many
     fixed images the overlay picture shows. Mask-Adapter's family (one CLIP pass per
     image): ``alpha``/``beta`` are CLIP's exponents for seen/unseen classes in its
-    ensemble; ``pooling``/``attention_depth`` configure ``maskpool`` (see
+    ensemble; ``adapter_mask_threshold`` binarises the proposals the Mask-Adapter reads (its
+    reference's 0.5; ``maskpool`` and the crops read ``mask_threshold``); ``pooling``/``attention_depth``
+    configure ``maskpool`` (see
     :class:`model.dense_clip.DenseClip`). ``precision``: ``fp32``, or ``bf16`` autocast around
     every model call of the run (scores, ensembles and argmaxes stay float32), or ``auto`` (bf16 where
     the device computes it natively; a run records what :meth:`resolved` makes of it).
@@ -83,6 +85,7 @@ class EvalConfig:
     pooling: str = "attention"
     attention_depth: int | None = None
     mask_threshold: float = 0.4
+    adapter_mask_threshold: float = 0.5
     expand_ratio: float = 0.0
     batch_size: int = 16
     clip_batch_size: int = 256
@@ -101,8 +104,9 @@ class EvalConfig:
             raise ValueError(f"evaluate.attention_depth must be null or >= 1, got {self.attention_depth}")
         fractions = ("lam", "lam_seen", "lam_unseen", "zsseg_lam", "alpha", "beta")
         check_fractions(((name, getattr(self, name)) for name in fractions), "evaluate.")
-        if not 0.0 <= self.mask_threshold < 1.0:
-            raise ValueError(f"evaluate.mask_threshold must lie in [0, 1), got {self.mask_threshold}")
+        for name in ("mask_threshold", "adapter_mask_threshold"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"evaluate.{name} must lie in [0, 1), got {getattr(self, name)}")
         if self.expand_ratio < 0:
             raise ValueError(f"evaluate.expand_ratio must be >= 0, got {self.expand_ratio}")
         for name in ("batch_size", "clip_batch_size"):
@@ -142,6 +146,7 @@ class EvalConfig:
             "pooling",
             "attention_depth",
             "mask_threshold",
+            "adapter_mask_threshold",
             "short_side",
             "max_images",
             "precision",

@@ -14,6 +14,7 @@ alone); ``crops`` with ``ensemble="zsseg"`` is zsseg.baseline's seen/unseen ense
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -135,17 +136,24 @@ def one_pass_segmenter(
         alpha=alpha,
         beta=beta,
         mask_threshold=settings.mask_threshold,
+        adapter_mask_threshold=settings.adapter_mask_threshold,
         image_batch_size=settings.batch_size,
         proposer_clip=proposer_clip,
         max_proposals=settings.max_proposals,
     )
 
 
+def variant_settings(spec: Variant, settings: EvalConfig) -> EvalConfig:
+    """``settings`` as ``spec`` runs them: a row that fixes its pooling (``maskpool_mean``) overrides
+    ``evaluate.pooling``, so that its record names the pooling it ran."""
+    return settings if spec.pooling is None else replace(settings, pooling=spec.pooling)
+
+
 def build_variant_segmenter(
     spec: Variant, proposer: MaskProposer | None, artifacts: Path, settings: EvalConfig, device: torch.device
 ) -> ProposalSegmenter:
     """:func:`build_segmenter` for a named variant (``base``, ``ft_mpt``, ``adapter_ens``, ``maskpool`` ...)
-    with its folders under ``artifacts``."""
+    with its folders under ``artifacts`` and its :func:`variant_settings`."""
     clip, adapter = variant_folders(spec, artifacts)
     base = artifacts / "clip_base"
     return build_segmenter(
@@ -153,7 +161,7 @@ def build_variant_segmenter(
         proposer,
         clip,
         adapter_folder=adapter,
-        settings=settings,
+        settings=variant_settings(spec, settings),
         ensemble=spec.ensemble,
         proposer_clip_folder=base if spec.clip_name != "base" and base.is_dir() else None,
         device=device,

@@ -10,12 +10,13 @@ Variant names are what ``python -m stages.evaluate --variant`` takes and what
   (``artifacts/clip_prompts``), zsseg's seen/unseen ensemble;
 * ``oracle`` — the proposals labelled by the ground truth (each takes the class it
   overlaps most): how good the *masks* are with a perfect classifier;
-* ``maskpool``, ``adapter``, ``adapter_ens``, ``ft_adapter_ens`` — Mask-Adapter's family:
-  one CLIP pass per image, proposals pooled from it (plainly or by the Mask-Adapter of
-  ``artifacts/adapter_<clip>``);
+* ``maskpool``, ``maskpool_mean``, ``adapter``, ``adapter_ens``, ``ft_adapter_ens`` — Mask-Adapter's
+  family: one CLIP pass per image, proposals pooled from it (plainly or by the Mask-Adapter of
+  ``artifacts/adapter_<clip>``); ``maskpool`` pools as ``evaluate.pooling`` says, ``maskpool_mean``
+  always by the weighted mean of the mask's cells: the paper's baseline pooling;
 * ``gt_masks_<clip>`` (``gt_masks_base``, ``gt_masks_ft_mpt``, ...) — the
   ground-truth segments classified by that CLIP's crops: how good the *classifier* is
-  with perfect masks; ``gt_masks_maskpool``, ``gt_masks_adapter`` and
+  with perfect masks; ``gt_masks_maskpool``, ``gt_masks_maskpool_mean``, ``gt_masks_adapter`` and
   ``gt_masks_ft_adapter`` do the same for the one-pass classifiers.
 
 This module is pure Python (no torch), so the report can order its rows cheaply.
@@ -62,6 +63,13 @@ ONE_PASS: dict[str, tuple[str, str | None, str, str]] = {
         "mask_adapter",
         "proposals pooled from one base-CLIP pass per image, Mask-Adapter's ensemble",
     ),
+    "maskpool_mean": (
+        "base",
+        None,
+        "mask_adapter",
+        "proposals pooled from one base-CLIP pass per image by the weighted mean of the mask's cells (the paper's"
+        " baseline pooling), Mask-Adapter's ensemble",
+    ),
     "adapter": ("base", "base", "none", "proposals classified by the Mask-Adapter on the base CLIP alone"),
     "adapter_ens": ("base", "base", "mask_adapter", "the Mask-Adapter on the base CLIP, ensembled with the proposer"),
     "ft_adapter_ens": (
@@ -74,9 +82,14 @@ ONE_PASS: dict[str, tuple[str, str | None, str, str]] = {
 #: Ground-truth-mask rows of the one-pass classifiers: name -> (CLIP, adapter or None).
 ONE_PASS_GT: dict[str, tuple[str, str | None]] = {
     "maskpool": ("base", None),
+    "maskpool_mean": ("base", None),
     "adapter": ("base", "base"),
     "ft_adapter": ("ft", "ft"),
 }
+#: One-pass rows that fix the pooling instead of reading ``evaluate.pooling``: key of :data:`ONE_PASS` /
+#: :data:`ONE_PASS_GT` -> pooling. ``mean`` is the paper's baseline (its CLIP is a ConvNeXt, whose dense map pools
+#: by a weighted mean); the demo's ViT pools better with ``attention``, which ``maskpool`` keeps.
+FIXED_POOLING: dict[str, str] = {"maskpool_mean": "mean"}
 MODES = ("two_stage", "oracle", "gt_masks")
 CLASSIFIERS = tuple(ENSEMBLES)
 ORACLE = "oracle"
@@ -91,7 +104,8 @@ class Variant:
     ``classifier`` says how proposals are classified: ``crops`` (a CLIP pass per masked
     crop, OVSeg's ensemble), ``maskpool`` or ``adapter`` (one CLIP pass per image; the
     adapter folder ``artifacts/adapter_<adapter>``). ``ensemble``: how the classifier's class
-    probabilities meet the proposer's, one of the classifier's :data:`ENSEMBLES`. The oracle
+    probabilities meet the proposer's, one of the classifier's :data:`ENSEMBLES`. ``pooling``: the pooling a
+    ``maskpool`` row fixes (:data:`FIXED_POOLING`; ``None``: ``evaluate.pooling``). The oracle
     uses the CLIP only for the proposer's text embeddings (the proposer was trained
     against the base CLIP's text tower).
     """
@@ -103,6 +117,7 @@ class Variant:
     classifier: str = "crops"
     adapter: str | None = None
     ensemble: str = "ovseg"
+    pooling: str | None = None
 
     def __post_init__(self) -> None:
         if self.ensemble not in ENSEMBLES.get(self.classifier, ()):
@@ -129,8 +144,9 @@ def variant(name: str) -> Variant:
         return Variant(name, "two_stage", clip_name, description, ensemble="zsseg")
     if name in ONE_PASS:
         clip_name, adapter, ensemble, description = ONE_PASS[name]
+        classifier = "adapter" if adapter else "maskpool"
         return Variant(
-            name, "two_stage", clip_name, description, "adapter" if adapter else "maskpool", adapter, ensemble
+            name, "two_stage", clip_name, description, classifier, adapter, ensemble, FIXED_POOLING.get(name)
         )
     if name == ORACLE:
         return Variant(name, "oracle", "base", "proposals labelled by the ground truth (a perfect classifier)")
@@ -140,6 +156,8 @@ def variant(name: str) -> Variant:
     if rest in ONE_PASS_GT:
         clip_name, adapter = ONE_PASS_GT[rest]
         how = f"the Mask-Adapter on the {clip_name} CLIP" if adapter else f"pooling one {clip_name}-CLIP pass per image"
+        if rest in FIXED_POOLING:
+            how += f" ({FIXED_POOLING[rest]} pooling)"
         return Variant(
             name,
             "gt_masks",
@@ -148,6 +166,7 @@ def variant(name: str) -> Variant:
             "adapter" if adapter else "maskpool",
             adapter,
             "mask_adapter",
+            FIXED_POOLING.get(rest),
         )
     raise ValueError(f"unknown variant {name!r}; choose from {', '.join(variant_names())}")
 

@@ -1,19 +1,24 @@
 """Training the Mask-Adapter on the seen classes, CLIP and proposer frozen (the paper's two phases, one run).
 
 * **Ground-truth warm-up** (``warmup_epochs``): each image contributes at most
-  ``max_gt_masks`` of its ground-truth segments (one per seen class present, drawn at
-  random), cross-entropy over the seen class names plus the learned void.
+  ``max_gt_masks`` of its ground-truth segments (one per thing instance and stuff class where
+  the world has instances, as the reference's panoptic targets, else one per seen class
+  present; drawn at random), cross-entropy over the seen class names plus the learned void.
 * **Mixed masks** (``mixed_epochs``): per image, ``mixed_gt_masks`` ground-truth
   segments, plus up to ``matched_masks`` proposals of the frozen proposer that match a
-  ground-truth segment at IoU > ``match_iou`` (binarised at ``mask_threshold``; one of a
-  segment's matches drawn at random), plus those segments again. Loss:
+  ground-truth segment at IoU > ``match_iou`` (the proposals binarised at ``match_threshold``
+  for the IoU; one of a segment's matches drawn at random, fed to the adapter binarised at
+  ``mask_threshold``), plus those segments again. Loss:
   ``ce_weight · CE + consistency_weight · (1 − cos(e_proposal, e_segment))`` with the
   segment's embedding detached — the mask consistency loss, which pulls a proposal's
-  embedding toward that of the segment it approximates.
+  embedding toward that of the segment it approximates; averaged over ``matched_masks``
+  slots per image, unmatched slots counting with loss 0 (:func:`adapter_losses`).
 
 The frozen CLIP's pass over every training image and the proposer's matches are
-computed once before the first epoch (:func:`prepare_data`; no augmentation, so they
-never change) and each step runs only the adapter and the pooling. A set too large to
+computed once before the first epoch (:func:`prepare_data`; without augmentation they
+never change) and each step runs only the adapter and the pooling. With ``augment``
+(large-scale jitter and flips, :func:`augment_rows`, drawn from ``(seed, epoch)``) every
+batch is prepared anew from its augmented images (:class:`StreamingData`). A set too large to
 keep prepared (COCO) is prepared batch by batch instead (:class:`StreamingData`), the
 same computation on the fly. Mask draws come from ``(seed, epoch)``,
 the batch order from :func:`epoch_batches`: a resumed run ends with the same weights.
@@ -23,7 +28,7 @@ adapter and the pooling run under autocast (``precision``, as the proposer's tra
 Under torchrun (:mod:`pipeline.training.distributed`) each process takes its part of every
 batch (a streamed set prepares only those rows); the mask draws are made for the whole
 batch from its layout (how many segments and matches each image has, gathered from every
-process) and sliced, the losses' normalisers (masks, consistency pairs) are summed across
+process) and sliced, the losses' normalisers (masks, consistency slots) are summed across
 processes and so are the gradients, so P processes train like one.
 """
 
@@ -47,9 +52,11 @@ from model.masks import mask_iou
 from model.oracle import gt_segments
 from model.precision import PRECISIONS, Precision, autocast_context, training_autocast_dtype
 from model.proposer import MaskProposer, propose
+from pipeline.training.augment import augment_batch
 from pipeline.training.checkpoint import run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
 from pipeline.training.distributed import current, gather_rows, shard_bounds, sum_across
+from pipeline.training.instances import instance_segments
 from pipeline.training.loop import TrainingLoop
 from pipeline.training.loss_log import LossLog
 from pipeline.training.optim import weight_decay_groups
@@ -68,13 +75,18 @@ class AdapterTrainConfig:
     mixed_gt_masks: int = 16
     matched_masks: int = 8
     match_iou: float = 0.7
-    mask_threshold: float = 0.4
+    match_threshold: float = 0.4
+    mask_threshold: float = 0.5
     ce_weight: float = 2.0
     consistency_weight: float = 5.0
     precision: str = "auto"
     seed: int = 0
+    augment: bool = False
+    scale_range: tuple[float, float] = (0.1, 2.0)
+    hflip: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "scale_range", tuple(float(s) for s in self.scale_range))
         checks = [
             (
                 self.warmup_epochs >= 0 and self.mixed_epochs >= 0 and self.warmup_epochs + self.mixed_epochs >= 1,
@@ -84,9 +96,16 @@ class AdapterTrainConfig:
             (self.lr > 0, f"lr must be positive, got {self.lr}"),
             (min(self.max_gt_masks, self.mixed_gt_masks) >= 1, "max_gt_masks and mixed_gt_masks must be >= 1"),
             (self.matched_masks >= 0, f"matched_masks must be >= 0, got {self.matched_masks}"),
-            (0 <= self.match_iou < 1 and 0 <= self.mask_threshold < 1, "match_iou and mask_threshold lie in [0, 1)"),
+            (
+                all(0 <= value < 1 for value in (self.match_iou, self.match_threshold, self.mask_threshold)),
+                "match_iou, match_threshold and mask_threshold lie in [0, 1)",
+            ),
             (self.ce_weight >= 0 and self.consistency_weight >= 0, "loss weights must be >= 0"),
             (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}"),
+            (
+                len(self.scale_range) == 2 and 0 < self.scale_range[0] <= self.scale_range[1],
+                f"scale_range must be [low, high] with 0 < low <= high, got {list(self.scale_range)}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -118,9 +137,9 @@ class AdapterData:
     def __len__(self) -> int:
         return len(self.segment_masks)
 
-    def batch(self, indices: Sequence[int], *, mixed: bool = True) -> AdapterData:
+    def batch(self, indices: Sequence[int], *, mixed: bool = True, **_: object) -> AdapterData:
         """The rows at ``indices``, in that order (``mixed``: as :meth:`StreamingData.batch`; prepared rows
-        keep their candidates)."""
+        keep their candidates and are never augmented)."""
         index = torch.as_tensor(list(indices), dtype=torch.long)
         pick = [int(i) for i in indices]
         return AdapterData(
@@ -141,13 +160,14 @@ class AdapterData:
 
 
 class TrainingImages(Protocol):
-    """What :class:`pipeline.training.proposer.TrainingSet` and ``StreamingTrainingSet`` both give."""
+    """What :class:`pipeline.training.proposer.TrainingSet` and ``StreamingTrainingSet`` give (a batch's images and
+    labels), and :class:`pipeline.training.instances.WithInstances` (also their instance-id maps)."""
 
     def __len__(self) -> int: ...
 
     def fingerprint(self) -> str: ...
 
-    def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, ...]: ...
 
 
 @dataclass
@@ -166,11 +186,16 @@ class BatchPreparer:
     cfg: AdapterTrainConfig
 
     @torch.no_grad()
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor, *, mixed: bool = True) -> AdapterData:
+    def __call__(
+        self, images: torch.Tensor, labels: torch.Tensor, instances: torch.Tensor | None = None, *, mixed: bool = True
+    ) -> AdapterData:
         """``images [B, 3, H, W]`` uint8 and ``labels [B, H, W]`` (-1 ignore) → their :class:`AdapterData` (CPU);
-        ``mixed=False`` (a ground-truth epoch) skips the proposer: no proposal candidates."""
+        ``instances [B, H, W]``: instance-id maps (:mod:`pipeline.training.instances`), one segment per thing
+        instance (else one per class); ``mixed=False`` (a ground-truth epoch) skips the proposer: no proposal
+        candidates."""
         device = self.mean.device
-        batch = images.to(device).float() / 255
+        batch = images.to(device).float()
+        batch = batch / 255 if images.dtype == torch.uint8 else batch  # augmented batches are floats in 0..1
         height, width = batch.shape[-2:]
         size = self.dense_clip.input_size(height, width)
         x = F.interpolate(batch, size=size, mode="bilinear", align_corners=False) if size != (height, width) else batch
@@ -179,21 +204,33 @@ class BatchPreparer:
         grid = dense.grid
         proposals = None
         if mixed and self.proposer is not None and self.cfg.mixed_epochs > 0:
-            proposals = propose(self.proposer, batch, self.text_emb, mask_threshold=self.cfg.mask_threshold).masks
+            proposals = propose(self.proposer, batch, self.text_emb).mask_probs
         segment_masks, segment_labels, candidates = [], [], []
         for i in range(batch.shape[0]):
-            classes, masks = gt_segments(labels[i].to(device))
+            label = labels[i].to(device)
+            classes, masks = gt_segments(label) if instances is None else instance_segments(label, instances[i])
             segment_labels.append(classes.cpu())
             segment_masks.append(adapter_masks(masks, grid).cpu())
             per_segment = [torch.empty(0, 4 * grid[0], 4 * grid[1]) for _ in range(len(classes))]
             if proposals is not None and len(classes):
-                iou = mask_iou(proposals[i], masks)
-                for g in range(len(classes)):
-                    hits = torch.nonzero(iou[:, g] > self.cfg.match_iou).flatten()
-                    per_segment[g] = adapter_masks(proposals[i][hits], grid).cpu()
+                matches = matched_proposals(proposals[i], masks, self.cfg)
+                per_segment = [adapter_masks(m, grid).cpu() for m in matches]
             candidates.append(per_segment)
         cpu = DenseImage(dense.features.cpu(), [state.cpu() for state in dense.states])
         return AdapterData(cpu, projected.cpu(), segment_masks, segment_labels, candidates)
+
+
+def matched_proposals(mask_probs: torch.Tensor, segments: torch.Tensor, cfg: AdapterTrainConfig) -> list[torch.Tensor]:
+    """Per segment of ``segments [G, H, W]`` (bool), the proposals of ``mask_probs [Q, H, W]`` that match it, as the
+    adapter's input ``[P, H, W]`` (0/1).
+
+    Two thresholds, as the reference (``fcclip/fcclip.py``): the IoU > ``match_iou`` is taken on the proposals
+    binarised at sigmoid >= ``match_threshold`` (0.4, ``compute_mask_iou``); a match is fed to the adapter binarised
+    at > ``mask_threshold`` (0.5, ``MASK_ADAPTER.MASK_THRESHOLD``), as at inference.
+    """
+    iou = mask_iou(mask_probs >= cfg.match_threshold, segments)
+    binary = (mask_probs > cfg.mask_threshold).float()
+    return [binary[torch.nonzero(iou[:, g] > cfg.match_iou).flatten()] for g in range(segments.shape[0])]
 
 
 def prepare_data(images: TrainingImages, prepare: BatchPreparer, batch_size: int = 32) -> AdapterData:
@@ -217,7 +254,8 @@ def prepare_data(images: TrainingImages, prepare: BatchPreparer, batch_size: int
 
 @dataclass
 class StreamingData:
-    """Training images prepared batch by batch, on the fly (for sets too large to keep prepared)."""
+    """Training images prepared batch by batch, on the fly (for sets too large to keep prepared, and for
+    augmented training: the frozen CLIP's pass and the matches are recomputed for every draw)."""
 
     images: TrainingImages
     prepare: BatchPreparer
@@ -225,13 +263,53 @@ class StreamingData:
     def __len__(self) -> int:
         return len(self.images)
 
-    def batch(self, indices: Sequence[int], *, mixed: bool = True) -> AdapterData:
+    def batch(
+        self,
+        indices: Sequence[int],
+        *,
+        mixed: bool = True,
+        generator: torch.Generator | None = None,
+        part_of: tuple[int, int] | None = None,
+    ) -> AdapterData:
         """The rows at ``indices``, prepared now; ``mixed=False`` (a ground-truth epoch, whose draws take no
-        proposals) without running the proposer: ~370 PFLOP of the recipe's 20 warm-up epochs."""
-        return self.prepare(*self.images.batch(indices), mixed=mixed)
+        proposals) without running the proposer: ~370 PFLOP of the recipe's 20 warm-up epochs. With the
+        recipe's ``augment`` and a ``generator``, the rows are augmented first (:func:`augment_rows`; ``part_of``:
+        these rows' place in a batch split across processes)."""
+        images, labels, *instances = self.images.batch(indices)
+        if self.prepare.cfg.augment and generator is not None:
+            fill = tuple(float(v) for v in self.prepare.mean.cpu())
+            images, labels, instances = augment_rows(
+                images, labels, instances[0] if instances else None, generator, self.prepare.cfg, fill, part_of
+            )
+        return self.prepare(images, labels, *instances, mixed=mixed)
 
     def fingerprint(self) -> str:
         return self.images.fingerprint()
+
+
+def augment_rows(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    instances: torch.Tensor | None,
+    generator: torch.Generator,
+    cfg: AdapterTrainConfig,
+    fill: Sequence[float],
+    part_of: tuple[int, int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    """Large-scale jitter and flips, as the reference's warm-up (``INPUT.MIN_SCALE`` 0.1, ``MAX_SCALE`` 2.0, a
+    random flip): each image zoomed by ``s ~ U(scale_range)``, a window of its size cropped from it (or the image
+    padded with ``fill``, labels with ignore), mirrored with probability ½ when ``hflip``
+    (:func:`pipeline.training.augment.augment_batch`). The instance-id maps get the same warp (the generator's
+    state replayed), outside pixels id 0. Returns float images in 0..1, labels, and ``[ids]`` or ``[]``."""
+    state = generator.get_state()
+    warp = {"scale_range": cfg.scale_range, "hflip": cfg.hflip, "fill": fill, "part_of": part_of}
+    images_out, labels_out = augment_batch(images, labels, generator, **warp)  # type: ignore[arg-type]
+    if instances is None:
+        return images_out, labels_out, []
+    replay = torch.Generator()
+    replay.set_state(state)
+    _, ids = augment_batch(images, instances, replay, **warp)  # type: ignore[arg-type]
+    return images_out, labels_out, [ids.clamp_min(0)]
 
 
 def adapter_masks(masks: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -349,8 +427,13 @@ def adapter_losses(
 ) -> dict[str, torch.Tensor]:
     """``ce``, ``consistency`` and their weighted ``loss`` for embeddings ``[B, M, D]``; ``classifier [C+1, D]``.
 
+    The consistency term is the reference's ``1 − cos.mean()`` over ``matched_masks`` slots per image
+    (``fcclip/fcclip.py`` ``cosine_similarity_loss``): a slot without a match holds two empty masks, whose
+    embeddings agree (loss 0), and still counts in the mean. Its pull therefore grows with the matches found,
+    instead of being a mean over the real pairs (which, at ~2 matches an image, is ~4× the reference's).
+
     A batch split across processes passes ``sum_across`` (a tensor's sum over the processes): the terms are
-    then this process's share of the whole batch's (its sums over the batch's numbers of masks and of pairs).
+    then this process's share of the whole batch's (its sums over the batch's numbers of masks and of slots).
     """
     flat = F.normalize(embeddings.flatten(0, 1), dim=-1)
     labels = step.labels.flatten().to(flat.device)
@@ -358,14 +441,15 @@ def adapter_losses(
     valid = labels >= 0
     # the consistency pairs: each proposal's embedding against its segment's, the segment's detached
     cos = (flat[step.proposal.to(flat.device)] * flat[step.segment.to(flat.device)].detach()).sum(-1)
+    slots = torch.tensor(embeddings.shape[0] * cfg.matched_masks, device=flat.device)
     if sum_across is not None:
-        counts = sum_across(torch.stack([valid.sum(), torch.tensor(step.proposal.numel(), device=flat.device)]))
-        num_masks, num_pairs = counts.clamp_min(1).to(flat.dtype)
+        counts = sum_across(torch.stack([valid.sum(), slots]))
+        num_masks, num_slots = counts.clamp_min(1).to(flat.dtype)
         ce = F.cross_entropy(logits[valid], labels[valid], reduction="sum") / num_masks
-        consistency = (1 - cos).sum() / num_pairs
     else:
         ce = F.cross_entropy(logits[valid], labels[valid]) if bool(valid.any()) else flat.sum() * 0
-        consistency = (1 - cos).mean() if step.proposal.numel() else flat.sum() * 0
+        num_slots = slots.clamp_min(1).to(flat.dtype)
+    consistency = (1 - cos).sum() / num_slots if step.proposal.numel() else flat.sum() * 0
     loss = cfg.ce_weight * ce + cfg.consistency_weight * consistency
     return {"loss": loss, "ce": ce, "consistency": consistency}
 
@@ -422,6 +506,8 @@ def train_adapter(
     shard_bounds(cfg.batch_size, ranks)  # refuses a batch that does not split evenly
     if len(data) < cfg.batch_size:
         raise ValueError(f"{desc}: {len(data)} training images, fewer than one batch of {cfg.batch_size}")
+    if cfg.augment and not isinstance(data, StreamingData):
+        raise ValueError(f"{desc}: augment needs the data prepared per batch (StreamingData), not prepared once")
     device = text_emb.device
     adapter.to(device)
     for p in dense_clip.parameters():
@@ -435,9 +521,10 @@ def train_adapter(
     def losses(epoch: int) -> Iterator[dict[str, torch.Tensor]]:
         mixed = epoch >= cfg.warmup_epochs
         rng = np.random.default_rng(epoch_seed(cfg.seed + 1, epoch))
+        generator = torch.Generator().manual_seed(epoch_seed(cfg.seed + 2, epoch))  # the augmentation's draws
         for batch in epoch_batches(len(data), cfg.batch_size, cfg.seed, epoch):
             start, stop = shard_bounds(len(batch), ranks)  # this process's part of the batch
-            rows = data.batch(batch[start:stop], mixed=mixed)
+            rows = data.batch(batch[start:stop], mixed=mixed, generator=generator, part_of=(start, len(batch)))
             masks = draw_masks(rows, mixed, cfg, rng, layout=batch_layout(rows, device), part_of=(start, len(batch)))
             dense = DenseImage(rows.dense.features.to(device), [s.to(device) for s in rows.dense.states])
             classifier = torch.cat([text_emb, adapter.void[None]])

@@ -21,6 +21,7 @@ from model.mask_adapter import (
 from model.one_pass import OnePassSegmenter
 from model.oracle import gt_segments
 from model.proposal_segmenter import image_to_tensor
+from model.proposer.inference import Proposals
 from model.scoring import adapter_ensemble, predict_labels
 from tests.doubles import label_map
 
@@ -49,6 +50,21 @@ def test_segment_is_the_ensemble_of_one_pass_probabilities(proposer, tiny_clip, 
     p_clip = seg.clip_probs([tensor], [props.masks[0]], text)[0]
     probs = adapter_ensemble(props.class_probs[0], p_clip, 0.6, 0.8)
     assert np.array_equal(labels, predict_labels(probs, props.mask_probs[0]).numpy())
+
+
+def test_the_adapter_reads_proposals_binarised_at_its_own_threshold(proposer, tiny_clip, adapter):
+    probs = torch.zeros(1, 3, 8, 8)
+    probs[0, 0, :4] = 0.45  # above the crop path's 0.4, below the adapter's 0.5
+    probs[0, 1, :4] = 0.7
+    props = Proposals(mask_probs=probs, class_probs=torch.zeros(1, 3, 4), scores=torch.ones(1, 3), masks=probs > 0.4)
+    seg = OnePassSegmenter(proposer, tiny_clip, adapter=adapter, mask_threshold=0.4, adapter_mask_threshold=0.5)
+    assert seg.clip_masks(props).flatten(1).any(1).tolist() == [False, True, False]
+    assert torch.equal(seg.clip_masks(props), probs[0] > 0.5)
+    # maskpool (no adapter) reads the crop path's masks
+    pooled = OnePassSegmenter(proposer, tiny_clip, mask_threshold=0.4, adapter_mask_threshold=0.5)
+    assert pooled.clip_masks(props).flatten(1).any(1).tolist() == [True, True, False]
+    with pytest.raises(ValueError, match="adapter_mask_threshold"):
+        OnePassSegmenter(proposer, tiny_clip, adapter=adapter, adapter_mask_threshold=1.0)
 
 
 def test_maskpool_probabilities_come_from_pooling_the_resized_image(tiny_clip):

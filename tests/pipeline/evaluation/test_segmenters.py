@@ -14,7 +14,7 @@ from model.one_pass import OnePassSegmenter
 from model.proposer import build_proposer, load_proposer_config
 from model.two_stage import TwoStageSegmenter
 from pipeline.evaluation.miou import EvalConfig
-from pipeline.evaluation.segmenters import build_segmenter, build_variant_segmenter, variant_folders
+from pipeline.evaluation.segmenters import build_segmenter, build_variant_segmenter, variant_folders, variant_settings
 from pipeline.evaluation.variants import variant
 
 CPU = torch.device("cpu")
@@ -59,6 +59,8 @@ def test_each_classifier_gets_its_segmenter_and_settings(artifacts, proposer):
         device=CPU,
     )
     assert isinstance(alone.adapter, MaskAdapter) and (alone.alpha, alone.beta) == (1.0, 1.0)
+    # the adapter's input has its own threshold (default 0.5, the reference's); the crops keep theirs
+    assert (alone.mask_threshold, alone.adapter_mask_threshold) == (0.3, 0.5)
 
 
 def test_a_variant_is_built_as_the_classifier_with_its_folders(artifacts, proposer):
@@ -69,6 +71,18 @@ def test_a_variant_is_built_as_the_classifier_with_its_folders(artifacts, propos
     )
     assert np.array_equal(by_name.segment(image, NAMES), direct.segment(image, NAMES))
     assert (by_name.alpha, by_name.beta) == (0.7, 0.9)
+
+
+def test_maskpool_mean_pools_by_the_weighted_mean_whatever_evaluate_pooling_says(artifacts, proposer):
+    settings = EvalConfig(pooling="attention")
+    for name in ("maskpool_mean", "gt_masks_maskpool_mean"):
+        spec = variant(name)
+        segmenter = build_variant_segmenter(spec, proposer, artifacts, settings, CPU)
+        assert isinstance(segmenter, OnePassSegmenter) and segmenter.adapter is None
+        assert segmenter.dense.pooling == "mean"
+        assert variant_settings(spec, settings).one_pass_provenance()["pooling"] == "mean"
+    plain = build_variant_segmenter(variant("maskpool"), proposer, artifacts, settings, CPU)
+    assert plain.dense.pooling == "attention" and variant_settings(variant("maskpool"), settings) is settings
 
 
 def test_zsseg_swaps_clips_exponents_for_seen_and_unseen_classes(artifacts, proposer, tiny_clip):

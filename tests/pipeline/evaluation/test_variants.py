@@ -9,7 +9,7 @@ from pipeline.evaluation.variants import ENSEMBLES, Variant, variant, variant_na
 
 def test_names_in_report_order():
     names = variant_names()
-    assert names[:14] == [
+    assert names[:15] == [
         "base",
         "mpt",
         "ft",
@@ -20,12 +20,13 @@ def test_names_in_report_order():
         "longer",
         "zsseg",
         "maskpool",
+        "maskpool_mean",
         "adapter",
         "adapter_ens",
         "ft_adapter_ens",
         "oracle",
     ]
-    assert names[14:] == [
+    assert names[15:] == [
         "gt_masks_base",
         "gt_masks_mpt",
         "gt_masks_ft",
@@ -35,10 +36,25 @@ def test_names_in_report_order():
         "gt_masks_ft_prompts",
         "gt_masks_longer",
         "gt_masks_maskpool",
+        "gt_masks_maskpool_mean",
         "gt_masks_adapter",
         "gt_masks_ft_adapter",
     ]
     assert [variant(name).name for name in names] == names
+
+
+def test_maskpool_mean_is_the_papers_baseline_pooling_and_maskpool_reads_the_params():
+    for name in ("maskpool_mean", "gt_masks_maskpool_mean"):
+        spec = variant(name)
+        assert (spec.classifier, spec.clip_name, spec.adapter, spec.ensemble, spec.pooling) == (
+            "maskpool",
+            "base",
+            None,
+            "mask_adapter",
+            "mean",
+        )
+    assert variant("maskpool").pooling is None and variant("gt_masks_maskpool").pooling is None
+    assert variant("maskpool_mean").mode == "two_stage" and variant("gt_masks_maskpool_mean").mode == "gt_masks"
 
 
 def test_modes_and_clips():

@@ -76,7 +76,7 @@ ADAPTER = AdapterTrainConfig(
     lr=1e-2,
     warmup_steps=2,  # 16: 4 steps
     match_iou=0.0,
-    mask_threshold=0.0,
+    match_threshold=0.0,
     precision="fp32",
 )
 ADAPTER_ARCHITECTURE = MaskAdapterConfig(clip_dim=128, num_maps=2, hidden=8, blocks=1, mask_prior=4.0)
