@@ -81,3 +81,8 @@ def stage_metrics(stage: str) -> Path:
 def loss_plot(stage: str) -> Path:
     """The loss curve of the training stage ``stage`` (``plots/<stage>/loss.csv``)."""
     return PLOTS / stage / "loss.csv"
+
+
+def val_gauge_plot(stage: str) -> Path:
+    """The validation gauge per epoch of the training stage ``stage`` (``plots/<stage>/val_gauge.csv``)."""
+    return PLOTS / stage / "val_gauge.csv"

@@ -16,6 +16,9 @@ trains on one mask per class, and says so), the CLIP and
 as in the paper, and keeps it in its folder. Writes
 ``artifacts/adapter_<clip>/``, ``plots/mask_adapter_<clip>/loss.csv``,
 ``metrics/mask_adapter_<clip>.json`` and ``metrics/timings/mask_adapter_<clip>.json``.
+With ``val_benchmark`` (``val``), the adapter classifies that benchmark's ground-truth segments after
+every epoch (mean per-class top-1 %, the crops stage's gauge) into ``plots/mask_adapter_<clip>/val_gauge.csv``:
+the curve that the schedule is chosen on (docs/tuning.md); a resumed run's curve starts at its epoch.
 Checkpoints go to ``.checkpoints/mask_adapter_<clip>/`` after every epoch but the last
 (a killed run resumes) and are deleted after success. With ``distributed.nproc_per_node: N > 1``
 the stage relaunches itself under ``torchrun --standalone`` as N processes; only rank 0 writes
@@ -36,17 +39,19 @@ import torch
 from core import paths
 from core.cli import add_params_option, exit_process, parser, run_command
 from core.device import pick_device, set_threads
-from core.io import write_json
+from core.io import atomic_write_text, write_json
 from core.launch import relaunch_under_torchrun
 from core.params import check_keys, load_params
 from core.timing import StageTimer
 from model.clip import ClipBundle, build_clip, load_clip_folder
 from model.mask_adapter import OWN_CLIP_DIR, MaskAdapter, MaskAdapterConfig, clip_fingerprint, save_mask_adapter
+from model.one_pass import OnePassSegmenter
 from model.proposer import MaskProposer, load_proposer
 from model.scoring import CLIP_LOGIT_SCALE
 from model.text import TextClassifier
 from pipeline.datasets.manifest import World, load_world
 from pipeline.datasets.segmentation import SegmentationDataset
+from pipeline.evaluation.gt_gauge import class_subsets, one_pass_accuracy
 from pipeline.training.distributed import DistributedConfig, process_group
 from pipeline.training.instances import WithInstances, world_instances
 from pipeline.training.loss_log import LossLog
@@ -68,7 +73,7 @@ ARCHITECTURE_KEYS = {f.name for f in dataclasses.fields(MaskAdapterConfig)} - {"
 RECIPE_KEYS = {f.name for f in dataclasses.fields(AdapterTrainConfig)}
 RUNTIME_KEYS = {"threads", "device", "distributed"}
 OWN_CLIP_KEYS = {"clip_model", "clip_pretrained"}
-DATA_KEYS = {"image_size", "streaming", "instance_masks"}
+DATA_KEYS = {"image_size", "streaming", "instance_masks", "val_benchmark"}
 KNOWN_KEYS = ARCHITECTURE_KEYS | RECIPE_KEYS | RUNTIME_KEYS | OWN_CLIP_KEYS | DATA_KEYS
 
 
@@ -110,6 +115,26 @@ def with_instances(
         return images
     maps = world_instances(world, log)
     return images if maps is None else WithInstances(images, maps)
+
+
+def val_gauge(
+    bundle: ClipBundle, adapter: MaskAdapter, world: World, benchmark: str, rows: list[dict[str, Any]]
+) -> Callable[[int], None]:
+    """The after-epoch hook appending the adapter's gauge on ``benchmark``'s ground-truth segments to ``rows``."""
+    dataset = world.benchmark(benchmark)
+    subsets = class_subsets(list(dataset.class_names), world.classes)
+
+    def measure(epoch: int) -> None:
+        summary = one_pass_accuracy(OnePassSegmenter(None, bundle, adapter=adapter), dataset, subsets=subsets)
+        rows.append({"epoch": epoch, **{key: summary.get(key) for key in ("mean", "seen", "unseen")}})
+
+    return measure
+
+
+def gauge_csv(rows: list[dict[str, Any]]) -> str:
+    lines = ["epoch,val_gauge,val_gauge_seen,val_gauge_unseen"]
+    lines += [f"{r['epoch']},{r['mean']},{r['seen']},{r['unseen']}" for r in rows]
+    return "\n".join(lines) + "\n"
 
 
 def training_summary(data: AdapterData | StreamingData, log: LossLog, epochs: int) -> dict[str, Any]:
@@ -181,6 +206,11 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
         data = StreamingData(training_set, prepare) if per_batch else prepare_data(training_set, prepare)
         identity = f"{clip_fingerprint(bundle.model)}:{dataclasses.asdict(architecture)}"
         checkpoints = Path(".checkpoints") / name
+        gauge: list[dict[str, Any]] = []
+        benchmark = params.get("val_benchmark")
+        if benchmark and benchmark not in world.benchmark_names:
+            ranks.announce(f"{name}: the world has no benchmark {benchmark!r}: no validation gauge")
+            benchmark = None
         log = train_adapter(
             adapter,
             dense_clip,
@@ -191,6 +221,7 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
             checkpoint_dir=checkpoints,
             identity=identity,
             desc=name,
+            after_epoch=val_gauge(bundle, adapter, world, benchmark, gauge) if benchmark else None,
         )
     if not ranks.is_main:
         return {}
@@ -203,6 +234,10 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
     )
     log.write(paths.loss_plot(name))
     summary = training_summary(data, log, cfg.epochs)
+    if gauge:
+        atomic_write_text(paths.val_gauge_plot(name), gauge_csv(gauge))
+        best = max(gauge, key=lambda row: (row["mean"], -row["epoch"]))
+        summary.update(val_gauge=gauge[-1]["mean"], val_gauge_best=best["mean"], val_gauge_best_epoch=best["epoch"])
     write_json(paths.stage_metrics(name), summary)
     summary.update(timer.write(images_per_s=len(data) * cfg.epochs / max(timer.seconds(), 1e-9)))
     shutil.rmtree(checkpoints, ignore_errors=True)

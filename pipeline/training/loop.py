@@ -82,8 +82,12 @@ class TrainingLoop:
         if resumed is not None and resumed.extra.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(resumed.extra["scaler"])
 
-    def run(self, epoch: Epoch) -> LossLog:
-        """Train the remaining epochs, each from ``epoch(index)``; returns the loss log (resumed rows included)."""
+    def run(self, epoch: Epoch, *, after_epoch: Callable[[int], None] | None = None) -> LossLog:
+        """Train the remaining epochs, each from ``epoch(index)``; returns the loss log (resumed rows included).
+
+        ``after_epoch(n)`` runs on the main process after epoch ``n`` (counted from 1) is checkpointed, with the
+        module in eval mode and the global RNGs restored afterwards, so a measurement there (a validation
+        gauge) leaves the training's numbers as they are."""
         bar = progress(
             range(self.total_steps - self.step),
             desc=self.desc,
@@ -114,6 +118,11 @@ class TrainingLoop:
                 scheduler=self.scheduler,
                 extra={"log": self.log.state_dict(), "scaler": self.scaler.state_dict()},
             )
+            if after_epoch is not None and current().is_main:
+                self.model.eval()
+                with torch.random.fork_rng(devices=[]):
+                    after_epoch(index + 1)
+                self.model.train()
         bar.close()
         self.model.eval()
         return self.log

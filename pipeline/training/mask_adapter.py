@@ -494,9 +494,10 @@ def train_adapter(
     checkpoint_dir: str | Path,
     identity: str,
     desc: str = "mask_adapter",
+    after_epoch: Callable[[int], None] | None = None,
 ) -> LossLog:
     """Train ``adapter`` in place on ``data`` (classes: the rows of ``text_emb``, as the CLIP embeds them);
-    returns the loss log.
+    returns the loss log. ``after_epoch``: see :meth:`TrainingLoop.run` (the stage's validation gauge).
 
     ``identity`` names what the run depends on besides ``cfg`` and the data (the CLIP,
     the adapter's architecture): checkpoints of another identity are not resumed.
@@ -535,4 +536,4 @@ def train_adapter(
                 embeddings.float(), masks, classifier, scale, cfg, sum_across if ranks.active else None
             )
 
-    return loop.run(losses)
+    return loop.run(losses, after_epoch=after_epoch)

@@ -14,7 +14,7 @@ X = torch.randn(24, 3, generator=torch.Generator().manual_seed(0))
 Y = X @ torch.tensor([1.0, -2.0, 0.5]) + 0.1 * torch.randn(24, generator=torch.Generator().manual_seed(1))
 
 
-def regression(tmp_path, *, epochs=4, total_steps=None, grad_clip=0.0, lr=0.1, seen=None):
+def regression(tmp_path, *, epochs=4, total_steps=None, grad_clip=0.0, lr=0.1, seen=None, after_epoch=None):
     """A linear model fitted to (X, Y) in batches of 6, each step's batch perturbed by a per-epoch generator."""
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
@@ -40,7 +40,7 @@ def regression(tmp_path, *, epochs=4, total_steps=None, grad_clip=0.0, lr=0.1, s
             loss = ((model(x)[:, 0] - Y[batch]) ** 2).mean()
             yield {"loss": loss, "mse": loss}
 
-    return model, loop.run(losses)
+    return model, loop.run(losses, after_epoch=after_epoch(model) if after_epoch else None)
 
 
 def test_the_loop_steps_logs_and_leaves_the_model_in_eval_mode(tmp_path) -> None:
@@ -97,3 +97,18 @@ def test_the_loop_clips_the_parameters_it_is_given_else_all_of_the_models(tmp_pa
         model, torch.optim.SGD([model.bias]), params=[model.bias], checkpoint_dir=tmp_path / "b", **settings
     )
     assert bias.params == [model.bias]
+
+
+def test_an_after_epoch_measurement_sees_each_epoch_in_eval_mode_and_changes_nothing(tmp_path) -> None:
+    plain, _ = regression(tmp_path / "plain")
+    measured = []
+
+    def hook(model):
+        def measure(epoch):  # draws from the global RNG, as an evaluation might
+            measured.append((epoch, model.training, float(torch.rand(1))))
+
+        return measure
+
+    watched, _ = regression(tmp_path / "watched", after_epoch=hook)
+    assert [(epoch, training) for epoch, training, _ in measured] == [(1, False), (2, False), (3, False), (4, False)]
+    assert torch.equal(plain.weight, watched.weight) and torch.equal(plain.bias, watched.bias)
