@@ -26,10 +26,11 @@ from core.io import atomic_write_bytes, write_json
 from core.params import load_params
 from core.timing import StageTimer
 from model.proposer import load_proposer
+from model.two_stage import TwoStageSegmenter
 from pipeline.datasets.manifest import load_world
-from pipeline.evaluation.miou import EvalConfig, class_is_seen, evaluate_benchmark
+from pipeline.evaluation.miou import EvalConfig, class_is_seen
 from pipeline.evaluation.segmenters import build_variant_segmenter
-from pipeline.evaluation.tuning import markdown, run_sweep, sweeps_from_params
+from pipeline.evaluation.tuning import ensemble_sweep, markdown, run_sweep, sweeps_from_params
 from pipeline.evaluation.zsseg import CROSS_DATASET, Protocol
 
 METRICS = Path("metrics/tuning.json")
@@ -52,14 +53,20 @@ def run(tune: dict[str, Any], evaluate: dict[str, Any], *, artifacts: Path = pat
     records = {}
     if "zsseg_cross_dataset" in sweeps:
 
-        def zsseg_score(candidate: dict[str, float]) -> float:
-            protocol = Protocol(name, CROSS_DATASET, candidate["lam"], candidate["mask_threshold"], "tune")
-            variant, each = protocol.variant(), protocol.settings(settings)
-            segmenter = build_variant_segmenter(variant, proposer, artifacts, each, device)
-            result = evaluate_benchmark(segmenter, dataset, variant, each, seen)
-            return float(result.confusion.summary(seen, None)["mIoU"])
+        def zsseg_scores(candidates: list[dict[str, float]]) -> list[float]:
+            """One proposer and CLIP pass per mask threshold; every λ from it."""
+            scores: dict[tuple[float, float], float] = {}
+            for threshold in dict.fromkeys(c["mask_threshold"] for c in candidates):
+                lams = [c["lam"] for c in candidates if c["mask_threshold"] == threshold]
+                protocol = Protocol(name, CROSS_DATASET, lams[0], threshold, "tune")
+                each = protocol.settings(settings)
+                segmenter = build_variant_segmenter(protocol.variant(), proposer, artifacts, each, device)
+                assert isinstance(segmenter, TwoStageSegmenter)  # the cross-dataset protocol classifies crops
+                for lam, miou in ensemble_sweep(segmenter, dataset, each, seen, lams).items():
+                    scores[lam, threshold] = miou
+            return [scores[c["lam"], c["mask_threshold"]] for c in candidates]
 
-        records["zsseg_cross_dataset"] = run_sweep(sweeps["zsseg_cross_dataset"], zsseg_score, name)
+        records["zsseg_cross_dataset"] = run_sweep(sweeps["zsseg_cross_dataset"], zsseg_scores, name)
     return records
 
 

@@ -31,6 +31,7 @@ from pipeline.evaluation.miou import (
     metrics_record,
     resize_short_side,
 )
+from pipeline.evaluation.tuning import ensemble_sweep
 from pipeline.evaluation.variants import variant
 from tests.doubles import MemoryDataset
 
@@ -297,3 +298,16 @@ def test_max_proposals_null_changes_nothing(dataset, segmenter):
     run = evaluate_benchmark(capped, dataset, variant("base"), EvalConfig(batch_size=1), None)
     assert run.confusion.total == default.confusion.total
     assert crops_per_call and max(crops_per_call) <= 2  # one image per call, at most 2 proposals classified
+
+
+def test_an_ensemble_sweep_gives_each_exponents_evaluation_from_one_pass(dataset, segmenter):
+    settings = EvalConfig(batch_size=2)
+    swept = ensemble_sweep(segmenter, dataset, settings, None, [0.1, 1.0])
+    kept = segmenter.lam
+    try:
+        for lam in (0.1, 1.0):
+            segmenter.lam = lam
+            run = evaluate_benchmark(segmenter, dataset, variant("base"), settings, None)
+            assert swept[lam] == run.confusion.summary(None)["mIoU"]
+    finally:
+        segmenter.lam = kept

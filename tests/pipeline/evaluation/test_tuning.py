@@ -17,7 +17,7 @@ def test_the_best_candidate_wins_and_a_tie_goes_to_the_earlier_one():
     sweep = Sweep("evaluate.x", {"lam": [0.5, 0.7], "mask_threshold": [0.4, 0.5]})
     assert [tuple(c.values()) for c in sweep.candidates()] == [(0.5, 0.4), (0.5, 0.5), (0.7, 0.4), (0.7, 0.5)]
     scores = {(0.5, 0.4): 20.0, (0.5, 0.5): 22.0, (0.7, 0.4): 22.0, (0.7, 0.5): 21.0}
-    record = run_sweep(sweep, lambda c: scores[(c["lam"], c["mask_threshold"])], "val")
+    record = run_sweep(sweep, lambda candidates: [scores[(c["lam"], c["mask_threshold"])] for c in candidates], "val")
     assert record["chosen"] == {"lam": 0.5, "mask_threshold": 0.5} and record["val_mIoU"] == 22.0
     assert record["benchmark"] == "val" and len(record["candidates"]) == 4
     table = markdown({"s": record})
