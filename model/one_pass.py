@@ -9,8 +9,8 @@ classified and how the two opinions are combined:
   (``maskpool``: the mask's share of each grid cell as weights) or through a trained
   :class:`MaskAdapter`, whose input is binarised at ``adapter_mask_threshold`` (the reference's
   ``MASK_ADAPTER.MASK_THRESHOLD`` 0.5, as in its training), not at the crop path's ``mask_threshold``;
-* CLIP's class probabilities are ``softmax(s · cos)`` with CLIP's own logit scale ``s``
-  (clamped at 100), uniform for empty masks;
+* CLIP's class probabilities are ``softmax(100 · cos)`` (the one temperature rule,
+  :data:`model.scoring.CLIP_LOGIT_SCALE`), uniform for empty masks;
 * Mask-Adapter's ensemble (:func:`model.scoring.adapter_ensemble`) with ``alpha`` for
   seen and ``beta`` for unseen classes; ``alpha = beta = 1`` uses CLIP's classes alone,
   with the proposer's objectness.

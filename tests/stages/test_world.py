@@ -184,7 +184,7 @@ def test_default_world_generation_time(tmp_path: Path, capsys) -> None:
     assert stats["train"]["images"] == 2000 and stats["benchmark"]["images"] == 200
     assert stats["benchmark"]["min_segments_per_class"] >= 10
     vocabularies = {name: entry["vocabulary"] for name, entry in stats["benchmarks"].items()}
-    assert vocabularies == {"ade847": 847, "pc459": 459, "demo": 44, "pc59": 59, "voc20": 20}
+    assert vocabularies == {"ade847": 847, "pc459": 459, "demo": 44, "pc59": 59, "voc20": 20, "val": 44}
     assert all(entry["classes_present"] == entry["world_classes"] for entry in stats["benchmarks"].values())
 
 
