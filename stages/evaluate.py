@@ -349,8 +349,24 @@ def main(argv: list[str] | None = None) -> int:
         help=f"output root holding metrics/ and plots/ (default with --proposals: "
         f"{PROPOSALS_OUT}/proposals-<file stem>; else metrics/eval and plots/eval)",
     )
+    cli.add_argument(
+        "--if-present",
+        action="store_true",
+        help="skip, with a line, the benchmarks the world does not have (the evaluate_val stage on a real world "
+        "without a val benchmark) instead of stopping",
+    )
     args = cli.parse_args(argv)
     benchmarks = chosen_benchmarks(args)
+    if args.if_present:
+        present = set(load_world(args.world).benchmark_names)
+        for name in (b for b in benchmarks if b not in present):
+            print(f"evaluate: the world has no benchmark {name!r}: skipped")
+        benchmarks = [b for b in benchmarks if b in present]
+        if not benchmarks:
+            folders = output_paths("none", "none", args.out)
+            for path in (folders["metrics"], folders["per_class"]):
+                path.parent.parent.mkdir(parents=True, exist_ok=True)  # the stage's output folders, empty
+            return 0
     run(
         args.variant,
         benchmarks,

@@ -234,8 +234,8 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
     )
     log.write(paths.loss_plot(name))
     summary = training_summary(data, log, cfg.epochs)
+    atomic_write_text(paths.val_gauge_plot(name), gauge_csv(gauge))  # the header alone without a val benchmark
     if gauge:
-        atomic_write_text(paths.val_gauge_plot(name), gauge_csv(gauge))
         best = max(gauge, key=lambda row: (row["mean"], -row["epoch"]))
         summary.update(val_gauge=gauge[-1]["mean"], val_gauge_best=best["mean"], val_gauge_best_epoch=best["epoch"])
     write_json(paths.stage_metrics(name), summary)

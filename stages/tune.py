@@ -47,6 +47,9 @@ def run(tune: dict[str, Any], evaluate: dict[str, Any], *, artifacts: Path = pat
     settings = EvalConfig.from_params(evaluate).resolved(device)
     world = load_world(paths.WORLD_MANIFEST)
     name = tune.get("benchmark", "val")
+    if name not in world.benchmark_names:
+        print(f"tune: the world has no benchmark {name!r} (a real world without a validation split): nothing swept")
+        return {}
     dataset = world.benchmark(name)
     seen = class_is_seen(dataset.class_names, world.classes)
     proposer = load_proposer(artifacts / "proposer", device)

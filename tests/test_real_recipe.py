@@ -70,8 +70,10 @@ def test_real_recipe_plans_every_stage_prepare_first(repo_copy, dvc, tmp_path) -
         *(f"evaluate@{v}" for v in VARIANTS),
         "evaluate_references",
         "evaluate_one_pass",
+        "evaluate_val",
+        "tune",
     }
-    assert set(stages) == expected and len(stages) == len(expected) == 29
+    assert set(stages) == expected and len(stages) == len(expected) == 31
     assert "python -m stages.evaluate --variant ft_mpt --stored-proposals data/proposals" in planned
     assert stages[:2] == ["prepare", "world"]
     assert stages.index("mine") > stages.index("nouns") and stages[-1] == "report"
@@ -138,7 +140,8 @@ def test_real_recipe_runs_every_stage_at_real_size(repo_copy, dvc, tmp_path) -> 
     peak_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB on Linux -> GiB
 
     stages = re.findall(r"Running stage '([^']+)'", ran)
-    assert len(stages) == 29 and stages[-1] == "report"
+    assert len(stages) == 31 and stages[-1] == "report"
+    assert "the world has no benchmark 'val'" in ran  # a real world without a validation split: skipped, said
     assert "Data and pipelines are up to date" in dvc("status", cwd=repo)
     manifest = json.loads((repo / "data/world/manifest.json").read_text())
     assert sorted(manifest["benchmarks"]) == sorted(BENCHMARKS)

@@ -71,6 +71,8 @@ def sweeps_from_params(section: Mapping[str, Any]) -> dict[str, Sweep]:
 def markdown(records: Mapping[str, Mapping[str, Any]]) -> str:
     """``reports/tuning.md``: each sweep's candidates with their val mIoU, the chosen one marked."""
     lines = ["# Values chosen on the validation benchmark", "", "Written by `dvc repro tune` (stages/tune.py).", ""]
+    if not records:
+        lines += ["Nothing was swept: the world has no validation benchmark.", ""]
     for record in records.values():
         axes = list(record["chosen"])
         lines += [f"## `{record['key']}` (on `{record['benchmark']}`)", ""]
