@@ -43,7 +43,6 @@ def run(tune: dict[str, Any], evaluate: dict[str, Any], *, artifacts: Path = pat
     evaluate = dict(evaluate)
     device = pick_device(evaluate.pop("device", "auto"))
     set_threads(evaluate.pop("threads", None), "evaluate.threads")
-    evaluate.pop("zsseg", None)
     settings = EvalConfig.from_params(evaluate).resolved(device)
     world = load_world(paths.WORLD_MANIFEST)
     name = tune.get("benchmark", "val")
