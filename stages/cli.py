@@ -51,6 +51,24 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 #: Former names of commands, still accepted.
 ALIASES: dict[str, str] = {"crop-bench": "gt-gauge"}
+#: One example per command, printed under its ``--help`` (``predict``'s parser prints its own).
+EXAMPLES: dict[str, str] = {
+    "world": "ovseg world --out /tmp/world            # the world of params.yaml's data section, elsewhere",
+    "base-clip": "ovseg base-clip --out /tmp/clip_base  # the base CLIP of params.yaml's clip section",
+    "proposer": "ovseg proposer --clip artifacts/clip_base --out /tmp/proposer",
+    "mine": "ovseg mine --out /tmp/pairs --rejects /tmp/rejects --metrics /tmp/mine.json --plots /tmp/mine",
+    "gt-gauge": "ovseg gt-gauge artifacts/clip_base artifacts/clip_ft_mpt --per-class",
+    "evaluate": "ovseg evaluate --variant base ft_mpt --benchmark demo --out /tmp/eval",
+    "report": "ovseg report --out /tmp/results.md",
+    "proposer-bench": "ovseg proposer-bench --benchmark demo --per-class",
+    "propose": "ovseg propose --images photos/ --out proposals.parquet --classes 'cat, dog'",
+    "mine-quality": "ovseg mine-quality --per-class",
+    "predict": "ovseg predict photo.jpg --classes 'sky, grass|lawn, dog' -o out.png --json",
+    "demo": "ovseg demo --port 8080 --short-side 256",
+    "params-apply": "ovseg params-apply configs/real-coco-vit-b16.yaml --dry",
+}
+HELP_FLAGS = frozenset({"-h", "--help"})
+PARSER_EXAMPLES = frozenset({"predict"})
 
 USAGE = """usage: ovseg COMMAND [options]
 
@@ -82,7 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ovseg: unknown command {name!r} (choose from {', '.join(COMMANDS)})", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    if name in PARSER_EXAMPLES or not HELP_FLAGS & set(rest):
+        return int(module.main(rest) or 0)
+    try:
+        return int(module.main(rest) or 0)
+    except SystemExit as stop:
+        if stop.code in (0, None):  # argparse printed the help: the example goes under it
+            print(f"\nexample:\n  {EXAMPLES[name]}")
+        raise
 
 
 if __name__ == "__main__":
