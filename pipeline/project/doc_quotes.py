@@ -83,7 +83,9 @@ def quoted_param_keys(text: str, sections: Iterable[str]) -> set[str]:
     keys = set()
     for span in code_lines(text):
         words = span.split()
-        keys.update(words[i + 1].split("=")[0] for i, word in enumerate(words[:-1]) if word == "-S")
+        for i, word in enumerate(words[:-1]):
+            if word == "-S" and PARAM_KEY.match(key := words[i + 1].split("=")[0]):
+                keys.add(key)
         candidate = span.strip()
         if (
             PARAM_KEY.match(candidate)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import io
 import re
 from functools import cache
@@ -21,6 +22,7 @@ from stages.cli import main as ovseg
 
 ROOT = Path(__file__).resolve().parents[3]
 PAGES = docs.doc_files(ROOT)
+PROJECT_PACKAGES = {"core", "model", "pipeline", "stages"}
 HELP_FLAG = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
 
 
@@ -103,6 +105,9 @@ def test_a_quoted_command_and_its_flags_exist(
 ) -> None:
     if program == "ovseg" and command is not None:
         assert command in COMMANDS or command in ALIASES, f"{page}: {text}: no command {command!r}"
+    elif program.split(".")[0] not in PROJECT_PACKAGES:  # `python -m venv`, `python -m pip`: exists, not ours
+        assert importlib.util.find_spec(program) is not None, f"{page}: {text}: no module {program}"
+        return
     help_flags = set(HELP_FLAG.findall(help_text(program, command)))
     unknown = [flag for flag in flags if flag not in help_flags]
     assert not unknown, f"{page}: {text}: unknown flags {unknown}"
@@ -164,3 +169,19 @@ def test_getting_started_lists_every_output_of_the_dag() -> None:
     patterns = listed_outputs((ROOT / "docs" / "getting-started.md").read_text(encoding="utf-8"))
     outs = {out for stage in load_stages(ROOT / "dvc.yaml") for out in stage.outs}
     assert [out for out in sorted(outs) if not any(p.fullmatch(out) for p in patterns)] == []
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("path", PAGES, ids=page_id)
+def test_every_link_to_a_section_finds_its_heading(path: Path) -> None:
+    broken = []
+    for target, anchor in re.findall(r"\]\(([\w./-]*\.md|)#([\w-]+)\)", path.read_text(encoding="utf-8")):
+        page = (path.parent / target) if target else path
+        headings = re.findall(r"^#+ (.+)$", page.read_text(encoding="utf-8"), flags=re.MULTILINE)
+        if anchor not in {slug(h) for h in headings}:
+            broken.append(f"{target}#{anchor}")
+    assert broken == []
