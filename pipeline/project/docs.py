@@ -8,7 +8,8 @@ the markers is what SPEC gives (:func:`insert`):
 
 - ``md:FILE#Heading [rows=a,b]``: a section of a Markdown file (``reports/results.md``), optionally only the
   table rows of the named variants;
-- ``json:FILE#a.b.c [fmt=.1f] [scale=100]``: one number of a JSON file (``metrics/``, ``metrics/timings/``);
+- ``json:FILE#a.b.c [fmt=.1f] [scale=100]``: one number of a JSON or YAML file (``metrics/``, ``metrics/timings/``,
+  ``params.yaml``);
 - ``seeds:claims``, ``seeds:summary``: the seed study's claims, from ``reports/seeds.json``;
 - ``exp:KEY``: the stages ``dvc exp run -S KEY=…`` can rerun, from ``dvc.yaml``;
 - ``dag:mermaid``: the DAG of ``dvc.yaml``;
@@ -110,10 +111,11 @@ def _row_name(line: str) -> str | None:
 
 def _json_number(argument: str, options: dict[str, str], root: Path) -> str:
     file, _, key = argument.partition("#")
-    value: Any = json.loads((root / file).read_text(encoding="utf-8"))
+    value: Any = yaml.safe_load((root / file).read_text(encoding="utf-8"))  # JSON is YAML: params.yaml too
     for part in key.split("."):
         value = value[part]
-    value = value * float(options.get("scale", 1))
+    if "scale" in options:
+        value = value * float(options["scale"])
     return format(value, options.get("fmt", ",")) if isinstance(value, int | float) else str(value)
 
 
