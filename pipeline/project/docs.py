@@ -297,9 +297,25 @@ def render_text(text: str, root: Path) -> str:
     return MARKED.sub(lambda m: f"<!-- insert: {m['spec']} -->{insert(m['spec'], root)}<!-- /insert -->", text)
 
 
+def full_history(root: Path) -> bool:
+    """Whether ``root`` is a git repository with its whole history (a shallow clone cannot date a file)."""
+    result = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=root, capture_output=True, text=True)
+    return result.returncode == 0 and result.stdout.strip() == "false"
+
+
+#: Kinds whose text depends on the git history (the commit that last changed a file).
+NEEDS_HISTORY = ("timings",)
+
+
 def differences(text: str, root: Path) -> Iterator[tuple[str, str, str]]:
-    """``(spec, written, source)`` for each marked block of ``text`` whose text differs from its source."""
+    """``(spec, written, source)`` for each marked block of ``text`` whose text differs from its source (the blocks
+    dated by git are not compared without the full history)."""
+    history = None
     for match in MARKED.finditer(text):
+        if parse_spec(match["spec"])[0] in NEEDS_HISTORY:
+            history = full_history(root) if history is None else history
+            if not history:
+                continue
         expected = insert(match["spec"], root)
         if match["body"] != expected:
             yield match["spec"], match["body"], expected
