@@ -107,12 +107,31 @@ def downstream_of_param(key: str, stages: list[Stage]) -> list[str]:
     return [s.name for s in stages if s.name in reached]
 
 
+def edges(stages: list[Stage]) -> list[tuple[str, str]]:
+    """``(upstream, downstream)`` for every stage reading another's output, less the edges a longer path implies
+    (world → evaluate when world → propose → evaluate), so that the picture stays readable."""
+    direct = {s.name: {u.name for u in upstream(s, stages)} for s in stages}
+
+    def ancestors(name: str) -> set[str]:
+        found, todo = set(), list(direct[name])
+        while todo:
+            if (node := todo.pop()) not in found:
+                found.add(node)
+                todo.extend(direct[node])
+        return found
+
+    kept = []
+    for stage in stages:
+        implied = set().union(*(ancestors(u) for u in direct[stage.name]))
+        kept += [(u, stage.name) for s in stages if (u := s.name) in direct[stage.name] - implied]
+    return kept
+
+
 def mermaid(stages: list[Stage]) -> str:
-    """A Mermaid flowchart of the stages and the edges between them (each edge: a stage reads another's output)."""
+    """A Mermaid flowchart of the stages and what each reads (edges implied by a longer path left out)."""
     ids = {s.name: re.sub(r"\W", "_", s.name) for s in stages}
     lines = ["```mermaid", "flowchart LR"]
     lines += [f'  {ids[s.name]}["{s.name}"]' for s in stages]
-    for stage in stages:
-        lines += [f"  {ids[u.name]} --> {ids[stage.name]}" for u in upstream(stage, stages)]
+    lines += [f"  {ids[u]} --> {ids[v]}" for u, v in edges(stages)]
     lines.append("```")
     return "\n".join(lines)
