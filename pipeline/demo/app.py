@@ -51,6 +51,9 @@ if TYPE_CHECKING:
     from pipeline.demo.pairs import PairsBrowser
 
 LOG = logging.getLogger("ovseg.demo")
+#: The page's API, as `gradio_client` sees it, is three named endpoints: ``/segment``, ``/pairs`` and ``/rejects``.
+#: Every other event is one of the page's own callbacks, kept out of the API page and away from clients.
+PAGE_ONLY: dict[str, Any] = {"api_visibility": "private"}
 DEFAULT_PARAMS = Path("params.yaml")
 ORDERS = ("highest first", "lowest first")
 CSS = """
@@ -219,8 +222,8 @@ def wire_segment_tab(
 
     outputs = [tab.status, tab.shares, *tab.columns, *tab.pictures, *tab.why_pictures, *tab.why_tables]
     inputs = [tab.upload, tab.example, tab.classes, tab.chosen, tab.why]
-    tab.run.click(segment, inputs, outputs, concurrency_limit=1, concurrency_id="models")
-    tab.classes.submit(segment, inputs, outputs, concurrency_limit=1, concurrency_id="models")
+    tab.run.click(segment, inputs, outputs, concurrency_limit=1, concurrency_id="models", api_name="segment")
+    tab.classes.submit(segment, inputs, outputs, concurrency_limit=1, concurrency_id="models", **PAGE_ONLY)
 
     def picked(key):
         if not key or examples is None:
@@ -235,8 +238,8 @@ def wire_segment_tab(
             return None, None, status_html(str(exc), False, next(answers))
         return None, image.pixels, status_html(f"uploaded {image.describe()}", True, next(answers))
 
-    tab.example.input(picked, [tab.example], [tab.upload, tab.preview, tab.classes], queue=False)
-    tab.upload.upload(uploaded, [tab.upload], [tab.example, tab.preview, tab.status], queue=False)
+    tab.example.input(picked, [tab.example], [tab.upload, tab.preview, tab.classes], queue=False, **PAGE_ONLY)
+    tab.upload.upload(uploaded, [tab.upload], [tab.example, tab.preview, tab.status], queue=False, **PAGE_ONLY)
 
 
 @dataclass(frozen=True)
@@ -341,11 +344,11 @@ def wire_pairs(app: gr.Blocks, tab: PairsTab, browser: PairsBrowser | None) -> N
     pairs_inputs = [tab.search, tab.noun, tab.sort, tab.order, tab.page]
     pairs_outputs = [tab.status, tab.noun, tab.page, tab.gallery, tab.table]
     for trigger in (tab.search.submit, tab.noun.input, tab.sort.input, tab.order.input):  # another list: its first page
-        trigger(first_page, pairs_inputs, pairs_outputs)
-    tab.page.submit(show_pairs, pairs_inputs, pairs_outputs)
-    tab.previous.click(turn_page(-1), pairs_inputs, pairs_outputs)
-    tab.following.click(turn_page(1), pairs_inputs, pairs_outputs)
-    app.load(show_pairs, pairs_inputs, pairs_outputs)
+        trigger(first_page, pairs_inputs, pairs_outputs, **PAGE_ONLY)
+    tab.page.submit(show_pairs, pairs_inputs, pairs_outputs, api_name="pairs")
+    tab.previous.click(turn_page(-1), pairs_inputs, pairs_outputs, **PAGE_ONLY)
+    tab.following.click(turn_page(1), pairs_inputs, pairs_outputs, **PAGE_ONLY)
+    app.load(show_pairs, pairs_inputs, pairs_outputs, **PAGE_ONLY)
 
 
 def wire_rejects(app: gr.Blocks, tab: PairsTab, browser: PairsBrowser | None) -> None:
@@ -359,9 +362,10 @@ def wire_rejects(app: gr.Blocks, tab: PairsTab, browser: PairsBrowser | None) ->
         rows, number, _ = browser.rejects_page(reason_value, page_value or 1)
         return number, [[row[key] for key in REJECT_COLUMNS] for row in rows]
 
-    for trigger in (tab.reason.input, tab.reject_page.submit):
-        trigger(show_rejects, [tab.reason, tab.reject_page], [tab.reject_page, tab.rejects])
-    app.load(show_rejects, [tab.reason, tab.reject_page], [tab.reject_page, tab.rejects])
+    inputs, outputs = [tab.reason, tab.reject_page], [tab.reject_page, tab.rejects]
+    tab.reject_page.submit(show_rejects, inputs, outputs, api_name="rejects")
+    tab.reason.input(show_rejects, inputs, outputs, **PAGE_ONLY)
+    app.load(show_rejects, inputs, outputs, **PAGE_ONLY)
 
 
 def launch(app, host: str, port: int, *, block: bool = True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from types import SimpleNamespace
 
 import pipeline.demo.page as page
@@ -35,3 +36,38 @@ def test_the_pairs_controls_ask_for_the_first_the_same_or_the_next_page(monkeypa
         handlers[control](*values)
     assert [request[-1] for request in asked] == [1, 1, 1, 1, 3, 2, 4]
     assert all(request[:3] == values[:3] for request in asked)
+
+
+PUBLIC_ENDPOINTS = {"/segment", "/pairs", "/rejects"}
+
+
+def test_the_api_lists_only_the_named_endpoints():
+    app = build_app(SimpleNamespace(variants=["base"]))
+    info = app.get_api_info(all_endpoints=True)
+    assert set(info["named_endpoints"]) == PUBLIC_ENDPOINTS
+    assert info["unnamed_endpoints"] == {}
+
+
+def test_gradio_client_sees_only_the_named_endpoints():
+    from gradio_client import Client
+
+    from pipeline.demo.app import launch
+
+    app = build_app(SimpleNamespace(variants=["base"]))
+    launch(app, "127.0.0.1", free_port(), block=False)
+    try:
+        api = Client(app.local_url, verbose=False).view_api(print_info=False, return_format="dict")
+    finally:
+        app.close()
+    assert set(api["named_endpoints"]) == PUBLIC_ENDPOINTS
+    assert api["unnamed_endpoints"] == {}
+    assert [p["parameter_name"] for p in api["named_endpoints"]["/rejects"]["parameters"]] == [
+        "reason_value",
+        "page_value",
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
