@@ -87,11 +87,7 @@ def quoted_param_keys(text: str, sections: Iterable[str]) -> set[str]:
             if word == "-S" and PARAM_KEY.match(key := words[i + 1].split("=")[0]):
                 keys.add(key)
         candidate = span.strip()
-        if (
-            PARAM_KEY.match(candidate)
-            and candidate.split(".")[0] in sections
-            and not candidate.endswith(FILE_SUFFIXES)
-        ):
+        if PARAM_KEY.match(candidate) and candidate.split(".")[0] in sections and not candidate.endswith(FILE_SUFFIXES):
             keys.add(candidate)
     return keys
 

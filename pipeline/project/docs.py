@@ -88,12 +88,18 @@ def insert(spec: str, root: Path) -> str:
 def _markdown_section(argument: str, options: dict[str, str], root: Path) -> str:
     file, _, heading = argument.partition("#")
     lines = (root / file).read_text(encoding="utf-8").splitlines()
-    start = next((i for i, line in enumerate(lines) if line.lstrip("#").strip() == heading and line.startswith("#")), None)
+    start = next(
+        (i for i, line in enumerate(lines) if line.lstrip("#").strip() == heading and line.startswith("#")), None
+    )
     if start is None:
         raise ValueError(f"{file}: no heading {heading!r}")
     level = len(lines[start]) - len(lines[start].lstrip("#"))
     end = next(
-        (i for i in range(start + 1, len(lines)) if lines[i].startswith("#" * level) and not lines[i].startswith("#" * (level + 1))),
+        (
+            i
+            for i in range(start + 1, len(lines))
+            if lines[i].startswith("#" * level) and not lines[i].startswith("#" * (level + 1))
+        ),
         len(lines),
     )
     body = lines[start + 1 : end]
@@ -150,7 +156,9 @@ def _claim_line(claim: dict[str, Any]) -> str:
 
 
 def _claim_name(claim: dict[str, Any]) -> str:
-    metric = "" if claim["metric"] == "mIoU" else f" ({claim['metric']}{', ' + claim['benchmark'] if claim.get('benchmark') else ''})"
+    where = [claim["metric"]] if claim["metric"] != "mIoU" else []
+    where += [claim["benchmark"]] if claim.get("benchmark") else []
+    metric = f" ({', '.join(where)})" if where else ""
     return f"`{claim['better']}` > `{claim['worse']}`{metric}"
 
 
@@ -261,7 +269,10 @@ def last_commit(paths: Iterable[Path], root: Path) -> str:
 
 
 def _timings(argument: str, options: dict[str, str], root: Path) -> str:
-    lines = ["| stage timer (`metrics/timings/`) | seconds | commit | CPU, numerics, threads |", "| --- | ---: | --- | --- |"]
+    lines = [
+        "| stage timer (`metrics/timings/`) | seconds | commit | CPU, numerics, threads |",
+        "| --- | ---: | --- | --- |",
+    ]
     for name in TIMED_STAGES:
         files = sorted((root / TIMINGS).glob(f"{name}.json"))
         if not files:
@@ -326,7 +337,9 @@ def stale_blocks(root: Path) -> list[str]:
     found = []
     for path in doc_files(root):
         for spec, written, expected in differences(path.read_text(encoding="utf-8"), root):
-            found.append(f"{path.relative_to(root)}: {spec}: written {_short(written)!r}, source gives {_short(expected)!r}")
+            found.append(
+                f"{path.relative_to(root)}: {spec}: written {_short(written)!r}, source gives {_short(expected)!r}"
+            )
     return found
 
 
