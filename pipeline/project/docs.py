@@ -336,14 +336,23 @@ def stale_blocks(root: Path) -> list[str]:
     """One line per marked block of the docs that differs from its source."""
     found = []
     for path in doc_files(root):
-        for spec, written, expected in differences(path.read_text(encoding="utf-8"), root):
+        for spec, whole_written, whole_expected in differences(path.read_text(encoding="utf-8"), root):
+            written, expected = _first_difference(whole_written, whole_expected)
             found.append(
                 f"{path.relative_to(root)}: {spec}: written {_short(written)!r}, source gives {_short(expected)!r}"
             )
     return found
 
 
-def _short(text: str, width: int = 80) -> str:
+def _first_difference(written: str, expected: str) -> tuple[str, str]:
+    """The first line where two texts differ (the whole texts when they differ only in their line count)."""
+    for a, b in zip(written.splitlines(), expected.splitlines()):
+        if a != b:
+            return a, b
+    return written, expected
+
+
+def _short(text: str, width: int = 100) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
