@@ -17,7 +17,6 @@ the markers is what SPEC gives (:func:`insert`):
 - ``lock:size``: the size of every output ``dvc.lock`` records;
 - ``cli:commands``: the ``ovseg`` commands with their purpose and example, from ``stages/cli.py``;
 - ``count:GLOB``, ``count:STAGE#deps=GLOB``: how many stages, or deps of a stage, ``dvc.yaml`` has;
-- ``lines:DIR``: the lines of a package's own ``.py`` files.
 """
 
 from __future__ import annotations
@@ -252,11 +251,6 @@ def _count(argument: str, options: dict[str, str], root: Path) -> str:
     return str(sum(fnmatch.fnmatchcase(s.name, name) for s in stages))
 
 
-def _lines(argument: str, options: dict[str, str], root: Path) -> str:
-    """The lines of a package's own ``.py`` files (not its subpackages')."""
-    return str(sum(len(f.read_text(encoding="utf-8").splitlines()) for f in sorted((root / argument).glob("*.py"))))
-
-
 def last_commit(paths: Iterable[Path], root: Path) -> str:
     """The short hash and date of the last commit touching ``paths`` ('uncommitted' outside git or if none)."""
     result = subprocess.run(
@@ -299,7 +293,6 @@ SOURCES: dict[str, Callable[[str, dict[str, str], Path], str]] = {
     "lock": _lock_size,
     "cli": _commands,
     "count": _count,
-    "lines": _lines,
 }
 
 
