@@ -13,14 +13,13 @@ processes: the stage relaunches itself under ``torchrun --standalone``, and rank
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 from core import paths
 from core.cli import add_params_option, command, exit_process, parser
 from core.device import pick_device
 from core.io import atomic_write_text, write_json
-from core.launch import relaunch_under_torchrun
+from core.launch import run_here_or_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
 from model.clip import DEFAULT_TEMPLATES, build_clip, save_clip_folder
@@ -106,15 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output CLIP folder")
     args = cli.parse_args(argv)
     clip = load_params("clip", args.params)
-    status = relaunch_under_torchrun(
-        "stages.base_clip", sys.argv[1:] if argv is None else argv, distributed_settings(clip).nproc_per_node
-    )
-    if status is not None:  # the processes torchrun started did the work
-        return status
-    summary = run(clip, args.out)
-    if summary:
-        print(f"base_clip: wrote {args.out} in {summary['seconds']} s")
-    return 0
+
+    def train() -> None:
+        summary = run(clip, args.out)
+        if summary:
+            print(f"base_clip: wrote {args.out} in {summary['seconds']} s")
+
+    return run_here_or_under_torchrun("stages.base_clip", argv, distributed_settings(clip).nproc_per_node, train)
 
 
 if __name__ == "__main__":

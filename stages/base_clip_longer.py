@@ -17,14 +17,13 @@ batch stays finetune's, split across them); only rank 0 writes outputs.
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 from core import paths
 from core.cli import add_params_option, command, exit_process, parser
 from core.device import pick_device
 from core.io import write_json
-from core.launch import relaunch_under_torchrun
+from core.launch import run_here_or_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
 from model.clip import load_clip_folder, save_clip_folder
@@ -55,10 +54,6 @@ def finetune_budget(finetune: dict, num_pairs: int) -> tuple[int, int]:
     return cfg.total_steps(num_pairs), cfg.batch_size
 
 
-def distributed_settings(section: dict) -> DistributedConfig:
-    return DistributedConfig.from_params(section.get("distributed"), f"params.yaml:{NAME}.distributed")
-
-
 def run(
     section: dict, finetune: dict, out: Path, *, manifest: Path = WORLD, pairs_dir: Path = PAIRS, source: Path = SOURCE
 ) -> dict:
@@ -66,7 +61,7 @@ def run(
     return an empty summary)."""
     timer = StageTimer(NAME)
     params = dict(section)
-    distributed = distributed_settings(params)
+    distributed = DistributedConfig.of_section(params, NAME)
     params.pop("distributed", None)
     device = pick_device(params.pop("device", "auto"))
     image_side = params.pop("image_side", None)
@@ -115,15 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output CLIP folder")
     args = cli.parse_args(argv)
     section = load_params(NAME, args.params)
-    status = relaunch_under_torchrun(
-        f"stages.{NAME}", sys.argv[1:] if argv is None else argv, distributed_settings(section).nproc_per_node
-    )
-    if status is not None:  # the processes torchrun started did the work
-        return status
-    summary = run(section, load_params("finetune", args.params), args.out)
-    if summary:
-        print(f"{NAME}: {summary['steps']} steps, wrote {args.out} in {summary['seconds']} s")
-    return 0
+
+    def train() -> None:
+        summary = run(section, load_params("finetune", args.params), args.out)
+        if summary:
+            print(f"{NAME}: {summary['steps']} steps, wrote {args.out} in {summary['seconds']} s")
+
+    nproc = DistributedConfig.of_section(section, NAME).nproc_per_node
+    return run_here_or_under_torchrun(f"stages.{NAME}", argv, nproc, train)
 
 
 if __name__ == "__main__":

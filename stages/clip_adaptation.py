@@ -14,14 +14,13 @@ only with one recipe); ``prompt_tune`` reads ``prompt_tune``. With
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 from core import paths
 from core.cli import add_params_option, exit_process, parser, run_command
 from core.device import pick_device
 from core.io import write_json
-from core.launch import relaunch_under_torchrun
+from core.launch import run_here_or_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
 from model.clip import load_clip_folder, save_clip_folder
@@ -46,19 +45,13 @@ def params_section(stage: str) -> str:
     return "prompt_tune" if stage == "prompt_tune" else "finetune"
 
 
-def distributed_settings(stage: str, params_file: Path | None = None) -> DistributedConfig:
-    section = params_section(stage)
-    return DistributedConfig.from_params(
-        load_params(section, params_file).get("distributed"), f"params.yaml:{section}.distributed"
-    )
-
-
 def run(stage: str, variant: str | None, params_file: Path | None = None) -> dict:
     """Train and write the stage's outputs; under torchrun every process trains, rank 0 writes (the others
     return an empty summary)."""
     section = params_section(stage)
     params = dict(load_params(section, params_file))
-    distributed = DistributedConfig.from_params(params.pop("distributed", None), f"params.yaml:{section}.distributed")
+    distributed = DistributedConfig.of_section(params, section)
+    params.pop("distributed", None)
     device = pick_device(params.pop("device", "auto"))
     limit = params.pop("max_pairs", None)
     mode = "prompts" if stage == "prompt_tune" else "image"
@@ -112,13 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     if (args.stage == "prompt_tune") != (args.variant is not None):
         cli.error("prompt_tune needs a variant (base or ft); the other stages take none")
 
-    def body() -> int | None:
-        nproc = distributed_settings(args.stage, args.params).nproc_per_node
-        status = relaunch_under_torchrun("stages.clip_adaptation", sys.argv[1:] if argv is None else argv, nproc)
-        if status is not None:  # the processes torchrun started did the work
-            return status
-        run(args.stage, args.variant, args.params)
-        return None
+    def body() -> int:
+        section = params_section(args.stage)
+        nproc = DistributedConfig.of_section(load_params(section, args.params), section).nproc_per_node
+        return run_here_or_under_torchrun(
+            "stages.clip_adaptation", argv, nproc, lambda: run(args.stage, args.variant, args.params)
+        )
 
     return run_command(args.stage, body)
 

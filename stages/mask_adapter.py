@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,10 +36,10 @@ from typing import Any
 import torch
 
 from core import paths
-from core.cli import add_params_option, exit_process, parser, run_command
+from core.cli import add_params_option, command, exit_process, parser
 from core.device import pick_device, set_threads
 from core.io import atomic_write_text, write_json
-from core.launch import relaunch_under_torchrun
+from core.launch import run_here_or_under_torchrun
 from core.params import check_keys, load_params
 from core.timing import StageTimer
 from model.clip import ClipBundle, build_clip, load_clip_folder
@@ -82,10 +81,6 @@ def split_params(params: dict[str, Any], clip_dim: int) -> tuple[MaskAdapterConf
     check_keys(params, KNOWN_KEYS, "params.yaml:mask_adapter")
     architecture = MaskAdapterConfig(clip_dim=clip_dim, **{k: v for k, v in params.items() if k in ARCHITECTURE_KEYS})
     return architecture, AdapterTrainConfig.from_params({k: v for k, v in params.items() if k in RECIPE_KEYS})
-
-
-def distributed_settings(params: dict[str, Any]) -> DistributedConfig:
-    return DistributedConfig.from_params(params.get("distributed"), "params.yaml:mask_adapter.distributed")
 
 
 def adapter_clip(clip_name: str, params: dict[str, Any], device: torch.device) -> tuple[ClipBundle, bool]:
@@ -176,7 +171,7 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
     others return an empty summary)."""
     params = dict(load_params("mask_adapter", params_file))
     check_keys(params, KNOWN_KEYS, "params.yaml:mask_adapter")
-    distributed = distributed_settings(params)
+    distributed = DistributedConfig.of_section(params, "mask_adapter")
     device = pick_device(params.get("device", "auto"))
     set_threads(params.get("threads"), "mask_adapter.threads")
     name = f"mask_adapter_{clip_name}"
@@ -245,21 +240,14 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
     return summary
 
 
+@command("mask_adapter")
 def main(argv: list[str] | None = None) -> int:
     cli = parser("python -m stages.mask_adapter", __doc__)
     cli.add_argument("clip", choices=sorted(CLIPS), help="which CLIP the adapter reads")
     add_params_option(cli)
     args = cli.parse_args(argv)
-
-    def body() -> int | None:
-        nproc = distributed_settings(load_params("mask_adapter", args.params)).nproc_per_node
-        status = relaunch_under_torchrun("stages.mask_adapter", sys.argv[1:] if argv is None else argv, nproc)
-        if status is not None:  # the processes torchrun started did the work
-            return status
-        run(args.clip, args.params)
-        return None
-
-    return run_command("mask_adapter", body)
+    nproc = DistributedConfig.of_section(load_params("mask_adapter", args.params), "mask_adapter").nproc_per_node
+    return run_here_or_under_torchrun("stages.mask_adapter", argv, nproc, lambda: run(args.clip, args.params))
 
 
 if __name__ == "__main__":

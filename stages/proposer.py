@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from core import paths
 from core.cli import add_params_option, command, exit_process, parser
 from core.device import pick_device, set_threads
 from core.io import write_json
-from core.launch import relaunch_under_torchrun
+from core.launch import run_here_or_under_torchrun
 from core.params import check_keys, load_params
 from core.timing import StageTimer
 from model.clip import load_clip_folder
@@ -251,14 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(argv)
     timer = StageTimer("proposer")
     settings = ProposerStageConfig.from_params(load_params("proposer", args.params))
-    status = relaunch_under_torchrun(
-        "stages.proposer", sys.argv[1:] if argv is None else argv, settings.distributed.nproc_per_node
-    )
-    if status is not None:  # the processes torchrun started did the work
-        return status
-    if run(settings, args.clip, args.out, args.world):
-        print(f"proposer: wrote {args.out} in {timer.seconds():.0f} s")
-    return 0
+
+    def train() -> None:
+        if run(settings, args.clip, args.out, args.world):
+            print(f"proposer: wrote {args.out} in {timer.seconds():.0f} s")
+
+    return run_here_or_under_torchrun("stages.proposer", argv, settings.distributed.nproc_per_node, train)
 
 
 if __name__ == "__main__":

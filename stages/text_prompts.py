@@ -13,14 +13,13 @@ stage relaunches itself under ``torchrun --standalone`` as N processes; only ran
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from core import paths
-from core.cli import add_params_option, exit_process, parser, run_command
+from core.cli import add_params_option, command, exit_process, parser
 from core.device import pick_device, set_threads
 from core.io import write_json
-from core.launch import relaunch_under_torchrun
+from core.launch import run_here_or_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
 from model.clip import derive_clip_folder, load_clip_folder
@@ -43,10 +42,6 @@ FOLDERS = {
 def seen_class_names(world) -> list[str]:
     """The seen classes as ``"name, synonym, ..."``, in the training labels' order."""
     return [", ".join([entry["name"], *entry.get("synonyms", [])]) for entry in world.seen_classes]
-
-
-def distributed_settings(section: dict) -> DistributedConfig:
-    return DistributedConfig.from_params(section.get("distributed"), "params.yaml:text_prompts.distributed")
 
 
 def seen_pairs(world_path: Path) -> tuple[list[str], list[MaskPair]]:
@@ -85,7 +80,7 @@ def run(
     """Learn the prompts and write the stage's outputs; under torchrun every process trains, rank 0 writes (the
     others return an empty summary)."""
     params = dict(load_params("text_prompts", params_file))
-    distributed = distributed_settings(params)
+    distributed = DistributedConfig.of_section(params, "text_prompts")
     params.pop("distributed", None)
     device = pick_device(params.pop("device", "auto"))
     set_threads(params.pop("threads", None), "text_prompts.threads")
@@ -122,24 +117,14 @@ def run(
     return summary
 
 
+@command("text_prompts")
 def main(argv: list[str] | None = None) -> int:
     cli = parser("python -m stages.text_prompts", __doc__)
     cli.add_argument("clip", choices=sorted(FOLDERS), help="which CLIP learns the prompts")
     add_params_option(cli)
     args = cli.parse_args(argv)
-
-    def body() -> int | None:
-        status = relaunch_under_torchrun(
-            "stages.text_prompts",
-            sys.argv[1:] if argv is None else argv,
-            distributed_settings(load_params("text_prompts", args.params)).nproc_per_node,
-        )
-        if status is not None:  # the processes torchrun started did the work
-            return status
-        run(args.clip, args.params)
-        return None
-
-    return run_command("text_prompts", body)
+    nproc = DistributedConfig.of_section(load_params("text_prompts", args.params), "text_prompts").nproc_per_node
+    return run_here_or_under_torchrun("stages.text_prompts", argv, nproc, lambda: run(args.clip, args.params))
 
 
 if __name__ == "__main__":
