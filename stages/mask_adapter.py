@@ -36,10 +36,9 @@ from typing import Any
 import torch
 
 from core import paths
-from core.cli import add_params_option, command, exit_process, parser
+from core.cli import exit_process
 from core.device import pick_device, set_threads
 from core.io import atomic_write_text, write_json
-from core.launch import run_here_or_under_torchrun
 from core.params import check_keys, load_params
 from core.timing import StageTimer
 from model.clip import ClipBundle, build_clip, load_clip_folder
@@ -64,6 +63,7 @@ from pipeline.training.mask_adapter import (
 )
 from pipeline.training.proposer import StreamingTrainingSet, TrainingSet, load_training_set
 from pipeline.training.rng import seed_everything
+from pipeline.training.stage import clip_stage_main
 
 WORLD = paths.WORLD_MANIFEST
 PROPOSER = paths.PROPOSER
@@ -240,14 +240,7 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
     return summary
 
 
-@command("mask_adapter")
-def main(argv: list[str] | None = None) -> int:
-    cli = parser("python -m stages.mask_adapter", __doc__)
-    cli.add_argument("clip", choices=sorted(CLIPS), help="which CLIP the adapter reads")
-    add_params_option(cli)
-    args = cli.parse_args(argv)
-    nproc = DistributedConfig.of_section(load_params("mask_adapter", args.params), "mask_adapter").nproc_per_node
-    return run_here_or_under_torchrun("stages.mask_adapter", argv, nproc, lambda: run(args.clip, args.params))
+main = clip_stage_main("mask_adapter", __doc__, CLIPS, "which CLIP the adapter reads", run)
 
 
 if __name__ == "__main__":

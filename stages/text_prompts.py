@@ -16,10 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from core import paths
-from core.cli import add_params_option, command, exit_process, parser
+from core.cli import exit_process
 from core.device import pick_device, set_threads
 from core.io import write_json
-from core.launch import run_here_or_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
 from model.clip import derive_clip_folder, load_clip_folder
@@ -29,6 +28,7 @@ from pipeline.training.distributed import DistributedConfig, process_group
 from pipeline.training.loss_log import LossLog
 from pipeline.training.mask_pairs import MaskPair, ground_truth_pairs
 from pipeline.training.rng import seed_everything
+from pipeline.training.stage import clip_stage_main
 from pipeline.training.text_prompts import TextPromptConfig, learn_text_prompts, sample_per_class
 
 WORLD = paths.WORLD_MANIFEST
@@ -117,14 +117,7 @@ def run(
     return summary
 
 
-@command("text_prompts")
-def main(argv: list[str] | None = None) -> int:
-    cli = parser("python -m stages.text_prompts", __doc__)
-    cli.add_argument("clip", choices=sorted(FOLDERS), help="which CLIP learns the prompts")
-    add_params_option(cli)
-    args = cli.parse_args(argv)
-    nproc = DistributedConfig.of_section(load_params("text_prompts", args.params), "text_prompts").nproc_per_node
-    return run_here_or_under_torchrun("stages.text_prompts", argv, nproc, lambda: run(args.clip, args.params))
+main = clip_stage_main("text_prompts", __doc__, FOLDERS, "which CLIP learns the prompts", run)
 
 
 if __name__ == "__main__":
