@@ -26,14 +26,15 @@ from core.io import write_json
 from core.launch import run_here_or_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
-from model.clip import load_clip_folder, save_clip_folder
+from model.clip import save_clip_folder
 from pipeline.datasets.images import load_resized
 from pipeline.datasets.manifest import load_world
 from pipeline.training.clip_adaptation import AdaptConfig
 from pipeline.training.clip_pretrain import continued_config, pretrain_clip
-from pipeline.training.distributed import DistributedConfig, process_group
+from pipeline.training.distributed import DistributedConfig
 from pipeline.training.mask_pairs import read_pairs
 from pipeline.training.rng import seed_everything
+from pipeline.training.stage import clip_process_group
 
 NAME = "base_clip_longer"
 WORLD = paths.WORLD_MANIFEST
@@ -72,13 +73,11 @@ def run(
     ids = sorted(captions.captions)
     cfg = continued_config(params, steps=steps, batch_size=batch_size, num_images=len(ids), what=NAME)
     seed_everything(cfg.seed)
-    with process_group(distributed, device) as ranks:
-        device = ranks.device(device)
-        bundle = load_clip_folder(source, device)
+    with clip_process_group(distributed, device, source) as (ranks, bundle):
         side = int(image_side) if image_side is not None else bundle.image_size * 2
         ranks.announce(
             f"{NAME}: {steps} steps of {batch_size} images (finetune: {num_pairs} pairs), continuing {source} "
-            f"on {len(ids)} images with their captions, on {device}"
+            f"on {len(ids)} images with their captions, on {bundle.device}"
         )
         images = load_resized([captions.images[i].path for i in ids], side)
         texts = [[c.text for c in captions.captions[i]] for i in ids]

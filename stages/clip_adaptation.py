@@ -23,12 +23,13 @@ from core.io import write_json
 from core.launch import run_here_or_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
-from model.clip import load_clip_folder, save_clip_folder
+from model.clip import save_clip_folder
 from pipeline.datasets.manifest import load_world
 from pipeline.training.clip_adaptation import AdaptConfig, adapt_clip
-from pipeline.training.distributed import DistributedConfig, process_group
+from pipeline.training.distributed import DistributedConfig
 from pipeline.training.mask_pairs import ground_truth_pairs, read_pairs
 from pipeline.training.rng import seed_everything
+from pipeline.training.stage import clip_process_group
 
 WORLD = paths.WORLD_MANIFEST
 PAIRS = paths.PAIRS
@@ -70,12 +71,10 @@ def run(stage: str, variant: str | None, params_file: Path | None = None) -> dic
         source, out = CLIP_FOLDERS[variant], OUTPUTS[(stage, variant)]
     name = f"{stage}_{variant}" if variant else stage
     timer = StageTimer(name)
-    with process_group(distributed, device) as ranks:
-        device = ranks.device(device)
-        bundle = load_clip_folder(source, device)
+    with clip_process_group(distributed, device, source) as (ranks, bundle):
         ranks.announce(
             f"{name}: {len(pairs)} pairs, {len({p.noun for p in pairs})} nouns, {cfg.epochs} epochs, "
-            f"mode {cfg.mode}, from {source} on {device}"
+            f"mode {cfg.mode}, from {source} on {bundle.device}"
         )
         log = adapt_clip(bundle, pairs, cfg, checkpoint_dir=Path(".checkpoints") / name, desc=name)
     if not ranks.is_main:

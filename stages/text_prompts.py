@@ -21,14 +21,14 @@ from core.device import pick_device, set_threads
 from core.io import write_json
 from core.params import load_params
 from core.timing import StageTimer
-from model.clip import derive_clip_folder, load_clip_folder
+from model.clip import derive_clip_folder
 from pipeline.datasets.manifest import load_world
 from pipeline.training.checkpoint import Checkpointer
-from pipeline.training.distributed import DistributedConfig, process_group
+from pipeline.training.distributed import DistributedConfig
 from pipeline.training.loss_log import LossLog
 from pipeline.training.mask_pairs import MaskPair, ground_truth_pairs
 from pipeline.training.rng import seed_everything
-from pipeline.training.stage import clip_stage_main
+from pipeline.training.stage import clip_process_group, clip_stage_main
 from pipeline.training.text_prompts import TextPromptConfig, learn_text_prompts, sample_per_class
 
 WORLD = paths.WORLD_MANIFEST
@@ -93,12 +93,10 @@ def run(
     seed_everything(cfg.seed)
     class_names, pairs = seen_pairs(world_path)
     checkpoints = Path(".checkpoints") / name
-    with process_group(distributed, device) as ranks:
-        device = ranks.device(device)
-        bundle = load_clip_folder(source, device)
+    with clip_process_group(distributed, device, source) as (ranks, bundle):
         ranks.announce(
             f"{name}: {len(pairs)} ground-truth segments of {len(class_names)} seen classes, "
-            f"{cfg.samples_per_class or 'all'} per class, {cfg.epochs} epochs, from {source} on {device}"
+            f"{cfg.samples_per_class or 'all'} per class, {cfg.epochs} epochs, from {source} on {bundle.device}"
         )
         log = learn_text_prompts(bundle, pairs, class_names, cfg, checkpoint_dir=checkpoints, desc=name)
     if not ranks.is_main:

@@ -1,14 +1,29 @@
-"""The command line of a training stage run once per CLIP: ``python -m stages.<name> <clip> [--params FILE]``."""
+"""What the training stages share around their trainer: the processes with the CLIP they train, and the
+command line of a stage run once per CLIP (``python -m stages.<name> <clip> [--params FILE]``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import torch
 
 from core.cli import Command, add_params_option, command, parser
 from core.launch import run_here_or_under_torchrun
 from core.params import load_params
-from pipeline.training.distributed import DistributedConfig
+from model.clip import ClipBundle, load_clip_folder
+from pipeline.training.distributed import DistributedConfig, Ranks, process_group
+
+
+@contextmanager
+def clip_process_group(
+    distributed: DistributedConfig, device: torch.device, folder: Path
+) -> Iterator[tuple[Ranks, ClipBundle]]:
+    """The training processes (:func:`~pipeline.training.distributed.process_group`) and the CLIP of ``folder``
+    on this process's device."""
+    with process_group(distributed, device) as ranks:
+        yield ranks, load_clip_folder(folder, ranks.device(device))
 
 
 def clip_stage_main(
