@@ -124,7 +124,8 @@ OPTIONS = (
 
 
 def job(args: argparse.Namespace) -> dict[str, Any]:
-    return build_nouns(NounsConfig.from_params(load_params("nouns", args.params)), args.manifest, args.out, args.rejects)
+    params = NounsConfig.from_params(load_params("nouns", args.params))
+    return build_nouns(params, args.manifest, args.out, args.rejects)
 
 
 def summary(metrics: dict[str, Any], args: argparse.Namespace) -> str:
