@@ -12,13 +12,12 @@ processes: the stage relaunches itself under ``torchrun --standalone``, and rank
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from core import paths
 from core.cli import add_params_option, command, exit_process, parser
 from core.device import pick_device
-from core.io import atomic_write_text, write_json
+from core.io import atomic_write_text
 from core.launch import run_here_or_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
@@ -29,6 +28,7 @@ from pipeline.datasets.manifest import load_world
 from pipeline.training.clip_pretrain import PretrainConfig, pretrain_clip
 from pipeline.training.distributed import DistributedConfig, process_group
 from pipeline.training.rng import seed_everything
+from pipeline.training.stage import finish_training_stage
 
 WORLD = paths.WORLD_MANIFEST
 DEFAULT_OUT = paths.CLIP_BASE
@@ -92,10 +92,7 @@ def run(clip: dict, out: Path, manifest: Path = WORLD) -> dict:
     else:  # no training, but dvc.yaml declares the loss plot either way: its header only
         atomic_write_text(LOSS_PLOT, "step,epoch,lr,loss\n")
     save_clip_folder(bundle, out)
-    write_json(METRICS, summary)
-    summary.update(timer.write())
-    shutil.rmtree(CHECKPOINTS, ignore_errors=True)
-    return summary
+    return finish_training_stage("base_clip", summary, timer, CHECKPOINTS)
 
 
 @command("base_clip")

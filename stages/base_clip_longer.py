@@ -16,13 +16,11 @@ batch stays finetune's, split across them); only rank 0 writes outputs.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from core import paths
 from core.cli import add_params_option, command, exit_process, parser
 from core.device import pick_device
-from core.io import write_json
 from core.launch import run_here_or_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
@@ -34,7 +32,7 @@ from pipeline.training.clip_pretrain import continued_config, pretrain_clip
 from pipeline.training.distributed import DistributedConfig
 from pipeline.training.mask_pairs import read_pairs
 from pipeline.training.rng import seed_everything
-from pipeline.training.stage import clip_process_group
+from pipeline.training.stage import clip_process_group, finish_training_stage
 
 NAME = "base_clip_longer"
 WORLD = paths.WORLD_MANIFEST
@@ -96,10 +94,7 @@ def run(
         "epochs": cfg.epochs,
         "final_loss": round(log.epoch_means(last_epoch)["loss"], 4),
     }
-    write_json(METRICS, summary)
-    summary.update(timer.write())
-    shutil.rmtree(CHECKPOINTS, ignore_errors=True)
-    return summary
+    return finish_training_stage(NAME, summary, timer, CHECKPOINTS)
 
 
 @command(NAME)

@@ -13,13 +13,11 @@ only with one recipe); ``prompt_tune`` reads ``prompt_tune``. With
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from core import paths
 from core.cli import add_params_option, exit_process, parser, run_command
 from core.device import pick_device
-from core.io import write_json
 from core.launch import run_here_or_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
@@ -29,7 +27,7 @@ from pipeline.training.clip_adaptation import AdaptConfig, adapt_clip
 from pipeline.training.distributed import DistributedConfig
 from pipeline.training.mask_pairs import ground_truth_pairs, read_pairs
 from pipeline.training.rng import seed_everything
-from pipeline.training.stage import clip_process_group
+from pipeline.training.stage import clip_process_group, finish_training_stage
 
 WORLD = paths.WORLD_MANIFEST
 PAIRS = paths.PAIRS
@@ -88,9 +86,8 @@ def run(stage: str, variant: str | None, params_file: Path | None = None) -> dic
         "steps": len(log.rows),
         "final_loss": round(log.epoch_means(cfg.epochs - 1)["loss"], 4),
     }
-    write_json(paths.stage_metrics(name), summary)
-    summary.update(timer.write(pairs_per_s=len(pairs) * cfg.epochs / max(timer.seconds(), 1e-9)))
-    shutil.rmtree(Path(".checkpoints") / name, ignore_errors=True)
+    pairs_per_s = len(pairs) * cfg.epochs / max(timer.seconds(), 1e-9)
+    finish_training_stage(name, summary, timer, Path(".checkpoints") / name, pairs_per_s=pairs_per_s)
     print(f"{name}: wrote {out} in {summary['seconds']} s")
     return summary
 

@@ -28,7 +28,6 @@ outputs.
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ import torch
 from core import paths
 from core.cli import exit_process
 from core.device import pick_device, set_threads
-from core.io import atomic_write_text, write_json
+from core.io import atomic_write_text
 from core.params import check_keys, load_params
 from core.timing import StageTimer
 from model.clip import ClipBundle, build_clip, load_clip_folder
@@ -63,7 +62,7 @@ from pipeline.training.mask_adapter import (
 )
 from pipeline.training.proposer import StreamingTrainingSet, TrainingSet, load_training_set
 from pipeline.training.rng import seed_everything
-from pipeline.training.stage import clip_stage_main
+from pipeline.training.stage import clip_stage_main, finish_training_stage
 
 WORLD = paths.WORLD_MANIFEST
 PROPOSER = paths.PROPOSER
@@ -233,9 +232,8 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
     if gauge:
         best = max(gauge, key=lambda row: (row["mean"], -row["epoch"]))
         summary.update(val_gauge=gauge[-1]["mean"], val_gauge_best=best["mean"], val_gauge_best_epoch=best["epoch"])
-    write_json(paths.stage_metrics(name), summary)
-    summary.update(timer.write(images_per_s=len(data) * cfg.epochs / max(timer.seconds(), 1e-9)))
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    images_per_s = len(data) * cfg.epochs / max(timer.seconds(), 1e-9)
+    finish_training_stage(name, summary, timer, checkpoints, images_per_s=images_per_s)
     print(f"{name}: wrote {out} in {summary['seconds']} s{matched_note(summary)}")
     return summary
 

@@ -18,17 +18,15 @@ from pathlib import Path
 from core import paths
 from core.cli import exit_process
 from core.device import pick_device, set_threads
-from core.io import write_json
 from core.params import load_params
 from core.timing import StageTimer
 from model.clip import derive_clip_folder
 from pipeline.datasets.manifest import load_world
-from pipeline.training.checkpoint import Checkpointer
 from pipeline.training.distributed import DistributedConfig
 from pipeline.training.loss_log import LossLog
 from pipeline.training.mask_pairs import MaskPair, ground_truth_pairs
 from pipeline.training.rng import seed_everything
-from pipeline.training.stage import clip_process_group, clip_stage_main
+from pipeline.training.stage import clip_process_group, clip_stage_main, finish_training_stage
 from pipeline.training.text_prompts import TextPromptConfig, learn_text_prompts, sample_per_class
 
 WORLD = paths.WORLD_MANIFEST
@@ -105,9 +103,7 @@ def run(
     derive_clip_folder(source, out, text_prompts=bundle.text_prompts, clip_model=bundle.model)
     log.write(paths.loss_plot(name))
     summary = training_summary(log, pairs, class_names, cfg)
-    write_json(paths.stage_metrics(name), summary)
-    summary.update(timer.write(steps_per_s=len(log.rows) / max(timer.seconds(), 1e-9)))
-    Checkpointer(checkpoints).clear()
+    finish_training_stage(name, summary, timer, checkpoints, steps_per_s=len(log.rows) / max(timer.seconds(), 1e-9))
     print(
         f"{name}: wrote {out} in {summary['seconds']} s (final loss {summary['final_loss']}, "
         f"train accuracy {summary['final_accuracy']} %)"

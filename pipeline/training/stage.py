@@ -1,17 +1,22 @@
-"""What the training stages share around their trainer: the processes with the CLIP they train, and the
-command line of a stage run once per CLIP (``python -m stages.<name> <clip> [--params FILE]``)."""
+"""What the training stages share around their trainer: the processes with the CLIP they train, their last
+steps, and the command line of a stage run once per CLIP (``python -m stages.<name> <clip> [--params FILE]``)."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from core import paths
 from core.cli import Command, add_params_option, command, parser
+from core.io import write_json
 from core.launch import run_here_or_under_torchrun
 from core.params import load_params
+from core.timing import StageTimer
 from model.clip import ClipBundle, load_clip_folder
 from pipeline.training.distributed import DistributedConfig, Ranks, process_group
 
@@ -24,6 +29,18 @@ def clip_process_group(
     on this process's device."""
     with process_group(distributed, device) as ranks:
         yield ranks, load_clip_folder(folder, ranks.device(device))
+
+
+def finish_training_stage(
+    name: str, summary: dict[str, Any], timer: StageTimer, checkpoints: Path, **rates: float
+) -> dict[str, Any]:
+    """A training stage's last steps: ``summary`` written as its metrics (``metrics/<name>.json``), its wall time
+    and ``rates`` recorded (:meth:`StageTimer.write`, kept out of those metrics) and added to ``summary``, its
+    ``checkpoints`` folder deleted. Returns ``summary``."""
+    write_json(paths.stage_metrics(name), summary)
+    summary.update(timer.write(**rates))
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return summary
 
 
 def clip_stage_main(
