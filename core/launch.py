@@ -1,8 +1,7 @@
 """Running a stage as several processes: the stage relaunches itself under ``torchrun --standalone``.
 
 A training stage whose params ask for ``distributed.nproc_per_node: N > 1`` calls
-:func:`relaunch_under_torchrun` first (through :func:`run_here_or_under_torchrun`): when it was not started
-by torchrun, it runs
+:func:`relaunch_under_torchrun` first: when it was not started by torchrun, it runs
 ``python -m torch.distributed.run --standalone --nproc_per_node N -m <module> <argv>`` and
 exits with its status; under torchrun (which sets ``WORLD_SIZE``), or with N = 1, it does
 nothing and the stage runs in this process. ``dvc.yaml`` thus keeps its plain
@@ -15,7 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 
 def torchrun_command(module: str, argv: Sequence[str], nproc_per_node: int) -> list[str]:
@@ -45,16 +44,3 @@ def relaunch_under_torchrun(module: str, argv: Sequence[str], nproc_per_node: in
     # One intra-op thread per process unless asked otherwise: the processes share the cores.
     env = {"OMP_NUM_THREADS": "1", **os.environ}
     return subprocess.run(command, env=env).returncode
-
-
-def run_here_or_under_torchrun(
-    module: str, argv: Sequence[str] | None, nproc_per_node: int, run: Callable[[], object]
-) -> int:
-    """A training stage's exit status: ``module`` relaunched as ``nproc_per_node`` processes
-    (:func:`relaunch_under_torchrun`, with ``argv``, or the process's own arguments when ``None``), else
-    ``run()`` in this process and 0."""
-    status = relaunch_under_torchrun(module, sys.argv[1:] if argv is None else argv, nproc_per_node)
-    if status is not None:  # the processes torchrun started did the work
-        return status
-    run()
-    return 0

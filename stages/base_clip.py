@@ -18,7 +18,6 @@ from core import paths
 from core.cli import add_params_option, command, exit_process, parser
 from core.device import pick_device
 from core.io import atomic_write_text
-from core.launch import run_here_or_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
 from model.clip import DEFAULT_TEMPLATES, build_clip, save_clip_folder
@@ -28,7 +27,7 @@ from pipeline.datasets.manifest import load_world
 from pipeline.training.clip_pretrain import PretrainConfig, pretrain_clip
 from pipeline.training.distributed import DistributedConfig, process_group
 from pipeline.training.rng import seed_everything
-from pipeline.training.stage import finish_training_stage
+from pipeline.training.stage import finish_training_stage, run_here_or_under_torchrun
 
 WORLD = paths.WORLD_MANIFEST
 DEFAULT_OUT = paths.CLIP_BASE

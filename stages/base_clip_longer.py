@@ -21,7 +21,6 @@ from pathlib import Path
 from core import paths
 from core.cli import add_params_option, command, exit_process, parser
 from core.device import pick_device
-from core.launch import run_here_or_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
 from model.clip import save_clip_folder
@@ -32,7 +31,7 @@ from pipeline.training.clip_pretrain import continued_config, pretrain_clip
 from pipeline.training.distributed import DistributedConfig
 from pipeline.training.mask_pairs import read_pairs
 from pipeline.training.rng import seed_everything
-from pipeline.training.stage import clip_process_group, finish_training_stage
+from pipeline.training.stage import clip_process_group, finish_training_stage, run_here_or_under_torchrun
 
 NAME = "base_clip_longer"
 WORLD = paths.WORLD_MANIFEST

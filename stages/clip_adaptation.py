@@ -18,7 +18,6 @@ from pathlib import Path
 from core import paths
 from core.cli import add_params_option, exit_process, parser, run_command
 from core.device import pick_device
-from core.launch import run_here_or_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
 from model.clip import save_clip_folder
@@ -27,7 +26,7 @@ from pipeline.training.clip_adaptation import AdaptConfig, adapt_clip
 from pipeline.training.distributed import DistributedConfig
 from pipeline.training.mask_pairs import ground_truth_pairs, read_pairs
 from pipeline.training.rng import seed_everything
-from pipeline.training.stage import clip_process_group, finish_training_stage
+from pipeline.training.stage import clip_process_group, finish_training_stage, run_here_or_under_torchrun
 
 WORLD = paths.WORLD_MANIFEST
 PAIRS = paths.PAIRS

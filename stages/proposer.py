@@ -27,7 +27,6 @@ import torch
 from core import paths
 from core.cli import add_params_option, command, exit_process, parser
 from core.device import pick_device, set_threads
-from core.launch import run_here_or_under_torchrun
 from core.params import check_keys, load_params
 from core.timing import StageTimer
 from model.clip import load_clip_folder
@@ -47,7 +46,7 @@ from pipeline.training.proposer import (
     train_proposer,
 )
 from pipeline.training.rng import seed_everything
-from pipeline.training.stage import finish_training_stage
+from pipeline.training.stage import finish_training_stage, run_here_or_under_torchrun
 
 WORLD = paths.WORLD_MANIFEST
 DEFAULT_CLIP = paths.CLIP_BASE

@@ -4,7 +4,8 @@ steps, and the command line of a stage run once per CLIP (``python -m stages.<na
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import torch
 from core import paths
 from core.cli import Command, add_params_option, command, parser
 from core.io import write_json
-from core.launch import run_here_or_under_torchrun
+from core.launch import relaunch_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
 from model.clip import ClipBundle, load_clip_folder
@@ -29,6 +30,19 @@ def clip_process_group(
     on this process's device."""
     with process_group(distributed, device) as ranks:
         yield ranks, load_clip_folder(folder, ranks.device(device))
+
+
+def run_here_or_under_torchrun(
+    module: str, argv: Sequence[str] | None, nproc_per_node: int, run: Callable[[], object]
+) -> int:
+    """A training stage's exit status: ``module`` relaunched as ``nproc_per_node`` processes
+    (:func:`~core.launch.relaunch_under_torchrun`, with ``argv``, or the process's own arguments when ``None``),
+    else ``run()`` in this process and 0."""
+    status = relaunch_under_torchrun(module, sys.argv[1:] if argv is None else argv, nproc_per_node)
+    if status is not None:  # the processes torchrun started did the work
+        return status
+    run()
+    return 0
 
 
 def finish_training_stage(
