@@ -19,6 +19,7 @@ classified and how the two opinions are combined:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Unpack
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +28,7 @@ from core.params import check_fractions
 from model.clip import ClipBundle
 from model.dense_clip import DenseClip, mask_weights
 from model.mask_adapter import MaskAdapter
-from model.proposal_segmenter import ProposalSegmenter
+from model.proposal_segmenter import ProposalOptions, ProposalSegmenter
 from model.proposer.inference import Proposals
 from model.proposer.network import MaskProposer
 from model.scoring import SeenMask, adapter_ensemble, clip_class_probs
@@ -52,22 +53,12 @@ class OnePassSegmenter(ProposalSegmenter):
         attention_depth: int | None = None,
         alpha: float = 0.7,
         beta: float = 0.9,
-        mask_threshold: float = 0.4,
         adapter_mask_threshold: float | None = None,
         image_batch_size: int = 16,
-        templates: Sequence[str] | None = None,
-        proposer_clip: ClipBundle | None = None,
-        max_proposals: int | None = None,
+        **options: Unpack[ProposalOptions],
     ):
         check_fractions((("alpha", alpha), ("beta", beta)))
-        super().__init__(
-            proposer,
-            clip,
-            mask_threshold=mask_threshold,
-            templates=templates,
-            proposer_clip=proposer_clip,
-            max_proposals=max_proposals,
-        )
+        super().__init__(proposer, clip, **options)
         self.adapter = adapter.eval() if adapter is not None else None
         if adapter is not None:
             self.dense = adapter.dense_clip(clip.model)

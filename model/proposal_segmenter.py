@@ -17,6 +17,7 @@ any evidence (or, for ground-truth segments, where the ground truth is ignored).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -29,6 +30,15 @@ from model.scoring import CLIP_LOGIT_SCALE, SeenMask, predict_labels, scores_to_
 from model.text import TextClassifier
 
 ImageLike = np.ndarray | torch.Tensor
+
+
+class ProposalOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`ProposalSegmenter` a subclass passes on as they are (defaults there)."""
+
+    mask_threshold: float
+    templates: Sequence[str] | None
+    proposer_clip: ClipBundle | None
+    max_proposals: int | None
 
 
 def image_to_tensor(image: ImageLike, device: torch.device) -> torch.Tensor:

@@ -34,13 +34,14 @@ any evidence (or, for ground-truth segments, where the ground truth is ignored).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Unpack
 
 import torch
 
 from core.params import check_fractions
 from model.clip import ClipBundle
 from model.crops import masked_crops
-from model.proposal_segmenter import ProposalSegmenter
+from model.proposal_segmenter import ProposalOptions, ProposalSegmenter
 from model.proposer.inference import Proposals
 from model.proposer.network import MaskProposer
 from model.scoring import SeenMask, clip_class_probs, ensemble, ensemble_exponents
@@ -67,25 +68,15 @@ class TwoStageSegmenter(ProposalSegmenter):
         lam: float = 0.7,
         lam_seen: float | None = None,
         lam_unseen: float | None = None,
-        mask_threshold: float = 0.4,
         expand_ratio: float = 0.0,
         use_mask_prompts: bool = True,
         clip_batch_size: int = 256,
-        templates: Sequence[str] | None = None,
-        proposer_clip: ClipBundle | None = None,
-        max_proposals: int | None = None,
+        **options: Unpack[ProposalOptions],
     ):
         if clip_batch_size < 1:
             raise ValueError(f"clip_batch_size must be >= 1, got {clip_batch_size}")
         check_fractions((("lam", lam), ("lam_seen", lam_seen), ("lam_unseen", lam_unseen)))
-        super().__init__(
-            proposer,
-            clip,
-            mask_threshold=mask_threshold,
-            templates=templates,
-            proposer_clip=proposer_clip,
-            max_proposals=max_proposals,
-        )
+        super().__init__(proposer, clip, **options)
         self.lam, self.lam_seen, self.lam_unseen = float(lam), lam_seen, lam_unseen
         self.expand_ratio = float(expand_ratio)
         self.use_mask_prompts = use_mask_prompts

@@ -12,15 +12,12 @@ processes: the stage relaunches itself under ``torchrun --standalone``, and rank
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 
 from core import paths
 from core.cli import add_params_option, command, exit_process, parser
 from core.device import pick_device
-from core.io import atomic_write_text, write_json
-from core.launch import relaunch_under_torchrun
+from core.io import atomic_write_text
 from core.params import load_params
 from core.timing import StageTimer
 from model.clip import DEFAULT_TEMPLATES, build_clip, save_clip_folder
@@ -30,6 +27,7 @@ from pipeline.datasets.manifest import load_world
 from pipeline.training.clip_pretrain import PretrainConfig, pretrain_clip
 from pipeline.training.distributed import DistributedConfig, process_group
 from pipeline.training.rng import seed_everything
+from pipeline.training.stage import finish_training_stage, run_here_or_under_torchrun
 
 WORLD = paths.WORLD_MANIFEST
 DEFAULT_OUT = paths.CLIP_BASE
@@ -93,10 +91,7 @@ def run(clip: dict, out: Path, manifest: Path = WORLD) -> dict:
     else:  # no training, but dvc.yaml declares the loss plot either way: its header only
         atomic_write_text(LOSS_PLOT, "step,epoch,lr,loss\n")
     save_clip_folder(bundle, out)
-    write_json(METRICS, summary)
-    summary.update(timer.write())
-    shutil.rmtree(CHECKPOINTS, ignore_errors=True)
-    return summary
+    return finish_training_stage("base_clip", summary, timer, CHECKPOINTS)
 
 
 @command("base_clip")
@@ -106,15 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output CLIP folder")
     args = cli.parse_args(argv)
     clip = load_params("clip", args.params)
-    status = relaunch_under_torchrun(
-        "stages.base_clip", sys.argv[1:] if argv is None else argv, distributed_settings(clip).nproc_per_node
-    )
-    if status is not None:  # the processes torchrun started did the work
-        return status
-    summary = run(clip, args.out)
-    if summary:
-        print(f"base_clip: wrote {args.out} in {summary['seconds']} s")
-    return 0
+
+    def train() -> None:
+        summary = run(clip, args.out)
+        if summary:
+            print(f"base_clip: wrote {args.out} in {summary['seconds']} s")
+
+    return run_here_or_under_torchrun("stages.base_clip", argv, distributed_settings(clip).nproc_per_node, train)
 
 
 if __name__ == "__main__":

@@ -16,25 +16,22 @@ batch stays finetune's, split across them); only rank 0 writes outputs.
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 
 from core import paths
 from core.cli import add_params_option, command, exit_process, parser
 from core.device import pick_device
-from core.io import write_json
-from core.launch import relaunch_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
-from model.clip import load_clip_folder, save_clip_folder
+from model.clip import save_clip_folder
 from pipeline.datasets.images import load_resized
 from pipeline.datasets.manifest import load_world
 from pipeline.training.clip_adaptation import AdaptConfig
 from pipeline.training.clip_pretrain import continued_config, pretrain_clip
-from pipeline.training.distributed import DistributedConfig, process_group
+from pipeline.training.distributed import DistributedConfig
 from pipeline.training.mask_pairs import read_pairs
 from pipeline.training.rng import seed_everything
+from pipeline.training.stage import clip_process_group, finish_training_stage, run_here_or_under_torchrun
 
 NAME = "base_clip_longer"
 WORLD = paths.WORLD_MANIFEST
@@ -55,10 +52,6 @@ def finetune_budget(finetune: dict, num_pairs: int) -> tuple[int, int]:
     return cfg.total_steps(num_pairs), cfg.batch_size
 
 
-def distributed_settings(section: dict) -> DistributedConfig:
-    return DistributedConfig.from_params(section.get("distributed"), f"params.yaml:{NAME}.distributed")
-
-
 def run(
     section: dict, finetune: dict, out: Path, *, manifest: Path = WORLD, pairs_dir: Path = PAIRS, source: Path = SOURCE
 ) -> dict:
@@ -66,7 +59,7 @@ def run(
     return an empty summary)."""
     timer = StageTimer(NAME)
     params = dict(section)
-    distributed = distributed_settings(params)
+    distributed = DistributedConfig.of_section(params, NAME)
     params.pop("distributed", None)
     device = pick_device(params.pop("device", "auto"))
     image_side = params.pop("image_side", None)
@@ -77,13 +70,11 @@ def run(
     ids = sorted(captions.captions)
     cfg = continued_config(params, steps=steps, batch_size=batch_size, num_images=len(ids), what=NAME)
     seed_everything(cfg.seed)
-    with process_group(distributed, device) as ranks:
-        device = ranks.device(device)
-        bundle = load_clip_folder(source, device)
+    with clip_process_group(distributed, device, source) as (ranks, bundle):
         side = int(image_side) if image_side is not None else bundle.image_size * 2
         ranks.announce(
             f"{NAME}: {steps} steps of {batch_size} images (finetune: {num_pairs} pairs), continuing {source} "
-            f"on {len(ids)} images with their captions, on {device}"
+            f"on {len(ids)} images with their captions, on {bundle.device}"
         )
         images = load_resized([captions.images[i].path for i in ids], side)
         texts = [[c.text for c in captions.captions[i]] for i in ids]
@@ -102,10 +93,7 @@ def run(
         "epochs": cfg.epochs,
         "final_loss": round(log.epoch_means(last_epoch)["loss"], 4),
     }
-    write_json(METRICS, summary)
-    summary.update(timer.write())
-    shutil.rmtree(CHECKPOINTS, ignore_errors=True)
-    return summary
+    return finish_training_stage(NAME, summary, timer, CHECKPOINTS)
 
 
 @command(NAME)
@@ -115,15 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output CLIP folder")
     args = cli.parse_args(argv)
     section = load_params(NAME, args.params)
-    status = relaunch_under_torchrun(
-        f"stages.{NAME}", sys.argv[1:] if argv is None else argv, distributed_settings(section).nproc_per_node
-    )
-    if status is not None:  # the processes torchrun started did the work
-        return status
-    summary = run(section, load_params("finetune", args.params), args.out)
-    if summary:
-        print(f"{NAME}: {summary['steps']} steps, wrote {args.out} in {summary['seconds']} s")
-    return 0
+
+    def train() -> None:
+        summary = run(section, load_params("finetune", args.params), args.out)
+        if summary:
+            print(f"{NAME}: {summary['steps']} steps, wrote {args.out} in {summary['seconds']} s")
+
+    nproc = DistributedConfig.of_section(section, NAME).nproc_per_node
+    return run_here_or_under_torchrun(f"stages.{NAME}", argv, nproc, train)
 
 
 if __name__ == "__main__":

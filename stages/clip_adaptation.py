@@ -13,23 +13,20 @@ only with one recipe); ``prompt_tune`` reads ``prompt_tune``. With
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 
 from core import paths
 from core.cli import add_params_option, exit_process, parser, run_command
 from core.device import pick_device
-from core.io import write_json
-from core.launch import relaunch_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
-from model.clip import load_clip_folder, save_clip_folder
+from model.clip import save_clip_folder
 from pipeline.datasets.manifest import load_world
 from pipeline.training.clip_adaptation import AdaptConfig, adapt_clip
-from pipeline.training.distributed import DistributedConfig, process_group
+from pipeline.training.distributed import DistributedConfig
 from pipeline.training.mask_pairs import ground_truth_pairs, read_pairs
 from pipeline.training.rng import seed_everything
+from pipeline.training.stage import clip_process_group, finish_training_stage, run_here_or_under_torchrun
 
 WORLD = paths.WORLD_MANIFEST
 PAIRS = paths.PAIRS
@@ -46,19 +43,13 @@ def params_section(stage: str) -> str:
     return "prompt_tune" if stage == "prompt_tune" else "finetune"
 
 
-def distributed_settings(stage: str, params_file: Path | None = None) -> DistributedConfig:
-    section = params_section(stage)
-    return DistributedConfig.from_params(
-        load_params(section, params_file).get("distributed"), f"params.yaml:{section}.distributed"
-    )
-
-
 def run(stage: str, variant: str | None, params_file: Path | None = None) -> dict:
     """Train and write the stage's outputs; under torchrun every process trains, rank 0 writes (the others
     return an empty summary)."""
     section = params_section(stage)
     params = dict(load_params(section, params_file))
-    distributed = DistributedConfig.from_params(params.pop("distributed", None), f"params.yaml:{section}.distributed")
+    distributed = DistributedConfig.of_section(params, section)
+    params.pop("distributed", None)
     device = pick_device(params.pop("device", "auto"))
     limit = params.pop("max_pairs", None)
     mode = "prompts" if stage == "prompt_tune" else "image"
@@ -77,12 +68,10 @@ def run(stage: str, variant: str | None, params_file: Path | None = None) -> dic
         source, out = CLIP_FOLDERS[variant], OUTPUTS[(stage, variant)]
     name = f"{stage}_{variant}" if variant else stage
     timer = StageTimer(name)
-    with process_group(distributed, device) as ranks:
-        device = ranks.device(device)
-        bundle = load_clip_folder(source, device)
+    with clip_process_group(distributed, device, source) as (ranks, bundle):
         ranks.announce(
             f"{name}: {len(pairs)} pairs, {len({p.noun for p in pairs})} nouns, {cfg.epochs} epochs, "
-            f"mode {cfg.mode}, from {source} on {device}"
+            f"mode {cfg.mode}, from {source} on {bundle.device}"
         )
         log = adapt_clip(bundle, pairs, cfg, checkpoint_dir=Path(".checkpoints") / name, desc=name)
     if not ranks.is_main:
@@ -96,9 +85,8 @@ def run(stage: str, variant: str | None, params_file: Path | None = None) -> dic
         "steps": len(log.rows),
         "final_loss": round(log.epoch_means(cfg.epochs - 1)["loss"], 4),
     }
-    write_json(paths.stage_metrics(name), summary)
-    summary.update(timer.write(pairs_per_s=len(pairs) * cfg.epochs / max(timer.seconds(), 1e-9)))
-    shutil.rmtree(Path(".checkpoints") / name, ignore_errors=True)
+    pairs_per_s = len(pairs) * cfg.epochs / max(timer.seconds(), 1e-9)
+    finish_training_stage(name, summary, timer, Path(".checkpoints") / name, pairs_per_s=pairs_per_s)
     print(f"{name}: wrote {out} in {summary['seconds']} s")
     return summary
 
@@ -112,13 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     if (args.stage == "prompt_tune") != (args.variant is not None):
         cli.error("prompt_tune needs a variant (base or ft); the other stages take none")
 
-    def body() -> int | None:
-        nproc = distributed_settings(args.stage, args.params).nproc_per_node
-        status = relaunch_under_torchrun("stages.clip_adaptation", sys.argv[1:] if argv is None else argv, nproc)
-        if status is not None:  # the processes torchrun started did the work
-            return status
-        run(args.stage, args.variant, args.params)
-        return None
+    def body() -> int:
+        section = params_section(args.stage)
+        nproc = DistributedConfig.of_section(load_params(section, args.params), section).nproc_per_node
+        return run_here_or_under_torchrun(
+            "stages.clip_adaptation", argv, nproc, lambda: run(args.stage, args.variant, args.params)
+        )
 
     return run_command(args.stage, body)
 

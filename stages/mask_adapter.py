@@ -28,8 +28,6 @@ outputs.
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,10 +35,9 @@ from typing import Any
 import torch
 
 from core import paths
-from core.cli import add_params_option, exit_process, parser, run_command
+from core.cli import exit_process
 from core.device import pick_device, set_threads
-from core.io import atomic_write_text, write_json
-from core.launch import relaunch_under_torchrun
+from core.io import atomic_write_text
 from core.params import check_keys, load_params
 from core.timing import StageTimer
 from model.clip import ClipBundle, build_clip, load_clip_folder
@@ -65,6 +62,7 @@ from pipeline.training.mask_adapter import (
 )
 from pipeline.training.proposer import StreamingTrainingSet, TrainingSet, load_training_set
 from pipeline.training.rng import seed_everything
+from pipeline.training.stage import clip_stage_main, finish_training_stage
 
 WORLD = paths.WORLD_MANIFEST
 PROPOSER = paths.PROPOSER
@@ -82,10 +80,6 @@ def split_params(params: dict[str, Any], clip_dim: int) -> tuple[MaskAdapterConf
     check_keys(params, KNOWN_KEYS, "params.yaml:mask_adapter")
     architecture = MaskAdapterConfig(clip_dim=clip_dim, **{k: v for k, v in params.items() if k in ARCHITECTURE_KEYS})
     return architecture, AdapterTrainConfig.from_params({k: v for k, v in params.items() if k in RECIPE_KEYS})
-
-
-def distributed_settings(params: dict[str, Any]) -> DistributedConfig:
-    return DistributedConfig.from_params(params.get("distributed"), "params.yaml:mask_adapter.distributed")
 
 
 def adapter_clip(clip_name: str, params: dict[str, Any], device: torch.device) -> tuple[ClipBundle, bool]:
@@ -176,7 +170,7 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
     others return an empty summary)."""
     params = dict(load_params("mask_adapter", params_file))
     check_keys(params, KNOWN_KEYS, "params.yaml:mask_adapter")
-    distributed = distributed_settings(params)
+    distributed = DistributedConfig.of_section(params, "mask_adapter")
     device = pick_device(params.get("device", "auto"))
     set_threads(params.get("threads"), "mask_adapter.threads")
     name = f"mask_adapter_{clip_name}"
@@ -238,28 +232,13 @@ def run(clip_name: str, params_file: Path | None = None) -> dict[str, Any]:
     if gauge:
         best = max(gauge, key=lambda row: (row["mean"], -row["epoch"]))
         summary.update(val_gauge=gauge[-1]["mean"], val_gauge_best=best["mean"], val_gauge_best_epoch=best["epoch"])
-    write_json(paths.stage_metrics(name), summary)
-    summary.update(timer.write(images_per_s=len(data) * cfg.epochs / max(timer.seconds(), 1e-9)))
-    shutil.rmtree(checkpoints, ignore_errors=True)
+    images_per_s = len(data) * cfg.epochs / max(timer.seconds(), 1e-9)
+    finish_training_stage(name, summary, timer, checkpoints, images_per_s=images_per_s)
     print(f"{name}: wrote {out} in {summary['seconds']} s{matched_note(summary)}")
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    cli = parser("python -m stages.mask_adapter", __doc__)
-    cli.add_argument("clip", choices=sorted(CLIPS), help="which CLIP the adapter reads")
-    add_params_option(cli)
-    args = cli.parse_args(argv)
-
-    def body() -> int | None:
-        nproc = distributed_settings(load_params("mask_adapter", args.params)).nproc_per_node
-        status = relaunch_under_torchrun("stages.mask_adapter", sys.argv[1:] if argv is None else argv, nproc)
-        if status is not None:  # the processes torchrun started did the work
-            return status
-        run(args.clip, args.params)
-        return None
-
-    return run_command("mask_adapter", body)
+main = clip_stage_main("mask_adapter", __doc__, CLIPS, "which CLIP the adapter reads", run)
 
 
 if __name__ == "__main__":

@@ -29,13 +29,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from core import paths
-from core.cli import add_params_option, add_path_options, exit_process, parser
+from core.cli import exit_process
 from core.device import pick_device
 from core.io import atomic_write_bytes, atomic_write_text
 from core.params import check_keys, load_params
 from core.timing import StageTimer
 from model.precision import resolve_inference_precision
-from pipeline.beam.stage import rejects_summary, run_beam_stage
+from pipeline.beam.stage import beam_stage_main, rejects_summary
 from pipeline.mining.config import MiningConfig
 
 PLOT_NOUNS = 50
@@ -132,19 +132,17 @@ def build_pairs(params: MineStageConfig, args: argparse.Namespace) -> dict[str, 
     return metrics
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_params_option(parser)
-    add_path_options(
-        parser,
-        ("manifest", paths.WORLD_MANIFEST, "world manifest"),
-        ("nouns", paths.NOUNS, "nouns shards folder"),
-        ("clip", paths.CLIP_BASE, "CLIP folder"),
-        ("proposer", paths.PROPOSER, "proposer folder"),
-        ("out", paths.PAIRS, "pairs shards folder"),
-        ("rejects", paths.MINE_REJECTS, "rejects folder"),
-        ("metrics", paths.stage_metrics("mine"), "metrics file"),
-        ("plots", paths.MINE_PLOTS, "plots folder"),
-    )
+#: The stage's path options: (name, default, what).
+OPTIONS = (
+    ("manifest", paths.WORLD_MANIFEST, "world manifest"),
+    ("nouns", paths.NOUNS, "nouns shards folder"),
+    ("clip", paths.CLIP_BASE, "CLIP folder"),
+    ("proposer", paths.PROPOSER, "proposer folder"),
+    ("out", paths.PAIRS, "pairs shards folder"),
+    ("rejects", paths.MINE_REJECTS, "rejects folder"),
+    ("metrics", paths.stage_metrics("mine"), "metrics file"),
+    ("plots", paths.MINE_PLOTS, "plots folder"),
+)
 
 
 def summary(metrics: dict[str, Any], args: argparse.Namespace) -> str:
@@ -164,19 +162,11 @@ def summary(metrics: dict[str, Any], args: argparse.Namespace) -> str:
     return lines
 
 
-def run(args: argparse.Namespace) -> int:
-    return run_beam_stage(
-        "mine",
-        lambda: build_pairs(MineStageConfig.from_params(load_params("mine", args.params)), args),
-        args.metrics,
-        lambda metrics: summary(metrics, args),
-    )
+def job(args: argparse.Namespace) -> dict[str, Any]:
+    return build_pairs(MineStageConfig.from_params(load_params("mine", args.params)), args)
 
 
-def main(argv: list[str] | None = None) -> int:
-    cli = parser("python -m stages.mine", __doc__)
-    add_arguments(cli)
-    return run(cli.parse_args(argv))
+main = beam_stage_main("mine", __doc__, OPTIONS, job, summary)
 
 
 if __name__ == "__main__":

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from core import paths
-from core.cli import add_params_option, add_path_options, exit_process, parser
+from core.cli import exit_process
 from core.params import load_params
 from core.timing import StageTimer
-from pipeline.beam.stage import rejects_summary, run_beam_stage
+from pipeline.beam.stage import beam_stage_main, rejects_summary
 from pipeline.nouns.extract import DEFAULT_MAX_COMPOUND_WORDS, SpacyModelError
 from pipeline.nouns.job import run_nouns_job
 
@@ -114,37 +114,29 @@ def build_nouns(params: NounsConfig, manifest: Path, out: Path, rejects: Path) -
     return {**counts, "runner": params.runner.get("runner", "direct")}
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_params_option(parser)
-    add_path_options(
-        parser,
-        ("manifest", paths.WORLD_MANIFEST, "world manifest"),
-        ("out", paths.NOUNS, "nouns shards folder"),
-        ("rejects", paths.NOUNS_REJECTS, "rejects folder"),
-        ("metrics", paths.stage_metrics("nouns"), "metrics file"),
+#: The stage's path options: (name, default, what).
+OPTIONS = (
+    ("manifest", paths.WORLD_MANIFEST, "world manifest"),
+    ("out", paths.NOUNS, "nouns shards folder"),
+    ("rejects", paths.NOUNS_REJECTS, "rejects folder"),
+    ("metrics", paths.stage_metrics("nouns"), "metrics file"),
+)
+
+
+def job(args: argparse.Namespace) -> dict[str, Any]:
+    params = NounsConfig.from_params(load_params("nouns", args.params))
+    return build_nouns(params, args.manifest, args.out, args.rejects)
+
+
+def summary(metrics: dict[str, Any], args: argparse.Namespace) -> str:
+    return (
+        f"nouns: {metrics['images']} images, {metrics['captions']} captions -> {metrics['noun_rows']} rows, "
+        f"{metrics['unique_nouns']} unique nouns -> {args.out}\n"
+        f"nouns: rejects: {rejects_summary(metrics['rejects'])} -> {args.rejects} (runner {metrics['runner']})"
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    def job() -> dict[str, Any]:
-        return build_nouns(
-            NounsConfig.from_params(load_params("nouns", args.params)), args.manifest, args.out, args.rejects
-        )
-
-    def summary(metrics: dict[str, Any]) -> str:
-        return (
-            f"nouns: {metrics['images']} images, {metrics['captions']} captions -> {metrics['noun_rows']} rows, "
-            f"{metrics['unique_nouns']} unique nouns -> {args.out}\n"
-            f"nouns: rejects: {rejects_summary(metrics['rejects'])} -> {args.rejects} (runner {metrics['runner']})"
-        )
-
-    return run_beam_stage("nouns", job, args.metrics, summary, input_errors=(SpacyModelError,))
-
-
-def main(argv: list[str] | None = None) -> int:
-    cli = parser("python -m stages.nouns", __doc__)
-    add_arguments(cli)
-    return run(cli.parse_args(argv))
+main = beam_stage_main("nouns", __doc__, OPTIONS, job, summary, input_errors=(SpacyModelError,))
 
 
 if __name__ == "__main__":

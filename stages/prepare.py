@@ -48,17 +48,7 @@ def build_prepared(config: PrepareConfig, out: Path, metrics_dir: Path) -> dict[
 
     items = list_inputs(config)
     sources = {name: str(_source_folder(config, name)) for name in config.prepared_sets()}
-    return run_prepare_job(
-        items,
-        config.prepared_sets(),
-        out,
-        metrics_dir,
-        options=config.options,
-        num_shards=config.num_shards,
-        runner_cfg=config.runner,
-        allow_partial=config.allow_partial,
-        sources=sources,
-    )
+    return run_prepare_job(items, config.prepared_sets(), out, metrics_dir, config, sources)
 
 
 def _describe(name: str, metrics: dict[str, Any], out: Path) -> str:

@@ -18,8 +18,6 @@ benchmarks and writes.
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -29,8 +27,6 @@ import torch
 from core import paths
 from core.cli import add_params_option, command, exit_process, parser
 from core.device import pick_device, set_threads
-from core.io import write_json
-from core.launch import relaunch_under_torchrun
 from core.params import check_keys, load_params
 from core.timing import StageTimer
 from model.clip import load_clip_folder
@@ -50,13 +46,13 @@ from pipeline.training.proposer import (
     train_proposer,
 )
 from pipeline.training.rng import seed_everything
+from pipeline.training.stage import finish_training_stage, run_here_or_under_torchrun
 
 WORLD = paths.WORLD_MANIFEST
 DEFAULT_CLIP = paths.CLIP_BASE
 DEFAULT_OUT = paths.PROPOSER
 CHECKPOINTS = Path(".checkpoints/proposer")
 LOSS_PLOT = paths.loss_plot("proposer")
-METRICS = paths.stage_metrics("proposer")
 
 TRAIN_KEYS = {f.name for f in dataclasses.fields(ProposerTrainConfig)}
 STAGE_KEYS = {
@@ -235,10 +231,8 @@ def run(settings: ProposerStageConfig, clip_dir: Path, out: Path, manifest: Path
     print(format_report(report))
     metrics, extra = metrics_and_extra(settings, model, len(data), len(names), log, report)
     save_proposer(model, out, extra=extra)
-    write_json(METRICS, metrics)
-    timer.write(train_seconds=train_seconds, bench_images_per_s=report.images_per_s)
-    shutil.rmtree(CHECKPOINTS, ignore_errors=True)
-    return metrics
+    rates = {"train_seconds": train_seconds, "bench_images_per_s": report.images_per_s}
+    return finish_training_stage("proposer", metrics, timer, CHECKPOINTS, **rates)
 
 
 @command("proposer")
@@ -251,14 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     args = cli.parse_args(argv)
     timer = StageTimer("proposer")
     settings = ProposerStageConfig.from_params(load_params("proposer", args.params))
-    status = relaunch_under_torchrun(
-        "stages.proposer", sys.argv[1:] if argv is None else argv, settings.distributed.nproc_per_node
-    )
-    if status is not None:  # the processes torchrun started did the work
-        return status
-    if run(settings, args.clip, args.out, args.world):
-        print(f"proposer: wrote {args.out} in {timer.seconds():.0f} s")
-    return 0
+
+    def train() -> None:
+        if run(settings, args.clip, args.out, args.world):
+            print(f"proposer: wrote {args.out} in {timer.seconds():.0f} s")
+
+    return run_here_or_under_torchrun("stages.proposer", argv, settings.distributed.nproc_per_node, train)
 
 
 if __name__ == "__main__":

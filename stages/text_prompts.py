@@ -13,23 +13,20 @@ stage relaunches itself under ``torchrun --standalone`` as N processes; only ran
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from core import paths
-from core.cli import add_params_option, exit_process, parser, run_command
+from core.cli import exit_process
 from core.device import pick_device, set_threads
-from core.io import write_json
-from core.launch import relaunch_under_torchrun
 from core.params import load_params
 from core.timing import StageTimer
-from model.clip import derive_clip_folder, load_clip_folder
+from model.clip import derive_clip_folder
 from pipeline.datasets.manifest import load_world
-from pipeline.training.checkpoint import Checkpointer
-from pipeline.training.distributed import DistributedConfig, process_group
+from pipeline.training.distributed import DistributedConfig
 from pipeline.training.loss_log import LossLog
 from pipeline.training.mask_pairs import MaskPair, ground_truth_pairs
 from pipeline.training.rng import seed_everything
+from pipeline.training.stage import clip_process_group, clip_stage_main, finish_training_stage
 from pipeline.training.text_prompts import TextPromptConfig, learn_text_prompts, sample_per_class
 
 WORLD = paths.WORLD_MANIFEST
@@ -43,10 +40,6 @@ FOLDERS = {
 def seen_class_names(world) -> list[str]:
     """The seen classes as ``"name, synonym, ..."``, in the training labels' order."""
     return [", ".join([entry["name"], *entry.get("synonyms", [])]) for entry in world.seen_classes]
-
-
-def distributed_settings(section: dict) -> DistributedConfig:
-    return DistributedConfig.from_params(section.get("distributed"), "params.yaml:text_prompts.distributed")
 
 
 def seen_pairs(world_path: Path) -> tuple[list[str], list[MaskPair]]:
@@ -85,7 +78,7 @@ def run(
     """Learn the prompts and write the stage's outputs; under torchrun every process trains, rank 0 writes (the
     others return an empty summary)."""
     params = dict(load_params("text_prompts", params_file))
-    distributed = distributed_settings(params)
+    distributed = DistributedConfig.of_section(params, "text_prompts")
     params.pop("distributed", None)
     device = pick_device(params.pop("device", "auto"))
     set_threads(params.pop("threads", None), "text_prompts.threads")
@@ -98,12 +91,10 @@ def run(
     seed_everything(cfg.seed)
     class_names, pairs = seen_pairs(world_path)
     checkpoints = Path(".checkpoints") / name
-    with process_group(distributed, device) as ranks:
-        device = ranks.device(device)
-        bundle = load_clip_folder(source, device)
+    with clip_process_group(distributed, device, source) as (ranks, bundle):
         ranks.announce(
             f"{name}: {len(pairs)} ground-truth segments of {len(class_names)} seen classes, "
-            f"{cfg.samples_per_class or 'all'} per class, {cfg.epochs} epochs, from {source} on {device}"
+            f"{cfg.samples_per_class or 'all'} per class, {cfg.epochs} epochs, from {source} on {bundle.device}"
         )
         log = learn_text_prompts(bundle, pairs, class_names, cfg, checkpoint_dir=checkpoints, desc=name)
     if not ranks.is_main:
@@ -112,9 +103,7 @@ def run(
     derive_clip_folder(source, out, text_prompts=bundle.text_prompts, clip_model=bundle.model)
     log.write(paths.loss_plot(name))
     summary = training_summary(log, pairs, class_names, cfg)
-    write_json(paths.stage_metrics(name), summary)
-    summary.update(timer.write(steps_per_s=len(log.rows) / max(timer.seconds(), 1e-9)))
-    Checkpointer(checkpoints).clear()
+    finish_training_stage(name, summary, timer, checkpoints, steps_per_s=len(log.rows) / max(timer.seconds(), 1e-9))
     print(
         f"{name}: wrote {out} in {summary['seconds']} s (final loss {summary['final_loss']}, "
         f"train accuracy {summary['final_accuracy']} %)"
@@ -122,24 +111,7 @@ def run(
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    cli = parser("python -m stages.text_prompts", __doc__)
-    cli.add_argument("clip", choices=sorted(FOLDERS), help="which CLIP learns the prompts")
-    add_params_option(cli)
-    args = cli.parse_args(argv)
-
-    def body() -> int | None:
-        status = relaunch_under_torchrun(
-            "stages.text_prompts",
-            sys.argv[1:] if argv is None else argv,
-            distributed_settings(load_params("text_prompts", args.params)).nproc_per_node,
-        )
-        if status is not None:  # the processes torchrun started did the work
-            return status
-        run(args.clip, args.params)
-        return None
-
-    return run_command("text_prompts", body)
+main = clip_stage_main("text_prompts", __doc__, FOLDERS, "which CLIP learns the prompts", run)
 
 
 if __name__ == "__main__":

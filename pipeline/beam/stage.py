@@ -1,13 +1,16 @@
-"""What every Beam stage does around its job: quiet logs, exit codes for bad inputs and unaccounted outputs, metrics."""
+"""What every Beam stage does around its job: its command line, quiet logs, exit codes for bad inputs and
+unaccounted outputs, metrics."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from core.cli import Command, add_params_option, add_path_options, parser
 from core.io import write_json
 from pipeline.beam.reconcile import ReconciliationError
 
@@ -56,3 +59,26 @@ def run_beam_stage(
     write_json(metrics_path, metrics)
     print(summary(metrics))
     return 0
+
+
+def beam_stage_main(
+    stage: str,
+    doc: str | None,
+    options: Sequence[tuple[str, Path, str]],
+    job: Callable[[argparse.Namespace], dict[str, Any]],
+    summary: Callable[[dict[str, Any], argparse.Namespace], str],
+    input_errors: tuple[type[Exception], ...] = (),
+) -> Command:
+    """The ``main(argv)`` of ``python -m stages.<stage>``: ``--params`` and the path ``options`` (``(name, default,
+    what)``, one of them ``metrics``), then :func:`run_beam_stage` of ``job(args)`` and ``summary(metrics, args)``."""
+
+    def main(argv: list[str] | None = None) -> int:
+        cli = parser(f"python -m stages.{stage}", doc)
+        add_params_option(cli)
+        add_path_options(cli, *options)
+        args = cli.parse_args(argv)
+        return run_beam_stage(
+            stage, lambda: job(args), args.metrics, lambda metrics: summary(metrics, args), input_errors
+        )
+
+    return main

@@ -22,7 +22,7 @@ import torch
 from model.clip import ClipBundle, load_clip_folder
 from model.mask_adapter import load_adapter_and_clip
 from model.one_pass import OnePassSegmenter
-from model.proposal_segmenter import ProposalSegmenter
+from model.proposal_segmenter import ProposalOptions, ProposalSegmenter
 from model.proposer import MaskProposer
 from model.scoring import zsseg_exponents
 from model.text_tower import text_tower_digest
@@ -83,6 +83,13 @@ def build_segmenter(
     return one_pass_segmenter(proposer, clip, settings, ensemble, adapter_folder, device)
 
 
+def proposal_options(settings: EvalConfig, proposer_clip: ClipBundle | None) -> ProposalOptions:
+    """What both families take from ``settings`` for their proposals (the templates are the CLIP's own)."""
+    return ProposalOptions(
+        mask_threshold=settings.mask_threshold, proposer_clip=proposer_clip, max_proposals=settings.max_proposals
+    )
+
+
 def crops_segmenter(
     proposer: MaskProposer | None,
     clip: ClipBundle,
@@ -103,14 +110,12 @@ def crops_segmenter(
     return TwoStageSegmenter(
         proposer,
         clip,
-        proposer_clip=proposer_clip,
         lam=settings.lam,
         lam_seen=lam_seen,
         lam_unseen=lam_unseen,
-        mask_threshold=settings.mask_threshold,
         expand_ratio=settings.expand_ratio,
         clip_batch_size=settings.clip_batch_size,
-        max_proposals=settings.max_proposals,
+        **proposal_options(settings, proposer_clip),
     )
 
 
@@ -135,11 +140,9 @@ def one_pass_segmenter(
         attention_depth=settings.attention_depth,
         alpha=alpha,
         beta=beta,
-        mask_threshold=settings.mask_threshold,
         adapter_mask_threshold=settings.adapter_mask_threshold,
         image_batch_size=settings.batch_size,
-        proposer_clip=proposer_clip,
-        max_proposals=settings.max_proposals,
+        **proposal_options(settings, proposer_clip),
     )
 
 

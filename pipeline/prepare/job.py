@@ -36,7 +36,7 @@ from pipeline.beam.reconcile import reconcile
 from pipeline.beam.runner import join_branches, run_pipeline
 from pipeline.beam.shards import WriteParquetShards, read_shards, shard_of
 from pipeline.prepare import ade847, in_place, pascal_context, voc
-from pipeline.prepare.config import COCO_STUFF, ConvertOptions
+from pipeline.prepare.config import COCO_STUFF, ConvertOptions, PrepareConfig
 from pipeline.prepare.outputs import ITEMS_DIR, PREPARED_ROOTS, REJECTS_DIR, SUMMARY_NAME
 from pipeline.prepare.records import ITEMS, REJECTS, SHARD_BY, SORT_BY, Item, Rejected, reject_row
 from pipeline.prepare.verify import benchmark_metrics, of_benchmark, written_problems
@@ -161,20 +161,18 @@ def run_prepare_job(
     benchmarks: Sequence[str],
     out_dir: str | os.PathLike,
     metrics_dir: str | os.PathLike,
-    *,
-    options: ConvertOptions,
-    num_shards: int,
-    runner_cfg: Mapping[str, Any] | None,
-    allow_partial: bool = False,
+    config: PrepareConfig,
     sources: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Prepare ``items`` (of ``benchmarks``) into ``out_dir`` and write one metrics file per benchmark
-    into ``metrics_dir``, both replaced atomically. Returns the metrics per benchmark.
+    into ``metrics_dir``, both replaced atomically, with ``config``'s conversion options, shards, runner and
+    ``allow_partial``. Returns the metrics per benchmark.
 
     Raises :class:`pipeline.beam.reconcile.ReconciliationError` when the outputs do not account
     for every input and :class:`PreparationError` when a benchmark fails verification; either
     way the previous outputs are left untouched. ``sources`` (benchmark → raw folder) go into
     ``prepare.json``."""
+    options, num_shards, runner_cfg = config.options, config.num_shards, config.runner
     if num_shards < 1:
         raise ValueError(f"num_shards must be positive, got {num_shards}")
     unknown = sorted({item.benchmark for item in items} - set(benchmarks))
@@ -191,7 +189,7 @@ def run_prepare_job(
         run_pipeline(lambda pipeline: build_prepare_pipeline(pipeline, items, stage, options, num_shards), runner_cfg)
         item_rows = read_shards(stage / ITEMS_DIR, ITEMS)
         reject_rows = read_shards(stage / REJECTS_DIR, REJECTS)
-        metrics, problems = verify(items, benchmarks, stage, item_rows, reject_rows, allow_partial)
+        metrics, problems = verify(items, benchmarks, stage, item_rows, reject_rows, config.allow_partial)
         if problems:
             raise PreparationError(
                 "prepare: verification failed, nothing written:\n  - "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import overload
+from typing import TypedDict, Unpack
 
 import torch
 import torch.nn.functional as F
@@ -18,59 +18,35 @@ def warp(x: torch.Tensor, theta: torch.Tensor, size: tuple[int, int], *, mode: s
     return F.grid_sample(x, grid.to(x.dtype), mode=mode, padding_mode=padding, align_corners=False)
 
 
-@overload
-def random_resized_crops(
-    images: torch.Tensor,
-    out_size: int,
+class CropOptions(TypedDict, total=False):
+    """The options of :func:`resized_crop_maps`, which the croppers pass on (defaults there)."""
+
+    flip: bool
+    part_of: tuple[int, int] | None
+    ratio: tuple[float, float]
+
+
+def resized_crop_maps(
+    batch: int,
     scale: tuple[float, float],
     generator: torch.Generator,
     *,
     flip: bool = True,
-    masks: None = None,
     part_of: tuple[int, int] | None = None,
     ratio: tuple[float, float] = (1.0, 1.0),
-) -> torch.Tensor: ...
-
-
-@overload
-def random_resized_crops(
-    images: torch.Tensor,
-    out_size: int,
-    scale: tuple[float, float],
-    generator: torch.Generator,
-    *,
-    flip: bool = True,
-    masks: torch.Tensor,
-    part_of: tuple[int, int] | None = None,
-    ratio: tuple[float, float] = (1.0, 1.0),
-) -> tuple[torch.Tensor, torch.Tensor]: ...
-
-
-def random_resized_crops(
-    images: torch.Tensor,
-    out_size: int,
-    scale: tuple[float, float],
-    generator: torch.Generator,
-    *,
-    flip: bool = True,
-    masks: torch.Tensor | None = None,
-    part_of: tuple[int, int] | None = None,
-    ratio: tuple[float, float] = (1.0, 1.0),
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Random crops covering an area fraction in ``scale``, resized to ``out_size`` squares.
+) -> torch.Tensor:
+    """The affine maps ``[batch,2,3]`` (:func:`warp`'s ``theta``) of random crops covering an area fraction in
+    ``scale``.
 
     ``ratio``: the crop's width/height drawn log-uniformly in that range (torchvision's and
     detectron2's ``RandomResizedCrop``; a side longer than the image is cut to it); ``(1, 1)``, square
     crops, draws nothing for it, so those crops are the same as before the option existed.
-
-    ``images`` is ``[B,C,H,W]`` float. With ``flip`` each crop is mirrored with
-    probability ½. ``masks`` (``[B,H,W]`` bool), when given, get the same crops
-    (nearest sampling) and ``(images, masks)`` is returned. The random draws come
-    from ``generator`` alone; with ``part_of=(start, total)`` the images are rows
-    ``start:start+B`` of a batch of ``total`` split across processes, the draws are made
+    With ``flip`` each crop is mirrored with probability ½. The random draws come
+    from ``generator`` alone; with ``part_of=(start, total)`` the ``batch`` images are rows
+    ``start:start+batch`` of a batch of ``total`` split across processes, the draws are made
     for all ``total`` rows and these rows take theirs (:func:`_rows`).
     """
-    rows = _rows(images.shape[0], part_of)
+    rows = _rows(batch, part_of)
     b = rows.stop if part_of is None else part_of[1]
     area = torch.empty(b).uniform_(scale[0], scale[1], generator=generator)
     at_x, at_y = torch.rand(b, generator=generator), torch.rand(b, generator=generator)
@@ -88,11 +64,35 @@ def random_resized_crops(
     theta[:, 1, 1] = height
     theta[:, 0, 2] = cx * 2 - 1
     theta[:, 1, 2] = cy * 2 - 1
-    theta = theta[rows]
+    return theta[rows]
+
+
+def random_resized_crops(
+    images: torch.Tensor,
+    out_size: int,
+    scale: tuple[float, float],
+    generator: torch.Generator,
+    **options: Unpack[CropOptions],
+) -> torch.Tensor:
+    """Random crops of ``images`` (``[B,C,H,W]`` float) resized to ``out_size`` squares: the maps of
+    :func:`resized_crop_maps` (``scale``, ``generator`` and ``options``), sampled bilinearly."""
+    theta = resized_crop_maps(images.shape[0], scale, generator, **options)
+    return warp(images, theta, (out_size, out_size), mode="bilinear", padding="border")
+
+
+def random_resized_crops_with_masks(
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    out_size: int,
+    scale: tuple[float, float],
+    generator: torch.Generator,
+    **options: Unpack[CropOptions],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`random_resized_crops` of ``images`` and the same crops of ``masks`` (``[B,H,W]`` bool, nearest
+    sampling), as ``(images, masks)``."""
+    theta = resized_crop_maps(images.shape[0], scale, generator, **options)
     size = (out_size, out_size)
     out = warp(images, theta, size, mode="bilinear", padding="border")
-    if masks is None:
-        return out
     return out, warp(masks[:, None].float(), theta, size, mode="nearest", padding="border")[:, 0] > 0.5
 
 
@@ -115,7 +115,7 @@ def augment_batch(
     around it when it is smaller; images are resampled bilinearly, labels by nearest
     neighbour. Pixels from outside the image get colour ``fill`` (0..1 RGB) and
     label -1. All randomness comes from ``generator``, drawn on the CPU (``part_of``: as in
-    :func:`random_resized_crops`). Returns float images in 0..1 and int64 labels on the input's device.
+    :func:`resized_crop_maps`). Returns float images in 0..1 and int64 labels on the input's device.
     """
     if images.ndim != 4 or labels.shape != (images.shape[0], *images.shape[-2:]):
         raise ValueError(f"images [B,3,H,W] and labels [B,H,W] disagree: {list(images.shape)}, {list(labels.shape)}")

@@ -38,7 +38,7 @@ from model.contrastive import contrastive_loss
 from model.mpt import MaskPrompts, freeze_clip_for_prompt_tuning
 from model.scoring import CLIP_LOGIT_SCALE
 from model.text import load_templates
-from pipeline.training.augment import random_resized_crops
+from pipeline.training.augment import random_resized_crops_with_masks
 from pipeline.training.checkpoint import run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
 from pipeline.training.distributed import Ranks, current, gather_rows, shard_bounds
@@ -205,13 +205,13 @@ def adapt_clip(
         for batch in epoch_batches(len(pairs), cfg.batch_size, cfg.seed, epoch):
             rows, local, start = valid_rows(batch, all_valid, ranks)
             choice = torch.from_numpy(template_rng.integers(len(templates), size=len(rows)))
-            crops, crop_masks = random_resized_crops(
+            crops, crop_masks = random_resized_crops_with_masks(
                 all_crops[local].float(),
+                all_masks[local],
                 bundle.image_size,
                 cfg.crop_scale,
                 generator,
                 flip=False,
-                masks=all_masks[local],
                 part_of=(start, len(rows)),
             )
             labels = all_labels[rows]

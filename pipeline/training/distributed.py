@@ -69,6 +69,11 @@ class DistributedConfig:
         except ValueError as exc:
             raise ValueError(f"{where}: {exc}") from None
 
+    @classmethod
+    def of_section(cls, section: Mapping[str, Any], name: str) -> DistributedConfig:
+        """The ``distributed`` key of the params section ``name`` (``section``, as read)."""
+        return cls.from_params(section.get("distributed"), f"params.yaml:{name}.distributed")
+
 
 @dataclass(frozen=True)
 class Ranks:

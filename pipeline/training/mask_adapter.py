@@ -38,7 +38,7 @@ import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -50,16 +50,15 @@ from model.dense_clip import DenseClip, DenseImage
 from model.mask_adapter import MaskAdapter
 from model.masks import mask_iou
 from model.oracle import gt_segments
-from model.precision import PRECISIONS, Precision, autocast_context, training_autocast_dtype
+from model.precision import PRECISIONS, autocast_context
 from model.proposer import MaskProposer, propose
 from pipeline.training.augment import augment_batch
+from pipeline.training.autocast_loop import autocast_adamw_loop
 from pipeline.training.checkpoint import run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
 from pipeline.training.distributed import current, gather_rows, shard_bounds, sum_across
 from pipeline.training.instances import instance_segments
-from pipeline.training.loop import TrainingLoop
 from pipeline.training.loss_log import LossLog
-from pipeline.training.optim import weight_decay_groups
 
 
 @dataclass(frozen=True)
@@ -454,35 +453,6 @@ def adapter_losses(
     return {"loss": loss, "ce": ce, "consistency": consistency}
 
 
-def adapter_loop(
-    adapter: MaskAdapter,
-    data: AdapterData | StreamingData,
-    cfg: AdapterTrainConfig,
-    dtype: torch.dtype | None,
-    *,
-    device: torch.device,
-    checkpoint_dir: str | Path,
-    identity: str,
-    desc: str,
-) -> TrainingLoop:
-    """The AdamW loop over ``adapter`` (loss scaled under float16 autocast), its run keyed by ``cfg``, the data
-    and ``identity``."""
-    optimizer = torch.optim.AdamW(weight_decay_groups(adapter, cfg.weight_decay, no_decay=("void", "gamma")), lr=cfg.lr)
-    return TrainingLoop(
-        adapter,
-        optimizer,
-        desc=desc,
-        checkpoint_dir=checkpoint_dir,
-        run_key=run_key({**asdict(cfg), "data": data.fingerprint(), "identity": identity}),
-        epochs=cfg.epochs,
-        total_steps=cfg.epochs * (len(data) // cfg.batch_size),
-        warmup_steps=cfg.warmup_steps,
-        grad_clip=cfg.grad_clip,
-        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
-        shared_terms=True,
-    )
-
-
 def train_adapter(
     adapter: MaskAdapter,
     dense_clip: DenseClip,
@@ -497,7 +467,8 @@ def train_adapter(
     after_epoch: Callable[[int], None] | None = None,
 ) -> LossLog:
     """Train ``adapter`` in place on ``data`` (classes: the rows of ``text_emb``, as the CLIP embeds them);
-    returns the loss log. ``after_epoch``: see :meth:`TrainingLoop.run` (the stage's validation gauge).
+    returns the loss log. ``after_epoch``: see :meth:`pipeline.training.loop.TrainingLoop.run` (the validation
+    gauge of the stage).
 
     ``identity`` names what the run depends on besides ``cfg`` and the data (the CLIP,
     the adapter's architecture): checkpoints of another identity are not resumed.
@@ -513,9 +484,15 @@ def train_adapter(
     adapter.to(device)
     for p in dense_clip.parameters():
         p.requires_grad_(False)
-    dtype = training_autocast_dtype(cast(Precision, cfg.precision), device)  # checked by the config
-    loop = adapter_loop(
-        adapter, data, cfg, dtype, device=device, checkpoint_dir=checkpoint_dir, identity=identity, desc=desc
+    loop, dtype = autocast_adamw_loop(
+        adapter,
+        cfg,
+        no_decay=("void", "gamma"),
+        num_samples=len(data),
+        run_key=run_key({**asdict(cfg), "data": data.fingerprint(), "identity": identity}),
+        device=device,
+        checkpoint_dir=checkpoint_dir,
+        desc=desc,
     )
     scale = torch.tensor(float(logit_scale), device=device)
 

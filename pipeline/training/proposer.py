@@ -28,23 +28,22 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from core.params import config_from_params
-from model.precision import PRECISIONS, Precision, autocast_context, training_autocast_dtype
+from model.precision import PRECISIONS, autocast_context
 from model.proposer import MaskProposer, SetCriterion, config_to_dict, semantic_targets
 from pipeline.datasets.segmentation import SegmentationDataset
 from pipeline.training.augment import augment_batch
+from pipeline.training.autocast_loop import autocast_adamw_loop
 from pipeline.training.checkpoint import run_key
 from pipeline.training.data_order import epoch_batches, epoch_seed
 from pipeline.training.distributed import current, local_batch_size, shard_bounds, sum_across
-from pipeline.training.loop import TrainingLoop
 from pipeline.training.loss_log import LossLog
-from pipeline.training.optim import weight_decay_groups
 
 
 # ----------------------------------------------------------------------------- settings
@@ -238,35 +237,6 @@ def proposer_run_key(cfg: ProposerTrainConfig, model: MaskProposer, data_fingerp
     return run_key(payload)
 
 
-def proposer_loop(
-    model: MaskProposer,
-    data: TrainingSet | StreamingTrainingSet,
-    text: torch.Tensor,
-    cfg: ProposerTrainConfig,
-    dtype: torch.dtype | None,
-    *,
-    device: torch.device,
-    checkpoint_dir: str | os.PathLike,
-    desc: str,
-) -> TrainingLoop:
-    """The AdamW loop over ``model`` (loss scaled under float16 autocast), its run keyed by :func:`proposer_run_key`."""
-    optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay, PROPOSER_NO_DECAY), lr=cfg.lr)
-    return TrainingLoop(
-        model,
-        optimizer,
-        desc=desc,
-        checkpoint_dir=checkpoint_dir,
-        run_key=proposer_run_key(cfg, model, data.fingerprint(), text),
-        epochs=cfg.epochs,
-        total_steps=cfg.epochs * (len(data) // cfg.batch_size),
-        warmup_steps=cfg.warmup_steps,
-        min_lr_ratio=cfg.min_lr_ratio,
-        grad_clip=cfg.grad_clip,
-        scaler=torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),
-        shared_terms=True,
-    )
-
-
 def train_proposer(
     model: MaskProposer,
     data: TrainingSet | StreamingTrainingSet,
@@ -296,8 +266,17 @@ def train_proposer(
     model.to(device)
     text = text_embeddings.detach().to(device, torch.float32)
     criterion = SetCriterion(model.config.loss)
-    dtype = training_autocast_dtype(cast(Precision, cfg.precision), device)  # checked by the config
-    loop = proposer_loop(model, data, text, cfg, dtype, device=device, checkpoint_dir=checkpoint_dir, desc=desc)
+    loop, dtype = autocast_adamw_loop(
+        model,
+        cfg,
+        no_decay=PROPOSER_NO_DECAY,
+        num_samples=len(data),
+        run_key=proposer_run_key(cfg, model, data.fingerprint(), text),
+        device=device,
+        checkpoint_dir=checkpoint_dir,
+        desc=desc,
+        min_lr_ratio=cfg.min_lr_ratio,
+    )
     fill = tuple(float(v) for v in model.config.pixel_mean)
 
     def losses(epoch: int) -> Iterator[dict[str, torch.Tensor]]:

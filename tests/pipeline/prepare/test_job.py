@@ -31,16 +31,7 @@ def _config(tree, **prepare) -> PrepareConfig:
 
 def _run(config: PrepareConfig, out: Path, items=None) -> dict:
     items = list_inputs(config) if items is None else items
-    return run_prepare_job(
-        items,
-        sorted({item.benchmark for item in items}),
-        out / "prepared",
-        out / "metrics",
-        options=config.options,
-        num_shards=config.num_shards,
-        runner_cfg=config.runner,
-        allow_partial=config.allow_partial,
-    )
+    return run_prepare_job(items, sorted({item.benchmark for item in items}), out / "prepared", out / "metrics", config)
 
 
 def _files(root: Path) -> dict[str, bytes]:

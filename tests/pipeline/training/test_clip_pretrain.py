@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from model.clip import build_clip
-from pipeline.training.augment import random_resized_crops
+from pipeline.training.augment import random_resized_crops, random_resized_crops_with_masks
 from pipeline.training.clip_pretrain import PretrainConfig, continued_config, pretrain_clip
 from tests.doubles import killed_after_epoch
 
@@ -75,7 +75,7 @@ def test_masks_follow_the_image_crops():
     images = torch.zeros(3, 1, 20, 20)
     images[:, :, :, :10] = 1.0
     masks = images[:, 0] > 0.5
-    out, out_masks = random_resized_crops(images, 10, (0.5, 0.9), torch.Generator().manual_seed(1), masks=masks)
+    out, out_masks = random_resized_crops_with_masks(images, masks, 10, (0.5, 0.9), torch.Generator().manual_seed(1))
     assert out_masks.dtype == torch.bool and out_masks.shape == (3, 10, 10)
     assert torch.equal(out_masks, out[:, 0] > 0.5)
 

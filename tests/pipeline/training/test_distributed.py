@@ -27,7 +27,7 @@ from model.mask_adapter import MaskAdapter, MaskAdapterConfig
 from model.proposer import SetCriterion, build_proposer, load_proposer_config, semantic_targets
 from model.text import load_templates
 from model.text_prompts import TextPrompts, prompted_class_embeddings
-from pipeline.training.augment import augment_batch, random_resized_crops
+from pipeline.training.augment import augment_batch, random_resized_crops, random_resized_crops_with_masks
 from pipeline.training.checkpoint import Checkpointer
 from pipeline.training.clip_adaptation import AdaptConfig, adapt_clip, cut_crops, noun_template_embeddings
 from pipeline.training.clip_pretrain import PretrainConfig, pretrain_clip
@@ -289,17 +289,12 @@ def test_a_split_batch_gets_the_draws_of_the_whole_batch() -> None:
     images = torch.rand(6, 3, 16, 16)
     masks = torch.rand(6, 16, 16) > 0.5
     labels = torch.randint(-1, 3, (6, 16, 16))
-    whole = random_resized_crops(images, 12, (0.5, 1.0), torch.Generator().manual_seed(4), masks=masks)
+    whole = random_resized_crops_with_masks(images, masks, 12, (0.5, 1.0), torch.Generator().manual_seed(4))
     aug = dict(scale_range=(0.7, 1.3), hflip=True, crop_size=12)
     whole_aug = augment_batch(images, labels, torch.Generator().manual_seed(4), **aug)
     for start, stop in ((0, 2), (2, 6)):
-        part = random_resized_crops(
-            images[start:stop],
-            12,
-            (0.5, 1.0),
-            torch.Generator().manual_seed(4),
-            masks=masks[start:stop],
-            part_of=(start, 6),
+        part = random_resized_crops_with_masks(
+            images[start:stop], masks[start:stop], 12, (0.5, 1.0), torch.Generator().manual_seed(4), part_of=(start, 6)
         )
         assert torch.equal(part[0], whole[0][start:stop]) and torch.equal(part[1], whole[1][start:stop])
         part_aug = augment_batch(
