@@ -201,7 +201,7 @@ def test_coco_stuff_156_15_marks_its_15_unseen_and_their_pixels_read_as_ignore(t
     statistics = build_world(data, tmp_path / "world")
     world = load_world(tmp_path / "world/manifest.json")
     unseen = sorted(c["name"] for c in world.unseen_classes)
-    assert unseen == unseen_coco_names("coco_stuff_156_15")  # the 15 names: tests/pipeline/world/test_splits.py
+    assert unseen == unseen_coco_names("coco_stuff_156_15")  # the 15 names of pipeline/world/splits.py
     assert statistics["split"] == "coco_stuff_156_15" and statistics["classes"]["seen"] == 156
     assert statistics["classes"]["unseen_names"] == unseen
     labels = world.train_labels()

@@ -9,29 +9,12 @@ from pipeline.evaluation.miou import class_is_seen
 from pipeline.world import splits
 from pipeline.world.real import coco_classes
 
-COCO_15 = [
-    "cow",
-    "giraffe",
-    "suitcase",
-    "frisbee",
-    "skateboard",
-    "carrot",
-    "scissors",
-    "cardboard",
-    "clouds",
-    "grass",
-    "playingfield",
-    "river",
-    "road",
-    "tree",
-    "wall-concrete",
-]
-VOC_5 = ["pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+COCO_15 = splits.SPLITS["coco_stuff_156_15"]
 
 
 def test_unseen_names_are_coco_stuff_classes():
     assert splits.unseen_coco_names("none") == []
-    assert splits.unseen_coco_names("coco_stuff_156_15") == sorted(COCO_15)
+    assert splits.unseen_coco_names("coco_stuff_156_15") == sorted(COCO_15) and len(set(COCO_15)) == 15
     assert splits.unseen_coco_names("voc_15_5") == ["couch", "potted plant", "sheep", "train", "tv"]
     with pytest.raises(ValueError, match=r"unknown split 'coco_20_5'; choose from none, coco_stuff_156_15, voc_15_5"):
         splits.unseen_coco_names("coco_20_5")
