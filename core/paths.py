@@ -64,6 +64,10 @@ PREPARE_METRICS = METRICS / "prepare"
 EVAL_METRICS = METRICS / "eval"
 #: Crop classification accuracy, one file per CLIP (stage ``crops``).
 CROP_METRICS = METRICS / "crops"
+#: Every row's figures on the validation benchmark, one folder per row (stage ``evaluate_val``).
+VAL_METRICS = METRICS / "val" / "metrics"
+#: The headline figures of a run, what ``dvc metrics show`` and ``dvc exp show`` list (stage ``report``).
+SUMMARY_METRICS = METRICS / "summary.json"
 PLOTS = Path("plots")
 #: One folder of pictures per evaluated variant (stages ``evaluate*``).
 EVAL_PLOTS = PLOTS / "eval"

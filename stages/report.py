@@ -1,17 +1,20 @@
-"""Stage ``report``: every evaluation (and crop-benchmark) JSON → ``reports/results.md``.
+"""Stage ``report``: every evaluation (and ground-truth gauge) JSON → ``reports/results.md``.
 
     python -m stages.report [--eval metrics/eval] [--crops metrics/crops] [--out reports/results.md]
 
-Also writes ``reports/miou.csv`` (one row per variant and benchmark) for ``dvc plots``.
-The output depends only on the JSON files read; see :mod:`pipeline.evaluation.report`.
+Also writes ``reports/miou.csv`` (one row per variant and benchmark) for ``dvc plots``, and the headline
+figures, with the ``val`` figures and the mined pairs', to ``metrics/summary.json`` for ``dvc metrics show``
+and ``dvc exp show``. The outputs depend only on the JSON files read; see :mod:`pipeline.evaluation.report`
+and :mod:`pipeline.evaluation.summary`.
 """
 
 from __future__ import annotations
 
 from core import paths
 from core.cli import add_path_options, command, exit_process, parser
-from core.io import atomic_write_text
+from core.io import atomic_write_text, read_json, write_json
 from pipeline.evaluation.report import miou_csv, read_crop_metrics, read_eval_metrics, render_results
+from pipeline.evaluation.summary import headline_metrics
 
 
 @command("report")
@@ -20,15 +23,21 @@ def main(argv: list[str] | None = None) -> int:
     add_path_options(
         cli,
         ("eval", paths.EVAL_METRICS, "evaluation JSONs"),
-        ("crops", paths.CROP_METRICS, "crop-benchmark JSONs, optional"),
+        ("crops", paths.CROP_METRICS, "ground-truth gauge JSONs, optional"),
+        ("val", paths.VAL_METRICS, "evaluation JSONs on the validation benchmark, optional"),
+        ("mining", paths.stage_metrics("mine"), "the mining stage's metrics, optional"),
         ("out", paths.RESULTS_REPORT, "Markdown report"),
+        ("summary", paths.SUMMARY_METRICS, "headline figures (JSON)"),
     )
     args = cli.parse_args(argv)
     records = read_eval_metrics(args.eval)
     crops = read_crop_metrics(args.crops)
+    val = read_eval_metrics(args.val)
+    mining = read_json(args.mining) if args.mining.is_file() else None
     atomic_write_text(args.out, render_results(records, crops))
     atomic_write_text(args.out.with_name("miou.csv"), miou_csv(records))
-    print(f"report: {len(records)} evaluations, {len(crops)} crop benchmarks -> {args.out}")
+    write_json(args.summary, headline_metrics(records, crops, val, mining))
+    print(f"report: {len(records)} evaluations, {len(crops)} gauges, {len(val)} on val -> {args.out}, {args.summary}")
     return 0
 
 

@@ -1,7 +1,7 @@
-"""The results report: evaluation and crop-benchmark JSONs → a Markdown ablation table.
+"""The results report: evaluation and ground-truth gauge JSONs → a Markdown ablation table.
 
 Inputs are the files the ``evaluate`` stage writes (``<eval root>/<variant>/<benchmark>.json``)
-and, when present, the crop benchmark's (``<crops root>/<variant>.json``, as written by
+and, when present, the ground-truth gauge's (``<crops root>/<variant>.json``, as written by
 ``ovseg gt-gauge --json``). The output depends only on their contents: the papers' table
 (one row per variant, one mIoU column per benchmark headed A-847, PC-459, A-150, PC-59,
 PAS-20, and their mean), the diagnostics in the same shape, and seen / unseen / hIoU per
@@ -64,7 +64,7 @@ def read_eval_metrics(root: str | Path) -> dict[tuple[str, str], dict[str, Any]]
 def read_crop_metrics(root: str | Path) -> dict[str, dict[str, Any]]:
     """``{row name: record}`` from ``root/<variant>.json`` (empty if ``root`` is missing).
 
-    Each file maps benchmark names to crop-benchmark records (``ovseg gt-gauge --json``);
+    Each file maps benchmark names to ground-truth gauge records (``ovseg gt-gauge --json``);
     the row is named after the variant, with the benchmark added when there are several.
     """
     records: dict[str, dict[str, Any]] = {}
@@ -75,7 +75,7 @@ def read_crop_metrics(root: str | Path) -> dict[str, dict[str, Any]]:
             or not by_benchmark
             or not all(isinstance(r, dict) and "mean" in r for r in by_benchmark.values())
         ):
-            raise ValueError(f"{path}: not a crop-benchmark record ({{benchmark: {{mean, ...}}}})")
+            raise ValueError(f"{path}: not a ground-truth gauge record ({{benchmark: {{mean, ...}}}})")
         for benchmark, record in sorted(by_benchmark.items()):
             name = path.stem if len(by_benchmark) == 1 else f"{path.stem} ({benchmark})"
             records[name] = record
@@ -86,7 +86,8 @@ def _fmt(value: Any) -> str:
     return MISSING if value is None else f"{float(value):.1f}"
 
 
-def _benchmarks(records: EvalRecords) -> list[str]:
+def benchmark_names(records: EvalRecords) -> list[str]:
+    """The benchmarks of ``records`` in the papers' column order, others after them, sorted."""
     names = {b for _, b in records}
     known = [name for name in BENCHMARK_ORDER if name in names]
     return known + sorted(names - set(known))
@@ -209,7 +210,7 @@ def protocol_lines(records: EvalRecords, benchmarks: list[str]) -> list[str]:
 def render_results(records: EvalRecords, crops: CropRecords | None = None) -> str:
     """The whole ``reports/results.md`` text (ends with a newline)."""
     crops = crops or {}
-    benchmarks = _benchmarks(records)
+    benchmarks = benchmark_names(records)
     ordered = report_order({v for v, _ in records})
     variants = [name for name in ordered if not _is_diagnostic(name)]
     diagnostics = [name for name in ordered if _is_diagnostic(name)]
@@ -244,8 +245,7 @@ def render_results(records: EvalRecords, crops: CropRecords | None = None) -> st
         out += [
             "## Ground-truth mask classification",
             "",
-            # `crop-bench`: gt-gauge's former name (still accepted), kept so that this table does not change
-            "Top-1 accuracy (%) of classifying ground-truth segments, averaged over classes (`ovseg crop-bench`): "
+            "Top-1 accuracy (%) of classifying ground-truth segments, averaged over classes (`ovseg gt-gauge`): "
             "each CLIP on masked crops, and the one-pass classifiers (`maskpool`, `adapter`: base CLIP; "
             "`ft_adapter`: finetuned CLIP) from one CLIP pass per image.",
             "",
@@ -275,7 +275,7 @@ def miou_csv(records: EvalRecords) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["run", "variant", "benchmark", "mIoU", "mIoU_seen", "mIoU_unseen"])
-    benchmarks = _benchmarks(records)
+    benchmarks = benchmark_names(records)
     for name in report_order({v for v, _ in records}):
         for benchmark in benchmarks:
             record = records.get((name, benchmark))

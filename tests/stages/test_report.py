@@ -1,4 +1,4 @@
-"""Stage `report`: fixture evaluation and crop-benchmark JSONs → the papers' table, gaps as '–'."""
+"""Stage `report`: fixture evaluation and ground-truth gauge JSONs → the papers' table, gaps as '–'."""
 
 from __future__ import annotations
 
@@ -119,8 +119,11 @@ def test_report_renders_the_papers_table_with_gaps(tmp_path, monkeypatch, capsys
         )
     write_eval("oracle", "demo", 80.0, 81.0, 77.75, images=100, hiou=_hiou(81.0, 77.75))
     write_crops()
+    write_eval("base", "val", 13.0, 16.0, 5.0, images=200, hiou=_hiou(16.0, 5.0))
+    (paths.VAL_METRICS / "base").mkdir(parents=True)
+    (paths.EVAL_METRICS / "base/val.json").rename(paths.VAL_METRICS / "base/val.json")
     assert main([]) == 0
-    assert "8 evaluations, 1 crop benchmarks" in capsys.readouterr().out
+    assert "8 evaluations, 1 gauges, 1 on val" in capsys.readouterr().out
     text = paths.RESULTS_REPORT.read_text(encoding="utf-8")
     assert EXPECTED_FIVE in text
     assert text.endswith(EXPECTED_BENCHMARKS)
@@ -129,6 +132,12 @@ def test_report_renders_the_papers_table_with_gaps(tmp_path, monkeypatch, capsys
     csv_rows = Path("reports/miou.csv").read_text().splitlines()
     assert csv_rows[0] == "run,variant,benchmark,mIoU,mIoU_seen,mIoU_unseen" and len(csv_rows) == 9
     assert csv_rows[1] == "base / ade847,base,ade847,5.00,6.00,4.00"
+    summary = json.loads(paths.SUMMARY_METRICS.read_text())
+    assert summary["mean"] == {"base": 17.0}  # ft_mpt and oracle lack benchmarks: no mean
+    assert summary["mIoU"]["ft_mpt"] == {"demo": 41.25, "voc20": 50.0}
+    assert summary["split"]["oracle"] == {"demo": {"seen": 81.0, "unseen": 77.75, "hIoU": 79.34}}
+    assert summary["val"] == {"base": 13.0} and summary["gauge"] == {"base": 33.33}
+    assert "mining" not in summary  # no metrics/mine.json here
 
 
 def test_report_renders_a_single_benchmark_and_its_missing_figures(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""Reading the evaluation and crop-benchmark records; table pieces."""
+"""Reading the evaluation and ground-truth gauge records; table pieces."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def test_records_without_figures_are_refused(tmp_path):
         read_eval_metrics(tmp_path / "eval")
     (tmp_path / "crops").mkdir()
     (tmp_path / "crops/base.json").write_text("[]")
-    with pytest.raises(ValueError, match="base.json: not a crop-benchmark record"):
+    with pytest.raises(ValueError, match="base.json: not a ground-truth gauge record"):
         read_crop_metrics(tmp_path / "crops")
     (tmp_path / "crops/base.json").write_text("{")
     with pytest.raises(ValueError, match="not valid JSON"):
