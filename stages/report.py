@@ -3,7 +3,8 @@
     python -m stages.report [--eval metrics/eval] [--crops metrics/crops] [--out reports/results.md]
 
 Also writes ``reports/miou.csv`` (one row per variant and benchmark) for ``dvc plots``, and the headline
-figures, with the ``val`` figures and the mined pairs', to ``metrics/summary.json`` for ``dvc metrics show``
+figures (with the ``val`` figures, the mined pairs' and the training stages' final figures) to
+``metrics/summary.json``, the pipeline's one metrics file, for ``dvc metrics``
 and ``dvc exp show``. The outputs depend only on the JSON files read; see :mod:`pipeline.evaluation.report`
 and :mod:`pipeline.evaluation.summary`.
 """
@@ -16,6 +17,21 @@ from core.io import atomic_write_text, read_json, write_json
 from pipeline.evaluation.report import miou_csv, read_crop_metrics, read_eval_metrics, render_results
 from pipeline.evaluation.summary import headline_metrics
 
+#: The training stages whose metrics files (``<metrics>/<name>.json``) give the summary its ``train`` rows.
+TRAINING_METRICS = (
+    "base_clip",
+    "proposer",
+    "finetune",
+    "base_clip_longer",
+    "finetune_gt",
+    "prompt_tune_base",
+    "prompt_tune_ft",
+    "text_prompts_base",
+    "text_prompts_ft",
+    "mask_adapter_base",
+    "mask_adapter_ft",
+)
+
 
 @command("report")
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         ("eval", paths.EVAL_METRICS, "evaluation JSONs"),
         ("crops", paths.CROP_METRICS, "ground-truth gauge JSONs, optional"),
         ("val", paths.VAL_METRICS, "evaluation JSONs on the validation benchmark, optional"),
-        ("mining", paths.stage_metrics("mine"), "the mining stage's metrics, optional"),
+        ("metrics", paths.METRICS, "folder of the mining and training stages' metrics files, optional"),
         ("out", paths.RESULTS_REPORT, "Markdown report"),
         ("summary", paths.SUMMARY_METRICS, "headline figures (JSON)"),
     )
@@ -33,10 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     records = read_eval_metrics(args.eval)
     crops = read_crop_metrics(args.crops)
     val = read_eval_metrics(args.val)
-    mining = read_json(args.mining) if args.mining.is_file() else None
+    found = [args.metrics / f"{name}.json" for name in ("mine", *TRAINING_METRICS)]
+    stage_records = {path.stem: read_json(path) for path in found if path.is_file()}
+    mining = stage_records.pop("mine", None)
     atomic_write_text(args.out, render_results(records, crops))
     atomic_write_text(args.out.with_name("miou.csv"), miou_csv(records))
-    write_json(args.summary, headline_metrics(records, crops, val, mining))
+    write_json(args.summary, headline_metrics(records, crops, val, mining, stage_records))
     print(f"report: {len(records)} evaluations, {len(crops)} gauges, {len(val)} on val -> {args.out}, {args.summary}")
     return 0
 

@@ -428,7 +428,7 @@ def test_stages_are_expanded_from_foreach_and_matrix() -> None:
     assert {"evaluate@ft_mpt", "evaluate@zsseg", "evaluate_references", "propose"} <= stages.keys()
     assert "artifacts/clip_ft_mpt" in stages["evaluate@ft_mpt"]["deps"]
     assert "artifacts/clip_prompts" in stages["evaluate@zsseg"]["deps"]
-    assert "metrics/eval/zsseg" in str(stages["evaluate@zsseg"]["metrics"])
+    assert "metrics/eval/zsseg" in str(stages["evaluate@zsseg"]["outs"])
     assert not any("${" in str(stage) for stage in stages.values())
 
 

@@ -3,8 +3,10 @@
 The evaluation JSONs hold per-class tables (some 20,000 keys in all), which no table of experiments can show;
 they are plain outputs. ``metrics/summary.json`` keeps, per row of the report: the mean mIoU over the benchmarks,
 the mIoU on each, seen / unseen / hIoU where the benchmark has a split, the mIoU on ``val`` and the ground-truth
-gauge; and the mined pairs' count and precision. Keys are the names of ``reports/results.md``; a missing
-figure is left out, never written as a placeholder.
+gauge; the mined pairs' count and precision; and each training stage's final loss (with the Mask-Adapter's
+gauge on ``val`` and the text prompts' accuracy). It is the pipeline's one declared metrics file, so that the
+columns of ``dvc exp show`` are these keys. Keys are the names of ``reports/results.md``; a missing figure is
+left out, never written as a placeholder.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 from pipeline.evaluation.report import CropRecords, EvalRecords, benchmark_names, report_order, row_mean
 
 SPLIT_KEYS = {"seen": "mIoU_seen", "unseen": "mIoU_unseen", "hIoU": "hIoU"}
+#: The figures kept from a training stage's metrics file, where it has them.
+TRAINING_KEYS = ("final_loss", "final_accuracy", "val_gauge")
 
 
 def _present(figures: Mapping[str, Any]) -> dict[str, float | int]:
@@ -26,41 +30,53 @@ def _present(figures: Mapping[str, Any]) -> dict[str, float | int]:
     }
 
 
+def _split(records: EvalRecords, name: str, benchmarks: list[str]) -> dict[str, dict[str, float | int]]:
+    """Row ``name``'s seen / unseen / hIoU on each benchmark that has a split (an hIoU)."""
+    split = {}
+    for benchmark in benchmarks:
+        record = records.get((name, benchmark), {})
+        figures = _present({key: record.get(source) for key, source in SPLIT_KEYS.items()})
+        if "hIoU" in figures:
+            split[benchmark] = figures
+    return split
+
+
+def _mining(mining: Mapping[str, Any]) -> dict[str, Any]:
+    """The pairs' count and precision, as the mining stage wrote them."""
+    quality = mining.get("quality", {})
+    figures = {
+        "pairs": mining.get("pairs"),
+        "precision": quality.get("precision"),
+        "precision_seen": quality.get("seen", {}).get("precision"),
+        "precision_unseen": quality.get("unseen", {}).get("precision"),
+    }
+    return {key: value for key, value in figures.items() if value is not None}
+
+
 def headline_metrics(
     records: EvalRecords,
     crops: CropRecords,
     val: EvalRecords,
     mining: Mapping[str, Any] | None = None,
+    training: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """``{"mean", "mIoU", "split", "val", "gauge", "mining"}``: each a ``{row: figures}`` map (``mining``: the
-    pairs) from the report's inputs; a section without figures is left out."""
+    """``{"mean", "mIoU", "split", "val", "gauge", "mining", "train"}``: each a ``{row: figures}`` map
+    (``mining``: the pairs; ``train``: ``{stage: figures}`` from the stages' metrics files) from the report's
+    inputs; a section without figures is left out."""
     benchmarks = benchmark_names(records)
     rows = report_order({name for name, _ in records})
-    summary: dict[str, Any] = {
+    train = {  # as the stages wrote them: losses have more than two decimals that matter
+        stage: figures
+        for stage, record in sorted((training or {}).items())
+        if (figures := {key: record[key] for key in TRAINING_KEYS if record.get(key) is not None})
+    }
+    summary = {
         "mean": _present({name: row_mean(records, name, benchmarks) for name in rows}),
         "mIoU": {name: _present({b: records.get((name, b), {}).get("mIoU") for b in benchmarks}) for name in rows},
-        "split": {
-            name: split
-            for name in rows
-            if (
-                split := {
-                    b: figures
-                    for b in benchmarks
-                    if (figures := _present({k: records.get((name, b), {}).get(v) for k, v in SPLIT_KEYS.items()}))
-                    and "hIoU" in figures
-                }
-            )
-        },
+        "split": {name: split for name in rows if (split := _split(records, name, benchmarks))},
         "val": _present({name: record.get("mIoU") for (name, _), record in sorted(val.items())}),
         "gauge": _present({name: crops[name].get("mean") for name in report_order(set(crops))}),
+        "mining": _mining(mining or {}),
+        "train": train,
     }
-    if mining:
-        quality = mining.get("quality", {})
-        figures = {
-            "pairs": mining.get("pairs"),
-            "precision": quality.get("precision"),
-            "precision_seen": quality.get("seen", {}).get("precision"),
-            "precision_unseen": quality.get("unseen", {}).get("precision"),
-        }
-        summary["mining"] = {key: value for key, value in figures.items() if value is not None}
     return {key: section for key, section in summary.items() if section}

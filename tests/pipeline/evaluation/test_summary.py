@@ -42,3 +42,8 @@ def test_val_gauge_and_mining_sections() -> None:
 
 def test_sections_without_figures_are_left_out() -> None:
     assert headline_metrics({}, {}, {}) == {}
+
+
+def test_training_figures_as_the_stages_wrote_them() -> None:
+    training = {"base_clip": {"final_loss": 3.2537, "epochs": 16}, "proposer": {"epochs": 6}}
+    assert headline_metrics({}, {}, {}, training=training) == {"train": {"base_clip": {"final_loss": 3.2537}}}
