@@ -33,9 +33,7 @@ def test_split_figures_only_for_benchmarks_that_have_a_split() -> None:
 
 def test_val_gauge_and_mining_sections() -> None:
     mining = {"pairs": 7118, "quality": {"precision": 0.7964, "seen": {"precision": 0.8469}, "unseen": {}}}
-    summary = headline_metrics(
-        RECORDS, {"base": {"mean": 47.256}}, {("base", "val"): record(25.56)}, mining=mining
-    )
+    summary = headline_metrics(RECORDS, {"base": {"mean": 47.256}}, {("base", "val"): record(25.56)}, mining=mining)
     assert summary["val"] == {"base": 25.56} and summary["gauge"] == {"base": 47.26}
     assert summary["mining"] == {"pairs": 7118, "precision": 0.7964, "precision_seen": 0.8469}
 
