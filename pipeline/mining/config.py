@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from model.precision import INFERENCE_PRECISIONS
+from model.precision import INFERENCE_PRECISIONS, Precision
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class MiningConfig:
     max_pixels: int = 4_000_000
     images_per_batch: int = 8
     threads: int = 1
-    precision: str = "fp32"
+    precision: Precision = "fp32"
     max_proposals: int | None = None
     device: str = "cpu"
 

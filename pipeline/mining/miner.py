@@ -17,14 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
 
 from core.rle import encode_rle
 from model.crops import mask_boxes, masked_crops
-from model.precision import Precision, inference_autocast
+from model.precision import inference_autocast
 from model.proposer import propose
 from pipeline.mining.accounting import REASON_NO_PAIR, REASON_NO_PROPOSAL, ImageInput, NounEntry
 from pipeline.mining.config import MiningConfig
@@ -65,7 +65,7 @@ def proposer_batches(items: Sequence[ImageToMine], batch_size: int) -> Iterator[
 @torch.no_grad()
 def mine_images(models: MiningModels, items: Sequence[ImageToMine], settings: MiningConfig) -> list[MinedImage]:
     """Mine every item (module docstring), under ``settings.precision``'s autocast; results in item order."""
-    with inference_autocast(cast(Precision, settings.precision), models.device):  # checked by MiningConfig
+    with inference_autocast(settings.precision, models.device):
         return _mine(models, items, settings)
 
 

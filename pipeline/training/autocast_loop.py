@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import torch
 
-from model.precision import Precision, training_autocast_dtype
+from model.precision import training_autocast_dtype
 from pipeline.training.loop import TrainingLoop
 from pipeline.training.optim import weight_decay_groups
 
@@ -37,7 +37,7 @@ def autocast_adamw_loop(
     """The loop over ``model`` for ``cfg``'s epochs over ``num_samples`` samples, and the autocast dtype of
     ``cfg.precision`` on ``device`` (``None``: float32); parameters whose name contains one of ``no_decay``
     are not decayed."""
-    dtype = training_autocast_dtype(cast(Precision, cfg.precision), device)  # checked by the config
+    dtype = training_autocast_dtype(cfg.precision, device)
     optimizer = torch.optim.AdamW(weight_decay_groups(model, cfg.weight_decay, no_decay=no_decay), lr=cfg.lr)
     loop = TrainingLoop(
         model,

@@ -50,7 +50,7 @@ from model.dense_clip import DenseClip, DenseImage
 from model.mask_adapter import MaskAdapter
 from model.masks import mask_iou
 from model.oracle import gt_segments
-from model.precision import PRECISIONS, autocast_context
+from model.precision import PRECISIONS, Precision, autocast_context
 from model.proposer import MaskProposer, propose
 from pipeline.training.augment import augment_batch
 from pipeline.training.autocast_loop import autocast_adamw_loop
@@ -78,7 +78,7 @@ class AdapterTrainConfig:
     mask_threshold: float = 0.5
     ce_weight: float = 2.0
     consistency_weight: float = 5.0
-    precision: str = "auto"
+    precision: Precision = "auto"
     seed: int = 0
     augment: bool = False
     scale_range: tuple[float, float] = (0.1, 2.0)

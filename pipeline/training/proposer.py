@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from core.params import config_from_params
-from model.precision import PRECISIONS, autocast_context
+from model.precision import PRECISIONS, Precision, autocast_context
 from model.proposer import MaskProposer, SetCriterion, config_to_dict, semantic_targets
 from pipeline.datasets.segmentation import SegmentationDataset
 from pipeline.training.augment import augment_batch
@@ -71,7 +71,7 @@ class ProposerTrainConfig:
     scale_range: tuple[float, float] = (0.75, 1.25)
     crop_size: int | None = None
     hflip: bool = True
-    precision: str = "auto"
+    precision: Precision = "auto"
     seed: int = 0
 
     def __post_init__(self) -> None:
