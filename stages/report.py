@@ -1,12 +1,12 @@
 """Stage ``report``: every evaluation (and ground-truth gauge) JSON → ``reports/results.md``.
 
-    python -m stages.report [--eval metrics/eval] [--crops metrics/crops] [--out reports/results.md]
+    python -m stages.report [--eval metrics/eval] [--crops metrics/crops] [--val metrics/val/metrics]
+        [--out reports/results.md] [--summary metrics/summary.json]
 
-Also writes ``reports/miou.csv`` (one row per variant and benchmark) for ``dvc plots``, and the headline
-figures (with the ``val`` figures, the mined pairs' and the training stages' final figures) to
-``metrics/summary.json``, the pipeline's one metrics file, for ``dvc metrics``
-and ``dvc exp show``. The outputs depend only on the JSON files read; see :mod:`pipeline.evaluation.report`
-and :mod:`pipeline.evaluation.summary`.
+Also writes ``reports/miou.csv`` (one row per variant and benchmark) for ``dvc plots``, and the headline figures
+(with each row on ``val``, the mined pairs' precision and the training stages' final figures) to
+``metrics/summary.json``, the pipeline's one metrics file, for ``dvc metrics`` and ``dvc exp show``. The outputs
+depend only on the JSON files read; see :mod:`pipeline.evaluation.report` and :mod:`pipeline.evaluation.summary`.
 """
 
 from __future__ import annotations
