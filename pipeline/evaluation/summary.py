@@ -43,12 +43,12 @@ def _split(records: EvalRecords, name: str, benchmarks: list[str]) -> dict[str, 
 
 def _mining(mining: Mapping[str, Any]) -> dict[str, Any]:
     """The pairs' count and precision, as the mining stage wrote them."""
-    quality = mining.get("quality", {})
+    quality = mining.get("quality") or {}  # None without ground truth to measure it against (real COCO)
     figures = {
         "pairs": mining.get("pairs"),
         "precision": quality.get("precision"),
-        "precision_seen": quality.get("seen", {}).get("precision"),
-        "precision_unseen": quality.get("unseen", {}).get("precision"),
+        "precision_seen": (quality.get("seen") or {}).get("precision"),
+        "precision_unseen": (quality.get("unseen") or {}).get("precision"),
     }
     return {key: value for key, value in figures.items() if value is not None}
 

@@ -45,3 +45,7 @@ def test_sections_without_figures_are_left_out() -> None:
 def test_training_figures_as_the_stages_wrote_them() -> None:
     training = {"base_clip": {"final_loss": 3.2537, "epochs": 16}, "proposer": {"epochs": 6}}
     assert headline_metrics({}, {}, {}, training=training) == {"train": {"base_clip": {"final_loss": 3.2537}}}
+
+
+def test_mining_without_a_quality_record_gives_its_pairs_only() -> None:
+    assert headline_metrics({}, {}, {}, mining={"pairs": 12, "quality": None}) == {"mining": {"pairs": 12}}
