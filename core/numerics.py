@@ -5,7 +5,7 @@ from machine to machine unless pinned:
 
 - the instruction set of ATen's vectorised kernels (``ATEN_CPU_CAPABILITY``), of oneDNN's JIT kernels
   (``ONEDNN_MAX_CPU_ISA``: convolutions) and of MKL's BLAS (``MKL_CBWR``: its Conditional Numerical
-  Reproducibility branch, which also makes sgemm independent of memory alignment);
+  Reproducibility branch, which also makes sgemm independent of memory alignment; see :data:`INTEL_MKL_CBWR`);
 - the intra-op thread count, which sets how float sums are split;
 - the precision: ``auto`` means bf16 only where the CPU has it natively;
 - the algorithms torch may pick (:func:`torch.use_deterministic_algorithms`).
@@ -44,9 +44,17 @@ PORTABLE_PINS: dict[str, str] = {
     "ATEN_CPU_CAPABILITY": "avx2",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "MKL_CBWR": "AVX2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",  # an inherited AVX512 overrides the CBWR branch on an Intel CPU
     "CUBLAS_WORKSPACE_CONFIG": ":4096:8",  # what deterministic cuBLAS needs on CUDA
 }
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+#: ``MKL_CBWR`` on an Intel CPU. MKL has branches other than AUTO and COMPATIBLE on Intel CPUs only; elsewhere it
+#: silently takes AUTO, so ``AVX2`` means AUTO on an AMD EPYC. On an Intel Xeon, the AVX2 branch without STRICT
+#: computes a product of 8 or 32 rows with kernels whose bits depend on a row's place in the batch, so one class
+#: name got other text-embedding bits in the ``propose`` stage than in the ``zsseg`` row; STRICT removes that
+#: (tests/core/test_numerics.py). It is not set on other CPUs because the lock was made under AUTO there and
+#: STRICT has not yet been run on one. No branch makes an Intel CPU give an AMD CPU's bits (docs/reproducibility.md).
+INTEL_MKL_CBWR = "AVX2,STRICT"
 
 #: The CPU flags that choose kernels, kept in a stage's record of its numerics.
 _KERNEL_FLAGS = re.compile(r"^(avx\S*|amx\S*|fma|f16c|sse4_2)$")
@@ -70,12 +78,16 @@ class Numerics:
         return cls(mode=mode, threads=threads)
 
 
-def numerics_environment(numerics: Numerics) -> dict[str, str]:
-    """The variables a process pinned for ``numerics`` runs under."""
+def numerics_environment(numerics: Numerics, vendor: str | None = None) -> dict[str, str]:
+    """The variables a process pinned for ``numerics`` runs under on a CPU of ``vendor`` (``/proc/cpuinfo``'s
+    ``vendor_id``; None: this machine's)."""
     if numerics.mode == "native":
         return {MODE_VARIABLE: "native"}
     threads = {name: str(numerics.threads) for name in THREAD_VARIABLES}
-    return {**PORTABLE_PINS, **threads, MODE_VARIABLE: "portable"}
+    pins = dict(PORTABLE_PINS)
+    if (vendor if vendor is not None else cpu_description()["vendor"]) == "GenuineIntel":
+        pins["MKL_CBWR"] = INTEL_MKL_CBWR
+    return {**pins, **threads, MODE_VARIABLE: "portable"}
 
 
 def pin_environment(numerics: Numerics, environ: MutableMapping[str, str] = os.environ) -> None:
@@ -128,20 +140,23 @@ def pin_torch() -> None:
 
 
 def cpu_description() -> dict[str, Any]:
-    """The CPU model and the flags that choose kernels (Linux ``/proc/cpuinfo``; elsewhere the platform's name)."""
-    model, flags = platform.processor() or platform.machine(), []
+    """The CPU's vendor, model and the flags that choose kernels (Linux ``/proc/cpuinfo``; elsewhere the
+    platform's name and no vendor)."""
+    vendor, model, flags = "", platform.processor() or platform.machine(), []
     try:
         info = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
         info = ""
     for line in info.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() == "model name":
+        if key.strip() == "vendor_id":
+            vendor = value.strip()
+        elif key.strip() == "model name":
             model = value.strip()
         elif key.strip() == "flags":
             flags = sorted(flag for flag in value.split() if _KERNEL_FLAGS.match(flag))
             break
-    return {"model": model, "kernel_flags": flags, "cores": os.cpu_count()}
+    return {"vendor": vendor, "model": model, "kernel_flags": flags, "cores": os.cpu_count()}
 
 
 def library_versions() -> dict[str, str | None]:
