@@ -15,22 +15,7 @@ from core import paths
 from core.cli import add_path_options, command, exit_process, parser
 from core.io import atomic_write_text, read_json, write_json
 from pipeline.evaluation.report import miou_csv, read_crop_metrics, read_eval_metrics, render_results
-from pipeline.evaluation.summary import headline_metrics
-
-#: The training stages whose metrics files (``<metrics>/<name>.json``) give the summary its ``train`` rows.
-TRAINING_METRICS = (
-    "base_clip",
-    "proposer",
-    "finetune",
-    "base_clip_longer",
-    "finetune_gt",
-    "prompt_tune_base",
-    "prompt_tune_ft",
-    "text_prompts_base",
-    "text_prompts_ft",
-    "mask_adapter_base",
-    "mask_adapter_ft",
-)
+from pipeline.evaluation.summary import TRAINING_STAGES, headline_metrics
 
 
 @command("report")
@@ -49,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     records = read_eval_metrics(args.eval)
     crops = read_crop_metrics(args.crops)
     val = read_eval_metrics(args.val)
-    found = [args.metrics / f"{name}.json" for name in ("mine", *TRAINING_METRICS)]
+    found = [args.metrics / f"{name}.json" for name in ("mine", *TRAINING_STAGES)]
     stage_records = {path.stem: read_json(path) for path in found if path.is_file()}
     mining = stage_records.pop("mine", None)
     atomic_write_text(args.out, render_results(records, crops))

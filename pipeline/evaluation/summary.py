@@ -17,6 +17,20 @@ from typing import Any
 from pipeline.evaluation.report import CropRecords, EvalRecords, benchmark_names, report_order, row_mean
 
 SPLIT_KEYS = {"seen": "mIoU_seen", "unseen": "mIoU_unseen", "hIoU": "hIoU"}
+#: The training stages, in DAG order, whose metrics files (``metrics/<name>.json``) give the ``train`` rows.
+TRAINING_STAGES = (
+    "base_clip",
+    "proposer",
+    "finetune",
+    "base_clip_longer",
+    "finetune_gt",
+    "prompt_tune_base",
+    "prompt_tune_ft",
+    "text_prompts_base",
+    "text_prompts_ft",
+    "mask_adapter_base",
+    "mask_adapter_ft",
+)
 #: The figures kept from a training stage's metrics file, where it has them.
 TRAINING_KEYS = ("final_loss", "final_accuracy", "val_gauge")
 

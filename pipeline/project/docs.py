@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from core.cli import parser
+from pipeline.evaluation.summary import TRAINING_STAGES
 from pipeline.project.dag import downstream_of_param, load_stages, mermaid
 
 MARKED = re.compile(r"<!-- insert: (?P<spec>[^>]*?) -->(?P<body>.*?)<!-- /insert -->", re.DOTALL)
@@ -43,19 +44,10 @@ TIMINGS = Path("metrics/timings")
 #: The stage timers of the performance page, in DAG order (evaluations summed per file prefix).
 TIMED_STAGES = (
     "world",
-    "base_clip",
-    "proposer",
+    *TRAINING_STAGES[:2],
     "nouns",
     "mine",
-    "finetune",
-    "base_clip_longer",
-    "finetune_gt",
-    "prompt_tune_base",
-    "prompt_tune_ft",
-    "text_prompts_base",
-    "text_prompts_ft",
-    "mask_adapter_base",
-    "mask_adapter_ft",
+    *TRAINING_STAGES[2:],
     "crops",
     "propose_*",
     "evaluate_*",
