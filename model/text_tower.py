@@ -10,7 +10,9 @@ nouns, and every runner groups images differently. A cut at the batch's longest 
 break that, and so would the matmuls themselves (a CPU GEMM's float sums change with the
 number of rows when it is small). So the rows are grouped by length and run in chunks of
 exactly :data:`CHUNK_ROWS` rows (the last one filled with copies of its first row): every call
-of the tower has a shape fixed by the length alone. The features equal the uncut ones to ~1e-6
+of the tower has a shape fixed by the length alone. A fixed shape is not enough on an Intel CPU, where MKL's
+AVX2 branch gives a row of a small product other bits at another place in the batch; portable numerics add
+its STRICT mode there (:data:`core.numerics.INTEL_MKL_CBWR`). The features equal the uncut ones to ~1e-6
 (shorter rows, other float sums), not bit for bit.
 """
 
